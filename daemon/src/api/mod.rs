@@ -1,0 +1,81 @@
+//! The JSON API on the Unix socket: axum routes under `/v1`, thin adapters over [`Runs`].
+//!
+//! **Boundary:** handlers speak `proto` types only; rows are converted in `crate::wire`.
+//! Every failure is an [`ApiError`] (`{code, message, hint}` with the right status), including
+//! unknown routes, wrong methods, bad JSON and oversized bodies.
+
+mod daemon;
+pub mod error;
+mod escalations;
+mod extract;
+mod runs;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use orchestrator_proto::ErrorCode;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+use crate::runs::Runs;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub runs: Runs,
+    pub info: Arc<DaemonInfo>,
+    /// Cancelled by `POST /v1/daemon/shutdown` (and by signals, in the binary).
+    pub shutdown: CancellationToken,
+}
+
+/// Facts about this daemon process, for `/v1/health`.
+#[derive(Debug)]
+pub struct DaemonInfo {
+    pub started_at: OffsetDateTime,
+    pub socket: String,
+    pub data_dir: String,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(daemon::health))
+        .route("/v1/daemon/shutdown", post(daemon::shutdown))
+        .route("/v1/runs", get(runs::list).post(runs::submit))
+        .route("/v1/runs/current", get(runs::current))
+        .route("/v1/runs/{id}", get(runs::get))
+        .route("/v1/runs/{id}/events", get(runs::events))
+        .route("/v1/runs/{id}/pause", post(runs::pause))
+        .route("/v1/runs/{id}/resume", post(runs::resume))
+        .route("/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/v1/escalations", get(escalations::list))
+        .route("/v1/escalations/{id}/answer", post(escalations::answer))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!("no route {}", uri.path()),
+    )
+    .with_hint("routes live under /v1, e.g. GET /v1/health or GET /v1/runs")
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        format!("{} does not accept {method}", uri.path()),
+    )
+}

@@ -1,0 +1,174 @@
+//! `/v1/runs…`: submit, list, look up, read events (optionally following them), and the
+//! pause/resume/cancel transitions.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use orchestrator_proto::{
+    CurrentRun, EventList, ListRuns, ReadEvents, Run, RunList, SubmitRun, Transition,
+};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::extract::{Json, OptionalJson, Query};
+use super::{ApiError, AppState};
+use crate::runs::{Command, Runs};
+use crate::store::EventRow;
+use crate::wire;
+
+pub async fn submit(
+    State(s): State<AppState>,
+    Json(req): Json<SubmitRun>,
+) -> Result<(StatusCode, axum::Json<Run>), ApiError> {
+    let row = s.runs.submit(req).await?;
+    Ok((StatusCode::CREATED, axum::Json(wire::run(&row))))
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<ListRuns>,
+) -> Result<axum::Json<RunList>, ApiError> {
+    let rows = s.runs.list(q.project, q.status).await?;
+    Ok(axum::Json(RunList {
+        runs: rows.iter().map(wire::run).collect(),
+    }))
+}
+
+pub async fn current(
+    State(s): State<AppState>,
+    Query(q): Query<CurrentRun>,
+) -> Result<axum::Json<Run>, ApiError> {
+    Ok(axum::Json(wire::run(&s.runs.current(&q.project).await?)))
+}
+
+pub async fn get(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Run>, ApiError> {
+    Ok(axum::Json(wire::run(&s.runs.get(&id).await?)))
+}
+
+pub async fn pause(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJson(t): OptionalJson<Transition>,
+) -> Result<axum::Json<Run>, ApiError> {
+    let row = s
+        .runs
+        .command(&id, |reply| Command::Pause {
+            reason: t.reason,
+            reply,
+        })
+        .await?;
+    Ok(axum::Json(wire::run(&row)))
+}
+
+pub async fn resume(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJson(t): OptionalJson<Transition>,
+) -> Result<axum::Json<Run>, ApiError> {
+    let row = s
+        .runs
+        .command(&id, |reply| Command::Resume {
+            reason: t.reason,
+            reply,
+        })
+        .await?;
+    Ok(axum::Json(wire::run(&row)))
+}
+
+pub async fn cancel(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJson(t): OptionalJson<Transition>,
+) -> Result<axum::Json<Run>, ApiError> {
+    let row = s
+        .runs
+        .command(&id, |reply| Command::Cancel {
+            reason: t.reason,
+            reply,
+        })
+        .await?;
+    Ok(axum::Json(wire::run(&row)))
+}
+
+/// The run's events as JSON, or with `follow=true` as NDJSON that stays open until the run
+/// finishes, the daemon stops or the client hangs up.
+pub async fn events(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ReadEvents>,
+) -> Result<Response, ApiError> {
+    s.runs.get(&id).await?;
+    let after = q.after.unwrap_or(0);
+    if !q.follow {
+        let rows = s.runs.events(&id, after, q.tail).await?;
+        return Ok(axum::Json(EventList {
+            events: rows.iter().map(wire::event).collect(),
+        })
+        .into_response());
+    }
+    // Subscribe before reading history so nothing falls between the two.
+    let live = s.runs.subscribe(&id);
+    let history = s.runs.events(&id, after, q.tail).await?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    tokio::spawn(follow(s.runs.clone(), id, after, history, live, tx));
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response())
+}
+
+type Lines = mpsc::Sender<Result<Bytes, Infallible>>;
+
+async fn send_all(tx: &Lines, events: &[EventRow], last: &mut u64) -> bool {
+    for e in events {
+        if e.seq <= *last {
+            continue;
+        }
+        let mut line = serde_json::to_vec(&wire::event(e)).unwrap_or_default();
+        line.push(b'\n');
+        if tx.send(Ok(Bytes::from(line))).await.is_err() {
+            return false;
+        }
+        *last = e.seq;
+    }
+    true
+}
+
+async fn follow(
+    runs: Runs,
+    id: String,
+    after: u64,
+    history: Vec<EventRow>,
+    live: Option<broadcast::Receiver<EventRow>>,
+    tx: Lines,
+) {
+    let mut last = after;
+    if !send_all(&tx, &history, &mut last).await {
+        return;
+    }
+    let Some(mut live) = live else { return };
+    loop {
+        let batch = tokio::select! {
+            _ = tx.closed() => return,
+            r = live.recv() => r,
+        };
+        let (events, done) = match batch {
+            Ok(e) => (vec![e], false),
+            // Too slow for the broadcast buffer, or the run ended: catch up from SQLite.
+            Err(lost) => match runs.events(&id, last, None).await {
+                Ok(rows) => (rows, matches!(lost, broadcast::error::RecvError::Closed)),
+                Err(_) => return,
+            },
+        };
+        if !send_all(&tx, &events, &mut last).await || done {
+            return;
+        }
+    }
+}

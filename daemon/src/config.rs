@@ -1,0 +1,116 @@
+//! The daemon's configuration, resolved once in `main` and passed in explicitly:
+//! embedded defaults → config file → `ORCHESTRATOR_*` environment → flags.
+//!
+//! A config file that does not parse, or has unknown keys, stops the daemon with its path;
+//! it never falls back to defaults silently.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The commented reference config, printed by `orchestratord --print-config`.
+pub const REFERENCE: &str = include_str!("../config.reference.toml");
+
+/// Everything the daemon needs to know to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Unix socket of the JSON API.
+    pub socket: PathBuf,
+    /// Holds `orchestrator.db` (the source of truth) and the daemon's lock file.
+    pub data_dir: PathBuf,
+    /// `tracing` filter for the daemon's stderr, e.g. `info` or `orchestratord=debug`.
+    pub log: String,
+}
+
+/// The config file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub daemon: DaemonSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSection {
+    pub log: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is invalid: {source}; fix it or move it away (orchestratord --print-config shows every key)")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Locate(#[from] orchestrator_proto::locate::LocateError),
+}
+
+/// Reads the config file if it exists.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })
+}
+
+impl Config {
+    /// Resolves the configuration from flags, the environment and the config file.
+    pub fn resolve(socket: Option<&Path>, data_dir: Option<&Path>) -> Result<Self, ConfigError> {
+        use orchestrator_proto::locate;
+        let file = match locate::config_file() {
+            Some(path) => read_file(&path)?,
+            None => FileConfig::default(),
+        };
+        let log = std::env::var("ORCHESTRATOR_LOG")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or(file.daemon.log)
+            .unwrap_or_else(|| "info".to_owned());
+        Ok(Self {
+            socket: locate::socket_path(socket)?,
+            data_dir: locate::data_dir(data_dir)?,
+            log,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_config_parses() {
+        let parsed: FileConfig = toml::from_str(REFERENCE).expect("reference parses");
+        assert!(parsed.daemon.log.is_none(), "reference keys stay commented out");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[daemon]\nlgo = \"debug\"\n").expect("write");
+        let err = read_file(&path).expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("lgo"), "{text}");
+    }
+}

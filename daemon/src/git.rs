@@ -1,0 +1,139 @@
+//! Git, through the `git` binary: the user's own git, with their config and hooks, and the
+//! same behaviour they see in their shell.
+//!
+//! **Invariant:** nothing here touches the user's checkout: no `checkout`, `switch`, `reset` or
+//! index writes in the user's work tree. Branches are created with `git branch <name> <commit>`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("cannot run git: {0}; install git and make sure it is on the daemon's PATH")]
+    Spawn(#[source] std::io::Error),
+    #[error("`git {args}` in {dir} failed: {stderr}")]
+    Failed {
+        dir: PathBuf,
+        args: String,
+        stderr: String,
+    },
+}
+
+/// Runs git in `dir` and returns its trimmed stdout.
+async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        // A daemon started from inside a hook or another repo must not inherit that repo.
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(GitError::Spawn)?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+    } else {
+        Err(GitError::Failed {
+            dir: dir.to_path_buf(),
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+/// The top level of the work tree containing `dir`, or `None` when `dir` is not inside one
+/// (including bare repositories and `.git` directories).
+pub async fn toplevel(dir: &Path) -> Result<Option<PathBuf>, GitError> {
+    match git(dir, &["rev-parse", "--is-inside-work-tree", "--show-toplevel"]).await {
+        Ok(out) => {
+            let mut lines = out.lines();
+            let inside = lines.next() == Some("true");
+            Ok(lines
+                .next()
+                .filter(|_| inside)
+                .map(|top| PathBuf::from(top.to_owned())))
+        }
+        Err(GitError::Failed { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The commit `HEAD` points to, or `None` in a repository without commits.
+pub async fn head_commit(top: &Path) -> Result<Option<String>, GitError> {
+    match git(top, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).await {
+        Ok(sha) => Ok(Some(sha)),
+        Err(GitError::Failed { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `refs/heads/<branch>` exists.
+pub async fn branch_exists(top: &Path, branch: &str) -> Result<bool, GitError> {
+    let refname = format!("refs/heads/{branch}");
+    match git(top, &["show-ref", "--verify", "--quiet", &refname]).await {
+        Ok(_) => Ok(true),
+        Err(GitError::Failed { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `branch` is a valid branch name.
+pub async fn valid_branch_name(top: &Path, branch: &str) -> Result<bool, GitError> {
+    match git(top, &["check-ref-format", "--branch", branch]).await {
+        Ok(_) => Ok(true),
+        Err(GitError::Failed { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `branch` at `commit` without touching the work tree or `HEAD`.
+pub async fn create_branch(top: &Path, branch: &str, commit: &str) -> Result<(), GitError> {
+    git(top, &["branch", "--no-track", branch, commit])
+        .await
+        .map(drop)
+}
+
+/// Deletes `branch` if it still points at `commit` (used to undo a failed submit only).
+pub async fn delete_branch_at(top: &Path, branch: &str, commit: &str) -> Result<(), GitError> {
+    let refname = format!("refs/heads/{branch}");
+    git(top, &["update-ref", "-d", &refname, commit])
+        .await
+        .map(drop)
+}
+
+/// The repository's `info/exclude` file (shared by all linked work trees).
+pub async fn exclude_file(top: &Path) -> Result<PathBuf, GitError> {
+    let p = PathBuf::from(git(top, &["rev-parse", "--git-path", "info/exclude"]).await?);
+    Ok(if p.is_absolute() { p } else { top.join(p) })
+}
+
+/// Adds `pattern` to `info/exclude` unless a line already says it.
+pub async fn ensure_excluded(top: &Path, pattern: &str) -> Result<(), std::io::Error> {
+    let path = exclude_file(top).await.map_err(std::io::Error::other)?;
+    let current = match tokio::fs::read_to_string(&path).await {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    if current.lines().any(|l| l.trim() == pattern) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let mut updated = current;
+    if !updated.is_empty() && !updated.ends_with('\n') {
+        updated.push('\n');
+    }
+    updated.push_str("# orchestrator's state mirror (see `orchestrate status`)\n");
+    updated.push_str(pattern);
+    updated.push('\n');
+    crate::mirror::write_atomic(&path, updated.as_bytes()).await
+}

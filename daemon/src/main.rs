@@ -1,0 +1,92 @@
+//! The `orchestratord` binary: resolve the configuration, claim the data directory and the
+//! socket, serve until SIGTERM/SIGINT or `orchestrate daemon stop`, remove the socket, exit 0.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use orchestratord::{Config, config, socket};
+use tracing_subscriber::EnvFilter;
+
+/// The per-user orchestrator daemon. Normally started by `orchestrate` on demand, or by the
+/// systemd user unit / launchd agent.
+#[derive(Debug, Parser)]
+#[command(name = "orchestratord", version)]
+struct Args {
+    /// Unix socket of the JSON API [env: ORCHESTRATOR_SOCKET]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Directory of the SQLite database [env: ORCHESTRATOR_DATA_DIR]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print the commented reference config file and exit
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.print_config {
+        print!("{}", config::REFERENCE);
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::resolve(args.socket.as_deref(), args.data_dir.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("orchestratord: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
+        eprintln!("orchestratord: ignoring the log filter {:?}: {e}", config.log);
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("orchestratord: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let _lock = socket::lock_data_dir(&config.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let socket_path = config.socket.clone();
+    let result = runtime.block_on(async {
+        let listener = socket::bind(&config.socket)?;
+        orchestratord::run(config, listener, signalled()).await?;
+        anyhow::Ok(())
+    });
+    // Remove the socket we bound (only if it is still ours: a new daemon may have replaced it).
+    if result.is_ok() || socket_path.exists() {
+        let _ = std::fs::remove_file(&socket_path);
+    }
+    tracing::info!("orchestratord stopped");
+    result
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn signalled() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the daemon with `orchestrate daemon stop`");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

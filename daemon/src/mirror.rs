@@ -1,0 +1,149 @@
+//! The readable mirror of a run in `<project>/.orchestrator/`.
+//!
+//! **Invariant:** SQLite is the truth; these files are only ever rewritten from it, never read
+//! back. Every write is atomic (temp file in the same directory, then rename), so a reader sees
+//! the old file or the new one, never half of one. A deleted `.orchestrator/` is recreated on
+//! the next write.
+
+use std::path::{Path, PathBuf};
+
+use crate::store::{EscalationRow, EventRow, RunRow, time_text};
+
+/// The mirror's folder name inside the project.
+pub const DIR: &str = ".orchestrator";
+/// The line added to `.git/info/exclude`.
+pub const EXCLUDE_PATTERN: &str = "/.orchestrator/";
+/// Folders later phases fill; created up front so the layout is discoverable.
+const SUBDIRS: [&str; 5] = ["tasks", "sessions", "messages", "codex-reviews", "logs"];
+
+/// Writes `bytes` to `path` atomically.
+pub async fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let path = path.to_path_buf();
+    let bytes = bytes.to_vec();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)?;
+        tmp.write_all(&bytes)?;
+        tmp.as_file().sync_data()?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// One project's mirror.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    root: PathBuf,
+}
+
+impl Mirror {
+    pub fn new(project: &Path) -> Self {
+        Self {
+            root: project.join(DIR),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates `.orchestrator/` and its folders if any is missing.
+    pub async fn ensure_layout(&self) -> std::io::Result<()> {
+        for sub in SUBDIRS {
+            tokio::fs::create_dir_all(self.root.join(sub)).await?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites everything derived from the run: `state.json` and `context.md`.
+    pub async fn write_run(&self, run: &RunRow, answered: &[EscalationRow]) -> std::io::Result<()> {
+        self.ensure_layout().await?;
+        let mut state = serde_json::to_vec_pretty(&crate::wire::run(run))
+            .map_err(std::io::Error::other)?;
+        state.push(b'\n');
+        write_atomic(&self.root.join("state.json"), &state).await?;
+        write_atomic(
+            &self.root.join("context.md"),
+            context_markdown(run, answered).as_bytes(),
+        )
+        .await
+    }
+
+    /// Appends one line per event to `logs/orchestrator.log`.
+    pub async fn append_log(&self, events: &[EventRow]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let logs = self.root.join("logs");
+        tokio::fs::create_dir_all(&logs).await?;
+        let mut text = String::new();
+        for e in events {
+            text.push_str(&log_line(e));
+            text.push('\n');
+        }
+        let mut f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join("orchestrator.log"))
+            .await?;
+        f.write_all(text.as_bytes()).await?;
+        f.flush().await
+    }
+}
+
+/// `2026-11-24T22:10:03.120Z INFO  run_submitted  Run r-… submitted …`
+pub fn log_line(e: &EventRow) -> String {
+    format!(
+        "{} {:<5} {}",
+        time_text::format(e.at),
+        e.level.as_str(),
+        e.message
+    )
+}
+
+fn context_markdown(run: &RunRow, answered: &[EscalationRow]) -> String {
+    let mut md = format!(
+        "# Feature\n\n{}\n\n_Run {} on branch `{}`, from commit {}._\n",
+        run.feature.trim(),
+        run.id,
+        run.branch,
+        run.base_commit
+    );
+    if let Some(ctx) = &run.context {
+        let from = run.context_file.as_deref().unwrap_or("the context file");
+        md.push_str(&format!("\n# Context\n\n_From {from}._\n\n{}\n", ctx.trim_end()));
+    }
+    if !answered.is_empty() {
+        md.push_str("\n# Questions and answers\n");
+        for e in answered {
+            md.push_str(&format!(
+                "\n**Q{} ({}):** {}\n\n**A:** {}\n",
+                e.id,
+                e.kind,
+                e.question.trim(),
+                e.answer.as_deref().unwrap_or("").trim()
+            ));
+        }
+    }
+    md
+}
+
+impl Mirror {
+    /// Replaces `logs/orchestrator.log` with the whole event log (after the mirror was deleted).
+    pub async fn rewrite_log(&self, events: &[EventRow]) -> std::io::Result<()> {
+        let logs = self.root.join("logs");
+        tokio::fs::create_dir_all(&logs).await?;
+        let mut text = String::new();
+        for e in events {
+            text.push_str(&log_line(e));
+            text.push('\n');
+        }
+        write_atomic(&logs.join("orchestrator.log"), text.as_bytes()).await
+    }
+}

@@ -1,0 +1,332 @@
+//! One actor per active run: the only code that changes that run's state.
+//!
+//! Others hold a [`RunHandle`] and send [`Command`]s over a bounded channel with a oneshot
+//! reply. Every change is one SQLite transaction (the row plus the event that records it);
+//! only after it commits is the event broadcast and the mirror rewritten.
+//!
+//! **Invariant:** the actor ends exactly when its run reaches a final status or the daemon
+//! shuts down; a restarted daemon spawns a fresh actor from the row.
+
+use std::time::Duration;
+
+use orchestrator_proto::{Level, RunStatus};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::error::RunError;
+use crate::mirror::Mirror;
+use crate::store::{
+    Db, EscalationRow, EventRow, NewEvent, RunRow, escalations, events, runs as run_rows,
+    time_text,
+};
+
+/// How often the actor checks that the mirror is still there (it is recreated if deleted).
+const MIRROR_CHECK: Duration = Duration::from_secs(5);
+/// Queue depth of a run's command channel; senders wait when it is full.
+const COMMAND_QUEUE: usize = 32;
+/// Events kept for slow `log --follow` readers before they fall back to the database.
+const EVENT_BUFFER: usize = 256;
+
+type Reply<T> = oneshot::Sender<Result<T, RunError>>;
+
+/// What others may ask of a run.
+pub enum Command {
+    Pause {
+        reason: Option<String>,
+        reply: Reply<RunRow>,
+    },
+    Resume {
+        reason: Option<String>,
+        reply: Reply<RunRow>,
+    },
+    Cancel {
+        reason: Option<String>,
+        reply: Reply<RunRow>,
+    },
+    Answer {
+        escalation: u64,
+        answer: String,
+        reply: Reply<EscalationRow>,
+    },
+}
+
+/// A cheap handle to a live run actor.
+#[derive(Clone)]
+pub struct RunHandle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<EventRow>,
+}
+
+impl RunHandle {
+    /// Sends a command built around a fresh reply channel and waits for the answer.
+    pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RunError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| RunError::ShuttingDown)?;
+        rx.await.map_err(|_| RunError::ShuttingDown)?
+    }
+
+    /// New events of this run from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<EventRow> {
+        self.events.subscribe()
+    }
+}
+
+pub struct RunActor {
+    run: RunRow,
+    db: Db,
+    mirror: Mirror,
+    commands: mpsc::Receiver<Command>,
+    events: broadcast::Sender<EventRow>,
+    shutdown: CancellationToken,
+}
+
+impl RunActor {
+    pub fn new(run: RunRow, db: Db, shutdown: CancellationToken) -> (Self, RunHandle) {
+        let (ctx, crx) = mpsc::channel(COMMAND_QUEUE);
+        let (etx, _) = broadcast::channel(EVENT_BUFFER);
+        let mirror = Mirror::new(std::path::Path::new(&run.project));
+        let handle = RunHandle {
+            commands: ctx,
+            events: etx.clone(),
+        };
+        let actor = Self {
+            run,
+            db,
+            mirror,
+            commands: crx,
+            events: etx,
+            shutdown,
+        };
+        (actor, handle)
+    }
+
+    /// Runs until the run is final or the daemon shuts down. `restored` is true when the
+    /// daemon restarted under a run that was already active.
+    pub async fn run(mut self, restored: bool) {
+        if restored {
+            let note = NewEvent::info(
+                "run_restored",
+                format!(
+                    "Daemon restarted; run restored as {} ({})",
+                    self.run.status, self.run.phase
+                ),
+            );
+            if let Err(e) = self.record(note).await {
+                tracing::error!(run = %self.run.id, cause = %e, "cannot record the restore");
+            }
+            self.rewrite_mirror(true).await;
+        }
+        let mut mirror_check = tokio::time::interval(MIRROR_CHECK);
+        mirror_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        mirror_check.reset();
+        while self.run.status.is_active() {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd).await,
+                    None => break,
+                },
+                _ = mirror_check.tick() => {
+                    if !self.mirror.root().join("state.json").exists() {
+                        self.rewrite_mirror(true).await;
+                    }
+                }
+            }
+        }
+        tracing::debug!(run = %self.run.id, status = %self.run.status, "run actor stopped");
+    }
+
+    async fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Pause { reason, reply } => {
+                let _ = reply.send(self.pause(reason).await);
+            }
+            Command::Resume { reason, reply } => {
+                let _ = reply.send(self.resume(reason).await);
+            }
+            Command::Cancel { reason, reply } => {
+                let _ = reply.send(self.cancel(reason).await);
+            }
+            Command::Answer {
+                escalation,
+                answer,
+                reply,
+            } => {
+                let _ = reply.send(self.answer(escalation, answer).await);
+            }
+        }
+    }
+
+    async fn pause(&mut self, reason: Option<String>) -> Result<RunRow, RunError> {
+        match self.run.status {
+            RunStatus::Queued | RunStatus::Running => {}
+            RunStatus::Paused => {
+                return Err(RunError::conflict(format!("run {} is already paused", self.run.id))
+                    .hint("resume it with `orchestrate resume`"));
+            }
+            other => {
+                return Err(RunError::conflict(format!(
+                    "run {} is {other}; only a queued or running run can be paused",
+                    self.run.id
+                ))
+                .hint("see `orchestrate escalations` for what it waits for"));
+            }
+        }
+        let reason = reason.unwrap_or_else(|| "paused by the user".into());
+        self.set_status(RunStatus::Paused, reason).await
+    }
+
+    async fn resume(&mut self, reason: Option<String>) -> Result<RunRow, RunError> {
+        if self.run.status != RunStatus::Paused {
+            return Err(RunError::conflict(format!(
+                "run {} is {}, not paused; nothing to resume",
+                self.run.id, self.run.status
+            ))
+            .hint("`orchestrate status` shows what it is doing"));
+        }
+        let reason = reason.unwrap_or_else(|| "resumed by the user".into());
+        // Until the run engine exists the run goes back to waiting for it.
+        self.set_status(RunStatus::Queued, reason).await
+    }
+
+    async fn cancel(&mut self, reason: Option<String>) -> Result<RunRow, RunError> {
+        let reason = reason.unwrap_or_else(|| "cancelled by the user".into());
+        let branch = self.run.branch.clone();
+        let row = self.set_status(RunStatus::Cancelled, reason).await?;
+        self.record(NewEvent::info(
+            "branch_kept",
+            format!("Branch {branch} is kept with whatever work it holds; delete it with `git branch -D {branch}` if unwanted"),
+        ))
+        .await?;
+        Ok(row)
+    }
+
+    async fn answer(&mut self, id: u64, answer: String) -> Result<EscalationRow, RunError> {
+        let run_id = self.run.id.clone();
+        let at = time_text::now();
+        let (row, event) = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let Some(existing) = escalations::get(&tx, id)? else {
+                    return Ok(Err(RunError::not_found(format!("no escalation {id}"))));
+                };
+                if existing.answer.is_some() {
+                    return Ok(Err(RunError::conflict(format!(
+                        "escalation {id} was already answered"
+                    ))
+                    .hint("`orchestrate escalations --all` shows the answer")));
+                }
+                escalations::answer(&tx, id, &answer, at)?;
+                let event = events::append(
+                    &tx,
+                    &run_id,
+                    at,
+                    NewEvent::info("escalation_answered", format!("Escalation {id} answered"))
+                        .with_data(serde_json::json!({ "escalation": id })),
+                )?;
+                let row = escalations::get(&tx, id)?;
+                tx.commit()?;
+                Ok(Ok((row, event)))
+            })
+            .await??;
+        self.published(vec![event]).await;
+        self.rewrite_mirror(false).await;
+        row.ok_or_else(|| RunError::not_found(format!("no escalation {id}")))
+    }
+
+    /// Moves the run to `status`, recording why, in one transaction.
+    async fn set_status(&mut self, status: RunStatus, reason: String) -> Result<RunRow, RunError> {
+        let mut next = self.run.clone();
+        let at = time_text::now();
+        let from = next.status;
+        next.status = status;
+        next.status_reason = Some(reason.clone());
+        next.updated_at = at;
+        if !status.is_active() {
+            next.finished_at = Some(at);
+        }
+        let row = next.clone();
+        let event = NewEvent {
+            level: Level::Info,
+            kind: "status_changed",
+            message: format!("Run {}: {from} → {status} ({reason})", next.id),
+            data: serde_json::json!({ "from": from, "to": status, "reason": reason }),
+        };
+        let event = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                run_rows::update(&tx, &row)?;
+                let e = events::append(&tx, &row.id, at, event)?;
+                tx.commit()?;
+                Ok(e)
+            })
+            .await?;
+        self.run = next;
+        self.published(vec![event]).await;
+        self.rewrite_mirror(false).await;
+        Ok(self.run.clone())
+    }
+
+    /// Appends an event that changes no state.
+    async fn record(&mut self, event: NewEvent) -> Result<(), RunError> {
+        let id = self.run.id.clone();
+        let at = time_text::now();
+        let e = self
+            .db
+            .call(move |c| events::append(c, &id, at, event))
+            .await?;
+        self.published(vec![e]).await;
+        Ok(())
+    }
+
+    /// Broadcasts committed events and appends them to the mirror's log.
+    async fn published(&self, events: Vec<EventRow>) {
+        for e in &events {
+            tracing::info!(run = %self.run.id, kind = %e.kind, "{}", e.message);
+            let _ = self.events.send(e.clone());
+        }
+        if let Err(e) = self.mirror.append_log(&events).await {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot append to the mirror's log");
+        }
+    }
+
+    /// Rewrites `state.json` and `context.md`; with `log`, also the whole log from SQLite.
+    async fn rewrite_mirror(&self, log: bool) {
+        let id = self.run.id.clone();
+        let project = self.run.project.clone();
+        let loaded = self
+            .db
+            .call(move |c| {
+                let answered: Vec<_> = escalations::list(c, Some(&project), true)?
+                    .into_iter()
+                    .filter(|e| e.run_id == id && e.answer.is_some())
+                    .collect();
+                let all = if log {
+                    events::read(c, &id, 0, None)?
+                } else {
+                    Vec::new()
+                };
+                Ok((answered, all))
+            })
+            .await;
+        let result = match loaded {
+            Ok((answered, all)) => {
+                let mut r = self.mirror.write_run(&self.run, &answered).await;
+                if r.is_ok() && log {
+                    r = self.mirror.rewrite_log(&all).await;
+                }
+                r
+            }
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        if let Err(e) = result {
+            tracing::warn!(run = %self.run.id, dir = %self.mirror.root().display(), cause = %e,
+                "cannot write the mirror; SQLite still holds the run");
+        }
+    }
+}

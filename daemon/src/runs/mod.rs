@@ -1,0 +1,307 @@
+//! The run registry: submits new runs, restores active ones at start, and routes commands to
+//! each run's actor.
+//!
+//! **Invariant:** one entry per active run, holding only its actor's handle; the run's state
+//! lives in the actor (and SQLite), never in a second map here.
+
+mod actor;
+pub mod error;
+pub mod slug;
+pub mod submit;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use orchestrator_proto::{RunStatus, SubmitRun};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use actor::{Command, RunHandle};
+pub use error::{RejectKind, RunError};
+
+use crate::git;
+use crate::mirror::{self, Mirror};
+use crate::store::{Db, EscalationRow, EventRow, NewEvent, RunRow, escalations, events, runs};
+use actor::RunActor;
+
+#[derive(Clone)]
+pub struct Runs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    /// Live actors by run id. A std mutex: it is never held across an `.await`.
+    handles: Mutex<HashMap<String, RunHandle>>,
+    /// Serialises submits so two racing `start`s cannot both pass the one-active-run check.
+    submit_lock: tokio::sync::Mutex<()>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Runs {
+    pub fn new(db: Db, shutdown: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                handles: Mutex::new(HashMap::new()),
+                submit_lock: tokio::sync::Mutex::new(()),
+                shutdown,
+                tracker: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// Spawns actors for every active run in the database (after a restart).
+    pub async fn restore(&self) -> Result<usize, RunError> {
+        let active = self.inner.db.call(|c| runs::active(c)).await?;
+        let n = active.len();
+        for run in active {
+            self.spawn(run, true);
+        }
+        Ok(n)
+    }
+
+    fn spawn(&self, run: RunRow, restored: bool) {
+        let id = run.id.clone();
+        let (actor, handle) = RunActor::new(run, self.inner.db.clone(), self.inner.shutdown.clone());
+        self.lock_handles().insert(id.clone(), handle);
+        let this = self.clone();
+        self.inner.tracker.spawn(async move {
+            actor.run(restored).await;
+            this.lock_handles().remove(&id);
+        });
+    }
+
+    fn lock_handles(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunHandle>> {
+        // A panic while holding this lock leaves the map itself consistent.
+        self.inner
+            .handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn handle(&self, id: &str) -> Option<RunHandle> {
+        self.lock_handles().get(id).cloned()
+    }
+
+    /// Validates and creates a run: branch, row, mirror, actor. Nothing is created on rejection.
+    pub async fn submit(&self, req: SubmitRun) -> Result<RunRow, RunError> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(RunError::ShuttingDown);
+        }
+        let v = submit::validate(req).await?;
+        let _one_at_a_time = self.inner.submit_lock.lock().await;
+        let project_key = v.project.display().to_string();
+        submit::check_no_active_run(&self.inner.db, &project_key).await?;
+        let branch = submit::choose_branch(&self.inner.db, &v.project, &v.feature).await?;
+        let new = submit::new_run(&v, branch);
+        git::create_branch(&v.project, &new.branch, &new.base_commit).await?;
+        let first_event = NewEvent::info(
+            "run_submitted",
+            format!(
+                "Run {} submitted: \"{}\" on branch {} from {} (concurrency {}, max cycles {}, usage threshold {})",
+                new.id,
+                new.feature,
+                new.branch,
+                &new.base_commit[..new.base_commit.len().min(12)],
+                new.options.concurrency,
+                new.options.max_cycles,
+                new.options.usage_threshold
+            ),
+        );
+        let waiting = NewEvent::info(
+            "waiting_for_engine",
+            "Queued: this orchestratord has no run engine yet, so the run waits here; nothing is planned or executed",
+        );
+        let insert = new.clone();
+        let created = self
+            .inner
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let row = runs::insert(&tx, &insert)?;
+                let a = events::append(&tx, &row.id, insert.at, first_event)?;
+                let b = events::append(&tx, &row.id, insert.at, waiting)?;
+                tx.commit()?;
+                Ok((row, vec![a, b]))
+            })
+            .await;
+        let (row, first_events) = match created {
+            Ok(ok) => ok,
+            Err(e) => {
+                if let Err(undo) =
+                    git::delete_branch_at(&v.project, &new.branch, &new.base_commit).await
+                {
+                    tracing::error!(cause = %undo, branch = %new.branch, "cannot remove the branch of a failed submit");
+                }
+                return Err(e.into());
+            }
+        };
+        // The run exists from here on; the mirror is derived and repaired by the actor.
+        if let Err(e) = git::ensure_excluded(&v.project, mirror::EXCLUDE_PATTERN).await {
+            tracing::warn!(run = %row.id, cause = %e, "cannot add .orchestrator/ to .git/info/exclude");
+        }
+        let m = Mirror::new(&v.project);
+        let written = match m.write_run(&row, &[]).await {
+            Ok(()) => m.rewrite_log(&first_events).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::warn!(run = %row.id, cause = %e, "cannot write the mirror; it is retried");
+        }
+        self.spawn(row.clone(), false);
+        Ok(row)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<RunRow, RunError> {
+        let key = id.to_owned();
+        self.inner
+            .db
+            .call(move |c| runs::get(c, &key))
+            .await?
+            .ok_or_else(|| no_run(id))
+    }
+
+    /// The project's active run, else its latest.
+    pub async fn current(&self, project: &str) -> Result<RunRow, RunError> {
+        let key = project_key(project).await;
+        let k = key.clone();
+        self.inner
+            .db
+            .call(move |c| runs::current(c, &k))
+            .await?
+            .ok_or_else(|| {
+                RunError::not_found(format!("no run in project {key}")).hint(format!(
+                    "start one with `orchestrate start \"<feature>\" --project {key}`, or see every run with `orchestrate list`"
+                ))
+            })
+    }
+
+    pub async fn list(
+        &self,
+        project: Option<String>,
+        status: Option<RunStatus>,
+    ) -> Result<Vec<RunRow>, RunError> {
+        let key = match project {
+            Some(p) => Some(project_key(&p).await),
+            None => None,
+        };
+        Ok(self
+            .inner
+            .db
+            .call(move |c| runs::list(c, key.as_deref(), status))
+            .await?)
+    }
+
+    pub async fn count_active(&self) -> Result<u32, RunError> {
+        Ok(self.inner.db.call(|c| runs::count_active(c)).await?)
+    }
+
+    /// Sends a command to the run's actor, or explains why the run takes no commands.
+    pub async fn command<T>(
+        &self,
+        id: &str,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, RunError>>) -> Command,
+    ) -> Result<T, RunError> {
+        match self.handle(id) {
+            Some(h) => h.ask(make).await,
+            None => {
+                let run = self.get(id).await?;
+                Err(RunError::conflict(format!(
+                    "run {} is {}; a finished run takes no commands",
+                    run.id, run.status
+                ))
+                .hint(format!(
+                    "start a new run with `orchestrate start \"<feature>\" --project {}`",
+                    run.project
+                )))
+            }
+        }
+    }
+
+    /// Live events of an active run; `None` when the run is finished (or unknown).
+    pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<EventRow>> {
+        self.handle(id).map(|h| h.subscribe())
+    }
+
+    pub async fn events(
+        &self,
+        id: &str,
+        after: u64,
+        tail: Option<u32>,
+    ) -> Result<Vec<EventRow>, RunError> {
+        let key = id.to_owned();
+        Ok(self
+            .inner
+            .db
+            .call(move |c| events::read(c, &key, after, tail))
+            .await?)
+    }
+
+    pub async fn escalations(
+        &self,
+        project: Option<String>,
+        all: bool,
+    ) -> Result<Vec<EscalationRow>, RunError> {
+        let key = match project {
+            Some(p) => Some(project_key(&p).await),
+            None => None,
+        };
+        Ok(self
+            .inner
+            .db
+            .call(move |c| escalations::list(c, key.as_deref(), all))
+            .await?)
+    }
+
+    /// Answers an escalation through its run's actor.
+    pub async fn answer(&self, id: u64, answer: String) -> Result<EscalationRow, RunError> {
+        if answer.trim().is_empty() {
+            return Err(RunError::invalid("the answer is empty")
+                .hint("write the guidance for the run, e.g. orchestrate answer 3 \"use JWT\""));
+        }
+        let esc = self
+            .inner
+            .db
+            .call(move |c| escalations::get(c, id))
+            .await?
+            .ok_or_else(|| {
+                RunError::not_found(format!("no escalation {id}"))
+                    .hint("`orchestrate escalations` lists the pending ones")
+            })?;
+        self.command(&esc.run_id, |reply| Command::Answer {
+            escalation: id,
+            answer,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops every actor and waits for them (they persist as they go, so nothing is lost).
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+}
+
+fn no_run(id: &str) -> RunError {
+    RunError::not_found(format!("no run {id}"))
+        .hint("`orchestrate list` shows every run with its id")
+}
+
+/// The key a project is stored under: its work tree's top level when it still is one, else
+/// the path as given (a deleted project keeps its runs).
+pub async fn project_key(path: &str) -> String {
+    match git::toplevel(Path::new(path)).await {
+        Ok(Some(top)) => top.display().to_string(),
+        _ => path.trim_end_matches('/').to_owned(),
+    }
+}

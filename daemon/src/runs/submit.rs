@@ -1,0 +1,201 @@
+//! `POST /v1/runs`: validate everything first, then create the branch, the row and the mirror.
+//!
+//! **Invariant:** a rejected submit creates nothing — no branch, no row, no files. Every
+//! rejection names the fix.
+
+use std::path::{Path, PathBuf};
+
+use orchestrator_proto::{RunOptions, SubmitRun, defaults};
+
+use super::error::{RejectKind, RunError};
+use super::slug::slugify;
+use crate::git;
+use crate::store::{Db, NewRun, runs as run_rows, time_text};
+
+/// A submit that passed validation: everything needed to create the run.
+#[derive(Debug)]
+pub struct Validated {
+    pub project: PathBuf,
+    pub feature: String,
+    pub options: RunOptions,
+    pub base_commit: String,
+    pub context_file: Option<String>,
+    pub context: Option<String>,
+}
+
+pub fn check_options(o: &RunOptions) -> Result<(), RunError> {
+    if !(1..=defaults::MAX_CONCURRENCY).contains(&o.concurrency) {
+        return Err(RunError::invalid(format!(
+            "--concurrency {} is out of range",
+            o.concurrency
+        ))
+        .hint(format!(
+            "use a number of parallel workers from 1 to {} (default {})",
+            defaults::MAX_CONCURRENCY,
+            defaults::CONCURRENCY
+        )));
+    }
+    if o.max_cycles < 1 {
+        return Err(RunError::invalid("--max-cycles 0 allows no cycle at all").hint(format!(
+            "use 1 or more (default {})",
+            defaults::MAX_CYCLES
+        )));
+    }
+    if !(o.usage_threshold > 0.0 && o.usage_threshold <= 1.0) {
+        return Err(RunError::invalid(format!(
+            "--usage-threshold {} is out of range",
+            o.usage_threshold
+        ))
+        .hint(format!(
+            "give a fraction of the 5-hour window greater than 0 and at most 1, e.g. {}",
+            defaults::USAGE_THRESHOLD
+        )));
+    }
+    Ok(())
+}
+
+fn invalid_project(message: String, hint: &str) -> RunError {
+    RunError::rejected(RejectKind::InvalidProject, message).hint(hint)
+}
+
+/// Resolves a project path to the top level of its work tree.
+pub async fn project_root(path: &str) -> Result<PathBuf, RunError> {
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        return Err(RunError::invalid(format!("project path `{path}` is not absolute"))
+            .hint("send an absolute path (the orchestrate CLI does this for you)"));
+    }
+    match tokio::fs::metadata(p).await {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(invalid_project(
+                format!("project {path} is a file, not a directory"),
+                "pass the project's directory with --project",
+            ));
+        }
+        Err(e) => {
+            return Err(invalid_project(
+                format!("project directory {path} cannot be read: {e}"),
+                "check the path given with --project (it defaults to the current directory)",
+            ));
+        }
+    }
+    git::toplevel(p).await?.ok_or_else(|| {
+        invalid_project(
+            format!("{path} is not inside a git work tree"),
+            "run `git init` there and make a first commit, or pass another --project",
+        )
+    })
+}
+
+/// Checks a submit without changing anything.
+pub async fn validate(req: SubmitRun) -> Result<Validated, RunError> {
+    let feature = req.feature.trim().to_owned();
+    if feature.is_empty() {
+        return Err(RunError::invalid("the feature description is empty")
+            .hint("describe what to build, e.g. orchestrate start \"Add OAuth login\""));
+    }
+    check_options(&req.options)?;
+    let project = project_root(&req.project).await?;
+    let base_commit = git::head_commit(&project).await?.ok_or_else(|| {
+        invalid_project(
+            format!("the repository at {} has no commits yet", project.display()),
+            "make a first commit (git commit --allow-empty -m init) so the run has a base",
+        )
+    })?;
+    let (context_file, context) = match req.context_file {
+        None => (None, None),
+        Some(path) => {
+            if !Path::new(&path).is_absolute() {
+                return Err(RunError::invalid(format!(
+                    "context file path `{path}` is not absolute"
+                ))
+                .hint("send an absolute path (the orchestrate CLI does this for you)"));
+            }
+            let text = tokio::fs::read(&path).await.map_err(|e| {
+                RunError::invalid(format!("cannot read the context file {path}: {e}"))
+                    .hint("check the path given with --context-file")
+            })?;
+            let text = String::from_utf8(text).map_err(|_| {
+                RunError::invalid(format!("the context file {path} is not UTF-8 text"))
+                    .hint("give a Markdown or plain-text file")
+            })?;
+            (Some(path), Some(text))
+        }
+    };
+    Ok(Validated {
+        project,
+        feature,
+        options: req.options,
+        base_commit,
+        context_file,
+        context,
+    })
+}
+
+/// Refuses a second active run in the project, naming the active one and the way out.
+pub async fn check_no_active_run(db: &Db, project: &str) -> Result<(), RunError> {
+    let key = project.to_owned();
+    let current = db.call(move |c| run_rows::current(c, &key)).await?;
+    match current {
+        Some(run) if run.status.is_active() => Err(RunError::conflict(format!(
+            "project {project} already has an active run, {} ({}): \"{}\"",
+            run.id, run.status, run.feature
+        ))
+        .hint(format!(
+            "see it with `orchestrate status --project {project}`; continue it with \
+             `orchestrate resume --project {project}`, or stop it with \
+             `orchestrate cancel --project {project}` before starting another"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Picks `orchestrate/<slug>`, or `orchestrate/<slug>-2`, `-3`… when taken in git or by a run.
+pub async fn choose_branch(db: &Db, project: &Path, feature: &str) -> Result<String, RunError> {
+    let slug = slugify(feature);
+    for n in 1u32.. {
+        let branch = if n == 1 {
+            format!("orchestrate/{slug}")
+        } else {
+            format!("orchestrate/{slug}-{n}")
+        };
+        let (key, b) = (project.display().to_string(), branch.clone());
+        let used = db.call(move |c| run_rows::branch_taken(c, &key, &b)).await?;
+        if !used
+            && !git::branch_exists(project, &branch).await?
+            && git::valid_branch_name(project, &branch).await?
+        {
+            return Ok(branch);
+        }
+        // A file or ref named `orchestrate` blocks the whole namespace; fail instead of looping.
+        if n > 1000 {
+            break;
+        }
+    }
+    Err(RunError::conflict(format!(
+        "no free branch name under orchestrate/{slug} in {}",
+        project.display()
+    ))
+    .hint("delete old orchestrate/* branches (git branch -D …) and try again"))
+}
+
+pub fn new_run_id() -> String {
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    format!("r-{}", &hex[..12])
+}
+
+/// The row to insert for a validated submit on `branch`.
+pub fn new_run(v: &Validated, branch: String) -> NewRun {
+    NewRun {
+        id: new_run_id(),
+        project: v.project.display().to_string(),
+        feature: v.feature.clone(),
+        branch,
+        base_commit: v.base_commit.clone(),
+        options: v.options.clone(),
+        context_file: v.context_file.clone(),
+        context: v.context.clone(),
+        at: time_text::now(),
+    }
+}

@@ -1,0 +1,164 @@
+//! SQLite, the daemon's source of truth. One connection, owned by one OS thread ("db"), fed
+//! closures over a channel: no runtime worker ever blocks on SQLite, writes are serialised for
+//! free, and a multi-statement transaction never leaves its thread.
+//!
+//! Migrations are the numbered `migrations/*.sql` files, embedded in the binary and applied in
+//! order at open; `PRAGMA user_version` records how far a database has come.
+
+pub mod events;
+pub mod escalations;
+pub mod runs;
+pub mod time_text;
+
+pub use escalations::{EscalationRow, NewEscalation};
+pub use events::{EventRow, NewEvent};
+pub use runs::{NewRun, RunRow};
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+/// The embedded migrations, in order. Index + 1 is the schema version each one produces.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database {path} has schema version {found}, newer than the {known} this orchestratord \
+         knows; install the newer orchestratord, or point ORCHESTRATOR_DATA_DIR elsewhere"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database thread has stopped")]
+    Closed,
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A cheap, cloneable handle to the database thread.
+#[derive(Clone)]
+pub struct Db {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database, then starts its thread.
+    pub fn open(path: &Path) -> Result<Db, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        configure(&conn).map_err(open_err)?;
+        migrate(&mut conn, path)?;
+        let (jobs, mut rx) = mpsc::channel::<Job>(1024);
+        std::thread::Builder::new()
+            .name("db".into())
+            .spawn(move || {
+                while let Some(job) = rx.blocking_recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        Ok(Db { jobs })
+    }
+
+    /// Runs `f` on the database thread and returns its result.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |conn| {
+                let _ = tx.send(f(conn));
+            }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Safe with WAL: no corruption; at worst the last commits roll back on power loss.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > MIGRATIONS.len() as i64 {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+/// Test-only: an in-memory-equivalent database in a temp dir.
+#[cfg(test)]
+pub(crate) fn open_temp() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(&dir.path().join("t.db")).expect("open");
+    (dir, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrations_apply_once_and_record_the_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("o.db");
+        for _ in 0..2 {
+            let db = Db::open(&path).expect("open");
+            let v: i64 = db
+                .call(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+                .await
+                .expect("query");
+            assert_eq!(v, MIGRATIONS.len() as i64);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_with_a_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("o.db");
+        Connection::open(&path)
+            .and_then(|c| c.pragma_update(None, "user_version", 99))
+            .expect("prepare");
+        let err = Db::open(&path).err().expect("must refuse");
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }));
+        assert!(err.to_string().contains("ORCHESTRATOR_DATA_DIR"));
+    }
+}

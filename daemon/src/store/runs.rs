@@ -1,0 +1,264 @@
+//! The `runs` and `projects` tables.
+
+use orchestrator_proto::{Phase, RunOptions, RunStatus};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
+
+use super::StoreError;
+use super::time_text::{format, parse, parse_opt};
+
+/// A run as stored. Converted to `proto::Run` at the API edge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    /// Canonical path of the project's work tree.
+    pub project: String,
+    pub feature: String,
+    pub branch: String,
+    pub base_commit: String,
+    pub status: RunStatus,
+    pub phase: Phase,
+    pub cycle: u32,
+    pub options: RunOptions,
+    pub context_file: Option<String>,
+    /// The context file's content as read at submit.
+    pub context: Option<String>,
+    pub status_reason: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// What `insert` needs; the rest starts at its initial value.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub project: String,
+    pub feature: String,
+    pub branch: String,
+    pub base_commit: String,
+    pub options: RunOptions,
+    pub context_file: Option<String>,
+    pub context: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "r.id, p.path, r.feature, r.branch, r.base_commit, r.status, r.phase, r.cycle, \
+     r.options, r.context_file, r.context, r.status_reason, r.created_at, r.updated_at, r.finished_at";
+
+fn conversion<E: std::error::Error + Send + Sync + 'static>(col: usize, e: E) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn enum_from_text<T: serde::de::DeserializeOwned>(col: usize, s: String) -> rusqlite::Result<T> {
+    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| conversion(col, e))
+}
+
+fn enum_text<T: serde::Serialize>(v: T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => unreachable!("unit enum serialised as {other:?}"),
+    }
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
+    let options: String = r.get(8)?;
+    Ok(RunRow {
+        id: r.get(0)?,
+        project: r.get(1)?,
+        feature: r.get(2)?,
+        branch: r.get(3)?,
+        base_commit: r.get(4)?,
+        status: enum_from_text(5, r.get(5)?)?,
+        phase: enum_from_text(6, r.get(6)?)?,
+        cycle: r.get(7)?,
+        options: serde_json::from_str(&options).map_err(|e| conversion(8, e))?,
+        context_file: r.get(9)?,
+        context: r.get(10)?,
+        status_reason: r.get(11)?,
+        created_at: parse(&r.get::<_, String>(12)?)?,
+        updated_at: parse(&r.get::<_, String>(13)?)?,
+        finished_at: parse_opt(r.get(14)?)?,
+    })
+}
+
+fn project_id(conn: &Connection, path: &str, at: OffsetDateTime) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO projects (path, created_at) VALUES (?1, ?2) ON CONFLICT(path) DO NOTHING",
+        params![path, format(at)],
+    )?;
+    conn.query_row("SELECT id FROM projects WHERE path = ?1", [path], |r| {
+        r.get(0)
+    })
+}
+
+pub fn insert(conn: &Connection, new: &NewRun) -> Result<RunRow, StoreError> {
+    let project = project_id(conn, &new.project, new.at)?;
+    let options = serde_json::to_string(&new.options).map_err(|e| conversion(8, e))?;
+    conn.execute(
+        "INSERT INTO runs (id, project_id, feature, branch, base_commit, status, phase, cycle, \
+         options, context_file, context, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?11)",
+        params![
+            new.id,
+            project,
+            new.feature,
+            new.branch,
+            new.base_commit,
+            enum_text(RunStatus::Queued),
+            enum_text(Phase::Pending),
+            options,
+            new.context_file,
+            new.context,
+            format(new.at),
+        ],
+    )?;
+    get(conn, &new.id)?.ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+}
+
+pub fn get(conn: &Connection, id: &str) -> Result<Option<RunRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?1");
+    Ok(conn.query_row(&sql, [id], from_row).optional()?)
+}
+
+/// Runs, newest first, optionally of one project and/or with one status.
+pub fn list(
+    conn: &Connection,
+    project: Option<&str>,
+    status: Option<RunStatus>,
+) -> Result<Vec<RunRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id \
+         WHERE (?1 IS NULL OR p.path = ?1) AND (?2 IS NULL OR r.status = ?2) \
+         ORDER BY r.created_at DESC, r.id DESC"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![project, status.map(enum_text)], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every run that is not finished, oldest first: what the daemon restores at start.
+pub fn active(conn: &Connection) -> Result<Vec<RunRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id \
+         WHERE r.status IN ('queued','running','paused','escalated') ORDER BY r.created_at"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The project's active run, else its most recent one.
+pub fn current(conn: &Connection, project: &str) -> Result<Option<RunRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id WHERE p.path = ?1 \
+         ORDER BY r.status IN ('queued','running','paused','escalated') DESC, r.created_at DESC, r.id DESC \
+         LIMIT 1"
+    );
+    Ok(conn.query_row(&sql, [project], from_row).optional()?)
+}
+
+/// Writes the mutable part of a run back.
+pub fn update(conn: &Connection, run: &RunRow) -> Result<(), StoreError> {
+    let n = conn.execute(
+        "UPDATE runs SET status = ?2, phase = ?3, cycle = ?4, status_reason = ?5, updated_at = ?6, \
+         finished_at = ?7 WHERE id = ?1",
+        params![
+            run.id,
+            enum_text(run.status),
+            enum_text(run.phase),
+            run.cycle,
+            run.status_reason,
+            format(run.updated_at),
+            run.finished_at.map(format),
+        ],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+    }
+}
+
+/// Whether a branch name is already used by a run of this project.
+pub fn branch_taken(conn: &Connection, project: &str, branch: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM runs r JOIN projects p ON p.id = r.project_id \
+             WHERE p.path = ?1 AND r.branch = ?2",
+            params![project, branch],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Counts active runs (for `/v1/health`).
+pub fn count_active(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM runs WHERE status IN ('queued','running','paused','escalated')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{open_temp, time_text::now};
+
+    fn new_run(id: &str, project: &str) -> NewRun {
+        NewRun {
+            id: id.into(),
+            project: project.into(),
+            feature: "f".into(),
+            branch: format!("orchestrate/{id}"),
+            base_commit: "abc".into(),
+            options: RunOptions::default(),
+            context_file: None,
+            context: None,
+            at: now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_database_refuses_a_second_active_run_per_project() {
+        let (_d, db) = open_temp();
+        db.call(|c| {
+            let mut first = insert(c, &new_run("r1", "/p"))?;
+            assert!(insert(c, &new_run("r2", "/p")).is_err());
+            insert(c, &new_run("r3", "/q"))?;
+            first.status = RunStatus::Cancelled;
+            update(c, &first)?;
+            let again = insert(c, &new_run("r2", "/p"))?;
+            assert_eq!(current(c, "/p")?.map(|r| r.id), Some(again.id));
+            assert_eq!(list(c, Some("/p"), None)?.len(), 2);
+            assert_eq!(list(c, None, Some(RunStatus::Queued))?.len(), 2);
+            assert_eq!(count_active(c)?, 2);
+            assert!(branch_taken(c, "/p", "orchestrate/r1")?);
+            assert!(!branch_taken(c, "/q", "orchestrate/r1")?);
+            Ok(())
+        })
+        .await
+        .expect("db");
+    }
+
+    #[tokio::test]
+    async fn a_row_round_trips() {
+        let (_d, db) = open_temp();
+        let (inserted, read) = db
+            .call(|c| {
+                let mut n = new_run("r1", "/p");
+                n.options.concurrency = 7;
+                n.context = Some("ctx".into());
+                let a = insert(c, &n)?;
+                let b = get(c, "r1")?;
+                Ok((a, b))
+            })
+            .await
+            .expect("db");
+        assert_eq!(Some(inserted.clone()), read);
+        assert_eq!(inserted.options.concurrency, 7);
+        assert_eq!(inserted.status, RunStatus::Queued);
+    }
+}

@@ -1,0 +1,53 @@
+//! The edge: conversions from the daemon's rows to the `proto` types that cross the socket and
+//! land in the mirror. Nothing else in the daemon builds wire types.
+
+use orchestrator_proto as proto;
+
+use crate::store::{EscalationRow, EventRow, RunRow};
+
+pub fn run(r: &RunRow) -> proto::Run {
+    proto::Run {
+        id: r.id.clone(),
+        project: r.project.clone(),
+        feature: r.feature.clone(),
+        branch: r.branch.clone(),
+        base_commit: r.base_commit.clone(),
+        status: r.status,
+        phase: r.phase,
+        cycle: r.cycle,
+        options: r.options.clone(),
+        context_file: r.context_file.clone(),
+        status_reason: r.status_reason.clone(),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        finished_at: r.finished_at,
+    }
+}
+
+pub fn event(e: &EventRow) -> proto::Event {
+    proto::Event {
+        seq: e.seq,
+        run_id: e.run_id.clone(),
+        at: e.at,
+        level: e.level,
+        kind: e.kind.clone(),
+        message: e.message.clone(),
+        data: e.data.clone(),
+    }
+}
+
+pub fn escalation(e: &EscalationRow) -> proto::Escalation {
+    proto::Escalation {
+        id: e.id,
+        run_id: e.run_id.clone(),
+        project: e.project.clone(),
+        task_id: e.task_id.clone(),
+        kind: e.kind.clone(),
+        question: e.question.clone(),
+        context: e.context.clone(),
+        blocking: e.blocking,
+        created_at: e.created_at,
+        answer: e.answer.clone(),
+        answered_at: e.answered_at,
+    }
+}

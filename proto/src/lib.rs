@@ -1,0 +1,40 @@
+//! The wire vocabulary between `orchestratord` and its clients (the `orchestrate` CLI, the
+//! `/orchestrate` slash command through the CLI, and anyone with `curl --unix-socket`).
+//!
+//! Everything that crosses the socket is a type defined here, serialised with serde as JSON.
+//! The daemon's domain and database types never cross the socket; they are converted at the
+//! API edge. [`locate`] is the other half of the rendezvous: where the socket and the data live.
+
+pub mod error;
+pub mod locate;
+pub mod run;
+
+pub use error::{ErrorBody, ErrorCode};
+pub use run::*;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Bumped whenever a request or response shape changes incompatibly. The client refuses to talk
+/// to a daemon of another protocol version and says how to restart it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// The daemon's crate version, e.g. `0.1.0`.
+    pub daemon_version: String,
+    /// The daemon's [`PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// Process id, so `orchestrate daemon status` can say which process answers.
+    pub pid: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// The socket the daemon listens on.
+    pub socket: String,
+    /// Where the SQLite database lives.
+    pub data_dir: String,
+    /// Runs that are not finished (queued, running, paused or escalated).
+    pub active_runs: u32,
+}

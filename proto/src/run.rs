@@ -1,0 +1,367 @@
+//! Runs, their events and escalations as they appear on the wire.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Defaults of the original tool, shared by the CLI and the daemon so that a bare
+/// `POST /v1/runs` behaves exactly like `orchestrate start`.
+pub mod defaults {
+    pub const CONCURRENCY: u32 = 2;
+    pub const MAX_CYCLES: u32 = 5;
+    pub const USAGE_THRESHOLD: f64 = 0.80;
+    /// `--concurrency` accepts 1..=MAX_CONCURRENCY.
+    pub const MAX_CONCURRENCY: u32 = 64;
+}
+
+/// Where a run stands. `queued`, `running`, `paused` and `escalated` are *active*: a project has
+/// at most one active run. The other three are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Accepted and waiting for the run engine to pick it up.
+    Queued,
+    /// Being planned, executed or reviewed (see [`Phase`]).
+    Running,
+    /// Stopped on purpose (by the user, or by the usage governor) and resumable.
+    Paused,
+    /// Waiting for a human to answer an escalation.
+    Escalated,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 7] = [
+        Self::Queued,
+        Self::Running,
+        Self::Paused,
+        Self::Escalated,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Self::Queued | Self::Running | Self::Paused | Self::Escalated
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Escalated => "escalated",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown status `{s}`; expected one of {}", names.join(", "))
+            })
+    }
+}
+
+/// The step of the plan → review → execute → review loop a run is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Not started: nothing has been planned yet.
+    Pending,
+    Planning,
+    PlanReview,
+    Executing,
+    CodeReview,
+    Done,
+    /// A phase this client does not know (sent by a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Planning => "planning",
+            Self::PlanReview => "plan_review",
+            Self::Executing => "executing",
+            Self::CodeReview => "code_review",
+            Self::Done => "done",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The knobs of a run, with the original tool's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunOptions {
+    /// Parallel worker sessions, 1..=64.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Plan → execute → review cycles before escalating, ≥ 1.
+    #[serde(default = "default_max_cycles")]
+    pub max_cycles: u32,
+    /// Pause when the 5-hour window's utilization reaches this fraction, in (0, 1].
+    #[serde(default = "default_usage_threshold")]
+    pub usage_threshold: f64,
+    /// Skip the Codex plan and code reviews.
+    #[serde(default)]
+    pub skip_codex: bool,
+    /// Plan only; do not execute.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Log verbosely to the run's log.
+    #[serde(default)]
+    pub verbose: bool,
+}
+
+fn default_concurrency() -> u32 {
+    defaults::CONCURRENCY
+}
+fn default_max_cycles() -> u32 {
+    defaults::MAX_CYCLES
+}
+fn default_usage_threshold() -> f64 {
+    defaults::USAGE_THRESHOLD
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: defaults::CONCURRENCY,
+            max_cycles: defaults::MAX_CYCLES,
+            usage_threshold: defaults::USAGE_THRESHOLD,
+            skip_codex: false,
+            dry_run: false,
+            verbose: false,
+        }
+    }
+}
+
+/// `POST /v1/runs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRun {
+    /// Absolute path of the project (any directory inside its git work tree).
+    pub project: String,
+    /// What to build, in the user's words.
+    pub feature: String,
+    #[serde(default)]
+    pub options: RunOptions,
+    /// Absolute path of a pre-gathered context file (requirements, Q&A).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_file: Option<String>,
+}
+
+/// A run as the API shows it. `GET /v1/runs/{id}`, and the elements of [`RunList`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    /// Stable id, e.g. `r-3f9c2a7b1d04`.
+    pub id: String,
+    /// Absolute path of the project's git work tree.
+    pub project: String,
+    pub feature: String,
+    /// The branch the work lands on, `orchestrate/<slug>`.
+    pub branch: String,
+    /// The commit the branch was created from.
+    pub base_commit: String,
+    pub status: RunStatus,
+    pub phase: Phase,
+    /// The current plan → execute → review cycle, 0 before the first.
+    pub cycle: u32,
+    pub options: RunOptions,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_file: Option<String>,
+    /// Why the run has its status, in a sentence (e.g. "paused by the user").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// `GET /v1/runs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunList {
+    pub runs: Vec<Run>,
+}
+
+/// Query of `GET /v1/runs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRuns {
+    /// Only runs of this project (absolute path inside its work tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Only runs with this status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
+}
+
+/// Query of `GET /v1/runs/current`: the project's active run, else its latest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurrentRun {
+    pub project: String,
+}
+
+/// How bad an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "DEBUG",
+            Self::Info => "INFO",
+            Self::Warn => "WARN",
+            Self::Error => "ERROR",
+        }
+    }
+}
+
+/// One entry of a run's append-only event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Position in the run's log, increasing from 1, without gaps.
+    pub seq: u64,
+    pub run_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub level: Level,
+    /// Machine-readable kind, e.g. `run_submitted`, `status_changed`.
+    pub kind: String,
+    /// The human sentence shown by `orchestrate log`.
+    pub message: String,
+    /// Kind-specific details.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
+}
+
+/// `GET /v1/runs/{id}/events` without `follow`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventList {
+    pub events: Vec<Event>,
+}
+
+/// Query of `GET /v1/runs/{id}/events`. With `follow=true` the response is NDJSON (one
+/// [`Event`] a line) that stays open until the run finishes or the client hangs up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadEvents {
+    /// Only events with `seq` greater than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// Only the last `tail` events (applied after `after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<u32>,
+    #[serde(default)]
+    pub follow: bool,
+}
+
+/// A question a run put to a human. `GET /v1/escalations` lists the pending ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    pub id: u64,
+    pub run_id: String,
+    pub project: String,
+    /// The task that asked, if a worker asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// Why it was raised, e.g. `max_cycles`, `worker_question`.
+    pub kind: String,
+    pub question: String,
+    /// Evidence and background for the human.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Whether the run waits for the answer.
+    pub blocking: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub answered_at: Option<OffsetDateTime>,
+}
+
+/// `GET /v1/escalations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationList {
+    pub escalations: Vec<Escalation>,
+}
+
+/// Query of `GET /v1/escalations`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListEscalations {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Include answered ones too.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// `POST /v1/escalations/{id}/answer`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerEscalation {
+    pub answer: String,
+}
+
+/// Body of `POST /v1/runs/{id}/pause|resume|cancel`; optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    /// Shown in the run's log and status, e.g. why it was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
