@@ -44,7 +44,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the config file {path} is invalid: {source}; fix it or move it away (orchestratord --print-config shows every key)")]
+    #[error(
+        "the config file {path} is invalid: {source}; fix it or move it away (orchestratord --print-config shows every key)"
+    )]
     Parse {
         path: PathBuf,
         #[source]
@@ -100,7 +102,10 @@ mod tests {
     #[test]
     fn the_reference_config_parses() {
         let parsed: FileConfig = toml::from_str(REFERENCE).expect("reference parses");
-        assert!(parsed.daemon.log.is_none(), "reference keys stay commented out");
+        assert!(
+            parsed.daemon.log.is_none(),
+            "reference keys stay commented out"
+        );
     }
 
     #[test]

@@ -51,7 +51,12 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
 /// The top level of the work tree containing `dir`, or `None` when `dir` is not inside one
 /// (including bare repositories and `.git` directories).
 pub async fn toplevel(dir: &Path) -> Result<Option<PathBuf>, GitError> {
-    match git(dir, &["rev-parse", "--is-inside-work-tree", "--show-toplevel"]).await {
+    match git(
+        dir,
+        &["rev-parse", "--is-inside-work-tree", "--show-toplevel"],
+    )
+    .await
+    {
         Ok(out) => {
             let mut lines = out.lines();
             let inside = lines.next() == Some("true");

@@ -38,7 +38,10 @@ fn main() -> ExitCode {
         }
     };
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
-        eprintln!("orchestratord: ignoring the log filter {:?}: {e}", config.log);
+        eprintln!(
+            "orchestratord: ignoring the log filter {:?}: {e}",
+            config.log
+        );
         EnvFilter::new("info")
     });
     tracing_subscriber::fmt()
@@ -82,7 +85,9 @@ async fn signalled() {
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        tracing::error!("cannot install signal handlers; stop the daemon with `orchestrate daemon stop`");
+        tracing::error!(
+            "cannot install signal handlers; stop the daemon with `orchestrate daemon stop`"
+        );
         return std::future::pending().await;
     };
     tokio::select! {

@@ -23,8 +23,10 @@ pub async fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let dir = path.parent().unwrap_or(Path::new("."));
+        // Plain 0644 files, like anything else the user keeps in the project.
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(dir)?;
         tmp.write_all(&bytes)?;
         tmp.as_file().sync_data()?;
@@ -63,8 +65,8 @@ impl Mirror {
     /// Rewrites everything derived from the run: `state.json` and `context.md`.
     pub async fn write_run(&self, run: &RunRow, answered: &[EscalationRow]) -> std::io::Result<()> {
         self.ensure_layout().await?;
-        let mut state = serde_json::to_vec_pretty(&crate::wire::run(run))
-            .map_err(std::io::Error::other)?;
+        let mut state =
+            serde_json::to_vec_pretty(&crate::wire::run(run)).map_err(std::io::Error::other)?;
         state.push(b'\n');
         write_atomic(&self.root.join("state.json"), &state).await?;
         write_atomic(
@@ -117,7 +119,10 @@ fn context_markdown(run: &RunRow, answered: &[EscalationRow]) -> String {
     );
     if let Some(ctx) = &run.context {
         let from = run.context_file.as_deref().unwrap_or("the context file");
-        md.push_str(&format!("\n# Context\n\n_From {from}._\n\n{}\n", ctx.trim_end()));
+        md.push_str(&format!(
+            "\n# Context\n\n_From {from}._\n\n{}\n",
+            ctx.trim_end()
+        ));
     }
     if !answered.is_empty() {
         md.push_str("\n# Questions and answers\n");

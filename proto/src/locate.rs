@@ -63,7 +63,10 @@ fn non_empty_env(name: &str) -> Option<PathBuf> {
 /// `$XDG_RUNTIME_DIR/orchestrator/orchestratord.sock`, else a per-user state directory, else
 /// (when that path is too long for a socket) `/tmp/orchestratord-<uid>/orchestratord.sock`.
 pub fn socket_path(flag: Option<&Path>) -> Result<PathBuf, LocateError> {
-    if let Some(p) = flag.map(Path::to_path_buf).or_else(|| non_empty_env(SOCKET_ENV)) {
+    if let Some(p) = flag
+        .map(Path::to_path_buf)
+        .or_else(|| non_empty_env(SOCKET_ENV))
+    {
         return if p.as_os_str().len() > MAX_SOCKET_PATH {
             Err(LocateError::SocketPathTooLong(p))
         } else {
@@ -90,7 +93,10 @@ pub fn socket_path(flag: Option<&Path>) -> Result<PathBuf, LocateError> {
 /// The data directory (SQLite database, daemon log): `flag`, else `$ORCHESTRATOR_DATA_DIR`, else
 /// the per-user data directory (`~/.local/share/orchestrator` on Linux).
 pub fn data_dir(flag: Option<&Path>) -> Result<PathBuf, LocateError> {
-    if let Some(p) = flag.map(Path::to_path_buf).or_else(|| non_empty_env(DATA_DIR_ENV)) {
+    if let Some(p) = flag
+        .map(Path::to_path_buf)
+        .or_else(|| non_empty_env(DATA_DIR_ENV))
+    {
         return Ok(p);
     }
     Ok(project_dirs()
@@ -102,7 +108,5 @@ pub fn data_dir(flag: Option<&Path>) -> Result<PathBuf, LocateError> {
 /// The daemon's optional config file: `$ORCHESTRATOR_CONFIG`, else
 /// `~/.config/orchestrator/config.toml`.
 pub fn config_file() -> Option<PathBuf> {
-    non_empty_env(CONFIG_ENV).or_else(|| {
-        project_dirs().map(|d| d.config_dir().join("config.toml"))
-    })
+    non_empty_env(CONFIG_ENV).or_else(|| project_dirs().map(|d| d.config_dir().join("config.toml")))
 }

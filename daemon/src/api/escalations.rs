@@ -2,7 +2,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use orchestrator_proto::{AnswerEscalation, Escalation, EscalationList, ErrorCode, ListEscalations};
+use orchestrator_proto::{
+    AnswerEscalation, ErrorCode, Escalation, EscalationList, ListEscalations,
+};
 
 use super::extract::{Json, Query};
 use super::{ApiError, AppState};

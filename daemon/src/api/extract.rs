@@ -83,7 +83,9 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
                 && !req
                     .headers()
                     .contains_key(axum::http::header::TRANSFER_ENCODING)
-                && !req.headers().contains_key(axum::http::header::CONTENT_LENGTH));
+                && !req
+                    .headers()
+                    .contains_key(axum::http::header::CONTENT_LENGTH));
         if empty {
             return Ok(OptionalJson(T::default()));
         }

@@ -16,8 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::RunError;
 use crate::mirror::Mirror;
 use crate::store::{
-    Db, EscalationRow, EventRow, NewEvent, RunRow, escalations, events, runs as run_rows,
-    time_text,
+    Db, EscalationRow, EventRow, NewEvent, RunRow, escalations, events, runs as run_rows, time_text,
 };
 
 /// How often the actor checks that the mirror is still there (it is recreated if deleted).
@@ -164,8 +163,10 @@ impl RunActor {
         match self.run.status {
             RunStatus::Queued | RunStatus::Running => {}
             RunStatus::Paused => {
-                return Err(RunError::conflict(format!("run {} is already paused", self.run.id))
-                    .hint("resume it with `orchestrate resume`"));
+                return Err(
+                    RunError::conflict(format!("run {} is already paused", self.run.id))
+                        .hint("resume it with `orchestrate resume`"),
+                );
             }
             other => {
                 return Err(RunError::conflict(format!(

@@ -70,7 +70,8 @@ impl Runs {
 
     fn spawn(&self, run: RunRow, restored: bool) {
         let id = run.id.clone();
-        let (actor, handle) = RunActor::new(run, self.inner.db.clone(), self.inner.shutdown.clone());
+        let (actor, handle) =
+            RunActor::new(run, self.inner.db.clone(), self.inner.shutdown.clone());
         self.lock_handles().insert(id.clone(), handle);
         let this = self.clone();
         self.inner.tracker.spawn(async move {

@@ -40,7 +40,8 @@ mod tests {
         assert_eq!(slugify("  --  "), "feature");
         assert_eq!(slugify("Ünïcödé naïve café"), "unicode-naive-cafe");
         assert_eq!(slugify(&"x".repeat(100)).len(), MAX_LEN);
-        let long = slugify("implement the whole user authentication subsystem with oauth and roles");
+        let long =
+            slugify("implement the whole user authentication subsystem with oauth and roles");
         assert!(long.len() <= MAX_LEN, "{long}");
         assert!(!long.ends_with('-'));
         assert_eq!(long, "implement-the-whole-user-authentication");

@@ -25,21 +25,19 @@ pub struct Validated {
 
 pub fn check_options(o: &RunOptions) -> Result<(), RunError> {
     if !(1..=defaults::MAX_CONCURRENCY).contains(&o.concurrency) {
-        return Err(RunError::invalid(format!(
-            "--concurrency {} is out of range",
-            o.concurrency
-        ))
-        .hint(format!(
-            "use a number of parallel workers from 1 to {} (default {})",
-            defaults::MAX_CONCURRENCY,
-            defaults::CONCURRENCY
-        )));
+        return Err(
+            RunError::invalid(format!("--concurrency {} is out of range", o.concurrency)).hint(
+                format!(
+                    "use a number of parallel workers from 1 to {} (default {})",
+                    defaults::MAX_CONCURRENCY,
+                    defaults::CONCURRENCY
+                ),
+            ),
+        );
     }
     if o.max_cycles < 1 {
-        return Err(RunError::invalid("--max-cycles 0 allows no cycle at all").hint(format!(
-            "use 1 or more (default {})",
-            defaults::MAX_CYCLES
-        )));
+        return Err(RunError::invalid("--max-cycles 0 allows no cycle at all")
+            .hint(format!("use 1 or more (default {})", defaults::MAX_CYCLES)));
     }
     if !(o.usage_threshold > 0.0 && o.usage_threshold <= 1.0) {
         return Err(RunError::invalid(format!(
@@ -62,8 +60,10 @@ fn invalid_project(message: String, hint: &str) -> RunError {
 pub async fn project_root(path: &str) -> Result<PathBuf, RunError> {
     let p = Path::new(path);
     if !p.is_absolute() {
-        return Err(RunError::invalid(format!("project path `{path}` is not absolute"))
-            .hint("send an absolute path (the orchestrate CLI does this for you)"));
+        return Err(
+            RunError::invalid(format!("project path `{path}` is not absolute"))
+                .hint("send an absolute path (the orchestrate CLI does this for you)"),
+        );
     }
     match tokio::fs::metadata(p).await {
         Ok(m) if m.is_dir() => {}
@@ -161,7 +161,9 @@ pub async fn choose_branch(db: &Db, project: &Path, feature: &str) -> Result<Str
             format!("orchestrate/{slug}-{n}")
         };
         let (key, b) = (project.display().to_string(), branch.clone());
-        let used = db.call(move |c| run_rows::branch_taken(c, &key, &b)).await?;
+        let used = db
+            .call(move |c| run_rows::branch_taken(c, &key, &b))
+            .await?;
         if !used
             && !git::branch_exists(project, &branch).await?
             && git::valid_branch_name(project, &branch).await?

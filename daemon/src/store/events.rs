@@ -157,7 +157,10 @@ mod tests {
                 let e = append(c, "r1", now(), NewEvent::info("k", format!("m{i}")))?;
                 assert_eq!(e.seq, i + 1);
             }
-            let tail: Vec<_> = read(c, "r1", 0, Some(2))?.into_iter().map(|e| e.seq).collect();
+            let tail: Vec<_> = read(c, "r1", 0, Some(2))?
+                .into_iter()
+                .map(|e| e.seq)
+                .collect();
             assert_eq!(tail, [4, 5]);
             let after: Vec<_> = read(c, "r1", 3, None)?.into_iter().map(|e| e.seq).collect();
             assert_eq!(after, [4, 5]);

@@ -5,8 +5,8 @@
 //! Migrations are the numbered `migrations/*.sql` files, embedded in the binary and applied in
 //! order at open; `PRAGMA user_version` records how far a database has come.
 
-pub mod events;
 pub mod escalations;
+pub mod events;
 pub mod runs;
 pub mod time_text;
 

@@ -117,7 +117,9 @@ pub fn insert(conn: &Connection, new: &NewRun) -> Result<RunRow, StoreError> {
 }
 
 pub fn get(conn: &Connection, id: &str) -> Result<Option<RunRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?1");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?1"
+    );
     Ok(conn.query_row(&sql, [id], from_row).optional()?)
 }
 

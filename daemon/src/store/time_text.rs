@@ -11,7 +11,8 @@ pub fn now() -> OffsetDateTime {
 }
 
 pub fn format(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 pub fn parse(s: &str) -> rusqlite::Result<OffsetDateTime> {

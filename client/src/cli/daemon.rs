@@ -1,0 +1,98 @@
+//! `orchestrate daemon status|stop`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+
+use super::Format;
+use crate::autostart::check_protocol;
+use crate::client::Client;
+use crate::error::ClientError;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[command(subcommand)]
+    command: DaemonCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum DaemonCmd {
+    /// Is the daemon running? Which version, where?
+    Status(Format),
+    /// Stop the daemon (runs are kept and resume when it starts again)
+    Stop,
+}
+
+/// How long `daemon stop` waits for the socket to go away.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
+    let client = Client::new(socket)?;
+    match &a.command {
+        DaemonCmd::Status(format) => match client.health().await {
+            Ok(h) => {
+                if format.json {
+                    output::json(&h)?;
+                } else {
+                    println!(
+                        "orchestratord {} is running (pid {}, protocol {}).",
+                        h.daemon_version, h.pid, h.protocol_version
+                    );
+                    println!("  socket       {}", h.socket);
+                    println!("  data         {}", h.data_dir);
+                    println!(
+                        "  log          {}/orchestratord.log (when started by orchestrate)",
+                        h.data_dir
+                    );
+                    println!(
+                        "  started      {} ({})",
+                        output::clock(h.started_at),
+                        output::ago(h.started_at)
+                    );
+                    println!("  active runs  {}", h.active_runs);
+                }
+                check_protocol(socket, &h)
+            }
+            Err(ClientError::Unreachable { .. }) => {
+                if format.json {
+                    output::json(&serde_json::json!({ "running": false, "socket": socket }))?;
+                } else {
+                    println!(
+                        "orchestratord is not running (nothing answers on {}).",
+                        socket.display()
+                    );
+                    println!("  Any orchestrate command starts it.");
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        DaemonCmd::Stop => {
+            match client.shutdown().await {
+                Ok(()) => {}
+                Err(ClientError::Unreachable { .. }) => {
+                    println!("orchestratord is not running.");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+            let deadline = Instant::now() + STOP_DEADLINE;
+            let mut pause = Duration::from_millis(2);
+            while client.health().await.is_ok() {
+                if Instant::now() >= deadline {
+                    return Err(ClientError::Autostart(format!(
+                        "orchestratord on {} accepted the stop but still answers after {}s",
+                        socket.display(),
+                        STOP_DEADLINE.as_secs()
+                    )));
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            println!("orchestratord stopped.");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The `orchestrate` command line: one module per subcommand, dispatched from [`run`].
+
+mod answer;
+mod cancel;
+mod daemon;
+mod escalations;
+mod list;
+mod log;
+mod pause;
+mod resume;
+mod start;
+mod status;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use orchestrator_proto::locate;
+
+use crate::autostart;
+use crate::client::{Client, RunRef};
+use crate::error::ClientError;
+
+/// Plan, build and review large features with parallel Claude Code workers.
+///
+/// `orchestrate` talks to orchestratord, the per-user daemon, and starts it when needed.
+#[derive(Debug, Parser)]
+#[command(name = "orchestrate", version, propagate_version = true)]
+pub struct Cli {
+    /// The daemon's socket [env: ORCHESTRATOR_SOCKET; default: $XDG_RUNTIME_DIR/orchestrator/orchestratord.sock]
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Start a new run: plan, build and review a feature
+    Start(start::StartArgs),
+    /// Show a project's current run
+    Status(status::StatusArgs),
+    /// Show a run's log
+    Log(log::LogArgs),
+    /// Resume a paused run
+    Resume(resume::ResumeArgs),
+    /// Pause a run (running workers finish, no new work starts)
+    Pause(pause::PauseArgs),
+    /// Cancel a run (its branch and work are kept)
+    Cancel(cancel::CancelArgs),
+    /// List every run of every project
+    List(list::ListArgs),
+    /// List escalations waiting for a human
+    Escalations(escalations::EscalationsArgs),
+    /// Answer an escalation
+    Answer(answer::AnswerArgs),
+    /// Manage the daemon
+    Daemon(daemon::DaemonArgs),
+}
+
+/// Which run a command is about: `--run <id>`, else the project's current run.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Project directory (any directory inside its git work tree)
+    #[arg(long, short = 'p', value_name = "DIR", default_value = ".")]
+    project: PathBuf,
+    /// A run id (from `orchestrate list`), instead of the project's current run
+    #[arg(long, value_name = "ID")]
+    run: Option<String>,
+}
+
+impl Target {
+    fn resolve(&self) -> Result<RunRef, ClientError> {
+        Ok(match &self.run {
+            Some(id) => RunRef::Id(id.clone()),
+            None => RunRef::Project(absolute(&self.project)?),
+        })
+    }
+}
+
+/// `--json` for every command that prints data.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Format {
+    /// Print machine-readable JSON (shapes defined by the protocol crate)
+    #[arg(long)]
+    json: bool,
+}
+
+/// An absolute path for the daemon, which has another working directory.
+pub fn absolute(p: &std::path::Path) -> Result<String, ClientError> {
+    let abs = std::path::absolute(p).map_err(|e| {
+        ClientError::usage(
+            format!("cannot resolve the path {}: {e}", p.display()),
+            "check the path",
+        )
+    })?;
+    Ok(abs.display().to_string())
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), ClientError> {
+    let socket = locate::socket_path(cli.socket.as_deref())
+        .map_err(|e| ClientError::usage(e.to_string(), "set ORCHESTRATOR_SOCKET or --socket"))?;
+    if let Cmd::Daemon(args) = &cli.command {
+        // Works with a daemon of any version (so a mismatched one can be stopped).
+        return daemon::run(args, &socket).await;
+    }
+    let client = autostart::connect(&socket).await?;
+    match cli.command {
+        Cmd::Start(a) => start::run(&client, a).await,
+        Cmd::Status(a) => status::run(&client, a).await,
+        Cmd::Log(a) => log::run(&client, a).await,
+        Cmd::Resume(a) => resume::run(&client, a).await,
+        Cmd::Pause(a) => pause::run(&client, a).await,
+        Cmd::Cancel(a) => cancel::run(&client, a).await,
+        Cmd::List(a) => list::run(&client, a).await,
+        Cmd::Escalations(a) => escalations::run(&client, a).await,
+        Cmd::Answer(a) => answer::run(&client, a).await,
+        Cmd::Daemon(_) => unreachable!("handled above"),
+    }
+}
+
+/// Applies a transition (`pause`, `resume`, `cancel`) to the targeted run.
+async fn transition(
+    client: &Client,
+    target: &Target,
+    verb: &str,
+    reason: Option<String>,
+) -> Result<orchestrator_proto::Run, ClientError> {
+    let run = client.run(&target.resolve()?).await?;
+    client.transition(&run.id, verb, reason).await
+}

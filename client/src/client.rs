@@ -1,0 +1,210 @@
+//! [`Client`]: typed calls to the daemon's `/v1` API over its Unix socket.
+
+use std::path::{Path, PathBuf};
+
+use orchestrator_proto::{
+    AnswerEscalation, ErrorBody, Escalation, EscalationList, Event, EventList, Health,
+    ListEscalations, ListRuns, ReadEvents, Run, RunList, SubmitRun, Transition,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ClientError;
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    socket: PathBuf,
+}
+
+/// Where a command's run is: an explicit id, or a project's current run.
+#[derive(Debug, Clone)]
+pub enum RunRef {
+    Id(String),
+    Project(String),
+}
+
+impl Client {
+    pub fn new(socket: &Path) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .unix_socket(socket)
+            .build()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok(Self {
+            http,
+            socket: socket.to_path_buf(),
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    fn url(path: &str) -> String {
+        format!("http://orchestratord{path}")
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        decode(resp).await
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        self.send(self.http.get(Self::url(path)).query(query)).await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        self.send(self.http.post(Self::url(path)).json(body)).await
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.get("/v1/health", &()).await
+    }
+
+    pub async fn submit(&self, req: &SubmitRun) -> Result<Run, ClientError> {
+        self.post("/v1/runs", req).await
+    }
+
+    pub async fn list(&self, q: &ListRuns) -> Result<Vec<Run>, ClientError> {
+        Ok(self.get::<RunList>("/v1/runs", q).await?.runs)
+    }
+
+    pub async fn run(&self, r: &RunRef) -> Result<Run, ClientError> {
+        match r {
+            RunRef::Id(id) => self.get(&format!("/v1/runs/{id}"), &()).await,
+            RunRef::Project(p) => self.get("/v1/runs/current", &[("project", p)]).await,
+        }
+    }
+
+    pub async fn transition(
+        &self,
+        id: &str,
+        verb: &str,
+        reason: Option<String>,
+    ) -> Result<Run, ClientError> {
+        self.post(&format!("/v1/runs/{id}/{verb}"), &Transition { reason })
+            .await
+    }
+
+    pub async fn events(&self, id: &str, q: &ReadEvents) -> Result<Vec<Event>, ClientError> {
+        Ok(self
+            .get::<EventList>(&format!("/v1/runs/{id}/events"), q)
+            .await?
+            .events)
+    }
+
+    /// Streams the run's events to `each` until the run finishes or the daemon stops.
+    pub async fn follow(
+        &self,
+        id: &str,
+        tail: Option<u32>,
+        mut each: impl FnMut(Event) -> Result<(), ClientError>,
+    ) -> Result<(), ClientError> {
+        let q = ReadEvents {
+            after: None,
+            tail,
+            follow: true,
+        };
+        let req = self
+            .http
+            .get(Self::url(&format!("/v1/runs/{id}/events")))
+            .query(&q);
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        if !resp.status().is_success() {
+            return decode::<serde_json::Value>(resp).await.map(drop);
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                socket: self.socket.clone(),
+                source,
+            })?
+        {
+            buf.extend_from_slice(&chunk);
+            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                let event = serde_json::from_slice(&line)
+                    .map_err(|e| ClientError::Decode(e.to_string()))?;
+                each(event)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn escalations(&self, q: &ListEscalations) -> Result<Vec<Escalation>, ClientError> {
+        Ok(self
+            .get::<EscalationList>("/v1/escalations", q)
+            .await?
+            .escalations)
+    }
+
+    pub async fn answer(&self, id: u64, answer: String) -> Result<Escalation, ClientError> {
+        self.post(
+            &format!("/v1/escalations/{id}/answer"),
+            &AnswerEscalation { answer },
+        )
+        .await
+    }
+
+    pub async fn shutdown(&self) -> Result<(), ClientError> {
+        let resp = self
+            .http
+            .post(Self::url("/v1/daemon/shutdown"))
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            decode::<serde_json::Value>(resp).await.map(drop)
+        }
+    }
+}
+
+async fn decode<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ClientError::Decode(e.to_string()))?;
+    if status.is_success() {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Decode(format!("{e} in {}", String::from_utf8_lossy(&bytes))))
+    } else {
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Api(body)),
+            Err(_) => Err(ClientError::Decode(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ))),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Human output: tables, durations, the run summary. `--json` output bypasses all of this and
+//! prints the `proto` types as they are.
+
+use orchestrator_proto::{Escalation, Event, Run};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+pub fn json(v: &impl Serialize) -> Result<(), crate::ClientError> {
+    let text =
+        serde_json::to_string_pretty(v).map_err(|e| crate::ClientError::Decode(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// "3m ago", "2h ago", "5d ago".
+pub fn ago(t: OffsetDateTime) -> String {
+    let secs = (OffsetDateTime::now_utc() - t).whole_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86400),
+    }
+}
+
+pub fn clock(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    t.format(&fmt).unwrap_or_default() + " UTC"
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+pub fn run_summary(r: &Run) {
+    println!("Run {}  {} ({})", r.id, r.status, r.phase);
+    println!("  feature    {}", r.feature);
+    println!("  project    {}", r.project);
+    println!("  branch     {} (from {})", r.branch, short(&r.base_commit));
+    println!("  cycle      {} of {}", r.cycle, r.options.max_cycles);
+    println!(
+        "  options    concurrency {} · usage threshold {}% · codex reviews {} · dry run {}",
+        r.options.concurrency,
+        (r.options.usage_threshold * 100.0).round(),
+        on_off(!r.options.skip_codex),
+        on_off(r.options.dry_run)
+    );
+    if let Some(f) = &r.context_file {
+        println!("  context    {f}");
+    }
+    if let Some(reason) = &r.status_reason {
+        println!("  why        {reason}");
+    }
+    println!(
+        "  created    {} ({})",
+        clock(r.created_at),
+        ago(r.created_at)
+    );
+    println!(
+        "  updated    {} ({})",
+        clock(r.updated_at),
+        ago(r.updated_at)
+    );
+    if let Some(t) = r.finished_at {
+        println!("  finished   {} ({})", clock(t), ago(t));
+    }
+}
+
+fn cut(s: &str, n: usize) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.chars().count() > n {
+        line.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+    } else {
+        line.to_owned()
+    }
+}
+
+pub fn run_table(runs: &[Run]) {
+    if runs.is_empty() {
+        println!("No runs. Start one with: orchestrate start \"<feature>\" --project <dir>");
+        return;
+    }
+    println!(
+        "{:<15} {:<10} {:<12} {:<9} {:<40} FEATURE",
+        "ID", "STATUS", "PHASE", "CREATED", "PROJECT"
+    );
+    for r in runs {
+        println!(
+            "{:<15} {:<10} {:<12} {:<9} {:<40} {}",
+            r.id,
+            r.status.as_str(),
+            r.phase.as_str(),
+            ago(r.created_at),
+            cut(&r.project, 40),
+            cut(&r.feature, 50)
+        );
+    }
+}
+
+pub fn event_line(e: &Event) {
+    println!("{} {:<5} {}", clock(e.at), e.level.as_str(), e.message);
+}
+
+pub fn escalation(e: &Escalation) {
+    let blocking = if e.blocking {
+        "blocking"
+    } else {
+        "non-blocking"
+    };
+    println!(
+        "#{} [{}] {} · run {} · {}",
+        e.id,
+        e.kind,
+        blocking,
+        e.run_id,
+        ago(e.created_at)
+    );
+    println!("  project   {}", e.project);
+    if let Some(t) = &e.task_id {
+        println!("  task      {t}");
+    }
+    println!("  question  {}", e.question.trim());
+    if let Some(c) = &e.context {
+        for line in c.trim().lines() {
+            println!("            {line}");
+        }
+    }
+    match &e.answer {
+        Some(a) => println!("  answer    {}", a.trim()),
+        None => println!(
+            "  answer it: orchestrate answer {} \"<your guidance>\"",
+            e.id
+        ),
+    }
+}
