@@ -1,1 +1,14 @@
+//! The integration suite's toolkit: it builds the real `orchestrate` and `orchestratord`
+//! binaries once, and gives every test a [`Sandbox`] — its own temp HOME, runtime dir, socket,
+//! data dir and config path — so tests run in parallel without seeing each other or the user's
+//! daemon. Nothing here sleeps for a fixed time: waits poll a condition under a deadline.
 
+pub mod bins;
+pub mod fake_daemon;
+pub mod http;
+pub mod repo;
+pub mod sandbox;
+pub mod wait;
+
+pub use http::Response;
+pub use sandbox::{Out, Sandbox};

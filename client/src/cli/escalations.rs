@@ -27,7 +27,7 @@ pub async fn run(client: &Client, a: EscalationsArgs) -> Result<(), ClientError>
     };
     let list = client.escalations(&q).await?;
     if a.format.json {
-        return output::json(&list);
+        return output::json(&orchestrator_proto::EscalationList { escalations: list });
     }
     if list.is_empty() {
         println!("No escalations are waiting for you.");

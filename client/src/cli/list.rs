@@ -27,7 +27,7 @@ pub async fn run(client: &Client, a: ListArgs) -> Result<(), ClientError> {
     };
     let runs = client.list(&q).await?;
     if a.format.json {
-        output::json(&runs)
+        output::json(&orchestrator_proto::RunList { runs })
     } else {
         output::run_table(&runs);
         Ok(())

@@ -45,7 +45,7 @@ pub async fn run(client: &Client, a: LogArgs) -> Result<(), ClientError> {
     };
     let events = client.events(&run.id, &q).await?;
     if a.format.json {
-        return output::json(&events);
+        return output::json(&orchestrator_proto::EventList { events });
     }
     for e in &events {
         output::event_line(e);

@@ -46,6 +46,16 @@ pub struct StartArgs {
 }
 
 pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
+    if !a.usage_threshold.is_finite() {
+        // JSON has no NaN or infinity; catch it here rather than send `null`.
+        return Err(ClientError::usage(
+            format!("--usage-threshold {} is not a number", a.usage_threshold),
+            format!(
+                "use a fraction above 0 and at most 1 (default {})",
+                defaults::USAGE_THRESHOLD
+            ),
+        ));
+    }
     let context_file = a.context_file.as_deref().map(absolute).transpose()?;
     let req = SubmitRun {
         project: absolute(&a.project)?,

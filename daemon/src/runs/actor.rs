@@ -20,7 +20,7 @@ use crate::store::{
 };
 
 /// How often the actor checks that the mirror is still there (it is recreated if deleted).
-const MIRROR_CHECK: Duration = Duration::from_secs(5);
+const MIRROR_CHECK: Duration = Duration::from_secs(2);
 /// Queue depth of a run's command channel; senders wait when it is full.
 const COMMAND_QUEUE: usize = 32;
 /// Events kept for slow `log --follow` readers before they fall back to the database.
@@ -290,6 +290,11 @@ impl RunActor {
         for e in &events {
             tracing::info!(run = %self.run.id, kind = %e.kind, "{}", e.message);
             let _ = self.events.send(e.clone());
+        }
+        if !self.mirror.root().join("state.json").exists() {
+            // The mirror was deleted: rebuild all of it, whole log included, from SQLite.
+            self.rewrite_mirror(true).await;
+            return;
         }
         if let Err(e) = self.mirror.append_log(&events).await {
             tracing::warn!(run = %self.run.id, cause = %e, "cannot append to the mirror's log");

@@ -73,6 +73,12 @@ pub async fn project_root(path: &str) -> Result<PathBuf, RunError> {
                 "pass the project's directory with --project",
             ));
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(invalid_project(
+                format!("project directory {path} does not exist"),
+                "check the path given with --project (it defaults to the current directory)",
+            ));
+        }
         Err(e) => {
             return Err(invalid_project(
                 format!("project directory {path} cannot be read: {e}"),

@@ -1,0 +1,44 @@
+//! Throwaway git repositories for tests, built with the real `git` under the sandbox's HOME
+//! (no system or user config leaks in).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs `git args` in `dir` with a fixed identity; panics with git's stderr on failure.
+pub fn git(dir: &Path, home: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+/// A new repository at `dir` on branch `main` with one commit holding `README.md`.
+pub fn init(dir: &Path, home: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("create the repo dir");
+    git(dir, home, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("README.md"), "# demo\n").expect("write README");
+    git(dir, home, &["add", "README.md"]);
+    git(dir, home, &["commit", "-q", "-m", "initial"]);
+    dir.to_path_buf()
+}
+
+/// A repository with no commit at all.
+pub fn init_empty(dir: &Path, home: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("create the repo dir");
+    git(dir, home, &["init", "-q", "-b", "main"]);
+    dir.to_path_buf()
+}

@@ -1,0 +1,225 @@
+//! [`Sandbox`]: one test's sealed world. Its commands get a cleared environment with only
+//! `PATH` and the sandbox's own HOME, `XDG_RUNTIME_DIR`, data dir and config path, so the
+//! socket and the database are the sandbox's alone. Dropping it kills every daemon that
+//! served its socket.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+
+use crate::bins::bins;
+use crate::{http, repo, wait};
+
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    what: String,
+}
+
+impl Out {
+    fn new(what: String, o: Output) -> Self {
+        Self {
+            status: o.status,
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            what,
+        }
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Asserts exit 0 and returns self.
+    pub fn ok(self) -> Self {
+        assert!(self.status.success(), "{} failed: {self}", self.what);
+        self
+    }
+
+    /// Asserts the exit code and returns self.
+    pub fn fails_with(self, code: i32) -> Self {
+        assert_eq!(self.code(), Some(code), "{} exit code: {self}", self.what);
+        self
+    }
+
+    /// Stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{} printed no JSON ({e}): {self}", self.what))
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        // Short paths: a Unix socket path must fit in about 100 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("orch-")
+            .tempdir_in("/tmp")
+            .expect("create the sandbox dir");
+        let sb = Self { dir };
+        for d in [sb.home(), sb.data_dir()] {
+            std::fs::create_dir_all(d).expect("create sandbox dirs");
+        }
+        std::fs::create_dir(sb.runtime_dir()).expect("create the runtime dir");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(sb.runtime_dir(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod the runtime dir");
+        sb
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn home(&self) -> PathBuf {
+        self.root().join("home")
+    }
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.root().join("run")
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.root().join("data")
+    }
+    pub fn config_file(&self) -> PathBuf {
+        self.root().join("config.toml")
+    }
+    /// Where both binaries put the socket by default in this sandbox.
+    pub fn socket(&self) -> PathBuf {
+        self.runtime_dir().join("orchestrator/orchestratord.sock")
+    }
+
+    /// A git repository with one commit, at `<sandbox>/<name>`.
+    pub fn repo(&self, name: &str) -> PathBuf {
+        repo::init(&self.root().join(name), &self.home())
+    }
+
+    /// `git args` in `dir`, under this sandbox's HOME.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> String {
+        repo::git(dir, &self.home(), args)
+    }
+
+    /// A command for `program` in the sealed environment, run from the sandbox root.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("XDG_RUNTIME_DIR", self.runtime_dir())
+            .env("ORCHESTRATOR_DATA_DIR", self.data_dir())
+            .env("ORCHESTRATOR_CONFIG", self.config_file())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .current_dir(self.root())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `orchestrate args` from the sandbox root.
+    pub fn orchestrate(&self, args: &[&str]) -> Out {
+        self.orchestrate_in(self.root(), args)
+    }
+
+    /// `orchestrate args` from `dir`.
+    pub fn orchestrate_in(&self, dir: &Path, args: &[&str]) -> Out {
+        let out = self
+            .command(&bins().orchestrate)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run orchestrate");
+        Out::new(format!("orchestrate {}", args.join(" ")), out)
+    }
+
+    /// `orchestratord` as a direct child (not autostarted), for lifecycle tests.
+    /// `--data-dir` is passed explicitly so [`Sandbox::daemon_processes`] can find it.
+    pub fn daemon_command(&self) -> Command {
+        let mut c = self.command(&bins().orchestratord);
+        c.arg("--data-dir").arg(self.data_dir());
+        c
+    }
+
+    /// The running daemon's `/v1/health`, if one answers.
+    pub fn health(&self) -> Option<serde_json::Value> {
+        let r = http::get(&self.socket(), "/v1/health").ok()?;
+        (r.status == 200).then(|| r.json())
+    }
+
+    /// Waits until a daemon answers and returns its pid.
+    pub fn daemon_pid(&self) -> i32 {
+        wait::until("the daemon to answer", wait::DEADLINE, || {
+            self.health()
+                .and_then(|h| h["pid"].as_i64())
+                .and_then(|p| i32::try_from(p).ok())
+        })
+    }
+
+    /// The socket's URL path, for `curl --unix-socket`.
+    pub fn get(&self, path: &str) -> http::Response {
+        http::get(&self.socket(), path).expect("GET from the daemon")
+    }
+
+    /// Pids of every `orchestratord` process serving this sandbox (from /proc).
+    pub fn daemon_processes(&self) -> Vec<i32> {
+        let needle = self.data_dir().display().to_string();
+        let mut pids = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return pids;
+        };
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let is_daemon = args.first().is_some_and(|a| a.ends_with("/orchestratord"));
+            let ours = args.iter().any(|a| a == &needle);
+            let zombie = std::fs::read_to_string(e.path().join("stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true);
+            if is_daemon && ours && !zombie {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let mut pids = self.daemon_processes();
+        if let Some(pid) = self.health().and_then(|h| h["pid"].as_i64()) {
+            pids.extend(i32::try_from(pid).ok());
+        }
+        let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+        for pid in pids.into_iter().filter(|p| *p > 1 && *p != me) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}

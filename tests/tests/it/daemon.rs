@@ -1,0 +1,170 @@
+//! The daemon as a process: autostart, health over the socket (also with curl), permissions,
+//! one daemon per socket, stale sockets, protocol mismatches and clean signal shutdown.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use orchestrator_tests::{Sandbox, fake_daemon, wait};
+
+fn mode(p: &std::path::Path) -> u32 {
+    std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
+}
+
+#[test]
+fn first_command_autostarts_the_daemon_and_health_answers() {
+    let sb = Sandbox::new();
+    assert!(sb.health().is_none(), "no daemon yet");
+    let out = sb.orchestrate(&["list", "--json"]).ok();
+    assert_eq!(out.json()["runs"], serde_json::json!([]), "{out}");
+    let h = sb.health().expect("the daemon answers after autostart");
+    assert_eq!(h["protocol_version"], orchestrator_proto::PROTOCOL_VERSION);
+    assert_eq!(h["daemon_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(h["socket"], sb.socket().display().to_string());
+    assert_eq!(sb.daemon_processes().len(), 1);
+
+    let status = sb.orchestrate(&["daemon", "status", "--json"]).ok();
+    assert_eq!(status.json()["pid"], h["pid"]);
+}
+
+#[test]
+fn curl_reaches_health_and_runs_over_the_socket() {
+    let sb = Sandbox::new();
+    sb.orchestrate(&["list"]).ok();
+    let curl = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["--silent", "--show-error", "--fail", "--unix-socket"])
+            .arg(sb.socket())
+            .arg(format!("http://localhost{path}"))
+            .output()
+            .expect("curl is installed (the README's prerequisites list it for this test)");
+        assert!(
+            out.status.success(),
+            "curl {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("curl got JSON")
+    };
+    assert_eq!(
+        curl("/v1/health")["protocol_version"],
+        orchestrator_proto::PROTOCOL_VERSION
+    );
+    assert_eq!(curl("/v1/runs")["runs"], serde_json::json!([]));
+}
+
+#[test]
+fn socket_dir_is_private_and_socket_is_owner_only() {
+    let sb = Sandbox::new();
+    sb.orchestrate(&["list"]).ok();
+    let socket = sb.socket();
+    assert_eq!(mode(socket.parent().expect("socket dir")), 0o700);
+    assert_eq!(mode(&socket), 0o600);
+}
+
+#[test]
+fn racing_clients_start_exactly_one_daemon() {
+    let sb = Sandbox::new();
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            sb.command(&orchestrator_tests::bins::bins().orchestrate)
+                .args(["list", "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn orchestrate")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pid = sb.daemon_pid();
+    assert_eq!(sb.daemon_processes(), vec![pid], "exactly one daemon runs");
+}
+
+#[test]
+fn a_second_daemon_refuses_while_one_answers() {
+    let sb = Sandbox::new();
+    sb.orchestrate(&["list"]).ok();
+    let first = sb.daemon_pid();
+    let out = sb.daemon_command().output().expect("run orchestratord");
+    assert!(!out.status.success(), "a second daemon must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("orchestrate daemon stop"), "{err}");
+    assert_eq!(sb.daemon_pid(), first, "the first daemon is unharmed");
+}
+
+#[test]
+fn a_stale_socket_file_is_replaced() {
+    let sb = Sandbox::new();
+    let socket = sb.socket();
+    std::fs::create_dir_all(socket.parent().expect("dir")).expect("mkdir");
+    // Bind and drop: the file stays, nobody listens.
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
+    assert!(socket.exists());
+    sb.orchestrate(&["list"]).ok();
+    assert!(sb.health().is_some());
+}
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly_and_removes_its_socket() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let sb = Sandbox::new();
+    let mut child = sb
+        .daemon_command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn orchestratord");
+    let pid = sb.daemon_pid();
+    assert_eq!(u32::try_from(pid).ok(), Some(child.id()));
+    kill(Pid::from_raw(pid), Signal::SIGTERM).expect("signal");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "exit 0 on SIGTERM");
+    assert!(!sb.socket().exists(), "the socket is removed");
+}
+
+#[test]
+fn daemon_stop_stops_it_and_the_next_command_starts_a_new_one() {
+    let sb = Sandbox::new();
+    sb.orchestrate(&["list"]).ok();
+    let first = sb.daemon_pid();
+    sb.orchestrate(&["daemon", "stop"]).ok();
+    wait::until("the daemon to exit", wait::DEADLINE, || {
+        sb.daemon_processes().is_empty().then_some(())
+    });
+    assert!(sb.health().is_none());
+    let status = sb.orchestrate(&["daemon", "status"]).ok();
+    assert!(status.stdout.contains("not running"), "{status}");
+    assert!(
+        sb.daemon_processes().is_empty(),
+        "daemon status does not autostart"
+    );
+    sb.orchestrate(&["list"]).ok();
+    assert_ne!(sb.daemon_pid(), first);
+}
+
+#[test]
+fn a_daemon_of_another_protocol_gets_a_clear_error_naming_the_restart() {
+    let sb = Sandbox::new();
+    fake_daemon::serve(
+        &sb.socket(),
+        200,
+        serde_json::json!({
+            "daemon_version": "9.0.0",
+            "protocol_version": 999,
+            "pid": 1,
+            "started_at": "2026-01-01T00:00:00Z",
+            "socket": sb.socket(),
+            "data_dir": sb.data_dir(),
+            "active_runs": 0
+        }),
+    );
+    let out = sb.orchestrate(&["list"]).fails_with(1);
+    assert!(out.stderr.contains("protocol 999"), "{out}");
+    assert!(out.stderr.contains("orchestrate daemon stop"), "{out}");
+}

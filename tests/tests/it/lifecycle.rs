@@ -1,0 +1,125 @@
+//! Transitions a user drives: pause, resume, cancel, starting fresh, and reading the log.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use orchestrator_tests::Sandbox;
+
+#[test]
+fn pause_resume_cancel_move_the_run_and_refuse_what_does_not_apply() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    sb.orchestrate_in(&repo, &["start", "Feature"]).ok();
+    let status = |sb: &Sandbox| sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+
+    let out = sb.orchestrate_in(&repo, &["resume"]).fails_with(2);
+    assert!(out.stderr.contains("not paused"), "{out}");
+
+    sb.orchestrate_in(&repo, &["pause"]).ok();
+    assert_eq!(status(&sb)["status"], "paused");
+    let state = std::fs::read_to_string(repo.join(".orchestrator/state.json")).expect("state");
+    assert!(state.contains("\"paused\""), "the mirror follows: {state}");
+    let out = sb.orchestrate_in(&repo, &["pause"]).fails_with(2);
+    assert!(out.stderr.contains("already paused"), "{out}");
+
+    sb.orchestrate_in(&repo, &["resume"]).ok();
+    assert_eq!(status(&sb)["status"], "queued");
+
+    let run = sb.orchestrate_in(&repo, &["cancel", "--json"]).ok().json();
+    assert_eq!(run["status"], "cancelled");
+    assert!(run["finished_at"].is_string(), "{run}");
+    let out = sb.orchestrate_in(&repo, &["pause"]).fails_with(2);
+    assert!(out.stderr.contains("cancelled"), "{out}");
+
+    // The branch is kept; the log says so.
+    sb.git(&repo, &["rev-parse", "--verify", "orchestrate/feature"]);
+    let log = sb.orchestrate_in(&repo, &["log"]).ok();
+    for needle in [
+        "submitted",
+        "paused",
+        "resumed",
+        "cancelled",
+        "git branch -D",
+    ] {
+        assert!(log.stdout.contains(needle), "log mentions {needle}: {log}");
+    }
+}
+
+#[test]
+fn cancel_then_start_begins_fresh() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let first = sb
+        .orchestrate_in(&repo, &["start", "Feature", "--json"])
+        .ok()
+        .json();
+    sb.orchestrate_in(&repo, &["cancel"]).ok();
+    let second = sb
+        .orchestrate_in(&repo, &["start", "Feature", "--json"])
+        .ok()
+        .json();
+    assert_ne!(first["id"], second["id"]);
+    assert_eq!(
+        second["branch"], "orchestrate/feature-2",
+        "the old branch is not reused"
+    );
+    let state = std::fs::read_to_string(repo.join(".orchestrator/state.json")).expect("state");
+    assert!(
+        state.contains(second["id"].as_str().expect("id")),
+        "{state}"
+    );
+    let current = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+    assert_eq!(current["id"], second["id"]);
+    // Both runs stay listed; the old one by id.
+    let old = sb
+        .orchestrate(&[
+            "status",
+            "--json",
+            "--run",
+            first["id"].as_str().expect("id"),
+        ])
+        .ok()
+        .json();
+    assert_eq!(old["status"], "cancelled");
+    let list = sb.orchestrate(&["list", "--json"]).ok().json();
+    assert_eq!(list["runs"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn log_tails_and_follow_streams_until_the_run_ends() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    sb.orchestrate_in(&repo, &["start", "Feature"]).ok();
+    sb.orchestrate_in(&repo, &["pause"]).ok();
+    let all = sb.orchestrate_in(&repo, &["log", "--json"]).ok().json();
+    let n = all["events"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(n >= 3, "{all}");
+    let tail = sb.orchestrate_in(&repo, &["log", "-n", "1"]).ok();
+    assert_eq!(tail.stdout.lines().count(), 1, "{tail}");
+    assert!(tail.stdout.contains("paused"), "{tail}");
+
+    let mut follow = sb
+        .command(&orchestrator_tests::bins::bins().orchestrate)
+        .args(["log", "-f", "-n", "1", "--json"])
+        .current_dir(&repo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn log -f");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first: serde_json::Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("JSON");
+    assert_eq!(first["kind"], "status_changed");
+    sb.orchestrate_in(&repo, &["resume"]).ok();
+    let next: serde_json::Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("JSON");
+    assert!(
+        next["message"].as_str().unwrap_or("").contains("resumed"),
+        "{next}"
+    );
+    sb.orchestrate_in(&repo, &["cancel"]).ok();
+    let rest: Vec<String> = lines.map(|l| l.expect("read")).collect();
+    assert!(rest.iter().any(|l| l.contains("cancelled")), "{rest:?}");
+    let status = follow.wait().expect("wait");
+    assert!(status.success(), "log -f ends with the run");
+}

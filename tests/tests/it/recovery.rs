@@ -1,0 +1,59 @@
+//! Surviving the unexpected: a daemon killed with SIGKILL and a deleted `.orchestrator/`.
+
+use orchestrator_tests::{Sandbox, wait};
+
+#[test]
+fn after_kill_9_the_next_command_starts_a_daemon_that_still_has_the_run() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let run = sb
+        .orchestrate_in(&repo, &["start", "Feature", "--max-cycles", "7", "--json"])
+        .ok()
+        .json();
+    sb.orchestrate_in(&repo, &["pause"]).ok();
+    let first = sb.daemon_pid();
+    kill(Pid::from_raw(first), Signal::SIGKILL).expect("kill -9");
+    wait::until("the daemon to die", wait::DEADLINE, || {
+        sb.daemon_processes().is_empty().then_some(())
+    });
+
+    let after = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+    assert_ne!(sb.daemon_pid(), first, "a new daemon");
+    assert_eq!(after["id"], run["id"]);
+    assert_eq!(after["status"], "paused", "its state survived");
+    assert_eq!(after["options"]["max_cycles"], 7);
+    let log = sb.orchestrate_in(&repo, &["log"]).ok();
+    assert!(log.stdout.contains("restored"), "{log}");
+    // And it still takes commands.
+    sb.orchestrate_in(&repo, &["resume"]).ok();
+}
+
+#[test]
+fn a_deleted_mirror_is_recreated_whole() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let run = sb
+        .orchestrate_in(&repo, &["start", "Feature", "--json"])
+        .ok()
+        .json();
+    let mirror = repo.join(".orchestrator");
+
+    // On the next change of the run, with the whole log.
+    std::fs::remove_dir_all(&mirror).expect("rm -rf .orchestrator");
+    sb.orchestrate_in(&repo, &["pause"]).ok();
+    let state = std::fs::read_to_string(mirror.join("state.json")).expect("state.json back");
+    assert!(state.contains("\"paused\""), "{state}");
+    let log = std::fs::read_to_string(mirror.join("logs/orchestrator.log")).expect("log back");
+    assert!(log.contains("submitted") && log.contains("paused"), "{log}");
+    assert!(mirror.join("tasks").is_dir());
+
+    // And with no change at all, by the run's own periodic check.
+    std::fs::remove_dir_all(&mirror).expect("rm -rf .orchestrator");
+    let state = wait::until("the mirror to come back", wait::DEADLINE, || {
+        std::fs::read_to_string(mirror.join("state.json")).ok()
+    });
+    assert!(state.contains(run["id"].as_str().expect("id")), "{state}");
+    assert!(mirror.join("context.md").is_file());
+}
