@@ -25,6 +25,8 @@ pub enum DaemonError {
     Store(#[from] store::StoreError),
     #[error("cannot restore the runs of the previous daemon: {0}")]
     Restore(#[source] runs::RunError),
+    #[error("opening the database panicked: {0}")]
+    Panicked(#[source] tokio::task::JoinError),
     #[error("the API server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -36,7 +38,10 @@ pub async fn run(
     listener: UnixListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    let db = store::Db::open(&config.data_dir.join("orchestrator.db"))?;
+    let path = config.data_dir.join("orchestrator.db");
+    let db = tokio::task::spawn_blocking(move || store::Db::open(&path))
+        .await
+        .map_err(DaemonError::Panicked)??;
     let stop = CancellationToken::new();
     let runs = runs::Runs::new(db, stop.child_token());
     let restored = runs.restore().await.map_err(DaemonError::Restore)?;

@@ -64,18 +64,13 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let socket_path = config.socket.clone();
-    let result = runtime.block_on(async {
-        let listener = socket::bind(&config.socket)?;
+    runtime.block_on(async {
+        let (listener, _bound) = socket::bind(&config.socket)?;
         orchestratord::run(config, listener, signalled()).await?;
+        tracing::info!("orchestratord stopped");
         anyhow::Ok(())
-    });
-    // Remove the socket we bound (only if it is still ours: a new daemon may have replaced it).
-    if result.is_ok() || socket_path.exists() {
-        let _ = std::fs::remove_file(&socket_path);
-    }
-    tracing::info!("orchestratord stopped");
-    result
+        // `_bound` drops here and removes the socket, if it is still ours.
+    })
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

@@ -90,8 +90,32 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<InstanceLock, ClaimError> {
     Ok(InstanceLock { _file: file })
 }
 
+/// The socket file this process bound. Dropping it removes the file, but only while the path
+/// still holds *our* socket (same inode): a daemon that replaced it keeps its own.
+#[derive(Debug)]
+pub struct BoundSocket {
+    path: PathBuf,
+    inode: (u64, u64),
+}
+
+impl Drop for BoundSocket {
+    fn drop(&mut self) {
+        if inode(&self.path) == Some(self.inode) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn inode(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
 /// Binds the socket in a 0700 directory with mode 0600, replacing a stale socket file.
-pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, ClaimError> {
+/// Must be called inside a tokio runtime.
+pub fn bind(path: &Path) -> Result<(tokio::net::UnixListener, BoundSocket), ClaimError> {
     if let Some(dir) = path.parent() {
         let existed = dir.exists();
         private_dir(dir)?;
@@ -114,5 +138,9 @@ pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, ClaimError> {
     };
     let listener = tokio::net::UnixListener::bind(path).map_err(bind_err)?;
     std::fs::set_permissions(path, Permissions::from_mode(0o600)).map_err(bind_err)?;
-    Ok(listener)
+    let bound = BoundSocket {
+        path: path.to_path_buf(),
+        inode: inode(path).ok_or_else(|| bind_err(std::io::Error::other("the socket vanished")))?,
+    };
+    Ok((listener, bound))
 }

@@ -44,6 +44,14 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the database thread has stopped")]
     Closed,
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the database thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -55,8 +63,20 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens (creating if needed) and migrates the database, then starts its thread.
+    /// Opens (creating it and its private directory if needed) and migrates the database,
+    /// then starts its thread. Blocks: call it off the runtime's workers.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
+        if let Some(dir) = path.parent() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| StoreError::Dir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+        }
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -72,10 +92,7 @@ impl Db {
                     job(&mut conn);
                 }
             })
-            .map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
+            .map_err(StoreError::Thread)?;
         Ok(Db { jobs })
     }
 

@@ -98,6 +98,28 @@ fn a_second_daemon_refuses_while_one_answers() {
 }
 
 #[test]
+fn a_second_daemon_on_the_same_socket_leaves_the_first_ones_socket_alone() {
+    let sb = Sandbox::new();
+    sb.orchestrate(&["list"]).ok();
+    let first = sb.daemon_pid();
+    let other_data = sb.root().join("other-data");
+    let out = sb
+        .command(&orchestrator_tests::bins::bins().orchestratord)
+        .arg("--data-dir")
+        .arg(&other_data)
+        .output()
+        .expect("run orchestratord");
+    assert!(!out.status.success(), "a second daemon must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already answers"), "{err}");
+    assert!(
+        sb.socket().exists(),
+        "the first daemon's socket is still there"
+    );
+    assert_eq!(sb.daemon_pid(), first);
+}
+
+#[test]
 fn a_stale_socket_file_is_replaced() {
     let sb = Sandbox::new();
     let socket = sb.socket();

@@ -5,9 +5,13 @@
 //! - `start`: submitting runs, validation, the branch, the mirror.
 //! - `lifecycle`: pause, resume, cancel, starting fresh, the log.
 //! - `recovery`: kill -9 and a deleted mirror.
+//! - `in_process`: `orchestratord::run` in this process, for races and restarts.
+//! - `snapshots`: what the CLI prints, pinned with insta.
 
 mod api;
 mod daemon;
+mod in_process;
 mod lifecycle;
 mod recovery;
+mod snapshots;
 mod start;
