@@ -25,6 +25,9 @@ enum DaemonCmd {
     Stop,
 }
 
+/// Exit code of `daemon status` when no daemon answers (the LSB "program is not running").
+pub const NOT_RUNNING: i32 = 3;
+
 /// How long `daemon stop` waits for the socket to go away.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -65,7 +68,10 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
                     );
                     println!("  Any orchestrate command starts it.");
                 }
-                Ok(())
+                // Like `systemctl status`: 3 means "not running", so scripts can tell.
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                std::process::exit(NOT_RUNNING);
             }
             Err(e) => Err(e),
         },

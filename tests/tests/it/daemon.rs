@@ -160,7 +160,7 @@ fn daemon_stop_stops_it_and_the_next_command_starts_a_new_one() {
         sb.daemon_processes().is_empty().then_some(())
     });
     assert!(sb.health().is_none());
-    let status = sb.orchestrate(&["daemon", "status"]).ok();
+    let status = sb.orchestrate(&["daemon", "status"]).fails_with(3);
     assert!(status.stdout.contains("not running"), "{status}");
     assert!(
         sb.daemon_processes().is_empty(),
