@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use orchestrator_proto::{Health, PROTOCOL_VERSION, locate};
+use orchestrator_proto::{Health, HealthProbe, PROTOCOL_VERSION, locate};
 
 use crate::client::Client;
 use crate::error::ClientError;
@@ -22,16 +22,17 @@ const START_DEADLINE: Duration = Duration::from_secs(10);
 /// Connects to the daemon, starting it if needed, and checks its protocol version.
 pub async fn connect(socket: &Path) -> Result<Client, ClientError> {
     let client = Client::new(socket)?;
-    let health = match client.health().await {
-        Ok(h) => h,
-        Err(ClientError::Unreachable { .. }) => start(&client).await?,
+    match client.health().await {
+        Ok(_) => {}
+        Err(ClientError::Unreachable { .. }) => {
+            start(&client).await?;
+        }
         Err(e) => return Err(e),
-    };
-    check_protocol(socket, &health)?;
+    }
     Ok(client)
 }
 
-pub fn check_protocol(socket: &Path, h: &Health) -> Result<(), ClientError> {
+pub fn check_protocol(socket: &Path, h: &HealthProbe) -> Result<(), ClientError> {
     if h.protocol_version == PROTOCOL_VERSION {
         Ok(())
     } else {

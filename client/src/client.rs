@@ -74,8 +74,15 @@ impl Client {
         self.send(self.http.post(Self::url(path)).json(body)).await
     }
 
+    /// The daemon's health, after checking it speaks our protocol (a daemon of another
+    /// version gets [`ClientError::ProtocolMismatch`], not a decoding error).
     pub async fn health(&self) -> Result<Health, ClientError> {
-        self.get("/v1/health", &()).await
+        let raw: serde_json::Value = self.get("/v1/health", &()).await?;
+        let decode = |e: serde_json::Error| ClientError::Decode(e.to_string());
+        let probe: orchestrator_proto::HealthProbe =
+            serde_json::from_value(raw.clone()).map_err(decode)?;
+        crate::autostart::check_protocol(self.socket(), &probe)?;
+        serde_json::from_value(raw).map_err(decode)
     }
 
     pub async fn submit(&self, req: &SubmitRun) -> Result<Run, ClientError> {

@@ -20,6 +20,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `tracing` filter for the daemon's stderr, e.g. `info` or `orchestratord=debug`.
     pub log: String,
+    /// The MCP endpoint's loopback port; `None` reuses the recorded one (or picks one).
+    pub mcp_port: Option<u16>,
 }
 
 /// The config file's shape. Every key is optional.
@@ -28,6 +30,14 @@ pub struct Config {
 pub struct FileConfig {
     #[serde(default)]
     pub daemon: DaemonSection,
+    #[serde(default)]
+    pub mcp: McpSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpSection {
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +61,12 @@ pub enum ConfigError {
         path: PathBuf,
         #[source]
         source: Box<toml::de::Error>,
+    },
+    #[error("{name}={value:?} is not {expected}; fix or unset it")]
+    Env {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
     },
     #[error("{0}")]
     Locate(#[from] orchestrator_proto::locate::LocateError),
@@ -87,10 +103,19 @@ impl Config {
             .filter(|s| !s.is_empty())
             .or(file.daemon.log)
             .unwrap_or_else(|| "info".to_owned());
+        let mcp_port = match std::env::var("ORCHESTRATOR_MCP_PORT") {
+            Ok(v) if !v.is_empty() => Some(v.parse().map_err(|_| ConfigError::Env {
+                name: "ORCHESTRATOR_MCP_PORT",
+                value: v.clone(),
+                expected: "a port number (1-65535)",
+            })?),
+            _ => file.mcp.port,
+        };
         Ok(Self {
             socket: locate::socket_path(socket)?,
             data_dir: locate::data_dir(data_dir)?,
             log,
+            mcp_port,
         })
     }
 }

@@ -3,8 +3,10 @@
 //! the configuration, claims the socket and wires signals; tests call [`run`] directly.
 
 pub mod api;
+pub mod board;
 pub mod config;
 pub mod git;
+pub mod mcp;
 pub mod mirror;
 pub mod runs;
 pub mod socket;
@@ -27,6 +29,8 @@ pub enum DaemonError {
     Restore(#[source] runs::RunError),
     #[error("opening the database panicked: {0}")]
     Panicked(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    Mcp(#[from] mcp::BindError),
     #[error("the API server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -43,17 +47,27 @@ pub async fn run(
         .await
         .map_err(DaemonError::Panicked)??;
     let stop = CancellationToken::new();
-    let runs = runs::Runs::new(db, stop.child_token());
+    let runs = runs::Runs::new(db.clone(), stop.child_token());
     let restored = runs.restore().await.map_err(DaemonError::Restore)?;
     if restored > 0 {
         tracing::info!(runs = restored, "restored active runs");
     }
+    let (mcp_listener, mcp_addr) = mcp::bind(&db, config.mcp_port).await?;
+    let mcp_url = format!("http://{mcp_addr}/mcp");
+    let mcp_app = mcp::router(runs.clone(), stop.child_token());
+    let mcp_stop = stop.clone();
+    let mcp_served = tokio::spawn(async move {
+        axum::serve(mcp_listener, mcp_app)
+            .with_graceful_shutdown(async move { mcp_stop.cancelled().await })
+            .await
+    });
     let state = api::AppState {
         runs: runs.clone(),
         info: Arc::new(api::DaemonInfo {
             started_at: store::time_text::now(),
             socket: config.socket.display().to_string(),
             data_dir: config.data_dir.display().to_string(),
+            mcp_url: mcp_url.clone(),
         }),
         shutdown: stop.clone(),
     };
@@ -63,12 +77,14 @@ pub async fn run(
         external.cancel();
     });
     tracing::info!(socket = %config.socket.display(), data = %config.data_dir.display(),
-        version = env!("CARGO_PKG_VERSION"), "orchestratord ready");
+        mcp = %mcp_url, version = env!("CARGO_PKG_VERSION"), "orchestratord ready");
     let graceful = stop.clone();
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(async move { graceful.cancelled().await })
         .await;
     // Follow streams end when their actors stop, which lets in-flight responses finish.
     runs.shutdown().await;
-    served.map_err(DaemonError::Serve)
+    let mcp_result = mcp_served.await.map_err(DaemonError::Panicked)?;
+    served.map_err(DaemonError::Serve)?;
+    mcp_result.map_err(DaemonError::Serve)
 }

@@ -28,8 +28,8 @@ pub async fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .prefix(".tmp-")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(dir)?;
+        // No fsync: the mirror is derived, and SQLite (which does sync) can always rebuild it.
         tmp.write_all(&bytes)?;
-        tmp.as_file().sync_data()?;
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok(())
     })
@@ -150,5 +150,71 @@ impl Mirror {
             text.push('\n');
         }
         write_atomic(&logs.join("orchestrator.log"), text.as_bytes()).await
+    }
+}
+
+impl Mirror {
+    /// Rewrites `tasks/<id>.json`.
+    pub async fn write_task(&self, id: &str, task: &serde_json::Value) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(task).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        let dir = self.root.join("tasks");
+        tokio::fs::create_dir_all(&dir).await?;
+        write_atomic(&dir.join(format!("{id}.json")), &bytes).await
+    }
+
+    /// Appends one JSON line per message to `messages/messages.jsonl`.
+    pub async fn append_messages(&self, lines: &[serde_json::Value]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let dir = self.root.join("messages");
+        tokio::fs::create_dir_all(&dir).await?;
+        let mut text = String::new();
+        for l in lines {
+            text.push_str(&l.to_string());
+            text.push('\n');
+        }
+        let mut f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("messages.jsonl"))
+            .await?;
+        f.write_all(text.as_bytes()).await?;
+        f.flush().await
+    }
+
+    /// Writes `plan-v<N>.md`, the plan as the planner submitted it.
+    pub async fn write_plan(
+        &self,
+        version: u32,
+        plan: &crate::board::PlanInput,
+    ) -> std::io::Result<()> {
+        let mut md = format!("# Plan v{version}\n\n{}\n", plan.summary.trim());
+        for t in &plan.tasks {
+            md.push_str(&format!(
+                "\n## {} — {}\n\n{}\n",
+                t.id,
+                t.title.trim(),
+                t.description.trim()
+            ));
+            if !t.depends_on.is_empty() {
+                md.push_str(&format!("\nDepends on: {}\n", t.depends_on.join(", ")));
+            }
+            if !t.files.is_empty() {
+                md.push_str(&format!("\nFiles: {}\n", t.files.join(", ")));
+            }
+            md.push_str("\nAcceptance criteria:\n");
+            for a in &t.acceptance_criteria {
+                md.push_str(&format!("- {}\n", a.trim()));
+            }
+        }
+        self.ensure_layout().await?;
+        write_atomic(
+            &self.root.join(format!("plan-v{version}.md")),
+            md.as_bytes(),
+        )
+        .await
     }
 }

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     /// The request conflicts with the current state (e.g. a second active run in a project,
     /// resuming a run that is not paused).
     Conflict,
+    /// No valid bearer token (MCP endpoint).
+    Unauthorized,
     /// The daemon is shutting down.
     Unavailable,
     /// A fault inside the daemon; the message says what failed.

@@ -8,9 +8,11 @@
 pub mod error;
 pub mod locate;
 pub mod run;
+pub mod session;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use run::*;
+pub use session::{OpenSession, SessionEnded, SessionGrant, SessionRole};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -37,4 +39,14 @@ pub struct Health {
     pub data_dir: String,
     /// Runs that are not finished (queued, running, paused or escalated).
     pub active_runs: u32,
+    /// The workers' MCP endpoint, e.g. `http://127.0.0.1:41234/mcp`.
+    pub mcp_url: String,
+}
+
+/// The part of [`Health`] that every protocol version keeps, read before anything else so a
+/// client can tell a daemon of another version apart from a broken one. Lenient on purpose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthProbe {
+    pub daemon_version: String,
+    pub protocol_version: u32,
 }

@@ -60,6 +60,64 @@ pub fn request(
     parse(&raw)
 }
 
+/// Sends only a request head declaring a `Content-Length` of `len` (a JSON body), and reads
+/// the answer: for testing limits without racing the server's early close.
+pub fn declared_only(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    len: usize,
+) -> std::io::Result<Response> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse(&raw)
+}
+
+/// POSTs `body` with chunked transfer encoding (no declared length), in 64 KiB chunks; stops
+/// sending as soon as the server answers, then reads the answer.
+pub fn chunked(socket: &Path, path: &str, body: &[u8]) -> std::io::Result<Response> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    s.write_all(head.as_bytes())?;
+    let reader = s.try_clone()?;
+    let answer = std::thread::spawn(move || {
+        let mut reader = reader;
+        let mut raw = Vec::new();
+        // A reset after the answer arrived still leaves the answer in `raw`.
+        let mut buf = [0u8; 8192];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+        raw
+    });
+    for chunk in body.chunks(64 * 1024) {
+        if s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .is_err()
+            || s.write_all(chunk).is_err()
+            || s.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let raw = answer
+        .join()
+        .map_err(|_| std::io::Error::other("reader panicked"))?;
+    parse(&raw)
+}
+
 /// `GET path`.
 pub fn get(socket: &Path, path: &str) -> std::io::Result<Response> {
     request(socket, "GET", path, None, b"")

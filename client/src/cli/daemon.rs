@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 
 use super::Format;
-use crate::autostart::check_protocol;
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::output;
@@ -55,8 +54,9 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
                         output::ago(h.started_at)
                     );
                     println!("  active runs  {}", h.active_runs);
+                    println!("  mcp          {}", h.mcp_url);
                 }
-                check_protocol(socket, &h)
+                Ok(())
             }
             Err(ClientError::Unreachable { .. }) => {
                 if format.json {
@@ -86,7 +86,8 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
             }
             let deadline = Instant::now() + STOP_DEADLINE;
             let mut pause = Duration::from_millis(2);
-            while client.health().await.is_ok() {
+            // Any answer at all (even from a daemon of another protocol) means it is still up.
+            while !matches!(client.health().await, Err(ClientError::Unreachable { .. })) {
                 if Instant::now() >= deadline {
                     return Err(ClientError::Autostart(format!(
                         "orchestratord on {} accepted the stop but still answers after {}s",

@@ -15,6 +15,7 @@ pub async fn health(State(s): State<AppState>) -> Result<axum::Json<Health>, Api
         socket: s.info.socket.clone(),
         data_dir: s.info.data_dir.clone(),
         active_runs: s.runs.count_active().await?,
+        mcp_url: s.info.mcp_url.clone(),
     }))
 }
 

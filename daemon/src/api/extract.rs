@@ -16,6 +16,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // A declared length over the limit is refused before reading any of the body.
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > super::BODY_LIMIT) {
+            return Err(too_large());
+        }
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Json(v)),
             Err(rejection) => Err(json_rejection(rejection)),
@@ -26,12 +35,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 fn json_rejection(r: JsonRejection) -> ApiError {
     let status = r.status();
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            status,
-            ErrorCode::PayloadTooLarge,
-            "the request body is larger than the 1 MiB limit",
-        )
-        .with_hint("send a shorter request; put long context in a --context-file"),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
             status,
             ErrorCode::UnsupportedMediaType,
@@ -44,6 +48,15 @@ fn json_rejection(r: JsonRejection) -> ApiError {
             format!("invalid request body: {}", r.body_text()),
         ),
     }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge,
+        "the request body is larger than the 1 MiB limit",
+    )
+    .with_hint("send a shorter request; put long context in a --context-file")
 }
 
 /// `axum::extract::Query`, with a JSON 400 on a bad query string.

@@ -9,6 +9,7 @@ pub mod error;
 mod escalations;
 mod extract;
 mod runs;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -42,6 +43,8 @@ pub struct DaemonInfo {
     pub started_at: OffsetDateTime,
     pub socket: String,
     pub data_dir: String,
+    /// The workers' MCP endpoint.
+    pub mcp_url: String,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -55,6 +58,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}/pause", post(runs::pause))
         .route("/v1/runs/{id}/resume", post(runs::resume))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/v1/runs/{id}/sessions", post(sessions::open))
+        .route(
+            "/v1/runs/{id}/sessions/{session}",
+            axum::routing::delete(sessions::end),
+        )
         .route("/v1/escalations", get(escalations::list))
         .route("/v1/escalations/{id}/answer", post(escalations::answer))
         .fallback(unknown_route)

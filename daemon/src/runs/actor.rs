@@ -14,6 +14,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::error::RunError;
+use crate::board::{self, BoardError, Caller, Op, Role};
+use crate::mcp::token;
 use crate::mirror::Mirror;
 use crate::store::{
     Db, EscalationRow, EventRow, NewEvent, RunRow, escalations, events, runs as run_rows, time_text,
@@ -47,6 +49,29 @@ pub enum Command {
         answer: String,
         reply: Reply<EscalationRow>,
     },
+    /// A board operation from an MCP session; the inner `Err` is a refusal for the model.
+    Board {
+        caller: Caller,
+        op: Op,
+        reply: Reply<Result<serde_json::Value, String>>,
+    },
+    /// Registers a new agent session and its token (only the hash is stored).
+    OpenSession {
+        role: Role,
+        task: Option<String>,
+        ttl: Duration,
+        reply: Reply<SessionGrant>,
+    },
+    /// Ends a session and revokes its token.
+    EndSession { session: String, reply: Reply<bool> },
+}
+
+/// A new session's identity and its bearer token, shown once.
+#[derive(Debug, Clone)]
+pub struct SessionGrant {
+    pub session: String,
+    pub token: String,
+    pub expires_at: time::OffsetDateTime,
 }
 
 /// A cheap handle to a live run actor.
@@ -156,6 +181,20 @@ impl RunActor {
             } => {
                 let _ = reply.send(self.answer(escalation, answer).await);
             }
+            Command::Board { caller, op, reply } => {
+                let _ = reply.send(self.board(caller, op).await);
+            }
+            Command::OpenSession {
+                role,
+                task,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(self.open_session(role, task, ttl).await);
+            }
+            Command::EndSession { session, reply } => {
+                let _ = reply.send(self.end_session(session).await);
+            }
         }
     }
 
@@ -222,6 +261,23 @@ impl RunActor {
                     .hint("`orchestrate escalations --all` shows the answer")));
                 }
                 escalations::answer(&tx, id, &answer, at)?;
+                // The asker learns the answer from its messages.
+                let (to_kind, to) = match &existing.task_id {
+                    Some(t) => ("task", Some(t.as_str())),
+                    None => ("all", None),
+                };
+                crate::store::board::insert_message(
+                    &tx,
+                    &run_id,
+                    None,
+                    to_kind,
+                    to,
+                    &format!(
+                        "Answer to escalation {id} (\"{}\"): {answer}",
+                        existing.question.lines().next().unwrap_or("").trim()
+                    ),
+                    at,
+                )?;
                 let event = events::append(
                     &tx,
                     &run_id,
@@ -237,6 +293,133 @@ impl RunActor {
         self.published(vec![event]).await;
         self.rewrite_mirror(false).await;
         row.ok_or_else(|| RunError::not_found(format!("no escalation {id}")))
+    }
+
+    async fn board(
+        &mut self,
+        caller: Caller,
+        op: Op,
+    ) -> Result<Result<serde_json::Value, String>, RunError> {
+        let run = self.run.clone();
+        let applied = self
+            .db
+            .call(move |c| Ok(board::apply(c, &run, &caller, op)))
+            .await?;
+        let a = match applied {
+            Ok(a) => a,
+            Err(BoardError::Refused(m)) => return Ok(Err(m)),
+            Err(BoardError::Store(e)) => return Err(e.into()),
+        };
+        self.published(a.events).await;
+        let mirrored = async {
+            for t in &a.tasks {
+                self.mirror.write_task(&t.id, &board::task_json(t)).await?;
+            }
+            let lines: Vec<_> = a.messages.iter().map(board::message_json).collect();
+            self.mirror.append_messages(&lines).await?;
+            if let Some((version, plan)) = &a.plan {
+                self.mirror.write_plan(*version, plan).await?;
+            }
+            std::io::Result::Ok(())
+        };
+        if let Err(e) = mirrored.await {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a board change; SQLite has it");
+        }
+        Ok(Ok(a.reply))
+    }
+
+    async fn open_session(
+        &mut self,
+        role: Role,
+        task: Option<String>,
+        ttl: Duration,
+    ) -> Result<SessionGrant, RunError> {
+        let (token, hash) = token::mint();
+        let session = format!("s-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let at = time_text::now();
+        let expires_at = at + ttl;
+        let (run, s, t) = (self.run.id.clone(), session.clone(), task.clone());
+        let event = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                if let Some(t) = &t
+                    && !crate::store::board::task_exists(&tx, &run, t)?
+                {
+                    return Ok(Err(RunError::not_found(format!(
+                        "run {run} has no task {t}"
+                    ))));
+                }
+                crate::store::board::insert_session(
+                    &tx,
+                    &crate::store::board::NewSession {
+                        id: &s,
+                        run_id: &run,
+                        role: role.as_str(),
+                        task_id: t.as_deref(),
+                        agent: "claude",
+                        token_hash: &hash,
+                        expires_at,
+                        at,
+                    },
+                )?;
+                let e = events::append(
+                    &tx,
+                    &run,
+                    at,
+                    NewEvent::info(
+                        "session_opened",
+                        format!("Session {s} opened ({})", role.as_str()),
+                    )
+                    .with_data(
+                        serde_json::json!({ "session": s, "role": role.as_str(), "task": t }),
+                    ),
+                )?;
+                tx.commit()?;
+                Ok(Ok(e))
+            })
+            .await??;
+        self.published(vec![event]).await;
+        Ok(SessionGrant {
+            session,
+            token,
+            expires_at,
+        })
+    }
+
+    async fn end_session(&mut self, session: String) -> Result<bool, RunError> {
+        let (run, s) = (self.run.id.clone(), session.clone());
+        let at = time_text::now();
+        let ended = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let Some(row) = crate::store::board::session(&tx, &s)?.filter(|r| r.run_id == run)
+                else {
+                    return Ok(Err(RunError::not_found(format!(
+                        "run {run} has no session {s}"
+                    ))));
+                };
+                let ended = crate::store::board::end_session(&tx, &row.id, at)?;
+                let e = if ended {
+                    Some(events::append(
+                        &tx,
+                        &run,
+                        at,
+                        NewEvent::info(
+                            "session_ended",
+                            format!("Session {s} ended; its token is revoked"),
+                        ),
+                    )?)
+                } else {
+                    None
+                };
+                tx.commit()?;
+                Ok(Ok((ended, e)))
+            })
+            .await??;
+        self.published(ended.1.into_iter().collect()).await;
+        Ok(ended.0)
     }
 
     /// Moves the run to `status`, recording why, in one transaction.

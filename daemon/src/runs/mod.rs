@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use actor::{Command, RunHandle};
+pub use actor::{Command, RunHandle, SessionGrant};
 pub use error::{RejectKind, RunError};
 
 use crate::git;
@@ -283,6 +283,31 @@ impl Runs {
             reply,
         })
         .await
+    }
+
+    /// The session a bearer token belongs to, if the token is known, unexpired and its run
+    /// active. Reads SQLite directly: authentication never queues behind a run's actor.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<Option<crate::board::Caller>, RunError> {
+        let hash = crate::mcp::token::hash(token);
+        let row = self
+            .inner
+            .db
+            .call(move |c| crate::store::board::session_by_token(c, &hash))
+            .await?;
+        let now = crate::store::time_text::now();
+        Ok(row
+            .filter(|s| s.status == "active" && s.expires_at.is_none_or(|t| now < t))
+            .filter(|s| self.handle(&s.run_id).is_some())
+            .and_then(|s| {
+                Some(crate::board::Caller {
+                    role: crate::board::Role::parse(&s.role)?,
+                    session: s.id,
+                    run: s.run_id,
+                })
+            }))
     }
 
     /// Stops every actor and waits for them (they persist as they go, so nothing is lost).

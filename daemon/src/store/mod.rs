@@ -5,6 +5,7 @@
 //! Migrations are the numbered `migrations/*.sql` files, embedded in the binary and applied in
 //! order at open; `PRAGMA user_version` records how far a database has come.
 
+pub mod board;
 pub mod escalations;
 pub mod events;
 pub mod runs;
@@ -21,7 +22,10 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 /// The embedded migrations, in order. Index + 1 is the schema version each one produces.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_board.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

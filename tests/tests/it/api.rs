@@ -42,8 +42,11 @@ fn bad_requests_get_typed_errors_and_the_daemon_stays_healthy() {
             .contains("colour")
     );
 
-    let big = vec![b' '; 2 * 1024 * 1024];
-    let r = http::post_json(&sock, "/v1/runs", &big).expect("send");
+    // Declared too large: refused from the header, before any of the body is read.
+    let r = http::declared_only(&sock, "POST", "/v1/runs", 2 * 1024 * 1024).expect("send");
+    assert_error(&r, 413, "payload_too_large");
+    // Sent without a length (chunked) and too large: refused once the limit is crossed.
+    let r = http::chunked(&sock, "/v1/runs", &vec![b' '; 2 * 1024 * 1024]).expect("send");
     assert_error(&r, 413, "payload_too_large");
 
     let r = http::request(&sock, "POST", "/v1/runs", Some("text/plain"), b"{}").expect("send");

@@ -25,6 +25,7 @@ impl InProcess {
             socket: socket.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             log: "info".into(),
+            mcp_port: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let done = {

@@ -1,0 +1,330 @@
+//! Validation of a submitted plan. Every rejection says exactly what to change, because the
+//! reader is a model that will fix the plan and submit it again.
+
+use std::collections::{HashMap, HashSet};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub const MAX_TASKS: usize = 200;
+pub const MAX_ID: usize = 64;
+pub const MAX_TITLE: usize = 200;
+pub const MAX_TEXT: usize = 20_000;
+pub const MAX_LIST: usize = 50;
+pub const MAX_ITEM: usize = 500;
+
+/// A plan as the planner submits it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanInput {
+    /// The approach in a few paragraphs: what will be built and how the tasks fit together.
+    pub summary: String,
+    /// The tasks, 1 to 200. Workers run independent tasks in parallel, each in its own worktree.
+    pub tasks: Vec<TaskInput>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInput {
+    /// Short unique id: letters, digits, `-`, `_`, `.` (e.g. "t1", "api-auth").
+    pub id: String,
+    /// One line naming the outcome.
+    pub title: String,
+    /// Everything a worker needs to do it without asking: what, where, constraints.
+    pub description: String,
+    /// Checkable statements that are true when the task is done.
+    pub acceptance_criteria: Vec<String>,
+    /// Ids of tasks that must be done before this one starts.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Files or areas the task will touch (helps avoid conflicting parallel edits).
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+/// Every problem found, one line each, so the planner can fix them all in one go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanProblems(pub Vec<String>);
+
+impl std::fmt::Display for PlanProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "The plan was not accepted. Fix these and call submit_plan again:"
+        )?;
+        for p in &self.0 {
+            writeln!(f, "- {p}")?;
+        }
+        Ok(())
+    }
+}
+
+fn text(problems: &mut Vec<String>, what: &str, value: &str, max: usize) {
+    if value.trim().is_empty() {
+        problems.push(format!("{what} is empty; write it out"));
+    } else if value.len() > max {
+        problems.push(format!(
+            "{what} is {} bytes; keep it under {max}",
+            value.len()
+        ));
+    }
+}
+
+fn list(problems: &mut Vec<String>, what: &str, items: &[String], required: bool) {
+    if required && items.iter().all(|i| i.trim().is_empty()) {
+        problems.push(format!("{what} is empty; give at least one"));
+    }
+    if items.len() > MAX_LIST {
+        problems.push(format!(
+            "{what} has {} entries; keep it to {MAX_LIST}",
+            items.len()
+        ));
+    }
+    if items.iter().any(|i| i.len() > MAX_ITEM) {
+        problems.push(format!(
+            "{what} has an entry over {MAX_ITEM} bytes; shorten it"
+        ));
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Checks a plan against the rules and the ids already used by the run.
+pub fn validate(plan: &PlanInput, existing: &HashSet<String>) -> Result<(), PlanProblems> {
+    let mut p = Vec::new();
+    text(&mut p, "summary", &plan.summary, MAX_TEXT);
+    if plan.tasks.is_empty() {
+        p.push("tasks is empty; a plan has 1 to 200 tasks".into());
+    }
+    if plan.tasks.len() > MAX_TASKS {
+        p.push(format!(
+            "the plan has {} tasks; merge related work into at most {MAX_TASKS}",
+            plan.tasks.len()
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, t) in plan.tasks.iter().enumerate() {
+        let name = if t.id.is_empty() {
+            format!("task #{}", i + 1)
+        } else {
+            format!("task {:?}", t.id)
+        };
+        if !valid_id(&t.id) {
+            p.push(format!(
+                "{name}: id must be 1-{MAX_ID} characters of letters, digits, '-', '_' or '.'"
+            ));
+        } else if !seen.insert(t.id.as_str()) {
+            p.push(format!(
+                "{name}: the id is used twice; give each task its own id"
+            ));
+        } else if existing.contains(&t.id) {
+            p.push(format!(
+                "{name}: the id already belongs to a task of an earlier plan in this run; choose a new id"
+            ));
+        }
+        text(&mut p, &format!("{name}: title"), &t.title, MAX_TITLE);
+        text(
+            &mut p,
+            &format!("{name}: description"),
+            &t.description,
+            MAX_TEXT,
+        );
+        list(
+            &mut p,
+            &format!("{name}: acceptance_criteria"),
+            &t.acceptance_criteria,
+            true,
+        );
+        list(&mut p, &format!("{name}: files"), &t.files, false);
+        list(&mut p, &format!("{name}: depends_on"), &t.depends_on, false);
+    }
+    let ids: HashSet<&str> = plan.tasks.iter().map(|t| t.id.as_str()).collect();
+    for t in &plan.tasks {
+        for d in &t.depends_on {
+            if d == &t.id {
+                p.push(format!(
+                    "task {:?} depends on itself; remove {d:?} from its depends_on",
+                    t.id
+                ));
+            } else if !ids.contains(d.as_str()) && !existing.contains(d) {
+                p.push(format!(
+                    "task {:?} depends on {d:?}, which is not a task of this plan; fix the id or add the task",
+                    t.id
+                ));
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(plan) {
+        p.push(format!(
+            "the dependencies form a cycle ({}); break it so the tasks can run in some order",
+            cycle.join(" -> ")
+        ));
+    }
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(PlanProblems(p))
+    }
+}
+
+/// A dependency cycle among the plan's own tasks, as a path that returns to its start.
+fn find_cycle(plan: &PlanInput) -> Option<Vec<String>> {
+    let deps: HashMap<&str, Vec<&str>> = plan
+        .tasks
+        .iter()
+        .map(|t| {
+            (
+                t.id.as_str(),
+                t.depends_on
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|d| *d != t.id)
+                    .collect(),
+            )
+        })
+        .collect();
+    // 0 = unvisited, 1 = on the stack, 2 = done. Iterative DFS: plans can be 200 deep.
+    let mut state: HashMap<&str, u8> = HashMap::new();
+    for start in plan.tasks.iter().map(|t| t.id.as_str()) {
+        if state.get(start).copied().unwrap_or(0) != 0 {
+            continue;
+        }
+        let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+        state.insert(start, 1);
+        while let Some((node, next)) = stack.pop() {
+            let children = deps.get(node).map(Vec::as_slice).unwrap_or(&[]);
+            if let Some(&child) = children.get(next) {
+                stack.push((node, next + 1));
+                match state.get(child).copied().unwrap_or(0) {
+                    0 if deps.contains_key(child) => {
+                        state.insert(child, 1);
+                        stack.push((child, 0));
+                    }
+                    1 => {
+                        let from = stack.iter().position(|(n, _)| *n == child).unwrap_or(0);
+                        let mut path: Vec<String> =
+                            stack[from..].iter().map(|(n, _)| (*n).to_owned()).collect();
+                        path.push(child.to_owned());
+                        return Some(path);
+                    }
+                    _ => {}
+                }
+            } else {
+                state.insert(node, 2);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, deps: &[&str]) -> TaskInput {
+        TaskInput {
+            id: id.into(),
+            title: format!("Do {id}"),
+            description: "Details".into(),
+            acceptance_criteria: vec!["It works".into()],
+            depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+            files: vec![],
+        }
+    }
+
+    fn plan(tasks: Vec<TaskInput>) -> PlanInput {
+        PlanInput {
+            summary: "Approach".into(),
+            tasks,
+        }
+    }
+
+    fn problems(p: &PlanInput) -> Vec<String> {
+        validate(p, &HashSet::new())
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_good_plan_passes() {
+        let p = plan(vec![
+            task("a", &[]),
+            task("b", &["a"]),
+            task("c", &["a", "b"]),
+        ]);
+        assert_eq!(problems(&p), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_bad_shape_is_named() {
+        let cases: Vec<(PlanInput, &str)> = vec![
+            (plan(vec![]), "tasks is empty"),
+            (
+                plan((0..201).map(|i| task(&format!("t{i}"), &[])).collect()),
+                "at most 200",
+            ),
+            (plan(vec![task("a", &[]), task("a", &[])]), "used twice"),
+            (plan(vec![task("a b", &[])]), "id must be"),
+            (
+                plan(vec![task("a", &["zz"])]),
+                "\"zz\", which is not a task",
+            ),
+            (plan(vec![task("a", &["a"])]), "depends on itself"),
+            (
+                plan(vec![
+                    task("a", &["c"]),
+                    task("b", &["a"]),
+                    task("c", &["b"]),
+                ]),
+                "cycle (a -> c -> b -> a)",
+            ),
+            (
+                {
+                    let mut t = task("a", &[]);
+                    t.acceptance_criteria.clear();
+                    plan(vec![t])
+                },
+                "acceptance_criteria is empty",
+            ),
+            (
+                {
+                    let mut t = task("a", &[]);
+                    t.title = " ".into();
+                    plan(vec![t])
+                },
+                "title is empty",
+            ),
+            (
+                {
+                    let mut p = plan(vec![task("a", &[])]);
+                    p.summary = "x".repeat(MAX_TEXT + 1);
+                    p
+                },
+                "summary is 20001 bytes",
+            ),
+        ];
+        for (p, needle) in cases {
+            let found = problems(&p);
+            assert!(
+                found.iter().any(|f| f.contains(needle)),
+                "expected {needle:?} in {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_of_earlier_plans_are_taken_but_can_be_depended_on() {
+        let existing: HashSet<String> = ["old".to_owned()].into();
+        let p = plan(vec![task("old", &[])]);
+        assert!(validate(&p, &existing).is_err());
+        let p = plan(vec![task("new", &["old"])]);
+        assert!(validate(&p, &existing).is_ok());
+    }
+}

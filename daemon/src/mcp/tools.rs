@@ -1,0 +1,274 @@
+//! The MCP tools: thin adapters that turn a tool call into a board [`Op`] for the caller's run
+//! actor, and the result into `structuredContent` plus a one-line text.
+
+use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::{ErrorData as McpError, ServerHandler, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::board::{Caller, Op, PlanInput, To};
+use crate::runs::{Command, RunError, Runs};
+
+/// What every session reads first (Claude Code puts it in the model's context).
+pub const INSTRUCTIONS: &str = "\
+This server is orchestratord, which coordinates the sessions building one feature. Your bearer \
+token identifies you, your run and your role; you only ever see your own run.
+
+Planner: study the codebase and the feature, then call submit_plan once with a summary and \
+tasks (unique ids, dependencies by id, acceptance criteria, files). If it is refused, the error \
+lists exactly what to fix; fix all of it and submit again.
+
+Worker: call claim_task to get a task (or get_task if one was given to you), do it in your \
+working directory, call report_progress now and then (it is also your heartbeat), and finish \
+with complete_task (a summary of what you changed and how you verified it) or fail_task (why; \
+retryable if someone could succeed later). Then claim the next task, or stop when none is left.
+
+Everyone: list_tasks shows the board; send_message reaches a task's worker (by task id), \
+\"all\", or \"orchestrator\"; read_messages returns what was sent to you since you last asked \
+— check it between steps. escalate asks a human; the answer arrives as a message.";
+
+#[derive(Clone)]
+pub struct OrchestratorMcp {
+    runs: Runs,
+    tool_router: rmcp::handler::server::router::tool::ToolRouter<Self>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ProgressArgs {
+    /// What you did since the last report and what comes next (one or two sentences).
+    pub note: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct CompleteArgs {
+    /// What you changed and how you verified it against the acceptance criteria.
+    pub summary: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct FailArgs {
+    /// Why the task cannot be done (what you tried, what blocked you).
+    pub reason: String,
+    /// True if another attempt could succeed (the task goes back to the board).
+    #[serde(default)]
+    pub retryable: bool,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SendArgs {
+    /// A task id (reaches the worker holding it), "all", or "orchestrator".
+    pub to: String,
+    /// The message.
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct EscalateArgs {
+    /// The question for a human, answerable on its own.
+    pub question: String,
+    /// What you know already: options considered, what depends on the answer.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// True if you cannot continue without the answer.
+    #[serde(default)]
+    pub blocking: bool,
+}
+
+impl OrchestratorMcp {
+    pub fn new(runs: Runs) -> Self {
+        Self {
+            runs,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    async fn call(&self, parts: &http::request::Parts, op: Op) -> Result<CallToolResult, McpError> {
+        let Some(caller) = parts.extensions.get::<Caller>().cloned() else {
+            return Ok(refusal(
+                "this request carries no session identity; the daemon gives each session a bearer token",
+            ));
+        };
+        let run = caller.run.clone();
+        let result = self
+            .runs
+            .command(&run, |reply| Command::Board { caller, op, reply })
+            .await;
+        match result {
+            Ok(Ok(v)) => Ok(success(v)),
+            Ok(Err(refused)) => Ok(refusal(&refused)),
+            Err(e @ RunError::Rejected { .. }) => Ok(refusal(&e.to_string())),
+            Err(e) => Err(McpError::internal_error(e.to_string(), None)),
+        }
+    }
+}
+
+fn success(v: Value) -> CallToolResult {
+    let text = v
+        .get("next")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let s = v.to_string();
+            if s.chars().count() > 300 {
+                format!("{}…", s.chars().take(300).collect::<String>())
+            } else {
+                s
+            }
+        });
+    let mut r = CallToolResult::structured(v);
+    r.content = vec![ContentBlock::text(text)];
+    r
+}
+
+fn refusal(message: &str) -> CallToolResult {
+    let mut r = CallToolResult::structured_error(json!({ "error": message }));
+    r.content = vec![ContentBlock::text(message.to_owned())];
+    r
+}
+
+#[tool_router]
+impl OrchestratorMcp {
+    #[tool(
+        description = "Worker: take the next ready task (pending, dependencies done). Returns it, or why none is ready."
+    )]
+    async fn claim_task(
+        &self,
+        Extension(p): Extension<http::request::Parts>,
+    ) -> Result<CallToolResult, McpError> {
+        self.call(&p, Op::Claim).await
+    }
+
+    #[tool(
+        description = "Worker: your current task with everything needed to do it: feature, plan summary, task text, acceptance criteria, files, and the results of the tasks it depends on."
+    )]
+    async fn get_task(
+        &self,
+        Extension(p): Extension<http::request::Parts>,
+    ) -> Result<CallToolResult, McpError> {
+        self.call(&p, Op::MyTask).await
+    }
+
+    #[tool(
+        description = "Worker: record progress on your task; also your heartbeat, so call it every few minutes."
+    )]
+    async fn report_progress(
+        &self,
+        Extension(p): Extension<http::request::Parts>,
+        Parameters(a): Parameters<ProgressArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        self.call(&p, Op::Progress { note: a.note }).await
+    }
+
+    #[tool(
+        description = "Worker: finish your task with a summary of what changed and how you verified it."
+    )]
+    async fn complete_task(
+        &self,
+        Extension(p): Extension<http::request::Parts>,
+        Parameters(a): Parameters<CompleteArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        self.call(&p, Op::Complete { summary: a.summary }).await
+    }
+
+    #[tool(
+        description = "Worker: give up your task, saying why; retryable puts it back on the board."
+    )]
+    async fn fail_task(
+        &self,
+        Extension(p): Extension<http::request::Parts>,
+        Parameters(a): Parameters<FailArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        self.call(
+            &p,
+            Op::Fail {
+                reason: a.reason,
+                retryable: a.retryable,
+            },
+        )
+        .await
+    }
+
+    #[tool(
+        description = "The task board: every task's id, title, status, assignee and dependencies."
+    )]
+    async fn list_tasks(
+        &self,
+        Extension(p): Extension<http::request::Parts>,
+    ) -> Result<CallToolResult, McpError> {
+        self.call(&p, Op::Board).await
+    }
+
+    #[tool(
+        description = "Send a message to the worker of a task (by task id), to \"all\", or to \"orchestrator\"."
+    )]
+    async fn send_message(
+        &self,
+        Extension(p): Extension<http::request::Parts>,
+        Parameters(a): Parameters<SendArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let to = match a.to.trim() {
+            "all" => To::All,
+            "orchestrator" => To::Orchestrator,
+            t => To::Task(t.to_owned()),
+        };
+        self.call(&p, Op::Send { to, body: a.body }).await
+    }
+
+    #[tool(
+        description = "Messages sent to you (your task, or all) since you last asked; each is returned once."
+    )]
+    async fn read_messages(
+        &self,
+        Extension(p): Extension<http::request::Parts>,
+    ) -> Result<CallToolResult, McpError> {
+        self.call(&p, Op::ReadMessages).await
+    }
+
+    #[tool(
+        description = "Ask a human. Blocking means you cannot continue without the answer. The answer arrives as a message."
+    )]
+    async fn escalate(
+        &self,
+        Extension(p): Extension<http::request::Parts>,
+        Parameters(a): Parameters<EscalateArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        self.call(
+            &p,
+            Op::Escalate {
+                question: a.question,
+                context: a.context,
+                blocking: a.blocking,
+            },
+        )
+        .await
+    }
+
+    #[tool(
+        description = "Planner: submit the plan (summary + 1-200 tasks with unique ids, dependencies, acceptance criteria, files). A refusal lists every problem to fix."
+    )]
+    async fn submit_plan(
+        &self,
+        Extension(p): Extension<http::request::Parts>,
+        Parameters(plan): Parameters<PlanInput>,
+    ) -> Result<CallToolResult, McpError> {
+        self.call(&p, Op::SubmitPlan(plan)).await
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for OrchestratorMcp {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .build(),
+        )
+        .with_server_info(rmcp::model::Implementation::new(
+            "orchestratord",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS.to_owned())
+    }
+}

@@ -1,0 +1,396 @@
+//! The board tables: worker sessions and their tokens, plans, tasks with dependencies,
+//! messages, and daemon settings. Plain SQL, one function per statement; the rules of who may
+//! do what live in `crate::board`.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
+
+use super::StoreError;
+use super::time_text::{format, parse, parse_opt};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id: String,
+    pub run_id: String,
+    pub role: String,
+    pub task_id: Option<String>,
+    pub status: String,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub run_id: &'a str,
+    pub role: &'a str,
+    pub task_id: Option<&'a str>,
+    pub agent: &'a str,
+    pub token_hash: &'a [u8],
+    pub expires_at: OffsetDateTime,
+    pub at: OffsetDateTime,
+}
+
+pub fn insert_session(c: &Connection, s: &NewSession<'_>) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO sessions (id, run_id, role, task_id, agent, token_hash, status, expires_at, started_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8)",
+        params![s.id, s.run_id, s.role, s.task_id, s.agent, s.token_hash, format(s.expires_at), format(s.at)],
+    )?;
+    Ok(())
+}
+
+fn session_from(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        role: r.get(2)?,
+        task_id: r.get(3)?,
+        status: r.get(4)?,
+        expires_at: parse_opt(r.get(5)?)?,
+    })
+}
+
+const SESSION: &str = "SELECT id, run_id, role, task_id, status, expires_at FROM sessions";
+
+pub fn session_by_token(c: &Connection, hash: &[u8]) -> Result<Option<SessionRow>, StoreError> {
+    let sql = format!("{SESSION} WHERE token_hash = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([hash], session_from)
+        .optional()?)
+}
+
+pub fn session(c: &Connection, id: &str) -> Result<Option<SessionRow>, StoreError> {
+    let sql = format!("{SESSION} WHERE id = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], session_from)
+        .optional()?)
+}
+
+/// Ends a session and revokes its token. Returns whether it was still active.
+pub fn end_session(c: &Connection, id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+    let n = c.execute(
+        "UPDATE sessions SET status = 'ended', ended_at = ?2, token_hash = NULL \
+         WHERE id = ?1 AND status = 'active'",
+        params![id, format(at)],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn set_session_task(c: &Connection, id: &str, task: Option<&str>) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE sessions SET task_id = ?2 WHERE id = ?1",
+        params![id, task],
+    )?;
+    Ok(())
+}
+
+pub fn heartbeat(c: &Connection, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+    c.prepare_cached("UPDATE sessions SET heartbeat_at = ?2 WHERE id = ?1")?
+        .execute(params![id, format(at)])?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub id: String,
+    pub cycle: u32,
+    pub title: String,
+    pub description: String,
+    pub acceptance: Vec<String>,
+    pub files: Vec<String>,
+    pub depends_on: Vec<String>,
+    pub status: String,
+    pub assignee: Option<String>,
+    pub attempts: u32,
+    pub result: Option<String>,
+    pub progress: Option<String>,
+    pub failure: Option<String>,
+    pub updated_at: OffsetDateTime,
+}
+
+const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, t.files, \
+     t.status, t.assignee, t.attempts, t.result, t.progress, t.failure, t.updated_at, \
+     (SELECT json_group_array(d.depends_on) FROM task_deps d WHERE d.run_id = t.run_id AND d.task_id = t.id) \
+     FROM tasks t";
+
+fn json_list(s: String) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn task_from(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+    Ok(TaskRow {
+        id: r.get(0)?,
+        cycle: r.get(1)?,
+        title: r.get(2)?,
+        description: r.get(3)?,
+        acceptance: json_list(r.get(4)?)?,
+        files: json_list(r.get(5)?)?,
+        status: r.get(6)?,
+        assignee: r.get(7)?,
+        attempts: r.get(8)?,
+        result: r.get(9)?,
+        progress: r.get(10)?,
+        failure: r.get(11)?,
+        updated_at: parse(&r.get::<_, String>(12)?)?,
+        depends_on: json_list(r.get(13)?)?,
+    })
+}
+
+pub fn task(c: &Connection, run: &str, id: &str) -> Result<Option<TaskRow>, StoreError> {
+    let sql = format!("{TASK} WHERE t.run_id = ?1 AND t.id = ?2");
+    Ok(c.prepare_cached(&sql)?
+        .query_row(params![run, id], task_from)
+        .optional()?)
+}
+
+pub fn tasks(c: &Connection, run: &str) -> Result<Vec<TaskRow>, StoreError> {
+    let sql = format!("{TASK} WHERE t.run_id = ?1 ORDER BY t.rowid");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([run], task_from)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn task_exists(c: &Connection, run: &str, id: &str) -> Result<bool, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT 1 FROM tasks WHERE run_id = ?1 AND id = ?2")?
+            .exists(params![run, id])?,
+    )
+}
+
+/// Gives the first ready task (pending, unassigned, every dependency done) to `session`.
+pub fn claim_next(
+    c: &Connection,
+    run: &str,
+    session: &str,
+    at: OffsetDateTime,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.prepare_cached(
+        "UPDATE tasks SET status = 'in_progress', assignee = ?2, attempts = attempts + 1, \
+           progress = NULL, updated_at = ?3 \
+         WHERE run_id = ?1 AND id = ( \
+           SELECT t.id FROM tasks t WHERE t.run_id = ?1 AND t.status = 'pending' \
+             AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u \
+                   ON u.run_id = d.run_id AND u.id = d.depends_on \
+                 WHERE d.run_id = t.run_id AND d.task_id = t.id AND u.status <> 'done') \
+           ORDER BY t.rowid LIMIT 1) \
+         RETURNING id",
+    )?
+    .query_row(params![run, session, format(at)], |r| r.get(0))
+    .optional()?)
+}
+
+/// How a task leaves `in_progress`.
+pub struct Finish<'a> {
+    /// `done`, `failed`, or `pending` (back on the board).
+    pub status: &'a str,
+    pub result: Option<&'a str>,
+    pub failure: Option<&'a str>,
+}
+
+/// Moves a task held by `session` out of `in_progress`. Returns whether it was held.
+pub fn finish_task(
+    c: &Connection,
+    run: &str,
+    id: &str,
+    session: &str,
+    f: Finish<'_>,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let Finish {
+        status,
+        result,
+        failure,
+    } = f;
+    let n = c.execute(
+        "UPDATE tasks SET status = ?4, result = coalesce(?5, result), failure = ?6, \
+           assignee = CASE WHEN ?4 = 'pending' THEN NULL ELSE assignee END, updated_at = ?7 \
+         WHERE run_id = ?1 AND id = ?2 AND assignee = ?3 AND status = 'in_progress'",
+        params![run, id, session, status, result, failure, format(at)],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn set_progress(
+    c: &Connection,
+    run: &str,
+    id: &str,
+    session: &str,
+    note: &str,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let n = c
+        .prepare_cached(
+            "UPDATE tasks SET progress = ?4, updated_at = ?5 \
+             WHERE run_id = ?1 AND id = ?2 AND assignee = ?3 AND status = 'in_progress'",
+        )?
+        .execute(params![run, id, session, note, format(at)])?;
+    Ok(n == 1)
+}
+
+/// A validated task of a submitted plan.
+pub struct NewTask<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
+    pub acceptance: &'a [String],
+    pub files: &'a [String],
+    pub depends_on: &'a [String],
+}
+
+/// Stores a plan and its tasks; returns the plan's version (1, 2, … per run).
+pub fn insert_plan(
+    c: &Connection,
+    run: &str,
+    cycle: u32,
+    summary: &str,
+    session: &str,
+    tasks: &[NewTask<'_>],
+    at: OffsetDateTime,
+) -> Result<u32, StoreError> {
+    let version: u32 = c.query_row(
+        "SELECT coalesce(max(version), 0) + 1 FROM plans WHERE run_id = ?1",
+        [run],
+        |r| r.get(0),
+    )?;
+    let at = format(at);
+    c.execute(
+        "INSERT INTO plans (run_id, version, cycle, summary, session_id, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![run, version, cycle, summary, session, at],
+    )?;
+    let to_json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    for t in tasks {
+        c.execute(
+            "INSERT INTO tasks (run_id, id, cycle, title, description, acceptance, files, status, \
+               plan_version, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?9)",
+            params![
+                run,
+                t.id,
+                cycle,
+                t.title,
+                t.description,
+                to_json(t.acceptance),
+                to_json(t.files),
+                version,
+                at
+            ],
+        )?;
+    }
+    for t in tasks {
+        for d in t.depends_on {
+            c.execute(
+                "INSERT INTO task_deps (run_id, task_id, depends_on) VALUES (?1, ?2, ?3)",
+                params![run, t.id, d],
+            )?;
+        }
+    }
+    Ok(version)
+}
+
+/// The newest plan's summary, if any.
+pub fn latest_plan(c: &Connection, run: &str) -> Result<Option<(u32, String)>, StoreError> {
+    Ok(c.query_row(
+        "SELECT version, summary FROM plans WHERE run_id = ?1 ORDER BY version DESC LIMIT 1",
+        [run],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRow {
+    pub id: u64,
+    pub from_session: Option<String>,
+    pub from_task: Option<String>,
+    pub to_kind: String,
+    pub to_id: Option<String>,
+    pub body: String,
+    pub created_at: OffsetDateTime,
+}
+
+pub fn insert_message(
+    c: &Connection,
+    run: &str,
+    from_session: Option<&str>,
+    to_kind: &str,
+    to_id: Option<&str>,
+    body: &str,
+    at: OffsetDateTime,
+) -> Result<MessageRow, StoreError> {
+    c.prepare_cached(
+        "INSERT INTO messages (run_id, from_session, to_kind, to_id, body, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![run, from_session, to_kind, to_id, body, format(at)])?;
+    let id = c.last_insert_rowid() as u64;
+    message(c, id)?.ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+}
+
+const MESSAGE: &str = "SELECT m.id, m.from_session, s.task_id, m.to_kind, m.to_id, m.body, m.created_at \
+     FROM messages m LEFT JOIN sessions s ON s.id = m.from_session";
+
+fn message_from(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        id: r.get(0)?,
+        from_session: r.get(1)?,
+        from_task: r.get(2)?,
+        to_kind: r.get(3)?,
+        to_id: r.get(4)?,
+        body: r.get(5)?,
+        created_at: parse(&r.get::<_, String>(6)?)?,
+    })
+}
+
+fn message(c: &Connection, id: u64) -> Result<Option<MessageRow>, StoreError> {
+    let sql = format!("{MESSAGE} WHERE m.id = ?1");
+    Ok(c.query_row(&sql, [id], message_from).optional()?)
+}
+
+/// Messages for `session` (to everyone, or to its task) it has not read and did not send;
+/// marks them read.
+pub fn take_unread(
+    c: &Connection,
+    run: &str,
+    session: &str,
+    task: Option<&str>,
+    at: OffsetDateTime,
+) -> Result<Vec<MessageRow>, StoreError> {
+    let sql = format!(
+        "{MESSAGE} WHERE m.run_id = ?1 AND (m.from_session IS NULL OR m.from_session <> ?2) \
+           AND (m.to_kind = 'all' OR (m.to_kind = 'task' AND m.to_id = ?3)) \
+           AND NOT EXISTS (SELECT 1 FROM message_reads r WHERE r.message_id = m.id AND r.session_id = ?2) \
+         ORDER BY m.id"
+    );
+    let rows: Vec<MessageRow> = c
+        .prepare_cached(&sql)?
+        .query_map(params![run, session, task], message_from)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut mark = c.prepare_cached(
+        "INSERT OR IGNORE INTO message_reads (message_id, session_id, read_at) VALUES (?1, ?2, ?3)",
+    )?;
+    let at = format(at);
+    for m in &rows {
+        mark.execute(params![m.id, session, at])?;
+    }
+    Ok(rows)
+}
+
+pub fn setting(c: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()?,
+    )
+}
+
+pub fn set_setting(c: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}

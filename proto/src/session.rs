@@ -1,0 +1,55 @@
+//! Agent sessions: opening one gives a bearer token for the MCP endpoint, bound to one run and
+//! one role (and optionally one task). The run engine opens them for the sessions it spawns;
+//! the API exposes the same call so a human can attach a session by hand.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// What a session may do on the board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionRole {
+    Planner,
+    Worker,
+    Reviewer,
+}
+
+/// `POST /v1/runs/{id}/sessions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenSession {
+    pub role: SessionRole,
+    /// Give the session this task up front (workers may also claim one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Token lifetime in seconds (default 12 hours, at most 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+}
+
+/// The answer to [`OpenSession`]. The token is shown this once; only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionGrant {
+    pub session: String,
+    pub run_id: String,
+    pub role: SessionRole,
+    pub token: String,
+    pub mcp_url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// `DELETE /v1/runs/{id}/sessions/{session}`: the session ended and its token is revoked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionEnded {
+    pub session: String,
+    /// False when it had already ended.
+    pub ended: bool,
+}
+
+pub mod defaults {
+    pub const TTL_SECS: u64 = 12 * 3600;
+    pub const MAX_TTL_SECS: u64 = 7 * 24 * 3600;
+}
