@@ -128,7 +128,7 @@ pub fn post_json(socket: &Path, path: &str, body: &[u8]) -> std::io::Result<Resp
     request(socket, "POST", path, Some("application/json"), body)
 }
 
-fn parse(raw: &[u8]) -> std::io::Result<Response> {
+pub fn parse(raw: &[u8]) -> std::io::Result<Response> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let split = raw
         .windows(4)

@@ -6,6 +6,7 @@
 pub mod bins;
 pub mod fake_daemon;
 pub mod http;
+pub mod mcp;
 pub mod repo;
 pub mod sandbox;
 pub mod wait;

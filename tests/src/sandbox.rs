@@ -167,6 +167,35 @@ impl Sandbox {
         })
     }
 
+    /// `orchestrate start` in `repo` with `args`; returns the run id.
+    pub fn start_run(&self, repo: &Path, feature: &str) -> String {
+        let out = self
+            .orchestrate_in(repo, &["start", feature, "--json"])
+            .ok();
+        out.json()["id"].as_str().expect("run id").to_owned()
+    }
+
+    /// Opens an agent session on `run` over the API; returns the grant (token, mcp_url, …).
+    pub fn open_session(&self, run: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = http::post_json(
+            &self.socket(),
+            &format!("/v1/runs/{run}/sessions"),
+            body.to_string().as_bytes(),
+        )
+        .expect("open a session");
+        assert_eq!(r.status, 201, "open session: {}", r.text());
+        r.json()
+    }
+
+    /// An MCP client for a new session of `role` on `run`.
+    pub fn session(&self, run: &str, role: &str) -> crate::mcp::Mcp {
+        let g = self.open_session(run, serde_json::json!({ "role": role }));
+        crate::mcp::Mcp::new(
+            g["mcp_url"].as_str().expect("url"),
+            Some(g["token"].as_str().expect("token")),
+        )
+    }
+
     /// The socket's URL path, for `curl --unix-socket`.
     pub fn get(&self, path: &str) -> http::Response {
         http::get(&self.socket(), path).expect("GET from the daemon")

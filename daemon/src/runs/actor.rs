@@ -247,7 +247,7 @@ impl RunActor {
     async fn answer(&mut self, id: u64, answer: String) -> Result<EscalationRow, RunError> {
         let run_id = self.run.id.clone();
         let at = time_text::now();
-        let (row, event) = self
+        let (row, event, message) = self
             .db
             .call(move |c| {
                 let tx = c.transaction()?;
@@ -266,7 +266,7 @@ impl RunActor {
                     Some(t) => ("task", Some(t.as_str())),
                     None => ("all", None),
                 };
-                crate::store::board::insert_message(
+                let message = crate::store::board::insert_message(
                     &tx,
                     &run_id,
                     None,
@@ -287,11 +287,18 @@ impl RunActor {
                 )?;
                 let row = escalations::get(&tx, id)?;
                 tx.commit()?;
-                Ok(Ok((row, event)))
+                Ok(Ok((row, event, message)))
             })
             .await??;
         self.published(vec![event]).await;
         self.rewrite_mirror(false).await;
+        if let Err(e) = self
+            .mirror
+            .append_messages(&[board::message_json(&message)])
+            .await
+        {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror the answer's message");
+        }
         row.ok_or_else(|| RunError::not_found(format!("no escalation {id}")))
     }
 

@@ -5,6 +5,7 @@
 //! - `start`: submitting runs, validation, the branch, the mirror.
 //! - `lifecycle`: pause, resume, cancel, starting fresh, the log.
 //! - `recovery`: kill -9 and a deleted mirror.
+//! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `in_process`: `orchestratord::run` in this process, for races and restarts.
 //! - `snapshots`: what the CLI prints, pinned with insta.
 
@@ -12,6 +13,7 @@ mod api;
 mod daemon;
 mod in_process;
 mod lifecycle;
+mod mcp;
 mod recovery;
 mod snapshots;
 mod start;
