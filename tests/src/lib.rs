@@ -4,6 +4,7 @@
 //! daemon. Nothing here sleeps for a fixed time: waits poll a condition under a deadline.
 
 pub mod bins;
+pub mod deps;
 pub mod fake_daemon;
 pub mod http;
 pub mod mcp;

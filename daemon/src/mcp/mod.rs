@@ -40,6 +40,8 @@ pub fn service(
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
+        // Browsers send Origin; only pages served from this machine's loopback may call us.
+        .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"])
         .enforce_origin_validation()
         .with_max_request_body_bytes(BODY_LIMIT)
         .with_cancellation_token(cancel);

@@ -10,6 +10,7 @@
 //! - `snapshots`: what the CLI prints, pinned with insta.
 
 mod api;
+mod conformance;
 mod daemon;
 mod in_process;
 mod lifecycle;

@@ -377,3 +377,49 @@ fn the_endpoint_keeps_its_port_and_tokens_across_a_daemon_restart() {
         "the old token still works"
     );
 }
+
+#[test]
+fn the_official_python_sdk_lists_and_calls_our_tools() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let run = sb.start_run(&repo, "Feature");
+    sb.session(&run, "planner").ok(
+        "submit_plan",
+        json!({"summary": "One", "tasks": [task("a", &[])]}),
+    );
+    for mode in ["auto", "legacy"] {
+        let g = sb.open_session(&run, json!({"role": "worker"}));
+        let out = std::process::Command::new(orchestrator_tests::deps::python())
+            .arg(orchestrator_tests::deps::py_script("mcp_client.py"))
+            .arg(g["mcp_url"].as_str().expect("url"))
+            .arg(g["token"].as_str().expect("token"))
+            .arg(mode)
+            .output()
+            .expect("run the Python client");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
+        for tool in [
+            "claim_task",
+            "complete_task",
+            "get_task",
+            "submit_plan",
+            "escalate",
+        ] {
+            assert!(
+                seen["tools"]
+                    .as_array()
+                    .expect("tools")
+                    .iter()
+                    .any(|t| t == tool),
+                "{mode}: {seen}"
+            );
+        }
+        assert_eq!(seen["board"]["tasks"][0]["id"], "a", "{mode}: {seen}");
+        assert_eq!(seen["claim_is_error"], false, "{mode}: {seen}");
+    }
+}

