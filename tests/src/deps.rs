@@ -45,3 +45,11 @@ pub fn py_script(name: &str) -> PathBuf {
         .join("py")
         .join(name)
 }
+
+/// The real Claude Code CLI (`@anthropic-ai/claude-code@2.1.330`).
+pub fn claude() -> PathBuf {
+    require(
+        deps().join("node_modules/.bin/claude"),
+        "@anthropic-ai/claude-code",
+    )
+}

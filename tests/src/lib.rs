@@ -6,6 +6,7 @@
 pub mod bins;
 pub mod deps;
 pub mod fake_daemon;
+pub mod fake_model;
 pub mod http;
 pub mod mcp;
 pub mod repo;

@@ -6,6 +6,8 @@
 //! - `lifecycle`: pause, resume, cancel, starting fresh, the log.
 //! - `recovery`: kill -9 and a deleted mirror.
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
+//! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
+//! - `conformance`: the official MCP conformance suite against our MCP service.
 //! - `in_process`: `orchestratord::run` in this process, for races and restarts.
 //! - `snapshots`: what the CLI prints, pinned with insta.
 
@@ -15,6 +17,7 @@ mod daemon;
 mod in_process;
 mod lifecycle;
 mod mcp;
+mod real_claude;
 mod recovery;
 mod snapshots;
 mod start;

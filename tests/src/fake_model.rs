@@ -1,0 +1,201 @@
+//! A scripted fake of the Anthropic Messages API on loopback, so the real `claude` binary runs
+//! whole sessions offline. `ANTHROPIC_BASE_URL=<url>` points claude at it.
+//!
+//! Each `POST /v1/messages` is answered by the [`Script`] from the request alone (stateless,
+//! so claude's retries and fallbacks get consistent answers), streamed as SSE when the request
+//! asks for `stream`, else as one JSON message. Every request is kept for assertions.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+/// What the fake model says next.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Call a tool with these arguments.
+    ToolUse { name: String, input: Value },
+    /// Say this and end the turn.
+    Text(String),
+}
+
+/// Decides the reply to a request (the whole Messages API request body).
+pub type Script = Arc<dyn Fn(&Value) -> Reply + Send + Sync>;
+
+/// A running fake; it stops with the test process.
+pub struct FakeModel {
+    pub url: String,
+    requests: Arc<Mutex<Vec<Value>>>,
+}
+
+impl FakeModel {
+    pub fn start(script: Script) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake model API");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (script, log) = (script.clone(), log.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &script, &log);
+                });
+            }
+        });
+        Self { url, requests }
+    }
+
+    /// Every Messages API request received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// The text of the last `tool_result` block in the request's last user message, if any.
+pub fn last_tool_result(req: &Value) -> Option<String> {
+    let last = req["messages"].as_array()?.last()?;
+    let blocks = last["content"].as_array()?;
+    let result = blocks.iter().rev().find(|b| b["type"] == "tool_result")?;
+    Some(match &result["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(""),
+        other => other.to_string(),
+    })
+}
+
+/// Names of the tools offered to the model in this request.
+pub fn tool_names(req: &Value) -> Vec<String> {
+    req["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn serve(conn: TcpStream, script: &Script, log: &Mutex<Vec<Value>>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut conn = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let path = parts.next().unwrap_or("").to_owned();
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body)?;
+        if method == "POST" && path.starts_with("/v1/messages") && !path.contains("count_tokens") {
+            let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let reply = script(&req);
+            let stream = req["stream"] == true;
+            let model = req["model"].as_str().unwrap_or("claude-fake").to_owned();
+            if let Ok(mut l) = log.lock() {
+                l.push(req);
+            }
+            if stream {
+                let sse = sse(&reply, &model);
+                write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nContent-Length: {}\r\n\r\n{sse}",
+                    sse.len()
+                )?;
+            } else {
+                let body = message(&reply, &model).to_string();
+                write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )?;
+            }
+        } else {
+            // HEAD /api/hello and anything else: a plain, empty success.
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+            )?;
+        }
+        conn.flush()?;
+    }
+}
+
+fn usage() -> Value {
+    json!({"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
+}
+
+fn block(reply: &Reply) -> (Value, &'static str) {
+    match reply {
+        Reply::ToolUse { name, input } => (
+            json!({"type": "tool_use", "id": format!("toolu_{}", uuid_like()), "name": name, "input": input}),
+            "tool_use",
+        ),
+        Reply::Text(t) => (json!({"type": "text", "text": t}), "end_turn"),
+    }
+}
+
+fn message(reply: &Reply, model: &str) -> Value {
+    let (content, stop) = block(reply);
+    json!({"id": format!("msg_{}", uuid_like()), "type": "message", "role": "assistant", "model": model,
+           "content": [content], "stop_reason": stop, "stop_sequence": null, "usage": usage()})
+}
+
+fn sse(reply: &Reply, model: &str) -> String {
+    let (content, stop) = block(reply);
+    let mut events = vec![json!({"type": "message_start", "message": {
+        "id": format!("msg_{}", uuid_like()), "type": "message", "role": "assistant", "model": model,
+        "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage()}})];
+    match reply {
+        Reply::ToolUse { input, .. } => {
+            let mut start = content.clone();
+            start["input"] = json!({});
+            events.push(json!({"type": "content_block_start", "index": 0, "content_block": start}));
+            events.push(json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": input.to_string()}}));
+        }
+        Reply::Text(t) => {
+            events.push(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}));
+            events.push(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}));
+        }
+    }
+    events.push(json!({"type": "content_block_stop", "index": 0}));
+    events.push(
+        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+                       "usage": {"output_tokens": 5}}),
+    );
+    events.push(json!({"type": "message_stop"}));
+    events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or("")))
+        .collect()
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "{:016x}",
+        N.fetch_add(1, Ordering::Relaxed) ^ u64::from(std::process::id()) << 32
+    )
+}

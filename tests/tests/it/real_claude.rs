@@ -1,0 +1,148 @@
+//! The real `claude` binary (2.1.330) against the real daemon, offline: a scripted fake model
+//! API stands in for Anthropic's, and claude reaches our MCP endpoint with a session token
+//! from its environment, exactly as a worker will.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use orchestrator_tests::fake_model::{self, FakeModel, Reply};
+use orchestrator_tests::{Sandbox, deps, wait};
+use serde_json::{Value, json};
+
+#[test]
+fn claude_connects_sees_our_tools_directly_and_its_call_reaches_the_daemon() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let run = sb.start_run(&repo, "Feature");
+    sb.session(&run, "planner").ok(
+        "submit_plan",
+        json!({"summary": "One step", "tasks": [{"id": "a", "title": "Build a",
+               "description": "Do a", "acceptance_criteria": ["a works"]}]}),
+    );
+    let grant = sb.open_session(&run, json!({"role": "worker"}));
+
+    // The model claims a task, then reports what the tool returned.
+    let fake = FakeModel::start(Arc::new(|req: &Value| {
+        match fake_model::last_tool_result(req) {
+            Some(result) => Reply::Text(format!("Claimed. The board said: {result}")),
+            None => Reply::ToolUse {
+                name: "mcp__orch__claim_task".into(),
+                input: json!({}),
+            },
+        }
+    }));
+    let mcp_config = json!({"mcpServers": {"orch": {
+        "type": "http",
+        "url": grant["mcp_url"],
+        "headers": {"Authorization": "Bearer ${ORCH_TOKEN}"},
+        "alwaysLoad": true
+    }}});
+    let mut child = Command::new(deps::claude())
+        .args(["-p", "Claim a task from the board."])
+        .args(["--output-format", "stream-json", "--verbose"])
+        .arg("--mcp-config")
+        .arg(mcp_config.to_string())
+        .args(["--strict-mcp-config", "--dangerously-skip-permissions"])
+        .args(["--model", "claude-fake-1"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", sb.home())
+        .env("ANTHROPIC_BASE_URL", &fake.url)
+        .env("ANTHROPIC_API_KEY", "dummy")
+        .env("IS_SANDBOX", "1")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .env("ORCH_TOKEN", grant["token"].as_str().expect("token"))
+        .current_dir(&repo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run claude");
+    let status = wait::until(
+        "claude to finish",
+        std::time::Duration::from_secs(120),
+        || child.try_wait().expect("wait"),
+    );
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let dump = || format!("exit {status}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+
+    // system/init: our server connected, our tools loaded by name.
+    let init = lines
+        .iter()
+        .find(|l| l["type"] == "system" && l["subtype"] == "init")
+        .unwrap_or_else(|| panic!("no init line\n{}", dump()));
+    let orch = init["mcp_servers"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "orch"))
+        .unwrap_or_else(|| panic!("no orch server in init\n{}", dump()));
+    assert_eq!(orch["status"], "connected", "{}", dump());
+    assert!(
+        init["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "mcp__orch__claim_task")),
+        "{}",
+        dump()
+    );
+
+    // The model was offered our tools directly (no ToolSearch deferral) and got our instructions.
+    let first = fake
+        .requests()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no model request\n{}", dump()));
+    let offered = fake_model::tool_names(&first);
+    for tool in [
+        "mcp__orch__claim_task",
+        "mcp__orch__complete_task",
+        "mcp__orch__submit_plan",
+    ] {
+        assert!(
+            offered.iter().any(|t| t == tool),
+            "{tool} offered directly: {offered:?}"
+        );
+    }
+    assert!(
+        first.to_string().contains("This server is orchestratord"),
+        "instructions reach the model"
+    );
+
+    // The call reached the daemon and its structured result reached the model.
+    let result = lines
+        .iter()
+        .find(|l| l["type"] == "result")
+        .unwrap_or_else(|| panic!("no result\n{}", dump()));
+    assert_eq!(result["is_error"], false, "{}", dump());
+    assert!(
+        result["result"]
+            .as_str()
+            .unwrap_or("")
+            .contains("\"claimed\":true"),
+        "{}",
+        dump()
+    );
+    assert!(status.success(), "{}", dump());
+    let board = sb.session(&run, "worker").ok("list_tasks", json!({}));
+    assert_eq!(board["tasks"][0]["status"], "in_progress", "{board}");
+    assert_eq!(board["tasks"][0]["assignee"], grant["session"]);
+}
