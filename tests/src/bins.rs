@@ -1,6 +1,10 @@
-//! The binaries under test, built once per test process with escargot (cargo's own build,
-//! so they are never stale) into the workspace's target dir, side by side — the layout
+//! The binaries under test, built once per test process with escargot (cargo's own build, so
+//! they are never stale) into the workspace's target dir, side by side — the layout
 //! `orchestrate` relies on to find `orchestratord` next to itself.
+//!
+//! They are built with `--workspace --bins`, the same package selection (hence the same
+//! unified features) as `cargo test --workspace`, and without `--target`: so in a normal test
+//! run cargo finds them already built instead of compiling the dependency tree a second time.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -12,23 +16,35 @@ pub struct Bins {
     pub orchestratord: PathBuf,
 }
 
-fn build(package: &str, bin: &str) -> PathBuf {
-    let built = escargot::CargoBuild::new()
-        .package(package)
-        .bin(bin)
-        .current_release()
-        .current_target()
+fn build() -> Bins {
+    let messages = escargot::CargoBuild::new()
         .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
-        .run()
-        .unwrap_or_else(|e| panic!("cannot build {bin}: {e}"));
-    built.path().to_path_buf()
+        .arg("--workspace")
+        .bins()
+        .current_release()
+        .exec()
+        .unwrap_or_else(|e| panic!("cannot build the binaries: {e}"));
+    let (mut client, mut daemon) = (None, None);
+    for m in messages {
+        let m = m.unwrap_or_else(|e| panic!("cargo build failed: {e}"));
+        if let Ok(escargot::format::Message::CompilerArtifact(a)) = m.decode()
+            && let Some(exe) = a.executable
+        {
+            match a.target.name.as_ref() {
+                "orchestrate" => client = Some(exe.to_path_buf()),
+                "orchestratord" => daemon = Some(exe.to_path_buf()),
+                _ => {}
+            }
+        }
+    }
+    Bins {
+        orchestrate: client.expect("cargo built orchestrate"),
+        orchestratord: daemon.expect("cargo built orchestratord"),
+    }
 }
 
 /// Builds (or finds up to date) both binaries; later calls return the same paths.
 pub fn bins() -> &'static Bins {
     static BINS: OnceLock<Bins> = OnceLock::new();
-    BINS.get_or_init(|| Bins {
-        orchestratord: build("orchestrator-daemon", "orchestratord"),
-        orchestrate: build("orchestrator-client", "orchestrate"),
-    })
+    BINS.get_or_init(build)
 }
