@@ -106,8 +106,16 @@ impl Client {
         verb: &str,
         reason: Option<String>,
     ) -> Result<Run, ClientError> {
-        self.post(&format!("/v1/runs/{id}/{verb}"), &Transition { reason })
-            .await
+        let env = if verb == "resume" {
+            orchestrator_proto::SessionEnv::capture()
+        } else {
+            orchestrator_proto::SessionEnv::default()
+        };
+        self.post(
+            &format!("/v1/runs/{id}/{verb}"),
+            &Transition { reason, env },
+        )
+        .await
     }
 
     pub async fn events(&self, id: &str, q: &ReadEvents) -> Result<Vec<Event>, ClientError> {

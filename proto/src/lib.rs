@@ -5,11 +5,13 @@
 //! The daemon's domain and database types never cross the socket; they are converted at the
 //! API edge. [`locate`] is the other half of the rendezvous: where the socket and the data live.
 
+pub mod env;
 pub mod error;
 pub mod locate;
 pub mod run;
 pub mod session;
 
+pub use env::SessionEnv;
 pub use error::{ErrorBody, ErrorCode};
 pub use run::*;
 pub use session::{OpenSession, SessionEnded, SessionGrant, SessionRole};

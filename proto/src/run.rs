@@ -26,17 +26,20 @@ pub enum RunStatus {
     Paused,
     /// Waiting for a human to answer an escalation.
     Escalated,
+    /// Planned with `--dry-run`; `orchestrate resume` executes the plan.
+    Planned,
     Completed,
     Failed,
     Cancelled,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 7] = [
+    pub const ALL: [RunStatus; 8] = [
         Self::Queued,
         Self::Running,
         Self::Paused,
         Self::Escalated,
+        Self::Planned,
         Self::Completed,
         Self::Failed,
         Self::Cancelled,
@@ -45,7 +48,7 @@ impl RunStatus {
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            Self::Queued | Self::Running | Self::Paused | Self::Escalated
+            Self::Queued | Self::Running | Self::Paused | Self::Escalated | Self::Planned
         )
     }
 
@@ -55,6 +58,7 @@ impl RunStatus {
             Self::Running => "running",
             Self::Paused => "paused",
             Self::Escalated => "escalated",
+            Self::Planned => "planned",
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
@@ -177,6 +181,9 @@ pub struct SubmitRun {
     /// Absolute path of a pre-gathered context file (requirements, Q&A).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_file: Option<String>,
+    /// The client's environment for the run's agent sessions (see [`crate::env`]).
+    #[serde(default, skip_serializing_if = "crate::SessionEnv::is_empty")]
+    pub env: crate::SessionEnv,
 }
 
 /// A run as the API shows it. `GET /v1/runs/{id}`, and the elements of [`RunList`].
@@ -364,4 +371,7 @@ pub struct Transition {
     /// Shown in the run's log and status, e.g. why it was cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// With `resume`: the client's current environment replaces the one kept with the run.
+    #[serde(default, skip_serializing_if = "crate::SessionEnv::is_empty")]
+    pub env: crate::SessionEnv,
 }

@@ -69,6 +69,7 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
             verbose: a.verbose,
         },
         context_file,
+        env: orchestrator_proto::SessionEnv::capture(),
     };
     let run = client.submit(&req).await?;
     if a.format.json {

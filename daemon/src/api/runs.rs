@@ -71,6 +71,9 @@ pub async fn resume(
     Path(id): Path<String>,
     OptionalJson(t): OptionalJson<Transition>,
 ) -> Result<axum::Json<Run>, ApiError> {
+    if !t.env.is_empty() {
+        s.runs.set_env(&id, t.env.filtered()).await?;
+    }
     let row = s
         .runs
         .command(&id, |reply| Command::Resume {

@@ -122,12 +122,14 @@ impl Runs {
             "Queued: this orchestratord has no run engine yet, so the run waits here; nothing is planned or executed",
         );
         let insert = new.clone();
+        let env = v.env.clone();
         let created = self
             .inner
             .db
             .call(move |c| {
                 let tx = c.transaction()?;
                 let row = runs::insert(&tx, &insert)?;
+                runs::set_env(&tx, &row.id, &env)?;
                 let a = events::append(&tx, &row.id, insert.at, first_event)?;
                 let b = events::append(&tx, &row.id, insert.at, waiting)?;
                 tx.commit()?;
@@ -283,6 +285,27 @@ impl Runs {
             reply,
         })
         .await
+    }
+
+    /// Replaces the environment the run's sessions inherit (on `resume`).
+    pub async fn set_env(
+        &self,
+        id: &str,
+        env: orchestrator_proto::SessionEnv,
+    ) -> Result<(), RunError> {
+        self.get(id).await?;
+        let id = id.to_owned();
+        Ok(self
+            .inner
+            .db
+            .call(move |c| runs::set_env(c, &id, &env))
+            .await?)
+    }
+
+    /// The environment the run's sessions inherit.
+    pub async fn env(&self, id: &str) -> Result<orchestrator_proto::SessionEnv, RunError> {
+        let id = id.to_owned();
+        Ok(self.inner.db.call(move |c| runs::env(c, &id)).await?)
     }
 
     /// The session a bearer token belongs to, if the token is known, unexpired and its run

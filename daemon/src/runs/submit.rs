@@ -21,6 +21,8 @@ pub struct Validated {
     pub base_commit: String,
     pub context_file: Option<String>,
     pub context: Option<String>,
+    /// The client's environment for the run's sessions (filtered again here).
+    pub env: orchestrator_proto::SessionEnv,
 }
 
 pub fn check_options(o: &RunOptions) -> Result<(), RunError> {
@@ -136,6 +138,7 @@ pub async fn validate(req: SubmitRun) -> Result<Validated, RunError> {
         base_commit,
         context_file,
         context,
+        env: req.env.filtered(),
     })
 }
 

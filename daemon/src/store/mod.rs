@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_board.sql"),
+    include_str!("migrations/0003_planned_and_env.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -135,13 +136,30 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             known: MIGRATIONS.len(),
         });
     }
+    // Table rebuilds need foreign keys off (it is a no-op inside a transaction); they are
+    // checked once all migrations are in, and turned back on.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let broken: i64 =
+            tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                Some(format!(
+                    "migration {} leaves {broken} broken foreign keys",
+                    i + 1
+                )),
+            )));
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "database migrated");
     }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
 }
 
@@ -169,6 +187,53 @@ mod tests {
                 .expect("query");
             assert_eq!(v, MIGRATIONS.len() as i64);
         }
+    }
+
+    #[test]
+    fn rebuilding_runs_keeps_rows_and_foreign_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("o.db");
+        {
+            // A database as schema 2 left it, with a run and a task of that run.
+            let mut c = Connection::open(&path).expect("open");
+            for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
+                c.execute_batch(sql).expect("old migration");
+                c.pragma_update(None, "user_version", (i + 1) as i64)
+                    .expect("version");
+            }
+            let tx = c.transaction().expect("tx");
+            tx.execute_batch(
+                "INSERT INTO projects (id, path, created_at) VALUES (1, '/p', 't');
+                 INSERT INTO runs (id, project_id, feature, branch, base_commit, status, phase,
+                   options, created_at, updated_at)
+                   VALUES ('r1', 1, 'f', 'b', 'c', 'paused', 'pending', '{}', 't', 't');
+                 INSERT INTO tasks (run_id, id, cycle, title, description, status, created_at, updated_at)
+                   VALUES ('r1', 't1', 0, 'T', 'D', 'pending', 't', 't');",
+            )
+            .expect("rows");
+            tx.commit().expect("commit");
+        }
+        drop(Db::open(&path).expect("migrate to the latest"));
+        let c = Connection::open(&path).expect("reopen");
+        c.pragma_update(None, "foreign_keys", "ON").expect("fk");
+        let status: String = c
+            .query_row("SELECT status FROM runs WHERE id = 'r1'", [], |r| r.get(0))
+            .expect("the run survived");
+        assert_eq!(status, "paused");
+        let tasks: i64 = c
+            .query_row("SELECT count(*) FROM tasks WHERE run_id = 'r1'", [], |r| {
+                r.get(0)
+            })
+            .expect("count");
+        assert_eq!(tasks, 1, "its task survived");
+        c.execute("UPDATE runs SET status = 'planned' WHERE id = 'r1'", [])
+            .expect("planned is a valid status now");
+        let orphan = c.execute(
+            "INSERT INTO tasks (run_id, id, cycle, title, description, status, created_at, updated_at)
+             VALUES ('nope', 't2', 0, 'T', 'D', 'pending', 't', 't')",
+            [],
+        );
+        assert!(orphan.is_err(), "foreign keys still point at runs");
     }
 
     #[tokio::test]

@@ -277,3 +277,65 @@ fn slugs_are_bounded_ascii_and_unique() {
     );
     assert!(!slug.ends_with('-'), "{slug}");
 }
+
+#[test]
+fn the_client_environment_is_kept_for_sessions_but_never_shown() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let secret = "sk-ant-test-5ecret-value";
+    let out = sb
+        .command(&orchestrator_tests::bins::bins().orchestrate)
+        .args(["start", "Feature", "--json"])
+        .current_dir(&repo)
+        .env("ANTHROPIC_API_KEY", secret)
+        .env("SSH_AUTH_SOCK", "/not/forwarded")
+        .output()
+        .expect("run orchestrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+    let mut seen = String::new();
+    for args in [
+        vec!["status", "--json"],
+        vec!["list", "--json"],
+        vec!["log", "--json"],
+    ] {
+        seen.push_str(&sb.orchestrate_in(&repo, &args).ok().stdout);
+    }
+    seen.push_str(&sb.get("/v1/runs").text());
+    for entry in walk(&repo.join(".orchestrator")) {
+        seen.push_str(&std::fs::read_to_string(entry).unwrap_or_default());
+    }
+    seen.push_str(
+        &std::fs::read_to_string(sb.data_dir().join("orchestratord.log")).unwrap_or_default(),
+    );
+    assert!(!seen.contains(secret), "the secret leaked");
+    // But the daemon kept it (and only forwarded names) for the run's sessions.
+    let db = std::fs::read(sb.data_dir().join("orchestrator.db")).expect("db");
+    let wal = std::fs::read(sb.data_dir().join("orchestrator.db-wal")).unwrap_or_default();
+    let stored = String::from_utf8_lossy(&db).into_owned() + &String::from_utf8_lossy(&wal);
+    assert!(
+        stored.contains(secret),
+        "kept in the database for the sessions"
+    );
+    assert!(
+        !stored.contains("/not/forwarded"),
+        "unrelated variables are not kept"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
