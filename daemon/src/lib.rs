@@ -2,6 +2,7 @@
 //! listener the caller bound, until `shutdown` resolves. The binary (`main.rs`) only resolves
 //! the configuration, claims the socket and wires signals; tests call [`run`] directly.
 
+pub mod agents;
 pub mod api;
 pub mod board;
 pub mod config;

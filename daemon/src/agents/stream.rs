@@ -58,7 +58,11 @@ impl Outcome {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -155,7 +159,10 @@ mod tests {
         let rl = r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1893456000,"rateLimitType":"five_hour"}}"#;
         assert!(matches!(
             parse_line(rl),
-            Some(StreamEvent::RateLimit { resets_at: Some(1893456000), .. })
+            Some(StreamEvent::RateLimit {
+                resets_at: Some(1893456000),
+                ..
+            })
         ));
     }
 }

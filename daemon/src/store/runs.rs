@@ -204,6 +204,34 @@ pub fn count_active(conn: &Connection) -> Result<u32, StoreError> {
     )?)
 }
 
+/// Keeps the environment the run's agent sessions inherit. Never exposed by the API or mirror.
+pub fn set_env(
+    conn: &Connection,
+    run: &str,
+    env: &orchestrator_proto::SessionEnv,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(env).map_err(|e| conversion(1, e))?;
+    conn.execute(
+        "INSERT INTO run_env (run_id, env) VALUES (?1, ?2) \
+         ON CONFLICT (run_id) DO UPDATE SET env = excluded.env",
+        params![run, json],
+    )?;
+    Ok(())
+}
+
+/// The run's session environment (empty when none was sent).
+pub fn env(conn: &Connection, run: &str) -> Result<orchestrator_proto::SessionEnv, StoreError> {
+    let json: Option<String> = conn
+        .query_row("SELECT env FROM run_env WHERE run_id = ?1", [run], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match json {
+        Some(j) => Ok(serde_json::from_str(&j).map_err(|e| conversion(1, e))?),
+        None => Ok(orchestrator_proto::SessionEnv::default()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,33 +290,5 @@ mod tests {
         assert_eq!(Some(inserted.clone()), read);
         assert_eq!(inserted.options.concurrency, 7);
         assert_eq!(inserted.status, RunStatus::Queued);
-    }
-}
-
-/// Keeps the environment the run's agent sessions inherit. Never exposed by the API or mirror.
-pub fn set_env(
-    conn: &Connection,
-    run: &str,
-    env: &orchestrator_proto::SessionEnv,
-) -> Result<(), StoreError> {
-    let json = serde_json::to_string(env).map_err(|e| conversion(1, e))?;
-    conn.execute(
-        "INSERT INTO run_env (run_id, env) VALUES (?1, ?2) \
-         ON CONFLICT (run_id) DO UPDATE SET env = excluded.env",
-        params![run, json],
-    )?;
-    Ok(())
-}
-
-/// The run's session environment (empty when none was sent).
-pub fn env(conn: &Connection, run: &str) -> Result<orchestrator_proto::SessionEnv, StoreError> {
-    let json: Option<String> = conn
-        .query_row("SELECT env FROM run_env WHERE run_id = ?1", [run], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    match json {
-        Some(j) => Ok(serde_json::from_str(&j).map_err(|e| conversion(1, e))?),
-        None => Ok(orchestrator_proto::SessionEnv::default()),
     }
 }

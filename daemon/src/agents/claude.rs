@@ -1,0 +1,154 @@
+//! Claude Code sessions: the command line the reference doc verified for headless workers.
+//!
+//! `claude -p <prompt> --output-format stream-json --verbose --mcp-config <json>
+//! --strict-mcp-config --session-id <uuid>` plus the permission mode, with the MCP server
+//! marked `alwaysLoad` (so its tools are offered directly, not behind ToolSearch) and its
+//! `Authorization` header taken from `${ORCHESTRATOR_MCP_TOKEN}` in the child's environment.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use serde::Deserialize;
+
+use super::{SERVER_NAME, SessionSpec, TOKEN_VAR};
+
+/// How sessions get permission to use tools. Neither ever stops on a prompt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permissions {
+    /// `--permission-mode dontAsk` with an allow-list: our MCP tools plus reading, editing and
+    /// running commands in the worktree; anything else is denied, never prompted.
+    #[default]
+    Allowlist,
+    /// `--dangerously-skip-permissions` (with `IS_SANDBOX=1` when the daemon runs as root, which
+    /// claude otherwise refuses). For disposable machines.
+    Bypass,
+}
+
+/// Tools allowed under [`Permissions::Allowlist`].
+pub const ALLOWED_TOOLS: &str =
+    "mcp__orch,Read,Write,Edit,MultiEdit,Glob,Grep,LS,Bash,TodoWrite,NotebookEdit";
+
+#[derive(Debug, Clone)]
+pub struct ClaudeCode {
+    pub bin: PathBuf,
+    pub permissions: Permissions,
+}
+
+impl ClaudeCode {
+    /// The `--mcp-config` JSON: our endpoint, the token by reference.
+    pub fn mcp_config(mcp_url: &str) -> String {
+        serde_json::json!({"mcpServers": {SERVER_NAME: {
+            "type": "http",
+            "url": mcp_url,
+            "headers": {"Authorization": format!("Bearer ${{{TOKEN_VAR}}}")},
+            "alwaysLoad": true,
+        }}})
+        .to_string()
+    }
+
+    /// The command for one session; the caller sets stdout/stderr and spawns it.
+    pub fn command(&self, spec: &SessionSpec) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(&self.bin);
+        c.arg("-p")
+            .arg(&spec.prompt)
+            .args(["--output-format", "stream-json", "--verbose"])
+            .arg("--mcp-config")
+            .arg(Self::mcp_config(&spec.mcp_url))
+            .arg("--strict-mcp-config")
+            .arg("--session-id")
+            .arg(&spec.session_uuid);
+        match self.permissions {
+            Permissions::Allowlist => {
+                c.args([
+                    "--permission-mode",
+                    "dontAsk",
+                    "--allowedTools",
+                    ALLOWED_TOOLS,
+                ]);
+            }
+            Permissions::Bypass => {
+                c.arg("--dangerously-skip-permissions");
+            }
+        }
+        c.env_clear();
+        for (k, v) in &spec.env.0 {
+            c.env(k, v);
+        }
+        if self.permissions == Permissions::Bypass && nix::unistd::geteuid().is_root() {
+            c.env("IS_SANDBOX", "1");
+        }
+        if spec.env.get("CLAUDE_CODE_MAX_RETRIES").is_none() {
+            // Fail fast on API errors: the daemon retries sessions itself.
+            c.env("CLAUDE_CODE_MAX_RETRIES", "2");
+        }
+        c.env("DISABLE_AUTOUPDATER", "1")
+            .env(TOKEN_VAR, &spec.token)
+            .current_dir(&spec.cwd)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(false);
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SessionSpec {
+        SessionSpec {
+            prompt: "Plan it".into(),
+            cwd: "/tmp".into(),
+            mcp_url: "http://127.0.0.1:7777/mcp".into(),
+            token: "orch_secret".into(),
+            session_uuid: "00000000-0000-4000-8000-000000000000".into(),
+            env: orchestrator_proto::SessionEnv(
+                [("ANTHROPIC_API_KEY".to_owned(), "k".to_owned())].into(),
+            ),
+        }
+    }
+
+    #[test]
+    fn the_token_is_in_the_environment_not_the_arguments() {
+        let c = ClaudeCode {
+            bin: "claude".into(),
+            permissions: Permissions::Allowlist,
+        }
+        .command(&spec());
+        let std = c.as_std();
+        let args: Vec<String> = std
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(!args.iter().any(|a| a.contains("orch_secret")), "{args:?}");
+        assert!(
+            args.iter().any(|a| a.contains("${ORCHESTRATOR_MCP_TOKEN}")),
+            "{args:?}"
+        );
+        assert!(
+            args.iter().any(|a| a.contains("\"alwaysLoad\":true")),
+            "{args:?}"
+        );
+        for flag in [
+            "--strict-mcp-config",
+            "--verbose",
+            "stream-json",
+            "dontAsk",
+            "--session-id",
+        ] {
+            assert!(args.iter().any(|a| a == flag), "{flag} in {args:?}");
+        }
+        let envs: Vec<(String, String)> = std
+            .get_envs()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.to_string_lossy().into_owned(),
+                    v?.to_string_lossy().into_owned(),
+                ))
+            })
+            .collect();
+        assert!(envs.contains(&("ORCHESTRATOR_MCP_TOKEN".into(), "orch_secret".into())));
+        assert!(envs.contains(&("ANTHROPIC_API_KEY".into(), "k".into())));
+    }
+}
