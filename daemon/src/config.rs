@@ -22,6 +22,8 @@ pub struct Config {
     pub log: String,
     /// The MCP endpoint's loopback port; `None` reuses the recorded one (or picks one).
     pub mcp_port: Option<u16>,
+    /// How agent sessions get permission to use tools.
+    pub permissions: crate::agents::claude::Permissions,
 }
 
 /// The config file's shape. Every key is optional.
@@ -32,6 +34,14 @@ pub struct FileConfig {
     pub daemon: DaemonSection,
     #[serde(default)]
     pub mcp: McpSection,
+    #[serde(default)]
+    pub agents: AgentsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsSection {
+    pub permissions: Option<crate::agents::claude::Permissions>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +126,7 @@ impl Config {
             data_dir: locate::data_dir(data_dir)?,
             log,
             mcp_port,
+            permissions: file.agents.permissions.unwrap_or_default(),
         })
     }
 }

@@ -142,3 +142,24 @@ pub async fn ensure_excluded(top: &Path, pattern: &str) -> Result<(), std::io::E
     updated.push('\n');
     crate::mirror::write_atomic(&path, updated.as_bytes()).await
 }
+
+/// Adds a worktree at `dir` with `commit` checked out detached (the user's checkout is not
+/// involved: worktrees have their own HEAD and index).
+pub async fn worktree_add_detached(top: &Path, dir: &Path, commit: &str) -> Result<(), GitError> {
+    let d = dir.display().to_string();
+    git(top, &["worktree", "add", "--detach", "--quiet", &d, commit]).await?;
+    Ok(())
+}
+
+/// Removes a worktree the daemon created. `force` discards its changes: only for worktrees
+/// whose work is not kept (a planner's).
+pub async fn worktree_remove(top: &Path, dir: &Path, force: bool) -> Result<(), GitError> {
+    let d = dir.display().to_string();
+    let mut args = vec!["worktree", "remove"];
+    if force {
+        args.push("--force");
+    }
+    args.push(&d);
+    git(top, &args).await?;
+    Ok(())
+}

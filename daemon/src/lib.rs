@@ -6,6 +6,7 @@ pub mod agents;
 pub mod api;
 pub mod board;
 pub mod config;
+pub mod engine;
 pub mod git;
 pub mod mcp;
 pub mod mirror;
@@ -48,13 +49,18 @@ pub async fn run(
         .await
         .map_err(DaemonError::Panicked)??;
     let stop = CancellationToken::new();
-    let runs = runs::Runs::new(db.clone(), stop.child_token());
+    let (mcp_listener, mcp_addr) = mcp::bind(&db, config.mcp_port).await?;
+    let mcp_url = format!("http://{mcp_addr}/mcp");
+    let engine = Arc::new(engine::EngineConfig {
+        mcp_url: mcp_url.clone(),
+        data_dir: config.data_dir.clone(),
+        permissions: config.permissions,
+    });
+    let runs = runs::Runs::new(db.clone(), stop.child_token(), engine);
     let restored = runs.restore().await.map_err(DaemonError::Restore)?;
     if restored > 0 {
         tracing::info!(runs = restored, "restored active runs");
     }
-    let (mcp_listener, mcp_addr) = mcp::bind(&db, config.mcp_port).await?;
-    let mcp_url = format!("http://{mcp_addr}/mcp");
     let mcp_app = mcp::router(runs.clone(), stop.child_token());
     let mcp_stop = stop.clone();
     let mcp_served = tokio::spawn(async move {

@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 pub struct Bins {
     pub orchestrate: PathBuf,
     pub orchestratord: PathBuf,
+    /// The fast tier's stand-in for `claude` (see `src/bin/fake_claude.rs`).
+    pub fake_claude: PathBuf,
 }
 
 fn build() -> Bins {
@@ -24,7 +26,7 @@ fn build() -> Bins {
         .current_release()
         .exec()
         .unwrap_or_else(|e| panic!("cannot build the binaries: {e}"));
-    let (mut client, mut daemon) = (None, None);
+    let (mut client, mut daemon, mut fake) = (None, None, None);
     for m in messages {
         let m = m.unwrap_or_else(|e| panic!("cargo build failed: {e}"));
         if let Ok(escargot::format::Message::CompilerArtifact(a)) = m.decode()
@@ -33,6 +35,7 @@ fn build() -> Bins {
             match a.target.name.as_ref() {
                 "orchestrate" => client = Some(exe.to_path_buf()),
                 "orchestratord" => daemon = Some(exe.to_path_buf()),
+                "fake-claude" => fake = Some(exe.to_path_buf()),
                 _ => {}
             }
         }
@@ -40,6 +43,7 @@ fn build() -> Bins {
     Bins {
         orchestrate: client.expect("cargo built orchestrate"),
         orchestratord: daemon.expect("cargo built orchestratord"),
+        fake_claude: fake.expect("cargo built fake-claude"),
     }
 }
 

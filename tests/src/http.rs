@@ -34,8 +34,25 @@ impl Response {
     }
 }
 
-/// Sends one request (`Connection: close`) and reads the whole response.
+/// Sends one request (`Connection: close`) and reads the whole response. A server that answers
+/// before reading the body and closes can make the read fail with a reset; that is retried.
 pub fn request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut tries = 0;
+    loop {
+        match request_once(socket, method, path, content_type, body) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && tries < 5 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+fn request_once(
     socket: &Path,
     method: &str,
     path: &str,
@@ -52,9 +69,10 @@ pub fn request(
         head.push_str(&format!("Content-Type: {ct}\r\n"));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes())?;
-    // The server may answer (413) and close before reading all of a large body.
-    let _ = s.write_all(body);
+    let mut all = head.into_bytes();
+    all.extend_from_slice(body);
+    // The server may answer and close before reading all of the body.
+    let _ = s.write_all(&all);
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     parse(&raw)

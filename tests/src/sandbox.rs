@@ -123,6 +123,9 @@ impl Sandbox {
             .env("ORCHESTRATOR_DATA_DIR", self.data_dir())
             .env("ORCHESTRATOR_CONFIG", self.config_file())
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            // Runs use the fast tier's fake claude; by default it idles until stopped.
+            .env("ORCHESTRATOR_CLAUDE_BIN", &bins().fake_claude)
+            .env("CLAUDE_FAKE_SCRIPT", "hang")
             .current_dir(self.root())
             .stdin(Stdio::null());
         c
@@ -135,13 +138,34 @@ impl Sandbox {
 
     /// `orchestrate args` from `dir`.
     pub fn orchestrate_in(&self, dir: &Path, args: &[&str]) -> Out {
-        let out = self
-            .command(&bins().orchestrate)
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run orchestrate");
+        self.orchestrate_env(dir, args, &[])
+    }
+
+    /// `orchestrate args` from `dir` with extra environment (e.g. `CLAUDE_FAKE_SCRIPT`).
+    pub fn orchestrate_env(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+        let mut c = self.command(&bins().orchestrate);
+        c.args(args).current_dir(dir);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().expect("run orchestrate");
         Out::new(format!("orchestrate {}", args.join(" ")), out)
+    }
+
+    /// Pids of agent processes (the fake claude) working in this sandbox.
+    pub fn agent_processes(&self) -> Vec<i32> {
+        let root = self.root().to_path_buf();
+        let data = self.data_dir();
+        proc_pids()
+            .into_iter()
+            .filter(|pid| {
+                let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+                let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+                exe.file_name().is_some_and(|n| n == "fake-claude")
+                    && (cwd.starts_with(&root) || cwd.starts_with(&data))
+                    && !is_zombie(*pid)
+            })
+            .collect()
     }
 
     /// `orchestratord` as a direct child (not autostarted), for lifecycle tests.
@@ -242,13 +266,39 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         use nix::sys::signal::{Signal, kill};
         use nix::unistd::Pid;
-        let mut pids = self.daemon_processes();
-        if let Some(pid) = self.health().and_then(|h| h["pid"].as_i64()) {
-            pids.extend(i32::try_from(pid).ok());
-        }
         let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
-        for pid in pids.into_iter().filter(|p| *p > 1 && *p != me) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let kill_all = |pids: Vec<i32>| {
+            for pid in pids.into_iter().filter(|p| *p > 1 && *p != me) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        };
+        // Daemons first (so none can start another agent), then their agents.
+        let mut daemons = self.daemon_processes();
+        if let Some(pid) = self.health().and_then(|h| h["pid"].as_i64()) {
+            daemons.extend(i32::try_from(pid).ok());
         }
+        kill_all(daemons);
+        let _ = std::panic::catch_unwind(|| {
+            crate::wait::until("the daemons to die", crate::wait::DEADLINE, || {
+                self.daemon_processes().is_empty().then_some(())
+            })
+        });
+        kill_all(self.agent_processes());
     }
+}
+
+fn proc_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true)
 }

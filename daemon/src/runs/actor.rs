@@ -9,12 +9,14 @@
 
 use std::time::Duration;
 
-use orchestrator_proto::{Level, RunStatus};
+use orchestrator_proto::{Level, Phase, RunStatus};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::error::RunError;
 use crate::board::{self, BoardError, Caller, Op, Role};
+use crate::engine::EngineConfig;
+use crate::engine::planner::{self, Planned};
 use crate::mcp::token;
 use crate::mirror::Mirror;
 use crate::store::{
@@ -64,6 +66,10 @@ pub enum Command {
     },
     /// Ends a session and revokes its token.
     EndSession { session: String, reply: Reply<bool> },
+    /// Records an event that changes no state (engine progress).
+    Note { event: NewEvent, reply: Reply<()> },
+    /// The planning task finished.
+    PlannerDone { outcome: Planned, reply: Reply<()> },
 }
 
 /// A new session's identity and its bearer token, shown once.
@@ -105,10 +111,20 @@ pub struct RunActor {
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<EventRow>,
     shutdown: CancellationToken,
+    engine: std::sync::Arc<EngineConfig>,
+    /// A handle to this actor, for the engine tasks it starts.
+    me: RunHandle,
+    /// Cancels the running engine task (planning), if any.
+    working: Option<CancellationToken>,
 }
 
 impl RunActor {
-    pub fn new(run: RunRow, db: Db, shutdown: CancellationToken) -> (Self, RunHandle) {
+    pub fn new(
+        run: RunRow,
+        db: Db,
+        shutdown: CancellationToken,
+        engine: std::sync::Arc<EngineConfig>,
+    ) -> (Self, RunHandle) {
         let (ctx, crx) = mpsc::channel(COMMAND_QUEUE);
         let (etx, _) = broadcast::channel(EVENT_BUFFER);
         let mirror = Mirror::new(std::path::Path::new(&run.project));
@@ -123,6 +139,9 @@ impl RunActor {
             commands: crx,
             events: etx,
             shutdown,
+            engine,
+            me: handle.clone(),
+            working: None,
         };
         (actor, handle)
     }
@@ -143,6 +162,7 @@ impl RunActor {
             }
             self.rewrite_mirror(true).await;
         }
+        self.advance().await;
         let mut mirror_check = tokio::time::interval(MIRROR_CHECK);
         mirror_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         mirror_check.reset();
@@ -195,6 +215,12 @@ impl RunActor {
             Command::EndSession { session, reply } => {
                 let _ = reply.send(self.end_session(session).await);
             }
+            Command::Note { event, reply } => {
+                let _ = reply.send(self.record(event).await);
+            }
+            Command::PlannerDone { outcome, reply } => {
+                let _ = reply.send(self.planner_done(outcome).await);
+            }
         }
     }
 
@@ -216,6 +242,7 @@ impl RunActor {
             }
         }
         let reason = reason.unwrap_or_else(|| "paused by the user".into());
+        self.stop_work();
         self.set_status(RunStatus::Paused, reason).await
     }
 
@@ -228,13 +255,76 @@ impl RunActor {
             .hint("`orchestrate status` shows what it is doing"));
         }
         let reason = reason.unwrap_or_else(|| "resumed by the user".into());
-        // Until the run engine exists the run goes back to waiting for it.
-        self.set_status(RunStatus::Queued, reason).await
+        self.set_status(RunStatus::Queued, reason).await?;
+        self.advance().await;
+        Ok(self.run.clone())
+    }
+
+    /// Starts the work the run's state calls for: planning, when it is queued (or was planning
+    /// when the daemon stopped). Nothing happens when work is already under way.
+    async fn advance(&mut self) {
+        let planning = self.run.status == RunStatus::Queued
+            || (self.run.status == RunStatus::Running && self.run.phase == Phase::Planning);
+        if !planning || self.working.is_some() {
+            return;
+        }
+        if let Err(e) = self
+            .set_state(RunStatus::Running, Phase::Planning, "planning".into())
+            .await
+        {
+            tracing::error!(run = %self.run.id, cause = %e, "cannot start planning");
+            return;
+        }
+        let cancel = self.shutdown.child_token();
+        self.working = Some(cancel.clone());
+        let (me, db, cfg, run) = (
+            self.me.clone(),
+            self.db.clone(),
+            self.engine.clone(),
+            self.run.clone(),
+        );
+        tokio::spawn(async move {
+            let outcome = planner::plan(me.clone(), db, cfg, run, cancel).await;
+            let _ = me
+                .ask(|reply| Command::PlannerDone { outcome, reply })
+                .await;
+        });
+    }
+
+    /// Stops engine work in progress (pause, cancel).
+    fn stop_work(&mut self) {
+        if let Some(w) = self.working.take() {
+            w.cancel();
+        }
+    }
+
+    async fn planner_done(&mut self, outcome: Planned) -> Result<(), RunError> {
+        self.working = None;
+        if self.run.status != RunStatus::Running {
+            return Ok(()); // paused or cancelled meanwhile
+        }
+        match outcome {
+            Planned::Plan(version) => {
+                let reason = if self.run.options.dry_run {
+                    format!(
+                        "planned (--dry-run): read plan-v{version}.md; `orchestrate resume` will execute it"
+                    )
+                } else {
+                    format!(
+                        "planned: plan-v{version}.md is ready; executing plans with workers is the next piece of this orchestratord, so the run stops here"
+                    )
+                };
+                self.set_status(RunStatus::Planned, reason).await.map(drop)
+            }
+            Planned::Failed(reason) => self.set_status(RunStatus::Failed, reason).await.map(drop),
+            Planned::Stopped => Ok(()),
+        }
     }
 
     async fn cancel(&mut self, reason: Option<String>) -> Result<RunRow, RunError> {
         let reason = reason.unwrap_or_else(|| "cancelled by the user".into());
         let branch = self.run.branch.clone();
+        self.stop_work();
         let row = self.set_status(RunStatus::Cancelled, reason).await?;
         self.record(NewEvent::info(
             "branch_kept",
@@ -431,7 +521,19 @@ impl RunActor {
 
     /// Moves the run to `status`, recording why, in one transaction.
     async fn set_status(&mut self, status: RunStatus, reason: String) -> Result<RunRow, RunError> {
+        let phase = self.run.phase;
+        self.set_state(status, phase, reason).await
+    }
+
+    /// Moves the run to `status` and `phase`, recording why, in one transaction.
+    async fn set_state(
+        &mut self,
+        status: RunStatus,
+        phase: Phase,
+        reason: String,
+    ) -> Result<RunRow, RunError> {
         let mut next = self.run.clone();
+        next.phase = phase;
         let at = time_text::now();
         let from = next.status;
         next.status = status;

@@ -33,6 +33,8 @@ pub struct Runs {
 
 struct Inner {
     db: Db,
+    /// Fixed facts the run engine needs (MCP URL, where worktrees go, permissions).
+    engine: Arc<crate::engine::EngineConfig>,
     /// Live actors by run id. A std mutex: it is never held across an `.await`.
     handles: Mutex<HashMap<String, RunHandle>>,
     /// Serialises submits so two racing `start`s cannot both pass the one-active-run check.
@@ -42,9 +44,14 @@ struct Inner {
 }
 
 impl Runs {
-    pub fn new(db: Db, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        db: Db,
+        shutdown: CancellationToken,
+        engine: Arc<crate::engine::EngineConfig>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                engine,
                 db,
                 handles: Mutex::new(HashMap::new()),
                 submit_lock: tokio::sync::Mutex::new(()),
@@ -70,8 +77,12 @@ impl Runs {
 
     fn spawn(&self, run: RunRow, restored: bool) {
         let id = run.id.clone();
-        let (actor, handle) =
-            RunActor::new(run, self.inner.db.clone(), self.inner.shutdown.clone());
+        let (actor, handle) = RunActor::new(
+            run,
+            self.inner.db.clone(),
+            self.inner.shutdown.clone(),
+            self.inner.engine.clone(),
+        );
         self.lock_handles().insert(id.clone(), handle);
         let this = self.clone();
         self.inner.tracker.spawn(async move {
@@ -117,10 +128,7 @@ impl Runs {
                 new.options.usage_threshold
             ),
         );
-        let waiting = NewEvent::info(
-            "waiting_for_engine",
-            "Queued: this orchestratord has no run engine yet, so the run waits here; nothing is planned or executed",
-        );
+
         let insert = new.clone();
         let env = v.env.clone();
         let created = self
@@ -131,9 +139,8 @@ impl Runs {
                 let row = runs::insert(&tx, &insert)?;
                 runs::set_env(&tx, &row.id, &env)?;
                 let a = events::append(&tx, &row.id, insert.at, first_event)?;
-                let b = events::append(&tx, &row.id, insert.at, waiting)?;
                 tx.commit()?;
-                Ok((row, vec![a, b]))
+                Ok((row, vec![a]))
             })
             .await;
         let (row, first_events) = match created {

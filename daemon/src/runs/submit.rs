@@ -131,6 +131,12 @@ pub async fn validate(req: SubmitRun) -> Result<Validated, RunError> {
             (Some(path), Some(text))
         }
     };
+    let env = req.env.filtered();
+    crate::agents::locate(crate::agents::AgentKind::Claude, &env).map_err(|e| {
+        RunError::invalid(e.to_string()).hint(
+            "orchestrate passes your shell's PATH and ORCHESTRATOR_CLAUDE_BIN to the daemon; run it where `claude --version` works",
+        )
+    })?;
     Ok(Validated {
         project,
         feature,
@@ -138,7 +144,7 @@ pub async fn validate(req: SubmitRun) -> Result<Validated, RunError> {
         base_commit,
         context_file,
         context,
-        env: req.env.filtered(),
+        env,
     })
 }
 

@@ -23,7 +23,12 @@ fn the_mcp_service_passes_the_conformance_suite() {
     let cancel = tokio_util::sync::CancellationToken::new();
     let addr = runtime.block_on(async {
         let db = orchestratord::store::Db::open(&tmp.path().join("orchestrator.db")).expect("db");
-        let runs = orchestratord::runs::Runs::new(db, cancel.child_token());
+        let engine = std::sync::Arc::new(orchestratord::engine::EngineConfig {
+            mcp_url: "http://127.0.0.1:9/mcp".into(),
+            data_dir: tmp.path().to_path_buf(),
+            permissions: Default::default(),
+        });
+        let runs = orchestratord::runs::Runs::new(db, cancel.child_token(), engine);
         let app = axum::Router::new().nest_service(
             "/mcp",
             orchestratord::mcp::service(runs, cancel.child_token()),

@@ -26,6 +26,7 @@ impl InProcess {
             data_dir: data_dir.to_path_buf(),
             log: "info".into(),
             mcp_port: None,
+            permissions: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let done = {
@@ -55,6 +56,15 @@ impl InProcess {
     }
 }
 
+/// The environment a client would send: the fast tier's claude.
+fn fake_env() -> serde_json::Value {
+    serde_json::json!({
+        "ORCHESTRATOR_CLAUDE_BIN": orchestrator_tests::bins::bins().fake_claude,
+        // Planners idle; stopping the daemon stops them.
+        "CLAUDE_FAKE_SCRIPT": "hang",
+    })
+}
+
 #[test]
 fn racing_submits_on_one_project_create_exactly_one_run_and_branch() {
     let tmp = tempfile::Builder::new()
@@ -67,7 +77,9 @@ fn racing_submits_on_one_project_create_exactly_one_run_and_branch() {
     let socket = tmp.path().join("d.sock");
     let daemon = InProcess::start(&socket, &tmp.path().join("data"));
 
-    let body = serde_json::json!({ "project": project, "feature": "Same feature" }).to_string();
+    let body =
+        serde_json::json!({ "project": project, "feature": "Same feature", "env": fake_env() })
+            .to_string();
     let statuses: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|_| {
@@ -111,7 +123,8 @@ fn a_stopped_daemon_restarted_on_the_same_data_restores_the_run() {
     let data = tmp.path().join("data");
 
     let daemon = InProcess::start(&socket, &data);
-    let body = serde_json::json!({ "project": project, "feature": "Keep me" }).to_string();
+    let body = serde_json::json!({ "project": project, "feature": "Keep me", "env": fake_env() })
+        .to_string();
     let created = http::post_json(&socket, "/v1/runs", body.as_bytes()).expect("submit");
     assert_eq!(created.status, 201, "{}", created.text());
     let id = created.json()["id"].as_str().expect("id").to_owned();

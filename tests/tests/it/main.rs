@@ -5,6 +5,7 @@
 //! - `start`: submitting runs, validation, the branch, the mirror.
 //! - `lifecycle`: pause, resume, cancel, starting fresh, the log.
 //! - `recovery`: kill -9 and a deleted mirror.
+//! - `planning`: the planner phase with the fake claude: plan, retries, dry-run, pause.
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
 //! - `conformance`: the official MCP conformance suite against our MCP service.
@@ -17,6 +18,7 @@ mod daemon;
 mod in_process;
 mod lifecycle;
 mod mcp;
+mod planning;
 mod real_claude;
 mod recovery;
 mod snapshots;

@@ -41,7 +41,7 @@ fn a_deleted_mirror_is_recreated_whole() {
     let mirror = repo.join(".orchestrator");
 
     // On the next change of the run, with the whole log.
-    std::fs::remove_dir_all(&mirror).expect("rm -rf .orchestrator");
+    rm_rf(&mirror);
     sb.orchestrate_in(&repo, &["pause"]).ok();
     let state = std::fs::read_to_string(mirror.join("state.json")).expect("state.json back");
     assert!(state.contains("\"paused\""), "{state}");
@@ -50,10 +50,23 @@ fn a_deleted_mirror_is_recreated_whole() {
     assert!(mirror.join("tasks").is_dir());
 
     // And with no change at all, by the run's own periodic check.
-    std::fs::remove_dir_all(&mirror).expect("rm -rf .orchestrator");
+    rm_rf(&mirror);
     let state = wait::until("the mirror to come back", wait::DEADLINE, || {
         std::fs::read_to_string(mirror.join("state.json")).ok()
     });
     assert!(state.contains(run["id"].as_str().expect("id")), "{state}");
     assert!(mirror.join("context.md").is_file());
+}
+
+/// `rm -rf`, retried while the daemon is writing into the directory.
+fn rm_rf(dir: &std::path::Path) {
+    wait::until(
+        "the directory to be removed",
+        wait::DEADLINE,
+        || match std::fs::remove_dir_all(dir) {
+            Ok(()) => Some(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(()),
+            Err(_) => None,
+        },
+    );
 }

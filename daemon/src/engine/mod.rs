@@ -1,0 +1,27 @@
+//! The run engine: what moves a run forward. The run's actor starts it, owns its cancel token,
+//! and is the only one to change the run's status; engine tasks ask the actor through its
+//! handle (opening sessions, reporting outcomes) like any other caller.
+//!
+//! Today it plans: one Claude Code planner session in a throwaway worktree of the base commit
+//! submits the plan through the MCP endpoint. Execution by workers and the merge queue build on
+//! this (see the issue tracker).
+
+pub mod planner;
+pub mod session;
+
+use std::path::PathBuf;
+
+use crate::agents::claude::Permissions;
+
+/// What engine tasks need from the daemon, fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The workers' MCP endpoint.
+    pub mcp_url: String,
+    /// Worktrees live under `<data_dir>/worktrees/<run>/`, outside the user's work tree.
+    pub data_dir: PathBuf,
+    pub permissions: Permissions,
+}
+
+/// Planner sessions tried before the run fails for want of a plan.
+pub const PLANNER_ATTEMPTS: u32 = 3;

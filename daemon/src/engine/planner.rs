@@ -1,0 +1,202 @@
+//! The planning phase: a Claude Code session in a throwaway worktree of the base commit reads
+//! the codebase and submits the plan through the MCP endpoint (`submit_plan`, which validates
+//! it and tells the model what to fix). A session that ends without a valid plan is retried,
+//! up to [`PLANNER_ATTEMPTS`](super::PLANNER_ATTEMPTS) in all.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use orchestrator_proto::Level;
+use tokio_util::sync::CancellationToken;
+
+use super::{EngineConfig, PLANNER_ATTEMPTS, session};
+use crate::agents::claude::ClaudeCode;
+use crate::agents::{self, AgentKind, SessionSpec};
+use crate::board::Role;
+use crate::runs::{Command, RunHandle};
+use crate::store::{Db, NewEvent, RunRow, board, runs as run_rows};
+
+/// How planning ended, for the actor.
+#[derive(Debug)]
+pub enum Planned {
+    /// The plan's version.
+    Plan(u32),
+    /// No valid plan; the reason for the user.
+    Failed(String),
+    /// Paused, cancelled or shutting down: nothing to record.
+    Stopped,
+}
+
+fn prompt(run: &RunRow) -> String {
+    let mut p = format!(
+        "You are the planner of an automated team implementing a feature in this repository.\n\n\
+         # Feature\n\n{}\n",
+        run.feature.trim()
+    );
+    if let Some(ctx) = &run.context {
+        p.push_str(&format!("\n# Context from the user\n\n{}\n", ctx.trim()));
+    }
+    p.push_str(
+        "\n# Your job\n\n\
+         Study the codebase (read only: do not edit files or commit). Then decompose the feature \
+         into tasks that parallel workers can do independently, each in its own git worktree, \
+         and call the `submit_plan` tool of the `orch` MCP server exactly once with a summary and \
+         the tasks: unique short ids, a one-line title, a description complete enough to work \
+         from without asking, acceptance criteria, the ids it depends on, and the files or areas \
+         it touches. Prefer tasks that touch disjoint files. If `submit_plan` refuses the plan, \
+         fix every listed problem and submit again. When it is accepted, stop.\n",
+    );
+    p
+}
+
+async fn note(handle: &RunHandle, level: Level, kind: &'static str, message: String) {
+    let event = NewEvent {
+        level,
+        ..NewEvent::info(kind, message)
+    };
+    let _ = handle.ask(|reply| Command::Note { event, reply }).await;
+}
+
+/// Plans the run; returns how it ended. Never changes the run's status itself.
+pub async fn plan(
+    handle: RunHandle,
+    db: Db,
+    cfg: Arc<EngineConfig>,
+    run: RunRow,
+    cancel: CancellationToken,
+) -> Planned {
+    let env = match db
+        .call({
+            let id = run.id.clone();
+            move |c| run_rows::env(c, &id)
+        })
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => return Planned::Failed(format!("cannot read the run's environment: {e}")),
+    };
+    let bin = match agents::locate(AgentKind::Claude, &env) {
+        Ok(b) => b,
+        Err(e) => return Planned::Failed(e.to_string()),
+    };
+    let agent = ClaudeCode {
+        bin,
+        permissions: cfg.permissions,
+    };
+    let project = Path::new(&run.project).to_path_buf();
+    let mut last = String::from("the planner never ran");
+    for attempt in 1..=PLANNER_ATTEMPTS {
+        if cancel.is_cancelled() {
+            return Planned::Stopped;
+        }
+        let grant = match handle
+            .ask(|reply| Command::OpenSession {
+                role: Role::Planner,
+                task: None,
+                ttl: std::time::Duration::from_secs(
+                    orchestrator_proto::session::defaults::TTL_SECS,
+                ),
+                reply,
+            })
+            .await
+        {
+            Ok(g) => g,
+            Err(_) => return Planned::Stopped,
+        };
+        let worktree = cfg
+            .data_dir
+            .join("worktrees")
+            .join(&run.id)
+            .join(format!("planner-{attempt}"));
+        if worktree.exists() {
+            let _ = crate::git::worktree_remove(&project, &worktree, true).await;
+            let _ = tokio::fs::remove_dir_all(&worktree).await;
+        }
+        if let Err(e) =
+            crate::git::worktree_add_detached(&project, &worktree, &run.base_commit).await
+        {
+            end(&handle, &grant.session).await;
+            return Planned::Failed(format!("cannot create the planner's worktree: {e}"));
+        }
+        note(
+            &handle,
+            Level::Info,
+            "planner_started",
+            format!(
+                "Planner session {} started (attempt {attempt} of {PLANNER_ATTEMPTS}) in {}",
+                grant.session,
+                worktree.display()
+            ),
+        )
+        .await;
+        let spec = SessionSpec {
+            prompt: prompt(&run),
+            cwd: worktree.clone(),
+            mcp_url: cfg.mcp_url.clone(),
+            token: grant.token.clone(),
+            session_uuid: uuid::Uuid::new_v4().to_string(),
+            env: env.clone(),
+        };
+        let dir = project
+            .join(crate::mirror::DIR)
+            .join("sessions")
+            .join(&grant.session);
+        let ended = session::run(agent.command(&spec), &dir, &cancel).await;
+        end(&handle, &grant.session).await;
+        let _ = crate::git::worktree_remove(&project, &worktree, true).await;
+        let ended = match ended {
+            Ok(e) => e,
+            Err(e) => return Planned::Failed(format!("cannot run {}: {e}", agent.bin.display())),
+        };
+        if ended.cancelled {
+            return Planned::Stopped;
+        }
+        let id = run.id.clone();
+        if let Ok(Some((version, _))) = db.call(move |c| board::latest_plan(c, &id)).await {
+            note(
+                &handle,
+                Level::Info,
+                "planner_finished",
+                format!(
+                    "Planner session {} submitted plan v{version}",
+                    grant.session
+                ),
+            )
+            .await;
+            return Planned::Plan(version);
+        }
+        last = if ended.mcp_failed {
+            "the orchestrator's MCP server failed to connect in the planner session, so it had no tools".into()
+        } else {
+            match &ended.outcome {
+                Some(o) if o.is_error => format!(
+                    "the planner session failed: {}",
+                    o.text.as_deref().unwrap_or(&o.subtype)
+                ),
+                Some(_) => "the planner session ended without submitting a valid plan".into(),
+                None => format!(
+                    "the planner session exited (code {}) without a result; see {}",
+                    ended.exit_code.map_or("none".into(), |c| c.to_string()),
+                    session::files(&dir).1.display()
+                ),
+            }
+        };
+        note(
+            &handle,
+            Level::Warn,
+            "planner_retry",
+            format!("Planner attempt {attempt} of {PLANNER_ATTEMPTS} produced no plan: {last}"),
+        )
+        .await;
+    }
+    Planned::Failed(format!(
+        "no plan after {PLANNER_ATTEMPTS} planner sessions; last: {last}"
+    ))
+}
+
+async fn end(handle: &RunHandle, session: &str) {
+    let s = session.to_owned();
+    let _ = handle
+        .ask(|reply| Command::EndSession { session: s, reply })
+        .await;
+}

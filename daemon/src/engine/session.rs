@@ -1,0 +1,127 @@
+//! One agent session as a process: spawn it with stdout and stderr going to files under
+//! `.orchestrator/sessions/<session>/`, follow the stdout file as it grows (so a restarted
+//! daemon could pick it up where it left off), and stop the whole process group on cancel or
+//! when our MCP server failed to connect (the session would have no tools).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::SERVER_NAME;
+use crate::agents::stream::{Outcome, StreamEvent, parse_line};
+
+/// How often the stdout file is checked for new lines while the process runs.
+const FOLLOW: Duration = Duration::from_millis(50);
+
+/// How a session ended.
+#[derive(Debug, Default)]
+pub struct Ended {
+    /// The `result` line, if the session wrote one.
+    pub outcome: Option<Outcome>,
+    /// Our MCP server was reported failed in `system/init`; the session was stopped.
+    pub mcp_failed: bool,
+    /// Stopped because the run was paused, cancelled or the daemon stopped.
+    pub cancelled: bool,
+    pub exit_code: Option<i32>,
+    /// Claude's own session id (for `--resume`).
+    pub agent_session: Option<String>,
+    pub tool_calls: u64,
+}
+
+/// The files of one session.
+pub fn files(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("stdout.jsonl"), dir.join("stderr.log"))
+}
+
+/// Runs `cmd` to the end (or until `cancel`), following its stdout file.
+pub async fn run(
+    mut cmd: tokio::process::Command,
+    dir: &Path,
+    cancel: &CancellationToken,
+) -> std::io::Result<Ended> {
+    tokio::fs::create_dir_all(dir).await?;
+    let (out_path, err_path) = files(dir);
+    let out = std::fs::File::create(&out_path)?;
+    let err = std::fs::File::create(&err_path)?;
+    cmd.stdout(out).stderr(err);
+    let mut child = cmd.spawn()?;
+    let pgid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
+    // If this task is dropped (the daemon stops), the session's process group goes with it.
+    let mut guard = GroupGuard(pgid);
+    let mut reader = tokio::io::BufReader::new(tokio::fs::File::open(&out_path).await?);
+    let mut ended = Ended::default();
+    let mut line = String::new();
+    let mut tick = tokio::time::interval(FOLLOW);
+    let stop = |sig| {
+        if let Some(p) = pgid {
+            let _ = nix::sys::signal::killpg(p, sig);
+        }
+    };
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                guard.0 = None;
+                ended.exit_code = status?.code();
+                drain(&mut reader, &mut line, &mut ended).await?;
+                return Ok(ended);
+            }
+            _ = cancel.cancelled(), if !ended.cancelled => {
+                ended.cancelled = true;
+                stop(nix::sys::signal::Signal::SIGTERM);
+            }
+            _ = tick.tick() => {
+                drain(&mut reader, &mut line, &mut ended).await?;
+                if ended.mcp_failed {
+                    stop(nix::sys::signal::Signal::SIGTERM);
+                }
+            }
+        }
+    }
+}
+
+/// Stops a session's process group when dropped before the process ended.
+struct GroupGuard(Option<nix::unistd::Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            let _ = nix::sys::signal::killpg(p, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+}
+
+/// Reads every complete line written so far.
+async fn drain(
+    reader: &mut tokio::io::BufReader<tokio::fs::File>,
+    line: &mut String,
+    ended: &mut Ended,
+) -> std::io::Result<()> {
+    loop {
+        let n = reader.read_line(line).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if !line.ends_with('\n') {
+            // A partial line: rewind and wait for the rest.
+            reader.seek(std::io::SeekFrom::Current(-(n as i64))).await?;
+            line.clear();
+            return Ok(());
+        }
+        match parse_line(line) {
+            Some(StreamEvent::Init {
+                session_id, mcp, ..
+            }) => {
+                ended.agent_session = Some(session_id);
+                ended.mcp_failed = mcp
+                    .iter()
+                    .any(|(name, status)| name == SERVER_NAME && status != "connected");
+            }
+            Some(StreamEvent::ToolUse { .. }) => ended.tool_calls += 1,
+            Some(StreamEvent::Result(o)) => ended.outcome = Some(o),
+            _ => {}
+        }
+        line.clear();
+    }
+}

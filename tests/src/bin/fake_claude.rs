@@ -1,0 +1,101 @@
+//! `fake-claude`: a stand-in for the `claude` CLI in the fast test tier. It accepts the flags
+//! the daemon passes, expands `${VAR}` in `--mcp-config` headers from its environment like
+//! claude does, talks to the daemon's MCP endpoint over real HTTP, and prints stream-json
+//! (`system/init`, `assistant` tool uses, `result`). What it does is scripted by
+//! `CLAUDE_FAKE_SCRIPT`:
+//!
+//! - `plan:<file>` — submit the plan in `<file>` (JSON), then finish.
+//! - `invalid-then-plan:<file>` — submit an invalid plan first, then the one in `<file>`.
+//! - `exit` — finish successfully without calling any tool.
+//! - `crash` — exit 3 without a result line.
+//! - `hang` (default) — wait until killed.
+
+use std::io::Write;
+
+use orchestrator_tests::mcp::Mcp;
+use serde_json::{Value, json};
+
+fn say(v: Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+fn expand(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('}') else { break };
+        let name = &rest[i + 2..i + j];
+        out.push_str(&std::env::var(name).unwrap_or_default());
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn arg_after(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn call(mcp: &Mcp, tool: &str, args: Value) -> Value {
+    say(json!({"type": "assistant", "message": {"content": [
+        {"type": "tool_use", "id": "toolu_fake", "name": format!("mcp__orch__{tool}"), "input": args}]}}));
+    mcp.call(tool, args)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--version") {
+        println!("2.1.330 (Claude Code) [fake]");
+        return;
+    }
+    let session = arg_after(&args, "--session-id").unwrap_or_else(|| "fake-session".into());
+    let config: Value = arg_after(&args, "--mcp-config")
+        .and_then(|c| serde_json::from_str(&c).ok())
+        .unwrap_or(Value::Null);
+    let server = &config["mcpServers"]["orch"];
+    let url = server["url"].as_str().unwrap_or("http://127.0.0.1:9/mcp");
+    let token = server["headers"]["Authorization"]
+        .as_str()
+        .map(expand)
+        .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned));
+    let mcp = Mcp::new(url, token.as_deref());
+    let connected = std::panic::catch_unwind(|| mcp.tool_names()).is_ok();
+    say(
+        json!({"type": "system", "subtype": "init", "session_id": session,
+               "mcp_servers": [{"name": "orch", "status": if connected { "connected" } else { "failed" }}],
+               "tools": ["Bash", "Edit", "Read", "mcp__orch__submit_plan"]}),
+    );
+    let script = std::env::var("CLAUDE_FAKE_SCRIPT").unwrap_or_else(|_| "hang".into());
+    let (mode, file) = script.split_once(':').unwrap_or((script.as_str(), ""));
+    let finish = |text: &str| {
+        say(
+            json!({"type": "result", "subtype": "success", "is_error": false, "result": text,
+                   "session_id": session, "num_turns": 1, "total_cost_usd": 0.001,
+                   "usage": {"input_tokens": 100, "output_tokens": 20}}),
+        );
+    };
+    match mode {
+        "plan" | "invalid-then-plan" => {
+            if mode == "invalid-then-plan" {
+                let r = call(&mcp, "submit_plan", json!({"summary": "", "tasks": []}));
+                assert_eq!(r["isError"], true, "the invalid plan must be refused: {r}");
+            }
+            let plan: Value = serde_json::from_str(
+                &std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {file}: {e}")),
+            )
+            .expect("plan JSON");
+            let r = call(&mcp, "submit_plan", plan);
+            finish(&format!("submitted: {}", r["structuredContent"]));
+        }
+        "exit" => finish("nothing to do"),
+        "crash" => std::process::exit(3),
+        _ => loop {
+            std::thread::park();
+        },
+    }
+}
