@@ -146,3 +146,62 @@ fn claude_connects_sees_our_tools_directly_and_its_call_reaches_the_daemon() {
     assert_eq!(board["tasks"][0]["status"], "in_progress", "{board}");
     assert_eq!(board["tasks"][0]["assignee"], grant["session"]);
 }
+
+#[test]
+fn the_daemon_runs_the_real_claude_as_planner_and_the_plan_lands() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = json!({"summary": "Greeting in two steps", "tasks": [
+        {"id": "lib", "title": "Add greet()", "description": "Create src/greet.rs with greet()",
+         "acceptance_criteria": ["greet() returns hello"], "files": ["src/greet.rs"]},
+        {"id": "cli", "title": "Call greet()", "description": "Print greet() from main",
+         "acceptance_criteria": ["running prints hello"], "depends_on": ["lib"], "files": ["src/main.rs"]}
+    ]});
+    let fake = FakeModel::start(Arc::new(
+        move |req: &Value| match fake_model::last_tool_result(req) {
+            Some(r) => Reply::Text(format!("Plan submitted: {r}")),
+            None => Reply::ToolUse {
+                name: "mcp__orch__submit_plan".into(),
+                input: plan.clone(),
+            },
+        },
+    ));
+    let claude = deps::claude();
+    let claude = claude.to_str().expect("utf-8 path");
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Add a greeting", "--dry-run"],
+        &[
+            ("ORCHESTRATOR_CLAUDE_BIN", claude),
+            ("ANTHROPIC_BASE_URL", &fake.url),
+            ("ANTHROPIC_API_KEY", "dummy"),
+            ("CLAUDE_CODE_MAX_RETRIES", "0"),
+            ("DISABLE_TELEMETRY", "1"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+        ],
+    )
+    .ok();
+    let run = wait::until(
+        "the run to be planned",
+        std::time::Duration::from_secs(120),
+        || {
+            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+            (s["status"] != "running" && s["status"] != "queued").then_some(s)
+        },
+    );
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "50"]).ok().stdout;
+    assert_eq!(run["status"], "planned", "{run}\n{log}");
+    let md = std::fs::read_to_string(repo.join(".orchestrator/plan-v1.md")).expect("plan-v1.md");
+    assert!(md.contains("## cli — Call greet()"), "{md}");
+    // The real claude ran with our flags: the permission mode, our tools offered directly.
+    let first = fake.requests().into_iter().next().expect("a model request");
+    assert!(
+        fake_model::tool_names(&first)
+            .iter()
+            .any(|t| t == "mcp__orch__submit_plan")
+    );
+    assert!(
+        first.to_string().contains("Add a greeting"),
+        "the prompt carries the feature"
+    );
+}
