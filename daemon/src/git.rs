@@ -163,3 +163,110 @@ pub async fn worktree_remove(top: &Path, dir: &Path, force: bool) -> Result<(), 
     git(top, &args).await?;
     Ok(())
 }
+
+/// Adds a worktree at `dir` on a new branch `branch` starting at `start`.
+pub async fn worktree_add_new_branch(
+    top: &Path,
+    dir: &Path,
+    branch: &str,
+    start: &str,
+) -> Result<(), GitError> {
+    let d = dir.display().to_string();
+    git(
+        top,
+        &["worktree", "add", "--quiet", "-b", branch, &d, start],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Adds a worktree at `dir` with the existing `branch` checked out.
+pub async fn worktree_add_branch(top: &Path, dir: &Path, branch: &str) -> Result<(), GitError> {
+    let d = dir.display().to_string();
+    git(top, &["worktree", "add", "--quiet", &d, branch]).await?;
+    Ok(())
+}
+
+/// The commit `rev` names.
+pub async fn rev_parse(dir: &Path, rev: &str) -> Result<String, GitError> {
+    git(dir, &["rev-parse", "--verify", rev]).await
+}
+
+/// `git status --porcelain` of a worktree (empty when clean).
+pub async fn porcelain(dir: &Path) -> Result<String, GitError> {
+    git(dir, &["status", "--porcelain"]).await
+}
+
+/// Commits everything in the worktree, with a fallback identity when git has none configured.
+pub async fn commit_all(dir: &Path, message: &str) -> Result<(), GitError> {
+    git(dir, &["add", "-A"]).await?;
+    let has_identity = git(dir, &["config", "user.email"])
+        .await
+        .is_ok_and(|e| !e.is_empty());
+    let mut args = Vec::new();
+    if !has_identity {
+        args.extend([
+            "-c",
+            "user.name=orchestrator",
+            "-c",
+            "user.email=orchestrator@localhost",
+        ]);
+    }
+    args.extend(["commit", "--quiet", "--no-verify", "-m", message]);
+    git(dir, &args).await?;
+    Ok(())
+}
+
+/// Commits on `branch` that `base` does not have.
+pub async fn commits_ahead(dir: &Path, base: &str, branch: &str) -> Result<u64, GitError> {
+    let range = format!("{base}..{branch}");
+    Ok(git(dir, &["rev-list", "--count", &range])
+        .await?
+        .parse()
+        .unwrap_or(0))
+}
+
+/// How a merge went.
+#[derive(Debug, PartialEq)]
+pub enum Merge {
+    Merged,
+    /// Aborted (the worktree is clean again); the files in conflict.
+    Conflict(Vec<String>),
+}
+
+/// Merges `branch` into the worktree's current branch with a merge commit; a conflict is
+/// aborted, leaving the worktree as it was.
+pub async fn merge(dir: &Path, branch: &str, message: &str) -> Result<Merge, GitError> {
+    let has_identity = git(dir, &["config", "user.email"])
+        .await
+        .is_ok_and(|e| !e.is_empty());
+    let mut args = Vec::new();
+    if !has_identity {
+        args.extend([
+            "-c",
+            "user.name=orchestrator",
+            "-c",
+            "user.email=orchestrator@localhost",
+        ]);
+    }
+    args.extend([
+        "merge",
+        "--no-ff",
+        "--no-edit",
+        "--quiet",
+        "-m",
+        message,
+        branch,
+    ]);
+    match git(dir, &args).await {
+        Ok(_) => Ok(Merge::Merged),
+        Err(GitError::Failed { .. }) => {
+            let files = git(dir, &["diff", "--name-only", "--diff-filter=U"])
+                .await
+                .unwrap_or_default();
+            git(dir, &["merge", "--abort"]).await?;
+            Ok(Merge::Conflict(files.lines().map(str::to_owned).collect()))
+        }
+        Err(e) => Err(e),
+    }
+}

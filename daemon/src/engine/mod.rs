@@ -6,6 +6,7 @@
 //! submits the plan through the MCP endpoint. Execution by workers and the merge queue build on
 //! this (see the issue tracker).
 
+pub mod executor;
 pub mod planner;
 pub mod session;
 

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::RunError;
 use crate::board::{self, BoardError, Caller, Op, Role};
 use crate::engine::EngineConfig;
+use crate::engine::executor::{self, Executed};
 use crate::engine::planner::{self, Planned};
 use crate::mcp::token;
 use crate::mirror::Mirror;
@@ -70,6 +71,16 @@ pub enum Command {
     Note { event: NewEvent, reply: Reply<()> },
     /// The planning task finished.
     PlannerDone { outcome: Planned, reply: Reply<()> },
+    /// The engine moves a task (merged, back to pending, failed), with the event that says why.
+    TaskUpdate {
+        task: String,
+        status: &'static str,
+        failure: Option<String>,
+        event: NewEvent,
+        reply: Reply<()>,
+    },
+    /// The execution task finished.
+    ExecutionDone { outcome: Executed, reply: Reply<()> },
 }
 
 /// A new session's identity and its bearer token, shown once.
@@ -221,6 +232,18 @@ impl RunActor {
             Command::PlannerDone { outcome, reply } => {
                 let _ = reply.send(self.planner_done(outcome).await);
             }
+            Command::TaskUpdate {
+                task,
+                status,
+                failure,
+                event,
+                reply,
+            } => {
+                let _ = reply.send(self.task_update(task, status, failure, event).await);
+            }
+            Command::ExecutionDone { outcome, reply } => {
+                let _ = reply.send(self.execution_done(outcome).await);
+            }
         }
     }
 
@@ -247,6 +270,13 @@ impl RunActor {
     }
 
     async fn resume(&mut self, reason: Option<String>) -> Result<RunRow, RunError> {
+        if self.run.status == RunStatus::Planned {
+            let reason = reason.unwrap_or_else(|| "resumed by the user: executing the plan".into());
+            self.set_state(RunStatus::Queued, Phase::Executing, reason)
+                .await?;
+            self.advance().await;
+            return Ok(self.run.clone());
+        }
         if self.run.status != RunStatus::Paused {
             return Err(RunError::conflict(format!(
                 "run {} is {}, not paused; nothing to resume",
@@ -263,9 +293,18 @@ impl RunActor {
     /// Starts the work the run's state calls for: planning, when it is queued (or was planning
     /// when the daemon stopped). Nothing happens when work is already under way.
     async fn advance(&mut self) {
+        if self.working.is_some() {
+            return;
+        }
+        let executing = self.run.phase == Phase::Executing
+            && matches!(self.run.status, RunStatus::Queued | RunStatus::Running);
+        if executing {
+            self.start_execution().await;
+            return;
+        }
         let planning = self.run.status == RunStatus::Queued
             || (self.run.status == RunStatus::Running && self.run.phase == Phase::Planning);
-        if !planning || self.working.is_some() {
+        if !planning {
             return;
         }
         if let Err(e) = self
@@ -291,6 +330,84 @@ impl RunActor {
         });
     }
 
+    async fn start_execution(&mut self) {
+        if let Err(e) = self
+            .set_state(
+                RunStatus::Running,
+                Phase::Executing,
+                "executing the plan".into(),
+            )
+            .await
+        {
+            tracing::error!(run = %self.run.id, cause = %e, "cannot start executing");
+            return;
+        }
+        let cancel = self.shutdown.child_token();
+        self.working = Some(cancel.clone());
+        let (me, db, cfg, run) = (
+            self.me.clone(),
+            self.db.clone(),
+            self.engine.clone(),
+            self.run.clone(),
+        );
+        tokio::spawn(async move {
+            let outcome = executor::execute(me.clone(), db, cfg, run, cancel).await;
+            let _ = me
+                .ask(|reply| Command::ExecutionDone { outcome, reply })
+                .await;
+        });
+    }
+
+    async fn execution_done(&mut self, outcome: Executed) -> Result<(), RunError> {
+        self.working = None;
+        if self.run.status != RunStatus::Running {
+            return Ok(());
+        }
+        match outcome {
+            Executed::Completed(summary) => self
+                .set_state(RunStatus::Completed, Phase::Done, summary)
+                .await
+                .map(drop),
+            Executed::Failed(reason) => self.set_status(RunStatus::Failed, reason).await.map(drop),
+            Executed::Stopped => Ok(()),
+        }
+    }
+
+    async fn task_update(
+        &mut self,
+        task: String,
+        status: &'static str,
+        failure: Option<String>,
+        event: NewEvent,
+    ) -> Result<(), RunError> {
+        let (run, at) = (self.run.id.clone(), time_text::now());
+        let (row, e) = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                crate::store::board::set_task_status(
+                    &tx,
+                    &run,
+                    &task,
+                    status,
+                    failure.as_deref(),
+                    at,
+                )?;
+                let e = events::append(&tx, &run, at, event)?;
+                let row = crate::store::board::task(&tx, &run, &task)?;
+                tx.commit()?;
+                Ok((row, e))
+            })
+            .await?;
+        self.published(vec![e]).await;
+        if let Some(t) = row
+            && let Err(e) = self.mirror.write_task(&t.id, &board::task_json(&t)).await
+        {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a task");
+        }
+        Ok(())
+    }
+
     /// Stops engine work in progress (pause, cancel).
     fn stop_work(&mut self) {
         if let Some(w) = self.working.take() {
@@ -304,17 +421,15 @@ impl RunActor {
             return Ok(()); // paused or cancelled meanwhile
         }
         match outcome {
-            Planned::Plan(version) => {
-                let reason = if self.run.options.dry_run {
-                    format!(
-                        "planned (--dry-run): read plan-v{version}.md; `orchestrate resume` will execute it"
-                    )
-                } else {
-                    format!(
-                        "planned: plan-v{version}.md is ready; executing plans with workers is the next piece of this orchestratord, so the run stops here"
-                    )
-                };
+            Planned::Plan(version) if self.run.options.dry_run => {
+                let reason = format!(
+                    "planned (--dry-run): read plan-v{version}.md; `orchestrate resume` executes it"
+                );
                 self.set_status(RunStatus::Planned, reason).await.map(drop)
+            }
+            Planned::Plan(_) => {
+                self.start_execution().await;
+                Ok(())
             }
             Planned::Failed(reason) => self.set_status(RunStatus::Failed, reason).await.map(drop),
             Planned::Stopped => Ok(()),
@@ -447,6 +562,12 @@ impl RunActor {
                         "run {run} has no task {t}"
                     ))));
                 }
+                let assigned = match &t {
+                    Some(t) if role == Role::Worker => {
+                        crate::store::board::assign_task(&tx, &run, t, &s, at)?
+                    }
+                    _ => false,
+                };
                 crate::store::board::insert_session(
                     &tx,
                     &crate::store::board::NewSession {
@@ -472,11 +593,21 @@ impl RunActor {
                         serde_json::json!({ "session": s, "role": role.as_str(), "task": t }),
                     ),
                 )?;
+                let task_row = match (&t, assigned) {
+                    (Some(t), true) => crate::store::board::task(&tx, &run, t)?,
+                    _ => None,
+                };
                 tx.commit()?;
-                Ok(Ok(e))
+                Ok(Ok((e, task_row)))
             })
             .await??;
+        let (event, task_row) = event;
         self.published(vec![event]).await;
+        if let Some(t) = task_row
+            && let Err(e) = self.mirror.write_task(&t.id, &board::task_json(&t)).await
+        {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a task");
+        }
         Ok(SessionGrant {
             session,
             token,

@@ -172,7 +172,7 @@ pub fn claim_next(
            SELECT t.id FROM tasks t WHERE t.run_id = ?1 AND t.status = 'pending' \
              AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u \
                    ON u.run_id = d.run_id AND u.id = d.depends_on \
-                 WHERE d.run_id = t.run_id AND d.task_id = t.id AND u.status <> 'done') \
+                 WHERE d.run_id = t.run_id AND d.task_id = t.id AND u.status NOT IN ('done', 'merged')) \
            ORDER BY t.rowid LIMIT 1) \
          RETURNING id",
     )?
@@ -186,6 +186,41 @@ pub struct Finish<'a> {
     pub status: &'a str,
     pub result: Option<&'a str>,
     pub failure: Option<&'a str>,
+}
+
+/// Gives `task` (pending) to `session`, as the engine does when it dispatches a worker.
+pub fn assign_task(
+    c: &Connection,
+    run: &str,
+    task: &str,
+    session: &str,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let n = c.execute(
+        "UPDATE tasks SET status = 'in_progress', assignee = ?3, attempts = attempts + 1, \
+           progress = NULL, updated_at = ?4 \
+         WHERE run_id = ?1 AND id = ?2 AND status = 'pending'",
+        params![run, task, session, format(at)],
+    )?;
+    Ok(n == 1)
+}
+
+/// Sets a task's status as the engine decides (merged, back to pending, failed).
+pub fn set_task_status(
+    c: &Connection,
+    run: &str,
+    task: &str,
+    status: &str,
+    failure: Option<&str>,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE tasks SET status = ?3, failure = coalesce(?4, failure), \
+           assignee = CASE WHEN ?3 = 'pending' THEN NULL ELSE assignee END, updated_at = ?5 \
+         WHERE run_id = ?1 AND id = ?2",
+        params![run, task, status, failure, format(at)],
+    )?;
+    Ok(())
 }
 
 /// Moves a task held by `session` out of `in_progress`. Returns whether it was held.

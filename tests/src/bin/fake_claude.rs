@@ -9,6 +9,15 @@
 //! - `exit` — finish successfully without calling any tool.
 //! - `crash` — exit 3 without a result line.
 //! - `hang` (default) — wait until killed.
+//!
+//! Worker sessions (prompts that do not start with "You are the planner") follow
+//! `CLAUDE_FAKE_WORKER` instead (default `work`):
+//!
+//! - `work` — `get_task`, write each of the task's files, commit, `complete_task`.
+//! - `work-uncommitted` — the same but leave the changes uncommitted (the daemon commits them).
+//! - `work-shared` — also write `shared.txt` (undeclared), so parallel tasks conflict.
+//! - `flaky` — exit without completing on the task's first attempt, work on later ones.
+//! - `hang` — wait until killed.
 
 use std::io::Write;
 
@@ -70,6 +79,11 @@ fn main() {
                "mcp_servers": [{"name": "orch", "status": if connected { "connected" } else { "failed" }}],
                "tools": ["Bash", "Edit", "Read", "mcp__orch__submit_plan"]}),
     );
+    let prompt = arg_after(&args, "-p").unwrap_or_default();
+    if !prompt.starts_with("You are the planner") {
+        work(&mcp, &session);
+        return;
+    }
     let script = std::env::var("CLAUDE_FAKE_SCRIPT").unwrap_or_else(|_| "hang".into());
     let (mode, file) = script.split_once(':').unwrap_or((script.as_str(), ""));
     let finish = |text: &str| {
@@ -98,4 +112,73 @@ fn main() {
             std::thread::park();
         },
     }
+}
+
+fn git(args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=Fake Worker",
+            "-c",
+            "user.email=fake@example.invalid",
+        ])
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "git {args:?} failed");
+}
+
+fn work(mcp: &Mcp, session: &str) {
+    let mode = std::env::var("CLAUDE_FAKE_WORKER").unwrap_or_else(|_| "work".into());
+    if mode == "hang" {
+        loop {
+            std::thread::park();
+        }
+    }
+    let brief = call(mcp, "get_task", json!({}));
+    let task = brief["structuredContent"]["task"].clone();
+    let id = task["id"].as_str().unwrap_or("unknown").to_owned();
+    if mode == "flaky" && task["attempts"] == 1 {
+        say(
+            json!({"type": "result", "subtype": "success", "is_error": false,
+                   "result": "I stopped early", "session_id": session}),
+        );
+        return;
+    }
+    let mut files: Vec<String> = task["files"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if mode == "work-shared" {
+        files.push("shared.txt".into());
+    }
+    for f in &files {
+        if let Some(dir) = std::path::Path::new(f).parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        std::fs::write(f, format!("written by task {id}\n")).expect("write a file");
+    }
+    call(
+        mcp,
+        "report_progress",
+        json!({"note": format!("wrote {} files", files.len())}),
+    );
+    if mode != "work-uncommitted" {
+        git(&["add", "-A"]);
+        git(&["commit", "--quiet", "-m", &format!("Task {id}")]);
+    }
+    let r = call(
+        mcp,
+        "complete_task",
+        json!({"summary": format!("wrote {}", files.join(", "))}),
+    );
+    say(
+        json!({"type": "result", "subtype": "success", "is_error": false,
+               "result": format!("completed: {}", r["structuredContent"]), "session_id": session,
+               "num_turns": 3, "total_cost_usd": 0.002, "usage": {"input_tokens": 300, "output_tokens": 60}}),
+    );
 }

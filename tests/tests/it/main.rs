@@ -5,6 +5,7 @@
 //! - `start`: submitting runs, validation, the branch, the mirror.
 //! - `lifecycle`: pause, resume, cancel, starting fresh, the log.
 //! - `recovery`: kill -9 and a deleted mirror.
+//! - `execution`: whole runs with the fake claude: workers, merge queue, retries, conflicts.
 //! - `planning`: the planner phase with the fake claude: plan, retries, dry-run, pause.
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
@@ -15,6 +16,7 @@
 mod api;
 mod conformance;
 mod daemon;
+mod execution;
 mod in_process;
 mod lifecycle;
 mod mcp;

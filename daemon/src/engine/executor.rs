@@ -1,0 +1,546 @@
+//! Executing the plan: worker sessions in their own worktrees, and the daemon's merge queue.
+//!
+//! Every ready task (pending, all dependencies merged) is dispatched, up to `--concurrency`,
+//! longest remaining critical path first, never two at once whose declared files overlap. Each
+//! worker runs in a worktree under `<data_dir>/worktrees/<run>/` on its own branch
+//! `orchestrate/<slug>--<task>.<attempt>` from the current tip of `orchestrate/<slug>` (git
+//! cannot hold `orchestrate/<slug>/<task>` next to `orchestrate/<slug>`). When its session
+//! ends, a completed task is verified (leftovers committed, new commits or an explanation) and
+//! merged, one at a time, into `orchestrate/<slug>` in the daemon's integration worktree. A
+//! conflict or a session that ends without completing puts the task back, up to
+//! [`TASK_ATTEMPTS`]; then the run fails with the reason.
+//!
+//! **Invariant:** a worktree is removed only once its branch is merged (or had nothing to
+//! merge); one with unmerged commits or uncommitted changes is kept and named in the log.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use orchestrator_proto::Level;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{EngineConfig, session};
+use crate::agents::claude::ClaudeCode;
+use crate::agents::{self, AgentKind, SessionSpec};
+use crate::board::Role;
+use crate::git::{self, Merge};
+use crate::runs::{Command, RunHandle};
+use crate::store::board::{self as rows, TaskRow};
+use crate::store::{Db, NewEvent, RunRow, runs as run_rows};
+
+/// Attempts per task (sessions that end without completing, merge conflicts).
+pub const TASK_ATTEMPTS: u32 = 3;
+
+/// How execution ended, for the actor.
+#[derive(Debug)]
+pub enum Executed {
+    Completed(String),
+    Failed(String),
+    Stopped,
+}
+
+/// A worker session that ended.
+struct Finished {
+    task: String,
+    branch: String,
+    base: String,
+    worktree: PathBuf,
+    session: String,
+    ended: std::io::Result<session::Ended>,
+}
+
+struct Ctx {
+    handle: RunHandle,
+    db: Db,
+    cfg: Arc<EngineConfig>,
+    run: RunRow,
+    project: PathBuf,
+    integration: PathBuf,
+    agent: ClaudeCode,
+    env: orchestrator_proto::SessionEnv,
+}
+
+async fn note(handle: &RunHandle, level: Level, kind: &'static str, message: String) {
+    let event = NewEvent {
+        level,
+        ..NewEvent::info(kind, message)
+    };
+    let _ = handle.ask(|reply| Command::Note { event, reply }).await;
+}
+
+async fn update(
+    ctx: &Ctx,
+    task: &str,
+    status: &'static str,
+    failure: Option<String>,
+    level: Level,
+    kind: &'static str,
+    message: String,
+) {
+    let event = NewEvent {
+        level,
+        ..NewEvent::info(kind, message)
+    }
+    .with_data(serde_json::json!({ "task": task, "status": status }));
+    let t = task.to_owned();
+    let _ = ctx
+        .handle
+        .ask(|reply| Command::TaskUpdate {
+            task: t,
+            status,
+            failure,
+            event,
+            reply,
+        })
+        .await;
+}
+
+async fn tasks(db: &Db, run: &str) -> Vec<TaskRow> {
+    let id = run.to_owned();
+    db.call(move |c| rows::tasks(c, &id))
+        .await
+        .unwrap_or_default()
+}
+
+/// Longest chain of dependents below each task (itself included).
+fn critical_path(all: &[TaskRow]) -> HashMap<String, usize> {
+    let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for t in all {
+        for d in &t.depends_on {
+            dependents
+                .entry(d.as_str())
+                .or_default()
+                .push(t.id.as_str());
+        }
+    }
+    fn depth<'a>(
+        id: &'a str,
+        deps: &HashMap<&'a str, Vec<&'a str>>,
+        memo: &mut HashMap<String, usize>,
+    ) -> usize {
+        if let Some(d) = memo.get(id) {
+            return *d;
+        }
+        let d = 1 + deps.get(id).map_or(0, |c| {
+            c.iter().map(|k| depth(k, deps, memo)).max().unwrap_or(0)
+        });
+        memo.insert(id.to_owned(), d);
+        d
+    }
+    let mut memo = HashMap::new();
+    for t in all {
+        depth(&t.id, &dependents, &mut memo);
+    }
+    memo
+}
+
+fn worker_prompt(run: &RunRow, t: &TaskRow, branch: &str) -> String {
+    format!(
+        "You are a worker in an automated team implementing a feature.\n\n\
+         # Feature\n\n{}\n\n# Your task: {} — {}\n\n{}\n\nAcceptance criteria:\n{}\n\n\
+         # How to work\n\n\
+         You are in your own git worktree on branch `{branch}`. Call `get_task` on the `orch` MCP \
+         server first for the full brief, including what the tasks you depend on produced. Do the \
+         work here, then commit it with git (`git add -A && git commit -m \"...\"`). Call \
+         `report_progress` now and then, and `read_messages` between steps. When the acceptance \
+         criteria hold, call `complete_task` with what you changed and how you verified it (if no \
+         change was needed, say why). If you cannot do it, call `fail_task` with the reason. Then \
+         stop.\n",
+        run.feature.trim(),
+        t.id,
+        t.title,
+        t.description.trim(),
+        t.acceptance
+            .iter()
+            .map(|a| format!("- {a}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// Executes the run's plan to the end; never changes the run's status itself.
+pub async fn execute(
+    handle: RunHandle,
+    db: Db,
+    cfg: Arc<EngineConfig>,
+    run: RunRow,
+    cancel: CancellationToken,
+) -> Executed {
+    let env = match db
+        .call({
+            let id = run.id.clone();
+            move |c| run_rows::env(c, &id)
+        })
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => return Executed::Failed(format!("cannot read the run's environment: {e}")),
+    };
+    let bin = match agents::locate(AgentKind::Claude, &env) {
+        Ok(b) => b,
+        Err(e) => return Executed::Failed(e.to_string()),
+    };
+    let project = PathBuf::from(&run.project);
+    let integration = cfg
+        .data_dir
+        .join("worktrees")
+        .join(&run.id)
+        .join("integration");
+    if !integration.exists()
+        && let Err(e) = git::worktree_add_branch(&project, &integration, &run.branch).await
+    {
+        return Executed::Failed(format!(
+            "cannot create the integration worktree for {}: {e}",
+            run.branch
+        ));
+    }
+    let ctx = Ctx {
+        agent: ClaudeCode {
+            bin,
+            permissions: cfg.permissions,
+        },
+        handle,
+        db,
+        cfg,
+        project,
+        integration,
+        env,
+        run,
+    };
+    // Tasks a stopped daemon or a pause left in progress have no session any more.
+    for t in tasks(&ctx.db, &ctx.run.id)
+        .await
+        .into_iter()
+        .filter(|t| t.status == "in_progress")
+    {
+        update(
+            &ctx,
+            &t.id,
+            "pending",
+            None,
+            Level::Info,
+            "task_requeued",
+            format!("Task {} requeued: its session is gone", t.id),
+        )
+        .await;
+    }
+    let mut running: JoinSet<Finished> = JoinSet::new();
+    let mut busy: HashMap<String, Vec<String>> = HashMap::new();
+    loop {
+        let all = tasks(&ctx.db, &ctx.run.id).await;
+        if let Some(t) = all.iter().find(|t| t.status == "failed") {
+            running.shutdown().await;
+            return Executed::Failed(format!(
+                "task {} failed: {}",
+                t.id,
+                t.failure.as_deref().unwrap_or("no reason given")
+            ));
+        }
+        if !all.is_empty() && all.iter().all(|t| t.status == "merged") {
+            // The branch holds everything; its integration worktree is clean and can go.
+            let _ = git::worktree_remove(&ctx.project, &ctx.integration, false).await;
+            return Executed::Completed(format!(
+                "all {} tasks merged into {}",
+                all.len(),
+                ctx.run.branch
+            ));
+        }
+        let merged: HashSet<&str> = all
+            .iter()
+            .filter(|t| t.status == "merged")
+            .map(|t| t.id.as_str())
+            .collect();
+        let cp = critical_path(&all);
+        let mut ready: Vec<&TaskRow> = all
+            .iter()
+            .filter(|t| t.status == "pending" && !busy.contains_key(&t.id))
+            .filter(|t| t.depends_on.iter().all(|d| merged.contains(d.as_str())))
+            .collect();
+        ready.sort_by_key(|t| std::cmp::Reverse(cp.get(&t.id).copied().unwrap_or(0)));
+        for t in ready {
+            if busy.len() >= ctx.run.options.concurrency as usize {
+                break;
+            }
+            let overlaps = busy.values().flatten().any(|f| t.files.contains(f));
+            if overlaps {
+                continue;
+            }
+            match dispatch(&ctx, t, &cancel).await {
+                Ok(fut) => {
+                    busy.insert(t.id.clone(), t.files.clone());
+                    running.spawn(fut);
+                }
+                Err(reason) => {
+                    running.shutdown().await;
+                    return Executed::Failed(reason);
+                }
+            }
+        }
+        if running.is_empty() {
+            return Executed::Failed(
+                "no task can start: every pending task waits on one that is not merged".into(),
+            );
+        }
+        let done = tokio::select! {
+            _ = cancel.cancelled() => {
+                // Sessions see the same token and stop their process groups.
+                while running.join_next().await.is_some() {}
+                return Executed::Stopped;
+            }
+            d = running.join_next() => d,
+        };
+        let Some(Ok(f)) = done else { continue };
+        busy.remove(&f.task);
+        if cancel.is_cancelled() {
+            return Executed::Stopped;
+        }
+        finish(&ctx, f).await;
+    }
+}
+
+async fn dispatch(
+    ctx: &Ctx,
+    t: &TaskRow,
+    cancel: &CancellationToken,
+) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, String> {
+    let base = git::rev_parse(&ctx.integration, "HEAD")
+        .await
+        .map_err(|e| e.to_string())?;
+    let attempt = t.attempts + 1;
+    let branch = format!("{}--{}.{attempt}", ctx.run.branch, t.id);
+    let worktree = ctx
+        .cfg
+        .data_dir
+        .join("worktrees")
+        .join(&ctx.run.id)
+        .join(format!("{}.{attempt}", t.id));
+    git::worktree_add_new_branch(&ctx.project, &worktree, &branch, &base)
+        .await
+        .map_err(|e| format!("cannot create the worktree for task {}: {e}", t.id))?;
+    let task = t.id.clone();
+    let grant = ctx
+        .handle
+        .ask(|reply| Command::OpenSession {
+            role: Role::Worker,
+            task: Some(task),
+            ttl: std::time::Duration::from_secs(orchestrator_proto::session::defaults::TTL_SECS),
+            reply,
+        })
+        .await
+        .map_err(|e| format!("cannot open a session for task {}: {e}", t.id))?;
+    note(
+        &ctx.handle,
+        Level::Info,
+        "task_dispatched",
+        format!(
+            "Task {} dispatched to session {} (attempt {attempt} of {TASK_ATTEMPTS}) on {branch}",
+            t.id, grant.session
+        ),
+    )
+    .await;
+    let spec = SessionSpec {
+        prompt: worker_prompt(&ctx.run, t, &branch),
+        cwd: worktree.clone(),
+        mcp_url: ctx.cfg.mcp_url.clone(),
+        token: grant.token.clone(),
+        session_uuid: uuid::Uuid::new_v4().to_string(),
+        env: ctx.env.clone(),
+    };
+    let cmd = ctx.agent.command(&spec);
+    let dir = ctx
+        .project
+        .join(crate::mirror::DIR)
+        .join("sessions")
+        .join(&grant.session);
+    let cancel = cancel.clone();
+    let task = t.id.clone();
+    Ok(async move {
+        let ended = session::run(cmd, &dir, &cancel).await;
+        Finished {
+            task,
+            branch,
+            base,
+            worktree,
+            session: grant.session,
+            ended,
+        }
+    })
+}
+
+/// After a worker session: verify and merge a completed task, or put it back.
+async fn finish(ctx: &Ctx, f: Finished) {
+    let s = f.session.clone();
+    let _ = ctx
+        .handle
+        .ask(|reply| Command::EndSession { session: s, reply })
+        .await;
+    let id = (ctx.run.id.clone(), f.task.clone());
+    let row = ctx
+        .db
+        .call(move |c| rows::task(c, &id.0, &id.1))
+        .await
+        .ok()
+        .flatten();
+    let Some(t) = row else { return };
+    let why = match &f.ended {
+        Err(e) => format!("the session could not run: {e}"),
+        Ok(e) if e.mcp_failed => "the session could not reach the orchestrator's MCP server".into(),
+        Ok(e) => match &e.outcome {
+            Some(o) if o.is_error => format!(
+                "the session failed: {}",
+                o.text.as_deref().unwrap_or(&o.subtype)
+            ),
+            Some(_) => "the session ended without calling complete_task".into(),
+            None => format!(
+                "the session exited (code {}) without a result",
+                e.exit_code.map_or("none".into(), |c| c.to_string())
+            ),
+        },
+    };
+    match t.status.as_str() {
+        "done" => merge(ctx, &f, &t).await,
+        "failed" => {} // the worker gave up for good; the loop fails the run
+        _ => {
+            // Ended without completing (or fail_task retryable): back on the board, bounded.
+            let keep = keep_worktree(&ctx.project, &f).await;
+            let (status, level) = if t.attempts >= TASK_ATTEMPTS {
+                ("failed", Level::Error)
+            } else {
+                ("pending", Level::Warn)
+            };
+            let failure = if t.status == "pending" {
+                t.failure.clone().unwrap_or(why)
+            } else {
+                why
+            };
+            update(
+                ctx,
+                &t.id,
+                status,
+                Some(failure.clone()),
+                level,
+                "task_not_completed",
+                format!(
+                    "Task {} not completed (attempt {} of {TASK_ATTEMPTS}): {failure}{keep}",
+                    t.id, t.attempts
+                ),
+            )
+            .await;
+        }
+    }
+}
+
+/// Removes a worktree with nothing unmerged; otherwise keeps it and says where.
+async fn keep_worktree(project: &std::path::Path, f: &Finished) -> String {
+    let dirty = git::porcelain(&f.worktree)
+        .await
+        .map(|p| !p.is_empty())
+        .unwrap_or(true);
+    let ahead = git::commits_ahead(&f.worktree, &f.base, "HEAD")
+        .await
+        .unwrap_or(1);
+    if dirty || ahead > 0 {
+        format!(
+            "; its work is kept in {} (branch {})",
+            f.worktree.display(),
+            f.branch
+        )
+    } else {
+        let _ = git::worktree_remove(project, &f.worktree, false).await;
+        String::new()
+    }
+}
+
+async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
+    if git::porcelain(&f.worktree)
+        .await
+        .map(|p| !p.is_empty())
+        .unwrap_or(false)
+        && let Err(e) = git::commit_all(
+            &f.worktree,
+            &format!(
+                "orchestrator: commit what the worker of task {} left uncommitted",
+                t.id
+            ),
+        )
+        .await
+    {
+        tracing::warn!(task = %t.id, cause = %e, "cannot commit a worker's leftovers");
+    }
+    let ahead = git::commits_ahead(&f.worktree, &f.base, "HEAD")
+        .await
+        .unwrap_or(0);
+    if ahead == 0 {
+        let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
+        update(
+            ctx,
+            &t.id,
+            "merged",
+            None,
+            Level::Info,
+            "task_merged",
+            format!(
+                "Task {} needed no change: {}",
+                t.id,
+                t.result.as_deref().unwrap_or("no summary")
+            ),
+        )
+        .await;
+        return;
+    }
+    let message = format!("Merge task {}: {}", t.id, t.title);
+    match git::merge(&ctx.integration, &f.branch, &message).await {
+        Ok(Merge::Merged) => {
+            let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
+            update(
+                ctx,
+                &t.id,
+                "merged",
+                None,
+                Level::Info,
+                "task_merged",
+                format!(
+                    "Task {} merged into {} ({ahead} commits)",
+                    t.id, ctx.run.branch
+                ),
+            )
+            .await;
+        }
+        Ok(Merge::Conflict(files)) => {
+            let failure = format!(
+                "merging it conflicted with work merged meanwhile in: {}; redo the task on the new tip of {}",
+                files.join(", "),
+                ctx.run.branch
+            );
+            let (status, level) = if t.attempts >= TASK_ATTEMPTS {
+                ("failed", Level::Error)
+            } else {
+                ("pending", Level::Warn)
+            };
+            update(
+                ctx,
+                &t.id,
+                status,
+                Some(failure.clone()),
+                level,
+                "merge_conflict",
+                format!("Task {}: {failure}; its branch {} is kept", t.id, f.branch),
+            )
+            .await;
+        }
+        Err(e) => {
+            update(
+                ctx,
+                &t.id,
+                "failed",
+                Some(format!("the merge failed: {e}")),
+                Level::Error,
+                "merge_failed",
+                format!("Task {} could not be merged: {e}", t.id),
+            )
+            .await;
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Whole runs with the fast tier's fake claude: plan, parallel workers in worktrees, the merge
+//! queue, retries and conflicts, dry-run then resume.
+
+use std::path::Path;
+
+use orchestrator_tests::{Sandbox, wait};
+use serde_json::{Value, json};
+
+fn task(id: &str, deps: &[&str], files: &[&str]) -> Value {
+    json!({"id": id, "title": format!("Build {id}"), "description": format!("Write {files:?}"),
+           "acceptance_criteria": [format!("{id} exists")], "depends_on": deps, "files": files})
+}
+
+fn write_plan(sb: &Sandbox, tasks: Vec<Value>) -> String {
+    let path = sb.root().join("plan.json");
+    std::fs::write(
+        &path,
+        json!({"summary": "The plan", "tasks": tasks}).to_string(),
+    )
+    .expect("write");
+    format!("plan:{}", path.display())
+}
+
+fn dag() -> Vec<Value> {
+    vec![
+        task("a", &[], &["src/a.rs"]),
+        task("b", &["a"], &["src/b.rs"]),
+        task("c", &["a"], &["src/c.rs"]),
+        task("d", &["b", "c"], &["src/d.rs"]),
+        task("e", &[], &["docs/e.md"]),
+        task("f", &[], &["docs/f.md"]),
+    ]
+}
+
+fn wait_final(sb: &Sandbox, repo: &Path) -> Value {
+    wait::until(
+        "the run to finish",
+        std::time::Duration::from_secs(120),
+        || {
+            let s = sb.orchestrate_in(repo, &["status", "--json"]).ok().json();
+            let st = s["status"].as_str().unwrap_or("");
+            matches!(st, "completed" | "failed" | "planned").then_some(s)
+        },
+    )
+}
+
+/// Task ids in the order their merges landed on `branch`.
+fn merge_order(sb: &Sandbox, repo: &Path, branch: &str) -> Vec<String> {
+    let log = sb.git(
+        repo,
+        &["log", "--merges", "--reverse", "--format=%s", branch],
+    );
+    log.lines()
+        .filter_map(|l| l.strip_prefix("Merge task "))
+        .map(|l| l.split(':').next().unwrap_or("").to_owned())
+        .collect()
+}
+
+fn run_to_completion(concurrency: &str) {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(&sb, dag());
+    let before = sb.git(&repo, &["status", "--porcelain"]);
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Six parts", "--concurrency", concurrency],
+        &[("CLAUDE_FAKE_SCRIPT", &plan)],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    let branch = run["branch"].as_str().expect("branch");
+    let order = merge_order(&sb, &repo, branch);
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec!["a", "b", "c", "d", "e", "f"],
+        "each task merged exactly once: {order:?}"
+    );
+    let pos = |t: &str| order.iter().position(|x| x == t).expect("merged");
+    assert!(pos("a") < pos("b") && pos("a") < pos("c"), "{order:?}");
+    assert!(pos("b") < pos("d") && pos("c") < pos("d"), "{order:?}");
+    for f in ["src/a.rs", "src/d.rs", "docs/f.md"] {
+        let content = sb.git(&repo, &["show", &format!("{branch}:{f}")]);
+        assert!(content.starts_with("written by task"), "{f}: {content}");
+    }
+    assert_eq!(
+        sb.git(&repo, &["status", "--porcelain"]),
+        before,
+        "checkout untouched"
+    );
+    assert_eq!(sb.git(&repo, &["symbolic-ref", "HEAD"]), "refs/heads/main");
+    assert_eq!(
+        sb.git(&repo, &["worktree", "list"]).lines().count(),
+        1,
+        "every worktree removed after its merge"
+    );
+    assert!(sb.agent_processes().is_empty());
+}
+
+#[test]
+fn a_full_run_at_concurrency_1_merges_every_task_in_dag_order() {
+    run_to_completion("1");
+}
+
+#[test]
+fn a_full_run_at_concurrency_2_merges_every_task_in_dag_order() {
+    run_to_completion("2");
+}
+
+#[test]
+fn a_full_run_at_concurrency_8_merges_every_task_in_dag_order() {
+    run_to_completion("8");
+}
+
+#[test]
+fn leftovers_are_committed_and_a_worker_that_quits_is_retried() {
+    for (worker, needle) in [
+        ("work-uncommitted", "left uncommitted"),
+        ("flaky", "not completed (attempt 1 of 3)"),
+    ] {
+        let sb = Sandbox::new();
+        let repo = sb.repo("app");
+        let plan = write_plan(
+            &sb,
+            vec![task("a", &[], &["a.txt"]), task("b", &["a"], &["b.txt"])],
+        );
+        sb.orchestrate_env(
+            &repo,
+            &["start", "Two parts"],
+            &[
+                ("CLAUDE_FAKE_SCRIPT", &plan),
+                ("CLAUDE_FAKE_WORKER", worker),
+            ],
+        )
+        .ok();
+        let run = wait_final(&sb, &repo);
+        let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+        assert_eq!(run["status"], "completed", "{worker}: {run}\n{log}");
+        let branch = run["branch"].as_str().expect("branch");
+        let all = sb.git(&repo, &["log", "--format=%s", branch]);
+        assert!(
+            log.contains(needle) || all.contains(needle),
+            "{worker}: {needle:?} in\n{log}\n{all}"
+        );
+        assert_eq!(merge_order(&sb, &repo, branch), vec!["a", "b"]);
+    }
+}
+
+#[test]
+fn a_merge_conflict_sends_the_task_back_to_be_redone_on_the_new_tip() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    // Independent on paper, but both write shared.txt.
+    let plan = write_plan(
+        &sb,
+        vec![task("x", &[], &["x.txt"]), task("y", &[], &["y.txt"])],
+    );
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Clash", "--concurrency", "2"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &plan),
+            ("CLAUDE_FAKE_WORKER", "work-shared"),
+        ],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert!(
+        log.contains("conflicted") && log.contains("shared.txt"),
+        "{log}"
+    );
+    let branch = run["branch"].as_str().expect("branch");
+    let mut order = merge_order(&sb, &repo, branch);
+    order.sort();
+    assert_eq!(order, vec!["x", "y"]);
+}
+
+#[test]
+fn a_dry_run_plan_is_executed_by_resume() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(&sb, vec![task("only", &[], &["only.txt"])]);
+    sb.orchestrate_env(
+        &repo,
+        &["start", "One part", "--dry-run"],
+        &[("CLAUDE_FAKE_SCRIPT", &plan)],
+    )
+    .ok();
+    assert_eq!(wait_final(&sb, &repo)["status"], "planned");
+    sb.orchestrate_env(&repo, &["resume"], &[("CLAUDE_FAKE_WORKER", "work")])
+        .ok();
+    let run = wait_final(&sb, &repo);
+    assert_eq!(run["status"], "completed", "{run}");
+    let status = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
+    assert!(status.contains("completed"), "{status}");
+}
