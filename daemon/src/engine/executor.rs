@@ -136,12 +136,12 @@ fn critical_path(all: &[TaskRow]) -> HashMap<String, usize> {
     memo
 }
 
-fn worker_prompt(run: &RunRow, t: &TaskRow, branch: &str) -> String {
+fn worker_prompt(run: &RunRow, t: &TaskRow, branch: &str, worktree: &std::path::Path) -> String {
     format!(
         "You are a worker in an automated team implementing a feature.\n\n\
          # Feature\n\n{}\n\n# Your task: {} — {}\n\n{}\n\nAcceptance criteria:\n{}\n\n\
          # How to work\n\n\
-         You are in your own git worktree on branch `{branch}`. Call `get_task` on the `orch` MCP \
+         You are in your own git worktree, {}, on branch `{branch}`. Call `get_task` on the `orch` MCP \
          server first for the full brief, including what the tasks you depend on produced. Do the \
          work here, then commit it with git (`git add -A && git commit -m \"...\"`). Call \
          `report_progress` now and then, and `read_messages` between steps. When the acceptance \
@@ -157,6 +157,7 @@ fn worker_prompt(run: &RunRow, t: &TaskRow, branch: &str) -> String {
             .map(|a| format!("- {a}"))
             .collect::<Vec<_>>()
             .join("\n"),
+        worktree.display(),
     )
 }
 
@@ -341,7 +342,7 @@ async fn dispatch(
     )
     .await;
     let spec = SessionSpec {
-        prompt: worker_prompt(&ctx.run, t, &branch),
+        prompt: worker_prompt(&ctx.run, t, &branch, &worktree),
         cwd: worktree.clone(),
         mcp_url: ctx.cfg.mcp_url.clone(),
         token: grant.token.clone(),

@@ -205,3 +205,108 @@ fn the_daemon_runs_the_real_claude_as_planner_and_the_plan_lands() {
         "the prompt carries the feature"
     );
 }
+
+/// Tool results so far in the conversation.
+fn steps(req: &Value) -> usize {
+    req["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|m| m["content"].as_array())
+                .flatten()
+                .filter(|b| b["type"] == "tool_result")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_whole_run_with_the_real_claude_plans_builds_merges_and_completes() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = json!({"summary": "Greeting in two steps", "tasks": [
+        {"id": "lib", "title": "Write greet.txt", "description": "Create greet.txt saying hello",
+         "acceptance_criteria": ["greet.txt says hello"], "files": ["greet.txt"]},
+        {"id": "cli", "title": "Write main.txt", "description": "Create main.txt that uses greet",
+         "acceptance_criteria": ["main.txt mentions greet"], "depends_on": ["lib"], "files": ["main.txt"]}
+    ]});
+    // The fake model plays the planner (submit the plan) and each worker (write its file with
+    // claude's own Write tool, commit with Bash, complete over MCP), from the request alone.
+    let fake = FakeModel::start(Arc::new(move |req: &Value| {
+        let text = req.to_string();
+        let n = steps(req);
+        if text.contains("You are the planner") {
+            return if n == 0 {
+                Reply::ToolUse {
+                    name: "mcp__orch__submit_plan".into(),
+                    input: plan.clone(),
+                }
+            } else {
+                Reply::Text("Plan submitted.".into())
+            };
+        }
+        let (file, body) = if text.contains("Your task: lib") {
+            ("greet.txt", "hello\n")
+        } else {
+            ("main.txt", "uses greet\n")
+        };
+        let worktree = text
+            .split("You are in your own git worktree, ")
+            .nth(1)
+            .and_then(|r| r.split(", on branch").next())
+            .unwrap_or("/nonexistent")
+            .to_owned();
+        match n {
+            0 => Reply::ToolUse {
+                name: "Write".into(),
+                input: json!({"file_path": format!("{worktree}/{file}"), "content": body}),
+            },
+            1 => Reply::ToolUse {
+                name: "Bash".into(),
+                input: json!({"command": format!("cd {worktree} && git add -A && git -c user.name=W -c user.email=w@example.invalid commit -q -m 'Add {file}'"),
+                              "description": "commit"}),
+            },
+            2 => Reply::ToolUse {
+                name: "mcp__orch__complete_task".into(),
+                input: json!({"summary": format!("wrote {file}, committed")}),
+            },
+            _ => Reply::Text("Done.".into()),
+        }
+    }));
+    let claude = deps::claude();
+    let claude = claude.to_str().expect("utf-8 path");
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Add a greeting", "--concurrency", "2"],
+        &[
+            ("ORCHESTRATOR_CLAUDE_BIN", claude),
+            ("ANTHROPIC_BASE_URL", &fake.url),
+            ("ANTHROPIC_API_KEY", "dummy"),
+            ("CLAUDE_CODE_MAX_RETRIES", "0"),
+            ("DISABLE_TELEMETRY", "1"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+        ],
+    )
+    .ok();
+    let run = wait::until(
+        "the run to finish",
+        std::time::Duration::from_secs(300),
+        || {
+            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+            matches!(s["status"].as_str(), Some("completed" | "failed")).then_some(s)
+        },
+    );
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    let branch = run["branch"].as_str().expect("branch");
+    assert_eq!(
+        sb.git(&repo, &["show", &format!("{branch}:greet.txt")]),
+        "hello"
+    );
+    assert_eq!(
+        sb.git(&repo, &["show", &format!("{branch}:main.txt")]),
+        "uses greet"
+    );
+    let status = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
+    println!("{status}\n{log}");
+}
