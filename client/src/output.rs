@@ -52,6 +52,19 @@ pub fn run_summary(r: &Run) {
     if let Some(f) = &r.context_file {
         println!("  context    {f}");
     }
+    let p = &r.progress;
+    if p.tasks > 0 {
+        println!(
+            "  tasks      {} · {} merged · {} in progress · {} failed",
+            p.tasks, p.merged, p.in_progress, p.failed
+        );
+    }
+    if p.sessions > 0 {
+        println!(
+            "  sessions   {} · ${:.4} · {} tokens in, {} out",
+            p.sessions, p.cost_usd, p.input_tokens, p.output_tokens
+        );
+    }
     if let Some(reason) = &r.status_reason {
         println!("  why        {reason}");
     }

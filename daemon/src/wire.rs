@@ -21,6 +21,7 @@ pub fn run(r: &RunRow) -> proto::Run {
         created_at: r.created_at,
         updated_at: r.updated_at,
         finished_at: r.finished_at,
+        progress: r.progress.clone(),
     }
 }
 

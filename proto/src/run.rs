@@ -219,6 +219,24 @@ pub struct Run {
         skip_serializing_if = "Option::is_none"
     )]
     pub finished_at: Option<OffsetDateTime>,
+    /// Tasks, sessions and spend so far.
+    #[serde(default)]
+    pub progress: Progress,
+}
+
+/// How far a run has come, and what it cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Progress {
+    pub tasks: u32,
+    pub merged: u32,
+    pub in_progress: u32,
+    pub failed: u32,
+    /// Agent sessions started (planner and workers).
+    pub sessions: u32,
+    pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 /// `GET /v1/runs`.

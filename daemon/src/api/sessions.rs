@@ -62,6 +62,7 @@ pub async fn end(
         .runs
         .command(&id, |reply| Command::EndSession {
             session: sid,
+            usage: None,
             reply,
         })
         .await?;

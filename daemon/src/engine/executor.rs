@@ -372,11 +372,7 @@ async fn dispatch(
 
 /// After a worker session: verify and merge a completed task, or put it back.
 async fn finish(ctx: &Ctx, f: Finished) {
-    let s = f.session.clone();
-    let _ = ctx
-        .handle
-        .ask(|reply| Command::EndSession { session: s, reply })
-        .await;
+    super::planner::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
     let id = (ctx.run.id.clone(), f.task.clone());
     let row = ctx
         .db

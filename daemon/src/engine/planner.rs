@@ -115,7 +115,7 @@ pub async fn plan(
         if let Err(e) =
             crate::git::worktree_add_detached(&project, &worktree, &run.base_commit).await
         {
-            end(&handle, &grant.session).await;
+            end(&handle, &grant.session, None).await;
             return Planned::Failed(format!("cannot create the planner's worktree: {e}"));
         }
         note(
@@ -142,7 +142,7 @@ pub async fn plan(
             .join("sessions")
             .join(&grant.session);
         let ended = session::run(agent.command(&spec), &dir, &cancel).await;
-        end(&handle, &grant.session).await;
+        end(&handle, &grant.session, ended.as_ref().ok()).await;
         let _ = crate::git::worktree_remove(&project, &worktree, true).await;
         let ended = match ended {
             Ok(e) => e,
@@ -194,9 +194,17 @@ pub async fn plan(
     ))
 }
 
-async fn end(handle: &RunHandle, session: &str) {
+/// Ends the session (revoking its token) and records what it cost.
+pub async fn end(handle: &RunHandle, session: &str, ended: Option<&super::session::Ended>) {
     let s = session.to_owned();
+    let usage = ended
+        .and_then(|e| e.outcome.as_ref())
+        .map(|o| (o.cost_usd, o.input_tokens, o.output_tokens));
     let _ = handle
-        .ask(|reply| Command::EndSession { session: s, reply })
+        .ask(|reply| Command::EndSession {
+            session: s,
+            usage,
+            reply,
+        })
         .await;
 }

@@ -65,8 +65,12 @@ pub enum Command {
         ttl: Duration,
         reply: Reply<SessionGrant>,
     },
-    /// Ends a session and revokes its token.
-    EndSession { session: String, reply: Reply<bool> },
+    /// Ends a session and revokes its token, recording what it cost when known.
+    EndSession {
+        session: String,
+        usage: Option<(f64, u64, u64)>,
+        reply: Reply<bool>,
+    },
     /// Records an event that changes no state (engine progress).
     Note { event: NewEvent, reply: Reply<()> },
     /// The planning task finished.
@@ -223,8 +227,12 @@ impl RunActor {
             } => {
                 let _ = reply.send(self.open_session(role, task, ttl).await);
             }
-            Command::EndSession { session, reply } => {
-                let _ = reply.send(self.end_session(session).await);
+            Command::EndSession {
+                session,
+                usage,
+                reply,
+            } => {
+                let _ = reply.send(self.end_session(session, usage).await);
             }
             Command::Note { event, reply } => {
                 let _ = reply.send(self.record(event).await);
@@ -615,7 +623,11 @@ impl RunActor {
         })
     }
 
-    async fn end_session(&mut self, session: String) -> Result<bool, RunError> {
+    async fn end_session(
+        &mut self,
+        session: String,
+        usage: Option<(f64, u64, u64)>,
+    ) -> Result<bool, RunError> {
         let (run, s) = (self.run.id.clone(), session.clone());
         let at = time_text::now();
         let ended = self
@@ -629,6 +641,9 @@ impl RunActor {
                     ))));
                 };
                 let ended = crate::store::board::end_session(&tx, &row.id, at)?;
+                if let Some((cost, input, output)) = usage {
+                    crate::store::board::set_session_usage(&tx, &row.id, cost, input, output)?;
+                }
                 let e = if ended {
                     Some(events::append(
                         &tx,
@@ -740,12 +755,15 @@ impl RunActor {
                 } else {
                     Vec::new()
                 };
-                Ok((answered, all))
+                // Fresh, so state.json carries the current task and cost counts.
+                let row = run_rows::get(c, &id)?;
+                Ok((answered, all, row))
             })
             .await;
         let result = match loaded {
-            Ok((answered, all)) => {
-                let mut r = self.mirror.write_run(&self.run, &answered).await;
+            Ok((answered, all, row)) => {
+                let row = row.unwrap_or_else(|| self.run.clone());
+                let mut r = self.mirror.write_run(&row, &answered).await;
                 if r.is_ok() && log {
                     r = self.mirror.rewrite_log(&all).await;
                 }

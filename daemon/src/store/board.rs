@@ -75,6 +75,21 @@ pub fn end_session(c: &Connection, id: &str, at: OffsetDateTime) -> Result<bool,
     Ok(n == 1)
 }
 
+/// Records what a session cost (from its `result` line).
+pub fn set_session_usage(
+    c: &Connection,
+    id: &str,
+    cost_usd: f64,
+    input_tokens: u64,
+    output_tokens: u64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE sessions SET cost_usd = ?2, input_tokens = ?3, output_tokens = ?4 WHERE id = ?1",
+        params![id, cost_usd, input_tokens as i64, output_tokens as i64],
+    )?;
+    Ok(())
+}
+
 pub fn set_session_task(c: &Connection, id: &str, task: Option<&str>) -> Result<(), StoreError> {
     c.execute(
         "UPDATE sessions SET task_id = ?2 WHERE id = ?1",

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_board.sql"),
     include_str!("migrations/0003_planned_and_env.sql"),
+    include_str!("migrations/0004_session_usage.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,8 @@ pub struct RunRow {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub finished_at: Option<OffsetDateTime>,
+    /// Counted from the tasks and sessions tables when the row is read.
+    pub progress: orchestrator_proto::Progress,
 }
 
 /// What `insert` needs; the rest starts at its initial value.
@@ -44,7 +46,15 @@ pub struct NewRun {
 }
 
 const COLUMNS: &str = "r.id, p.path, r.feature, r.branch, r.base_commit, r.status, r.phase, r.cycle, \
-     r.options, r.context_file, r.context, r.status_reason, r.created_at, r.updated_at, r.finished_at";
+     r.options, r.context_file, r.context, r.status_reason, r.created_at, r.updated_at, r.finished_at, \
+     (SELECT count(*) FROM tasks t WHERE t.run_id = r.id), \
+     (SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.status = 'merged'), \
+     (SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.status = 'in_progress'), \
+     (SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.status = 'failed'), \
+     (SELECT count(*) FROM sessions s WHERE s.run_id = r.id), \
+     (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s WHERE s.run_id = r.id), \
+     (SELECT coalesce(sum(s.input_tokens), 0) FROM sessions s WHERE s.run_id = r.id), \
+     (SELECT coalesce(sum(s.output_tokens), 0) FROM sessions s WHERE s.run_id = r.id)";
 
 fn conversion<E: std::error::Error + Send + Sync + 'static>(col: usize, e: E) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
@@ -79,6 +89,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         created_at: parse(&r.get::<_, String>(12)?)?,
         updated_at: parse(&r.get::<_, String>(13)?)?,
         finished_at: parse_opt(r.get(14)?)?,
+        progress: orchestrator_proto::Progress {
+            tasks: r.get(15)?,
+            merged: r.get(16)?,
+            in_progress: r.get(17)?,
+            failed: r.get(18)?,
+            sessions: r.get(19)?,
+            cost_usd: r.get(20)?,
+            input_tokens: r.get(21)?,
+            output_tokens: r.get(22)?,
+        },
     })
 }
 

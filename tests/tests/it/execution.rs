@@ -70,6 +70,20 @@ fn run_to_completion(concurrency: &str) {
     let run = wait_final(&sb, &repo);
     let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
     assert_eq!(run["status"], "completed", "{run}\n{log}");
+    let p = &run["progress"];
+    assert_eq!(
+        (p["tasks"].as_u64(), p["merged"].as_u64()),
+        (Some(6), Some(6)),
+        "{run}"
+    );
+    assert_eq!(p["sessions"], 7, "a planner and six workers: {run}");
+    assert!(
+        p["cost_usd"].as_f64().unwrap_or(0.0) > 0.0
+            && p["input_tokens"].as_u64().unwrap_or(0) >= 1900,
+        "{run}"
+    );
+    let human = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
+    assert!(human.contains("tasks      6 · 6 merged"), "{human}");
     let branch = run["branch"].as_str().expect("branch");
     let order = merge_order(&sb, &repo, branch);
     let mut sorted = order.clone();
