@@ -270,3 +270,25 @@ pub async fn merge(dir: &Path, branch: &str, message: &str) -> Result<Merge, Git
         Err(e) => Err(e),
     }
 }
+
+/// Resets a daemon-owned worktree to `rev`, discarding anything else in it.
+pub async fn reset_hard(dir: &Path, rev: &str) -> Result<(), GitError> {
+    git(dir, &["reset", "--quiet", "--hard", rev]).await?;
+    Ok(())
+}
+
+/// Moves `branch` to `new`, only if it still points at `old` (no lost updates).
+pub async fn advance_branch(
+    top: &Path,
+    branch: &str,
+    new: &str,
+    old: &str,
+) -> Result<(), GitError> {
+    let r = format!("refs/heads/{branch}");
+    git(
+        top,
+        &["update-ref", "-m", "orchestrator: merge", &r, new, old],
+    )
+    .await?;
+    Ok(())
+}

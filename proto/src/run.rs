@@ -143,6 +143,10 @@ pub struct RunOptions {
     /// Log verbosely to the run's log.
     #[serde(default)]
     pub verbose: bool,
+    /// A shell command run on each merged result before the branch advances; red sends the
+    /// task back with the command's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
 }
 
 fn default_concurrency() -> u32 {
@@ -164,6 +168,7 @@ impl Default for RunOptions {
             skip_codex: false,
             dry_run: false,
             verbose: false,
+            gate: None,
         }
     }
 }

@@ -38,6 +38,10 @@ pub struct StartArgs {
     /// Verbose logging in the run's log
     #[arg(long, short = 'v')]
     verbose: bool,
+    /// Shell command that must pass on every merged result before the branch advances
+    /// (e.g. "cargo test"); a failure sends the task back with the output
+    #[arg(long, value_name = "CMD")]
+    gate: Option<String>,
     /// Stay and print the run's log as it happens
     #[arg(long, short = 'f')]
     follow: bool,
@@ -67,6 +71,7 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
             skip_codex: a.skip_codex,
             dry_run: a.dry_run,
             verbose: a.verbose,
+            gate: a.gate,
         },
         context_file,
         env: orchestrator_proto::SessionEnv::capture(),

@@ -137,7 +137,7 @@ fn critical_path(all: &[TaskRow]) -> HashMap<String, usize> {
 }
 
 fn worker_prompt(run: &RunRow, t: &TaskRow, branch: &str, worktree: &std::path::Path) -> String {
-    format!(
+    let mut p = format!(
         "You are a worker in an automated team implementing a feature.\n\n\
          # Feature\n\n{}\n\n# Your task: {} — {}\n\n{}\n\nAcceptance criteria:\n{}\n\n\
          # How to work\n\n\
@@ -158,7 +158,13 @@ fn worker_prompt(run: &RunRow, t: &TaskRow, branch: &str, worktree: &std::path::
             .collect::<Vec<_>>()
             .join("\n"),
         worktree.display(),
-    )
+    );
+    if let Some(f) = &t.failure {
+        p.push_str(&format!(
+            "\n# The previous attempt did not land\n\n{f}\n\nStart from the current code and make sure this is solved.\n"
+        ));
+    }
+    p
 }
 
 /// Executes the run's plan to the end; never changes the run's status itself.
@@ -189,9 +195,13 @@ pub async fn execute(
         .join("worktrees")
         .join(&run.id)
         .join("integration");
-    if !integration.exists()
-        && let Err(e) = git::worktree_add_branch(&project, &integration, &run.branch).await
-    {
+    // Detached at the branch tip: the branch itself only moves once a merge passed the gate.
+    let ready = if integration.exists() {
+        git::reset_hard(&integration, &run.branch).await
+    } else {
+        git::worktree_add_detached(&project, &integration, &run.branch).await
+    };
+    if let Err(e) = ready {
         return Executed::Failed(format!(
             "cannot create the integration worktree for {}: {e}",
             run.branch
@@ -488,8 +498,61 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
         return;
     }
     let message = format!("Merge task {}: {}", t.id, t.title);
+    let pre = match git::rev_parse(&ctx.integration, "HEAD").await {
+        Ok(p) => p,
+        Err(e) => {
+            update(
+                ctx,
+                &t.id,
+                "failed",
+                Some(e.to_string()),
+                Level::Error,
+                "merge_failed",
+                format!("Task {} could not be merged: {e}", t.id),
+            )
+            .await;
+            return;
+        }
+    };
     match git::merge(&ctx.integration, &f.branch, &message).await {
         Ok(Merge::Merged) => {
+            if let Some(gate) = &ctx.run.options.gate
+                && let Err(output) = run_gate(ctx, gate).await
+            {
+                let _ = git::reset_hard(&ctx.integration, &pre).await;
+                let first = output
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .to_owned();
+                let failure = format!("the gate `{gate}` failed on the merged result:\n{output}");
+                let (status, level) = if t.attempts >= TASK_ATTEMPTS {
+                    ("failed", Level::Error)
+                } else {
+                    ("pending", Level::Warn)
+                };
+                update(ctx, &t.id, status, Some(failure), level, "gate_failed", format!(
+                    "Task {}: the gate `{gate}` failed on its merge ({first}); the branch did not advance and the task goes back with the output", t.id)).await;
+                return;
+            }
+            let advanced = match git::rev_parse(&ctx.integration, "HEAD").await {
+                Ok(new) => git::advance_branch(&ctx.project, &ctx.run.branch, &new, &pre).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = advanced {
+                let _ = git::reset_hard(&ctx.integration, &pre).await;
+                update(
+                    ctx,
+                    &t.id,
+                    "failed",
+                    Some(e.to_string()),
+                    Level::Error,
+                    "merge_failed",
+                    format!("Task {}: cannot advance {}: {e}", t.id, ctx.run.branch),
+                )
+                .await;
+                return;
+            }
             let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
             update(
                 ctx,
@@ -540,4 +603,50 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
             .await;
         }
     }
+}
+
+/// Runs the gate in the integration worktree with the run's environment; `Err` carries the
+/// tail of its output.
+async fn run_gate(ctx: &Ctx, gate: &str) -> Result<(), String> {
+    let mut c = tokio::process::Command::new("sh");
+    c.arg("-c")
+        .arg(gate)
+        .current_dir(&ctx.integration)
+        .env_clear()
+        .stdin(std::process::Stdio::null());
+    for (k, v) in &ctx.env.0 {
+        c.env(k, v);
+    }
+    c.kill_on_drop(true);
+    let out = match tokio::time::timeout(std::time::Duration::from_secs(30 * 60), c.output()).await
+    {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return Err(format!("cannot run it: {e}")),
+        Err(_) => return Err("it ran for more than 30 minutes and was stopped".into()),
+    };
+    if out.status.success() {
+        note(
+            &ctx.handle,
+            Level::Info,
+            "gate_passed",
+            format!("Gate `{gate}` passed"),
+        )
+        .await;
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(2000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Err(format!(
+        "(exit {}) {}",
+        out.status.code().map_or("signal".into(), |c| c.to_string()),
+        tail.trim()
+    ))
 }

@@ -26,6 +26,11 @@ pub struct Validated {
 }
 
 pub fn check_options(o: &RunOptions) -> Result<(), RunError> {
+    if o.gate.as_deref().is_some_and(|g| g.trim().is_empty()) {
+        return Err(RunError::invalid("--gate is empty").hint(
+            "give the command that must pass, e.g. --gate \"cargo test\", or leave the option out",
+        ));
+    }
     if !(1..=defaults::MAX_CONCURRENCY).contains(&o.concurrency) {
         return Err(
             RunError::invalid(format!("--concurrency {} is out of range", o.concurrency)).hint(

@@ -18,6 +18,8 @@
 //! - `work-shared` — also write `shared.txt` (undeclared), so parallel tasks conflict.
 //! - `flaky` — exit without completing on the task's first attempt, work on later ones.
 //! - `hang` — wait until killed.
+//! - `mcp-failed` — report the orchestrator's MCP server as failed in `system/init`, then
+//!   wait (claude carries on without the tools; the daemon must stop it).
 
 use std::io::Write;
 
@@ -81,6 +83,15 @@ fn main() {
     );
     let prompt = arg_after(&args, "-p").unwrap_or_default();
     if !prompt.starts_with("You are the planner") {
+        if std::env::var("CLAUDE_FAKE_WORKER").as_deref() == Ok("mcp-failed") {
+            say(
+                json!({"type": "system", "subtype": "init", "session_id": session,
+                       "mcp_servers": [{"name": "orch", "status": "failed"}], "tools": ["Bash"]}),
+            );
+            loop {
+                std::thread::park();
+            }
+        }
         work(&mcp, &session);
         return;
     }

@@ -213,3 +213,94 @@ fn a_dry_run_plan_is_executed_by_resume() {
     let status = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
     assert!(status.contains("completed"), "{status}");
 }
+
+#[test]
+fn a_red_gate_keeps_the_branch_back_and_the_task_is_redone_with_the_output() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(&sb, vec![task("a", &[], &["a.txt"])]);
+    let marker = sb.root().join("gate-ran");
+    // Red the first time (with a message the worker must see), green afterwards.
+    let gate = format!(
+        "if [ -f {m} ]; then exit 0; else touch {m}; echo 'widget test failed: expected 2 got 3'; exit 1; fi",
+        m = marker.display()
+    );
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Gated", "--gate", &gate],
+        &[("CLAUDE_FAKE_SCRIPT", &plan)],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert!(
+        log.contains("the gate") && log.contains("did not advance"),
+        "{log}"
+    );
+    assert!(log.contains("Gate") && log.contains("passed"), "{log}");
+    assert!(
+        log.contains("expected 2 got 3"),
+        "the output is in the log: {log}"
+    );
+    let mirrored: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.join(".orchestrator/tasks/a.json")).expect("a.json"),
+    )
+    .expect("json");
+    assert_eq!(mirrored["attempts"], 2, "{mirrored}");
+    assert_eq!(
+        merge_order(&sb, &repo, run["branch"].as_str().expect("branch")),
+        vec!["a"],
+        "merged once"
+    );
+
+    // A gate that never passes fails the run, and the branch never advanced.
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(&sb, vec![task("a", &[], &["a.txt"])]);
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Gated", "--gate", "echo nope; exit 3"],
+        &[("CLAUDE_FAKE_SCRIPT", &plan)],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["status_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("exit 3"),
+        "{run}"
+    );
+    let branch = run["branch"].as_str().expect("branch");
+    assert_eq!(
+        sb.git(&repo, &["rev-parse", branch]),
+        sb.git(&repo, &["rev-parse", "main"]),
+        "the branch never advanced"
+    );
+}
+
+#[test]
+fn a_worker_without_the_mcp_tools_is_stopped_and_the_run_fails_with_why() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(&sb, vec![task("a", &[], &["a.txt"])]);
+    sb.orchestrate_env(
+        &repo,
+        &["start", "No tools"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &plan),
+            ("CLAUDE_FAKE_WORKER", "mcp-failed"),
+        ],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    assert_eq!(run["status"], "failed", "{run}");
+    let why = run["status_reason"].as_str().unwrap_or("");
+    assert!(why.contains("MCP server"), "{why}");
+    assert!(
+        sb.agent_processes().is_empty(),
+        "every stopped worker is gone"
+    );
+}
