@@ -35,6 +35,16 @@ pub struct ClaudeCode {
     pub permissions: Permissions,
 }
 
+impl super::Agent for ClaudeCode {
+    fn kind(&self) -> super::AgentKind {
+        super::AgentKind::Claude
+    }
+
+    fn command(&self, spec: &SessionSpec) -> tokio::process::Command {
+        ClaudeCode::command(self, spec)
+    }
+}
+
 impl ClaudeCode {
     /// The `--mcp-config` JSON: our endpoint, the token by reference.
     pub fn mcp_config(mcp_url: &str) -> String {

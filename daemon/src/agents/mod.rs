@@ -115,6 +115,13 @@ pub struct SessionSpec {
     pub env: SessionEnv,
 }
 
+/// A backend: turns a session into the command that runs it. The engine spawns and follows
+/// the command the same way whichever agent it is.
+pub trait Agent: Send + Sync {
+    fn kind(&self) -> AgentKind;
+    fn command(&self, spec: &SessionSpec) -> tokio::process::Command;
+}
+
 /// The name of the variable that carries the token into the child.
 pub const TOKEN_VAR: &str = "ORCHESTRATOR_MCP_TOKEN";
 /// The MCP server's name as the agent sees it (tools are `mcp__orch__<tool>`).
