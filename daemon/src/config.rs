@@ -24,6 +24,9 @@ pub struct Config {
     pub mcp_port: Option<u16>,
     /// How agent sessions get permission to use tools.
     pub permissions: crate::agents::claude::Permissions,
+    /// Agent binaries named in the config file (the environment overrides them).
+    pub claude_bin: Option<PathBuf>,
+    pub codex_bin: Option<PathBuf>,
 }
 
 /// The config file's shape. Every key is optional.
@@ -42,6 +45,8 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct AgentsSection {
     pub permissions: Option<crate::agents::claude::Permissions>,
+    pub claude_bin: Option<PathBuf>,
+    pub codex_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,6 +132,8 @@ impl Config {
             log,
             mcp_port,
             permissions: file.agents.permissions.unwrap_or_default(),
+            claude_bin: file.agents.claude_bin,
+            codex_bin: file.agents.codex_bin,
         })
     }
 }

@@ -55,6 +55,7 @@ pub async fn run(
         mcp_url: mcp_url.clone(),
         data_dir: config.data_dir.clone(),
         permissions: config.permissions,
+        claude_bin: config.claude_bin.clone(),
     });
     let runs = runs::Runs::new(db.clone(), stop.child_token(), engine);
     let restored = runs.restore().await.map_err(DaemonError::Restore)?;

@@ -58,7 +58,9 @@ pub enum AgentError {
         hint: &'static str,
         var: &'static str,
     },
-    #[error("{var} is set to {path}, which is not an executable file; fix or unset it")]
+    #[error(
+        "{var} (or [agents] in the config file) names {path}, which is not an executable file; fix or unset it"
+    )]
     BadOverride { var: &'static str, path: PathBuf },
 }
 
@@ -68,14 +70,19 @@ fn executable(p: &Path) -> bool {
 }
 
 /// Finds the agent's binary: the override variable (the run's environment first, then the
-/// daemon's), else the run's `PATH`, else the daemon's.
-pub fn locate(kind: AgentKind, env: &SessionEnv) -> Result<PathBuf, AgentError> {
+/// daemon's), else the config file's path, else the run's `PATH`, else the daemon's.
+pub fn locate(
+    kind: AgentKind,
+    env: &SessionEnv,
+    configured: Option<&Path>,
+) -> Result<PathBuf, AgentError> {
     let var = kind.override_var();
     let chosen = env
         .get(var)
         .map(str::to_owned)
         .or_else(|| std::env::var(var).ok())
-        .filter(|v| !v.is_empty());
+        .filter(|v| !v.is_empty())
+        .or_else(|| configured.map(|p| p.display().to_string()));
     if let Some(p) = chosen {
         let p = PathBuf::from(p);
         return if executable(&p) {
@@ -135,7 +142,7 @@ mod tests {
     fn a_missing_binary_names_the_fix_and_an_override_wins() {
         let empty = tempfile::tempdir().expect("tmp");
         let env = SessionEnv([("PATH".to_owned(), empty.path().display().to_string())].into());
-        let err = locate(AgentKind::Codex, &env).expect_err("not found");
+        let err = locate(AgentKind::Codex, &env, None).expect_err("not found");
         let text = err.to_string();
         assert!(
             text.contains("ORCHESTRATOR_CODEX_BIN") && text.contains("--skip-codex"),
@@ -149,6 +156,11 @@ mod tests {
         let mut env = env;
         env.0
             .insert("ORCHESTRATOR_CLAUDE_BIN".into(), bin.display().to_string());
-        assert_eq!(locate(AgentKind::Claude, &env).expect("found"), bin);
+        assert_eq!(locate(AgentKind::Claude, &env, None).expect("found"), bin);
+        env.0.remove("ORCHESTRATOR_CLAUDE_BIN");
+        assert_eq!(
+            locate(AgentKind::Claude, &env, Some(&bin)).expect("configured"),
+            bin
+        );
     }
 }

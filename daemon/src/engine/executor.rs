@@ -185,7 +185,7 @@ pub async fn execute(
         Ok(e) => e,
         Err(e) => return Executed::Failed(format!("cannot read the run's environment: {e}")),
     };
-    let bin = match agents::locate(AgentKind::Claude, &env) {
+    let bin = match agents::locate(AgentKind::Claude, &env, cfg.claude_bin.as_deref()) {
         Ok(b) => b,
         Err(e) => return Executed::Failed(e.to_string()),
     };

@@ -22,6 +22,8 @@ pub struct EngineConfig {
     /// Worktrees live under `<data_dir>/worktrees/<run>/`, outside the user's work tree.
     pub data_dir: PathBuf,
     pub permissions: Permissions,
+    /// `[agents] claude_bin` from the config file, if set.
+    pub claude_bin: Option<PathBuf>,
 }
 
 /// Planner sessions tried before the run fails for want of a plan.

@@ -75,7 +75,7 @@ pub async fn plan(
         Ok(e) => e,
         Err(e) => return Planned::Failed(format!("cannot read the run's environment: {e}")),
     };
-    let bin = match agents::locate(AgentKind::Claude, &env) {
+    let bin = match agents::locate(AgentKind::Claude, &env, cfg.claude_bin.as_deref()) {
         Ok(b) => b,
         Err(e) => return Planned::Failed(e.to_string()),
     };

@@ -108,7 +108,7 @@ impl Runs {
         if self.inner.shutdown.is_cancelled() {
             return Err(RunError::ShuttingDown);
         }
-        let v = submit::validate(req).await?;
+        let v = submit::validate(req, self.inner.engine.claude_bin.as_deref()).await?;
         let _one_at_a_time = self.inner.submit_lock.lock().await;
         let project_key = v.project.display().to_string();
         submit::check_no_active_run(&self.inner.db, &project_key).await?;

@@ -102,7 +102,7 @@ pub async fn project_root(path: &str) -> Result<PathBuf, RunError> {
 }
 
 /// Checks a submit without changing anything.
-pub async fn validate(req: SubmitRun) -> Result<Validated, RunError> {
+pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Validated, RunError> {
     let feature = req.feature.trim().to_owned();
     if feature.is_empty() {
         return Err(RunError::invalid("the feature description is empty")
@@ -137,7 +137,7 @@ pub async fn validate(req: SubmitRun) -> Result<Validated, RunError> {
         }
     };
     let env = req.env.filtered();
-    crate::agents::locate(crate::agents::AgentKind::Claude, &env).map_err(|e| {
+    crate::agents::locate(crate::agents::AgentKind::Claude, &env, claude_bin).map_err(|e| {
         RunError::invalid(e.to_string()).hint(
             "orchestrate passes your shell's PATH and ORCHESTRATOR_CLAUDE_BIN to the daemon; run it where `claude --version` works",
         )

@@ -27,6 +27,7 @@ fn the_mcp_service_passes_the_conformance_suite() {
             mcp_url: "http://127.0.0.1:9/mcp".into(),
             data_dir: tmp.path().to_path_buf(),
             permissions: Default::default(),
+            claude_bin: None,
         });
         let runs = orchestratord::runs::Runs::new(db, cancel.child_token(), engine);
         let app = axum::Router::new().nest_service(

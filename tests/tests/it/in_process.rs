@@ -27,6 +27,8 @@ impl InProcess {
             log: "info".into(),
             mcp_port: None,
             permissions: Default::default(),
+            claude_bin: None,
+            codex_bin: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let done = {
