@@ -1,33 +1,88 @@
-//! `orchestrate answer <id> "<text>"`: answer an escalation.
+//! `orchestrate answer [<id>] "<guidance>"`: answer an escalation; an escalated run continues
+//! with the guidance. Without an id, the project's pending escalation is answered.
 
 use clap::Args;
+use orchestrator_proto::ListEscalations;
 
-use super::Format;
+use super::{Format, absolute};
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::output;
 
 #[derive(Debug, Args)]
 pub struct AnswerArgs {
-    /// The escalation's number (from `orchestrate escalations`)
-    id: u64,
-    /// Your answer or guidance; `-` reads it from standard input
-    answer: String,
+    /// `[<id>] "<guidance>"`: the escalation's number (from `orchestrate escalations`; optional
+    /// when the project has a single pending one) and your answer (`-` reads it from stdin)
+    #[arg(num_args = 1..=2, value_names = ["ID", "GUIDANCE"], required = true)]
+    args: Vec<String>,
+    /// Project directory, to answer its pending escalation
+    #[arg(long, short = 'p', value_name = "DIR", default_value = ".")]
+    project: std::path::PathBuf,
     #[command(flatten)]
     format: Format,
 }
 
 pub async fn run(client: &Client, a: AnswerArgs) -> Result<(), ClientError> {
-    let text = if a.answer == "-" {
+    let (id, text) = match a.args.as_slice() {
+        [id, text] => {
+            let id = id.parse::<u64>().map_err(|_| {
+                ClientError::usage(
+                    format!("`{id}` is not an escalation number"),
+                    "write `orchestrate answer <id> \"<guidance>\"`; `orchestrate escalations` lists the ids",
+                )
+            })?;
+            (Some(id), text.clone())
+        }
+        [text] => (None, text.clone()),
+        _ => unreachable!("clap allows one or two values"),
+    };
+    let text = if text == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
-        a.answer
+        text
     };
-    let e = client.answer(a.id, text).await?;
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let project = absolute(&a.project)?;
+            let pending = client
+                .escalations(&ListEscalations {
+                    project: Some(project.clone()),
+                    all: false,
+                })
+                .await?;
+            match pending.as_slice() {
+                [one] => one.id,
+                [] => {
+                    return Err(ClientError::usage(
+                        format!("no escalation is waiting in {project}"),
+                        "`orchestrate escalations` lists the pending ones of every project",
+                    ));
+                }
+                many => {
+                    return Err(ClientError::usage(
+                        format!(
+                            "{} escalations are waiting in {project}: {}",
+                            many.len(),
+                            many.iter()
+                                .map(|e| format!("#{}", e.id))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        "name one: `orchestrate answer <id> \"<guidance>\"`",
+                    ));
+                }
+            }
+        }
+    };
+    let e = client.answer(id, text).await?;
     if a.format.json {
         output::json(&e)
     } else {
-        println!("Answered escalation #{} of run {}.", e.id, e.run_id);
+        println!(
+            "Answered escalation #{} of run {}. An escalated run continues with your guidance; `orchestrate status` shows it.",
+            e.id, e.run_id
+        );
         Ok(())
     }
 }

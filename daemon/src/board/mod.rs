@@ -126,6 +126,8 @@ pub struct Applied {
     pub tasks: Vec<TaskRow>,
     pub messages: Vec<MessageRow>,
     pub plan: Option<(u32, PlanInput)>,
+    /// A blocking escalation was raised: the run must wait for a human.
+    pub blocking_escalation: Option<u64>,
 }
 
 pub const BODY_MAX: usize = 20_000;
@@ -387,6 +389,9 @@ pub fn apply(
                 }
                 .with_data(json!({"escalation": e.id, "blocking": blocking})),
             )?;
+            if blocking {
+                out.blocking_escalation = Some(e.id);
+            }
             out.reply = json!({"escalation_id": e.id, "blocking": blocking,
                 "next": "a human will answer; the answer arrives as a message from the orchestrator (read_messages)"});
         }

@@ -320,13 +320,25 @@ async fn dispatch(
         .await
         .map_err(|e| e.to_string())?;
     let attempt = t.attempts + 1;
-    let branch = format!("{}--{}.{attempt}", ctx.run.branch, t.id);
-    let worktree = ctx
-        .cfg
-        .data_dir
-        .join("worktrees")
-        .join(&ctx.run.id)
-        .join(format!("{}.{attempt}", t.id));
+    // Kept branches of earlier attempts (unmerged work is never thrown away) take their names.
+    let mut n = attempt;
+    let (branch, worktree) = loop {
+        let branch = format!("{}--{}.{n}", ctx.run.branch, t.id);
+        let worktree = ctx
+            .cfg
+            .data_dir
+            .join("worktrees")
+            .join(&ctx.run.id)
+            .join(format!("{}.{n}", t.id));
+        if !worktree.exists()
+            && !git::branch_exists(&ctx.project, &branch)
+                .await
+                .unwrap_or(true)
+        {
+            break (branch, worktree);
+        }
+        n += 1;
+    };
     git::worktree_add_new_branch(&ctx.project, &worktree, &branch, &base)
         .await
         .map_err(|e| format!("cannot create the worktree for task {}: {e}", t.id))?;
@@ -352,7 +364,8 @@ async fn dispatch(
     )
     .await;
     let spec = SessionSpec {
-        prompt: worker_prompt(&ctx.run, t, &branch, &worktree),
+        prompt: worker_prompt(&ctx.run, t, &branch, &worktree)
+            + &super::planner::guidance(&ctx.db, &ctx.run).await,
         cwd: worktree.clone(),
         mcp_url: ctx.cfg.mcp_url.clone(),
         token: grant.token.clone(),

@@ -27,6 +27,32 @@ pub enum Planned {
     Stopped,
 }
 
+/// The user's answers to this run's escalations, for the next sessions' prompts.
+pub async fn guidance(db: &Db, run: &RunRow) -> String {
+    let (id, project) = (run.id.clone(), run.project.clone());
+    let answered = db
+        .call(move |c| {
+            Ok(crate::store::escalations::list(c, Some(&project), true)?
+                .into_iter()
+                .filter(|e| e.run_id == id && e.answer.is_some())
+                .collect::<Vec<_>>())
+        })
+        .await
+        .unwrap_or_default();
+    if answered.is_empty() {
+        return String::new();
+    }
+    let mut g = String::from("\n# Guidance from the user (answers to earlier questions)\n");
+    for e in answered {
+        g.push_str(&format!(
+            "\nQ: {}\nA: {}\n",
+            e.question.trim(),
+            e.answer.as_deref().unwrap_or("").trim()
+        ));
+    }
+    g
+}
+
 fn prompt(run: &RunRow) -> String {
     let mut p = format!(
         "You are the planner of an automated team implementing a feature in this repository.\n\n\
@@ -130,7 +156,7 @@ pub async fn plan(
         )
         .await;
         let spec = SessionSpec {
-            prompt: prompt(&run),
+            prompt: prompt(&run) + &guidance(&db, &run).await,
             cwd: worktree.clone(),
             mcp_url: cfg.mcp_url.clone(),
             token: grant.token.clone(),

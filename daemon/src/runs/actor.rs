@@ -278,6 +278,11 @@ impl RunActor {
     }
 
     async fn resume(&mut self, reason: Option<String>) -> Result<RunRow, RunError> {
+        if self.run.status == RunStatus::Escalated {
+            let reason = reason.unwrap_or_else(|| "resumed by the user without an answer".into());
+            self.continue_after_escalation(reason).await?;
+            return Ok(self.run.clone());
+        }
         if self.run.status == RunStatus::Planned {
             let reason = reason.unwrap_or_else(|| "resumed by the user: executing the plan".into());
             self.set_state(RunStatus::Queued, Phase::Executing, reason)
@@ -376,7 +381,15 @@ impl RunActor {
                 .set_state(RunStatus::Completed, Phase::Done, summary)
                 .await
                 .map(drop),
-            Executed::Failed(reason) => self.set_status(RunStatus::Failed, reason).await.map(drop),
+            Executed::Failed(reason) => {
+                self.escalate(
+                    "execution_blocked",
+                    None,
+                    format!("The run cannot go on: {reason}. What should change?"),
+                    reason,
+                )
+                .await
+            }
             Executed::Stopped => Ok(()),
         }
     }
@@ -416,6 +429,96 @@ impl RunActor {
         Ok(())
     }
 
+    /// Stops the run for a human: records a blocking escalation, winds down running sessions,
+    /// and writes `.orchestrator/escalation.json`. `answer` or `resume` continues the run.
+    async fn escalate(
+        &mut self,
+        kind: &'static str,
+        task: Option<String>,
+        question: String,
+        evidence: String,
+    ) -> Result<(), RunError> {
+        self.stop_work();
+        let at = time_text::now();
+        let new = crate::store::NewEscalation {
+            run_id: self.run.id.clone(),
+            task_id: task,
+            kind: kind.into(),
+            question: question.clone(),
+            context: Some(evidence),
+            blocking: true,
+            at,
+        };
+        let esc = self.db.call(move |c| escalations::insert(c, &new)).await?;
+        self.set_status(
+            RunStatus::Escalated,
+            format!("waiting for you: escalation {} — answer with `orchestrate answer {} \"<guidance>\"`", esc.id, esc.id),
+        )
+        .await?;
+        self.write_escalation_file().await;
+        Ok(())
+    }
+
+    /// `.orchestrator/escalation.json`: the pending blocking escalations, or no file.
+    async fn write_escalation_file(&self) {
+        let (id, project) = (self.run.id.clone(), self.run.project.clone());
+        let pending = self
+            .db
+            .call(move |c| {
+                Ok(escalations::list(c, Some(&project), false)?
+                    .into_iter()
+                    .filter(|e| e.run_id == id && e.blocking)
+                    .collect::<Vec<_>>())
+            })
+            .await
+            .unwrap_or_default();
+        let path = self.mirror.root().join("escalation.json");
+        if pending.is_empty() {
+            let _ = tokio::fs::remove_file(&path).await;
+            return;
+        }
+        let body = serde_json::json!({
+            "run_id": self.run.id,
+            "status": self.run.status,
+            "reason": self.run.status_reason,
+            "escalations": pending.iter().map(crate::wire::escalation).collect::<Vec<_>>(),
+            "options": ["orchestrate answer <id> \"<guidance>\" (the run resumes with it)",
+                        "orchestrate resume (continue without an answer)",
+                        "orchestrate cancel"],
+        });
+        let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+        bytes.push(b'\n');
+        if let Err(e) = crate::mirror::write_atomic(&path, &bytes).await {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot write escalation.json");
+        }
+    }
+
+    /// Continues an escalated run: tasks that ran out of attempts get a fresh set, and the
+    /// engine picks up where the run stopped (planning or executing).
+    async fn continue_after_escalation(&mut self, reason: String) -> Result<(), RunError> {
+        let id = self.run.id.clone();
+        let at = time_text::now();
+        self.db
+            .call(move |c| {
+                c.execute(
+                    "UPDATE tasks SET status = 'pending', assignee = NULL, attempts = 0, updated_at = ?2 \
+                     WHERE run_id = ?1 AND status = 'failed'",
+                    rusqlite::params![id, time_text::format(at)],
+                )?;
+                Ok(())
+            })
+            .await?;
+        let phase = if self.run.phase == Phase::Executing {
+            Phase::Executing
+        } else {
+            Phase::Planning
+        };
+        self.set_state(RunStatus::Queued, phase, reason).await?;
+        self.write_escalation_file().await;
+        self.advance().await;
+        Ok(())
+    }
+
     /// Stops engine work in progress (pause, cancel).
     fn stop_work(&mut self) {
         if let Some(w) = self.working.take() {
@@ -439,7 +542,15 @@ impl RunActor {
                 self.start_execution().await;
                 Ok(())
             }
-            Planned::Failed(reason) => self.set_status(RunStatus::Failed, reason).await.map(drop),
+            Planned::Failed(reason) => {
+                self.escalate(
+                    "planner_failed",
+                    None,
+                    format!("The planner could not produce a valid plan: {reason}. How should it proceed?"),
+                    reason,
+                )
+                .await
+            }
             Planned::Stopped => Ok(()),
         }
     }
@@ -512,6 +623,25 @@ impl RunActor {
         {
             tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror the answer's message");
         }
+        if self.run.status == RunStatus::Escalated {
+            let (rid, project) = (self.run.id.clone(), self.run.project.clone());
+            let still = self
+                .db
+                .call(move |c| {
+                    Ok(escalations::list(c, Some(&project), false)?
+                        .into_iter()
+                        .any(|e| e.run_id == rid && e.blocking))
+                })
+                .await?;
+            if !still {
+                self.continue_after_escalation(format!(
+                    "escalation {id} answered; continuing with the guidance"
+                ))
+                .await?;
+            }
+        } else {
+            self.write_escalation_file().await;
+        }
         row.ok_or_else(|| RunError::not_found(format!("no escalation {id}")))
     }
 
@@ -531,6 +661,20 @@ impl RunActor {
             Err(BoardError::Store(e)) => return Err(e.into()),
         };
         self.published(a.events).await;
+        if let Some(esc) = a.blocking_escalation {
+            // A worker cannot go on without a human: the run waits for the answer.
+            self.stop_work();
+            if let Err(e) = self
+                .set_status(
+                    RunStatus::Escalated,
+                    format!("waiting for you: escalation {esc} — answer with `orchestrate answer {esc} \"<guidance>\"`"),
+                )
+                .await
+            {
+                tracing::error!(run = %self.run.id, cause = %e, "cannot escalate");
+            }
+            self.write_escalation_file().await;
+        }
         let mirrored = async {
             for t in &a.tasks {
                 self.mirror.write_task(&t.id, &board::task_json(t)).await?;

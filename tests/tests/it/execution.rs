@@ -39,7 +39,7 @@ fn wait_final(sb: &Sandbox, repo: &Path) -> Value {
         || {
             let s = sb.orchestrate_in(repo, &["status", "--json"]).ok().json();
             let st = s["status"].as_str().unwrap_or("");
-            matches!(st, "completed" | "failed" | "planned").then_some(s)
+            matches!(st, "completed" | "failed" | "planned" | "escalated").then_some(s)
         },
     )
 }
@@ -265,13 +265,14 @@ fn a_red_gate_keeps_the_branch_back_and_the_task_is_redone_with_the_output() {
     )
     .ok();
     let run = wait_final(&sb, &repo);
-    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["status"], "escalated", "{run}");
+    let esc = sb.orchestrate(&["escalations", "--json"]).ok().json();
     assert!(
-        run["status_reason"]
+        esc["escalations"][0]["question"]
             .as_str()
             .unwrap_or("")
             .contains("exit 3"),
-        "{run}"
+        "{esc}"
     );
     let branch = run["branch"].as_str().expect("branch");
     assert_eq!(
@@ -296,11 +297,69 @@ fn a_worker_without_the_mcp_tools_is_stopped_and_the_run_fails_with_why() {
     )
     .ok();
     let run = wait_final(&sb, &repo);
-    assert_eq!(run["status"], "failed", "{run}");
-    let why = run["status_reason"].as_str().unwrap_or("");
+    assert_eq!(run["status"], "escalated", "{run}");
+    let esc = sb.orchestrate(&["escalations", "--json"]).ok().json();
+    let why = esc["escalations"][0]["question"].as_str().unwrap_or("");
     assert!(why.contains("MCP server"), "{why}");
     assert!(
         sb.agent_processes().is_empty(),
         "every stopped worker is gone"
+    );
+}
+
+#[test]
+fn an_escalated_run_is_answered_from_the_cli_and_completes() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(&sb, vec![task("a", &[], &["a.txt"])]);
+    // Red until a human fixes the environment (creates the marker).
+    let marker = sb.root().join("fixed");
+    let gate = format!(
+        "test -f {} || {{ echo 'database not reachable'; exit 1; }}",
+        marker.display()
+    );
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Needs a human", "--gate", &gate],
+        &[("CLAUDE_FAKE_SCRIPT", &plan)],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    assert_eq!(run["status"], "escalated", "{run}");
+    let esc_file = repo.join(".orchestrator/escalation.json");
+    let esc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&esc_file).expect("escalation.json"))
+            .expect("json");
+    assert!(
+        esc["escalations"][0]["question"]
+            .as_str()
+            .unwrap_or("")
+            .contains("database not reachable"),
+        "{esc}"
+    );
+    let listed = sb.orchestrate(&["escalations"]).ok().stdout;
+    assert!(listed.contains("database not reachable"), "{listed}");
+
+    std::fs::write(&marker, "").expect("the human fixes it");
+    let out = sb
+        .orchestrate_in(&repo, &["answer", "I started the database; try again"])
+        .ok();
+    assert!(out.stdout.contains("Answered escalation"), "{out}");
+    let run = wait_final(&sb, &repo);
+    let all = sb
+        .orchestrate(&["escalations", "--all", "--json"])
+        .ok()
+        .stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{all}");
+    assert!(!esc_file.exists(), "escalation.json is gone once answered");
+    let context =
+        std::fs::read_to_string(repo.join(".orchestrator/context.md")).expect("context.md");
+    assert!(
+        context.contains("I started the database; try again"),
+        "the Q&A is kept: {context}"
+    );
+    assert_eq!(
+        sb.orchestrate(&["escalations", "--json"]).ok().json()["escalations"],
+        json!([])
     );
 }

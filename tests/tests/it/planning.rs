@@ -112,7 +112,7 @@ fn a_refused_plan_is_fixed_by_the_planner_in_the_same_session() {
 }
 
 #[test]
-fn a_planner_that_never_plans_is_retried_then_the_run_fails_with_the_reason() {
+fn a_planner_that_never_plans_is_retried_then_the_run_escalates_with_the_reason() {
     for (script, reason) in [
         ("exit", "ended without submitting a valid plan"),
         ("crash", "exited (code 3) without a result"),
@@ -125,8 +125,16 @@ fn a_planner_that_never_plans_is_retried_then_the_run_fails_with_the_reason() {
             &[("CLAUDE_FAKE_SCRIPT", script)],
         )
         .ok();
-        let run = wait_status(&sb, &repo, "failed");
-        let why = run["status_reason"].as_str().unwrap_or("");
+        let run = wait_status(&sb, &repo, "escalated");
+        assert!(
+            run["status_reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("orchestrate answer"),
+            "{run}"
+        );
+        let esc = sb.orchestrate(&["escalations", "--json"]).ok().json();
+        let why = esc["escalations"][0]["question"].as_str().unwrap_or("");
         assert!(
             why.contains("no plan after 3 planner sessions") && why.contains(reason),
             "{script}: {why}"
