@@ -344,6 +344,17 @@ impl RunActor {
     }
 
     async fn start_execution(&mut self) {
+        if !self.run.options.skip_codex && self.run.phase != Phase::Executing {
+            let _ = self
+                .record(NewEvent {
+                    level: Level::Warn,
+                    ..NewEvent::info(
+                        "codex_skipped",
+                        "Codex plan and code reviews are not in this orchestratord yet; the run goes on without them",
+                    )
+                })
+                .await;
+        }
         if let Err(e) = self
             .set_state(
                 RunStatus::Running,
