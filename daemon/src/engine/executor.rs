@@ -22,13 +22,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{EngineConfig, session};
+use crate::agents::SessionSpec;
 use crate::agents::claude::ClaudeCode;
-use crate::agents::{self, AgentKind, SessionSpec};
 use crate::board::Role;
 use crate::git::{self, Merge};
 use crate::runs::{Command, RunHandle};
 use crate::store::board::{self as rows, TaskRow};
-use crate::store::{Db, NewEvent, RunRow, runs as run_rows};
+use crate::store::{Db, NewEvent, RunRow};
 
 /// Attempts per task (sessions that end without completing, merge conflicts).
 pub const TASK_ATTEMPTS: u32 = 3;
@@ -175,19 +175,9 @@ pub async fn execute(
     run: RunRow,
     cancel: CancellationToken,
 ) -> Executed {
-    let env = match db
-        .call({
-            let id = run.id.clone();
-            move |c| run_rows::env(c, &id)
-        })
-        .await
-    {
-        Ok(e) => e,
-        Err(e) => return Executed::Failed(format!("cannot read the run's environment: {e}")),
-    };
-    let bin = match agents::locate(AgentKind::Claude, &env, cfg.claude_bin.as_deref()) {
-        Ok(b) => b,
-        Err(e) => return Executed::Failed(e.to_string()),
+    let (agent, env) = match super::claude_for(&db, &cfg, &run.id).await {
+        Ok(x) => x,
+        Err(reason) => return Executed::Failed(reason),
     };
     let project = PathBuf::from(&run.project);
     let integration = cfg
@@ -208,10 +198,7 @@ pub async fn execute(
         ));
     }
     let ctx = Ctx {
-        agent: ClaudeCode {
-            bin,
-            permissions: cfg.permissions,
-        },
+        agent,
         handle,
         db,
         cfg,
@@ -425,11 +412,7 @@ async fn finish(ctx: &Ctx, f: Finished) {
         _ => {
             // Ended without completing (or fail_task retryable): back on the board, bounded.
             let keep = keep_worktree(&ctx.project, &f).await;
-            let (status, level) = if t.attempts >= TASK_ATTEMPTS {
-                ("failed", Level::Error)
-            } else {
-                ("pending", Level::Warn)
-            };
+            let (status, level) = retry_or_fail(t.attempts);
             let failure = if t.status == "pending" {
                 t.failure.clone().unwrap_or(why)
             } else {
@@ -539,11 +522,7 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                     .unwrap_or("")
                     .to_owned();
                 let failure = format!("the gate `{gate}` failed on the merged result:\n{output}");
-                let (status, level) = if t.attempts >= TASK_ATTEMPTS {
-                    ("failed", Level::Error)
-                } else {
-                    ("pending", Level::Warn)
-                };
+                let (status, level) = retry_or_fail(t.attempts);
                 update(ctx, &t.id, status, Some(failure), level, "gate_failed", format!(
                     "Task {}: the gate `{gate}` failed on its merge ({first}); the branch did not advance and the task goes back with the output", t.id)).await;
                 return;
@@ -587,11 +566,7 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 files.join(", "),
                 ctx.run.branch
             );
-            let (status, level) = if t.attempts >= TASK_ATTEMPTS {
-                ("failed", Level::Error)
-            } else {
-                ("pending", Level::Warn)
-            };
+            let (status, level) = retry_or_fail(t.attempts);
             update(
                 ctx,
                 &t.id,
@@ -662,4 +637,13 @@ async fn run_gate(ctx: &Ctx, gate: &str) -> Result<(), String> {
         out.status.code().map_or("signal".into(), |c| c.to_string()),
         tail.trim()
     ))
+}
+
+/// Back on the board while attempts remain; failed (and escalated by the run) after that.
+fn retry_or_fail(attempts: u32) -> (&'static str, Level) {
+    if attempts >= TASK_ATTEMPTS {
+        ("failed", Level::Error)
+    } else {
+        ("pending", Level::Warn)
+    }
 }

@@ -28,3 +28,35 @@ pub struct EngineConfig {
 
 /// Planner sessions tried before the run fails for want of a plan.
 pub const PLANNER_ATTEMPTS: u32 = 3;
+
+/// The run's session environment and its Claude Code backend, or why there is none.
+pub async fn claude_for(
+    db: &crate::store::Db,
+    cfg: &EngineConfig,
+    run: &str,
+) -> Result<
+    (
+        crate::agents::claude::ClaudeCode,
+        orchestrator_proto::SessionEnv,
+    ),
+    String,
+> {
+    let id = run.to_owned();
+    let env = db
+        .call(move |c| crate::store::runs::env(c, &id))
+        .await
+        .map_err(|e| format!("cannot read the run's environment: {e}"))?;
+    let bin = crate::agents::locate(
+        crate::agents::AgentKind::Claude,
+        &env,
+        cfg.claude_bin.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((
+        crate::agents::claude::ClaudeCode {
+            bin,
+            permissions: cfg.permissions,
+        },
+        env,
+    ))
+}

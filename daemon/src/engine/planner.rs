@@ -10,11 +10,10 @@ use orchestrator_proto::Level;
 use tokio_util::sync::CancellationToken;
 
 use super::{EngineConfig, PLANNER_ATTEMPTS, session};
-use crate::agents::claude::ClaudeCode;
-use crate::agents::{self, AgentKind, SessionSpec};
+use crate::agents::SessionSpec;
 use crate::board::Role;
 use crate::runs::{Command, RunHandle};
-use crate::store::{Db, NewEvent, RunRow, board, runs as run_rows};
+use crate::store::{Db, NewEvent, RunRow, board};
 
 /// How planning ended, for the actor.
 #[derive(Debug)]
@@ -91,23 +90,9 @@ pub async fn plan(
     run: RunRow,
     cancel: CancellationToken,
 ) -> Planned {
-    let env = match db
-        .call({
-            let id = run.id.clone();
-            move |c| run_rows::env(c, &id)
-        })
-        .await
-    {
-        Ok(e) => e,
-        Err(e) => return Planned::Failed(format!("cannot read the run's environment: {e}")),
-    };
-    let bin = match agents::locate(AgentKind::Claude, &env, cfg.claude_bin.as_deref()) {
-        Ok(b) => b,
-        Err(e) => return Planned::Failed(e.to_string()),
-    };
-    let agent = ClaudeCode {
-        bin,
-        permissions: cfg.permissions,
+    let (agent, env) = match super::claude_for(&db, &cfg, &run.id).await {
+        Ok(x) => x,
+        Err(reason) => return Planned::Failed(reason),
     };
     let project = Path::new(&run.project).to_path_buf();
     let mut last = String::from("the planner never ran");

@@ -320,27 +320,7 @@ impl RunActor {
         if !planning {
             return;
         }
-        if let Err(e) = self
-            .set_state(RunStatus::Running, Phase::Planning, "planning".into())
-            .await
-        {
-            tracing::error!(run = %self.run.id, cause = %e, "cannot start planning");
-            return;
-        }
-        let cancel = self.shutdown.child_token();
-        self.working = Some(cancel.clone());
-        let (me, db, cfg, run) = (
-            self.me.clone(),
-            self.db.clone(),
-            self.engine.clone(),
-            self.run.clone(),
-        );
-        tokio::spawn(async move {
-            let outcome = planner::plan(me.clone(), db, cfg, run, cancel).await;
-            let _ = me
-                .ask(|reply| Command::PlannerDone { outcome, reply })
-                .await;
-        });
+        self.start_work(Phase::Planning, "planning").await;
     }
 
     async fn start_execution(&mut self) {
@@ -355,15 +335,18 @@ impl RunActor {
                 })
                 .await;
         }
+        self.start_work(Phase::Executing, "executing the plan")
+            .await;
+    }
+
+    /// Moves the run to `phase` and starts the engine task for it (planner or executor), which
+    /// reports back through this actor's handle.
+    async fn start_work(&mut self, phase: Phase, reason: &str) {
         if let Err(e) = self
-            .set_state(
-                RunStatus::Running,
-                Phase::Executing,
-                "executing the plan".into(),
-            )
+            .set_state(RunStatus::Running, phase, reason.into())
             .await
         {
-            tracing::error!(run = %self.run.id, cause = %e, "cannot start executing");
+            tracing::error!(run = %self.run.id, cause = %e, "cannot start {reason}");
             return;
         }
         let cancel = self.shutdown.child_token();
@@ -375,10 +358,17 @@ impl RunActor {
             self.run.clone(),
         );
         tokio::spawn(async move {
-            let outcome = executor::execute(me.clone(), db, cfg, run, cancel).await;
-            let _ = me
-                .ask(|reply| Command::ExecutionDone { outcome, reply })
-                .await;
+            if phase == Phase::Executing {
+                let outcome = executor::execute(me.clone(), db, cfg, run, cancel).await;
+                let _ = me
+                    .ask(|reply| Command::ExecutionDone { outcome, reply })
+                    .await;
+            } else {
+                let outcome = planner::plan(me.clone(), db, cfg, run, cancel).await;
+                let _ = me
+                    .ask(|reply| Command::PlannerDone { outcome, reply })
+                    .await;
+            }
         });
     }
 
