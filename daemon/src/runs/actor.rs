@@ -451,12 +451,13 @@ impl RunActor {
             at,
         };
         let esc = self.db.call(move |c| escalations::insert(c, &new)).await?;
+        // The file first: whoever sees the run escalated finds it.
+        self.write_escalation_file().await;
         self.set_status(
             RunStatus::Escalated,
             format!("waiting for you: escalation {} — answer with `orchestrate answer {} \"<guidance>\"`", esc.id, esc.id),
         )
         .await?;
-        self.write_escalation_file().await;
         Ok(())
     }
 
@@ -480,8 +481,7 @@ impl RunActor {
         }
         let body = serde_json::json!({
             "run_id": self.run.id,
-            "status": self.run.status,
-            "reason": self.run.status_reason,
+            "feature": self.run.feature,
             "escalations": pending.iter().map(crate::wire::escalation).collect::<Vec<_>>(),
             "options": ["orchestrate answer <id> \"<guidance>\" (the run resumes with it)",
                         "orchestrate resume (continue without an answer)",
@@ -665,6 +665,7 @@ impl RunActor {
         if let Some(esc) = a.blocking_escalation {
             // A worker cannot go on without a human: the run waits for the answer.
             self.stop_work();
+            self.write_escalation_file().await;
             if let Err(e) = self
                 .set_status(
                     RunStatus::Escalated,
@@ -674,7 +675,6 @@ impl RunActor {
             {
                 tracing::error!(run = %self.run.id, cause = %e, "cannot escalate");
             }
-            self.write_escalation_file().await;
         }
         let mirrored = async {
             for t in &a.tasks {

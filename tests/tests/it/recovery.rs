@@ -34,28 +34,51 @@ fn after_kill_9_the_next_command_starts_a_daemon_that_still_has_the_run() {
 fn a_deleted_mirror_is_recreated_whole() {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
+    // A quiet run (planned, nothing running) so only the daemon's healing writes the mirror.
+    let plan = sb.root().join("plan.json");
+    std::fs::write(
+        &plan,
+        r#"{"summary":"s","tasks":[{"id":"a","title":"A","description":"D","acceptance_criteria":["ok"]}]}"#,
+    )
+    .expect("plan");
+    let script = format!("plan:{}", plan.display());
     let run = sb
-        .orchestrate_in(&repo, &["start", "Feature", "--json"])
+        .orchestrate_env(
+            &repo,
+            &["start", "Feature", "--dry-run", "--json"],
+            &[("CLAUDE_FAKE_SCRIPT", &script)],
+        )
         .ok()
         .json();
+    wait::until("the run to be planned", wait::DEADLINE, || {
+        let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+        (s["status"] == "planned").then_some(())
+    });
     let mirror = repo.join(".orchestrator");
 
-    // On the next change of the run, with the whole log.
-    rm_rf(&mirror);
-    sb.orchestrate_in(&repo, &["pause"]).ok();
-    let state = std::fs::read_to_string(mirror.join("state.json")).expect("state.json back");
-    assert!(state.contains("\"paused\""), "{state}");
-    let log = std::fs::read_to_string(mirror.join("logs/orchestrator.log")).expect("log back");
-    assert!(log.contains("submitted") && log.contains("paused"), "{log}");
-    assert!(mirror.join("tasks").is_dir());
-
-    // And with no change at all, by the run's own periodic check.
+    // With no change at all, by the run's own periodic check, log included.
     rm_rf(&mirror);
     let state = wait::until("the mirror to come back", wait::DEADLINE, || {
         std::fs::read_to_string(mirror.join("state.json")).ok()
     });
     assert!(state.contains(run["id"].as_str().expect("id")), "{state}");
-    assert!(mirror.join("context.md").is_file());
+    assert!(mirror.join("context.md").is_file() && mirror.join("tasks").is_dir());
+    let log = std::fs::read_to_string(mirror.join("logs/orchestrator.log")).expect("log back");
+    assert!(
+        log.contains("submitted") && log.contains("Plan v1"),
+        "{log}"
+    );
+
+    // On the next change of the run, with the whole log.
+    rm_rf(&mirror);
+    sb.orchestrate_in(&repo, &["cancel"]).ok();
+    let state = std::fs::read_to_string(mirror.join("state.json")).expect("state.json back");
+    assert!(state.contains("\"cancelled\""), "{state}");
+    let log = std::fs::read_to_string(mirror.join("logs/orchestrator.log")).expect("log back");
+    assert!(
+        log.contains("submitted") && log.contains("cancelled"),
+        "{log}"
+    );
 }
 
 /// `rm -rf`, retried while the daemon is writing into the directory.
