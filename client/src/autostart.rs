@@ -139,7 +139,7 @@ fn detach(cmd: &mut Command) {
 }
 
 /// `orchestratord` next to this binary, else on `PATH`.
-fn daemon_binary() -> Result<PathBuf, ClientError> {
+pub fn daemon_binary() -> Result<PathBuf, ClientError> {
     if let Some(p) = std::env::var_os("ORCHESTRATORD_BIN").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }

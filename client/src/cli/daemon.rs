@@ -22,6 +22,10 @@ enum DaemonCmd {
     Status(Format),
     /// Stop the daemon (runs are kept and resume when it starts again)
     Stop,
+    /// Run the daemon as a user service (systemd on Linux, launchd on macOS)
+    Install,
+    /// Remove the user service (orchestrate then starts the daemon on demand again)
+    Uninstall,
 }
 
 /// Exit code of `daemon status` when no daemon answers (the LSB "program is not running").
@@ -75,6 +79,17 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
             }
             Err(e) => Err(e),
         },
+        DaemonCmd::Install => {
+            // A daemon started on demand holds the socket: stop it so the service can take over.
+            if client.health().await.is_ok() {
+                let _ = client.shutdown().await;
+                wait_gone(&client, socket).await?;
+            }
+            let data_dir = orchestrator_proto::locate::data_dir(None)
+                .map_err(|e| ClientError::Autostart(e.to_string()))?;
+            super::service::install(&data_dir)
+        }
+        DaemonCmd::Uninstall => super::service::uninstall(),
         DaemonCmd::Stop => {
             match client.shutdown().await {
                 Ok(()) => {}
@@ -84,22 +99,28 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
                 }
                 Err(e) => return Err(e),
             }
-            let deadline = Instant::now() + STOP_DEADLINE;
-            let mut pause = Duration::from_millis(2);
-            // Any answer at all (even from a daemon of another protocol) means it is still up.
-            while !matches!(client.health().await, Err(ClientError::Unreachable { .. })) {
-                if Instant::now() >= deadline {
-                    return Err(ClientError::Autostart(format!(
-                        "orchestratord on {} accepted the stop but still answers after {}s",
-                        socket.display(),
-                        STOP_DEADLINE.as_secs()
-                    )));
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
+            wait_gone(&client, socket).await?;
             println!("orchestratord stopped.");
             Ok(())
         }
     }
+}
+
+/// Waits until nothing answers on the socket any more.
+async fn wait_gone(client: &Client, socket: &Path) -> Result<(), ClientError> {
+    let deadline = Instant::now() + STOP_DEADLINE;
+    let mut pause = Duration::from_millis(2);
+    // Any answer at all (even from a daemon of another protocol) means it is still up.
+    while !matches!(client.health().await, Err(ClientError::Unreachable { .. })) {
+        if Instant::now() >= deadline {
+            return Err(ClientError::Autostart(format!(
+                "orchestratord on {} accepted the stop but still answers after {}s",
+                socket.display(),
+                STOP_DEADLINE.as_secs()
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    Ok(())
 }

@@ -8,6 +8,8 @@ mod list;
 mod log;
 mod pause;
 mod resume;
+mod service;
+mod setup;
 mod start;
 mod status;
 
@@ -55,6 +57,8 @@ enum Cmd {
     Answer(answer::AnswerArgs),
     /// Manage the daemon
     Daemon(daemon::DaemonArgs),
+    /// Install the /orchestrate slash command for Claude Code
+    Setup(setup::SetupArgs),
 }
 
 /// Which run a command is about: `--run <id>`, else the project's current run.
@@ -100,6 +104,9 @@ pub fn absolute(p: &std::path::Path) -> Result<String, ClientError> {
 pub async fn run(cli: Cli) -> Result<(), ClientError> {
     let socket = locate::socket_path(cli.socket.as_deref())
         .map_err(|e| ClientError::usage(e.to_string(), "set ORCHESTRATOR_SOCKET or --socket"))?;
+    if let Cmd::Setup(args) = cli.command {
+        return setup::run(args);
+    }
     if let Cmd::Daemon(args) = &cli.command {
         // Works with a daemon of any version (so a mismatched one can be stopped).
         return daemon::run(args, &socket).await;
@@ -115,7 +122,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::List(a) => list::run(&client, a).await,
         Cmd::Escalations(a) => escalations::run(&client, a).await,
         Cmd::Answer(a) => answer::run(&client, a).await,
-        Cmd::Daemon(_) => unreachable!("handled above"),
+        Cmd::Daemon(_) | Cmd::Setup(_) => unreachable!("handled above"),
     }
 }
 

@@ -10,6 +10,7 @@
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
 //! - `conformance`: the official MCP conformance suite against our MCP service.
+//! - `services`: the slash command setup, the systemd unit and launchd agent.
 //! - `in_process`: `orchestratord::run` in this process, for races and restarts.
 //! - `snapshots`: what the CLI prints, pinned with insta.
 
@@ -23,5 +24,6 @@ mod mcp;
 mod planning;
 mod real_claude;
 mod recovery;
+mod services;
 mod snapshots;
 mod start;

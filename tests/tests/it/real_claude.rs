@@ -310,3 +310,41 @@ fn a_whole_run_with_the_real_claude_plans_builds_merges_and_completes() {
     let status = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
     println!("{status}\n{log}");
 }
+
+#[test]
+fn the_real_claude_lists_the_installed_slash_command() {
+    let sb = Sandbox::new();
+    sb.orchestrate(&["setup"]).ok();
+    let fake = FakeModel::start(Arc::new(|_: &Value| Reply::Text("Hello.".into())));
+    let out = Command::new(deps::claude())
+        .args(["-p", "hi", "--output-format", "stream-json", "--verbose"])
+        .args(["--model", "claude-fake-1"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", sb.home())
+        .env("ANTHROPIC_BASE_URL", &fake.url)
+        .env("ANTHROPIC_API_KEY", "dummy")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("CLAUDE_CODE_MAX_RETRIES", "0")
+        .current_dir(sb.root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run claude");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let init: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["type"] == "system" && l["subtype"] == "init")
+        .unwrap_or_else(|| {
+            panic!(
+                "no init: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let commands = init["slash_commands"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(commands.iter().any(|c| c == "orchestrate"), "{commands:?}");
+}

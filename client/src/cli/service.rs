@@ -1,0 +1,140 @@
+//! `orchestrate daemon install|uninstall`: runs orchestratord as a service of the user's
+//! session — a systemd user unit on Linux, a launchd agent on macOS — from the templates in
+//! `systemd/` and `launchd/`, with the real binary path filled in. Idempotent; says exactly
+//! what it did, and what to do where the service manager is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::ClientError;
+
+pub const UNIT: &str = include_str!("../../../systemd/orchestratord.service");
+pub const PLIST: &str = include_str!("../../../launchd/dev.orchestrator.orchestratord.plist");
+const UNIT_NAME: &str = "orchestratord.service";
+const LABEL: &str = "dev.orchestrator.orchestratord";
+
+fn home() -> Result<PathBuf, ClientError> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| ClientError::usage("HOME is not set", "run it from your login session"))
+}
+
+/// Where the service file goes on this platform.
+pub fn service_file() -> Result<PathBuf, ClientError> {
+    if cfg!(target_os = "macos") {
+        return Ok(home()?
+            .join("Library/LaunchAgents")
+            .join(format!("{LABEL}.plist")));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .map_or_else(|| home().map(|h| h.join(".config")), Ok)?;
+    Ok(config.join("systemd/user").join(UNIT_NAME))
+}
+
+/// The service file's content for `daemon` (and, for launchd, its log file).
+pub fn render(daemon: &Path, log: &Path) -> String {
+    let template = if cfg!(target_os = "macos") {
+        PLIST
+    } else {
+        UNIT
+    };
+    template
+        .replace("@ORCHESTRATORD@", &daemon.display().to_string())
+        .replace("@LOG@", &log.display().to_string())
+}
+
+/// Runs a service-manager command; `Ok(false)` when the program is not installed.
+fn manage(program: &str, args: &[&str]) -> Result<bool, ClientError> {
+    match Command::new(program).args(args).output() {
+        Ok(out) if out.status.success() => {
+            println!("  ran: {program} {}", args.join(" "));
+            Ok(true)
+        }
+        Ok(out) => Err(ClientError::Autostart(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(ClientError::Autostart(format!("cannot run {program}: {e}"))),
+    }
+}
+
+pub fn install(data_dir: &Path) -> Result<(), ClientError> {
+    let daemon = crate::autostart::daemon_binary()?;
+    let daemon = std::fs::canonicalize(&daemon).unwrap_or(daemon);
+    let path = service_file()?;
+    let content = render(&daemon, &data_dir.join("orchestratord.log"));
+    let write_err = |e: std::io::Error| {
+        ClientError::usage(
+            format!("cannot write {}: {e}", path.display()),
+            "check the folder's permissions",
+        )
+    };
+    if std::fs::read_to_string(&path).is_ok_and(|t| t == content) {
+        println!("The service file is up to date: {}", path.display());
+    } else {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(write_err)?;
+        }
+        std::fs::write(&path, &content).map_err(write_err)?;
+        println!("Wrote {}", path.display());
+    }
+    let managed = if cfg!(target_os = "macos") {
+        let uid = nix::unistd::getuid();
+        let domain = format!("gui/{uid}");
+        // bootout first so a changed plist is reloaded; it fails harmlessly when not loaded.
+        let _ = Command::new("launchctl")
+            .args(["bootout", &format!("{domain}/{LABEL}")])
+            .output();
+        manage(
+            "launchctl",
+            &["bootstrap", &domain, &path.display().to_string()],
+        )?
+    } else {
+        manage("systemctl", &["--user", "daemon-reload"])?
+            && manage("systemctl", &["--user", "enable", "--now", UNIT_NAME])?
+    };
+    if managed {
+        println!("orchestratord now runs as a service and restarts on failure.");
+    } else {
+        let manager = if cfg!(target_os = "macos") {
+            "launchctl"
+        } else {
+            "systemctl"
+        };
+        println!(
+            "{manager} is not available here, so the service was not enabled; orchestrate keeps starting the daemon on demand."
+        );
+    }
+    Ok(())
+}
+
+pub fn uninstall() -> Result<(), ClientError> {
+    let path = service_file()?;
+    if cfg!(target_os = "macos") {
+        let uid = nix::unistd::getuid();
+        let _ = manage("launchctl", &["bootout", &format!("gui/{uid}/{LABEL}")]);
+    } else if path.exists() {
+        let _ = manage("systemctl", &["--user", "disable", "--now", UNIT_NAME]);
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => println!("Removed {}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("No service file to remove ({}).", path.display());
+        }
+        Err(e) => {
+            return Err(ClientError::usage(
+                format!("cannot remove {}: {e}", path.display()),
+                "check the folder's permissions",
+            ));
+        }
+    }
+    if !cfg!(target_os = "macos") {
+        let _ = manage("systemctl", &["--user", "daemon-reload"]);
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! Living on the user's machine: the slash command's `setup`, the service files and
+//! `daemon install|uninstall` in a sealed HOME (with a recording stand-in for `systemctl`).
+
+use std::os::unix::fs::PermissionsExt;
+
+use orchestrator_tests::Sandbox;
+
+#[test]
+fn setup_installs_the_slash_command_idempotently_and_uninstalls_it() {
+    let sb = Sandbox::new();
+    let target = sb.home().join(".claude/commands/orchestrate.md");
+    let out = sb.orchestrate(&["setup"]).ok();
+    assert!(out.stdout.contains("Installed"), "{out}");
+    let text = std::fs::read_to_string(&target).expect("installed");
+    assert!(
+        text.contains("orchestrate start") && text.contains("$ARGUMENTS"),
+        "{text}"
+    );
+    let again = sb.orchestrate(&["setup"]).ok();
+    assert!(again.stdout.contains("up to date"), "{again}");
+    sb.orchestrate(&["setup", "--uninstall"]).ok();
+    assert!(!target.exists());
+
+    // CLAUDE_CONFIG_DIR wins over ~/.claude.
+    let custom = sb.root().join("claude-config");
+    let mut c = sb.command(&orchestrator_tests::bins::bins().orchestrate);
+    let out = c
+        .arg("setup")
+        .env("CLAUDE_CONFIG_DIR", &custom)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(custom.join("commands/orchestrate.md").is_file());
+}
+
+/// A `systemctl` that records its arguments and succeeds.
+fn fake_systemctl(sb: &Sandbox) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bin = sb.root().join("fakebin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let log = sb.root().join("systemctl.log");
+    let script = bin.join("systemctl");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+    )
+    .expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (bin, log)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn daemon_install_writes_a_verified_unit_enables_it_and_uninstall_removes_it() {
+    let sb = Sandbox::new();
+    let (fakebin, log) = fake_systemctl(&sb);
+    let path = format!(
+        "{}:{}",
+        fakebin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |args: &[&str]| {
+        let out = sb
+            .command(&orchestrator_tests::bins::bins().orchestrate)
+            .args(args)
+            .env("PATH", &path)
+            .output()
+            .expect("run");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{args:?}: {text}");
+        text
+    };
+    sb.orchestrate(&["list"]).ok(); // a daemon started on demand is running
+    let said = run(&["daemon", "install"]);
+    let unit = sb.home().join(".config/systemd/user/orchestratord.service");
+    assert!(said.contains(&unit.display().to_string()), "{said}");
+    let text = std::fs::read_to_string(&unit).expect("unit written");
+    let daemon =
+        std::fs::canonicalize(&orchestrator_tests::bins::bins().orchestratord).expect("path");
+    assert!(
+        text.contains(&format!("ExecStart={}", daemon.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains("KillMode=process") && text.contains("Restart=on-failure"),
+        "{text}"
+    );
+    let calls = std::fs::read_to_string(&log).expect("systemctl called");
+    assert!(
+        calls.contains("--user daemon-reload")
+            && calls.contains("--user enable --now orchestratord.service"),
+        "{calls}"
+    );
+    assert!(
+        sb.health().is_none(),
+        "the on-demand daemon made way for the service"
+    );
+
+    // The written unit passes systemd's own check.
+    let verify = std::process::Command::new("systemd-analyze")
+        .args(["verify"])
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze is installed (.ci/test checks for it)");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    // Idempotent, then gone.
+    assert!(run(&["daemon", "install"]).contains("up to date"));
+    run(&["daemon", "uninstall"]);
+    assert!(!unit.exists());
+    let calls = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        calls.contains("--user disable --now orchestratord.service"),
+        "{calls}"
+    );
+}
+
+#[test]
+fn the_launchd_agent_is_a_valid_property_list() {
+    let template = include_str!("../../../launchd/dev.orchestrator.orchestratord.plist");
+    let rendered = template
+        .replace("@ORCHESTRATORD@", "/usr/local/bin/orchestratord")
+        .replace("@LOG@", "/tmp/o.log");
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("agent.plist");
+    std::fs::write(&file, rendered).expect("write");
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import plistlib,sys,json; d=plistlib.load(open(sys.argv[1],'rb')); print(json.dumps(d))"])
+        .arg(&file)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(parsed["Label"], "dev.orchestrator.orchestratord");
+    assert_eq!(
+        parsed["ProgramArguments"][0],
+        "/usr/local/bin/orchestratord"
+    );
+    assert_eq!(parsed["KeepAlive"]["SuccessfulExit"], false);
+    assert_eq!(parsed["StandardErrorPath"], "/tmp/o.log");
+}
