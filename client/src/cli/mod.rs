@@ -3,6 +3,7 @@
 mod answer;
 mod cancel;
 mod daemon;
+mod doctor;
 mod escalations;
 mod list;
 mod log;
@@ -59,6 +60,8 @@ enum Cmd {
     Daemon(daemon::DaemonArgs),
     /// Install the /orchestrate slash command for Claude Code
     Setup(setup::SetupArgs),
+    /// Check what runs need: claude, codex, credentials, git, the daemon and its socket
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Which run a command is about: `--run <id>`, else the project's current run.
@@ -107,6 +110,10 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
     if let Cmd::Setup(args) = cli.command {
         return setup::run(args);
     }
+    if let Cmd::Doctor(args) = cli.command {
+        // Reports on the daemon without starting it.
+        return doctor::run(args, &socket).await;
+    }
     if let Cmd::Daemon(args) = &cli.command {
         // Works with a daemon of any version (so a mismatched one can be stopped).
         return daemon::run(args, &socket).await;
@@ -122,7 +129,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::List(a) => list::run(&client, a).await,
         Cmd::Escalations(a) => escalations::run(&client, a).await,
         Cmd::Answer(a) => answer::run(&client, a).await,
-        Cmd::Daemon(_) | Cmd::Setup(_) => unreachable!("handled above"),
+        Cmd::Daemon(_) | Cmd::Setup(_) | Cmd::Doctor(_) => unreachable!("handled above"),
     }
 }
 

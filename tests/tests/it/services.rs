@@ -154,3 +154,50 @@ fn the_launchd_agent_is_a_valid_property_list() {
     assert_eq!(parsed["KeepAlive"]["SuccessfulExit"], false);
     assert_eq!(parsed["StandardErrorPath"], "/tmp/o.log");
 }
+
+#[test]
+fn doctor_reports_what_runs_need_and_fails_when_claude_is_missing() {
+    let sb = Sandbox::new();
+    sb.orchestrate(&["list"]).ok(); // a daemon is running
+    let out = sb
+        .command(&orchestrator_tests::bins::bins().orchestrate)
+        .args(["doctor", "--json"])
+        .env("ANTHROPIC_API_KEY", "sk-test-not-shown")
+        .output()
+        .expect("run doctor");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("sk-test-not-shown"), "never the secret");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let status = |name: &str| {
+        report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .map(|c| c["status"].as_str().unwrap_or("").to_owned())
+            .unwrap_or_else(|| panic!("no {name} check: {report}"))
+    };
+    assert_eq!(
+        status("claude"),
+        "ok",
+        "the fake reports the tested version: {report}"
+    );
+    assert_eq!(status("daemon"), "ok");
+    assert_eq!(status("socket"), "ok");
+    assert_eq!(status("mcp endpoint"), "ok");
+    assert_eq!(
+        status("claude credentials"),
+        "warn",
+        "API key billing: {report}"
+    );
+
+    let missing = sb
+        .command(&orchestrator_tests::bins::bins().orchestrate)
+        .arg("doctor")
+        .env("ORCHESTRATOR_CLAUDE_BIN", sb.root().join("nope"))
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run doctor");
+    assert_eq!(missing.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&missing.stdout);
+    assert!(text.contains("FAIL  claude"), "{text}");
+}
