@@ -62,6 +62,13 @@ enum Cmd {
     Setup(setup::SetupArgs),
     /// Check what runs need: claude, codex, credentials, git, the daemon and its socket
     Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `orchestrate man > orchestrate.1`
+    Man,
 }
 
 /// Which run a command is about: `--run <id>`, else the project's current run.
@@ -110,6 +117,19 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
     if let Cmd::Setup(args) = cli.command {
         return setup::run(args);
     }
+    match &cli.command {
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "orchestrate", &mut std::io::stdout());
+            return Ok(());
+        }
+        Cmd::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
+    }
     if let Cmd::Doctor(args) = cli.command {
         // Reports on the daemon without starting it.
         return doctor::run(args, &socket).await;
@@ -129,7 +149,9 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::List(a) => list::run(&client, a).await,
         Cmd::Escalations(a) => escalations::run(&client, a).await,
         Cmd::Answer(a) => answer::run(&client, a).await,
-        Cmd::Daemon(_) | Cmd::Setup(_) | Cmd::Doctor(_) => unreachable!("handled above"),
+        Cmd::Daemon(_) | Cmd::Setup(_) | Cmd::Doctor(_) | Cmd::Completions { .. } | Cmd::Man => {
+            unreachable!("handled above")
+        }
     }
 }
 

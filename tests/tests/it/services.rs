@@ -201,3 +201,32 @@ fn doctor_reports_what_runs_need_and_fails_when_claude_is_missing() {
     let text = String::from_utf8_lossy(&missing.stdout);
     assert!(text.contains("FAIL  claude"), "{text}");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli_definition() {
+    let sb = Sandbox::new();
+    let bash = sb.orchestrate(&["completions", "bash"]).ok().stdout;
+    for word in [
+        "orchestrate",
+        "start",
+        "escalations",
+        "--concurrency",
+        "--gate",
+    ] {
+        assert!(bash.contains(word), "bash completion knows {word}");
+    }
+    assert!(
+        sb.orchestrate(&["completions", "zsh"])
+            .ok()
+            .stdout
+            .contains("#compdef orchestrate")
+    );
+    let man = sb.orchestrate(&["man"]).ok().stdout;
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH orchestrate"),
+        "{}",
+        &man[..man.len().min(200)]
+    );
+    assert!(man.contains("start"), "subcommands are listed");
+    assert!(sb.health().is_none(), "none of these start the daemon");
+}
