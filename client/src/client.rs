@@ -171,6 +171,13 @@ impl Client {
         Ok(())
     }
 
+    pub async fn tasks(&self, id: &str) -> Result<Vec<orchestrator_proto::Task>, ClientError> {
+        Ok(self
+            .get::<orchestrator_proto::TaskList>(&format!("/v1/runs/{id}/tasks"), &())
+            .await?
+            .tasks)
+    }
+
     pub async fn escalations(&self, q: &ListEscalations) -> Result<Vec<Escalation>, ClientError> {
         Ok(self
             .get::<EscalationList>("/v1/escalations", q)

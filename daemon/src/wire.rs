@@ -52,3 +52,16 @@ pub fn escalation(e: &EscalationRow) -> proto::Escalation {
         answered_at: e.answered_at,
     }
 }
+
+pub fn task(t: &crate::store::board::TaskRow) -> proto::Task {
+    proto::Task {
+        id: t.id.clone(),
+        title: t.title.clone(),
+        status: t.status.clone(),
+        assignee: t.assignee.clone(),
+        attempts: t.attempts,
+        depends_on: t.depends_on.clone(),
+        progress: t.progress.clone(),
+        updated_at: t.updated_at,
+    }
+}

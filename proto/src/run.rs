@@ -398,3 +398,28 @@ pub struct Transition {
     #[serde(default, skip_serializing_if = "crate::SessionEnv::is_empty")]
     pub env: crate::SessionEnv,
 }
+
+/// One task of a run's plan, as the board holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub id: String,
+    pub title: String,
+    /// `pending`, `in_progress`, `done` (completed, not merged yet), `merged` or `failed`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    pub attempts: u32,
+    pub depends_on: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// `GET /v1/runs/{id}/tasks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskList {
+    pub tasks: Vec<Task>,
+}

@@ -13,6 +13,7 @@ mod service;
 mod setup;
 mod start;
 mod status;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -44,6 +45,8 @@ enum Cmd {
     Status(status::StatusArgs),
     /// Show a run's log
     Log(log::LogArgs),
+    /// Live view of a run: tasks, workers, merges, cost (until it ends or Ctrl-C)
+    Watch(watch::WatchArgs),
     /// Resume a paused run
     Resume(resume::ResumeArgs),
     /// Pause a run (running workers finish, no new work starts)
@@ -143,6 +146,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Start(a) => start::run(&client, a).await,
         Cmd::Status(a) => status::run(&client, a).await,
         Cmd::Log(a) => log::run(&client, a).await,
+        Cmd::Watch(a) => watch::run(&client, a).await,
         Cmd::Resume(a) => resume::run(&client, a).await,
         Cmd::Pause(a) => pause::run(&client, a).await,
         Cmd::Cancel(a) => cancel::run(&client, a).await,

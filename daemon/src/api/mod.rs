@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/current", get(runs::current))
         .route("/v1/runs/{id}", get(runs::get))
         .route("/v1/runs/{id}/events", get(runs::events))
+        .route("/v1/runs/{id}/tasks", get(runs::tasks))
         .route("/v1/runs/{id}/pause", post(runs::pause))
         .route("/v1/runs/{id}/resume", post(runs::resume))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))

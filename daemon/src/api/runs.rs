@@ -175,3 +175,20 @@ async fn follow(
         }
     }
 }
+
+/// The run's tasks, in plan order.
+pub async fn tasks(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<orchestrator_proto::TaskList>, ApiError> {
+    s.runs.get(&id).await?;
+    let rows = s
+        .runs
+        .db()
+        .call(move |c| crate::store::board::tasks(c, &id))
+        .await
+        .map_err(crate::runs::RunError::from)?;
+    Ok(axum::Json(orchestrator_proto::TaskList {
+        tasks: rows.iter().map(wire::task).collect(),
+    }))
+}

@@ -363,3 +363,40 @@ fn an_escalated_run_is_answered_from_the_cli_and_completes() {
         json!([])
     );
 }
+
+#[test]
+fn watch_shows_the_tasks_and_exits_when_the_run_ends() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(
+        &sb,
+        vec![
+            task("api", &[], &["api.txt"]),
+            task("ui", &["api"], &["ui.txt"]),
+        ],
+    );
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Watched"],
+        &[("CLAUDE_FAKE_SCRIPT", &plan)],
+    )
+    .ok();
+    // Follows the live run (no terminal: one frame per change) and returns when it completes.
+    let out = sb
+        .orchestrate_in(&repo, &["watch", "--interval", "0.1"])
+        .ok();
+    let last = out.stdout.rsplit("\n\n\n").next().unwrap_or(&out.stdout);
+    assert!(out.stdout.contains("completed"), "{out}");
+    for needle in [
+        "TASK",
+        "api",
+        "ui",
+        "merged",
+        "recent",
+        "tasks 2 · merged 2",
+    ] {
+        assert!(out.stdout.contains(needle), "{needle:?} in\n{last}");
+    }
+    let status = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+    assert_eq!(status["status"], "completed");
+}

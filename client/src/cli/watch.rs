@@ -1,0 +1,120 @@
+//! `orchestrate watch`: a live view of a run — status, progress and cost, every task with its
+//! worker and last progress note, and the latest events — redrawn in place until the run ends
+//! or Ctrl-C. Without a terminal it prints a frame only when something changed.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use clap::Args;
+use orchestrator_proto::{Event, ReadEvents, Run, Task};
+
+use super::Target;
+use crate::client::{Client, RunRef};
+use crate::error::ClientError;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Seconds between refreshes
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    interval: f64,
+}
+
+fn cut(s: &str, n: usize) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.chars().count() > n {
+        line.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+    } else {
+        line.to_owned()
+    }
+}
+
+fn frame(r: &Run, tasks: &[Task], events: &[Event]) -> String {
+    let p = &r.progress;
+    let mut f = format!(
+        "{}  {} ({})  ·  {}\n{}\n",
+        r.id,
+        r.status,
+        r.phase,
+        r.branch,
+        cut(&r.feature, 100)
+    );
+    f.push_str(&format!(
+        "tasks {} · merged {} · in progress {} · failed {}   sessions {} · ${:.4} · {} in / {} out tokens\n",
+        p.tasks, p.merged, p.in_progress, p.failed, p.sessions, p.cost_usd, p.input_tokens, p.output_tokens
+    ));
+    if let Some(why) = &r.status_reason {
+        f.push_str(&format!("{}\n", cut(why, 120)));
+    }
+    if !tasks.is_empty() {
+        f.push_str(&format!(
+            "\n{:<16} {:<12} {:>3}  {:<15} {}\n",
+            "TASK", "STATUS", "TRY", "WORKER", "LATEST"
+        ));
+        for t in tasks {
+            f.push_str(&format!(
+                "{:<16} {:<12} {:>3}  {:<15} {}\n",
+                cut(&t.id, 16),
+                t.status,
+                t.attempts,
+                t.assignee
+                    .as_deref()
+                    .filter(|_| t.status == "in_progress")
+                    .unwrap_or("-"),
+                cut(t.progress.as_deref().unwrap_or(&t.title), 60)
+            ));
+        }
+    }
+    if !events.is_empty() {
+        f.push_str("\nrecent\n");
+        for e in events {
+            f.push_str(&format!(
+                "  {}  {}\n",
+                output::clock(e.at),
+                cut(&e.message, 110)
+            ));
+        }
+    }
+    f
+}
+
+pub async fn run(client: &Client, a: WatchArgs) -> Result<(), ClientError> {
+    let id = client.run(&a.target.resolve()?).await?.id;
+    let tty = std::io::stdout().is_terminal();
+    let interval = Duration::from_secs_f64(a.interval.clamp(0.1, 60.0));
+    let mut last = String::new();
+    loop {
+        let r = client.run(&RunRef::Id(id.clone())).await?;
+        let tasks = client.tasks(&id).await?;
+        let q = ReadEvents {
+            after: None,
+            tail: Some(6),
+            follow: false,
+        };
+        let events = client.events(&id, &q).await?;
+        let f = frame(&r, &tasks, &events);
+        if f != last {
+            let mut out = std::io::stdout().lock();
+            if tty {
+                // Home, clear, draw: one redraw in place.
+                let _ = write!(out, "\x1b[H\x1b[2J{f}");
+            } else {
+                let _ = writeln!(out, "{f}");
+            }
+            let _ = out.flush();
+            last = f;
+        }
+        if !r.status.is_active() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                println!();
+                return Ok(());
+            }
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
