@@ -73,7 +73,7 @@ fn frame(r: &Run, tasks: &[Task], events: &[Event]) -> String {
             f.push_str(&format!(
                 "  {}  {}\n",
                 output::clock(e.at),
-                cut(&e.message, 110)
+                cut(&e.message, 80)
             ));
         }
     }
