@@ -1,18 +1,16 @@
 //! The `orchestrate` command line: one module per subcommand, dispatched from [`run`].
 
 mod answer;
-mod cancel;
 mod daemon;
 mod doctor;
 mod escalations;
 mod list;
 mod log;
-mod pause;
-mod resume;
 mod service;
 mod setup;
 mod start;
 mod status;
+mod transition;
 mod watch;
 
 use std::path::PathBuf;
@@ -47,12 +45,12 @@ enum Cmd {
     Log(log::LogArgs),
     /// Live view of a run: tasks, workers, merges, cost (until it ends or Ctrl-C)
     Watch(watch::WatchArgs),
-    /// Resume a paused run
-    Resume(resume::ResumeArgs),
-    /// Pause a run (running workers finish, no new work starts)
-    Pause(pause::PauseArgs),
+    /// Resume a paused, planned (--dry-run) or escalated run
+    Resume(transition::TransitionArgs),
+    /// Pause a run (its sessions stop; resume picks up where it left off)
+    Pause(transition::TransitionArgs),
     /// Cancel a run (its branch and work are kept)
-    Cancel(cancel::CancelArgs),
+    Cancel(transition::TransitionArgs),
     /// List every run of every project
     List(list::ListArgs),
     /// List escalations waiting for a human
@@ -147,9 +145,9 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Status(a) => status::run(&client, a).await,
         Cmd::Log(a) => log::run(&client, a).await,
         Cmd::Watch(a) => watch::run(&client, a).await,
-        Cmd::Resume(a) => resume::run(&client, a).await,
-        Cmd::Pause(a) => pause::run(&client, a).await,
-        Cmd::Cancel(a) => cancel::run(&client, a).await,
+        Cmd::Resume(a) => transition::run(&client, a, "resume", "Resumed").await,
+        Cmd::Pause(a) => transition::run(&client, a, "pause", "Paused").await,
+        Cmd::Cancel(a) => transition::run(&client, a, "cancel", "Cancelled").await,
         Cmd::List(a) => list::run(&client, a).await,
         Cmd::Escalations(a) => escalations::run(&client, a).await,
         Cmd::Answer(a) => answer::run(&client, a).await,

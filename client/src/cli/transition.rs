@@ -1,4 +1,4 @@
-//! `orchestrate cancel`: cancel a run; its branch is kept.
+//! `orchestrate pause|resume|cancel`: move a run; one shape for all three.
 
 use clap::Args;
 
@@ -8,7 +8,7 @@ use crate::error::ClientError;
 use crate::output;
 
 #[derive(Debug, Args)]
-pub struct CancelArgs {
+pub struct TransitionArgs {
     #[command(flatten)]
     target: Target,
     /// Why (shown in the run's log and status)
@@ -21,12 +21,18 @@ pub struct CancelArgs {
     format: Format,
 }
 
-pub async fn run(client: &Client, a: CancelArgs) -> Result<(), ClientError> {
-    let run = transition(client, &a.target, "cancel", a.reason).await?;
+/// Applies `verb` (`pause`, `resume`, `cancel`) and reports it as `done` ("Paused", …).
+pub async fn run(
+    client: &Client,
+    a: TransitionArgs,
+    verb: &str,
+    done: &str,
+) -> Result<(), ClientError> {
+    let run = transition(client, &a.target, verb, a.reason).await?;
     if a.format.json {
         return output::json(&run);
     }
-    println!("Cancelled run {} ({}).", run.id, run.status);
+    println!("{done} run {} ({}).", run.id, run.status);
     if a.verbose {
         output::run_summary(&run);
     }
