@@ -27,6 +27,8 @@ pub struct Config {
     /// Agent binaries named in the config file (the environment overrides them).
     pub claude_bin: Option<PathBuf>,
     pub codex_bin: Option<PathBuf>,
+    /// Desktop notifications on escalation, pause, completion and failure.
+    pub notifications: bool,
 }
 
 /// The config file's shape. Every key is optional.
@@ -39,6 +41,14 @@ pub struct FileConfig {
     pub mcp: McpSection,
     #[serde(default)]
     pub agents: AgentsSection,
+    #[serde(default)]
+    pub notifications: NotificationsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsSection {
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +144,7 @@ impl Config {
             permissions: file.agents.permissions.unwrap_or_default(),
             claude_bin: file.agents.claude_bin,
             codex_bin: file.agents.codex_bin,
+            notifications: file.notifications.enabled.unwrap_or(true),
         })
     }
 }

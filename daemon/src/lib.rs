@@ -10,6 +10,7 @@ pub mod engine;
 pub mod git;
 pub mod mcp;
 pub mod mirror;
+pub mod notify;
 pub mod runs;
 pub mod socket;
 pub mod store;
@@ -56,6 +57,7 @@ pub async fn run(
         data_dir: config.data_dir.clone(),
         permissions: config.permissions,
         claude_bin: config.claude_bin.clone(),
+        notifications: config.notifications,
     });
     let runs = runs::Runs::new(db.clone(), stop.child_token(), engine);
     let restored = runs.restore().await.map_err(DaemonError::Restore)?;

@@ -24,6 +24,8 @@ pub struct EngineConfig {
     pub permissions: Permissions,
     /// `[agents] claude_bin` from the config file, if set.
     pub claude_bin: Option<PathBuf>,
+    /// Desktop notifications on.
+    pub notifications: bool,
 }
 
 /// Planner sessions tried before the run fails for want of a plan.

@@ -852,6 +852,25 @@ impl RunActor {
             .await?;
         self.run = next;
         self.published(vec![event]).await;
+        if self.engine.notifications && status != from {
+            let what = match status {
+                RunStatus::Escalated => Some("needs you"),
+                RunStatus::Paused => Some("is paused"),
+                RunStatus::Completed => Some("is complete"),
+                RunStatus::Failed => Some("failed"),
+                _ => None,
+            };
+            if let Some(what) = what {
+                crate::notify::send(
+                    &format!("orchestrator: run {what}"),
+                    &format!(
+                        "{} — {}",
+                        self.run.feature.lines().next().unwrap_or(""),
+                        reason_text(&self.run)
+                    ),
+                );
+            }
+        }
         self.rewrite_mirror(false).await;
         Ok(self.run.clone())
     }
@@ -921,4 +940,8 @@ impl RunActor {
                 "cannot write the mirror; SQLite still holds the run");
         }
     }
+}
+
+fn reason_text(run: &RunRow) -> String {
+    run.status_reason.clone().unwrap_or_default()
 }

@@ -28,6 +28,7 @@ fn the_mcp_service_passes_the_conformance_suite() {
             data_dir: tmp.path().to_path_buf(),
             permissions: Default::default(),
             claude_bin: None,
+            notifications: false,
         });
         let runs = orchestratord::runs::Runs::new(db, cancel.child_token(), engine);
         let app = axum::Router::new().nest_service(

@@ -29,6 +29,7 @@ impl InProcess {
             permissions: Default::default(),
             claude_bin: None,
             codex_bin: None,
+            notifications: false,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let done = {

@@ -230,3 +230,49 @@ fn completions_and_the_man_page_come_from_the_cli_definition() {
     assert!(man.contains("start"), "subcommands are listed");
     assert!(sb.health().is_none(), "none of these start the daemon");
 }
+
+#[test]
+fn desktop_notifications_tell_the_user_when_a_run_completes() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let bin = sb.root().join("notifybin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let log = sb.root().join("notify.log");
+    let script = bin.join("notify-send");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+    )
+    .expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let plan = sb.root().join("plan.json");
+    std::fs::write(
+        &plan,
+        r#"{"summary":"s","tasks":[{"id":"a","title":"A","description":"D","acceptance_criteria":["ok"],"files":["a.txt"]}]}"#,
+    )
+    .expect("plan");
+    let script_env = format!("plan:{}", plan.display());
+    // The daemon starts here, with the notifier on its PATH.
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Notify me"],
+        &[("PATH", &path), ("CLAUDE_FAKE_SCRIPT", &script_env)],
+    )
+    .ok();
+    orchestrator_tests::wait::until(
+        "the notification",
+        orchestrator_tests::wait::DEADLINE,
+        || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|l| l.contains("is complete"))
+        },
+    );
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("Notify me"), "{text}");
+}
