@@ -288,3 +288,9 @@ pub async fn advance_branch(
     .await?;
     Ok(())
 }
+
+/// Deletes a branch git knows to be merged (`git branch -d`, never `-D`).
+pub async fn delete_merged_branch(top: &Path, branch: &str) -> Result<(), GitError> {
+    git(top, &["branch", "--quiet", "-d", branch]).await?;
+    Ok(())
+}

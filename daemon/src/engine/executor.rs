@@ -545,7 +545,10 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 .await;
                 return;
             }
+            // Merged and verified: the worktree and the task branch have nothing left to keep.
             let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
+            // Run from the integration worktree, whose HEAD contains the branch (-d checks that).
+            let _ = git::delete_merged_branch(&ctx.integration, &f.branch).await;
             update(
                 ctx,
                 &t.id,

@@ -400,3 +400,23 @@ fn watch_shows_the_tasks_and_exits_when_the_run_ends() {
     let status = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
     assert_eq!(status["status"], "completed");
 }
+
+#[test]
+fn merged_task_branches_are_cleaned_up_and_unmerged_ones_kept() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(
+        &sb,
+        vec![task("a", &[], &["a.txt"]), task("b", &["a"], &["b.txt"])],
+    );
+    sb.orchestrate_env(&repo, &["start", "Tidy"], &[("CLAUDE_FAKE_SCRIPT", &plan)])
+        .ok();
+    let run = wait_final(&sb, &repo);
+    assert_eq!(run["status"], "completed", "{run}");
+    let branches = sb.git(&repo, &["branch", "--format=%(refname:short)"]);
+    assert_eq!(
+        branches.lines().collect::<Vec<_>>(),
+        vec!["main", "orchestrate/tidy"],
+        "only the user's branch and the result remain"
+    );
+}
