@@ -44,17 +44,19 @@ impl Client {
         format!("http://orchestratord{path}")
     }
 
+    /// A transport failure: nothing (or nothing sane) answers on the socket.
+    fn unreachable(&self, source: reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            socket: self.socket.clone(),
+            source,
+        }
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                socket: self.socket.clone(),
-                source,
-            })?;
+        let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         decode(resp).await
     }
 
@@ -141,25 +143,12 @@ impl Client {
             .http
             .get(Self::url(&format!("/v1/runs/{id}/events")))
             .query(&q);
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                socket: self.socket.clone(),
-                source,
-            })?;
+        let mut resp = req.send().await.map_err(|e| self.unreachable(e))?;
         if !resp.status().is_success() {
             return decode::<serde_json::Value>(resp).await.map(drop);
         }
         let mut buf = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                socket: self.socket.clone(),
-                source,
-            })?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(e))? {
             buf.extend_from_slice(&chunk);
             while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=nl).collect();
@@ -199,10 +188,7 @@ impl Client {
             .post(Self::url("/v1/daemon/shutdown"))
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable {
-                socket: self.socket.clone(),
-                source,
-            })?;
+            .map_err(|e| self.unreachable(e))?;
         if resp.status().is_success() {
             Ok(())
         } else {

@@ -83,7 +83,8 @@ pub fn run_summary(r: &Run) {
     }
 }
 
-fn cut(s: &str, n: usize) -> String {
+/// The first line of `s`, at most `n` characters (with "…" when cut).
+pub fn cut(s: &str, n: usize) -> String {
     let line = s.lines().next().unwrap_or("");
     if line.chars().count() > n {
         line.chars().take(n.saturating_sub(1)).collect::<String>() + "…"

@@ -11,7 +11,7 @@ use orchestrator_proto::{Event, ReadEvents, Run, Task};
 use super::Target;
 use crate::client::{Client, RunRef};
 use crate::error::ClientError;
-use crate::output;
+use crate::output::{self, cut};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -20,15 +20,6 @@ pub struct WatchArgs {
     /// Seconds between refreshes
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     interval: f64,
-}
-
-fn cut(s: &str, n: usize) -> String {
-    let line = s.lines().next().unwrap_or("");
-    if line.chars().count() > n {
-        line.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
-    } else {
-        line.to_owned()
-    }
 }
 
 fn frame(r: &Run, tasks: &[Task], events: &[Event]) -> String {

@@ -476,21 +476,12 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
         .await
         .unwrap_or(0);
     if ahead == 0 {
-        let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
-        update(
-            ctx,
-            &t.id,
-            "merged",
-            None,
-            Level::Info,
-            "task_merged",
-            format!(
-                "Task {} needed no change: {}",
-                t.id,
-                t.result.as_deref().unwrap_or("no summary")
-            ),
-        )
-        .await;
+        let why = format!(
+            "Task {} needed no change: {}",
+            t.id,
+            t.result.as_deref().unwrap_or("no summary")
+        );
+        landed(ctx, f, t, why).await;
         return;
     }
     let message = format!("Merge task {}: {}", t.id, t.title);
@@ -545,23 +536,11 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 .await;
                 return;
             }
-            // Merged and verified: the worktree and the task branch have nothing left to keep.
-            let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
-            // Run from the integration worktree, whose HEAD contains the branch (-d checks that).
-            let _ = git::delete_merged_branch(&ctx.integration, &f.branch).await;
-            update(
-                ctx,
-                &t.id,
-                "merged",
-                None,
-                Level::Info,
-                "task_merged",
-                format!(
-                    "Task {} merged into {} ({ahead} commits)",
-                    t.id, ctx.run.branch
-                ),
-            )
-            .await;
+            let done = format!(
+                "Task {} merged into {} ({ahead} commits)",
+                t.id, ctx.run.branch
+            );
+            landed(ctx, f, t, done).await;
         }
         Ok(Merge::Conflict(files)) => {
             let failure = format!(
@@ -649,4 +628,22 @@ fn retry_or_fail(attempts: u32) -> (&'static str, Level) {
     } else {
         ("pending", Level::Warn)
     }
+}
+
+/// The task's work is on the branch (or it needed none): its worktree and task branch have
+/// nothing left to keep, and the task is merged.
+async fn landed(ctx: &Ctx, f: &Finished, t: &TaskRow, message: String) {
+    let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
+    // From the integration worktree, whose HEAD contains the branch (`-d` checks that).
+    let _ = git::delete_merged_branch(&ctx.integration, &f.branch).await;
+    update(
+        ctx,
+        &t.id,
+        "merged",
+        None,
+        Level::Info,
+        "task_merged",
+        message,
+    )
+    .await;
 }

@@ -10,6 +10,25 @@ use orchestrator_tests::fake_model::{self, FakeModel, Reply};
 use orchestrator_tests::{Sandbox, deps, wait};
 use serde_json::{Value, json};
 
+/// What the real claude needs to run offline against the fake model API (plus its URL).
+const OFFLINE: [(&str, &str); 4] = [
+    ("ANTHROPIC_API_KEY", "dummy"),
+    ("CLAUDE_CODE_MAX_RETRIES", "0"),
+    ("DISABLE_TELEMETRY", "1"),
+    ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+];
+
+/// The environment `orchestrate start` forwards so the daemon's sessions run that claude
+/// offline against `fake_url`.
+fn daemon_env<'a>(claude: &'a str, fake_url: &'a str) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("ORCHESTRATOR_CLAUDE_BIN", claude),
+        ("ANTHROPIC_BASE_URL", fake_url),
+    ];
+    env.extend(OFFLINE);
+    env
+}
+
 #[test]
 fn claude_connects_sees_our_tools_directly_and_its_call_reaches_the_daemon() {
     let sb = Sandbox::new();
@@ -48,13 +67,10 @@ fn claude_connects_sees_our_tools_directly_and_its_call_reaches_the_daemon() {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", sb.home())
+        .envs(OFFLINE.iter().copied())
         .env("ANTHROPIC_BASE_URL", &fake.url)
-        .env("ANTHROPIC_API_KEY", "dummy")
         .env("IS_SANDBOX", "1")
-        .env("DISABLE_TELEMETRY", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         .env("DISABLE_AUTOUPDATER", "1")
-        .env("CLAUDE_CODE_MAX_RETRIES", "0")
         .env("ORCH_TOKEN", grant["token"].as_str().expect("token"))
         .current_dir(&repo)
         .stdin(Stdio::null())
@@ -171,14 +187,7 @@ fn the_daemon_runs_the_real_claude_as_planner_and_the_plan_lands() {
     sb.orchestrate_env(
         &repo,
         &["start", "Add a greeting", "--dry-run"],
-        &[
-            ("ORCHESTRATOR_CLAUDE_BIN", claude),
-            ("ANTHROPIC_BASE_URL", &fake.url),
-            ("ANTHROPIC_API_KEY", "dummy"),
-            ("CLAUDE_CODE_MAX_RETRIES", "0"),
-            ("DISABLE_TELEMETRY", "1"),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-        ],
+        &daemon_env(claude, &fake.url),
     )
     .ok();
     let run = wait::until(
@@ -278,14 +287,7 @@ fn a_whole_run_with_the_real_claude_plans_builds_merges_and_completes() {
     sb.orchestrate_env(
         &repo,
         &["start", "Add a greeting", "--concurrency", "2"],
-        &[
-            ("ORCHESTRATOR_CLAUDE_BIN", claude),
-            ("ANTHROPIC_BASE_URL", &fake.url),
-            ("ANTHROPIC_API_KEY", "dummy"),
-            ("CLAUDE_CODE_MAX_RETRIES", "0"),
-            ("DISABLE_TELEMETRY", "1"),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-        ],
+        &daemon_env(claude, &fake.url),
     )
     .ok();
     let run = wait::until(
@@ -322,11 +324,8 @@ fn the_real_claude_lists_the_installed_slash_command() {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", sb.home())
+        .envs(OFFLINE.iter().copied())
         .env("ANTHROPIC_BASE_URL", &fake.url)
-        .env("ANTHROPIC_API_KEY", "dummy")
-        .env("DISABLE_TELEMETRY", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("CLAUDE_CODE_MAX_RETRIES", "0")
         .current_dir(sb.root())
         .stdin(Stdio::null())
         .output()
