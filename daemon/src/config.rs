@@ -29,6 +29,32 @@ pub struct Config {
     pub codex_bin: Option<PathBuf>,
     /// Desktop notifications on escalation, pause, completion and failure.
     pub notifications: bool,
+    /// How Codex reviews run.
+    pub codex: CodexSettings,
+}
+
+/// `[codex]`: how reviews run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodexSettings {
+    /// `-m`, if set; otherwise Codex's own default.
+    pub model: Option<String>,
+    /// Extra `-c key=value` overrides passed to every review.
+    pub overrides: Vec<String>,
+    /// Plan review rounds (review, revise, review again…) before the run proceeds.
+    pub plan_review_rounds: u32,
+    /// Wall-clock limit of one review session.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for CodexSettings {
+    fn default() -> Self {
+        Self {
+            model: None,
+            overrides: Vec::new(),
+            plan_review_rounds: 2,
+            timeout: std::time::Duration::from_secs(20 * 60),
+        }
+    }
 }
 
 /// The config file's shape. Every key is optional.
@@ -43,6 +69,17 @@ pub struct FileConfig {
     pub agents: AgentsSection,
     #[serde(default)]
     pub notifications: NotificationsSection,
+    #[serde(default)]
+    pub codex: CodexSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodexSection {
+    pub model: Option<String>,
+    pub config: Option<Vec<String>>,
+    pub plan_review_rounds: Option<u32>,
+    pub timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +182,22 @@ impl Config {
             claude_bin: file.agents.claude_bin,
             codex_bin: file.agents.codex_bin,
             notifications: file.notifications.enabled.unwrap_or(true),
+            codex: {
+                let d = CodexSettings::default();
+                CodexSettings {
+                    model: file.codex.model.filter(|m| !m.is_empty()),
+                    overrides: file.codex.config.unwrap_or_default(),
+                    plan_review_rounds: file
+                        .codex
+                        .plan_review_rounds
+                        .unwrap_or(d.plan_review_rounds),
+                    timeout: file
+                        .codex
+                        .timeout_secs
+                        .filter(|s| *s > 0)
+                        .map_or(d.timeout, std::time::Duration::from_secs),
+                }
+            },
         })
     }
 }

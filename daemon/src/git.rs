@@ -192,6 +192,14 @@ pub async fn rev_parse(dir: &Path, rev: &str) -> Result<String, GitError> {
     git(dir, &["rev-parse", "--verify", rev]).await
 }
 
+/// `git diff --stat` and the full diff between two commits.
+pub async fn diff(dir: &Path, base: &str, head: &str) -> Result<(String, String), GitError> {
+    let range = format!("{base}..{head}");
+    let stat = git(dir, &["diff", "--stat", "--no-color", &range]).await?;
+    let diff = git(dir, &["diff", "--no-color", "--no-ext-diff", &range]).await?;
+    Ok((stat, diff))
+}
+
 /// `git status --porcelain` of a worktree (empty when clean).
 pub async fn porcelain(dir: &Path) -> Result<String, GitError> {
     git(dir, &["status", "--porcelain"]).await

@@ -58,6 +58,8 @@ pub async fn run(
         permissions: config.permissions,
         claude_bin: config.claude_bin.clone(),
         notifications: config.notifications,
+        codex_bin: config.codex_bin.clone(),
+        codex: config.codex.clone(),
     });
     let runs = runs::Runs::new(db.clone(), stop.child_token(), engine);
     let restored = runs.restore().await.map_err(DaemonError::Restore)?;

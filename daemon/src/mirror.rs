@@ -163,6 +163,29 @@ impl Mirror {
         write_atomic(&dir.join(format!("{id}.json")), &bytes).await
     }
 
+    /// Removes `tasks/<id>.json` (a task of a superseded plan).
+    pub async fn remove_task(&self, id: &str) -> std::io::Result<()> {
+        match tokio::fs::remove_file(self.root.join("tasks").join(format!("{id}.json"))).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes a JSON file under `codex-reviews/` (a verdict, the ledger).
+    pub async fn write_review_file(
+        &self,
+        name: &Path,
+        body: &serde_json::Value,
+    ) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(body).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        let path = self.root.join("codex-reviews").join(name);
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        write_atomic(&path, &bytes).await
+    }
+
     /// Appends one JSON line per message to `messages/messages.jsonl`.
     pub async fn append_messages(&self, lines: &[serde_json::Value]) -> std::io::Result<()> {
         use tokio::io::AsyncWriteExt;

@@ -1,6 +1,7 @@
-//! Agent backends: the CLIs the daemon runs as sessions. Claude Code plans and builds; Codex
-//! reviews (next). Each backend turns a [`SessionSpec`] into a ready-to-spawn command; the
-//! run engine owns spawning, following the output files, and the session's lifecycle.
+//! Agent backends: the CLIs the daemon runs as sessions. Claude Code plans and builds (each
+//! session a [`SessionSpec`] turned into a ready-to-spawn command); Codex reviews
+//! ([`codex::ReviewSpec`]). The run engine owns spawning, following the output files, and the
+//! session's lifecycle.
 //!
 //! **Invariants:** the bearer token reaches the child only through its environment (never
 //! argv, which `ps` shows); the child gets the run's forwarded environment (the user's, as
@@ -8,6 +9,7 @@
 //! prompt; each session runs in its own process group so the whole tree can be stopped.
 
 pub mod claude;
+pub mod codex;
 pub mod stream;
 
 use std::path::{Path, PathBuf};

@@ -368,7 +368,7 @@ async fn dispatch(
     let cancel = cancel.clone();
     let task = t.id.clone();
     Ok(async move {
-        let ended = session::run(cmd, &dir, &cancel).await;
+        let ended = session::run(cmd, &dir, &cancel, None).await;
         Finished {
             task,
             branch,

@@ -2,12 +2,13 @@
 //! and is the only one to change the run's status; engine tasks ask the actor through its
 //! handle (opening sessions, reporting outcomes) like any other caller.
 //!
-//! Today it plans: one Claude Code planner session in a throwaway worktree of the base commit
-//! submits the plan through the MCP endpoint. Execution by workers and the merge queue build on
-//! this (see the issue tracker).
+//! A cycle: the planner (a Claude Code session) submits a plan through the MCP endpoint; Codex
+//! may review it (`review`) and the planner revise it; workers execute it (`executor`, with the
+//! merge queue); Codex reviews the branch, and blocking findings start the next cycle.
 
 pub mod executor;
 pub mod planner;
+pub mod review;
 pub mod session;
 
 use std::path::PathBuf;
@@ -26,6 +27,10 @@ pub struct EngineConfig {
     pub claude_bin: Option<PathBuf>,
     /// Desktop notifications on.
     pub notifications: bool,
+    /// `[agents] codex_bin` from the config file, if set.
+    pub codex_bin: Option<PathBuf>,
+    /// `[codex]`.
+    pub codex: crate::config::CodexSettings,
 }
 
 /// Planner sessions tried before the run fails for want of a plan.
@@ -43,11 +48,7 @@ pub async fn claude_for(
     ),
     String,
 > {
-    let id = run.to_owned();
-    let env = db
-        .call(move |c| crate::store::runs::env(c, &id))
-        .await
-        .map_err(|e| format!("cannot read the run's environment: {e}"))?;
+    let env = run_env(db, run).await?;
     let bin = crate::agents::locate(
         crate::agents::AgentKind::Claude,
         &env,
@@ -61,4 +62,15 @@ pub async fn claude_for(
         },
         env,
     ))
+}
+
+/// The run's session environment (the user's, as captured by `orchestrate start`).
+pub async fn run_env(
+    db: &crate::store::Db,
+    run: &str,
+) -> Result<orchestrator_proto::SessionEnv, String> {
+    let id = run.to_owned();
+    db.call(move |c| crate::store::runs::env(c, &id))
+        .await
+        .map_err(|e| format!("cannot read the run's environment: {e}"))
 }

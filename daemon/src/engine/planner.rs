@@ -82,6 +82,65 @@ async fn note(handle: &RunHandle, level: Level, kind: &'static str, message: Str
     let _ = handle.ask(|reply| Command::Note { event, reply }).await;
 }
 
+/// What this planning is for, read from the database so a restarted daemon plans the same.
+struct Brief {
+    /// Added to the prompt: a revision's concerns or a follow-up cycle's findings.
+    text: String,
+    /// The commit the planner's worktree checks out.
+    commit: String,
+    /// The newest plan before this planning, which a new submission must supersede.
+    before: u32,
+}
+
+async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
+    use crate::engine::review::prompt;
+    use crate::store::reviews::{self, ReviewKind};
+    let (id, cycle) = (run.id.clone(), run.cycle);
+    let (latest, plan_review, plan_ledger, code_ledger, tasks) = db
+        .call(move |c| {
+            Ok((
+                board::latest_plan(c, &id)?.map(|p| p.0),
+                reviews::latest(c, &id, ReviewKind::Plan)?,
+                reviews::findings(c, &id, ReviewKind::Plan)?,
+                reviews::findings(c, &id, ReviewKind::Code)?,
+                board::tasks(c, &id)?,
+            ))
+        })
+        .await
+        .map_err(|e| format!("cannot read the run: {e}"))?;
+    let before = latest.unwrap_or(0);
+    let open_blocking = |l: Vec<crate::store::reviews::FindingRow>| -> Vec<_> {
+        l.into_iter()
+            .filter(|f| f.status == "open" && f.blocking())
+            .collect()
+    };
+    if cycle > 1 {
+        let tip = crate::git::rev_parse(
+            Path::new(&run.project),
+            &format!("refs/heads/{}", run.branch),
+        )
+        .await
+        .map_err(|e| format!("cannot find the run's branch: {e}"))?;
+        return Ok(Brief {
+            text: prompt::follow_up(cycle, &open_blocking(code_ledger), &tasks),
+            commit: tip,
+            before,
+        });
+    }
+    let revising = plan_review
+        .filter(|r| r.outcome == "changes" && r.plan_version == latest)
+        .is_some();
+    Ok(Brief {
+        text: if revising {
+            prompt::revision(before, &open_blocking(plan_ledger))
+        } else {
+            String::new()
+        },
+        commit: run.base_commit.clone(),
+        before,
+    })
+}
+
 /// Plans the run; returns how it ended. Never changes the run's status itself.
 pub async fn plan(
     handle: RunHandle,
@@ -92,6 +151,10 @@ pub async fn plan(
 ) -> Planned {
     let (agent, env) = match super::claude_for(&db, &cfg, &run.id).await {
         Ok(x) => x,
+        Err(reason) => return Planned::Failed(reason),
+    };
+    let brief = match brief(&db, &run).await {
+        Ok(b) => b,
         Err(reason) => return Planned::Failed(reason),
     };
     let project = Path::new(&run.project).to_path_buf();
@@ -118,13 +181,12 @@ pub async fn plan(
             .data_dir
             .join("worktrees")
             .join(&run.id)
-            .join(format!("planner-{attempt}"));
+            .join(format!("planner-c{}-{attempt}", run.cycle));
         if worktree.exists() {
             let _ = crate::git::worktree_remove(&project, &worktree, true).await;
             let _ = tokio::fs::remove_dir_all(&worktree).await;
         }
-        if let Err(e) =
-            crate::git::worktree_add_detached(&project, &worktree, &run.base_commit).await
+        if let Err(e) = crate::git::worktree_add_detached(&project, &worktree, &brief.commit).await
         {
             end(&handle, &grant.session, None).await;
             return Planned::Failed(format!("cannot create the planner's worktree: {e}"));
@@ -141,7 +203,7 @@ pub async fn plan(
         )
         .await;
         let spec = SessionSpec {
-            prompt: prompt(&run) + &guidance(&db, &run).await,
+            prompt: prompt(&run) + &brief.text + &guidance(&db, &run).await,
             cwd: worktree.clone(),
             mcp_url: cfg.mcp_url.clone(),
             token: grant.token.clone(),
@@ -152,7 +214,7 @@ pub async fn plan(
             .join(crate::mirror::DIR)
             .join("sessions")
             .join(&grant.session);
-        let ended = session::run(agent.command(&spec), &dir, &cancel).await;
+        let ended = session::run(agent.command(&spec), &dir, &cancel, None).await;
         end(&handle, &grant.session, ended.as_ref().ok()).await;
         let _ = crate::git::worktree_remove(&project, &worktree, true).await;
         let ended = match ended {
@@ -163,7 +225,9 @@ pub async fn plan(
             return Planned::Stopped;
         }
         let id = run.id.clone();
-        if let Ok(Some((version, _))) = db.call(move |c| board::latest_plan(c, &id)).await {
+        if let Ok(Some((version, _))) = db.call(move |c| board::latest_plan(c, &id)).await
+            && version > brief.before
+        {
             note(
                 &handle,
                 Level::Info,

@@ -24,6 +24,8 @@ pub struct Ended {
     pub mcp_failed: bool,
     /// Stopped because the run was paused, cancelled or the daemon stopped.
     pub cancelled: bool,
+    /// Stopped because it ran past its wall-clock limit.
+    pub timed_out: bool,
     pub exit_code: Option<i32>,
     /// Claude's own session id (for `--resume`).
     pub agent_session: Option<String>,
@@ -35,11 +37,15 @@ pub fn files(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("stdout.jsonl"), dir.join("stderr.log"))
 }
 
-/// Runs `cmd` to the end (or until `cancel`), following its stdout file.
+/// A stopped session gets this long after SIGTERM before its group gets SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Runs `cmd` to the end (or until `cancel`, or past `limit`), following its stdout file.
 pub async fn run(
     mut cmd: tokio::process::Command,
     dir: &Path,
     cancel: &CancellationToken,
+    limit: Option<Duration>,
 ) -> std::io::Result<Ended> {
     tokio::fs::create_dir_all(dir).await?;
     let (out_path, err_path) = files(dir);
@@ -59,6 +65,13 @@ pub async fn run(
             let _ = nix::sys::signal::killpg(p, sig);
         }
     };
+    let far = Duration::from_secs(100 * 365 * 24 * 3600);
+    let deadline = tokio::time::sleep(limit.unwrap_or(far));
+    tokio::pin!(deadline);
+    // Armed once SIGTERM was sent: SIGKILL follows after the grace period.
+    let kill = tokio::time::sleep(far);
+    tokio::pin!(kill);
+    let (mut stopping, mut signalled) = (false, false);
     loop {
         tokio::select! {
             status = child.wait() => {
@@ -69,14 +82,23 @@ pub async fn run(
             }
             _ = cancel.cancelled(), if !ended.cancelled => {
                 ended.cancelled = true;
-                stop(nix::sys::signal::Signal::SIGTERM);
+            }
+            _ = &mut deadline, if !ended.timed_out => {
+                ended.timed_out = true;
+            }
+            _ = &mut kill, if stopping => {
+                stop(nix::sys::signal::Signal::SIGKILL);
+                stopping = false;
             }
             _ = tick.tick() => {
                 drain(&mut reader, &mut line, &mut ended).await?;
-                if ended.mcp_failed {
-                    stop(nix::sys::signal::Signal::SIGTERM);
-                }
             }
+        }
+        if !signalled && (ended.cancelled || ended.timed_out || ended.mcp_failed) {
+            stop(nix::sys::signal::Signal::SIGTERM);
+            signalled = true;
+            stopping = true;
+            kill.as_mut().reset(tokio::time::Instant::now() + GRACE);
         }
     }
 }

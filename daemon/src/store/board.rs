@@ -339,6 +339,20 @@ pub fn insert_plan(
     Ok(version)
 }
 
+/// Deletes the still-pending tasks of plan `version` (a plan being revised before any of it
+/// ran); returns their ids. Their dependency rows go with them.
+pub fn delete_plan_tasks(
+    c: &Connection,
+    run: &str,
+    version: u32,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "DELETE FROM tasks WHERE run_id = ?1 AND plan_version = ?2 AND status = 'pending'          RETURNING id",
+    )?;
+    let ids = stmt.query_map(params![run, version], |r| r.get(0))?;
+    Ok(ids.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The newest plan's summary, if any.
 pub fn latest_plan(c: &Connection, run: &str) -> Result<Option<(u32, String)>, StoreError> {
     Ok(c.query_row(

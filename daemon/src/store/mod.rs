@@ -8,6 +8,7 @@
 pub mod board;
 pub mod escalations;
 pub mod events;
+pub mod reviews;
 pub mod runs;
 pub mod time_text;
 
@@ -27,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_board.sql"),
     include_str!("migrations/0003_planned_and_env.sql"),
     include_str!("migrations/0004_session_usage.sql"),
+    include_str!("migrations/0005_reviews.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,8 @@ fn the_mcp_service_passes_the_conformance_suite() {
             permissions: Default::default(),
             claude_bin: None,
             notifications: false,
+            codex_bin: None,
+            codex: Default::default(),
         });
         let runs = orchestratord::runs::Runs::new(db, cancel.child_token(), engine);
         let app = axum::Router::new().nest_service(

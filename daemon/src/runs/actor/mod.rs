@@ -6,6 +6,11 @@
 //!
 //! **Invariant:** the actor ends exactly when its run reaches a final status or the daemon
 //! shuts down; a restarted daemon spawns a fresh actor from the row.
+//!
+//! `cycle.rs` holds the decisions between phases: plan review rounds, code review, the next
+//! cycle or an escalation.
+
+mod cycle;
 
 use std::time::Duration;
 
@@ -18,8 +23,10 @@ use crate::board::{self, BoardError, Caller, Op, Role};
 use crate::engine::EngineConfig;
 use crate::engine::executor::{self, Executed};
 use crate::engine::planner::{self, Planned};
+use crate::engine::review::{self, Reviewed};
 use crate::mcp::token;
 use crate::mirror::Mirror;
+use crate::store::reviews::ReviewKind;
 use crate::store::{
     Db, EscalationRow, EventRow, NewEvent, RunRow, escalations, events, runs as run_rows, time_text,
 };
@@ -85,6 +92,8 @@ pub enum Command {
     },
     /// The execution task finished.
     ExecutionDone { outcome: Executed, reply: Reply<()> },
+    /// A Codex review finished.
+    ReviewDone { outcome: Reviewed, reply: Reply<()> },
 }
 
 /// A new session's identity and its bearer token, shown once.
@@ -252,6 +261,9 @@ impl RunActor {
             Command::ExecutionDone { outcome, reply } => {
                 let _ = reply.send(self.execution_done(outcome).await);
             }
+            Command::ReviewDone { outcome, reply } => {
+                let _ = reply.send(self.review_done(outcome).await);
+            }
         }
     }
 
@@ -303,38 +315,34 @@ impl RunActor {
         Ok(self.run.clone())
     }
 
-    /// Starts the work the run's state calls for: planning, when it is queued (or was planning
-    /// when the daemon stopped). Nothing happens when work is already under way.
+    /// Starts the work the run's state calls for, in the phase it is in (a queued run that
+    /// never started plans). Nothing happens when work is already under way or the run waits.
     async fn advance(&mut self) {
-        if self.working.is_some() {
+        if self.working.is_some()
+            || !matches!(self.run.status, RunStatus::Queued | RunStatus::Running)
+        {
             return;
         }
-        let executing = self.run.phase == Phase::Executing
-            && matches!(self.run.status, RunStatus::Queued | RunStatus::Running);
-        if executing {
-            self.start_execution().await;
-            return;
+        match self.run.phase {
+            Phase::Executing => self.start_execution().await,
+            Phase::PlanReview => {
+                self.start_work(Phase::PlanReview, "Codex reviews the plan")
+                    .await
+            }
+            Phase::CodeReview => {
+                self.start_work(Phase::CodeReview, "Codex reviews the code")
+                    .await
+            }
+            _ => {
+                if self.run.cycle == 0 {
+                    self.run.cycle = 1;
+                }
+                self.start_work(Phase::Planning, "planning").await
+            }
         }
-        let planning = self.run.status == RunStatus::Queued
-            || (self.run.status == RunStatus::Running && self.run.phase == Phase::Planning);
-        if !planning {
-            return;
-        }
-        self.start_work(Phase::Planning, "planning").await;
     }
 
     async fn start_execution(&mut self) {
-        if !self.run.options.skip_codex && self.run.phase != Phase::Executing {
-            let _ = self
-                .record(NewEvent {
-                    level: Level::Warn,
-                    ..NewEvent::info(
-                        "codex_skipped",
-                        "Codex plan and code reviews are not in this orchestratord yet; the run goes on without them",
-                    )
-                })
-                .await;
-        }
         self.start_work(Phase::Executing, "executing the plan")
             .await;
     }
@@ -358,16 +366,28 @@ impl RunActor {
             self.run.clone(),
         );
         tokio::spawn(async move {
-            if phase == Phase::Executing {
-                let outcome = executor::execute(me.clone(), db, cfg, run, cancel).await;
-                let _ = me
-                    .ask(|reply| Command::ExecutionDone { outcome, reply })
-                    .await;
-            } else {
-                let outcome = planner::plan(me.clone(), db, cfg, run, cancel).await;
-                let _ = me
-                    .ask(|reply| Command::PlannerDone { outcome, reply })
-                    .await;
+            match phase {
+                Phase::Executing => {
+                    let outcome = executor::execute(me.clone(), db, cfg, run, cancel).await;
+                    let _ = me
+                        .ask(|reply| Command::ExecutionDone { outcome, reply })
+                        .await;
+                }
+                Phase::PlanReview | Phase::CodeReview => {
+                    let kind = if phase == Phase::PlanReview {
+                        ReviewKind::Plan
+                    } else {
+                        ReviewKind::Code
+                    };
+                    let outcome = review::review(me.clone(), db, cfg, run, kind, cancel).await;
+                    let _ = me.ask(|reply| Command::ReviewDone { outcome, reply }).await;
+                }
+                _ => {
+                    let outcome = planner::plan(me.clone(), db, cfg, run, cancel).await;
+                    let _ = me
+                        .ask(|reply| Command::PlannerDone { outcome, reply })
+                        .await;
+                }
             }
         });
     }
@@ -378,10 +398,7 @@ impl RunActor {
             return Ok(());
         }
         match outcome {
-            Executed::Completed(summary) => self
-                .set_state(RunStatus::Completed, Phase::Done, summary)
-                .await
-                .map(drop),
+            Executed::Completed(summary) => self.after_execution(summary).await,
             Executed::Failed(reason) => {
                 self.escalate(
                     "execution_blocked",
@@ -509,10 +526,14 @@ impl RunActor {
                 Ok(())
             })
             .await?;
-        let phase = if self.run.phase == Phase::Executing {
-            Phase::Executing
-        } else {
-            Phase::Planning
+        let phase = match self.run.phase {
+            Phase::Executing => Phase::Executing,
+            // Escalated after a code review: the guidance goes into another cycle.
+            Phase::CodeReview => {
+                self.run.cycle += 1;
+                Phase::Planning
+            }
+            _ => Phase::Planning,
         };
         self.set_state(RunStatus::Queued, phase, reason).await?;
         self.write_escalation_file().await;
@@ -533,16 +554,7 @@ impl RunActor {
             return Ok(()); // paused or cancelled meanwhile
         }
         match outcome {
-            Planned::Plan(version) if self.run.options.dry_run => {
-                let reason = format!(
-                    "planned (--dry-run): read plan-v{version}.md; `orchestrate resume` executes it"
-                );
-                self.set_status(RunStatus::Planned, reason).await.map(drop)
-            }
-            Planned::Plan(_) => {
-                self.start_execution().await;
-                Ok(())
-            }
+            Planned::Plan(version) => self.after_plan(version).await,
             Planned::Failed(reason) => {
                 self.escalate(
                     "planner_failed",
@@ -728,7 +740,11 @@ impl RunActor {
                         run_id: &run,
                         role: role.as_str(),
                         task_id: t.as_deref(),
-                        agent: "claude",
+                        agent: if role == Role::Reviewer {
+                            "codex"
+                        } else {
+                            "claude"
+                        },
                         token_hash: &hash,
                         expires_at,
                         at,

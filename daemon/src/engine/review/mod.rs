@@ -1,0 +1,323 @@
+//! Codex reviews: the plan before execution, the branch's diff after each cycle. One review is
+//! a `codex exec` session in a throwaway detached worktree (read-only sandbox), its verdict
+//! forced into [`verdict::SCHEMA`]. Everything is kept under
+//! `.orchestrator/codex-reviews/<NNN>-<kind>-c<cycle>/`: `prompt.md`, `schema.json`, each
+//! attempt's raw events and stderr, Codex's last message, and `verdict.json`.
+//!
+//! A review has a wall-clock limit (Codex retries forever when its provider is unreachable);
+//! one that fails is tried once more, then reported failed — never fatal to the run. What a
+//! verdict means for the run (the ledger, another cycle, an escalation) is the actor's call.
+
+pub mod ledger;
+pub mod prompt;
+pub mod verdict;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use orchestrator_proto::Level;
+use tokio_util::sync::CancellationToken;
+
+use super::{EngineConfig, session};
+use crate::agents::codex::{Codex, ReviewSpec, read_events};
+use crate::agents::{AgentKind, locate};
+use crate::board::Role;
+use crate::runs::{Command, RunHandle};
+use crate::store::reviews::{self, ReviewKind};
+use crate::store::{Db, NewEvent, RunRow, board};
+
+/// Attempts at one review before it is recorded as failed.
+pub const ATTEMPTS: u32 = 2;
+
+/// How a review ended, for the actor.
+#[derive(Debug)]
+pub enum Reviewed {
+    /// Codex answered with a verdict.
+    Verdict {
+        kind: ReviewKind,
+        plan_version: Option<u32>,
+        verdict: verdict::Verdict,
+        dir: PathBuf,
+    },
+    /// No usable verdict after [`ATTEMPTS`]: the reason.
+    Failed {
+        kind: ReviewKind,
+        plan_version: Option<u32>,
+        reason: String,
+        dir: PathBuf,
+    },
+    /// Codex is not installed (or misconfigured): the reason, naming the fix.
+    Unavailable { kind: ReviewKind, reason: String },
+    /// Paused, cancelled or shutting down.
+    Stopped,
+}
+
+async fn note(handle: &RunHandle, level: Level, kind: &'static str, message: String) {
+    let event = NewEvent {
+        level,
+        ..NewEvent::info(kind, message)
+    };
+    let _ = handle.ask(|reply| Command::Note { event, reply }).await;
+}
+
+/// What is reviewed, read from the database and git.
+struct Subject {
+    prompt: String,
+    /// The commit the review's worktree checks out.
+    commit: String,
+    plan_version: Option<u32>,
+}
+
+async fn subject(db: &Db, run: &RunRow, kind: ReviewKind) -> Result<Subject, String> {
+    let project = Path::new(&run.project);
+    let (id, cycle) = (run.id.clone(), run.cycle);
+    let (plan, tasks, ledger) = db
+        .call(move |c| {
+            Ok((
+                board::latest_plan(c, &id)?,
+                board::tasks(c, &id)?
+                    .into_iter()
+                    .filter(|t| t.cycle == cycle)
+                    .collect::<Vec<_>>(),
+                reviews::findings(c, &id, kind)?,
+            ))
+        })
+        .await
+        .map_err(|e| format!("cannot read the run: {e}"))?;
+    match kind {
+        ReviewKind::Plan => {
+            let (version, summary) = plan.ok_or("there is no plan to review")?;
+            Ok(Subject {
+                prompt: prompt::plan_review(run, &summary, &tasks, &ledger),
+                commit: run.base_commit.clone(),
+                plan_version: Some(version),
+            })
+        }
+        ReviewKind::Code => {
+            let tip = crate::git::rev_parse(project, &format!("refs/heads/{}", run.branch))
+                .await
+                .map_err(|e| format!("cannot find the run's branch: {e}"))?;
+            let (stat, diff) = crate::git::diff(project, &run.base_commit, &tip)
+                .await
+                .map_err(|e| format!("cannot diff the branch: {e}"))?;
+            Ok(Subject {
+                prompt: prompt::code_review(run, &tip, &stat, &diff, &ledger),
+                commit: tip,
+                plan_version: None,
+            })
+        }
+    }
+}
+
+/// Runs one review of `kind` for the run as it is now.
+pub async fn review(
+    handle: RunHandle,
+    db: Db,
+    cfg: Arc<EngineConfig>,
+    run: RunRow,
+    kind: ReviewKind,
+    cancel: CancellationToken,
+) -> Reviewed {
+    let env = match super::run_env(&db, &run.id).await {
+        Ok(e) => e,
+        Err(reason) => return Reviewed::Unavailable { kind, reason },
+    };
+    let bin = match locate(AgentKind::Codex, &env, cfg.codex_bin.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            return Reviewed::Unavailable {
+                kind,
+                reason: e.to_string(),
+            };
+        }
+    };
+    let codex = Codex {
+        bin,
+        model: cfg.codex.model.clone(),
+        overrides: cfg.codex.overrides.clone(),
+    };
+    let subject = match subject(&db, &run, kind).await {
+        Ok(s) => s,
+        Err(reason) => {
+            return Reviewed::Failed {
+                kind,
+                plan_version: None,
+                reason,
+                dir: PathBuf::new(),
+            };
+        }
+    };
+    let project = PathBuf::from(&run.project);
+    let id = run.id.clone();
+    let n = db
+        .call(move |c| Ok(reviews::list(c, &id)?.len()))
+        .await
+        .unwrap_or(0)
+        + 1;
+    let dir = project
+        .join(crate::mirror::DIR)
+        .join("codex-reviews")
+        .join(format!("{n:03}-{}-c{}", kind.as_str(), run.cycle));
+    let failed = |reason: String, dir: &Path| Reviewed::Failed {
+        kind,
+        plan_version: subject.plan_version,
+        reason,
+        dir: dir.to_path_buf(),
+    };
+    if let Err(e) = write_inputs(&dir, &subject.prompt).await {
+        return failed(format!("cannot write {}: {e}", dir.display()), &dir);
+    }
+    let worktree = cfg
+        .data_dir
+        .join("worktrees")
+        .join(&run.id)
+        .join(format!("review-{n:03}"));
+    if worktree.exists() {
+        let _ = crate::git::worktree_remove(&project, &worktree, true).await;
+        let _ = tokio::fs::remove_dir_all(&worktree).await;
+    }
+    if let Err(e) = crate::git::worktree_add_detached(&project, &worktree, &subject.commit).await {
+        return failed(format!("cannot create the review's worktree: {e}"), &dir);
+    }
+    let mut last = String::new();
+    let mut outcome = None;
+    for attempt in 1..=ATTEMPTS {
+        if cancel.is_cancelled() {
+            break;
+        }
+        match attempt_once(
+            &handle, &codex, &cfg, &env, &dir, &worktree, kind, attempt, &cancel,
+        )
+        .await
+        {
+            Ok(Some(v)) => {
+                outcome = Some(v);
+                break;
+            }
+            Ok(None) => break, // stopped
+            Err(reason) => {
+                note(
+                    &handle,
+                    Level::Warn,
+                    "review_retry",
+                    format!(
+                        "Codex {} review attempt {attempt} of {ATTEMPTS} failed: {reason}",
+                        kind.as_str()
+                    ),
+                )
+                .await;
+                last = reason;
+            }
+        }
+    }
+    let _ = crate::git::worktree_remove(&project, &worktree, true).await;
+    match outcome {
+        Some(verdict) => Reviewed::Verdict {
+            kind,
+            plan_version: subject.plan_version,
+            verdict,
+            dir,
+        },
+        None if cancel.is_cancelled() => Reviewed::Stopped,
+        None => failed(last, &dir),
+    }
+}
+
+async fn write_inputs(dir: &Path, prompt: &str) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    crate::mirror::write_atomic(&dir.join("prompt.md"), prompt.as_bytes()).await?;
+    crate::mirror::write_atomic(&dir.join("schema.json"), verdict::SCHEMA.as_bytes()).await
+}
+
+/// One codex session: `Ok(None)` when stopped, `Err` with the reason it gave no verdict.
+#[allow(clippy::too_many_arguments)]
+async fn attempt_once(
+    handle: &RunHandle,
+    codex: &Codex,
+    cfg: &EngineConfig,
+    env: &orchestrator_proto::SessionEnv,
+    dir: &Path,
+    worktree: &Path,
+    kind: ReviewKind,
+    attempt: u32,
+    cancel: &CancellationToken,
+) -> Result<Option<verdict::Verdict>, String> {
+    let grant = handle
+        .ask(|reply| Command::OpenSession {
+            role: Role::Reviewer,
+            task: None,
+            ttl: cfg.codex.timeout + std::time::Duration::from_secs(60),
+            reply,
+        })
+        .await
+        .map_err(|e| format!("cannot open a session: {e}"))?;
+    let attempt_dir = dir.join(format!("attempt-{attempt}"));
+    let last_message = attempt_dir.join("last-message.txt");
+    let spec = ReviewSpec {
+        cwd: worktree.to_path_buf(),
+        prompt_file: dir.join("prompt.md"),
+        schema_file: dir.join("schema.json"),
+        verdict_file: last_message.clone(),
+        env: env.clone(),
+    };
+    note(
+        handle,
+        Level::Info,
+        "review_started",
+        format!(
+            "Codex {} review started (session {}, attempt {attempt} of {ATTEMPTS})",
+            kind.as_str(),
+            grant.session
+        ),
+    )
+    .await;
+    let ran = match codex.command(&spec) {
+        Ok(cmd) => session::run(cmd, &attempt_dir, cancel, Some(cfg.codex.timeout)).await,
+        Err(e) => Err(e),
+    };
+    let events = read_events(&session::files(&attempt_dir).0);
+    let usage = Some((0.0, events.input_tokens, events.output_tokens));
+    let s = grant.session.clone();
+    let _ = handle
+        .ask(|reply| Command::EndSession {
+            session: s,
+            usage,
+            reply,
+        })
+        .await;
+    let ended = ran.map_err(|e| format!("cannot run {}: {e}", codex.bin.display()))?;
+    if ended.cancelled {
+        return Ok(None);
+    }
+    if ended.timed_out {
+        return Err(format!(
+            "no verdict within {} s, so it was stopped{}",
+            cfg.codex.timeout.as_secs(),
+            events
+                .error
+                .map(|e| format!(" (its last error: {e})"))
+                .unwrap_or_default()
+        ));
+    }
+    let text = match tokio::fs::read_to_string(&last_message).await {
+        Ok(t) if !t.trim().is_empty() => t,
+        _ => events.last_message.clone().unwrap_or_default(),
+    };
+    if text.trim().is_empty() {
+        return Err(match (events.error, ended.exit_code) {
+            (Some(e), code) => format!(
+                "codex failed: {e} (exit {}); see {}",
+                code.map_or("none".into(), |c| c.to_string()),
+                attempt_dir.display()
+            ),
+            (None, code) => format!(
+                "codex exited ({}) without a verdict; see {}",
+                code.map_or("killed".into(), |c| format!("code {c}")),
+                session::files(&attempt_dir).1.display()
+            ),
+        });
+    }
+    verdict::parse(&text)
+        .map(Some)
+        .map_err(|e| format!("{e}; see {}", attempt_dir.display()))
+}
