@@ -16,6 +16,8 @@ pub struct Bins {
     pub orchestratord: PathBuf,
     /// The fast tier's stand-in for `claude` (see `src/bin/fake_claude.rs`).
     pub fake_claude: PathBuf,
+    /// The fast tier's stand-in for `codex` (see `src/bin/fake_codex.rs`).
+    pub fake_codex: PathBuf,
 }
 
 fn build() -> Bins {
@@ -26,7 +28,7 @@ fn build() -> Bins {
         .current_release()
         .exec()
         .unwrap_or_else(|e| panic!("cannot build the binaries: {e}"));
-    let (mut client, mut daemon, mut fake) = (None, None, None);
+    let (mut client, mut daemon, mut fake, mut codex) = (None, None, None, None);
     for m in messages {
         let m = m.unwrap_or_else(|e| panic!("cargo build failed: {e}"));
         if let Ok(escargot::format::Message::CompilerArtifact(a)) = m.decode()
@@ -36,6 +38,7 @@ fn build() -> Bins {
                 "orchestrate" => client = Some(exe.to_path_buf()),
                 "orchestratord" => daemon = Some(exe.to_path_buf()),
                 "fake-claude" => fake = Some(exe.to_path_buf()),
+                "fake-codex" => codex = Some(exe.to_path_buf()),
                 _ => {}
             }
         }
@@ -44,6 +47,7 @@ fn build() -> Bins {
         orchestrate: client.expect("cargo built orchestrate"),
         orchestratord: daemon.expect("cargo built orchestratord"),
         fake_claude: fake.expect("cargo built fake-claude"),
+        fake_codex: codex.expect("cargo built fake-codex"),
     }
 }
 

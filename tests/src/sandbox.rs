@@ -117,7 +117,7 @@ impl Sandbox {
     pub fn command(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
         c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", path_without_codex())
             .env("HOME", self.home())
             .env("XDG_RUNTIME_DIR", self.runtime_dir())
             .env("ORCHESTRATOR_DATA_DIR", self.data_dir())
@@ -126,6 +126,8 @@ impl Sandbox {
             // Runs use the fast tier's fake claude; by default it idles until stopped.
             .env("ORCHESTRATOR_CLAUDE_BIN", &bins().fake_claude)
             .env("CLAUDE_FAKE_SCRIPT", "hang")
+            // Reviews are opted into with ORCHESTRATOR_CODEX_BIN=fake-codex; its counters live here.
+            .env("CODEX_FAKE_STATE", self.root())
             .current_dir(self.root())
             .stdin(Stdio::null());
         c
@@ -301,4 +303,14 @@ fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| s.contains(") Z "))
         .unwrap_or(true)
+}
+
+/// The test process's `PATH` without directories that hold a `codex`: a run only gets Codex
+/// reviews when a test opts in, whatever is installed on the machine.
+fn path_without_codex() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|d| !d.join("codex").exists())
+        .collect();
+    std::env::join_paths(dirs).unwrap_or(path)
 }

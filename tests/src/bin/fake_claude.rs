@@ -4,7 +4,9 @@
 //! (`system/init`, `assistant` tool uses, `result`). What it does is scripted by
 //! `CLAUDE_FAKE_SCRIPT`:
 //!
-//! - `plan:<file>` — submit the plan in `<file>` (JSON), then finish.
+//! - `plan:<file>` — submit the plan in `<file>` (JSON), then finish. A JSON array holds one
+//!   plan per planner session (revisions, follow-up cycles; the last repeats); each session's
+//!   prompt is kept in `<file>.prompt-<n>`.
 //! - `invalid-then-plan:<file>` — submit an invalid plan first, then the one in `<file>`.
 //! - `exit` — finish successfully without calling any tool.
 //! - `crash` — exit 3 without a result line.
@@ -114,6 +116,20 @@ fn main() {
                 &std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {file}: {e}")),
             )
             .expect("plan JSON");
+            let plan = match plan {
+                // One plan per planner session (revisions, follow-up cycles); the last repeats.
+                Value::Array(plans) => {
+                    let count = format!("{file}.count");
+                    let n: usize = std::fs::read_to_string(&count)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(0);
+                    std::fs::write(&count, (n + 1).to_string()).expect("write the count");
+                    std::fs::write(format!("{file}.prompt-{n}"), &prompt).expect("keep the prompt");
+                    plans[n.min(plans.len() - 1)].clone()
+                }
+                one => one,
+            };
             let r = call(&mcp, "submit_plan", plan);
             finish(&format!("submitted: {}", r["structuredContent"]));
         }

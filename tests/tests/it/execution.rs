@@ -6,7 +6,7 @@ use std::path::Path;
 use orchestrator_tests::{Sandbox, wait};
 use serde_json::{Value, json};
 
-fn task(id: &str, deps: &[&str], files: &[&str]) -> Value {
+pub(crate) fn task(id: &str, deps: &[&str], files: &[&str]) -> Value {
     json!({"id": id, "title": format!("Build {id}"), "description": format!("Write {files:?}"),
            "acceptance_criteria": [format!("{id} exists")], "depends_on": deps, "files": files})
 }
@@ -32,7 +32,7 @@ fn dag() -> Vec<Value> {
     ]
 }
 
-fn wait_final(sb: &Sandbox, repo: &Path) -> Value {
+pub(crate) fn wait_final(sb: &Sandbox, repo: &Path) -> Value {
     wait::until(
         "the run to finish",
         std::time::Duration::from_secs(120),

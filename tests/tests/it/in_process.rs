@@ -30,6 +30,7 @@ impl InProcess {
             claude_bin: None,
             codex_bin: None,
             notifications: false,
+            codex: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let done = {

@@ -7,6 +7,7 @@
 //! - `recovery`: kill -9 and a deleted mirror.
 //! - `execution`: whole runs with the fake claude: workers, merge queue, retries, conflicts.
 //! - `planning`: the planner phase with the fake claude: plan, retries, dry-run, pause.
+//! - `review`: Codex reviews with the fake codex: revisions, cycles, the ledger, escalations.
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
 //! - `conformance`: the official MCP conformance suite against our MCP service.
@@ -24,6 +25,7 @@ mod mcp;
 mod planning;
 mod real_claude;
 mod recovery;
+mod review;
 mod services;
 mod snapshots;
 mod start;

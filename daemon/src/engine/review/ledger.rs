@@ -225,9 +225,9 @@ mod tests {
             2,
         );
         assert_eq!(r2.raised, ["F1", "F3"]);
-        let f1 = r2.ledger.iter().find(|f| f.id == "F1").unwrap();
+        let f1 = r2.ledger.iter().find(|f| f.id == "F1").expect("F1");
         assert_eq!((f1.raised, f1.status.as_str()), (2, "open"));
-        let f2 = r2.ledger.iter().find(|f| f.id == "F2").unwrap();
+        let f2 = r2.ledger.iter().find(|f| f.id == "F2").expect("F2");
         assert_eq!(f2.status, "resolved");
         assert_eq!(
             decide(&r2, 2, 5),

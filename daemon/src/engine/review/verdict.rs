@@ -141,10 +141,10 @@ mod tests {
 
     #[test]
     fn malformed_verdicts_say_why() {
-        assert!(parse("").unwrap_err().contains("empty"));
+        assert!(parse("").expect_err("malformed").contains("empty"));
         assert!(
             parse("looks good to me")
-                .unwrap_err()
+                .expect_err("malformed")
                 .contains("not a verdict")
         );
         let unknown = r#"{"verdict":"approve","summary":"s","findings":[],"extra":1}"#;

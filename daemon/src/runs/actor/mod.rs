@@ -853,7 +853,11 @@ impl RunActor {
         let event = NewEvent {
             level: Level::Info,
             kind: "status_changed",
-            message: format!("Run {}: {from} → {status} ({reason})", next.id),
+            message: if from == status {
+                format!("Run {}: {} ({reason})", next.id, next.phase)
+            } else {
+                format!("Run {}: {from} → {status} ({reason})", next.id)
+            },
             data: serde_json::json!({ "from": from, "to": status, "reason": reason }),
         };
         let event = self
