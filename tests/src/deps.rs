@@ -53,3 +53,13 @@ pub fn claude() -> PathBuf {
         "@anthropic-ai/claude-code",
     )
 }
+
+/// The real Codex CLI (`@openai/codex@0.169.0`): its native binary, so no Node is needed.
+pub fn codex() -> PathBuf {
+    require(
+        deps().join(
+            "node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex",
+        ),
+        "@openai/codex",
+    )
+}

@@ -31,18 +31,11 @@ pub struct FakeModel {
 
 impl FakeModel {
     pub fn start(script: Script) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake model API");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let log = requests.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (script, log) = (script.clone(), log.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &script, &log);
-                });
-            }
-        });
+        let url = listen(Arc::new(move |method, path, body| {
+            messages(method, path, body, &script, &log)
+        }));
         Self { url, requests }
     }
 
@@ -80,7 +73,32 @@ pub fn tool_names(req: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn serve(conn: TcpStream, script: &Script, log: &Mutex<Vec<Value>>) -> std::io::Result<()> {
+/// One HTTP answer of a fake API.
+pub(crate) struct Answer {
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+/// What a fake API does with a request: method, path and body in, the answer out.
+pub(crate) type Handler = Arc<dyn Fn(&str, &str, &[u8]) -> Answer + Send + Sync>;
+
+/// Serves `handler` on a fresh loopback port (keep-alive connections, one thread each) for the
+/// rest of the test process; returns the base URL.
+pub(crate) fn listen(handler: Handler) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a fake API");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let handler = handler.clone();
+            std::thread::spawn(move || {
+                let _ = serve(conn, &handler);
+            });
+        }
+    });
+    url
+}
+
+fn serve(conn: TcpStream, handler: &Handler) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut conn = conn;
     loop {
@@ -107,37 +125,49 @@ fn serve(conn: TcpStream, script: &Script, log: &Mutex<Vec<Value>>) -> std::io::
         }
         let mut body = vec![0u8; len];
         reader.read_exact(&mut body)?;
-        if method == "POST" && path.starts_with("/v1/messages") && !path.contains("count_tokens") {
-            let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let reply = script(&req);
-            let stream = req["stream"] == true;
-            let model = req["model"].as_str().unwrap_or("claude-fake").to_owned();
-            if let Ok(mut l) = log.lock() {
-                l.push(req);
-            }
-            if stream {
-                let sse = sse(&reply, &model);
-                write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nContent-Length: {}\r\n\r\n{sse}",
-                    sse.len()
-                )?;
-            } else {
-                let body = message(&reply, &model).to_string();
-                write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )?;
-            }
-        } else {
-            // HEAD /api/hello and anything else: a plain, empty success.
-            write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-            )?;
-        }
+        let a = handler(&method, &path, &body);
+        write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nContent-Length: {}\r\n\r\n{}",
+            a.content_type,
+            a.body.len(),
+            a.body
+        )?;
         conn.flush()?;
+    }
+}
+
+fn messages(
+    method: &str,
+    path: &str,
+    body: &[u8],
+    script: &Script,
+    log: &Mutex<Vec<Value>>,
+) -> Answer {
+    if method != "POST" || !path.starts_with("/v1/messages") || path.contains("count_tokens") {
+        // HEAD /api/hello and anything else: a plain, empty success.
+        return Answer {
+            content_type: "application/json",
+            body: "{}".into(),
+        };
+    }
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let reply = script(&req);
+    let stream = req["stream"] == true;
+    let model = req["model"].as_str().unwrap_or("claude-fake").to_owned();
+    if let Ok(mut l) = log.lock() {
+        l.push(req);
+    }
+    if stream {
+        Answer {
+            content_type: "text/event-stream",
+            body: sse(&reply, &model),
+        }
+    } else {
+        Answer {
+            content_type: "application/json",
+            body: message(&reply, &model).to_string(),
+        }
     }
 }
 

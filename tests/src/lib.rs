@@ -7,6 +7,7 @@ pub mod bins;
 pub mod deps;
 pub mod fake_daemon;
 pub mod fake_model;
+pub mod fake_openai;
 pub mod http;
 pub mod mcp;
 pub mod repo;

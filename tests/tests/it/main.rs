@@ -10,6 +10,7 @@
 //! - `review`: Codex reviews with the fake codex: revisions, cycles, the ledger, escalations.
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
+//! - `real_codex`: the real `codex` CLI reviews a whole run, offline against a fake Responses API.
 //! - `conformance`: the official MCP conformance suite against our MCP service.
 //! - `services`: the slash command setup, the systemd unit and launchd agent.
 //! - `in_process`: `orchestratord::run` in this process, for races and restarts.
@@ -24,6 +25,7 @@ mod lifecycle;
 mod mcp;
 mod planning;
 mod real_claude;
+mod real_codex;
 mod recovery;
 mod review;
 mod services;
