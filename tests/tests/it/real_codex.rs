@@ -65,7 +65,7 @@ fn the_real_codex_reviews_the_plan_and_the_code_of_a_whole_run() {
     assert_eq!(run["status"], "completed", "{run}\n{log}");
     assert_eq!(run["progress"]["merged"], 2, "the revised plan ran: {run}");
     assert!(
-        log.contains("Codex asks for changes to plan v1: blocking P1")
+        log.contains("Codex asks for changes to plan v1: P1 [P1] Split the greeting task")
             && log.contains("Codex approved plan v2")
             && log.contains("Codex approved cycle 1's code with non-blocking findings F1"),
         "{log}"

@@ -219,12 +219,12 @@ impl RunActor {
                     )
                 } else {
                     format!(
-                        "Codex asks for changes to {what}: blocking {}{}",
-                        ids(blocking.iter().copied()),
+                        "Codex asks for changes to {what}: {}",
                         blocking
                             .iter()
-                            .map(|f| format!("; {} {}", f.id, f.title))
-                            .collect::<String>()
+                            .map(|f| format!("{} [{}] {}", f.id, f.priority, f.title))
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     )
                 };
                 let e = events::append(
