@@ -1,5 +1,6 @@
 //! `orchestrate answer [<id>] "<guidance>"`: answer an escalation; an escalated run continues
-//! with the guidance. Without an id, the project's pending escalation is answered.
+//! with the guidance. The id is an escalation's number or a run's id (its pending escalation);
+//! without one, the project's pending escalation is answered.
 
 use clap::Args;
 use orchestrator_proto::ListEscalations;
@@ -11,8 +12,9 @@ use crate::output;
 
 #[derive(Debug, Args)]
 pub struct AnswerArgs {
-    /// `[<id>] "<guidance>"`: the escalation's number (from `orchestrate escalations`; optional
-    /// when the project has a single pending one) and your answer (`-` reads it from stdin)
+    /// `[<id>] "<guidance>"`: the escalation's number (from `orchestrate escalations`) or a
+    /// run's id — optional when the project has a single pending escalation — and your answer
+    /// (`-` reads it from stdin)
     #[arg(num_args = 1..=2, value_names = ["ID", "GUIDANCE"], required = true)]
     args: Vec<String>,
     /// Project directory, to answer its pending escalation
@@ -23,17 +25,18 @@ pub struct AnswerArgs {
 }
 
 pub async fn run(client: &Client, a: AnswerArgs) -> Result<(), ClientError> {
-    let (id, text) = match a.args.as_slice() {
+    let (id, run, text) = match a.args.as_slice() {
+        [run, text] if run.starts_with("r-") => (None, Some(run.clone()), text.clone()),
         [id, text] => {
             let id = id.parse::<u64>().map_err(|_| {
                 ClientError::usage(
-                    format!("`{id}` is not an escalation number"),
+                    format!("`{id}` is neither an escalation number nor a run id"),
                     "write `orchestrate answer <id> \"<guidance>\"`; `orchestrate escalations` lists the ids",
                 )
             })?;
-            (Some(id), text.clone())
+            (Some(id), None, text.clone())
         }
-        [text] => (None, text.clone()),
+        [text] => (None, None, text.clone()),
         _ => unreachable!("clap allows one or two values"),
     };
     let text = if text == "-" {
@@ -45,24 +48,35 @@ pub async fn run(client: &Client, a: AnswerArgs) -> Result<(), ClientError> {
         Some(id) => id,
         None => {
             let project = absolute(&a.project)?;
-            let pending = client
+            let mut pending = client
                 .escalations(&ListEscalations {
-                    project: Some(project.clone()),
+                    project: if run.is_some() {
+                        None
+                    } else {
+                        Some(project.clone())
+                    },
                     all: false,
                 })
                 .await?;
+            let place = match &run {
+                Some(r) => {
+                    pending.retain(|e| &e.run_id == r);
+                    format!("run {r}")
+                }
+                None => project.to_string(),
+            };
             match pending.as_slice() {
                 [one] => one.id,
                 [] => {
                     return Err(ClientError::usage(
-                        format!("no escalation is waiting in {project}"),
+                        format!("no escalation is waiting in {place}"),
                         "`orchestrate escalations` lists the pending ones of every project",
                     ));
                 }
                 many => {
                     return Err(ClientError::usage(
                         format!(
-                            "{} escalations are waiting in {project}: {}",
+                            "{} escalations are waiting in {place}: {}",
                             many.len(),
                             many.iter()
                                 .map(|e| format!("#{}", e.id))

@@ -264,8 +264,19 @@ fn max_cycles_escalates_and_the_answer_runs_one_more_cycle_to_completion() {
         "{esc}"
     );
 
-    sb.orchestrate_in(&repo, &["answer", "Bound the input to 1 MiB"])
+    // By the run's id, from anywhere.
+    let id = run["id"].as_str().expect("id");
+    let out = sb
+        .orchestrate(&["answer", id, "Bound the input to 1 MiB"])
         .ok();
+    assert!(out.stdout.contains("Answered escalation #1"), "{out}");
+    let again = sb.orchestrate(&["answer", id, "twice"]).fails_with(2);
+    assert!(
+        again
+            .stderr
+            .contains(&format!("no escalation is waiting in run {id}")),
+        "{again}"
+    );
     let run = wait_final(&sb, &repo);
     assert_eq!(run["status"], "completed", "{run}\n{}", log(&sb, &repo));
     assert_eq!(run["cycle"], 3, "{run}");
