@@ -109,7 +109,12 @@ fn racing_submits_on_one_project_create_exactly_one_run_and_branch() {
         7,
         "{statuses:?}"
     );
-    let branches = repo::git(&project, &home, &["branch", "--list", "orchestrate/*"]);
+    // for-each-ref, not `branch --list`: that reads the worktrees the planner may be adding.
+    let branches = repo::git(
+        &project,
+        &home,
+        &["for-each-ref", "--format=%(refname)", "refs/heads/orchestrate/"],
+    );
     assert_eq!(branches.lines().count(), 1, "{branches}");
     daemon.stop();
 }
