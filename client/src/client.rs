@@ -174,6 +174,10 @@ impl Client {
             .escalations)
     }
 
+    pub async fn usage(&self) -> Result<orchestrator_proto::usage::UsageReport, ClientError> {
+        self.get("/v1/usage", &()).await
+    }
+
     pub async fn answer(&self, id: u64, answer: String) -> Result<Escalation, ClientError> {
         self.post(
             &format!("/v1/escalations/{id}/answer"),

@@ -23,6 +23,16 @@ pub fn ago(t: OffsetDateTime) -> String {
     }
 }
 
+/// "in 3m", "in 2h 5m".
+pub fn until(t: OffsetDateTime) -> String {
+    let secs = (t - OffsetDateTime::now_utc()).whole_seconds().max(0);
+    match secs {
+        0..60 => format!("in {secs}s"),
+        60..3600 => format!("in {}m", secs / 60),
+        _ => format!("in {}h {}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
 pub fn clock(t: OffsetDateTime) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     t.format(&fmt).unwrap_or_default() + " UTC"
@@ -67,6 +77,21 @@ pub fn run_summary(r: &Run) {
     }
     if let Some(reason) = &r.status_reason {
         println!("  why        {reason}");
+    }
+    if let Some(h) = &r.hold {
+        let when = h
+            .until
+            .map(|u| format!(" until {} ({})", clock(u), until(u)))
+            .unwrap_or_default();
+        let how = if h.kind == "usage" && r.options.auto_resume {
+            "resumes by itself"
+        } else {
+            "`orchestrate resume` continues it"
+        };
+        println!("  waiting    {} hold{when}; {how}", h.kind);
+    }
+    if let Some(b) = r.options.max_budget_usd {
+        println!("  budget     ${:.2} of ${b:.2} spent", r.progress.cost_usd);
     }
     println!(
         "  created    {} ({})",

@@ -31,6 +31,29 @@ pub struct Config {
     pub notifications: bool,
     /// How Codex reviews run.
     pub codex: CodexSettings,
+    /// The usage governor.
+    pub usage: UsageSettings,
+}
+
+/// `[usage]`: the usage endpoint poller and the pause policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageSettings {
+    pub poller: crate::usage::poller::PollerConfig,
+    /// How long running workers may finish after the threshold is crossed before they are
+    /// interrupted (a hit limit interrupts them at once).
+    pub grace: std::time::Duration,
+    /// Work resumes this long after a window's reset.
+    pub margin: time::Duration,
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        Self {
+            poller: Default::default(),
+            grace: std::time::Duration::from_secs(300),
+            margin: crate::usage::RESET_MARGIN,
+        }
+    }
 }
 
 /// `[codex]`: how reviews run.
@@ -71,6 +94,18 @@ pub struct FileConfig {
     pub notifications: NotificationsSection,
     #[serde(default)]
     pub codex: CodexSection,
+    #[serde(default)]
+    pub usage: UsageSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageSection {
+    pub base_url: Option<String>,
+    pub poll_interval_secs: Option<u64>,
+    pub user_agent: Option<String>,
+    pub grace_secs: Option<u64>,
+    pub reset_margin_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +217,27 @@ impl Config {
             claude_bin: file.agents.claude_bin,
             codex_bin: file.agents.codex_bin,
             notifications: file.notifications.enabled.unwrap_or(true),
+            usage: {
+                let d = UsageSettings::default();
+                UsageSettings {
+                    poller: crate::usage::poller::PollerConfig {
+                        base_url: file.usage.base_url.unwrap_or(d.poller.base_url),
+                        interval: file
+                            .usage
+                            .poll_interval_secs
+                            .filter(|s| *s > 0)
+                            .map_or(d.poller.interval, std::time::Duration::from_secs),
+                        user_agent: file.usage.user_agent.unwrap_or(d.poller.user_agent),
+                    },
+                    grace: file
+                        .usage
+                        .grace_secs
+                        .map_or(d.grace, std::time::Duration::from_secs),
+                    margin: file.usage.reset_margin_secs.map_or(d.margin, |s| {
+                        time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
+                    }),
+                }
+            },
             codex: {
                 let d = CodexSettings::default();
                 CodexSettings {

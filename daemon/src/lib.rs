@@ -14,6 +14,7 @@ pub mod notify;
 pub mod runs;
 pub mod socket;
 pub mod store;
+pub mod usage;
 pub mod wire;
 
 use std::future::Future;
@@ -52,6 +53,7 @@ pub async fn run(
     let stop = CancellationToken::new();
     let (mcp_listener, mcp_addr) = mcp::bind(&db, config.mcp_port).await?;
     let mcp_url = format!("http://{mcp_addr}/mcp");
+    let usage = usage::Usage::new();
     let engine = Arc::new(engine::EngineConfig {
         mcp_url: mcp_url.clone(),
         data_dir: config.data_dir.clone(),
@@ -60,8 +62,17 @@ pub async fn run(
         notifications: config.notifications,
         codex_bin: config.codex_bin.clone(),
         codex: config.codex.clone(),
+        usage: usage.clone(),
+        usage_grace: config.usage.grace,
+        usage_margin: config.usage.margin,
     });
     let runs = runs::Runs::new(db.clone(), stop.child_token(), engine);
+    tokio::spawn(usage::poller::run(
+        usage.clone(),
+        config.usage.poller.clone(),
+        db.clone(),
+        stop.child_token(),
+    ));
     let restored = runs.restore().await.map_err(DaemonError::Restore)?;
     if restored > 0 {
         tracing::info!(runs = restored, "restored active runs");
@@ -82,6 +93,7 @@ pub async fn run(
             mcp_url: mcp_url.clone(),
         }),
         shutdown: stop.clone(),
+        usage: usage.clone(),
     };
     let external = stop.clone();
     tokio::spawn(async move {

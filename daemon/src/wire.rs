@@ -22,6 +22,10 @@ pub fn run(r: &RunRow) -> proto::Run {
         updated_at: r.updated_at,
         finished_at: r.finished_at,
         progress: r.progress.clone(),
+        hold: r.hold_kind.as_ref().map(|kind| proto::RunHold {
+            kind: kind.clone(),
+            until: r.hold_until,
+        }),
     }
 }
 

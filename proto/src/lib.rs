@@ -11,6 +11,7 @@ pub mod error;
 pub mod locate;
 pub mod run;
 pub mod session;
+pub mod usage;
 
 pub use env::SessionEnv;
 pub use error::{ErrorBody, ErrorCode};
@@ -22,7 +23,7 @@ use time::OffsetDateTime;
 
 /// Bumped whenever a request or response shape changes incompatibly. The client refuses to talk
 /// to a daemon of another protocol version and says how to restart it.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

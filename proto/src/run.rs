@@ -147,6 +147,16 @@ pub struct RunOptions {
     /// task back with the command's output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<String>,
+    /// Resume by itself when the usage window resets (off: wait for `orchestrate resume`).
+    #[serde(default = "default_true")]
+    pub auto_resume: bool,
+    /// Pause and escalate once the run's sessions have cost this much (USD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_budget_usd: Option<f64>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_concurrency() -> u32 {
@@ -169,6 +179,8 @@ impl Default for RunOptions {
             dry_run: false,
             verbose: false,
             gate: None,
+            auto_resume: true,
+            max_budget_usd: None,
         }
     }
 }
@@ -227,6 +239,23 @@ pub struct Run {
     /// Tasks, sessions and spend so far.
     #[serde(default)]
     pub progress: Progress,
+    /// What a paused run waits for besides the user: the usage window or its budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<RunHold>,
+}
+
+/// Why a paused run waits, and until when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunHold {
+    /// `usage` (resumes by itself at `until` unless auto-resume is off) or `budget`.
+    pub kind: String,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until: Option<OffsetDateTime>,
 }
 
 /// How far a run has come, and what it cost.

@@ -33,9 +33,7 @@ impl FakeModel {
     pub fn start(script: Script) -> Self {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let log = requests.clone();
-        let url = listen(Arc::new(move |method, path, body| {
-            messages(method, path, body, &script, &log)
-        }));
+        let url = listen(Arc::new(move |r: &Request| messages(r, &script, &log)));
         Self { url, requests }
     }
 
@@ -73,18 +71,51 @@ pub fn tool_names(req: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// One HTTP request to a fake API.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub at: std::time::Instant,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// One HTTP answer of a fake API.
-pub(crate) struct Answer {
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
     pub content_type: &'static str,
     pub body: String,
 }
 
-/// What a fake API does with a request: method, path and body in, the answer out.
-pub(crate) type Handler = Arc<dyn Fn(&str, &str, &[u8]) -> Answer + Send + Sync>;
+impl Answer {
+    pub fn ok(content_type: &'static str, body: String) -> Self {
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            content_type,
+            body,
+        }
+    }
+}
+
+/// What a fake API does with a request.
+pub type Handler = Arc<dyn Fn(&Request) -> Answer + Send + Sync>;
 
 /// Serves `handler` on a fresh loopback port (keep-alive connections, one thread each) for the
 /// rest of the test process; returns the base URL.
-pub(crate) fn listen(handler: Handler) -> String {
+pub fn listen(handler: Handler) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a fake API");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     std::thread::spawn(move || {
@@ -110,6 +141,7 @@ fn serve(conn: TcpStream, handler: &Handler) -> std::io::Result<()> {
         let method = parts.next().unwrap_or("").to_owned();
         let path = parts.next().unwrap_or("").to_owned();
         let mut len = 0usize;
+        let mut headers = Vec::new();
         loop {
             let mut h = String::new();
             reader.read_line(&mut h)?;
@@ -117,18 +149,32 @@ fn serve(conn: TcpStream, handler: &Handler) -> std::io::Result<()> {
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().unwrap_or(0);
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
             }
         }
         let mut body = vec![0u8; len];
         reader.read_exact(&mut body)?;
-        let a = handler(&method, &path, &body);
+        let a = handler(&Request {
+            method,
+            path,
+            headers,
+            body,
+            at: std::time::Instant::now(),
+        });
+        let extra: String = a
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         write!(
             conn,
-            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nContent-Length: {}\r\n\r\n{}",
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nCache-Control: no-cache\r\n{extra}Content-Length: {}\r\n\r\n{}",
+            a.status,
+            if a.status < 400 { "OK" } else { "Error" },
             a.content_type,
             a.body.len(),
             a.body
@@ -137,21 +183,13 @@ fn serve(conn: TcpStream, handler: &Handler) -> std::io::Result<()> {
     }
 }
 
-fn messages(
-    method: &str,
-    path: &str,
-    body: &[u8],
-    script: &Script,
-    log: &Mutex<Vec<Value>>,
-) -> Answer {
-    if method != "POST" || !path.starts_with("/v1/messages") || path.contains("count_tokens") {
+fn messages(r: &Request, script: &Script, log: &Mutex<Vec<Value>>) -> Answer {
+    if r.method != "POST" || !r.path.starts_with("/v1/messages") || r.path.contains("count_tokens")
+    {
         // HEAD /api/hello and anything else: a plain, empty success.
-        return Answer {
-            content_type: "application/json",
-            body: "{}".into(),
-        };
+        return Answer::ok("application/json", "{}".into());
     }
-    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let req: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     let reply = script(&req);
     let stream = req["stream"] == true;
     let model = req["model"].as_str().unwrap_or("claude-fake").to_owned();
@@ -159,15 +197,9 @@ fn messages(
         l.push(req);
     }
     if stream {
-        Answer {
-            content_type: "text/event-stream",
-            body: sse(&reply, &model),
-        }
+        Answer::ok("text/event-stream", sse(&reply, &model))
     } else {
-        Answer {
-            content_type: "application/json",
-            body: message(&reply, &model).to_string(),
-        }
+        Answer::ok("application/json", message(&reply, &model).to_string())
     }
 }
 

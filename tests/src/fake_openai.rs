@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use crate::fake_model::{Answer, listen};
+use crate::fake_model::{Answer, Request, listen};
 
 /// Decides the assistant's text for a request (the whole Responses API request body).
 pub type Script = Arc<dyn Fn(&Value) -> String + Send + Sync>;
@@ -26,22 +26,16 @@ impl FakeOpenAi {
     pub fn start(script: Script) -> Self {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let log = requests.clone();
-        let url = listen(Arc::new(move |method, path, body| {
-            if method != "POST" || !path.ends_with("/responses") {
-                return Answer {
-                    content_type: "application/json",
-                    body: "{}".into(),
-                };
+        let url = listen(Arc::new(move |r: &Request| {
+            if r.method != "POST" || !r.path.ends_with("/responses") {
+                return Answer::ok("application/json", "{}".into());
             }
-            let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let req: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
             let text = script(&req);
             if let Ok(mut l) = log.lock() {
                 l.push(req);
             }
-            Answer {
-                content_type: "text/event-stream",
-                body: sse(&text),
-            }
+            Answer::ok("text/event-stream", sse(&text))
         }));
         Self { url, requests }
     }

@@ -11,6 +11,7 @@ mod setup;
 mod start;
 mod status;
 mod transition;
+mod usage;
 mod watch;
 
 use std::path::PathBuf;
@@ -57,6 +58,8 @@ enum Cmd {
     Escalations(escalations::EscalationsArgs),
     /// Answer an escalation
     Answer(answer::AnswerArgs),
+    /// The Claude account's usage windows: utilization, resets, where the figures come from
+    Usage(usage::UsageArgs),
     /// Manage the daemon
     Daemon(daemon::DaemonArgs),
     /// Install the /orchestrate slash command for Claude Code
@@ -151,6 +154,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::List(a) => list::run(&client, a).await,
         Cmd::Escalations(a) => escalations::run(&client, a).await,
         Cmd::Answer(a) => answer::run(&client, a).await,
+        Cmd::Usage(a) => usage::run(&client, a).await,
         Cmd::Daemon(_) | Cmd::Setup(_) | Cmd::Doctor(_) | Cmd::Completions { .. } | Cmd::Man => {
             unreachable!("handled above")
         }

@@ -29,6 +29,12 @@ pub struct StartArgs {
     /// Skip the Codex plan and code reviews
     #[arg(long)]
     skip_codex: bool,
+    /// After a usage pause, wait for `orchestrate resume` instead of resuming at the reset
+    #[arg(long)]
+    no_auto_resume: bool,
+    /// Pause and ask you once the run's sessions have cost this much (US dollars)
+    #[arg(long, value_name = "USD")]
+    max_budget_usd: Option<f64>,
     /// Generate the plan only; do not execute it
     #[arg(long)]
     dry_run: bool,
@@ -60,6 +66,14 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
             ),
         ));
     }
+    if let Some(b) = a.max_budget_usd
+        && !b.is_finite()
+    {
+        return Err(ClientError::usage(
+            format!("--max-budget-usd {b} is not a number"),
+            "give the most the run may spend in US dollars, e.g. --max-budget-usd 20",
+        ));
+    }
     let context_file = a.context_file.as_deref().map(absolute).transpose()?;
     let req = SubmitRun {
         project: absolute(&a.project)?,
@@ -72,6 +86,8 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
             dry_run: a.dry_run,
             verbose: a.verbose,
             gate: a.gate,
+            auto_resume: !a.no_auto_resume,
+            max_budget_usd: a.max_budget_usd,
         },
         context_file,
         env: orchestrator_proto::SessionEnv::capture(),

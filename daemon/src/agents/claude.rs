@@ -66,7 +66,11 @@ impl ClaudeCode {
             .arg("--mcp-config")
             .arg(Self::mcp_config(&spec.mcp_url))
             .arg("--strict-mcp-config")
-            .arg("--session-id")
+            .arg(if spec.resume {
+                "--resume"
+            } else {
+                "--session-id"
+            })
             .arg(&spec.session_uuid);
         match self.permissions {
             Permissions::Allowlist => {
@@ -113,6 +117,7 @@ mod tests {
             mcp_url: "http://127.0.0.1:7777/mcp".into(),
             token: "orch_secret".into(),
             session_uuid: "00000000-0000-4000-8000-000000000000".into(),
+            resume: false,
             env: orchestrator_proto::SessionEnv(
                 [("ANTHROPIC_API_KEY".to_owned(), "k".to_owned())].into(),
             ),

@@ -120,6 +120,8 @@ pub struct SessionSpec {
     pub token: String,
     /// `--session-id`, recorded for `--resume`.
     pub session_uuid: String,
+    /// Continue the conversation `session_uuid` (`--resume`) instead of starting it.
+    pub resume: bool,
     /// The run's forwarded environment.
     pub env: SessionEnv,
 }

@@ -10,6 +10,7 @@ mod escalations;
 mod extract;
 mod runs;
 mod sessions;
+mod usage;
 
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub info: Arc<DaemonInfo>,
     /// Cancelled by `POST /v1/daemon/shutdown` (and by signals, in the binary).
     pub shutdown: CancellationToken,
+    /// The account's usage windows, for `GET /v1/usage`.
+    pub usage: crate::usage::Usage,
 }
 
 /// Facts about this daemon process, for `/v1/health`.
@@ -64,6 +67,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/runs/{id}/sessions/{session}",
             axum::routing::delete(sessions::end),
         )
+        .route("/v1/usage", get(usage::get))
         .route("/v1/escalations", get(escalations::list))
         .route("/v1/escalations/{id}/answer", post(escalations::answer))
         .fallback(unknown_route)

@@ -12,6 +12,12 @@
 //!
 //! **Invariant:** a worktree is removed only once its branch is merged (or had nothing to
 //! merge); one with unmerged commits or uncommitted changes is kept and named in the log.
+//!
+//! Interruptions are not attempts: a worker stopped by a pause (the user's or the usage
+//! governor's) or by the account's usage limit goes back to pending with where it left off
+//! (its Claude session, worktree and branch), and its next dispatch continues that session with
+//! `claude --resume` in the same worktree. `drain` stops new dispatches but lets running
+//! workers finish (the usage governor's grace period).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -44,6 +50,8 @@ pub enum Executed {
 /// A worker session that ended.
 struct Finished {
     task: String,
+    /// The Claude session id (`--session-id` / `--resume`).
+    session_uuid: String,
     branch: String,
     base: String,
     worktree: PathBuf,
@@ -174,6 +182,7 @@ pub async fn execute(
     cfg: Arc<EngineConfig>,
     run: RunRow,
     cancel: CancellationToken,
+    drain: CancellationToken,
 ) -> Executed {
     let (agent, env) = match super::claude_for(&db, &cfg, &run.id).await {
         Ok(x) => x,
@@ -258,7 +267,7 @@ pub async fn execute(
             .collect();
         ready.sort_by_key(|t| std::cmp::Reverse(cp.get(&t.id).copied().unwrap_or(0)));
         for t in ready {
-            if busy.len() >= ctx.run.options.concurrency as usize {
+            if busy.len() >= ctx.run.options.concurrency as usize || drain.is_cancelled() {
                 break;
             }
             let overlaps = busy.values().flatten().any(|f| t.files.contains(f));
@@ -276,6 +285,9 @@ pub async fn execute(
                 }
             }
         }
+        if running.is_empty() && drain.is_cancelled() {
+            return Executed::Stopped;
+        }
         if running.is_empty() {
             return Executed::Failed(
                 "no task can start: every pending task waits on one that is not merged".into(),
@@ -283,15 +295,25 @@ pub async fn execute(
         }
         let done = tokio::select! {
             _ = cancel.cancelled() => {
-                // Sessions see the same token and stop their process groups.
-                while running.join_next().await.is_some() {}
+                // Sessions see the same token and stop their process groups; their tasks
+                // continue where they stopped when the run resumes.
+                while let Some(done) = running.join_next().await {
+                    if let Ok(f) = done {
+                        interrupted(&ctx, f, "the run was paused").await;
+                    }
+                }
                 return Executed::Stopped;
             }
             d = running.join_next() => d,
         };
         let Some(Ok(f)) = done else { continue };
         busy.remove(&f.task);
+        if limited(&f) {
+            interrupted(&ctx, f, "the account hit its usage limit").await;
+            continue;
+        }
         if cancel.is_cancelled() {
+            interrupted(&ctx, f, "the run was paused").await;
             return Executed::Stopped;
         }
         finish(&ctx, f).await;
@@ -303,10 +325,18 @@ async fn dispatch(
     t: &TaskRow,
     cancel: &CancellationToken,
 ) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, String> {
+    let attempt = t.attempts + 1;
+    if let Some(r) = t
+        .resume
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Resume>(r).ok())
+        && r.worktree.exists()
+    {
+        return launch(ctx, t, cancel, attempt, r, true).await;
+    }
     let base = git::rev_parse(&ctx.integration, "HEAD")
         .await
         .map_err(|e| e.to_string())?;
-    let attempt = t.attempts + 1;
     // Kept branches of earlier attempts (unmerged work is never thrown away) take their names.
     let mut n = attempt;
     let (branch, worktree) = loop {
@@ -329,6 +359,40 @@ async fn dispatch(
     git::worktree_add_new_branch(&ctx.project, &worktree, &branch, &base)
         .await
         .map_err(|e| format!("cannot create the worktree for task {}: {e}", t.id))?;
+    let place = Resume {
+        session: uuid::Uuid::new_v4().to_string(),
+        worktree,
+        branch,
+        base,
+    };
+    launch(ctx, t, cancel, attempt, place, false).await
+}
+
+/// Where a worker works (or left off): its Claude session, worktree, branch and base commit.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Resume {
+    session: String,
+    worktree: PathBuf,
+    branch: String,
+    base: String,
+}
+
+/// Opens the worker's session and returns the future that runs it; `resume` continues the
+/// Claude session `place.session` instead of starting it.
+async fn launch(
+    ctx: &Ctx,
+    t: &TaskRow,
+    cancel: &CancellationToken,
+    attempt: u32,
+    place: Resume,
+    resume: bool,
+) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, String> {
+    let Resume {
+        session: session_uuid,
+        worktree,
+        branch,
+        base,
+    } = place;
     let task = t.id.clone();
     let grant = ctx
         .handle
@@ -344,19 +408,38 @@ async fn dispatch(
         &ctx.handle,
         Level::Info,
         "task_dispatched",
-        format!(
-            "Task {} dispatched to session {} (attempt {attempt} of {TASK_ATTEMPTS}) on {branch}",
-            t.id, grant.session
-        ),
+        if resume {
+            format!(
+                "Task {} continues in session {} (claude --resume {session_uuid}, attempt {attempt} of {TASK_ATTEMPTS}) in {}",
+                t.id,
+                grant.session,
+                worktree.display()
+            )
+        } else {
+            format!(
+                "Task {} dispatched to session {} (attempt {attempt} of {TASK_ATTEMPTS}) on {branch}",
+                t.id, grant.session
+            )
+        },
     )
     .await;
+    let prompt = if resume {
+        format!(
+            "You were interrupted (the run was paused). Continue your task {} where you left off, \
+             in the same worktree; call `get_task` on the `orch` MCP server if you need the brief \
+             again, and finish with `complete_task` (or `fail_task`) as before.\n",
+            t.id
+        )
+    } else {
+        worker_prompt(&ctx.run, t, &branch, &worktree)
+    };
     let spec = SessionSpec {
-        prompt: worker_prompt(&ctx.run, t, &branch, &worktree)
-            + &super::planner::guidance(&ctx.db, &ctx.run).await,
+        prompt: prompt + &super::planner::guidance(&ctx.db, &ctx.run).await,
         cwd: worktree.clone(),
         mcp_url: ctx.cfg.mcp_url.clone(),
         token: grant.token.clone(),
-        session_uuid: uuid::Uuid::new_v4().to_string(),
+        session_uuid: session_uuid.clone(),
+        resume,
         env: ctx.env.clone(),
     };
     let cmd = ctx.agent.command(&spec);
@@ -367,10 +450,12 @@ async fn dispatch(
         .join(&grant.session);
     let cancel = cancel.clone();
     let task = t.id.clone();
+    let usage = ctx.cfg.usage.clone();
     Ok(async move {
-        let ended = session::run(cmd, &dir, &cancel, None).await;
+        let ended = session::run(cmd, &dir, &cancel, None, Some(&usage)).await;
         Finished {
             task,
+            session_uuid,
             branch,
             base,
             worktree,
@@ -378,6 +463,66 @@ async fn dispatch(
             ended,
         }
     })
+}
+
+/// Whether the worker's session ended on the account's usage limit.
+fn limited(f: &Finished) -> bool {
+    f.ended
+        .as_ref()
+        .is_ok_and(|e| e.outcome.as_ref().is_some_and(|o| o.is_usage_limit()))
+}
+
+/// A worker stopped from outside (a pause, the usage limit): unless it finished its task
+/// anyway, the task goes back to pending, without spending the attempt, with where it left off.
+async fn interrupted(ctx: &Ctx, f: Finished, why: &str) {
+    let why = if limited(&f) {
+        "the account hit its usage limit"
+    } else {
+        why
+    };
+    let id = (ctx.run.id.clone(), f.task.clone());
+    let status = ctx
+        .db
+        .call(move |c| rows::task(c, &id.0, &id.1))
+        .await
+        .ok()
+        .flatten()
+        .map(|t| t.status);
+    if f.ended.is_err() || status.as_deref() != Some("in_progress") {
+        // It completed or failed on its own just before: handle it as usual.
+        finish(ctx, f).await;
+        return;
+    }
+    super::planner::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
+    let resume = Resume {
+        session: f.session_uuid.clone(),
+        worktree: f.worktree.clone(),
+        branch: f.branch.clone(),
+        base: f.base.clone(),
+    };
+    let event = NewEvent::info(
+        "task_interrupted",
+        format!(
+            "Task {} interrupted ({why}); it continues with claude --resume {} in {} when the run resumes",
+            f.task,
+            f.session_uuid,
+            f.worktree.display()
+        ),
+    )
+    .with_data(serde_json::json!({ "task": f.task, "session": f.session }));
+    let (task, resume) = (
+        f.task.clone(),
+        serde_json::to_string(&resume).unwrap_or_default(),
+    );
+    let _ = ctx
+        .handle
+        .ask(|reply| Command::TaskInterrupted {
+            task,
+            resume,
+            event,
+            reply,
+        })
+        .await;
 }
 
 /// After a worker session: verify and merge a completed task, or put it back.

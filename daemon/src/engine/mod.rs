@@ -31,6 +31,12 @@ pub struct EngineConfig {
     pub codex_bin: Option<PathBuf>,
     /// `[codex]`.
     pub codex: crate::config::CodexSettings,
+    /// The account's usage windows, fed by every session's stream.
+    pub usage: crate::usage::Usage,
+    /// `[usage] grace_secs`.
+    pub usage_grace: std::time::Duration,
+    /// `[usage] reset_margin_secs`: work resumes this long after a window's reset.
+    pub usage_margin: time::Duration,
 }
 
 /// Planner sessions tried before the run fails for want of a plan.

@@ -208,13 +208,14 @@ pub async fn plan(
             mcp_url: cfg.mcp_url.clone(),
             token: grant.token.clone(),
             session_uuid: uuid::Uuid::new_v4().to_string(),
+            resume: false,
             env: env.clone(),
         };
         let dir = project
             .join(crate::mirror::DIR)
             .join("sessions")
             .join(&grant.session);
-        let ended = session::run(agent.command(&spec), &dir, &cancel, None).await;
+        let ended = session::run(agent.command(&spec), &dir, &cancel, None, Some(&cfg.usage)).await;
         end(&handle, &grant.session, ended.as_ref().ok()).await;
         let _ = crate::git::worktree_remove(&project, &worktree, true).await;
         let ended = match ended {

@@ -40,12 +40,14 @@ pub fn files(dir: &Path) -> (PathBuf, PathBuf) {
 /// A stopped session gets this long after SIGTERM before its group gets SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// Runs `cmd` to the end (or until `cancel`, or past `limit`), following its stdout file.
+/// Runs `cmd` to the end (or until `cancel`, or past `limit`), following its stdout file;
+/// what the stream says of the account's usage goes to `usage` as it arrives.
 pub async fn run(
     mut cmd: tokio::process::Command,
     dir: &Path,
     cancel: &CancellationToken,
     limit: Option<Duration>,
+    usage: Option<&crate::usage::Usage>,
 ) -> std::io::Result<Ended> {
     tokio::fs::create_dir_all(dir).await?;
     let (out_path, err_path) = files(dir);
@@ -77,7 +79,7 @@ pub async fn run(
             status = child.wait() => {
                 guard.0 = None;
                 ended.exit_code = status?.code();
-                drain(&mut reader, &mut line, &mut ended).await?;
+                drain(&mut reader, &mut line, &mut ended, usage).await?;
                 return Ok(ended);
             }
             _ = cancel.cancelled(), if !ended.cancelled => {
@@ -91,7 +93,7 @@ pub async fn run(
                 stopping = false;
             }
             _ = tick.tick() => {
-                drain(&mut reader, &mut line, &mut ended).await?;
+                drain(&mut reader, &mut line, &mut ended, usage).await?;
             }
         }
         if !signalled && (ended.cancelled || ended.timed_out || ended.mcp_failed) {
@@ -119,6 +121,7 @@ async fn drain(
     reader: &mut tokio::io::BufReader<tokio::fs::File>,
     line: &mut String,
     ended: &mut Ended,
+    usage: Option<&crate::usage::Usage>,
 ) -> std::io::Result<()> {
     loop {
         let n = reader.read_line(line).await?;
@@ -141,7 +144,24 @@ async fn drain(
                     .any(|(name, status)| name == SERVER_NAME && status != "connected");
             }
             Some(StreamEvent::ToolUse { .. }) => ended.tool_calls += 1,
-            Some(StreamEvent::Result(o)) => ended.outcome = Some(o),
+            Some(StreamEvent::RateLimit {
+                status,
+                kind,
+                resets_at,
+                utilization,
+            }) => {
+                if let Some(u) = usage {
+                    u.rate_limit_event(&status, kind.as_deref(), resets_at, utilization);
+                }
+            }
+            Some(StreamEvent::Result(o)) => {
+                if o.is_usage_limit()
+                    && let Some(u) = usage
+                {
+                    u.limit_hit(None);
+                }
+                ended.outcome = Some(o);
+            }
             _ => {}
         }
         line.clear();

@@ -46,6 +46,14 @@ pub fn check_options(o: &RunOptions) -> Result<(), RunError> {
         return Err(RunError::invalid("--max-cycles 0 allows no cycle at all")
             .hint(format!("use 1 or more (default {})", defaults::MAX_CYCLES)));
     }
+    if let Some(b) = o.max_budget_usd
+        && !(b.is_finite() && b > 0.0)
+    {
+        return Err(
+            RunError::invalid(format!("--max-budget-usd {b} is not a positive amount"))
+                .hint("give the most the run may spend in US dollars, e.g. --max-budget-usd 20"),
+        );
+    }
     if !(o.usage_threshold > 0.0 && o.usage_threshold <= 1.0) {
         return Err(RunError::invalid(format!(
             "--usage-threshold {} is out of range",

@@ -120,12 +120,14 @@ pub struct TaskRow {
     pub progress: Option<String>,
     pub failure: Option<String>,
     pub updated_at: OffsetDateTime,
+    /// Where an interrupted worker left off (JSON, the executor's), to continue it.
+    pub resume: Option<String>,
 }
 
 const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, t.files, \
      t.status, t.assignee, t.attempts, t.result, t.progress, t.failure, t.updated_at, \
-     (SELECT json_group_array(d.depends_on) FROM task_deps d WHERE d.run_id = t.run_id AND d.task_id = t.id) \
-     FROM tasks t";
+     (SELECT json_group_array(d.depends_on) FROM task_deps d WHERE d.run_id = t.run_id AND d.task_id = t.id), \
+     t.resume FROM tasks t";
 
 fn json_list(s: String) -> rusqlite::Result<Vec<String>> {
     serde_json::from_str(&s).map_err(|e| {
@@ -149,6 +151,7 @@ fn task_from(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         failure: r.get(11)?,
         updated_at: parse(&r.get::<_, String>(12)?)?,
         depends_on: json_list(r.get(13)?)?,
+        resume: r.get(14)?,
     })
 }
 
@@ -213,9 +216,27 @@ pub fn assign_task(
 ) -> Result<bool, StoreError> {
     let n = c.execute(
         "UPDATE tasks SET status = 'in_progress', assignee = ?3, attempts = attempts + 1, \
-           progress = NULL, updated_at = ?4 \
+           progress = NULL, resume = NULL, updated_at = ?4 \
          WHERE run_id = ?1 AND id = ?2 AND status = 'pending'",
         params![run, task, session, format(at)],
+    )?;
+    Ok(n == 1)
+}
+
+/// Puts an interrupted task back to pending without spending an attempt, with where its
+/// worker left off. Returns whether it was in progress.
+pub fn interrupt_task(
+    c: &Connection,
+    run: &str,
+    task: &str,
+    resume: &str,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let n = c.execute(
+        "UPDATE tasks SET status = 'pending', assignee = NULL, attempts = max(attempts - 1, 0), \
+           resume = ?3, updated_at = ?4 \
+         WHERE run_id = ?1 AND id = ?2 AND status = 'in_progress'",
+        params![run, task, resume, format(at)],
     )?;
     Ok(n == 1)
 }

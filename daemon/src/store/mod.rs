@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_planned_and_env.sql"),
     include_str!("migrations/0004_session_usage.sql"),
     include_str!("migrations/0005_reviews.sql"),
+    include_str!("migrations/0006_usage_hold.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

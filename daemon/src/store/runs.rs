@@ -29,6 +29,10 @@ pub struct RunRow {
     pub finished_at: Option<OffsetDateTime>,
     /// Counted from the tasks and sessions tables when the row is read.
     pub progress: orchestrator_proto::Progress,
+    /// Why a paused run waits on something other than the user: `usage` or `budget`.
+    pub hold_kind: Option<String>,
+    /// When a usage hold ends (the window's reset plus a margin).
+    pub hold_until: Option<OffsetDateTime>,
 }
 
 /// What `insert` needs; the rest starts at its initial value.
@@ -54,7 +58,8 @@ const COLUMNS: &str = "r.id, p.path, r.feature, r.branch, r.base_commit, r.statu
      (SELECT count(*) FROM sessions s WHERE s.run_id = r.id), \
      (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s WHERE s.run_id = r.id), \
      (SELECT coalesce(sum(s.input_tokens), 0) FROM sessions s WHERE s.run_id = r.id), \
-     (SELECT coalesce(sum(s.output_tokens), 0) FROM sessions s WHERE s.run_id = r.id)";
+     (SELECT coalesce(sum(s.output_tokens), 0) FROM sessions s WHERE s.run_id = r.id), \
+     r.hold_kind, r.hold_until";
 
 fn conversion<E: std::error::Error + Send + Sync + 'static>(col: usize, e: E) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
@@ -99,6 +104,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
             input_tokens: r.get(21)?,
             output_tokens: r.get(22)?,
         },
+        hold_kind: r.get(23)?,
+        hold_until: parse_opt(r.get(24)?)?,
     })
 }
 
@@ -184,7 +191,7 @@ pub fn current(conn: &Connection, project: &str) -> Result<Option<RunRow>, Store
 pub fn update(conn: &Connection, run: &RunRow) -> Result<(), StoreError> {
     let n = conn.execute(
         "UPDATE runs SET status = ?2, phase = ?3, cycle = ?4, status_reason = ?5, updated_at = ?6, \
-         finished_at = ?7 WHERE id = ?1",
+         finished_at = ?7, hold_kind = ?8, hold_until = ?9 WHERE id = ?1",
         params![
             run.id,
             enum_text(run.status),
@@ -193,6 +200,8 @@ pub fn update(conn: &Connection, run: &RunRow) -> Result<(), StoreError> {
             run.status_reason,
             format(run.updated_at),
             run.finished_at.map(format),
+            run.hold_kind,
+            run.hold_until.map(format),
         ],
     )?;
     if n == 1 {
@@ -250,6 +259,22 @@ pub fn env(conn: &Connection, run: &str) -> Result<orchestrator_proto::SessionEn
         Some(j) => Ok(serde_json::from_str(&j).map_err(|e| conversion(1, e))?),
         None => Ok(orchestrator_proto::SessionEnv::default()),
     }
+}
+
+/// The session environment of the newest active run, if any (the usage poller looks for the
+/// user's OAuth token there when the daemon's own environment has none).
+pub fn newest_active_env(
+    conn: &Connection,
+) -> Result<Option<orchestrator_proto::SessionEnv>, StoreError> {
+    let id: Option<String> = conn
+        .query_row(
+            "SELECT id FROM runs WHERE status IN ('queued','running','paused','escalated','planned') \
+             ORDER BY created_at DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    id.map(|id| env(conn, &id)).transpose()
 }
 
 #[cfg(test)]

@@ -22,6 +22,13 @@
 //! - `hang` — wait until killed.
 //! - `mcp-failed` — report the orchestrator's MCP server as failed in `system/init`, then
 //!   wait (claude carries on without the tools; the daemon must stop it).
+//! - `limit` — hit the account's usage limit: write `partial-<task>.txt` (uncommitted), print
+//!   a `rate_limit_event` `rejected` resetting in `CLAUDE_FAKE_RESET_SECS` (default 2) and a
+//!   usage-limit `result`, exit 1. Continued with `--resume`, it checks the partial file is
+//!   still there (the same worktree) and works.
+//! - `warn` — print a `rate_limit_event` `allowed_warning` at `CLAUDE_FAKE_UTILIZATION`
+//!   (default 0.9) resetting in `CLAUDE_FAKE_RESET_SECS`, then work. With `CLAUDE_FAKE_ONCE`
+//!   set to a path, only the first session warns (it creates the file).
 
 use std::io::Write;
 
@@ -66,7 +73,10 @@ fn main() {
         println!("2.1.330 (Claude Code) [fake]");
         return;
     }
-    let session = arg_after(&args, "--session-id").unwrap_or_else(|| "fake-session".into());
+    let resumed = arg_after(&args, "--resume");
+    let session = arg_after(&args, "--session-id")
+        .or_else(|| resumed.clone())
+        .unwrap_or_else(|| "fake-session".into());
     let config: Value = arg_after(&args, "--mcp-config")
         .and_then(|c| serde_json::from_str(&c).ok())
         .unwrap_or(Value::Null);
@@ -94,7 +104,7 @@ fn main() {
                 std::thread::park();
             }
         }
-        work(&mcp, &session);
+        work(&mcp, &session, resumed.is_some());
         return;
     }
     let script = std::env::var("CLAUDE_FAKE_SCRIPT").unwrap_or_else(|_| "hang".into());
@@ -155,7 +165,18 @@ fn git(args: &[&str]) {
     assert!(ok, "git {args:?} failed");
 }
 
-fn work(mcp: &Mcp, session: &str) {
+fn reset_in() -> i64 {
+    let secs: i64 = std::env::var("CLAUDE_FAKE_RESET_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    now + secs
+}
+
+fn work(mcp: &Mcp, session: &str, resumed: bool) {
     let mode = std::env::var("CLAUDE_FAKE_WORKER").unwrap_or_else(|_| "work".into());
     if mode == "hang" {
         loop {
@@ -165,6 +186,47 @@ fn work(mcp: &Mcp, session: &str) {
     let brief = call(mcp, "get_task", json!({}));
     let task = brief["structuredContent"]["task"].clone();
     let id = task["id"].as_str().unwrap_or("unknown").to_owned();
+    let partial = format!("partial-{id}.txt");
+    if mode == "limit" && !resumed {
+        std::fs::write(&partial, "half done\n").expect("write the partial file");
+        say(
+            json!({"type": "rate_limit_event", "rate_limit_info": {"status": "rejected",
+                   "resetsAt": reset_in(), "rateLimitType": "five_hour"}, "session_id": session}),
+        );
+        say(
+            json!({"type": "result", "subtype": "success", "is_error": true,
+                   "result": "You've hit your 5-hour limit · resets soon", "api_error_status": 429,
+                   "api_error": "usage_limit_reached", "session_id": session,
+                   "total_cost_usd": 0.001, "usage": {"input_tokens": 50, "output_tokens": 5}}),
+        );
+        std::process::exit(1);
+    }
+    if mode == "limit" {
+        assert!(
+            std::path::Path::new(&partial).exists(),
+            "resumed outside the interrupted worktree"
+        );
+    }
+    let first = std::env::var("CLAUDE_FAKE_ONCE")
+        .map(|p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .is_ok()
+        })
+        .unwrap_or(true);
+    if mode == "warn" && first {
+        let u: f64 = std::env::var("CLAUDE_FAKE_UTILIZATION")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.9);
+        say(
+            json!({"type": "rate_limit_event", "rate_limit_info": {"status": "allowed_warning",
+                   "resetsAt": reset_in(), "rateLimitType": "five_hour", "utilization": u},
+                   "session_id": session}),
+        );
+    }
     if mode == "flaky" && task["attempts"] == 1 {
         say(
             json!({"type": "result", "subtype": "success", "is_error": false,

@@ -31,6 +31,9 @@ fn the_mcp_service_passes_the_conformance_suite() {
             notifications: false,
             codex_bin: None,
             codex: Default::default(),
+            usage: Default::default(),
+            usage_grace: std::time::Duration::from_secs(300),
+            usage_margin: orchestratord::usage::RESET_MARGIN,
         });
         let runs = orchestratord::runs::Runs::new(db, cancel.child_token(), engine);
         let app = axum::Router::new().nest_service(

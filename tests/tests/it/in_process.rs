@@ -31,6 +31,7 @@ impl InProcess {
             codex_bin: None,
             notifications: false,
             codex: Default::default(),
+            usage: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let done = {
@@ -113,7 +114,11 @@ fn racing_submits_on_one_project_create_exactly_one_run_and_branch() {
     let branches = repo::git(
         &project,
         &home,
-        &["for-each-ref", "--format=%(refname)", "refs/heads/orchestrate/"],
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/heads/orchestrate/",
+        ],
     );
     assert_eq!(branches.lines().count(), 1, "{branches}");
     daemon.stop();

@@ -8,6 +8,7 @@
 //! - `execution`: whole runs with the fake claude: workers, merge queue, retries, conflicts.
 //! - `planning`: the planner phase with the fake claude: plan, retries, dry-run, pause.
 //! - `review`: Codex reviews with the fake codex: revisions, cycles, the ledger, escalations.
+//! - `usage`: the usage governor: pauses, resumes at the reset, `--resume`, the poller, budget.
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
 //! - `real_codex`: the real `codex` CLI reviews a whole run, offline against a fake Responses API.
@@ -31,3 +32,4 @@ mod review;
 mod services;
 mod snapshots;
 mod start;
+mod usage;

@@ -272,7 +272,7 @@ async fn attempt_once(
     )
     .await;
     let ran = match codex.command(&spec) {
-        Ok(cmd) => session::run(cmd, &attempt_dir, cancel, Some(cfg.codex.timeout)).await,
+        Ok(cmd) => session::run(cmd, &attempt_dir, cancel, Some(cfg.codex.timeout), None).await,
         Err(e) => Err(e),
     };
     let events = read_events(&session::files(&attempt_dir).0);

@@ -112,8 +112,7 @@ impl RunActor {
     }
 
     pub(super) async fn review_done(&mut self, outcome: Reviewed) -> Result<(), RunError> {
-        self.working = None;
-        if self.run.status != RunStatus::Running {
+        if !self.work_ended().await {
             return Ok(()); // paused or cancelled meanwhile
         }
         match outcome {

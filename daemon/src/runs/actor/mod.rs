@@ -8,9 +8,10 @@
 //! shuts down; a restarted daemon spawns a fresh actor from the row.
 //!
 //! `cycle.rs` holds the decisions between phases: plan review rounds, code review, the next
-//! cycle or an escalation.
+//! cycle or an escalation; `usage.rs` the usage governor's pauses, resumes and the budget.
 
 mod cycle;
+mod usage;
 
 use std::time::Duration;
 
@@ -90,6 +91,13 @@ pub enum Command {
         event: NewEvent,
         reply: Reply<()>,
     },
+    /// A worker was interrupted: its task goes back to pending with where it left off.
+    TaskInterrupted {
+        task: String,
+        resume: String,
+        event: NewEvent,
+        reply: Reply<()>,
+    },
     /// The execution task finished.
     ExecutionDone { outcome: Executed, reply: Reply<()> },
     /// A Codex review finished.
@@ -140,6 +148,12 @@ pub struct RunActor {
     me: RunHandle,
     /// Cancels the running engine task (planning), if any.
     working: Option<CancellationToken>,
+    /// Stops the executor's new dispatches (the usage grace period), if it is running.
+    drain: Option<CancellationToken>,
+    /// When running workers get interrupted during a usage pause.
+    grace_until: Option<time::OffsetDateTime>,
+    /// The user resumed over a usage hold at this time: older figures are not acted on.
+    forced_at: Option<time::OffsetDateTime>,
 }
 
 impl RunActor {
@@ -166,6 +180,9 @@ impl RunActor {
             engine,
             me: handle.clone(),
             working: None,
+            drain: None,
+            grace_until: None,
+            forced_at: None,
         };
         (actor, handle)
     }
@@ -186,6 +203,7 @@ impl RunActor {
             }
             self.rewrite_mirror(true).await;
         }
+        let mut account = self.engine.usage.subscribe();
         self.advance().await;
         let mut mirror_check = tokio::time::interval(MIRROR_CHECK);
         mirror_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -197,10 +215,18 @@ impl RunActor {
                     Some(cmd) => self.handle(cmd).await,
                     None => break,
                 },
+                changed = account.changed() => {
+                    if changed.is_ok() {
+                        let a = account.borrow_and_update().clone();
+                        self.check_usage(&a).await;
+                    }
+                }
                 _ = mirror_check.tick() => {
                     if !self.mirror.root().join("state.json").exists() {
                         self.rewrite_mirror(true).await;
                     }
+                    let a = account.borrow().clone();
+                    self.check_timers(&a).await;
                 }
             }
         }
@@ -241,7 +267,13 @@ impl RunActor {
                 usage,
                 reply,
             } => {
-                let _ = reply.send(self.end_session(session, usage).await);
+                let ended = self.end_session(session, usage).await;
+                if ended.is_ok()
+                    && let Err(e) = self.check_budget().await
+                {
+                    tracing::error!(run = %self.run.id, cause = %e, "cannot check the budget");
+                }
+                let _ = reply.send(ended);
             }
             Command::Note { event, reply } => {
                 let _ = reply.send(self.record(event).await);
@@ -257,6 +289,14 @@ impl RunActor {
                 reply,
             } => {
                 let _ = reply.send(self.task_update(task, status, failure, event).await);
+            }
+            Command::TaskInterrupted {
+                task,
+                resume,
+                event,
+                reply,
+            } => {
+                let _ = reply.send(self.task_interrupted(task, resume, event).await);
             }
             Command::ExecutionDone { outcome, reply } => {
                 let _ = reply.send(self.execution_done(outcome).await);
@@ -309,7 +349,15 @@ impl RunActor {
             ))
             .hint("`orchestrate status` shows what it is doing"));
         }
-        let reason = reason.unwrap_or_else(|| "resumed by the user".into());
+        let reason = match self.run.hold_kind.as_deref() {
+            Some("usage") => {
+                // The user overrides the current figures; newer ones are acted on again.
+                self.forced_at = Some(time::OffsetDateTime::now_utc());
+                reason.unwrap_or_else(|| "resumed by the user before the usage window reset".into())
+            }
+            _ => reason.unwrap_or_else(|| "resumed by the user".into()),
+        };
+        self.clear_hold();
         self.set_status(RunStatus::Queued, reason).await?;
         self.advance().await;
         Ok(self.run.clone())
@@ -321,6 +369,14 @@ impl RunActor {
         if self.working.is_some()
             || !matches!(self.run.status, RunStatus::Queued | RunStatus::Running)
         {
+            return;
+        }
+        // A run started (or resumed) while the account is over the threshold waits.
+        let account = self.engine.usage.snapshot();
+        if let Some(h) = self.usage_hold(&account) {
+            if let Err(e) = self.hold_for_usage(h).await {
+                tracing::error!(run = %self.run.id, cause = %e, "cannot pause for usage");
+            }
             return;
         }
         match self.run.phase {
@@ -359,6 +415,8 @@ impl RunActor {
         }
         let cancel = self.shutdown.child_token();
         self.working = Some(cancel.clone());
+        let drain = CancellationToken::new();
+        self.drain = Some(drain.clone());
         let (me, db, cfg, run) = (
             self.me.clone(),
             self.db.clone(),
@@ -368,7 +426,7 @@ impl RunActor {
         tokio::spawn(async move {
             match phase {
                 Phase::Executing => {
-                    let outcome = executor::execute(me.clone(), db, cfg, run, cancel).await;
+                    let outcome = executor::execute(me.clone(), db, cfg, run, cancel, drain).await;
                     let _ = me
                         .ask(|reply| Command::ExecutionDone { outcome, reply })
                         .await;
@@ -393,8 +451,7 @@ impl RunActor {
     }
 
     async fn execution_done(&mut self, outcome: Executed) -> Result<(), RunError> {
-        self.working = None;
-        if self.run.status != RunStatus::Running {
+        if !self.work_ended().await {
             return Ok(());
         }
         match outcome {
@@ -432,6 +489,33 @@ impl RunActor {
                     failure.as_deref(),
                     at,
                 )?;
+                let e = events::append(&tx, &run, at, event)?;
+                let row = crate::store::board::task(&tx, &run, &task)?;
+                tx.commit()?;
+                Ok((row, e))
+            })
+            .await?;
+        self.published(vec![e]).await;
+        if let Some(t) = row
+            && let Err(e) = self.mirror.write_task(&t.id, &board::task_json(&t)).await
+        {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a task");
+        }
+        Ok(())
+    }
+
+    async fn task_interrupted(
+        &mut self,
+        task: String,
+        resume: String,
+        event: NewEvent,
+    ) -> Result<(), RunError> {
+        let (run, at) = (self.run.id.clone(), time_text::now());
+        let (row, e) = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                crate::store::board::interrupt_task(&tx, &run, &task, &resume, at)?;
                 let e = events::append(&tx, &run, at, event)?;
                 let row = crate::store::board::task(&tx, &run, &task)?;
                 tx.commit()?;
@@ -546,11 +630,26 @@ impl RunActor {
         if let Some(w) = self.working.take() {
             w.cancel();
         }
+        self.drain = None;
+    }
+
+    /// Engine work ended; `true` when the outcome is to be acted on (the run is still
+    /// running). A run queued meanwhile (resumed while its work wound down) starts again.
+    async fn work_ended(&mut self) -> bool {
+        self.working = None;
+        self.drain = None;
+        match self.run.status {
+            RunStatus::Running => true,
+            RunStatus::Queued => {
+                self.advance().await;
+                false
+            }
+            _ => false,
+        }
     }
 
     async fn planner_done(&mut self, outcome: Planned) -> Result<(), RunError> {
-        self.working = None;
-        if self.run.status != RunStatus::Running {
+        if !self.work_ended().await {
             return Ok(()); // paused or cancelled meanwhile
         }
         match outcome {
@@ -572,6 +671,7 @@ impl RunActor {
         let reason = reason.unwrap_or_else(|| "cancelled by the user".into());
         let branch = self.run.branch.clone();
         self.stop_work();
+        self.clear_hold();
         let row = self.set_status(RunStatus::Cancelled, reason).await?;
         self.record(NewEvent::info(
             "branch_kept",

@@ -1,0 +1,74 @@
+//! `orchestrate usage`: the Claude account's 5-hour and 7-day windows as the daemon knows them
+//! — utilization, reset times, where each figure came from and how old it is — and the usage
+//! poller's state (which token source, last success or error, next poll).
+
+use clap::Args;
+use orchestrator_proto::usage::{UsageReport, UsageWindow};
+
+use super::Format;
+use crate::client::Client;
+use crate::error::ClientError;
+use crate::output::{ago, clock};
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    format: Format,
+}
+
+fn window(name: &str, w: Option<&UsageWindow>) {
+    match w {
+        None => {
+            println!("  {name:<10} unknown (no worker has reported it and no poll has answered)")
+        }
+        Some(w) => {
+            let resets = w
+                .resets_at
+                .map(|r| format!(" · resets {}", clock(r)))
+                .unwrap_or_default();
+            println!(
+                "  {name:<10} {:.0}%{resets} · from the {}, {}",
+                w.utilization_percent,
+                w.source,
+                ago(w.observed_at)
+            );
+        }
+    }
+}
+
+pub async fn run(client: &Client, a: UsageArgs) -> Result<(), ClientError> {
+    let r: UsageReport = client.usage().await?;
+    if a.format.json {
+        return crate::output::json(&r);
+    }
+    println!("Claude account usage");
+    window("5-hour", r.five_hour.as_ref());
+    window("7-day", r.seven_day.as_ref());
+    if let Some(l) = &r.limit_hit {
+        println!(
+            "  limit hit  {}{} — runs wait for the reset",
+            l.kind,
+            l.until
+                .map(|u| format!(" until {}", clock(u)))
+                .unwrap_or_default()
+        );
+    }
+    let p = &r.poller;
+    match &p.token_source {
+        Some(src) => println!("  polling    with the token from {src}"),
+        None => println!(
+            "  polling    off: no subscription token (CLAUDE_CODE_OAUTH_TOKEN, ~/.claude/.credentials.json, \
+             macOS Keychain); limits are learnt from the workers' own streams"
+        ),
+    }
+    if let Some(t) = p.last_ok {
+        println!("  last poll  {} ({})", clock(t), ago(t));
+    }
+    if let Some(e) = &p.last_error {
+        println!("  problem    {e}");
+    }
+    if let (Some(t), Some(_)) = (p.next_at, &p.token_source) {
+        println!("  next poll  {}", clock(t));
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! `GET /v1/usage`: the account's usage windows as the daemon knows them, with where each
+//! figure came from and when; the poller's state. Never the token.
+
+use axum::extract::State;
+use orchestrator_proto::usage::{LimitHit, PollerReport, UsageReport, UsageWindow};
+
+use super::AppState;
+use crate::usage::Window;
+
+fn window(w: &Window, now: time::OffsetDateTime) -> UsageWindow {
+    UsageWindow {
+        utilization_percent: (w.current(now) * 1000.0).round() / 10.0,
+        resets_at: w.resets_at,
+        source: w.source.as_str().to_owned(),
+        observed_at: w.observed_at,
+    }
+}
+
+pub async fn get(State(s): State<AppState>) -> axum::Json<UsageReport> {
+    let a = s.usage.snapshot();
+    let now = time::OffsetDateTime::now_utc();
+    axum::Json(UsageReport {
+        five_hour: a.five_hour.as_ref().map(|w| window(w, now)),
+        seven_day: a.seven_day.as_ref().map(|w| window(w, now)),
+        limit_hit: a
+            .rejected
+            .filter(|r| r.until.is_none_or(|u| u > now))
+            .map(|r| LimitHit {
+                kind: r.kind.to_owned(),
+                until: r.until,
+            }),
+        poller: PollerReport {
+            token_source: a.poll.token_source.clone(),
+            last_ok: a.poll.last_ok,
+            last_error: a.poll.last_error.clone(),
+            next_at: a.poll.next_at,
+        },
+    })
+}
