@@ -18,6 +18,15 @@ pub enum Reply {
     ToolUse { name: String, input: Value },
     /// Say this and end the turn.
     Text(String),
+    /// Answer with this HTTP error status, body and headers instead (e.g. a 429 with the
+    /// `anthropic-ratelimit-unified-*` headers of a hit usage limit).
+    Error {
+        status: u16,
+        headers: Vec<(String, String)>,
+        message: String,
+    },
+    /// A normal reply with extra response headers (e.g. a usage warning).
+    WithHeaders(Box<Reply>, Vec<(String, String)>),
 }
 
 /// Decides the reply to a request (the whole Messages API request body).
@@ -190,17 +199,42 @@ fn messages(r: &Request, script: &Script, log: &Mutex<Vec<Value>>) -> Answer {
         return Answer::ok("application/json", "{}".into());
     }
     let req: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    let reply = script(&req);
+    let mut reply = script(&req);
     let stream = req["stream"] == true;
     let model = req["model"].as_str().unwrap_or("claude-fake").to_owned();
     if let Ok(mut l) = log.lock() {
         l.push(req);
     }
-    if stream {
+    let mut headers = Vec::new();
+    if let Reply::WithHeaders(inner, h) = reply {
+        headers = h;
+        reply = *inner;
+    }
+    if let Reply::Error {
+        status,
+        headers,
+        message,
+    } = reply
+    {
+        let kind = if status == 429 {
+            "rate_limit_error"
+        } else {
+            "api_error"
+        };
+        return Answer {
+            status,
+            headers,
+            content_type: "application/json",
+            body: json!({"type": "error", "error": {"type": kind, "message": message}}).to_string(),
+        };
+    }
+    let mut a = if stream {
         Answer::ok("text/event-stream", sse(&reply, &model))
     } else {
         Answer::ok("application/json", message(&reply, &model).to_string())
-    }
+    };
+    a.headers = headers;
+    a
 }
 
 fn usage() -> Value {
@@ -214,6 +248,9 @@ fn block(reply: &Reply) -> (Value, &'static str) {
             "tool_use",
         ),
         Reply::Text(t) => (json!({"type": "text", "text": t}), "end_turn"),
+        Reply::Error { .. } | Reply::WithHeaders(..) => {
+            unreachable!("answered before a message is built")
+        }
     }
 }
 
@@ -239,6 +276,9 @@ fn sse(reply: &Reply, model: &str) -> String {
         Reply::Text(t) => {
             events.push(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}));
             events.push(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}));
+        }
+        Reply::Error { .. } | Reply::WithHeaders(..) => {
+            unreachable!("answered before a stream is built")
         }
     }
     events.push(json!({"type": "content_block_stop", "index": 0}));

@@ -347,3 +347,128 @@ fn the_real_claude_lists_the_installed_slash_command() {
         .unwrap_or_default();
     assert!(commands.iter().any(|c| c == "orchestrate"), "{commands:?}");
 }
+
+#[test]
+fn the_real_claude_hits_the_usage_limit_and_the_run_resumes_it_after_the_reset() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let sb = Sandbox::new();
+    // Resume right at the reset; keep the usage poller off the network.
+    std::fs::write(
+        sb.config_file(),
+        "[usage]\nreset_margin_secs = 0\nbase_url = \"http://127.0.0.1:9\"\n",
+    )
+    .expect("config");
+    let repo = sb.repo("app");
+    let plan = json!({"summary": "One step", "tasks": [
+        {"id": "greet", "title": "Write greet.txt", "description": "Create greet.txt saying hello",
+         "acceptance_criteria": ["greet.txt says hello"], "files": ["greet.txt"]}]});
+    let reset = time::OffsetDateTime::now_utc().unix_timestamp() + 4;
+    let limited = Arc::new(AtomicBool::new(false));
+    let hit = limited.clone();
+    let fake = FakeModel::start(Arc::new(move |req: &Value| {
+        let text = req.to_string();
+        let n = steps(req);
+        if text.contains("You are the planner") {
+            return if n == 0 {
+                Reply::ToolUse {
+                    name: "mcp__orch__submit_plan".into(),
+                    input: plan.clone(),
+                }
+            } else {
+                Reply::Text("Plan submitted.".into())
+            };
+        }
+        // The worker's first request hits the 5-hour limit, as Anthropic's API says it.
+        if !hit.swap(true, Ordering::SeqCst) {
+            return Reply::Error {
+                status: 429,
+                headers: vec![
+                    (
+                        "anthropic-ratelimit-unified-status".into(),
+                        "rejected".into(),
+                    ),
+                    (
+                        "anthropic-ratelimit-unified-reset".into(),
+                        reset.to_string(),
+                    ),
+                    (
+                        "anthropic-ratelimit-unified-representative-claim".into(),
+                        "five_hour".into(),
+                    ),
+                ],
+                message: "usage limit".into(),
+            };
+        }
+        let worktree = text
+            .split("You are in your own git worktree, ")
+            .nth(1)
+            .and_then(|r| r.split(", on branch").next())
+            .unwrap_or("/nonexistent")
+            .to_owned();
+        match n {
+            0 => Reply::ToolUse {
+                name: "Write".into(),
+                input: json!({"file_path": format!("{worktree}/greet.txt"), "content": "hello\n"}),
+            },
+            1 => Reply::ToolUse {
+                name: "Bash".into(),
+                input: json!({"command": format!("cd {worktree} && git add -A && git -c user.name=W -c user.email=w@example.invalid commit -q -m 'Add greet.txt'"),
+                              "description": "commit"}),
+            },
+            2 => Reply::ToolUse {
+                name: "mcp__orch__complete_task".into(),
+                input: json!({"summary": "wrote greet.txt, committed"}),
+            },
+            _ => Reply::Text("Done.".into()),
+        }
+    }));
+    let claude = deps::claude();
+    let claude = claude.to_str().expect("utf-8 path");
+    // A subscription login: claude sends the OAuth token and reads the unified limit headers.
+    let mut env: Vec<(&str, &str)> = daemon_env(claude, &fake.url)
+        .into_iter()
+        .filter(|(k, _)| *k != "ANTHROPIC_API_KEY")
+        .collect();
+    env.push(("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-fake-subscription"));
+    sb.orchestrate_env(&repo, &["start", "Add a greeting", "--skip-codex"], &env)
+        .ok();
+    let run = wait::until(
+        "the run to finish",
+        std::time::Duration::from_secs(300),
+        || {
+            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+            matches!(
+                s["status"].as_str(),
+                Some("completed" | "failed" | "escalated")
+            )
+            .then_some(s)
+        },
+    );
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "300"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert!(limited.load(Ordering::SeqCst), "the limit was served");
+    assert!(
+        log.contains("usage: the account hit its 5-hour limit")
+            && log.contains("Task greet interrupted (the account hit its usage limit)")
+            && log.contains("the usage window has reset: resuming by itself")
+            && log.contains("Task greet continues in session"),
+        "{log}"
+    );
+    let branch = run["branch"].as_str().expect("branch");
+    assert_eq!(
+        sb.git(&repo, &["show", &format!("{branch}:greet.txt")]),
+        "hello"
+    );
+    // The resumed session continued the same conversation (its first prompt is in the history).
+    let resumed = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.to_string().contains("You were interrupted"))
+        .collect::<Vec<_>>();
+    assert!(
+        resumed
+            .first()
+            .is_some_and(|r| r.to_string().contains("You are a worker")),
+        "claude --resume carried the conversation over"
+    );
+}
