@@ -75,6 +75,20 @@ pub fn run_summary(r: &Run) {
             p.sessions, p.cost_usd, p.input_tokens, p.output_tokens
         );
     }
+    if p.project_cost_usd > 0.0 {
+        let by_cycle: Vec<String> = p
+            .cycles
+            .iter()
+            .filter(|c| c.cycle > 0)
+            .map(|c| format!("cycle {} ${:.4}", c.cycle, c.cost_usd))
+            .collect();
+        println!(
+            "  cost       {}{}project ${:.4} (all its runs)",
+            by_cycle.join(" · "),
+            if by_cycle.is_empty() { "" } else { " · " },
+            p.project_cost_usd
+        );
+    }
     if let Some(reason) = &r.status_reason {
         println!("  why        {reason}");
     }

@@ -67,5 +67,6 @@ pub fn task(t: &crate::store::board::TaskRow) -> proto::Task {
         depends_on: t.depends_on.clone(),
         progress: t.progress.clone(),
         updated_at: t.updated_at,
+        cost_usd: t.cost_usd,
     }
 }

@@ -271,6 +271,21 @@ pub struct Progress {
     pub cost_usd: f64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Spend by cycle (0: sessions before the first cycle).
+    #[serde(default)]
+    pub cycles: Vec<CycleCost>,
+    /// Spend of every run of this project, this one included.
+    #[serde(default)]
+    pub project_cost_usd: f64,
+}
+
+/// One cycle's spend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CycleCost {
+    pub cycle: u32,
+    pub cost_usd: f64,
+    pub sessions: u32,
 }
 
 /// `GET /v1/runs`.
@@ -444,6 +459,8 @@ pub struct Task {
     pub progress: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// What its sessions cost so far (USD).
+    pub cost_usd: f64,
 }
 
 /// `GET /v1/runs/{id}/tasks`.

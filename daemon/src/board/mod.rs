@@ -469,7 +469,7 @@ pub fn task_json(t: &TaskRow) -> Value {
         "id": t.id, "title": t.title, "description": t.description,
         "acceptance_criteria": t.acceptance, "depends_on": t.depends_on, "files": t.files,
         "status": t.status, "assignee": t.assignee, "attempts": t.attempts,
-        "progress": t.progress, "result": t.result, "failure": t.failure,
+        "progress": t.progress, "result": t.result, "failure": t.failure, "cost_usd": t.cost_usd,
         "updated_at": time_text::format(t.updated_at),
     })
 }

@@ -31,8 +31,9 @@ pub struct NewSession<'a> {
 
 pub fn insert_session(c: &Connection, s: &NewSession<'_>) -> Result<(), StoreError> {
     c.execute(
-        "INSERT INTO sessions (id, run_id, role, task_id, agent, token_hash, status, expires_at, started_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8)",
+        "INSERT INTO sessions (id, run_id, role, task_id, agent, token_hash, status, expires_at, \
+           started_at, cycle, worked_task) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8, (SELECT cycle FROM runs WHERE id = ?2), ?4)",
         params![s.id, s.run_id, s.role, s.task_id, s.agent, s.token_hash, format(s.expires_at), format(s.at)],
     )?;
     Ok(())
@@ -92,7 +93,7 @@ pub fn set_session_usage(
 
 pub fn set_session_task(c: &Connection, id: &str, task: Option<&str>) -> Result<(), StoreError> {
     c.execute(
-        "UPDATE sessions SET task_id = ?2 WHERE id = ?1",
+        "UPDATE sessions SET task_id = ?2, worked_task = coalesce(?2, worked_task) WHERE id = ?1",
         params![id, task],
     )?;
     Ok(())
@@ -122,12 +123,16 @@ pub struct TaskRow {
     pub updated_at: OffsetDateTime,
     /// Where an interrupted worker left off (JSON, the executor's), to continue it.
     pub resume: Option<String>,
+    /// What its sessions cost so far.
+    pub cost_usd: f64,
 }
 
 const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, t.files, \
      t.status, t.assignee, t.attempts, t.result, t.progress, t.failure, t.updated_at, \
      (SELECT json_group_array(d.depends_on) FROM task_deps d WHERE d.run_id = t.run_id AND d.task_id = t.id), \
-     t.resume FROM tasks t";
+     t.resume, \
+     (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s WHERE s.run_id = t.run_id AND s.worked_task = t.id) \
+     FROM tasks t";
 
 fn json_list(s: String) -> rusqlite::Result<Vec<String>> {
     serde_json::from_str(&s).map_err(|e| {
@@ -152,6 +157,7 @@ fn task_from(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         updated_at: parse(&r.get::<_, String>(12)?)?,
         depends_on: json_list(r.get(13)?)?,
         resume: r.get(14)?,
+        cost_usd: r.get(15)?,
     })
 }
 

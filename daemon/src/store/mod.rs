@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_session_usage.sql"),
     include_str!("migrations/0005_reviews.sql"),
     include_str!("migrations/0006_usage_hold.sql"),
+    include_str!("migrations/0007_session_cycle.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]

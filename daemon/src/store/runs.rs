@@ -59,7 +59,12 @@ const COLUMNS: &str = "r.id, p.path, r.feature, r.branch, r.base_commit, r.statu
      (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s WHERE s.run_id = r.id), \
      (SELECT coalesce(sum(s.input_tokens), 0) FROM sessions s WHERE s.run_id = r.id), \
      (SELECT coalesce(sum(s.output_tokens), 0) FROM sessions s WHERE s.run_id = r.id), \
-     r.hold_kind, r.hold_until";
+     r.hold_kind, r.hold_until, \
+     (SELECT json_group_array(json_object('cycle', c, 'cost_usd', cost, 'sessions', n)) FROM \
+        (SELECT coalesce(s.cycle, 0) AS c, sum(coalesce(s.cost_usd, 0.0)) AS cost, count(*) AS n \
+         FROM sessions s WHERE s.run_id = r.id GROUP BY 1 ORDER BY 1)), \
+     (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s JOIN runs r2 ON r2.id = s.run_id \
+        WHERE r2.project_id = r.project_id)";
 
 fn conversion<E: std::error::Error + Send + Sync + 'static>(col: usize, e: E) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
@@ -103,6 +108,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
             cost_usd: r.get(20)?,
             input_tokens: r.get(21)?,
             output_tokens: r.get(22)?,
+            cycles: serde_json::from_str(&r.get::<_, String>(25)?)
+                .map_err(|e| conversion(25, e))?,
+            project_cost_usd: r.get(26)?,
         },
         hold_kind: r.get(23)?,
         hold_until: parse_opt(r.get(24)?)?,

@@ -362,7 +362,6 @@ fn the_real_claude_hits_the_usage_limit_and_the_run_resumes_it_after_the_reset()
     let plan = json!({"summary": "One step", "tasks": [
         {"id": "greet", "title": "Write greet.txt", "description": "Create greet.txt saying hello",
          "acceptance_criteria": ["greet.txt says hello"], "files": ["greet.txt"]}]});
-    let reset = time::OffsetDateTime::now_utc().unix_timestamp() + 4;
     let limited = Arc::new(AtomicBool::new(false));
     let hit = limited.clone();
     let fake = FakeModel::start(Arc::new(move |req: &Value| {
@@ -380,6 +379,8 @@ fn the_real_claude_hits_the_usage_limit_and_the_run_resumes_it_after_the_reset()
         }
         // The worker's first request hits the 5-hour limit, as Anthropic's API says it.
         if !hit.swap(true, Ordering::SeqCst) {
+            // Resets 3 s from now, however long the planner took.
+            let reset = time::OffsetDateTime::now_utc().unix_timestamp() + 3;
             return Reply::Error {
                 status: 429,
                 headers: vec![
@@ -444,7 +445,16 @@ fn the_real_claude_hits_the_usage_limit_and_the_run_resumes_it_after_the_reset()
             .then_some(s)
         },
     );
-    let log = sb.orchestrate_in(&repo, &["log", "-n", "300"]).ok().stdout;
+    let mut log = sb.orchestrate_in(&repo, &["log", "-n", "300"]).ok().stdout;
+    for f in std::fs::read_dir(repo.join(".orchestrator/sessions"))
+        .expect("sessions")
+        .flatten()
+    {
+        let out = std::fs::read_to_string(f.path().join("stdout.jsonl")).unwrap_or_default();
+        if out.contains("rate_limit") || out.contains("usage_limit") {
+            log.push_str(&format!("\n--- {}:\n{out}", f.path().display()));
+        }
+    }
     assert_eq!(run["status"], "completed", "{run}\n{log}");
     assert!(limited.load(Ordering::SeqCst), "the limit was served");
     assert!(

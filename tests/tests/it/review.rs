@@ -171,6 +171,34 @@ fn blocking_findings_start_a_second_cycle_which_fixes_them() {
         reason.contains("Codex approved the code") && reason.contains("F2"),
         "the nit is named: {reason}"
     );
+    // The cost ledger: by cycle, by task, and for the project.
+    let cycles: Vec<u64> = run["progress"]["cycles"]
+        .as_array()
+        .expect("cycles")
+        .iter()
+        .filter_map(|c| c["cycle"].as_u64())
+        .collect();
+    assert_eq!(cycles, [1, 2], "{run}");
+    let fix: Value = read_json(&repo.join(".orchestrator/tasks/fix1.json"));
+    let api = sb.get(&format!(
+        "/v1/runs/{}/tasks",
+        run["id"].as_str().expect("id")
+    ));
+    assert_eq!(
+        fix["cost_usd"],
+        0.002,
+        "one worker session: {fix}\n{}",
+        String::from_utf8_lossy(&api.body)
+    );
+    assert_eq!(
+        run["progress"]["project_cost_usd"], run["progress"]["cost_usd"],
+        "one run in this project: {run}"
+    );
+    let human = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
+    assert!(
+        human.contains("cost       cycle 1 $") && human.contains("· cycle 2 $"),
+        "{human}"
+    );
     assert_eq!(
         review_names(&repo),
         ["001-plan-c1", "002-code-c1", "003-code-c2"]
