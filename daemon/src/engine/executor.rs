@@ -183,6 +183,7 @@ pub async fn execute(
     run: RunRow,
     cancel: CancellationToken,
     drain: CancellationToken,
+    forced_at: Option<time::OffsetDateTime>,
 ) -> Executed {
     let (agent, env) = match super::claude_for(&db, &cfg, &run.id).await {
         Ok(x) => x,
@@ -266,8 +267,17 @@ pub async fn execute(
             .filter(|t| t.depends_on.iter().all(|d| merged.contains(d.as_str())))
             .collect();
         ready.sort_by_key(|t| std::cmp::Reverse(cp.get(&t.id).copied().unwrap_or(0)));
+        // No new worker while the account is over its limit (the actor pauses the run).
+        let held = drain.is_cancelled()
+            || crate::usage::hold_since(
+                &ctx.cfg.usage.snapshot(),
+                ctx.run.options.usage_threshold,
+                ctx.cfg.usage_margin,
+                forced_at,
+            )
+            .is_some();
         for t in ready {
-            if busy.len() >= ctx.run.options.concurrency as usize || drain.is_cancelled() {
+            if busy.len() >= ctx.run.options.concurrency as usize || held {
                 break;
             }
             let overlaps = busy.values().flatten().any(|f| t.files.contains(f));
@@ -285,7 +295,7 @@ pub async fn execute(
                 }
             }
         }
-        if running.is_empty() && drain.is_cancelled() {
+        if running.is_empty() && held {
             return Executed::Stopped;
         }
         if running.is_empty() {

@@ -146,6 +146,34 @@ pub fn hold(
     None
 }
 
+/// The newest observation the account state is based on.
+pub fn newest(a: &Account) -> Option<OffsetDateTime> {
+    [
+        a.five_hour.map(|w| w.observed_at),
+        a.rejected.map(|r| r.observed_at),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+}
+
+/// [`hold`], except that figures not newer than `forced_at` (when the user resumed over a
+/// hold) are not acted on.
+pub fn hold_since(
+    account: &Account,
+    threshold: f64,
+    margin: time::Duration,
+    forced_at: Option<OffsetDateTime>,
+) -> Option<Hold> {
+    let h = hold(account, threshold, OffsetDateTime::now_utc(), margin)?;
+    if let Some(f) = forced_at
+        && newest(account).is_none_or(|n| n <= f)
+    {
+        return None;
+    }
+    Some(h)
+}
+
 /// The account state, shared by the poller, every session and every run.
 #[derive(Clone)]
 pub struct Usage {

@@ -93,10 +93,13 @@ fn a_hit_limit_interrupts_the_worker_and_it_continues_with_resume_in_its_worktre
     let sb = Sandbox::new();
     config(&sb, "");
     let repo = sb.repo("app");
-    let plan = plan_file(&sb, vec![task("a", &[], &["a.txt"])]);
+    let plan = plan_file(
+        &sb,
+        vec![task("a", &[], &["a.txt"]), task("b", &["a"], &["b.txt"])],
+    );
     sb.orchestrate_env(
         &repo,
-        &["start", "One step", "--skip-codex"],
+        &["start", "Two steps", "--skip-codex"],
         &[
             ("CLAUDE_FAKE_SCRIPT", &plan),
             ("CLAUDE_FAKE_WORKER", "limit"),
@@ -107,6 +110,9 @@ fn a_hit_limit_interrupts_the_worker_and_it_continues_with_resume_in_its_worktre
     let run = wait_final(&sb, &repo);
     let log = log(&sb, &repo);
     assert_eq!(run["status"], "completed", "{run}\n{log}");
+    // Each task: one session that hit the limit, one that continued it after the reset; no
+    // worker is started while the account is over its limit.
+    assert_eq!(run["progress"]["sessions"], 5, "{run}\n{log}");
     assert!(
         log.contains("Task a interrupted (the account hit its usage limit)")
             && log.contains("usage: the account hit its 5-hour limit")

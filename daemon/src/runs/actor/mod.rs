@@ -417,6 +417,7 @@ impl RunActor {
         self.working = Some(cancel.clone());
         let drain = CancellationToken::new();
         self.drain = Some(drain.clone());
+        let forced = self.forced_at;
         let (me, db, cfg, run) = (
             self.me.clone(),
             self.db.clone(),
@@ -426,7 +427,8 @@ impl RunActor {
         tokio::spawn(async move {
             match phase {
                 Phase::Executing => {
-                    let outcome = executor::execute(me.clone(), db, cfg, run, cancel, drain).await;
+                    let outcome =
+                        executor::execute(me.clone(), db, cfg, run, cancel, drain, forced).await;
                     let _ = me
                         .ask(|reply| Command::ExecutionDone { outcome, reply })
                         .await;
@@ -465,7 +467,15 @@ impl RunActor {
                 )
                 .await
             }
-            Executed::Stopped => Ok(()),
+            Executed::Stopped => {
+                // The executor stopped dispatching because the account is over its limit
+                // (before this actor heard of it): pause the same way.
+                let account = self.engine.usage.snapshot();
+                if let Some(h) = self.usage_hold(&account) {
+                    return self.hold_for_usage(h).await;
+                }
+                Ok(())
+            }
         }
     }
 

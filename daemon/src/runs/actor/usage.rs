@@ -22,32 +22,15 @@ fn clock(t: OffsetDateTime) -> String {
     t.format(&f).unwrap_or_else(|_| time_text::format(t))
 }
 
-/// The newest observation the account state is based on.
-fn newest(a: &Account) -> Option<OffsetDateTime> {
-    [
-        a.five_hour.map(|w| w.observed_at),
-        a.rejected.map(|r| r.observed_at),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-}
-
 impl RunActor {
     /// Whether the account says this run must not work now (ignoring what the user overrode).
     pub(super) fn usage_hold(&self, account: &Account) -> Option<usage::Hold> {
-        let h = usage::hold(
+        usage::hold_since(
             account,
             self.run.options.usage_threshold,
-            OffsetDateTime::now_utc(),
             self.engine.usage_margin,
-        )?;
-        if let Some(forced) = self.forced_at
-            && newest(account).is_none_or(|n| n <= forced)
-        {
-            return None;
-        }
-        Some(h)
+            self.forced_at,
+        )
     }
 
     /// The account changed: hold the run if it must.
