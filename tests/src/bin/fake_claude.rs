@@ -13,7 +13,8 @@
 //! - `hang` (default) — wait until killed.
 //!
 //! Worker sessions (prompts that do not start with "You are the planner") follow
-//! `CLAUDE_FAKE_WORKER` instead (default `work`):
+//! `CLAUDE_FAKE_WORKER` instead (default `work`); a task whose description says `sleep_ms=<n>`
+//! takes that long (the benchmark's simulated work):
 //!
 //! - `work` — `get_task`, write each of the task's files, commit, `complete_task`.
 //! - `work-uncommitted` — the same but leave the changes uncommitted (the daemon commits them).
@@ -186,6 +187,15 @@ fn work(mcp: &Mcp, session: &str, resumed: bool) {
     let brief = call(mcp, "get_task", json!({}));
     let task = brief["structuredContent"]["task"].clone();
     let id = task["id"].as_str().unwrap_or("unknown").to_owned();
+    // A scripted duration (the benchmark's simulated work): `sleep_ms=<n>` in the description.
+    if let Some(ms) = task["description"]
+        .as_str()
+        .and_then(|d| d.split("sleep_ms=").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let partial = format!("partial-{id}.txt");
     if mode == "limit" && !resumed {
         std::fs::write(&partial, "half done\n").expect("write the partial file");

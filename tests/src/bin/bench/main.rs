@@ -1,0 +1,119 @@
+//! `orchestrator-bench`: measures the real daemon's overhead, throughput, scheduling efficiency
+//! and scale in sealed sandboxes, prints a table and writes JSON.
+//!
+//! `cargo run --release -p orchestrator-tests --bin orchestrator-bench [-- --quick] [--out F]`
+//!
+//! `--quick` (about a minute, what CI runs as a smoke test — timings are reported, never
+//! asserted) shrinks every figure; the full mode produces BENCHMARKS.md's numbers. The figures:
+//! MCP tool calls/s and latency at 1–256 sessions; `status` over the socket and as a whole
+//! process; daemon memory idle and under 10 runs × 4 workers; scheduling efficiency against
+//! the lower bound on seeded random DAGs with the fake claude; scale (many runs × workers ×
+//! tasks); and the time to reconcile unfinished runs after a restart.
+
+mod common;
+mod figures;
+
+use serde_json::{Value, json};
+
+/// One line of the results table.
+pub struct Row {
+    pub figure: &'static str,
+    pub metric: String,
+    pub value: f64,
+    pub unit: &'static str,
+    /// The goal, as the issue states it, for the reader (never asserted).
+    pub goal: Option<&'static str>,
+}
+
+impl Row {
+    pub fn new(
+        figure: &'static str,
+        metric: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) -> Self {
+        Self {
+            figure,
+            metric: metric.into(),
+            value,
+            unit,
+            goal: None,
+        }
+    }
+
+    pub fn goal(mut self, g: &'static str) -> Self {
+        self.goal = Some(g);
+        self
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench/results.json").to_owned()
+        });
+    let only: Vec<&str> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').collect())
+        .unwrap_or_default();
+    let want = |f: &str| only.is_empty() || only.contains(&f);
+    let started = std::time::Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    type Figure = fn(bool) -> Vec<Row>;
+    let all: [(&str, Figure); 6] = [
+        ("mcp", figures::mcp),
+        ("status", figures::status),
+        ("memory", figures::memory),
+        ("scheduling", figures::scheduling),
+        ("scale", figures::scale),
+        ("restart", figures::restart),
+    ];
+    for (name, f) in all {
+        if want(name) {
+            eprintln!("bench: {name}…");
+            rows.extend(f(quick));
+        }
+    }
+    println!(
+        "{:<12} {:<44} {:>12} {:<6} goal",
+        "figure", "metric", "value", "unit"
+    );
+    for r in &rows {
+        println!(
+            "{:<12} {:<44} {:>12.2} {:<6} {}",
+            r.figure,
+            r.metric,
+            r.value,
+            r.unit,
+            r.goal.unwrap_or("")
+        );
+    }
+    let json = json!({
+        "mode": if quick { "quick" } else { "full" },
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "seconds": started.elapsed().as_secs_f64(),
+        "results": rows.iter().map(|r| json!({
+            "figure": r.figure, "metric": r.metric, "value": r.value, "unit": r.unit, "goal": r.goal,
+        })).collect::<Vec<Value>>(),
+    });
+    if let Some(dir) = std::path::Path::new(&out).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("cannot write {out}: {e}"));
+    eprintln!(
+        "bench: done in {:.0} s; results in {out}",
+        started.elapsed().as_secs_f64()
+    );
+}
