@@ -179,15 +179,16 @@ fn serve(conn: TcpStream, handler: &Handler) -> std::io::Result<()> {
             .iter()
             .map(|(k, v)| format!("{k}: {v}\r\n"))
             .collect();
-        write!(
-            conn,
+        // One write: some clients parse a response head that arrives in pieces badly.
+        let response = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nCache-Control: no-cache\r\n{extra}Content-Length: {}\r\n\r\n{}",
             a.status,
             if a.status < 400 { "OK" } else { "Error" },
             a.content_type,
             a.body.len(),
             a.body
-        )?;
+        );
+        conn.write_all(response.as_bytes())?;
         conn.flush()?;
     }
 }

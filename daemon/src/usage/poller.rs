@@ -75,23 +75,26 @@ fn window(v: &serde_json::Value, now: OffsetDateTime) -> Option<Window> {
     })
 }
 
-async fn poll(client: &reqwest::Client, cfg: &PollerConfig, token: &Found) -> Polled {
+/// One poll, blocking (run on a blocking thread).
+fn poll(agent: &ureq::Agent, cfg: &PollerConfig, token: &Found) -> Polled {
     let url = format!("{}/api/oauth/usage", cfg.base_url.trim_end_matches('/'));
-    let sent = client
+    let sent = agent
         .get(&url)
-        .bearer_auth(token.token.expose())
+        .header("Authorization", &format!("Bearer {}", token.token.expose()))
         .header("anthropic-beta", "oauth-2025-04-20")
         .header("Accept", "application/json")
         .header("Content-Type", "application/json")
         .header("User-Agent", &cfg.user_agent)
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await;
-    let resp = match sent {
+        .call();
+    let mut resp = match sent {
         Ok(r) => r,
         Err(e) => return Polled::Busy(format!("cannot reach {url}: {e}"), None),
     };
     let status = resp.status();
+    if !status.is_success() {
+        // Read the error body, so the connection ends cleanly.
+        let _ = resp.body_mut().read_to_string();
+    }
     if status.as_u16() == 429 || status.is_server_error() {
         let after = resp
             .headers()
@@ -111,7 +114,7 @@ async fn poll(client: &reqwest::Client, cfg: &PollerConfig, token: &Found) -> Po
     if !status.is_success() {
         return Polled::Failed(format!("{url} answered {status}"));
     }
-    match resp.json::<serde_json::Value>().await {
+    match resp.body_mut().read_json::<serde_json::Value>() {
         Ok(v) => {
             let now = OffsetDateTime::now_utc();
             Polled::Ok(window(&v["five_hour"], now), window(&v["seven_day"], now))
@@ -129,13 +132,13 @@ fn jitter(d: Duration) -> Duration {
 
 /// Polls until `stop`.
 pub async fn run(usage: Usage, cfg: PollerConfig, db: crate::store::Db, stop: CancellationToken) {
-    let client = match reqwest::Client::builder().build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(cause = %e, "cannot build the usage poller's HTTP client; no polling");
-            return;
-        }
-    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        // Polls are minutes apart: a fresh connection each time, never a stale pooled one.
+        .max_idle_connections(0)
+        .build()
+        .into();
     let mut failures: u32 = 0;
     loop {
         let (found, problem) = token(&db).await;
@@ -148,8 +151,13 @@ pub async fn run(usage: Usage, cfg: PollerConfig, db: crate::store::Db, stop: Ca
                 cfg.interval
             }
             Some(found) => {
-                usage.poll_state(|p| p.token_source = Some(found.source.clone()));
-                match poll(&client, &cfg, &found).await {
+                let source = found.source.clone();
+                usage.poll_state(|p| p.token_source = Some(source));
+                let (a, c) = (agent.clone(), cfg.clone());
+                let polled = tokio::task::spawn_blocking(move || poll(&a, &c, &found))
+                    .await
+                    .unwrap_or_else(|e| Polled::Failed(format!("the poll panicked: {e}")));
+                match polled {
                     Polled::Ok(five, seven) => {
                         failures = 0;
                         usage.polled(five, seven);

@@ -229,6 +229,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn the_usage_endpoint_is_polled_with_backoff_and_a_run_started_over_the_threshold_waits() {
     let sb = Sandbox::new();
+    // The binaries are built (or found) first: the scripted reset must not pass while cargo runs.
+    sb.orchestrate(&["--version"]).ok();
     let reset = time::OffsetDateTime::now_utc() + time::Duration::seconds(8);
     let api = fake_usage(reset);
     config(
@@ -238,12 +240,25 @@ fn the_usage_endpoint_is_polled_with_backoff_and_a_run_started_over_the_threshol
     let repo = sb.repo("app");
     let env = [("CLAUDE_CODE_OAUTH_TOKEN", SECRET)];
     // The daemon starts (with the token in its environment) and polls: 429, then 95%.
-    let usage = wait::until("the poll to show 95%", wait::DEADLINE, || {
-        let u = sb
-            .orchestrate_env(&repo, &["usage", "--json"], &env)
-            .ok()
-            .json();
-        (u["five_hour"]["utilization_percent"] == 95.0).then_some(u)
+    let last = std::cell::RefCell::new(Value::Null);
+    let usage = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait::until("the poll to show 95%", wait::DEADLINE, || {
+            let u = sb
+                .orchestrate_env(&repo, &["usage", "--json"], &env)
+                .ok()
+                .json();
+            *last.borrow_mut() = u.clone();
+            (u["five_hour"]["utilization_percent"] == 95.0).then_some(u)
+        })
+    }))
+    .unwrap_or_else(|_| {
+        let reqs = api.requests.lock().map(|r| r.len()).unwrap_or(0);
+        let daemon_log =
+            std::fs::read_to_string(sb.data_dir().join("orchestratord.log")).unwrap_or_default();
+        panic!(
+            "no 95% poll; the endpoint saw {reqs} requests; the last report: {}\n{daemon_log}",
+            last.borrow()
+        )
     });
     assert_eq!(usage["five_hour"]["source"], "usage endpoint", "{usage}");
     assert_eq!(usage["seven_day"]["utilization_percent"], 40.0, "{usage}");
