@@ -5,8 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
-use super::StoreError;
 use super::time_text::{format, parse, parse_opt};
+use super::{Cached, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
@@ -30,7 +30,7 @@ pub struct NewSession<'a> {
 }
 
 pub fn insert_session(c: &Connection, s: &NewSession<'_>) -> Result<(), StoreError> {
-    c.execute(
+    c.exec(
         "INSERT INTO sessions (id, run_id, role, task_id, agent, token_hash, status, expires_at, \
            started_at, cycle, worked_task) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8, (SELECT cycle FROM runs WHERE id = ?2), ?4)",
@@ -68,7 +68,7 @@ pub fn session(c: &Connection, id: &str) -> Result<Option<SessionRow>, StoreErro
 
 /// Ends a session and revokes its token. Returns whether it was still active.
 pub fn end_session(c: &Connection, id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
-    let n = c.execute(
+    let n = c.exec(
         "UPDATE sessions SET status = 'ended', ended_at = ?2, token_hash = NULL \
          WHERE id = ?1 AND status = 'active'",
         params![id, format(at)],
@@ -84,7 +84,7 @@ pub fn set_session_usage(
     input_tokens: u64,
     output_tokens: u64,
 ) -> Result<(), StoreError> {
-    c.execute(
+    c.exec(
         "UPDATE sessions SET cost_usd = ?2, input_tokens = ?3, output_tokens = ?4 WHERE id = ?1",
         params![id, cost_usd, input_tokens as i64, output_tokens as i64],
     )?;
@@ -92,7 +92,7 @@ pub fn set_session_usage(
 }
 
 pub fn set_session_task(c: &Connection, id: &str, task: Option<&str>) -> Result<(), StoreError> {
-    c.execute(
+    c.exec(
         "UPDATE sessions SET task_id = ?2, worked_task = coalesce(?2, worked_task) WHERE id = ?1",
         params![id, task],
     )?;
@@ -220,7 +220,7 @@ pub fn assign_task(
     session: &str,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let n = c.execute(
+    let n = c.exec(
         "UPDATE tasks SET status = 'in_progress', assignee = ?3, attempts = attempts + 1, \
            progress = NULL, resume = NULL, updated_at = ?4 \
          WHERE run_id = ?1 AND id = ?2 AND status = 'pending'",
@@ -238,7 +238,7 @@ pub fn interrupt_task(
     resume: &str,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let n = c.execute(
+    let n = c.exec(
         "UPDATE tasks SET status = 'pending', assignee = NULL, attempts = max(attempts - 1, 0), \
            resume = ?3, updated_at = ?4 \
          WHERE run_id = ?1 AND id = ?2 AND status = 'in_progress'",
@@ -256,7 +256,7 @@ pub fn set_task_status(
     failure: Option<&str>,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    c.execute(
+    c.exec(
         "UPDATE tasks SET status = ?3, failure = coalesce(?4, failure), \
            assignee = CASE WHEN ?3 = 'pending' THEN NULL ELSE assignee END, updated_at = ?5 \
          WHERE run_id = ?1 AND id = ?2",
@@ -279,7 +279,7 @@ pub fn finish_task(
         result,
         failure,
     } = f;
-    let n = c.execute(
+    let n = c.exec(
         "UPDATE tasks SET status = ?4, result = coalesce(?5, result), failure = ?6, \
            assignee = CASE WHEN ?4 = 'pending' THEN NULL ELSE assignee END, updated_at = ?7 \
          WHERE run_id = ?1 AND id = ?2 AND assignee = ?3 AND status = 'in_progress'",
@@ -325,20 +325,20 @@ pub fn insert_plan(
     tasks: &[NewTask<'_>],
     at: OffsetDateTime,
 ) -> Result<u32, StoreError> {
-    let version: u32 = c.query_row(
+    let version: u32 = c.row(
         "SELECT coalesce(max(version), 0) + 1 FROM plans WHERE run_id = ?1",
         [run],
         |r| r.get(0),
     )?;
     let at = format(at);
-    c.execute(
+    c.exec(
         "INSERT INTO plans (run_id, version, cycle, summary, session_id, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![run, version, cycle, summary, session, at],
     )?;
     let to_json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
     for t in tasks {
-        c.execute(
+        c.exec(
             "INSERT INTO tasks (run_id, id, cycle, title, description, acceptance, files, status, \
                plan_version, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?9)",
@@ -357,7 +357,7 @@ pub fn insert_plan(
     }
     for t in tasks {
         for d in t.depends_on {
-            c.execute(
+            c.exec(
                 "INSERT INTO task_deps (run_id, task_id, depends_on) VALUES (?1, ?2, ?3)",
                 params![run, t.id, d],
             )?;
@@ -382,7 +382,7 @@ pub fn delete_plan_tasks(
 
 /// The newest plan's summary, if any.
 pub fn latest_plan(c: &Connection, run: &str) -> Result<Option<(u32, String)>, StoreError> {
-    Ok(c.query_row(
+    Ok(c.row(
         "SELECT version, summary FROM plans WHERE run_id = ?1 ORDER BY version DESC LIMIT 1",
         [run],
         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -436,7 +436,7 @@ fn message_from(r: &Row<'_>) -> rusqlite::Result<MessageRow> {
 
 fn message(c: &Connection, id: u64) -> Result<Option<MessageRow>, StoreError> {
     let sql = format!("{MESSAGE} WHERE m.id = ?1");
-    Ok(c.query_row(&sql, [id], message_from).optional()?)
+    Ok(c.row(&sql, [id], message_from).optional()?)
 }
 
 /// Messages for `session` (to everyone, or to its task) it has not read and did not send;
@@ -470,7 +470,7 @@ pub fn take_unread(
 
 pub fn setting(c: &Connection, key: &str) -> Result<Option<String>, StoreError> {
     Ok(
-        c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+        c.row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
             r.get(0)
         })
         .optional()?,
@@ -478,7 +478,7 @@ pub fn setting(c: &Connection, key: &str) -> Result<Option<String>, StoreError> 
 }
 
 pub fn set_setting(c: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
-    c.execute(
+    c.exec(
         "INSERT INTO settings (key, value) VALUES (?1, ?2) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         params![key, value],

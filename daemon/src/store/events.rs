@@ -4,8 +4,8 @@ use orchestrator_proto::Level;
 use rusqlite::{Connection, Row, params};
 use time::OffsetDateTime;
 
-use super::StoreError;
 use super::time_text::{format, parse};
+use super::{Cached, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
@@ -83,13 +83,13 @@ pub fn append(
     at: OffsetDateTime,
     event: NewEvent,
 ) -> Result<EventRow, StoreError> {
-    let seq: u64 = conn.query_row(
+    let seq: u64 = conn.row(
         "SELECT coalesce(max(seq), 0) + 1 FROM events WHERE run_id = ?1",
         [run_id],
         |r| r.get(0),
     )?;
     let data = (!event.data.is_null()).then(|| event.data.to_string());
-    conn.execute(
+    conn.exec(
         "INSERT INTO events (run_id, seq, at, level, kind, message, data) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![

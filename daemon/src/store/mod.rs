@@ -33,6 +33,30 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_session_cycle.sql"),
 ];
 
+/// `execute` and `query_row` through the connection's prepared-statement cache: the board's
+/// statements run on every tool call, and parsing them each time showed in profiles.
+pub trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the database {path}: {source}")]
@@ -124,6 +148,8 @@ impl Db {
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // Every hot statement stays prepared (rusqlite's default cache holds 16).
+    conn.set_prepared_statement_cache_capacity(256);
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // Safe with WAL: no corruption; at worst the last commits roll back on power loss.

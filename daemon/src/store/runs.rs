@@ -4,8 +4,8 @@ use orchestrator_proto::{Phase, RunOptions, RunStatus};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
-use super::StoreError;
 use super::time_text::{format, parse, parse_opt};
+use super::{Cached, StoreError};
 
 /// A run as stored. Converted to `proto::Run` at the API edge.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,11 +118,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
 }
 
 fn project_id(conn: &Connection, path: &str, at: OffsetDateTime) -> rusqlite::Result<i64> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO projects (path, created_at) VALUES (?1, ?2) ON CONFLICT(path) DO NOTHING",
         params![path, format(at)],
     )?;
-    conn.query_row("SELECT id FROM projects WHERE path = ?1", [path], |r| {
+    conn.row("SELECT id FROM projects WHERE path = ?1", [path], |r| {
         r.get(0)
     })
 }
@@ -130,7 +130,7 @@ fn project_id(conn: &Connection, path: &str, at: OffsetDateTime) -> rusqlite::Re
 pub fn insert(conn: &Connection, new: &NewRun) -> Result<RunRow, StoreError> {
     let project = project_id(conn, &new.project, new.at)?;
     let options = serde_json::to_string(&new.options).map_err(|e| conversion(8, e))?;
-    conn.execute(
+    conn.exec(
         "INSERT INTO runs (id, project_id, feature, branch, base_commit, status, phase, cycle, \
          options, context_file, context, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?11)",
@@ -155,7 +155,7 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<RunRow>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?1"
     );
-    Ok(conn.query_row(&sql, [id], from_row).optional()?)
+    Ok(conn.row(&sql, [id], from_row).optional()?)
 }
 
 /// Runs, newest first, optionally of one project and/or with one status.
@@ -192,12 +192,12 @@ pub fn current(conn: &Connection, project: &str) -> Result<Option<RunRow>, Store
          ORDER BY r.status IN ('queued','running','paused','escalated') DESC, r.created_at DESC, r.id DESC \
          LIMIT 1"
     );
-    Ok(conn.query_row(&sql, [project], from_row).optional()?)
+    Ok(conn.row(&sql, [project], from_row).optional()?)
 }
 
 /// Writes the mutable part of a run back.
 pub fn update(conn: &Connection, run: &RunRow) -> Result<(), StoreError> {
-    let n = conn.execute(
+    let n = conn.exec(
         "UPDATE runs SET status = ?2, phase = ?3, cycle = ?4, status_reason = ?5, updated_at = ?6, \
          finished_at = ?7, hold_kind = ?8, hold_until = ?9 WHERE id = ?1",
         params![
@@ -234,7 +234,7 @@ pub fn branch_taken(conn: &Connection, project: &str, branch: &str) -> Result<bo
 
 /// Counts active runs (for `/v1/health`).
 pub fn count_active(conn: &Connection) -> Result<u32, StoreError> {
-    Ok(conn.query_row(
+    Ok(conn.row(
         "SELECT count(*) FROM runs WHERE status IN ('queued','running','paused','escalated')",
         [],
         |r| r.get(0),
@@ -248,7 +248,7 @@ pub fn set_env(
     env: &orchestrator_proto::SessionEnv,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(env).map_err(|e| conversion(1, e))?;
-    conn.execute(
+    conn.exec(
         "INSERT INTO run_env (run_id, env) VALUES (?1, ?2) \
          ON CONFLICT (run_id) DO UPDATE SET env = excluded.env",
         params![run, json],
