@@ -27,7 +27,7 @@ use orchestrator_proto::Level;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{EngineConfig, session};
+use super::{EngineConfig, note, session};
 use crate::agents::SessionSpec;
 use crate::agents::claude::ClaudeCode;
 use crate::board::Role;
@@ -68,14 +68,6 @@ struct Ctx {
     integration: PathBuf,
     agent: ClaudeCode,
     env: orchestrator_proto::SessionEnv,
-}
-
-async fn note(handle: &RunHandle, level: Level, kind: &'static str, message: String) {
-    let event = NewEvent {
-        level,
-        ..NewEvent::info(kind, message)
-    };
-    let _ = handle.ask(|reply| Command::Note { event, reply }).await;
 }
 
 async fn update(

@@ -80,3 +80,19 @@ pub async fn run_env(
         .await
         .map_err(|e| format!("cannot read the run's environment: {e}"))
 }
+
+/// Records an engine step in the run's log (through its actor, like any other change).
+pub(crate) async fn note(
+    handle: &crate::runs::RunHandle,
+    level: orchestrator_proto::Level,
+    kind: &'static str,
+    message: String,
+) {
+    let event = crate::store::NewEvent {
+        level,
+        ..crate::store::NewEvent::info(kind, message)
+    };
+    let _ = handle
+        .ask(|reply| crate::runs::Command::Note { event, reply })
+        .await;
+}

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use orchestrator_proto::Level;
 use tokio_util::sync::CancellationToken;
 
-use super::{EngineConfig, PLANNER_ATTEMPTS, session};
+use super::{EngineConfig, PLANNER_ATTEMPTS, note, session};
 use crate::agents::SessionSpec;
 use crate::board::Role;
 use crate::runs::{Command, RunHandle};
-use crate::store::{Db, NewEvent, RunRow, board};
+use crate::store::{Db, RunRow, board};
 
 /// How planning ended, for the actor.
 #[derive(Debug)]
@@ -72,14 +72,6 @@ fn prompt(run: &RunRow) -> String {
          fix every listed problem and submit again. When it is accepted, stop.\n",
     );
     p
-}
-
-async fn note(handle: &RunHandle, level: Level, kind: &'static str, message: String) {
-    let event = NewEvent {
-        level,
-        ..NewEvent::info(kind, message)
-    };
-    let _ = handle.ask(|reply| Command::Note { event, reply }).await;
 }
 
 /// What this planning is for, read from the database so a restarted daemon plans the same.

@@ -18,13 +18,13 @@ use std::sync::Arc;
 use orchestrator_proto::Level;
 use tokio_util::sync::CancellationToken;
 
-use super::{EngineConfig, session};
+use super::{EngineConfig, note, session};
 use crate::agents::codex::{Codex, ReviewSpec, read_events};
 use crate::agents::{AgentKind, locate};
 use crate::board::Role;
 use crate::runs::{Command, RunHandle};
 use crate::store::reviews::{self, ReviewKind};
-use crate::store::{Db, NewEvent, RunRow, board};
+use crate::store::{Db, RunRow, board};
 
 /// Attempts at one review before it is recorded as failed.
 pub const ATTEMPTS: u32 = 2;
@@ -50,14 +50,6 @@ pub enum Reviewed {
     Unavailable { kind: ReviewKind, reason: String },
     /// Paused, cancelled or shutting down.
     Stopped,
-}
-
-async fn note(handle: &RunHandle, level: Level, kind: &'static str, message: String) {
-    let event = NewEvent {
-        level,
-        ..NewEvent::info(kind, message)
-    };
-    let _ = handle.ask(|reply| Command::Note { event, reply }).await;
 }
 
 /// What is reviewed, read from the database and git.
