@@ -495,7 +495,7 @@ async fn interrupted(ctx: &Ctx, f: Finished, why: &str) {
         finish(ctx, f).await;
         return;
     }
-    super::planner::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
+    super::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
     let resume = Resume {
         session: f.session_uuid.clone(),
         worktree: f.worktree.clone(),
@@ -529,7 +529,7 @@ async fn interrupted(ctx: &Ctx, f: Finished, why: &str) {
 
 /// After a worker session: verify and merge a completed task, or put it back.
 async fn finish(ctx: &Ctx, f: Finished) {
-    super::planner::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
+    super::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
     let id = (ctx.run.id.clone(), f.task.clone());
     let row = ctx
         .db

@@ -96,3 +96,31 @@ pub(crate) async fn note(
         .ask(|reply| crate::runs::Command::Note { event, reply })
         .await;
 }
+
+/// Ends a session (revoking its token), recording its cost and tokens when known.
+pub(crate) async fn end_session(
+    handle: &crate::runs::RunHandle,
+    session: &str,
+    usage: Option<(f64, u64, u64)>,
+) {
+    let session = session.to_owned();
+    let _ = handle
+        .ask(|reply| crate::runs::Command::EndSession {
+            session,
+            usage,
+            reply,
+        })
+        .await;
+}
+
+/// Ends a Claude session with what its `result` line says it cost.
+pub(crate) async fn end(
+    handle: &crate::runs::RunHandle,
+    session: &str,
+    ended: Option<&session::Ended>,
+) {
+    let usage = ended
+        .and_then(|e| e.outcome.as_ref())
+        .map(|o| (o.cost_usd, o.input_tokens, o.output_tokens));
+    end_session(handle, session, usage).await;
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use orchestrator_proto::Level;
 use tokio_util::sync::CancellationToken;
 
-use super::{EngineConfig, PLANNER_ATTEMPTS, note, session};
+use super::{EngineConfig, PLANNER_ATTEMPTS, end, note, session};
 use crate::agents::SessionSpec;
 use crate::board::Role;
 use crate::runs::{Command, RunHandle};
@@ -260,19 +260,4 @@ pub async fn plan(
     Planned::Failed(format!(
         "no plan after {PLANNER_ATTEMPTS} planner sessions; last: {last}"
     ))
-}
-
-/// Ends the session (revoking its token) and records what it cost.
-pub async fn end(handle: &RunHandle, session: &str, ended: Option<&super::session::Ended>) {
-    let s = session.to_owned();
-    let usage = ended
-        .and_then(|e| e.outcome.as_ref())
-        .map(|o| (o.cost_usd, o.input_tokens, o.output_tokens));
-    let _ = handle
-        .ask(|reply| Command::EndSession {
-            session: s,
-            usage,
-            reply,
-        })
-        .await;
 }

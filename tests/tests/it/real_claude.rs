@@ -215,6 +215,45 @@ fn the_daemon_runs_the_real_claude_as_planner_and_the_plan_lands() {
     );
 }
 
+/// The planner's turn: submit the plan, then stop.
+fn planner_reply(plan: &Value, steps: usize) -> Reply {
+    if steps == 0 {
+        Reply::ToolUse {
+            name: "mcp__orch__submit_plan".into(),
+            input: plan.clone(),
+        }
+    } else {
+        Reply::Text("Plan submitted.".into())
+    }
+}
+
+/// A worker's turn, from the conversation so far: write `file` in its worktree with claude's
+/// Write tool, commit with Bash, complete over MCP, stop.
+fn worker_reply(text: &str, steps: usize, file: &str, body: &str) -> Reply {
+    let worktree = text
+        .split("You are in your own git worktree, ")
+        .nth(1)
+        .and_then(|r| r.split(", on branch").next())
+        .unwrap_or("/nonexistent")
+        .to_owned();
+    match steps {
+        0 => Reply::ToolUse {
+            name: "Write".into(),
+            input: json!({"file_path": format!("{worktree}/{file}"), "content": body}),
+        },
+        1 => Reply::ToolUse {
+            name: "Bash".into(),
+            input: json!({"command": format!("cd {worktree} && git add -A && git -c user.name=W -c user.email=w@example.invalid commit -q -m 'Add {file}'"),
+                          "description": "commit"}),
+        },
+        2 => Reply::ToolUse {
+            name: "mcp__orch__complete_task".into(),
+            input: json!({"summary": format!("wrote {file}, committed")}),
+        },
+        _ => Reply::Text("Done.".into()),
+    }
+}
+
 /// Tool results so far in the conversation.
 fn steps(req: &Value) -> usize {
     req["messages"]
@@ -245,42 +284,14 @@ fn a_whole_run_with_the_real_claude_plans_builds_merges_and_completes() {
         let text = req.to_string();
         let n = steps(req);
         if text.contains("You are the planner") {
-            return if n == 0 {
-                Reply::ToolUse {
-                    name: "mcp__orch__submit_plan".into(),
-                    input: plan.clone(),
-                }
-            } else {
-                Reply::Text("Plan submitted.".into())
-            };
+            return planner_reply(&plan, n);
         }
         let (file, body) = if text.contains("Your task: lib") {
             ("greet.txt", "hello\n")
         } else {
             ("main.txt", "uses greet\n")
         };
-        let worktree = text
-            .split("You are in your own git worktree, ")
-            .nth(1)
-            .and_then(|r| r.split(", on branch").next())
-            .unwrap_or("/nonexistent")
-            .to_owned();
-        match n {
-            0 => Reply::ToolUse {
-                name: "Write".into(),
-                input: json!({"file_path": format!("{worktree}/{file}"), "content": body}),
-            },
-            1 => Reply::ToolUse {
-                name: "Bash".into(),
-                input: json!({"command": format!("cd {worktree} && git add -A && git -c user.name=W -c user.email=w@example.invalid commit -q -m 'Add {file}'"),
-                              "description": "commit"}),
-            },
-            2 => Reply::ToolUse {
-                name: "mcp__orch__complete_task".into(),
-                input: json!({"summary": format!("wrote {file}, committed")}),
-            },
-            _ => Reply::Text("Done.".into()),
-        }
+        worker_reply(&text, n, file, body)
     }));
     let claude = deps::claude();
     let claude = claude.to_str().expect("utf-8 path");
@@ -368,14 +379,7 @@ fn the_real_claude_hits_the_usage_limit_and_the_run_resumes_it_after_the_reset()
         let text = req.to_string();
         let n = steps(req);
         if text.contains("You are the planner") {
-            return if n == 0 {
-                Reply::ToolUse {
-                    name: "mcp__orch__submit_plan".into(),
-                    input: plan.clone(),
-                }
-            } else {
-                Reply::Text("Plan submitted.".into())
-            };
+            return planner_reply(&plan, n);
         }
         // The worker's first request hits the 5-hour limit, as Anthropic's API says it.
         if !hit.swap(true, Ordering::SeqCst) {
@@ -400,28 +404,7 @@ fn the_real_claude_hits_the_usage_limit_and_the_run_resumes_it_after_the_reset()
                 message: "usage limit".into(),
             };
         }
-        let worktree = text
-            .split("You are in your own git worktree, ")
-            .nth(1)
-            .and_then(|r| r.split(", on branch").next())
-            .unwrap_or("/nonexistent")
-            .to_owned();
-        match n {
-            0 => Reply::ToolUse {
-                name: "Write".into(),
-                input: json!({"file_path": format!("{worktree}/greet.txt"), "content": "hello\n"}),
-            },
-            1 => Reply::ToolUse {
-                name: "Bash".into(),
-                input: json!({"command": format!("cd {worktree} && git add -A && git -c user.name=W -c user.email=w@example.invalid commit -q -m 'Add greet.txt'"),
-                              "description": "commit"}),
-            },
-            2 => Reply::ToolUse {
-                name: "mcp__orch__complete_task".into(),
-                input: json!({"summary": "wrote greet.txt, committed"}),
-            },
-            _ => Reply::Text("Done.".into()),
-        }
+        worker_reply(&text, n, "greet.txt", "hello\n")
     }));
     let claude = deps::claude();
     let claude = claude.to_str().expect("utf-8 path");

@@ -268,15 +268,12 @@ async fn attempt_once(
         Err(e) => Err(e),
     };
     let events = read_events(&session::files(&attempt_dir).0);
-    let usage = Some((0.0, events.input_tokens, events.output_tokens));
-    let s = grant.session.clone();
-    let _ = handle
-        .ask(|reply| Command::EndSession {
-            session: s,
-            usage,
-            reply,
-        })
-        .await;
+    super::end_session(
+        handle,
+        &grant.session,
+        Some((0.0, events.input_tokens, events.output_tokens)),
+    )
+    .await;
     let ended = ran.map_err(|e| format!("cannot run {}: {e}", codex.bin.display()))?;
     if ended.cancelled {
         return Ok(None);
