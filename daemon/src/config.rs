@@ -33,6 +33,8 @@ pub struct Config {
     pub codex: CodexSettings,
     /// The usage governor.
     pub usage: UsageSettings,
+    /// Watchdogs over running sessions.
+    pub supervision: crate::engine::watch::Limits,
 }
 
 /// `[usage]`: the usage endpoint poller and the pause policy.
@@ -96,6 +98,16 @@ pub struct FileConfig {
     pub codex: CodexSection,
     #[serde(default)]
     pub usage: UsageSection,
+    #[serde(default)]
+    pub supervision: SupervisionSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisionSection {
+    pub stall_secs: Option<u64>,
+    pub startup_secs: Option<u64>,
+    pub task_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -236,6 +248,20 @@ impl Config {
                     margin: file.usage.reset_margin_secs.map_or(d.margin, |s| {
                         time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
                     }),
+                }
+            },
+            supervision: {
+                let d = crate::engine::watch::Limits::default();
+                // 0 turns a watchdog off.
+                let secs = |v: Option<u64>, d: Option<std::time::Duration>| match v {
+                    Some(0) => None,
+                    Some(s) => Some(std::time::Duration::from_secs(s)),
+                    None => d,
+                };
+                crate::engine::watch::Limits {
+                    stall: secs(file.supervision.stall_secs, d.stall),
+                    startup: secs(file.supervision.startup_secs, d.startup),
+                    wall: secs(file.supervision.task_timeout_secs, d.wall),
                 }
             },
             codex: {

@@ -302,3 +302,36 @@ pub async fn delete_merged_branch(top: &Path, branch: &str) -> Result<(), GitErr
     git(top, &["branch", "--quiet", "-d", branch]).await?;
     Ok(())
 }
+
+/// Keeps `commit` reachable under `refs/orchestrator/<name>` before the daemon deletes or moves
+/// what pointed at it; `orchestrate clean` removes backups whose commits are on a kept branch.
+pub async fn backup(top: &Path, name: &str, commit: &str) -> Result<(), GitError> {
+    let r = format!("refs/orchestrator/{name}");
+    git(
+        top,
+        &["update-ref", "-m", "orchestrator: backup", &r, commit],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Refs under `refs/orchestrator/<prefix>` with their commits.
+pub async fn backups(top: &Path, prefix: &str) -> Result<Vec<(String, String)>, GitError> {
+    let pattern = format!("refs/orchestrator/{prefix}");
+    let out = git(
+        top,
+        &["for-each-ref", "--format=%(refname) %(objectname)", &pattern],
+    )
+    .await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(r, c)| (r.to_owned(), c.to_owned()))
+        .collect())
+}
+
+/// Deletes a ref (a backup), only if it still points at `commit`.
+pub async fn delete_ref(top: &Path, name: &str, commit: &str) -> Result<(), GitError> {
+    git(top, &["update-ref", "-d", name, commit]).await?;
+    Ok(())
+}

@@ -65,6 +65,9 @@ pub async fn run(
         usage: usage.clone(),
         usage_grace: config.usage.grace,
         usage_margin: config.usage.margin,
+        limits: config.supervision,
+        activity: engine::watch::Activity::default(),
+        stopping: stop.clone(),
     });
     let runs = runs::Runs::new(db.clone(), stop.child_token(), engine);
     tokio::spawn(usage::poller::run(

@@ -209,25 +209,12 @@ pub async fn execute(
         env,
         run,
     };
-    // Tasks a stopped daemon or a pause left in progress have no session any more.
-    for t in tasks(&ctx.db, &ctx.run.id)
-        .await
-        .into_iter()
-        .filter(|t| t.status == "in_progress")
-    {
-        update(
-            &ctx,
-            &t.id,
-            "pending",
-            None,
-            Level::Info,
-            "task_requeued",
-            format!("Task {} requeued: its session is gone", t.id),
-        )
-        .await;
-    }
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: HashMap<String, Vec<String>> = HashMap::new();
+    // What a previous daemon (or a pause) left: live workers re-attached, the rest finished.
+    let adopted = reconcile(&ctx, &cancel, &mut running, &mut busy).await;
+    super::reap::reap(&ctx.handle, &ctx.db, &ctx.run.id, &adopted).await;
+    let stopping = ctx.cfg.stopping.clone();
     loop {
         let all = tasks(&ctx.db, &ctx.run.id).await;
         if let Some(t) = all.iter().find(|t| t.status == "failed") {
@@ -261,6 +248,7 @@ pub async fn execute(
         ready.sort_by_key(|t| std::cmp::Reverse(cp.get(&t.id).copied().unwrap_or(0)));
         // No new worker while the account is over its limit (the actor pauses the run).
         let held = drain.is_cancelled()
+            || stopping.is_cancelled()
             || crate::usage::hold_since(
                 &ctx.cfg.usage.snapshot(),
                 ctx.run.options.usage_threshold,
@@ -306,9 +294,19 @@ pub async fn execute(
                 }
                 return Executed::Stopped;
             }
+            _ = stopping.cancelled() => {
+                // The daemon stops: sessions are left running (they detach at once) and the
+                // next daemon re-attaches them; nothing about them is recorded here.
+                while running.join_next().await.is_some() {}
+                return Executed::Stopped;
+            }
             d = running.join_next() => d,
         };
         let Some(Ok(f)) = done else { continue };
+        if f.ended.as_ref().is_ok_and(|e| e.detached) {
+            running.shutdown().await;
+            return Executed::Stopped;
+        }
         busy.remove(&f.task);
         if limited(&f) {
             interrupted(&ctx, f, "the account hit its usage limit").await;
@@ -445,16 +443,30 @@ async fn launch(
         env: ctx.env.clone(),
     };
     let cmd = ctx.agent.command(&spec);
-    let dir = ctx
-        .project
-        .join(crate::mirror::DIR)
-        .join("sessions")
-        .join(&grant.session);
+    let dir = session_dir(ctx, &grant.session);
     let cancel = cancel.clone();
     let task = t.id.clone();
-    let usage = ctx.cfg.usage.clone();
+    let cfg = ctx.cfg.clone();
+    let place = Resume {
+        session: session_uuid.clone(),
+        worktree: worktree.clone(),
+        branch: branch.clone(),
+        base: base.clone(),
+    };
+    let record = cfg.record(
+        &ctx.db,
+        &grant.session,
+        Some(serde_json::to_string(&place).unwrap_or_default()),
+    );
     Ok(async move {
-        let ended = session::run(cmd, &dir, &cancel, None, Some(&usage)).await;
+        let watch = session::Watch {
+            cancel: &cancel,
+            detach: Some(&cfg.stopping),
+            limits: cfg.limits,
+            usage: Some(&cfg.usage),
+            record: Some(record),
+        };
+        let ended = session::run(cmd, &dir, watch).await;
         Finished {
             task,
             session_uuid,
@@ -465,6 +477,147 @@ async fn launch(
             ended,
         }
     })
+}
+
+/// Where a session's stdout and stderr go.
+fn session_dir(ctx: &Ctx, session: &str) -> PathBuf {
+    ctx.project
+        .join(crate::mirror::DIR)
+        .join("sessions")
+        .join(session)
+}
+
+/// What the previous daemon left of this run's workers. A task in progress (or done but not
+/// merged) whose worker still runs is re-attached: its output is read on from where parsing
+/// stopped. One whose worker is gone is finished from what the worker's output and the board
+/// say: merged if it completed, otherwise back to the board (the attempt is spent). Returns
+/// the re-attached sessions.
+async fn reconcile(
+    ctx: &Ctx,
+    cancel: &CancellationToken,
+    running: &mut JoinSet<Finished>,
+    busy: &mut HashMap<String, Vec<String>>,
+) -> HashSet<String> {
+    let mut adopted = HashSet::new();
+    // A merge the previous daemon left half-done is rolled back (its task is merged again).
+    if let (Ok(head), Ok(tip)) = (
+        git::rev_parse(&ctx.integration, "HEAD").await,
+        git::rev_parse(&ctx.project, &format!("refs/heads/{}", ctx.run.branch)).await,
+    ) && head != tip
+    {
+        let _ = git::reset_hard(&ctx.integration, &tip).await;
+        note(
+            &ctx.handle,
+            Level::Warn,
+            "merge_rolled_back",
+            format!(
+                "A merge the previous daemon had not finished ({}) was rolled back; {} stays at {}",
+                &head[..head.len().min(12)],
+                ctx.run.branch,
+                &tip[..tip.len().min(12)]
+            ),
+        )
+        .await;
+    }
+    for t in tasks(&ctx.db, &ctx.run.id)
+        .await
+        .into_iter()
+        .filter(|t| t.status == "in_progress" || t.status == "done")
+    {
+        let key = (ctx.run.id.clone(), t.id.clone());
+        let row = ctx
+            .db
+            .call(move |c| crate::store::live::last_worker(c, &key.0, &key.1))
+            .await
+            .ok()
+            .flatten();
+        let place = row
+            .as_ref()
+            .and_then(|r| r.place.as_deref())
+            .and_then(|p| serde_json::from_str::<Resume>(p).ok());
+        let (Some(row), Some(place)) = (row, place) else {
+            update(
+                ctx,
+                &t.id,
+                "pending",
+                None,
+                Level::Info,
+                "task_requeued",
+                format!("Task {} requeued: its session is gone", t.id),
+            )
+            .await;
+            continue;
+        };
+        let dir = session_dir(ctx, &row.id);
+        let live = (row.status == "active")
+            .then(|| super::reap::live(&row))
+            .flatten();
+        if let Some(id) = live {
+            adopted.insert(row.id.clone());
+            busy.insert(t.id.clone(), t.files.clone());
+            note(
+                &ctx.handle,
+                Level::Info,
+                "session_reattached",
+                format!(
+                    "Task {}: re-attached to its worker session {} (pid {}), still running; its \
+                     output is read on from byte {}",
+                    t.id, row.id, id.pid, row.output_offset
+                ),
+            )
+            .await;
+            let elapsed = (time::OffsetDateTime::now_utc() - row.started_at)
+                .try_into()
+                .unwrap_or_default();
+            let (cancel, cfg) = (cancel.clone(), ctx.cfg.clone());
+            let record = cfg.record(&ctx.db, &row.id, None);
+            let (task, session, offset) = (t.id.clone(), row.id.clone(), row.output_offset);
+            running.spawn(async move {
+                let watch = session::Watch {
+                    cancel: &cancel,
+                    detach: Some(&cfg.stopping),
+                    limits: cfg.limits,
+                    usage: Some(&cfg.usage),
+                    record: Some(record),
+                };
+                let ended = session::reattach(id, &dir, offset, elapsed, watch).await;
+                Finished {
+                    task,
+                    session_uuid: place.session,
+                    branch: place.branch,
+                    base: place.base,
+                    worktree: place.worktree,
+                    session,
+                    ended,
+                }
+            });
+            continue;
+        }
+        // Gone: everything it wrote tells how it ended (nothing of it was acted on yet).
+        let ended = session::finalize(&dir, 0).await;
+        note(
+            &ctx.handle,
+            Level::Info,
+            "session_gone",
+            format!(
+                "Task {}: its worker session {} ended while the daemon was down; finishing it \
+                 from what it left",
+                t.id, row.id
+            ),
+        )
+        .await;
+        let f = Finished {
+            task: t.id.clone(),
+            session_uuid: place.session,
+            branch: place.branch,
+            base: place.base,
+            worktree: place.worktree,
+            session: row.id,
+            ended,
+        };
+        finish(ctx, f).await;
+    }
+    adopted
 }
 
 /// Whether the worker's session ended on the account's usage limit.
@@ -541,6 +694,7 @@ async fn finish(ctx: &Ctx, f: Finished) {
     let why = match &f.ended {
         Err(e) => format!("the session could not run: {e}"),
         Ok(e) if e.mcp_failed => "the session could not reach the orchestrator's MCP server".into(),
+        Ok(e) if e.watchdog.is_some() => e.watchdog.clone().unwrap_or_default(),
         Ok(e) => match &e.outcome {
             Some(o) if o.is_error => format!(
                 "the session failed: {}",
@@ -604,10 +758,11 @@ async fn keep_worktree(project: &std::path::Path, f: &Finished) -> String {
 }
 
 async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
-    if git::porcelain(&f.worktree)
-        .await
-        .map(|p| !p.is_empty())
-        .unwrap_or(false)
+    if f.worktree.exists()
+        && git::porcelain(&f.worktree)
+            .await
+            .map(|p| !p.is_empty())
+            .unwrap_or(false)
         && let Err(e) = git::commit_all(
             &f.worktree,
             &format!(
@@ -619,14 +774,41 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
     {
         tracing::warn!(task = %t.id, cause = %e, "cannot commit a worker's leftovers");
     }
-    let ahead = git::commits_ahead(&f.worktree, &f.base, "HEAD")
-        .await
-        .unwrap_or(0);
+    // Counted on the branch, not in the worktree: the branch is what gets merged.
+    let ahead = match git::commits_ahead(&ctx.project, &f.base, &f.branch).await {
+        Ok(n) => n,
+        Err(e) => {
+            let (status, level) = retry_or_fail(t.attempts);
+            update(
+                ctx,
+                &t.id,
+                status,
+                Some(format!("its branch {} cannot be read: {e}", f.branch)),
+                level,
+                "merge_failed",
+                format!("Task {}: its branch {} cannot be read: {e}", t.id, f.branch),
+            )
+            .await;
+            return;
+        }
+    };
     if ahead == 0 {
         let why = format!(
             "Task {} needed no change: {}",
             t.id,
             t.result.as_deref().unwrap_or("no summary")
+        );
+        landed(ctx, f, t, why).await;
+        return;
+    }
+    // A previous daemon moved the branch but stopped before recording it: merged already.
+    if git::commits_ahead(&ctx.project, &ctx.run.branch, &f.branch)
+        .await
+        .is_ok_and(|n| n == 0)
+    {
+        let why = format!(
+            "Task {} was already merged into {} ({ahead} commits); recorded now",
+            t.id, ctx.run.branch
         );
         landed(ctx, f, t, why).await;
         return;
@@ -780,9 +962,7 @@ fn retry_or_fail(attempts: u32) -> (&'static str, Level) {
 /// The task's work is on the branch (or it needed none): its worktree and task branch have
 /// nothing left to keep, and the task is merged.
 async fn landed(ctx: &Ctx, f: &Finished, t: &TaskRow, message: String) {
-    let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
-    // From the integration worktree, whose HEAD contains the branch (`-d` checks that).
-    let _ = git::delete_merged_branch(&ctx.integration, &f.branch).await;
+    // Recorded first: a restart in between finds the task merged, and `clean` the leftovers.
     update(
         ctx,
         &t.id,
@@ -793,4 +973,12 @@ async fn landed(ctx: &Ctx, f: &Finished, t: &TaskRow, message: String) {
         message,
     )
     .await;
+    let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
+    if let Ok(tip) = git::rev_parse(&ctx.project, &format!("refs/heads/{}", f.branch)).await {
+        let name = format!("{}/{}", ctx.run.id, f.branch.replace('/', "_"));
+        if git::backup(&ctx.project, &name, &tip).await.is_ok() {
+            // From the integration worktree, whose HEAD contains the branch (`-d` checks that).
+            let _ = git::delete_merged_branch(&ctx.integration, &f.branch).await;
+        }
+    }
 }

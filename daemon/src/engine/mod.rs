@@ -8,8 +8,11 @@
 
 pub mod executor;
 pub mod planner;
+pub mod process;
+pub mod reap;
 pub mod review;
 pub mod session;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -37,6 +40,29 @@ pub struct EngineConfig {
     pub usage_grace: std::time::Duration,
     /// `[usage] reset_margin_secs`: work resumes this long after a window's reset.
     pub usage_margin: time::Duration,
+    /// `[supervision]`: the watchdogs over sessions.
+    pub limits: watch::Limits,
+    /// Every session's last MCP call.
+    pub activity: watch::Activity,
+    /// Cancelled when the daemon stops: workers are left running, to be re-attached.
+    pub stopping: tokio_util::sync::CancellationToken,
+}
+
+impl EngineConfig {
+    /// Records a session's process and parse position in its row, with its MCP calls.
+    pub fn record(
+        &self,
+        db: &crate::store::Db,
+        session: &str,
+        place: Option<String>,
+    ) -> session::Record {
+        session::Record {
+            db: db.clone(),
+            session: session.to_owned(),
+            place,
+            activity: self.activity.clone(),
+        }
+    }
 }
 
 /// Planner sessions tried before the run fails for want of a plan.

@@ -207,7 +207,17 @@ pub async fn plan(
             .join(crate::mirror::DIR)
             .join("sessions")
             .join(&grant.session);
-        let ended = session::run(agent.command(&spec), &dir, &cancel, None, Some(&cfg.usage)).await;
+        let watch = session::Watch {
+            cancel: &cancel,
+            detach: None,
+            limits: super::watch::Limits {
+                wall: None,
+                ..cfg.limits
+            },
+            usage: Some(&cfg.usage),
+            record: Some(cfg.record(&db, &grant.session, None)),
+        };
+        let ended = session::run(agent.command(&spec), &dir, watch).await;
         end(&handle, &grant.session, ended.as_ref().ok()).await;
         let _ = crate::git::worktree_remove(&project, &worktree, true).await;
         let ended = match ended {

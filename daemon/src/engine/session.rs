@@ -1,19 +1,34 @@
 //! One agent session as a process: spawn it with stdout and stderr going to files under
-//! `.orchestrator/sessions/<session>/`, follow the stdout file as it grows (so a restarted
-//! daemon could pick it up where it left off), and stop the whole process group on cancel or
-//! when our MCP server failed to connect (the session would have no tools).
+//! `.orchestrator/sessions/<session>/`, follow the stdout file as it grows, and stop the whole
+//! process group on cancel, when our MCP server failed to connect (the session would have no
+//! tools), or when a watchdog fires (no `system/init` in time, no sign of life, past the
+//! wall-clock limit).
+//!
+//! Sessions do not depend on the daemon: their output goes to files, they lead their own
+//! process group, and when the daemon stops (`detach`) they are left running. The follower
+//! records the process (pid and start time) and how far it parsed the output, so a restarted
+//! daemon re-attaches ([`reattach`]) and reads on from there, or, if the process is gone,
+//! finishes the session from what its output says ([`finalize`]).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt};
 use tokio_util::sync::CancellationToken;
 
+use super::process::Identity;
+use super::watch::{Activity, Limits};
 use crate::agents::SERVER_NAME;
 use crate::agents::stream::{Outcome, StreamEvent, parse_line};
 
 /// How often the stdout file is checked for new lines while the process runs.
 const FOLLOW: Duration = Duration::from_millis(50);
+
+/// How often the parse position is written to the database while lines arrive.
+const RECORD_EVERY: Duration = Duration::from_secs(1);
+
+/// A stopped session gets this long after SIGTERM before its group gets SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(5);
 
 /// How a session ended.
 #[derive(Debug, Default)]
@@ -26,6 +41,10 @@ pub struct Ended {
     pub cancelled: bool,
     /// Stopped because it ran past its wall-clock limit.
     pub timed_out: bool,
+    /// A watchdog stopped it; why, for the task's next attempt and the log.
+    pub watchdog: Option<String>,
+    /// The daemon is stopping and left the session running (a restarted daemon re-attaches).
+    pub detached: bool,
     pub exit_code: Option<i32>,
     /// Claude's own session id (for `--resume`).
     pub agent_session: Option<String>,
@@ -37,28 +56,112 @@ pub fn files(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("stdout.jsonl"), dir.join("stderr.log"))
 }
 
-/// A stopped session gets this long after SIGTERM before its group gets SIGKILL.
-const GRACE: Duration = Duration::from_secs(5);
+/// What to watch a session for, and where to record it.
+pub struct Watch<'a> {
+    /// Stop the session (pause, cancel, a review's end).
+    pub cancel: &'a CancellationToken,
+    /// The daemon is stopping: leave the session running. `None`: stop it with the daemon.
+    pub detach: Option<&'a CancellationToken>,
+    pub limits: Limits,
+    /// The account's usage, fed from the stream as lines arrive.
+    pub usage: Option<&'a crate::usage::Usage>,
+    /// Record the process and the parse position in the session's row.
+    pub record: Option<Record>,
+}
 
-/// Runs `cmd` to the end (or until `cancel`, or past `limit`), following its stdout file;
-/// what the stream says of the account's usage goes to `usage` as it arrives.
+/// The session's row, and its MCP calls (a sign of life as good as output).
+#[derive(Clone)]
+pub struct Record {
+    pub db: crate::store::Db,
+    pub session: String,
+    /// Where a worker works (the executor's JSON), recorded with the process.
+    pub place: Option<String>,
+    pub activity: Activity,
+}
+
+/// Runs `cmd` to the end (or until cancelled, detached or stopped by a watchdog), following
+/// its stdout file.
 pub async fn run(
     mut cmd: tokio::process::Command,
     dir: &Path,
-    cancel: &CancellationToken,
-    limit: Option<Duration>,
-    usage: Option<&crate::usage::Usage>,
+    watch: Watch<'_>,
 ) -> std::io::Result<Ended> {
     tokio::fs::create_dir_all(dir).await?;
     let (out_path, err_path) = files(dir);
     let out = std::fs::File::create(&out_path)?;
     let err = std::fs::File::create(&err_path)?;
     cmd.stdout(out).stderr(err);
-    let mut child = cmd.spawn()?;
-    let pgid = child.id().map(|p| nix::unistd::Pid::from_raw(p as i32));
-    // If this task is dropped (the daemon stops), the session's process group goes with it.
-    let mut guard = GroupGuard(pgid);
-    let mut reader = tokio::io::BufReader::new(tokio::fs::File::open(&out_path).await?);
+    let child = cmd.spawn()?;
+    let pid = child.id().map(|p| p as i32);
+    let identity = pid.and_then(Identity::of);
+    if let (Some(r), Some(id)) = (&watch.record, identity) {
+        let (s, place) = (r.session.clone(), r.place.clone());
+        let _ = r
+            .db
+            .call(move |c| {
+                crate::store::live::set_process(c, &s, id.pid, id.start, place.as_deref())
+            })
+            .await;
+    }
+    let reader = tokio::io::BufReader::new(tokio::fs::File::open(&out_path).await?);
+    follow(Proc::Child(child), pid, reader, 0, Duration::ZERO, false, watch).await
+}
+
+/// Follows a session a previous daemon started, still running as `id`, from `offset` bytes
+/// into its stdout; `elapsed` is how long it has been running.
+pub async fn reattach(
+    id: Identity,
+    dir: &Path,
+    offset: u64,
+    elapsed: Duration,
+    watch: Watch<'_>,
+) -> std::io::Result<Ended> {
+    let (out_path, _) = files(dir);
+    let mut file = tokio::fs::File::open(&out_path).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let reader = tokio::io::BufReader::new(file);
+    // Its `system/init` was probably parsed before: the start-up watchdog is moot.
+    follow(Proc::Adopted(id), Some(id.pid), reader, offset, elapsed, true, watch).await
+}
+
+/// What the output of a session whose process is gone says, from `offset` on.
+pub async fn finalize(dir: &Path, offset: u64) -> std::io::Result<Ended> {
+    let (out_path, _) = files(dir);
+    let mut ended = Ended::default();
+    let mut file = match tokio::fs::File::open(&out_path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ended),
+        Err(e) => return Err(e),
+    };
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut reader = tokio::io::BufReader::new(file);
+    let mut line = String::new();
+    drain(&mut reader, &mut line, &mut ended, None).await?;
+    Ok(ended)
+}
+
+/// The session's process: our child, or one a previous daemon started.
+enum Proc {
+    Child(tokio::process::Child),
+    Adopted(Identity),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    mut proc: Proc,
+    pid: Option<i32>,
+    mut reader: tokio::io::BufReader<tokio::fs::File>,
+    mut offset: u64,
+    elapsed: Duration,
+    started: bool,
+    watch: Watch<'_>,
+) -> std::io::Result<Ended> {
+    let pgid = pid.map(nix::unistd::Pid::from_raw);
+    // If this task is dropped (other than while detaching), the process group goes with it.
+    let mut guard = GroupGuard {
+        pgid,
+        detach: watch.detach.cloned(),
+    };
     let mut ended = Ended::default();
     let mut line = String::new();
     let mut tick = tokio::time::interval(FOLLOW);
@@ -67,36 +170,93 @@ pub async fn run(
             let _ = nix::sys::signal::killpg(p, sig);
         }
     };
+    let began = Instant::now() - elapsed;
+    let mut last_sign = Instant::now();
+    let mut recorded = (offset, Instant::now());
     let far = Duration::from_secs(100 * 365 * 24 * 3600);
-    let deadline = tokio::time::sleep(limit.unwrap_or(far));
+    let deadline = tokio::time::sleep(
+        watch
+            .limits
+            .wall
+            .map_or(far, |w| w.saturating_sub(elapsed)),
+    );
     tokio::pin!(deadline);
     // Armed once SIGTERM was sent: SIGKILL follows after the grace period.
     let kill = tokio::time::sleep(far);
     tokio::pin!(kill);
+    let never = CancellationToken::new();
+    let detach = watch.detach.unwrap_or(&never);
     let (mut stopping, mut signalled) = (false, false);
+    let mut seen_init = started;
     loop {
         tokio::select! {
-            status = child.wait() => {
-                guard.0 = None;
-                ended.exit_code = status?.code();
-                drain(&mut reader, &mut line, &mut ended, usage).await?;
+            status = async {
+                match &mut proc {
+                    Proc::Child(c) => c.wait().await.map(|s| s.code()),
+                    Proc::Adopted(_) => std::future::pending().await,
+                }
+            } => {
+                guard.pgid = None;
+                ended.exit_code = status?;
+                offset += drain(&mut reader, &mut line, &mut ended, watch.usage).await?;
+                record(&watch, offset, Instant::now()).await;
                 return Ok(ended);
             }
-            _ = cancel.cancelled(), if !ended.cancelled => {
+            _ = watch.cancel.cancelled(), if !ended.cancelled => {
                 ended.cancelled = true;
+            }
+            _ = detach.cancelled(), if !signalled => {
+                guard.pgid = None;
+                ended.detached = true;
+                offset += drain(&mut reader, &mut line, &mut ended, watch.usage).await?;
+                record(&watch, offset, last_sign).await;
+                return Ok(ended);
             }
             _ = &mut deadline, if !ended.timed_out => {
                 ended.timed_out = true;
+                if let Some(w) = watch.limits.wall {
+                    ended.watchdog.get_or_insert_with(|| format!(
+                        "the session ran past its wall-clock limit of {} (`[supervision] task_timeout_secs`)",
+                        human(w)));
+                }
             }
             _ = &mut kill, if stopping => {
                 stop(nix::sys::signal::Signal::SIGKILL);
                 stopping = false;
             }
             _ = tick.tick() => {
-                drain(&mut reader, &mut line, &mut ended, usage).await?;
+                let n = drain(&mut reader, &mut line, &mut ended, watch.usage).await?;
+                if n > 0 {
+                    offset += n;
+                    last_sign = Instant::now();
+                }
+                seen_init |= ended.agent_session.is_some();
+                if let Proc::Adopted(id) = &proc
+                    && !id.alive()
+                {
+                    guard.pgid = None;
+                    offset += drain(&mut reader, &mut line, &mut ended, watch.usage).await?;
+                    record(&watch, offset, Instant::now()).await;
+                    return Ok(ended);
+                }
+                if let Some(r) = &watch.record
+                    && let Some(t) = r.activity.last(&r.session)
+                    && t > last_sign
+                {
+                    last_sign = t;
+                }
+                if offset != recorded.0 && recorded.1.elapsed() >= RECORD_EVERY {
+                    record(&watch, offset, last_sign).await;
+                    recorded = (offset, Instant::now());
+                }
+                if ended.watchdog.is_none() {
+                    ended.watchdog = watchdog(&watch.limits, seen_init, began, last_sign);
+                }
             }
         }
-        if !signalled && (ended.cancelled || ended.timed_out || ended.mcp_failed) {
+        if !signalled
+            && (ended.cancelled || ended.timed_out || ended.mcp_failed || ended.watchdog.is_some())
+        {
             stop(nix::sys::signal::Signal::SIGTERM);
             signalled = true;
             stopping = true;
@@ -105,35 +265,90 @@ pub async fn run(
     }
 }
 
-/// Stops a session's process group when dropped before the process ended.
-struct GroupGuard(Option<nix::unistd::Pid>);
+/// Why a watchdog stops the session now, if one does.
+fn watchdog(limits: &Limits, seen_init: bool, began: Instant, last_sign: Instant) -> Option<String> {
+    if !seen_init
+        && let Some(s) = limits.startup
+        && began.elapsed() > s
+    {
+        return Some(format!(
+            "the session wrote no `system/init` within {} of starting (`[supervision] startup_secs`)",
+            human(s)
+        ));
+    }
+    if let Some(s) = limits.stall
+        && last_sign.elapsed() > s
+    {
+        return Some(format!(
+            "the session stalled: no output and no MCP call for {} (`[supervision] stall_secs`)",
+            human(s)
+        ));
+    }
+    None
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
+}
+
+/// Writes the parse position and the last sign of life to the session's row.
+async fn record(watch: &Watch<'_>, offset: u64, last_sign: Instant) {
+    let Some(r) = &watch.record else { return };
+    let at = crate::store::time_text::now()
+        - time::Duration::try_from(last_sign.elapsed()).unwrap_or(time::Duration::ZERO);
+    let s = r.session.clone();
+    if let Err(e) = r
+        .db
+        .call(move |c| crate::store::live::set_followed(c, &s, offset, at))
+        .await
+    {
+        tracing::warn!(session = %r.session, cause = %e, "cannot record a session's progress");
+    }
+}
+
+/// Stops a session's process group when dropped before the process ended, unless the daemon
+/// is detaching from its sessions.
+struct GroupGuard {
+    pgid: Option<nix::unistd::Pid>,
+    detach: Option<CancellationToken>,
+}
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        if let Some(p) = self.0 {
+        if self.detach.as_ref().is_some_and(|d| d.is_cancelled()) {
+            return;
+        }
+        if let Some(p) = self.pgid {
             let _ = nix::sys::signal::killpg(p, nix::sys::signal::Signal::SIGTERM);
         }
     }
 }
 
-/// Reads every complete line written so far.
+/// Reads every complete line written so far; returns the bytes consumed.
 async fn drain(
     reader: &mut tokio::io::BufReader<tokio::fs::File>,
     line: &mut String,
     ended: &mut Ended,
     usage: Option<&crate::usage::Usage>,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
+    let mut consumed = 0u64;
     loop {
         let n = reader.read_line(line).await?;
         if n == 0 {
-            return Ok(());
+            return Ok(consumed);
         }
         if !line.ends_with('\n') {
             // A partial line: rewind and wait for the rest.
             reader.seek(std::io::SeekFrom::Current(-(n as i64))).await?;
             line.clear();
-            return Ok(());
+            return Ok(consumed);
         }
+        consumed += n as u64;
         match parse_line(line) {
             Some(StreamEvent::Init {
                 session_id, mcp, ..
@@ -165,5 +380,47 @@ async fn drain(
             _ => {}
         }
         line.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdogs_fire_on_their_own_conditions() {
+        let limits = Limits {
+            stall: Some(Duration::from_secs(10)),
+            startup: Some(Duration::from_secs(5)),
+            wall: None,
+        };
+        let now = Instant::now();
+        let ago = |s| now - Duration::from_secs(s);
+        assert_eq!(watchdog(&limits, false, ago(1), ago(1)), None);
+        let w = watchdog(&limits, false, ago(6), ago(1)).expect("no init");
+        assert!(w.contains("system/init"), "{w}");
+        assert_eq!(watchdog(&limits, true, ago(60), ago(9)), None);
+        let w = watchdog(&limits, true, ago(60), ago(11)).expect("stalled");
+        assert!(w.contains("stalled"), "{w}");
+        assert_eq!(watchdog(&Limits::NONE, false, ago(99_999), ago(99_999)), None);
+    }
+
+    #[tokio::test]
+    async fn finalize_reads_the_result_after_the_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (out, _) = files(dir.path());
+        let init = "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"abc\",\"mcp_servers\":[]}\n";
+        let result = "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\",\"total_cost_usd\":0.5}\n";
+        std::fs::write(&out, format!("{init}{result}{{\"type\":\"partial")).expect("write");
+        let all = finalize(dir.path(), 0).await.expect("finalize");
+        assert_eq!(all.agent_session.as_deref(), Some("abc"));
+        assert_eq!(all.outcome.as_ref().map(|o| o.cost_usd), Some(0.5));
+        let rest = finalize(dir.path(), init.len() as u64)
+            .await
+            .expect("finalize");
+        assert!(rest.agent_session.is_none(), "the init line was before the offset");
+        assert!(rest.outcome.is_some());
+        let none = finalize(&dir.path().join("missing"), 0).await.expect("no file");
+        assert!(none.outcome.is_none());
     }
 }

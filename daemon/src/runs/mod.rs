@@ -67,6 +67,23 @@ impl Runs {
 
     /// Spawns actors for every active run in the database (after a restart).
     pub async fn restore(&self) -> Result<usize, RunError> {
+        // Sessions of finished runs nobody ended (the daemon died first): stopped and ended.
+        let at = crate::store::time_text::now();
+        let left = self
+            .inner
+            .db
+            .call(move |c| {
+                let rows = crate::store::live::open_of_inactive(c)?;
+                for r in &rows {
+                    crate::store::board::end_session(c, &r.id, at)?;
+                }
+                Ok(rows)
+            })
+            .await?;
+        for p in left.iter().filter_map(crate::engine::reap::live) {
+            tracing::warn!(pid = p.pid, "stopping a session of a finished run");
+            crate::engine::reap::stop(p);
+        }
         let active = self.inner.db.call(|c| runs::active(c)).await?;
         let n = active.len();
         for run in active {
@@ -331,6 +348,7 @@ impl Runs {
         Ok(row
             .filter(|s| s.status == "active" && s.expires_at.is_none_or(|t| now < t))
             .filter(|s| self.handle(&s.run_id).is_some())
+            .inspect(|s| self.inner.engine.activity.touch(&s.id))
             .and_then(|s| {
                 Some(crate::board::Caller {
                     role: crate::board::Role::parse(&s.role)?,

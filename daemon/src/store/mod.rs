@@ -7,6 +7,7 @@
 
 pub mod board;
 pub mod escalations;
+pub mod live;
 pub mod events;
 pub mod reviews;
 pub mod runs;
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_reviews.sql"),
     include_str!("migrations/0006_usage_hold.sql"),
     include_str!("migrations/0007_session_cycle.sql"),
+    include_str!("migrations/0008_supervision.sql"),
 ];
 
 /// `execute` and `query_row` through the connection's prepared-statement cache: the board's

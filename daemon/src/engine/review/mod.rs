@@ -178,7 +178,7 @@ pub async fn review(
             break;
         }
         match attempt_once(
-            &handle, &codex, &cfg, &env, &dir, &worktree, kind, attempt, &cancel,
+            &handle, &db, &codex, &cfg, &env, &dir, &worktree, kind, attempt, &cancel,
         )
         .await
         {
@@ -225,6 +225,7 @@ async fn write_inputs(dir: &Path, prompt: &str) -> std::io::Result<()> {
 #[allow(clippy::too_many_arguments)]
 async fn attempt_once(
     handle: &RunHandle,
+    db: &Db,
     codex: &Codex,
     cfg: &EngineConfig,
     env: &orchestrator_proto::SessionEnv,
@@ -264,7 +265,19 @@ async fn attempt_once(
     )
     .await;
     let ran = match codex.command(&spec) {
-        Ok(cmd) => session::run(cmd, &attempt_dir, cancel, Some(cfg.codex.timeout), None).await,
+        Ok(cmd) => {
+            let watch = session::Watch {
+                cancel,
+                detach: None,
+                limits: super::watch::Limits {
+                    wall: Some(cfg.codex.timeout),
+                    ..super::watch::Limits::NONE
+                },
+                usage: None,
+                record: Some(cfg.record(db, &grant.session, None)),
+            };
+            session::run(cmd, &attempt_dir, watch).await
+        }
         Err(e) => Err(e),
     };
     let events = read_events(&session::files(&attempt_dir).0);

@@ -413,7 +413,13 @@ impl RunActor {
             tracing::error!(run = %self.run.id, cause = %e, "cannot start {reason}");
             return;
         }
-        let cancel = self.shutdown.child_token();
+        // Workers outlive the daemon (they detach when it stops and are re-attached); planners
+        // and reviewers stop with it and are simply run again.
+        let cancel = if phase == Phase::Executing {
+            CancellationToken::new()
+        } else {
+            self.shutdown.child_token()
+        };
         self.working = Some(cancel.clone());
         let drain = CancellationToken::new();
         self.drain = Some(drain.clone());
@@ -434,6 +440,7 @@ impl RunActor {
                         .await;
                 }
                 Phase::PlanReview | Phase::CodeReview => {
+                    crate::engine::reap::reap(&me, &db, &run.id, &Default::default()).await;
                     let kind = if phase == Phase::PlanReview {
                         ReviewKind::Plan
                     } else {
@@ -443,6 +450,7 @@ impl RunActor {
                     let _ = me.ask(|reply| Command::ReviewDone { outcome, reply }).await;
                 }
                 _ => {
+                    crate::engine::reap::reap(&me, &db, &run.id, &Default::default()).await;
                     let outcome = planner::plan(me.clone(), db, cfg, run, cancel).await;
                     let _ = me
                         .ask(|reply| Command::PlannerDone { outcome, reply })
@@ -932,6 +940,7 @@ impl RunActor {
             })
             .await??;
         self.published(ended.1.into_iter().collect()).await;
+        self.engine.activity.forget(&session);
         Ok(ended.0)
     }
 

@@ -1,0 +1,62 @@
+//! Sessions nobody will follow: those a previous daemon left running that are not re-attached
+//! (a planner or a reviewer, whose work is simply done again; a worker whose task moved on).
+//! Their process groups are stopped (SIGTERM, then SIGKILL after the grace period) and their
+//! sessions ended, so their tokens stop working and no stray process is left.
+
+use std::collections::HashSet;
+
+use nix::sys::signal::Signal;
+use orchestrator_proto::Level;
+
+use super::process::Identity;
+use super::session::GRACE;
+use crate::runs::RunHandle;
+use crate::store::Db;
+use crate::store::live::{self, LiveRow};
+
+/// The live process of a session row, if it still runs.
+pub fn live(row: &LiveRow) -> Option<Identity> {
+    let id = Identity {
+        pid: row.pid?,
+        start: row.pid_start_time?,
+    };
+    id.alive().then_some(id)
+}
+
+/// Stops a process group: SIGTERM now, SIGKILL after the grace period if it is still there.
+pub fn stop(id: Identity) {
+    id.signal_group(Signal::SIGTERM);
+    tokio::spawn(async move {
+        tokio::time::sleep(GRACE).await;
+        id.signal_group(Signal::SIGKILL);
+    });
+}
+
+/// Ends every open session of the run except `keep`, stopping those still running.
+pub async fn reap(handle: &RunHandle, db: &Db, run: &str, keep: &HashSet<String>) {
+    let id = run.to_owned();
+    let rows = match db.call(move |c| live::open(c, &id)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(run, cause = %e, "cannot list the run's open sessions");
+            return;
+        }
+    };
+    for row in rows.into_iter().filter(|r| !keep.contains(&r.id)) {
+        if let Some(p) = live(&row) {
+            stop(p);
+            super::note(
+                handle,
+                Level::Warn,
+                "session_reaped",
+                format!(
+                    "Session {} ({}, pid {}) was left running by the previous daemon and nothing \
+                     will follow it any more; it was stopped",
+                    row.id, row.role, p.pid
+                ),
+            )
+            .await;
+        }
+        super::end_session(handle, &row.id, None).await;
+    }
+}

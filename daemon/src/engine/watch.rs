@@ -1,0 +1,85 @@
+//! What the daemon watches a running session for: the watchdogs' limits (`[supervision]`) and
+//! the last MCP call each session made. A session that says nothing on its stream and calls
+//! no tool for `stall` is stuck; one that never writes `system/init` within `startup` never
+//! got going; `wall` bounds a worker session whatever it does.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The watchdogs' limits; `None` turns one off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub stall: Option<Duration>,
+    pub startup: Option<Duration>,
+    pub wall: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            stall: Some(Duration::from_secs(20 * 60)),
+            startup: Some(Duration::from_secs(120)),
+            wall: Some(Duration::from_secs(4 * 3600)),
+        }
+    }
+}
+
+impl Limits {
+    /// No watchdog at all (planners and reviewers have their own bounds).
+    pub const NONE: Self = Self {
+        stall: None,
+        startup: None,
+        wall: None,
+    };
+}
+
+/// When each session last called the MCP endpoint (touched on every authenticated request).
+#[derive(Debug, Clone, Default)]
+pub struct Activity(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl Activity {
+    pub fn touch(&self, session: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match m.get_mut(session) {
+            Some(t) => *t = Instant::now(),
+            None => {
+                m.insert(session.to_owned(), Instant::now());
+            }
+        }
+    }
+
+    pub fn last(&self, session: &str) -> Option<Instant> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(session)
+            .copied()
+    }
+
+    /// Forgets an ended session.
+    pub fn forget(&self, session: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activity_is_per_session_and_forgotten() {
+        let a = Activity::default();
+        assert!(a.last("s-1").is_none());
+        a.touch("s-1");
+        let first = a.last("s-1").expect("touched");
+        a.touch("s-1");
+        assert!(a.last("s-1").expect("touched") >= first);
+        assert!(a.last("s-2").is_none());
+        a.forget("s-1");
+        assert!(a.last("s-1").is_none());
+    }
+}

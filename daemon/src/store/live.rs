@@ -1,0 +1,107 @@
+//! Sessions as processes: the pid, start time and group of each session, where its worker
+//! works, how far its output was parsed and when it last showed a sign of life. The session
+//! follower writes these directly (they are bookkeeping, not run state: no event, no mirror),
+//! and a restarted daemon reads them to re-attach to live sessions or finish dead ones.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
+
+use super::time_text::{format, parse, parse_opt};
+use super::{Cached, StoreError};
+
+/// An open session as the supervisor sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveRow {
+    pub id: String,
+    pub role: String,
+    /// The task it worked on (`worked_task`).
+    pub task: Option<String>,
+    /// `active` until the daemon ended it.
+    pub status: String,
+    pub pid: Option<i32>,
+    pub pid_start_time: Option<i64>,
+    pub output_offset: u64,
+    /// The executor's JSON: Claude session, worktree, branch, base commit.
+    pub place: Option<String>,
+    pub started_at: OffsetDateTime,
+    pub last_activity_at: Option<OffsetDateTime>,
+}
+
+const LIVE: &str = "SELECT id, role, worked_task, status, pid, pid_start_time, output_offset, \
+     place, started_at, last_activity_at FROM sessions";
+
+fn live_from(r: &Row<'_>) -> rusqlite::Result<LiveRow> {
+    Ok(LiveRow {
+        id: r.get(0)?,
+        role: r.get(1)?,
+        task: r.get(2)?,
+        status: r.get(3)?,
+        pid: r.get(4)?,
+        pid_start_time: r.get(5)?,
+        output_offset: r.get::<_, i64>(6)?.max(0) as u64,
+        place: r.get(7)?,
+        started_at: parse(&r.get::<_, String>(8)?)?,
+        last_activity_at: parse_opt(r.get(9)?)?,
+    })
+}
+
+/// Records the process a session runs as, and where its worker works.
+pub fn set_process(
+    c: &Connection,
+    session: &str,
+    pid: i32,
+    start: i64,
+    place: Option<&str>,
+) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE sessions SET pid = ?2, pid_start_time = ?3, pgid = ?2, \
+           place = coalesce(?4, place) WHERE id = ?1",
+        params![session, pid, start, place],
+    )?;
+    Ok(())
+}
+
+/// Records how far the session's stdout was parsed and when it last showed a sign of life.
+pub fn set_followed(
+    c: &Connection,
+    session: &str,
+    offset: u64,
+    activity: OffsetDateTime,
+) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE sessions SET output_offset = ?2, last_activity_at = ?3 WHERE id = ?1",
+        params![session, offset as i64, format(activity)],
+    )?;
+    Ok(())
+}
+
+/// The run's sessions the daemon has not ended, oldest first.
+pub fn open(c: &Connection, run: &str) -> Result<Vec<LiveRow>, StoreError> {
+    let sql = format!("{LIVE} WHERE run_id = ?1 AND status = 'active' ORDER BY started_at, rowid");
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map([run], live_from)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest worker session that worked on `task` and knows where it worked.
+pub fn last_worker(c: &Connection, run: &str, task: &str) -> Result<Option<LiveRow>, StoreError> {
+    let sql = format!(
+        "{LIVE} WHERE run_id = ?1 AND worked_task = ?2 AND role = 'worker' AND place IS NOT NULL \
+         ORDER BY started_at DESC, rowid DESC LIMIT 1"
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row(params![run, task], live_from)
+        .optional()?)
+}
+
+/// Open sessions of runs that are no longer active (a previous daemon stopped before ending
+/// them), with their run ids.
+pub fn open_of_inactive(c: &Connection) -> Result<Vec<LiveRow>, StoreError> {
+    let sql = format!(
+        "{LIVE} WHERE status = 'active' AND run_id IN \
+           (SELECT id FROM runs WHERE status NOT IN ('queued', 'running', 'paused', 'escalated'))"
+    );
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map([], live_from)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
