@@ -320,7 +320,11 @@ pub async fn backups(top: &Path, prefix: &str) -> Result<Vec<(String, String)>, 
     let pattern = format!("refs/orchestrator/{prefix}");
     let out = git(
         top,
-        &["for-each-ref", "--format=%(refname) %(objectname)", &pattern],
+        &[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            &pattern,
+        ],
     )
     .await?;
     Ok(out

@@ -68,8 +68,10 @@ pub async fn run(
         limits: config.supervision,
         activity: engine::watch::Activity::default(),
         stopping: stop.clone(),
+        reconcile: engine::watch::Reconcile::default(),
+        started_at: store::time_text::now(),
     });
-    let runs = runs::Runs::new(db.clone(), stop.child_token(), engine);
+    let runs = runs::Runs::new(db.clone(), stop.child_token(), engine.clone());
     tokio::spawn(usage::poller::run(
         usage.clone(),
         config.usage.poller.clone(),
@@ -88,6 +90,7 @@ pub async fn run(
             .await
     });
     let state = api::AppState {
+        reconcile: engine.reconcile.clone(),
         runs: runs.clone(),
         info: Arc::new(api::DaemonInfo {
             started_at: store::time_text::now(),

@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 /// Bumped whenever a request or response shape changes incompatibly. The client refuses to talk
 /// to a daemon of another protocol version and says how to restart it.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +45,11 @@ pub struct Health {
     pub active_runs: u32,
     /// The workers' MCP endpoint, e.g. `http://127.0.0.1:41234/mcp`.
     pub mcp_url: String,
+    /// Runs restored at start-up that have not yet re-attached to (or finished) the sessions
+    /// the previous daemon left.
+    pub reconciling: u32,
+    /// From start-up to every restored run reconciled, once that happened.
+    pub reconciled_in_ms: Option<u64>,
 }
 
 /// The part of [`Health`] that every protocol version keeps, read before anything else so a

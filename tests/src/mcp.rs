@@ -34,10 +34,15 @@ impl Mcp {
 
     /// POSTs a JSON-RPC message with extra headers; returns the raw response.
     pub fn post(&self, body: &Value, extra: &[(&str, &str)]) -> Response {
+        self.try_post(body, extra)
+            .unwrap_or_else(|e| panic!("POST to the MCP endpoint {}: {e}", self.addr))
+    }
+
+    /// [`Mcp::post`], with transport failures (the daemon is down) as errors.
+    pub fn try_post(&self, body: &Value, extra: &[(&str, &str)]) -> std::io::Result<Response> {
         let body = body.to_string();
-        let mut s = TcpStream::connect(&self.addr).expect("connect to the MCP endpoint");
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
+        let mut s = TcpStream::connect(&self.addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
         let mut head = format!(
             "POST /mcp HTTP/1.1\r\nConnection: close\r\nContent-Type: application/json\r\n\
              Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
@@ -53,11 +58,11 @@ impl Mcp {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        s.write_all(head.as_bytes()).expect("send");
-        s.write_all(body.as_bytes()).expect("send");
+        s.write_all(head.as_bytes())?;
+        s.write_all(body.as_bytes())?;
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).expect("read");
-        parse(&raw).expect("an HTTP response")
+        s.read_to_end(&mut raw)?;
+        parse(&raw)
     }
 
     /// `tools/call`; returns the `result` object (panics on a transport or JSON-RPC error).

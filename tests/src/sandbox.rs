@@ -154,17 +154,21 @@ impl Sandbox {
         Out::new(format!("orchestrate {}", args.join(" ")), out)
     }
 
-    /// Pids of agent processes (the fake claude) working in this sandbox.
+    /// Pids of agent processes (a fake or real claude or codex, and what they started)
+    /// working in this sandbox: every live process but daemons whose working directory is in
+    /// it.
     pub fn agent_processes(&self) -> Vec<i32> {
         let root = self.root().to_path_buf();
-        let data = self.data_dir();
+        let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+        let daemons = self.daemon_processes();
         proc_pids()
             .into_iter()
+            .filter(|pid| *pid != me && !daemons.contains(pid))
             .filter(|pid| {
                 let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
                 let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
-                exe.file_name().is_some_and(|n| n == "fake-claude")
-                    && (cwd.starts_with(&root) || cwd.starts_with(&data))
+                cwd.starts_with(&root)
+                    && exe.file_name().is_some_and(|n| n != "orchestratord")
                     && !is_zombie(*pid)
             })
             .collect()

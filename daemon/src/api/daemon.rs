@@ -7,6 +7,7 @@ use orchestrator_proto::{Health, PROTOCOL_VERSION};
 use super::{ApiError, AppState};
 
 pub async fn health(State(s): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
+    let (reconciling, took) = s.reconcile.state();
     Ok(axum::Json(Health {
         daemon_version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol_version: PROTOCOL_VERSION,
@@ -16,6 +17,8 @@ pub async fn health(State(s): State<AppState>) -> Result<axum::Json<Health>, Api
         data_dir: s.info.data_dir.clone(),
         active_runs: s.runs.count_active().await?,
         mcp_url: s.info.mcp_url.clone(),
+        reconciling: reconciling as u32,
+        reconciled_in_ms: took.map(|d| d.as_millis() as u64),
     }))
 }
 

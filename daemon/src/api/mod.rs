@@ -38,6 +38,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The account's usage windows, for `GET /v1/usage`.
     pub usage: crate::usage::Usage,
+    /// Restored runs still reconciling, for `/v1/health`.
+    pub reconcile: crate::engine::watch::Reconcile,
 }
 
 /// Facts about this daemon process, for `/v1/health`.

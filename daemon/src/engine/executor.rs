@@ -213,7 +213,15 @@ pub async fn execute(
     let mut busy: HashMap<String, Vec<String>> = HashMap::new();
     // What a previous daemon (or a pause) left: live workers re-attached, the rest finished.
     let adopted = reconcile(&ctx, &cancel, &mut running, &mut busy).await;
-    super::reap::reap(&ctx.handle, &ctx.db, &ctx.run.id, &adopted).await;
+    super::reap::reap(
+        &ctx.handle,
+        &ctx.db,
+        &ctx.run.id,
+        ctx.cfg.started_at,
+        &adopted,
+    )
+    .await;
+    ctx.cfg.reconcile.done(&ctx.run.id);
     let stopping = ctx.cfg.stopping.clone();
     loop {
         let all = tasks(&ctx.db, &ctx.run.id).await;
@@ -535,6 +543,9 @@ async fn reconcile(
             .as_ref()
             .and_then(|r| r.place.as_deref())
             .and_then(|p| serde_json::from_str::<Resume>(p).ok());
+        // Only a previous daemon's sessions: this daemon's own are being ended by whoever
+        // started them (an executor stopping for a pause), and the task requeued as before.
+        let row = row.filter(|r| r.started_at < ctx.cfg.started_at);
         let (Some(row), Some(place)) = (row, place) else {
             update(
                 ctx,

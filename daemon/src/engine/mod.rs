@@ -46,6 +46,10 @@ pub struct EngineConfig {
     pub activity: watch::Activity,
     /// Cancelled when the daemon stops: workers are left running, to be re-attached.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Restored runs still reconciling.
+    pub reconcile: watch::Reconcile,
+    /// When this daemon started: sessions opened before were left by a previous one.
+    pub started_at: time::OffsetDateTime,
 }
 
 impl EngineConfig {

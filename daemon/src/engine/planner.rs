@@ -82,16 +82,23 @@ struct Brief {
     commit: String,
     /// The newest plan before this planning, which a new submission must supersede.
     before: u32,
+    /// This planning's plan is in already (submitted before the daemon restarted).
+    submitted: Option<u32>,
 }
 
 async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
     use crate::engine::review::prompt;
     use crate::store::reviews::{self, ReviewKind};
     let (id, cycle) = (run.id.clone(), run.cycle);
-    let (latest, plan_review, plan_ledger, code_ledger, tasks) = db
+    let (latest, latest_cycle, plan_review, plan_ledger, code_ledger, tasks) = db
         .call(move |c| {
+            let latest = board::latest_plan(c, &id)?.map(|p| p.0);
             Ok((
-                board::latest_plan(c, &id)?.map(|p| p.0),
+                latest,
+                match latest {
+                    Some(v) => board::plan_cycle(c, &id, v)?,
+                    None => None,
+                },
                 reviews::latest(c, &id, ReviewKind::Plan)?,
                 reviews::findings(c, &id, ReviewKind::Plan)?,
                 reviews::findings(c, &id, ReviewKind::Code)?,
@@ -106,6 +113,11 @@ async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
             .filter(|f| f.status == "open" && f.blocking())
             .collect()
     };
+    let revising = plan_review
+        .as_ref()
+        .is_some_and(|r| r.outcome == "changes" && r.plan_version == latest);
+    // A plan of this cycle that is not under revision is this planning's own.
+    let submitted = latest.filter(|_| latest_cycle == Some(cycle) && !revising);
     if cycle > 1 {
         let tip = crate::git::rev_parse(
             Path::new(&run.project),
@@ -117,11 +129,9 @@ async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
             text: prompt::follow_up(cycle, &open_blocking(code_ledger), &tasks),
             commit: tip,
             before,
+            submitted,
         });
     }
-    let revising = plan_review
-        .filter(|r| r.outcome == "changes" && r.plan_version == latest)
-        .is_some();
     Ok(Brief {
         text: if revising {
             prompt::revision(before, &open_blocking(plan_ledger))
@@ -130,6 +140,7 @@ async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
         },
         commit: run.base_commit.clone(),
         before,
+        submitted,
     })
 }
 
@@ -149,6 +160,16 @@ pub async fn plan(
         Ok(b) => b,
         Err(reason) => return Planned::Failed(reason),
     };
+    if let Some(version) = brief.submitted {
+        note(
+            &handle,
+            Level::Info,
+            "planner_finished",
+            format!("Plan v{version} was submitted before the daemon restarted; planning is done"),
+        )
+        .await;
+        return Planned::Plan(version);
+    }
     let project = Path::new(&run.project).to_path_buf();
     let mut last = String::from("the planner never ran");
     for attempt in 1..=PLANNER_ATTEMPTS {

@@ -1,4 +1,4 @@
-//! Sessions nobody will follow: those a previous daemon left running that are not re-attached
+//! Sessions nobody will follow: those a previous daemon spawned that are not re-attached
 //! (a planner or a reviewer, whose work is simply done again; a worker whose task moved on).
 //! Their process groups are stopped (SIGTERM, then SIGKILL after the grace period) and their
 //! sessions ended, so their tokens stop working and no stray process is left.
@@ -32,8 +32,16 @@ pub fn stop(id: Identity) {
     });
 }
 
-/// Ends every open session of the run except `keep`, stopping those still running.
-pub async fn reap(handle: &RunHandle, db: &Db, run: &str, keep: &HashSet<String>) {
+/// Ends every open session of the run that a previous daemon opened (before `since`), except
+/// `keep`, stopping those still running. Sessions of this daemon belong to someone who ends
+/// them.
+pub async fn reap(
+    handle: &RunHandle,
+    db: &Db,
+    run: &str,
+    since: time::OffsetDateTime,
+    keep: &HashSet<String>,
+) {
     let id = run.to_owned();
     let rows = match db.call(move |c| live::open(c, &id)).await {
         Ok(r) => r,
@@ -42,7 +50,12 @@ pub async fn reap(handle: &RunHandle, db: &Db, run: &str, keep: &HashSet<String>
             return;
         }
     };
-    for row in rows.into_iter().filter(|r| !keep.contains(&r.id)) {
+    for row in rows
+        .into_iter()
+        // Only sessions the daemon spawned (a recorded process): one opened over the API is
+        // somebody else's, and its token keeps working across restarts until it expires.
+        .filter(|r| r.pid.is_some() && r.started_at < since && !keep.contains(&r.id))
+    {
         if let Some(p) = live(&row) {
             stop(p);
             super::note(

@@ -96,15 +96,23 @@ pub async fn run(
     let identity = pid.and_then(Identity::of);
     if let (Some(r), Some(id)) = (&watch.record, identity) {
         let (s, place) = (r.session.clone(), r.place.clone());
-        let _ = r
-            .db
-            .call(move |c| {
+        let _ =
+            r.db.call(move |c| {
                 crate::store::live::set_process(c, &s, id.pid, id.start, place.as_deref())
             })
             .await;
     }
     let reader = tokio::io::BufReader::new(tokio::fs::File::open(&out_path).await?);
-    follow(Proc::Child(child), pid, reader, 0, Duration::ZERO, false, watch).await
+    follow(
+        Proc::Child(child),
+        pid,
+        reader,
+        0,
+        Duration::ZERO,
+        false,
+        watch,
+    )
+    .await
 }
 
 /// Follows a session a previous daemon started, still running as `id`, from `offset` bytes
@@ -121,7 +129,16 @@ pub async fn reattach(
     file.seek(std::io::SeekFrom::Start(offset)).await?;
     let reader = tokio::io::BufReader::new(file);
     // Its `system/init` was probably parsed before: the start-up watchdog is moot.
-    follow(Proc::Adopted(id), Some(id.pid), reader, offset, elapsed, true, watch).await
+    follow(
+        Proc::Adopted(id),
+        Some(id.pid),
+        reader,
+        offset,
+        elapsed,
+        true,
+        watch,
+    )
+    .await
 }
 
 /// What the output of a session whose process is gone says, from `offset` on.
@@ -174,12 +191,7 @@ async fn follow(
     let mut last_sign = Instant::now();
     let mut recorded = (offset, Instant::now());
     let far = Duration::from_secs(100 * 365 * 24 * 3600);
-    let deadline = tokio::time::sleep(
-        watch
-            .limits
-            .wall
-            .map_or(far, |w| w.saturating_sub(elapsed)),
-    );
+    let deadline = tokio::time::sleep(watch.limits.wall.map_or(far, |w| w.saturating_sub(elapsed)));
     tokio::pin!(deadline);
     // Armed once SIGTERM was sent: SIGKILL follows after the grace period.
     let kill = tokio::time::sleep(far);
@@ -266,7 +278,12 @@ async fn follow(
 }
 
 /// Why a watchdog stops the session now, if one does.
-fn watchdog(limits: &Limits, seen_init: bool, began: Instant, last_sign: Instant) -> Option<String> {
+fn watchdog(
+    limits: &Limits,
+    seen_init: bool,
+    began: Instant,
+    last_sign: Instant,
+) -> Option<String> {
     if !seen_init
         && let Some(s) = limits.startup
         && began.elapsed() > s
@@ -302,10 +319,9 @@ async fn record(watch: &Watch<'_>, offset: u64, last_sign: Instant) {
     let at = crate::store::time_text::now()
         - time::Duration::try_from(last_sign.elapsed()).unwrap_or(time::Duration::ZERO);
     let s = r.session.clone();
-    if let Err(e) = r
-        .db
-        .call(move |c| crate::store::live::set_followed(c, &s, offset, at))
-        .await
+    if let Err(e) =
+        r.db.call(move |c| crate::store::live::set_followed(c, &s, offset, at))
+            .await
     {
         tracing::warn!(session = %r.session, cause = %e, "cannot record a session's progress");
     }
@@ -402,7 +418,10 @@ mod tests {
         assert_eq!(watchdog(&limits, true, ago(60), ago(9)), None);
         let w = watchdog(&limits, true, ago(60), ago(11)).expect("stalled");
         assert!(w.contains("stalled"), "{w}");
-        assert_eq!(watchdog(&Limits::NONE, false, ago(99_999), ago(99_999)), None);
+        assert_eq!(
+            watchdog(&Limits::NONE, false, ago(99_999), ago(99_999)),
+            None
+        );
     }
 
     #[tokio::test]
@@ -418,9 +437,14 @@ mod tests {
         let rest = finalize(dir.path(), init.len() as u64)
             .await
             .expect("finalize");
-        assert!(rest.agent_session.is_none(), "the init line was before the offset");
+        assert!(
+            rest.agent_session.is_none(),
+            "the init line was before the offset"
+        );
         assert!(rest.outcome.is_some());
-        let none = finalize(&dir.path().join("missing"), 0).await.expect("no file");
+        let none = finalize(&dir.path().join("missing"), 0)
+            .await
+            .expect("no file");
         assert!(none.outcome.is_none());
     }
 }

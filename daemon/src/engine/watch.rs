@@ -66,6 +66,57 @@ impl Activity {
     }
 }
 
+/// Which restored runs have not reconciled yet (re-attached or finished what the previous
+/// daemon left), and how long the whole reconciliation took, for `/v1/health`.
+#[derive(Debug, Clone)]
+pub struct Reconcile(Arc<Mutex<ReconcileState>>);
+
+#[derive(Debug)]
+struct ReconcileState {
+    started: Instant,
+    pending: std::collections::HashSet<String>,
+    took: Option<Duration>,
+}
+
+impl Default for Reconcile {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(ReconcileState {
+            started: Instant::now(),
+            pending: Default::default(),
+            took: None,
+        })))
+    }
+}
+
+impl Reconcile {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReconcileState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The runs restored at start-up, which have to reconcile.
+    pub fn expect(&self, runs: impl IntoIterator<Item = String>) {
+        let mut s = self.lock();
+        s.pending.extend(runs);
+        if s.pending.is_empty() {
+            s.took = Some(s.started.elapsed());
+        }
+    }
+
+    /// `run` reconciled (a no-op for runs that were not restored or already are).
+    pub fn done(&self, run: &str) {
+        let mut s = self.lock();
+        if s.pending.remove(run) && s.pending.is_empty() {
+            s.took = Some(s.started.elapsed());
+        }
+    }
+
+    /// Runs still reconciling, and the time from start-up to fully reconciled once it is.
+    pub fn state(&self) -> (usize, Option<Duration>) {
+        let s = self.lock();
+        (s.pending.len(), s.took)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +132,20 @@ mod tests {
         assert!(a.last("s-2").is_none());
         a.forget("s-1");
         assert!(a.last("s-1").is_none());
+    }
+
+    #[test]
+    fn reconciliation_ends_when_the_last_restored_run_is_done() {
+        let r = Reconcile::default();
+        r.expect(["a".to_owned(), "b".to_owned()]);
+        assert_eq!(r.state(), (2, None));
+        r.done("a");
+        r.done("x");
+        assert_eq!(r.state().0, 1);
+        r.done("b");
+        assert!(matches!(r.state(), (0, Some(_))));
+        let none = Reconcile::default();
+        none.expect([]);
+        assert!(matches!(none.state(), (0, Some(_))));
     }
 }

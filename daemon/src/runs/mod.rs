@@ -85,6 +85,10 @@ impl Runs {
             crate::engine::reap::stop(p);
         }
         let active = self.inner.db.call(|c| runs::active(c)).await?;
+        self.inner
+            .engine
+            .reconcile
+            .expect(active.iter().map(|r| r.id.clone()));
         let n = active.len();
         for run in active {
             self.spawn(run, true);

@@ -390,6 +390,16 @@ pub fn latest_plan(c: &Connection, run: &str) -> Result<Option<(u32, String)>, S
     .optional()?)
 }
 
+/// The cycle the plan `version` was submitted in.
+pub fn plan_cycle(c: &Connection, run: &str, version: u32) -> Result<Option<u32>, StoreError> {
+    Ok(c.row(
+        "SELECT cycle FROM plans WHERE run_id = ?1 AND version = ?2",
+        params![run, version],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageRow {
     pub id: u64,

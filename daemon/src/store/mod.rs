@@ -7,8 +7,8 @@
 
 pub mod board;
 pub mod escalations;
-pub mod live;
 pub mod events;
+pub mod live;
 pub mod reviews;
 pub mod runs;
 pub mod time_text;

@@ -30,6 +30,9 @@
 //! - `warn` — print a `rate_limit_event` `allowed_warning` at `CLAUDE_FAKE_UTILIZATION`
 //!   (default 0.9) resetting in `CLAUDE_FAKE_RESET_SECS`, then work. With `CLAUDE_FAKE_ONCE`
 //!   set to a path, only the first session warns (it creates the file).
+//!
+//! With `CLAUDE_FAKE_PATIENT` set, MCP calls made while the daemon is down are retried (for a
+//! minute) instead of failing, as a worker would across a daemon restart.
 
 use std::io::Write;
 
@@ -65,7 +68,40 @@ fn arg_after(args: &[String], flag: &str) -> Option<String> {
 fn call(mcp: &Mcp, tool: &str, args: Value) -> Value {
     say(json!({"type": "assistant", "message": {"content": [
         {"type": "tool_use", "id": "toolu_fake", "name": format!("mcp__orch__{tool}"), "input": args}]}}));
-    mcp.call(tool, args)
+    if !patient() {
+        return mcp.call(tool, args);
+    }
+    // Across a daemon restart: retry while the endpoint is down or answers 5xx.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": tool, "arguments": args}});
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match mcp.try_post(&body, &[]) {
+            Ok(r) if r.status == 200 => {
+                let v = r.json();
+                return v.get("result").cloned().unwrap_or(v);
+            }
+            Ok(r) if r.status < 500 => {
+                // Revoked (the daemon let this session go): stop like claude would.
+                say(
+                    json!({"type": "result", "subtype": "success", "is_error": true,
+                           "result": format!("{tool}: HTTP {}", r.status), "session_id": "fake"}),
+                );
+                std::process::exit(1);
+            }
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{tool}: the daemon never came back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `CLAUDE_FAKE_PATIENT`: MCP calls outlive a daemon restart (the chaos test).
+fn patient() -> bool {
+    std::env::var_os("CLAUDE_FAKE_PATIENT").is_some()
 }
 
 fn main() {
@@ -88,7 +124,16 @@ fn main() {
         .map(expand)
         .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned));
     let mcp = Mcp::new(url, token.as_deref());
-    let connected = std::panic::catch_unwind(|| mcp.tool_names()).is_ok();
+    let connect = || {
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        mcp.try_post(&list, &[]).is_ok_and(|r| r.status == 200)
+    };
+    let mut connected = connect();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !connected && patient() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        connected = connect();
+    }
     say(
         json!({"type": "system", "subtype": "init", "session_id": session,
                "mcp_servers": [{"name": "orch", "status": if connected { "connected" } else { "failed" }}],

@@ -34,6 +34,11 @@ fn the_mcp_service_passes_the_conformance_suite() {
             usage: Default::default(),
             usage_grace: std::time::Duration::from_secs(300),
             usage_margin: orchestratord::usage::RESET_MARGIN,
+            limits: Default::default(),
+            activity: Default::default(),
+            stopping: cancel.child_token(),
+            reconcile: Default::default(),
+            started_at: time::OffsetDateTime::now_utc(),
         });
         let runs = orchestratord::runs::Runs::new(db, cancel.child_token(), engine);
         let app = axum::Router::new().nest_service(

@@ -32,6 +32,7 @@ impl InProcess {
             notifications: false,
             codex: Default::default(),
             usage: Default::default(),
+            supervision: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let done = {

@@ -5,6 +5,7 @@
 //! - `start`: submitting runs, validation, the branch, the mirror.
 //! - `lifecycle`: pause, resume, cancel, starting fresh, the log.
 //! - `recovery`: kill -9 and a deleted mirror.
+//! - `chaos`: kill -9 of the daemon and its workers at random moments under several runs.
 //! - `execution`: whole runs with the fake claude: workers, merge queue, retries, conflicts.
 //! - `planning`: the planner phase with the fake claude: plan, retries, dry-run, pause.
 //! - `review`: Codex reviews with the fake codex: revisions, cycles, the ledger, escalations.
@@ -18,6 +19,7 @@
 //! - `snapshots`: what the CLI prints, pinned with insta.
 
 mod api;
+mod chaos;
 mod conformance;
 mod daemon;
 mod execution;

@@ -205,6 +205,10 @@ impl RunActor {
         }
         let mut account = self.engine.usage.subscribe();
         self.advance().await;
+        if self.working.is_none() {
+            // Nothing to re-attach while the run waits (its workers were interrupted).
+            self.engine.reconcile.done(&self.run.id);
+        }
         let mut mirror_check = tokio::time::interval(MIRROR_CHECK);
         mirror_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         mirror_check.reset();
@@ -433,14 +437,25 @@ impl RunActor {
         tokio::spawn(async move {
             match phase {
                 Phase::Executing => {
+                    let (latch, id) = (cfg.reconcile.clone(), run.id.clone());
                     let outcome =
                         executor::execute(me.clone(), db, cfg, run, cancel, drain, forced).await;
+                    // Also when it stopped before reconciling (no claude, no worktree).
+                    latch.done(&id);
                     let _ = me
                         .ask(|reply| Command::ExecutionDone { outcome, reply })
                         .await;
                 }
                 Phase::PlanReview | Phase::CodeReview => {
-                    crate::engine::reap::reap(&me, &db, &run.id, &Default::default()).await;
+                    crate::engine::reap::reap(
+                        &me,
+                        &db,
+                        &run.id,
+                        cfg.started_at,
+                        &Default::default(),
+                    )
+                    .await;
+                    cfg.reconcile.done(&run.id);
                     let kind = if phase == Phase::PlanReview {
                         ReviewKind::Plan
                     } else {
@@ -450,7 +465,15 @@ impl RunActor {
                     let _ = me.ask(|reply| Command::ReviewDone { outcome, reply }).await;
                 }
                 _ => {
-                    crate::engine::reap::reap(&me, &db, &run.id, &Default::default()).await;
+                    crate::engine::reap::reap(
+                        &me,
+                        &db,
+                        &run.id,
+                        cfg.started_at,
+                        &Default::default(),
+                    )
+                    .await;
+                    cfg.reconcile.done(&run.id);
                     let outcome = planner::plan(me.clone(), db, cfg, run, cancel).await;
                     let _ = me
                         .ask(|reply| Command::PlannerDone { outcome, reply })
