@@ -6,7 +6,21 @@ use std::process::ExitCode;
 use clap::Parser;
 use orchestrate::cli::{self, Cli};
 
+/// `orchestrate log | head` ends quietly, as other CLIs do, instead of panicking on EPIPE:
+/// the default action of SIGPIPE, which Rust's runtime sets to ignore.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: called first in `main`, before any other thread exists; SIG_DFL has no handler.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let args = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

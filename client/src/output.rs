@@ -123,6 +123,48 @@ pub fn run_summary(r: &Run) {
 }
 
 /// The first line of `s`, at most `n` characters (with "…" when cut).
+/// The tasks worth a line in `status`: those with a worker now (its last sign of life) and
+/// those that were retried (why the last attempt did not land).
+pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
+    let mut first = true;
+    let mut label = || {
+        if std::mem::take(&mut first) {
+            "  workers   "
+        } else {
+            "            "
+        }
+    };
+    for t in tasks {
+        let retried = t.attempts > 1 || (t.status == "pending" && t.failure.is_some());
+        if t.status == "in_progress" {
+            let seen = t
+                .last_activity_at
+                .map(|a| format!(" · last activity {}", ago(a)))
+                .unwrap_or_default();
+            println!(
+                "{}{} attempt {} · session {}{seen}",
+                label(),
+                t.id,
+                t.attempts,
+                t.assignee.as_deref().unwrap_or("-")
+            );
+        } else if retried && matches!(t.status.as_str(), "pending" | "failed") {
+            println!(
+                "{}{} {} after attempt {}",
+                label(),
+                t.id,
+                t.status,
+                t.attempts
+            );
+        } else {
+            continue;
+        }
+        if retried && let Some(f) = &t.failure {
+            println!("              retried: {}", cut(f, 100));
+        }
+    }
+}
+
 pub fn cut(s: &str, n: usize) -> String {
     let line = s.lines().next().unwrap_or("");
     if line.chars().count() > n {

@@ -68,5 +68,7 @@ pub fn task(t: &crate::store::board::TaskRow) -> proto::Task {
         progress: t.progress.clone(),
         updated_at: t.updated_at,
         cost_usd: t.cost_usd,
+        failure: t.failure.clone(),
+        last_activity_at: t.last_activity_at,
     }
 }

@@ -461,6 +461,16 @@ pub struct Task {
     pub updated_at: OffsetDateTime,
     /// What its sessions cost so far (USD).
     pub cost_usd: f64,
+    /// Why its last attempt did not land (what the next worker is told), if it was retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// When its worker last showed a sign of life (stream output or an MCP call).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub last_activity_at: Option<OffsetDateTime>,
 }
 
 /// `GET /v1/runs/{id}/tasks`.

@@ -21,6 +21,9 @@ pub async fn run(client: &Client, a: StatusArgs) -> Result<(), ClientError> {
         output::json(&run)
     } else {
         output::run_summary(&run);
+        if run.progress.in_progress > 0 || run.progress.tasks > run.progress.merged {
+            output::task_lines(&client.tasks(&run.id).await?);
+        }
         Ok(())
     }
 }

@@ -42,7 +42,7 @@ fn frame(r: &Run, tasks: &[Task], events: &[Event]) -> String {
     if !tasks.is_empty() {
         f.push_str(&format!(
             "\n{:<16} {:<12} {:>3}  {:<15} {}\n",
-            "TASK", "STATUS", "TRY", "WORKER", "LATEST"
+            "TASK", "STATUS", "TRY", "ACTIVE", "LATEST"
         ));
         for t in tasks {
             f.push_str(&format!(
@@ -50,11 +50,18 @@ fn frame(r: &Run, tasks: &[Task], events: &[Event]) -> String {
                 cut(&t.id, 16),
                 t.status,
                 t.attempts,
-                t.assignee
-                    .as_deref()
-                    .filter(|_| t.status == "in_progress")
-                    .unwrap_or("-"),
-                cut(t.progress.as_deref().unwrap_or(&t.title), 60)
+                match (t.status.as_str(), t.last_activity_at) {
+                    ("in_progress", Some(a)) => output::ago(a),
+                    ("in_progress", None) => "started".into(),
+                    _ => "-".into(),
+                },
+                cut(
+                    t.progress
+                        .as_deref()
+                        .or(t.failure.as_deref().filter(|_| t.status == "pending"))
+                        .unwrap_or(&t.title),
+                    60
+                )
             ));
         }
     }

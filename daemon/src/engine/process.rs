@@ -49,7 +49,9 @@ fn start_time(pid: i32) -> Option<i64> {
 
 /// The BSD info's start time (seconds and microseconds); `None` for zombies and the gone.
 #[cfg(target_os = "macos")]
+#[allow(unsafe_code)]
 fn start_time(pid: i32) -> Option<i64> {
+    // SAFETY: proc_bsdinfo is plain old data; all zeroes is a valid value.
     let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
     // SAFETY: `info` is a writable proc_bsdinfo of exactly `size` bytes.

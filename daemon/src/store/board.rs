@@ -125,13 +125,16 @@ pub struct TaskRow {
     pub resume: Option<String>,
     /// What its sessions cost so far.
     pub cost_usd: f64,
+    /// When its current worker last showed a sign of life.
+    pub last_activity_at: Option<OffsetDateTime>,
 }
 
 const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, t.files, \
      t.status, t.assignee, t.attempts, t.result, t.progress, t.failure, t.updated_at, \
      (SELECT json_group_array(d.depends_on) FROM task_deps d WHERE d.run_id = t.run_id AND d.task_id = t.id), \
      t.resume, \
-     (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s WHERE s.run_id = t.run_id AND s.worked_task = t.id) \
+     (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s WHERE s.run_id = t.run_id AND s.worked_task = t.id), \
+     (SELECT coalesce(s.last_activity_at, s.started_at) FROM sessions s WHERE s.id = t.assignee AND t.status = 'in_progress') \
      FROM tasks t";
 
 fn json_list(s: String) -> rusqlite::Result<Vec<String>> {
@@ -158,6 +161,7 @@ fn task_from(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         depends_on: json_list(r.get(13)?)?,
         resume: r.get(14)?,
         cost_usd: r.get(15)?,
+        last_activity_at: parse_opt(r.get(16)?)?,
     })
 }
 

@@ -20,7 +20,8 @@
 //! - `work-uncommitted` — the same but leave the changes uncommitted (the daemon commits them).
 //! - `work-shared` — also write `shared.txt` (undeclared), so parallel tasks conflict.
 //! - `flaky` — exit without completing on the task's first attempt, work on later ones.
-//! - `hang` — wait until killed.
+//! - `hang` — wait until killed (after `system/init`).
+//! - `silent` — wait until killed without writing anything, not even `system/init`.
 //! - `mcp-failed` — report the orchestrator's MCP server as failed in `system/init`, then
 //!   wait (claude carries on without the tools; the daemon must stop it).
 //! - `limit` — hit the account's usage limit: write `partial-<task>.txt` (uncommitted), print
@@ -128,6 +129,15 @@ fn main() {
         let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
         mcp.try_post(&list, &[]).is_ok_and(|r| r.status == 200)
     };
+    let worker = !arg_after(&args, "-p")
+        .unwrap_or_default()
+        .starts_with("You are the planner");
+    if worker && std::env::var("CLAUDE_FAKE_WORKER").as_deref() == Ok("silent") {
+        // Never gets going: no `system/init` at all.
+        loop {
+            std::thread::park();
+        }
+    }
     let mut connected = connect();
     let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !connected && patient() && std::time::Instant::now() < end {

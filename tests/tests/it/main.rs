@@ -6,6 +6,7 @@
 //! - `lifecycle`: pause, resume, cancel, starting fresh, the log.
 //! - `recovery`: kill -9 and a deleted mirror.
 //! - `chaos`: kill -9 of the daemon and its workers at random moments under several runs.
+//! - `supervision`: watchdogs, a worker re-attached across a daemon stop, last activity.
 //! - `execution`: whole runs with the fake claude: workers, merge queue, retries, conflicts.
 //! - `planning`: the planner phase with the fake claude: plan, retries, dry-run, pause.
 //! - `review`: Codex reviews with the fake codex: revisions, cycles, the ledger, escalations.
@@ -34,4 +35,5 @@ mod review;
 mod services;
 mod snapshots;
 mod start;
+mod supervision;
 mod usage;

@@ -1,0 +1,109 @@
+//! Supervision with the fast tier's fake claude: the watchdogs (stall, start-up, wall clock)
+//! stop a worker and retry its task, then escalate with why; a worker outlives a daemon
+//! stop and is re-attached by the next daemon; `status` shows each worker's last activity.
+
+use orchestrator_tests::{Sandbox, wait};
+use serde_json::json;
+
+use crate::execution::wait_final;
+
+fn one_task_plan(sb: &Sandbox, description: &str) -> String {
+    let path = sb.root().join("plan.json");
+    let plan = json!({"summary": "One", "tasks": [{"id": "a", "title": "Build a",
+        "description": description, "acceptance_criteria": ["a exists"], "files": ["a.txt"]}]});
+    std::fs::write(&path, plan.to_string()).expect("plan");
+    format!("plan:{}", path.display())
+}
+
+/// Runs one task whose worker behaves as `worker` under `[supervision] config`; returns the
+/// escalation's question once the run gave up.
+fn watchdog_escalates(config: &str, worker: &str) -> (Sandbox, String) {
+    let sb = Sandbox::new();
+    std::fs::write(sb.config_file(), format!("[supervision]\n{config}")).expect("config");
+    let repo = sb.repo("app");
+    let plan = one_task_plan(&sb, "Write a.txt");
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Watched"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &plan),
+            ("CLAUDE_FAKE_WORKER", worker),
+        ],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    assert_eq!(run["status"], "escalated", "{run}");
+    let status = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
+    assert!(
+        status.contains("a failed after attempt 3") && status.contains("retried: "),
+        "status says why the task was retried:\n{status}"
+    );
+    let esc = sb.orchestrate(&["escalations", "--json"]).ok().json();
+    let question = esc["escalations"][0]["question"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    wait::until("the stopped workers to be gone", wait::DEADLINE, || {
+        sb.agent_processes().is_empty().then_some(())
+    });
+    (sb, question)
+}
+
+#[test]
+fn a_stalled_worker_is_stopped_and_retried_then_the_run_escalates_with_why() {
+    let (_sb, why) = watchdog_escalates("stall_secs = 1\nstartup_secs = 0\n", "hang");
+    assert!(
+        why.contains("stalled") && why.contains("stall_secs"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_worker_that_never_starts_is_stopped_by_the_startup_watchdog() {
+    let (_sb, why) = watchdog_escalates("startup_secs = 1\nstall_secs = 0\n", "silent");
+    assert!(why.contains("system/init"), "{why}");
+}
+
+#[test]
+fn a_worker_past_its_wall_clock_limit_is_stopped() {
+    let (_sb, why) = watchdog_escalates("task_timeout_secs = 1\nstall_secs = 0\n", "hang");
+    assert!(why.contains("wall-clock"), "{why}");
+}
+
+#[test]
+fn a_worker_outlives_a_daemon_stop_and_the_next_daemon_re_attaches_it() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = one_task_plan(&sb, "Write a.txt slowly. sleep_ms=2500");
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Across a restart"],
+        &[("CLAUDE_FAKE_SCRIPT", &plan), ("CLAUDE_FAKE_PATIENT", "1")],
+    )
+    .ok();
+    let worker = wait::until("the worker to run", wait::DEADLINE, || {
+        let tasks = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+        (tasks["progress"]["in_progress"] == 1).then_some(())?;
+        sb.agent_processes().first().copied()
+    });
+    let status = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
+    assert!(
+        status.contains("workers   a attempt 1 · session s-") && status.contains("last activity"),
+        "{status}"
+    );
+    // A graceful stop (an upgrade, `systemctl restart`): the worker keeps working.
+    sb.orchestrate(&["daemon", "stop"]).ok();
+    wait::until("the daemon to stop", wait::DEADLINE, || {
+        sb.daemon_processes().is_empty().then_some(())
+    });
+    assert!(
+        sb.agent_processes().contains(&worker),
+        "the worker survived the daemon"
+    );
+    let run = wait_final(&sb, &repo);
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["progress"]["sessions"], 2, "no second worker: {run}");
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
+    assert!(log.contains("re-attached to its worker session"), "{log}");
+    assert!(log.contains("Task a merged"), "{log}");
+}
