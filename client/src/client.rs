@@ -174,6 +174,13 @@ impl Client {
             .escalations)
     }
 
+    pub async fn clean(
+        &self,
+        req: &orchestrator_proto::clean::CleanRequest,
+    ) -> Result<orchestrator_proto::clean::CleanReport, ClientError> {
+        self.post("/v1/clean", req).await
+    }
+
     pub async fn usage(&self) -> Result<orchestrator_proto::usage::UsageReport, ClientError> {
         self.get("/v1/usage", &()).await
     }

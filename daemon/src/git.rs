@@ -339,3 +339,29 @@ pub async fn delete_ref(top: &Path, name: &str, commit: &str) -> Result<(), GitE
     git(top, &["update-ref", "-d", name, commit]).await?;
     Ok(())
 }
+
+/// `git worktree prune`: forgets worktrees whose directories are gone.
+pub async fn worktree_prune(top: &Path) -> Result<(), GitError> {
+    git(top, &["worktree", "prune"]).await?;
+    Ok(())
+}
+
+/// Refs under `prefix` (a partial name such as `refs/heads/x--`) with their commits.
+pub async fn refs(top: &Path, prefix: &str) -> Result<Vec<(String, String)>, GitError> {
+    let out = git(top, &["for-each-ref", "--format=%(refname) %(objectname)"]).await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(r, _)| r.starts_with(prefix))
+        .map(|(r, c)| (r.to_owned(), c.to_owned()))
+        .collect())
+}
+
+/// The branch checked out in `dir`, if any (`None` when detached).
+pub async fn current_branch(dir: &Path) -> Result<Option<String>, GitError> {
+    match git(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await {
+        Ok(b) => Ok(Some(b)),
+        Err(GitError::Failed { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

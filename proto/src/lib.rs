@@ -5,6 +5,7 @@
 //! The daemon's domain and database types never cross the socket; they are converted at the
 //! API edge. [`locate`] is the other half of the rendezvous: where the socket and the data live.
 
+pub mod clean;
 pub mod doctor;
 pub mod env;
 pub mod error;

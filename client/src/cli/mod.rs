@@ -1,6 +1,7 @@
 //! The `orchestrate` command line: one module per subcommand, dispatched from [`run`].
 
 mod answer;
+mod clean;
 mod daemon;
 mod doctor;
 mod escalations;
@@ -58,6 +59,8 @@ enum Cmd {
     Escalations(escalations::EscalationsArgs),
     /// Answer an escalation
     Answer(answer::AnswerArgs),
+    /// Remove finished runs' worktrees, task branches and backups where nothing would be lost
+    Clean(clean::CleanArgs),
     /// The Claude account's usage windows: utilization, resets, where the figures come from
     Usage(usage::UsageArgs),
     /// Manage the daemon
@@ -153,6 +156,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Cancel(a) => transition::run(&client, a, "cancel", "Cancelled").await,
         Cmd::List(a) => list::run(&client, a).await,
         Cmd::Escalations(a) => escalations::run(&client, a).await,
+        Cmd::Clean(a) => clean::run(&client, a).await,
         Cmd::Answer(a) => answer::run(&client, a).await,
         Cmd::Usage(a) => usage::run(&client, a).await,
         Cmd::Daemon(_) | Cmd::Setup(_) | Cmd::Doctor(_) | Cmd::Completions { .. } | Cmd::Man => {

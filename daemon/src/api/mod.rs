@@ -4,6 +4,7 @@
 //! Every failure is an [`ApiError`] (`{code, message, hint}` with the right status), including
 //! unknown routes, wrong methods, bad JSON and oversized bodies.
 
+mod clean;
 mod daemon;
 pub mod error;
 mod escalations;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(sessions::end),
         )
         .route("/v1/usage", get(usage::get))
+        .route("/v1/clean", post(clean::clean))
         .route("/v1/escalations", get(escalations::list))
         .route("/v1/escalations/{id}/answer", post(escalations::answer))
         .fallback(unknown_route)

@@ -5,6 +5,7 @@
 //! lives in the actor (and SQLite), never in a second map here.
 
 mod actor;
+pub mod clean;
 pub mod error;
 pub mod slug;
 pub mod submit;
@@ -229,6 +230,16 @@ impl Runs {
             .db
             .call(move |c| runs::list(c, key.as_deref(), status))
             .await?)
+    }
+
+    /// Removes what the project's (or every project's) finished runs left, where that is safe.
+    pub async fn clean(
+        &self,
+        project: Option<String>,
+        dry_run: bool,
+    ) -> Result<orchestrator_proto::clean::CleanReport, RunError> {
+        let runs = self.list(project, None).await?;
+        Ok(clean::clean(&self.inner.engine.data_dir, &runs, dry_run).await)
     }
 
     pub async fn count_active(&self) -> Result<u32, RunError> {

@@ -107,3 +107,110 @@ fn a_worker_outlives_a_daemon_stop_and_the_next_daemon_re_attaches_it() {
     assert!(log.contains("re-attached to its worker session"), "{log}");
     assert!(log.contains("Task a merged"), "{log}");
 }
+
+#[test]
+fn clean_removes_what_is_merged_and_keeps_unmerged_or_dirty_work_with_why() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let path = sb.root().join("plan.json");
+    let plan = json!({"summary": "Two", "tasks": [
+        crate::execution::task("a", &[], &["a.txt"]),
+        crate::execution::task("b", &[], &["b.txt"])]});
+    std::fs::write(&path, plan.to_string()).expect("plan");
+    // Both also write shared.txt: the second merge conflicts and its branch is kept.
+    let run = sb
+        .orchestrate_env(
+            &repo,
+            &["start", "Tidy", "--concurrency", "2", "--json"],
+            &[
+                ("CLAUDE_FAKE_SCRIPT", &format!("plan:{}", path.display())),
+                ("CLAUDE_FAKE_WORKER", "work-shared"),
+            ],
+        )
+        .ok()
+        .json();
+    let id = run["id"].as_str().expect("id").to_owned();
+    let run = wait_final(&sb, &repo);
+    assert_eq!(run["status"], "completed", "{run}");
+    let branch = run["branch"].as_str().expect("branch").to_owned();
+    let conflicted = sb
+        .git(&repo, &["branch", "--format=%(refname:short)"])
+        .lines()
+        .find(|b| b.starts_with(&format!("{branch}--")))
+        .expect("the conflicting attempt's branch is kept")
+        .to_owned();
+    // A worktree with uncommitted work and one with nothing unmerged, as a crash could leave.
+    let dir = sb.data_dir().join("worktrees").join(&id);
+    let (dirty, spare) = (dir.join("dirty"), dir.join("spare"));
+    for w in [&dirty, &spare] {
+        sb.git(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "--detach",
+                &w.display().to_string(),
+                &branch,
+            ],
+        );
+    }
+    std::fs::write(dirty.join("notes.txt"), "unsaved").expect("dirty");
+
+    let dry = sb
+        .orchestrate(&["clean", "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(dry["runs"], 1);
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i["kind"].as_str().unwrap_or(""),
+                    i["reason"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    assert!(spare.exists(), "a dry run removes nothing");
+    let human = sb
+        .orchestrate(&["clean", "--project", &repo.display().to_string()])
+        .ok()
+        .stdout;
+    assert!(
+        human.starts_with("Removed 1 worktree(s), 0 branch(es), 2 backup ref(s)"),
+        "{human}"
+    );
+    assert!(
+        human.contains("dirty: it has uncommitted changes"),
+        "{human}"
+    );
+    assert!(
+        human.contains(&format!("(branch {conflicted})")),
+        "the conflicting attempt's worktree is kept: {human}"
+    );
+    assert!(
+        human.contains(&format!(
+            "branch {conflicted}: 1 commit(s) not merged into {branch}"
+        )),
+        "{human}"
+    );
+    assert!(!spare.exists() && dirty.join("notes.txt").exists());
+    assert!(
+        sb.git(&repo, &["branch", "--format=%(refname:short)"])
+            .contains(&conflicted),
+        "unmerged work stays"
+    );
+    assert_eq!(
+        sb.git(&repo, &["for-each-ref", "refs/orchestrator/"]),
+        "",
+        "the merged tasks' backups are gone once their commits are on the branch"
+    );
+    assert_eq!(names(&dry["kept"]).len(), 3, "{dry}");
+    // Nothing left to remove: a second clean says so and keeps the same.
+    let again = sb.orchestrate(&["clean", "--json"]).ok().json();
+    assert_eq!(again["removed"], json!([]), "{again}");
+    assert_eq!(names(&again["kept"]), names(&dry["kept"]));
+}

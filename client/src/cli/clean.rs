@@ -1,0 +1,66 @@
+//! `orchestrate clean`: removes the worktrees, task branches and backup refs that finished
+//! runs left, only where nothing would be lost, and says what it kept and why.
+
+use clap::Args;
+use orchestrator_proto::clean::{CleanItem, CleanRequest};
+
+use super::{Format, absolute};
+use crate::client::Client;
+use crate::error::ClientError;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Only this project's runs (default: every project's finished runs)
+    #[arg(long, short = 'p', value_name = "DIR")]
+    project: Option<std::path::PathBuf>,
+    /// Show what would be removed; remove nothing
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    format: Format,
+}
+
+fn counts(items: &[CleanItem]) -> String {
+    let n = |k: &str| items.iter().filter(|i| i.kind == k).count();
+    format!(
+        "{} worktree(s), {} branch(es), {} backup ref(s)",
+        n("worktree"),
+        n("branch"),
+        n("backup")
+    )
+}
+
+pub async fn run(client: &Client, a: CleanArgs) -> Result<(), ClientError> {
+    let req = CleanRequest {
+        project: a.project.as_deref().map(absolute).transpose()?,
+        dry_run: a.dry_run,
+    };
+    let r = client.clean(&req).await?;
+    if a.format.json {
+        return output::json(&r);
+    }
+    if r.runs == 0 {
+        println!("No finished runs: nothing to clean.");
+        return Ok(());
+    }
+    let verb = if r.dry_run { "Would remove" } else { "Removed" };
+    println!(
+        "{verb} {} of {} finished run(s).",
+        counts(&r.removed),
+        r.runs
+    );
+    for i in &r.removed {
+        println!("  - {} {} ({})", i.kind, i.name, i.reason);
+    }
+    if !r.kept.is_empty() {
+        println!(
+            "Kept {} (nothing is removed that holds work):",
+            counts(&r.kept)
+        );
+        for i in &r.kept {
+            println!("  {} {} {}: {}", i.run_id, i.kind, i.name, i.reason);
+        }
+    }
+    Ok(())
+}

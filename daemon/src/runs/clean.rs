@@ -1,0 +1,231 @@
+//! `orchestrate clean`: what finished runs (completed, failed, cancelled) left behind —
+//! worktrees under `<data_dir>/worktrees/<run>/`, task branches `<branch>--<task>.<n>` and
+//! backup refs `refs/orchestrator/<run>/…` — removed only where nothing would be lost.
+//!
+//! **Invariant:** a worktree with uncommitted changes, or whose commits are not all on the
+//! run's branch, is kept; so is a task branch or a backup ref with commits the run's branch
+//! lacks. The run's branch itself (the result) is never touched. Everything kept is reported
+//! with the reason.
+
+use std::path::{Path, PathBuf};
+
+use orchestrator_proto::RunStatus;
+use orchestrator_proto::clean::{CleanItem, CleanReport};
+
+use crate::git;
+use crate::store::RunRow;
+
+/// Cleans the finished runs among `runs`.
+pub async fn clean(data_dir: &Path, runs: &[RunRow], dry_run: bool) -> CleanReport {
+    let mut report = CleanReport {
+        dry_run,
+        ..Default::default()
+    };
+    for run in runs.iter().filter(|r| {
+        matches!(
+            r.status,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }) {
+        report.runs += 1;
+        Cleaner {
+            run,
+            project: Path::new(&run.project),
+            dry_run,
+            report: &mut report,
+        }
+        .clean(&data_dir.join("worktrees").join(&run.id))
+        .await;
+    }
+    report
+}
+
+struct Cleaner<'a> {
+    run: &'a RunRow,
+    project: &'a Path,
+    dry_run: bool,
+    report: &'a mut CleanReport,
+}
+
+impl Cleaner<'_> {
+    fn item(&self, kind: &str, name: String, reason: String) -> CleanItem {
+        CleanItem {
+            run_id: self.run.id.clone(),
+            kind: kind.to_owned(),
+            name,
+            reason,
+        }
+    }
+
+    fn keep(&mut self, kind: &str, name: String, reason: String) {
+        let i = self.item(kind, name, reason);
+        self.report.kept.push(i);
+    }
+
+    fn removed(&mut self, kind: &str, name: String, reason: &str) {
+        let i = self.item(kind, name, reason.to_owned());
+        self.report.removed.push(i);
+    }
+
+    /// Commits `rev` has that the run's branch lacks; `None` if that cannot be told.
+    async fn unmerged(&self, dir: &Path, rev: &str) -> Option<u64> {
+        git::commits_ahead(dir, &format!("refs/heads/{}", self.run.branch), rev)
+            .await
+            .ok()
+    }
+
+    async fn clean(&mut self, worktrees: &Path) {
+        if !self.project.is_dir() {
+            self.keep(
+                "worktree",
+                worktrees.display().to_string(),
+                format!("the project {} is gone", self.project.display()),
+            );
+            return;
+        }
+        for dir in subdirs(worktrees).await {
+            self.worktree(&dir).await;
+        }
+        if !self.dry_run {
+            let _ = git::worktree_prune(self.project).await;
+            // Gone once empty (a kept worktree keeps it).
+            let _ = tokio::fs::remove_dir(worktrees).await;
+        }
+        let prefix = format!("refs/heads/{}--", self.run.branch);
+        for (branch, _) in git::refs(self.project, &prefix).await.unwrap_or_default() {
+            self.branch(branch.trim_start_matches("refs/heads/")).await;
+        }
+        let backups = git::backups(self.project, &format!("{}/", self.run.id))
+            .await
+            .unwrap_or_default();
+        for (name, commit) in backups {
+            self.backup(&name, &commit).await;
+        }
+    }
+
+    async fn worktree(&mut self, dir: &Path) {
+        let name = dir.display().to_string();
+        let dirty = match git::porcelain(dir).await {
+            Ok(p) => !p.is_empty(),
+            Err(_) => {
+                // Not a worktree any more (a leftover directory): nothing git knows of.
+                if !self.dry_run {
+                    let _ = tokio::fs::remove_dir_all(dir).await;
+                }
+                self.removed("worktree", name, "not a git worktree any more");
+                return;
+            }
+        };
+        if dirty {
+            self.keep("worktree", name, "it has uncommitted changes".into());
+            return;
+        }
+        match self.unmerged(dir, "HEAD").await {
+            Some(0) => {}
+            Some(n) => {
+                let branch = git::current_branch(dir).await.ok().flatten();
+                let on = branch.map(|b| format!(" (branch {b})")).unwrap_or_default();
+                self.keep(
+                    "worktree",
+                    name,
+                    format!("{n} commit(s) not merged into {}{on}", self.run.branch),
+                );
+                return;
+            }
+            None => {
+                self.keep(
+                    "worktree",
+                    name,
+                    format!("cannot compare it with {}", self.run.branch),
+                );
+                return;
+            }
+        }
+        if !self.dry_run
+            && let Err(e) = git::worktree_remove(self.project, dir, false).await
+        {
+            self.keep("worktree", name, format!("git refused to remove it: {e}"));
+            return;
+        }
+        self.removed("worktree", name, "clean and merged");
+    }
+
+    async fn branch(&mut self, branch: &str) {
+        match self
+            .unmerged(self.project, &format!("refs/heads/{branch}"))
+            .await
+        {
+            Some(0) => {}
+            Some(n) => {
+                self.keep(
+                    "branch",
+                    branch.to_owned(),
+                    format!("{n} commit(s) not merged into {}", self.run.branch),
+                );
+                return;
+            }
+            None => {
+                self.keep(
+                    "branch",
+                    branch.to_owned(),
+                    format!("cannot compare it with {}", self.run.branch),
+                );
+                return;
+            }
+        }
+        if !self.dry_run
+            && let Err(e) = git::delete_merged_branch(self.project, branch).await
+        {
+            self.keep("branch", branch.to_owned(), format!("not deleted: {e}"));
+            return;
+        }
+        self.removed("branch", branch.to_owned(), "merged");
+    }
+
+    async fn backup(&mut self, name: &str, commit: &str) {
+        match self.unmerged(self.project, commit).await {
+            Some(0) => {}
+            Some(n) => {
+                self.keep(
+                    "backup",
+                    name.to_owned(),
+                    format!("it holds {n} commit(s) not on {}", self.run.branch),
+                );
+                return;
+            }
+            None => {
+                self.keep(
+                    "backup",
+                    name.to_owned(),
+                    format!("cannot compare it with {}", self.run.branch),
+                );
+                return;
+            }
+        }
+        if !self.dry_run
+            && let Err(e) = git::delete_ref(self.project, name, commit).await
+        {
+            self.keep("backup", name.to_owned(), format!("not deleted: {e}"));
+            return;
+        }
+        self.removed(
+            "backup",
+            name.to_owned(),
+            "its commits are on the run's branch",
+        );
+    }
+}
+
+async fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(mut rd) = tokio::fs::read_dir(dir).await else {
+        return out;
+    };
+    while let Ok(Some(e)) = rd.next_entry().await {
+        if e.file_type().await.is_ok_and(|t| t.is_dir()) {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
