@@ -11,6 +11,7 @@ pub mod fake_openai;
 pub mod http;
 pub mod mcp;
 pub mod repo;
+pub mod rng;
 pub mod sandbox;
 pub mod wait;
 

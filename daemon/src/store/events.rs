@@ -77,12 +77,29 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
 }
 
 /// Appends to the run's log; call inside the transaction that made the change it records.
+/// The longest message a log line carries; longer ones (a worker's 20 KB note, a huge
+/// feature text) are cut with "…", and the full text stays where it came from.
+pub const MAX_MESSAGE: usize = 4096;
+
+/// `s` cut to at most `max` bytes on a character boundary, with "…" when cut.
+pub fn bounded(s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 pub fn append(
     conn: &Connection,
     run_id: &str,
     at: OffsetDateTime,
-    event: NewEvent,
+    mut event: NewEvent,
 ) -> Result<EventRow, StoreError> {
+    event.message = bounded(event.message, MAX_MESSAGE);
     let seq: u64 = conn.row(
         "SELECT coalesce(max(seq), 0) + 1 FROM events WHERE run_id = ?1",
         [run_id],
@@ -169,5 +186,13 @@ mod tests {
         })
         .await
         .expect("db");
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        assert_eq!(bounded("short".into(), 10), "short");
+        let cut = bounded("é".repeat(3000), MAX_MESSAGE);
+        assert!(cut.len() <= MAX_MESSAGE && cut.ends_with('…'), "{}", cut.len());
+        assert!(cut.trim_end_matches('…').chars().all(|c| c == 'é'));
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use orchestrator_tests::rng::Rng;
 use orchestrator_tests::{Sandbox, http, wait};
 use serde_json::{Value, json};
 
@@ -18,18 +19,6 @@ const RUNS: usize = 3;
 const TASKS: usize = 12;
 const DAEMON_KILLS: usize = 20;
 const WORKER_KILLS: usize = 5;
-
-/// xorshift64*: small, seeded, good enough to pick moments.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
 
 /// A random DAG: each task may depend on an earlier one; every task writes its own file and
 /// works a random while.
@@ -93,11 +82,7 @@ fn workers(sb: &Sandbox) -> Vec<i32> {
 
 #[test]
 fn chaos_kill_9_of_the_daemon_and_its_workers_loses_and_doubles_nothing() {
-    let seed = std::env::var("ORCH_CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5EED_2026_u64);
-    let mut rng = Rng(seed | 1);
+    let (mut rng, seed) = Rng::seeded("ORCH_CHAOS_SEED", 0x5EED_2026);
     let sb = Sandbox::new();
     let repos: Vec<PathBuf> = (0..RUNS).map(|r| sb.repo(&format!("p{r}"))).collect();
     // (project, run id); a new round of runs starts whenever all are done before the kills.

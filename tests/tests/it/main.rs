@@ -2,6 +2,7 @@
 //!
 //! - `daemon`: autostart, health, curl, socket permissions, single instance, signals.
 //! - `api`: typed errors for bad requests; the daemon survives them.
+//! - `fuzz`: seeded bad input on the socket API and the MCP endpoint changes nothing.
 //! - `start`: submitting runs, validation, the branch, the mirror.
 //! - `lifecycle`: pause, resume, cancel, starting fresh, the log.
 //! - `recovery`: kill -9 and a deleted mirror.
@@ -24,6 +25,7 @@ mod chaos;
 mod conformance;
 mod daemon;
 mod execution;
+mod fuzz;
 mod in_process;
 mod lifecycle;
 mod mcp;
