@@ -117,7 +117,7 @@ fn bad_input_on_the_socket_api_gets_typed_errors_and_changes_nothing() {
     ];
     for i in 0..ROUNDS {
         if rng.below(3) == 0 {
-            let n = rng.next();
+            let n = rng.next_u64();
             let paths = [
                 format!("/v1/runs?status={n}"),
                 format!("/v1/runs/{n}"),
@@ -187,7 +187,7 @@ fn bad_input_on_the_mcp_endpoint_gets_typed_errors_and_changes_nothing() {
                 let c = rng.pick(&calls).clone();
                 mutate(&mut rng, &c)
             }
-            1 => json!({"jsonrpc": "2.0", "id": 9, "method": format!("tools/{}", rng.next())})
+            1 => json!({"jsonrpc": "2.0", "id": 9, "method": format!("tools/{}", rng.next_u64())})
                 .to_string()
                 .into_bytes(),
             2 => json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
