@@ -27,6 +27,8 @@ pub enum Reply {
     },
     /// A normal reply with extra response headers (e.g. a usage warning).
     WithHeaders(Box<Reply>, Vec<(String, String)>),
+    /// Accept the request and never answer (a stalled stream), until the client hangs up.
+    Stall,
 }
 
 /// Decides the reply to a request (the whole Messages API request body).
@@ -102,6 +104,8 @@ impl Request {
 
 /// One HTTP answer of a fake API.
 pub struct Answer {
+    /// Send nothing at all and hold the connection until the client closes it.
+    pub stall: bool,
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub content_type: &'static str,
@@ -111,6 +115,7 @@ pub struct Answer {
 impl Answer {
     pub fn ok(content_type: &'static str, body: String) -> Self {
         Self {
+            stall: false,
             status: 200,
             headers: Vec::new(),
             content_type,
@@ -174,6 +179,11 @@ fn serve(conn: TcpStream, handler: &Handler) -> std::io::Result<()> {
             body,
             at: std::time::Instant::now(),
         });
+        if a.stall {
+            let mut sink = [0u8; 1024];
+            while reader.read(&mut sink)? > 0 {}
+            return Ok(());
+        }
         let extra: String = a
             .headers
             .iter()
@@ -211,18 +221,27 @@ fn messages(r: &Request, script: &Script, log: &Mutex<Vec<Value>>) -> Answer {
         headers = h;
         reply = *inner;
     }
+    if let Reply::Stall = reply {
+        return Answer {
+            stall: true,
+            ..Answer::ok("text/event-stream", String::new())
+        };
+    }
     if let Reply::Error {
         status,
         headers,
         message,
     } = reply
     {
-        let kind = if status == 429 {
-            "rate_limit_error"
-        } else {
-            "api_error"
+        let kind = match status {
+            429 => "rate_limit_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            529 => "overloaded_error",
+            _ => "api_error",
         };
         return Answer {
+            stall: false,
             status,
             headers,
             content_type: "application/json",
@@ -249,7 +268,7 @@ fn block(reply: &Reply) -> (Value, &'static str) {
             "tool_use",
         ),
         Reply::Text(t) => (json!({"type": "text", "text": t}), "end_turn"),
-        Reply::Error { .. } | Reply::WithHeaders(..) => {
+        Reply::Error { .. } | Reply::WithHeaders(..) | Reply::Stall => {
             unreachable!("answered before a message is built")
         }
     }
@@ -278,7 +297,7 @@ fn sse(reply: &Reply, model: &str) -> String {
             events.push(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}));
             events.push(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}));
         }
-        Reply::Error { .. } | Reply::WithHeaders(..) => {
+        Reply::Error { .. } | Reply::WithHeaders(..) | Reply::Stall => {
             unreachable!("answered before a stream is built")
         }
     }

@@ -42,7 +42,55 @@ pub struct Outcome {
     pub api_error_status: Option<u64>,
 }
 
+/// Why a session that ended with `is_error` failed, as far as the daemon acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The account's usage window is exhausted: pause until it resets.
+    UsageLimit,
+    /// Claude Code cannot authenticate (a bad key, an expired or revoked login): no retry
+    /// helps until a human fixes it.
+    Auth,
+    /// The model API was unavailable (5xx, 529 overloaded, a connection error, a timeout): a
+    /// later try will likely work.
+    Transient,
+    /// Anything else (a bad request, a refusal, max turns…).
+    Other,
+}
+
 impl Outcome {
+    /// How this outcome failed, if it did.
+    pub fn failure(&self) -> Option<Failure> {
+        if !self.is_error {
+            return None;
+        }
+        if self.is_usage_limit() {
+            return Some(Failure::UsageLimit);
+        }
+        let text = self.text.as_deref().unwrap_or("").to_lowercase();
+        let api = self.api_error.as_deref().unwrap_or("");
+        match self.api_error_status {
+            Some(401 | 403) => return Some(Failure::Auth),
+            Some(408 | 409 | 429 | 500..=599) => return Some(Failure::Transient),
+            Some(_) => return Some(Failure::Other),
+            None => {}
+        }
+        if api == "authentication_failed"
+            || text.contains("invalid api key")
+            || text.contains("oauth token has expired")
+            || text.contains("/login")
+        {
+            Some(Failure::Auth)
+        } else if text.starts_with("api error: 5")
+            || text.contains("overloaded")
+            || text.contains("connection error")
+            || text.contains("request timed out")
+        {
+            Some(Failure::Transient)
+        } else {
+            Some(Failure::Other)
+        }
+    }
+
     /// A usage-limit stop (the 5-hour window), by the reference doc's recipe.
     pub fn is_usage_limit(&self) -> bool {
         self.is_error
@@ -164,5 +212,32 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn failures_are_classified_by_status_then_by_text() {
+        let out = |status: Option<u64>, text: &str| Outcome {
+            is_error: true,
+            api_error_status: status,
+            text: Some(text.into()),
+            ..Default::default()
+        };
+        assert_eq!(out(Some(401), "x").failure(), Some(Failure::Auth));
+        assert_eq!(out(Some(529), "x").failure(), Some(Failure::Transient));
+        assert_eq!(out(Some(500), "x").failure(), Some(Failure::Transient));
+        assert_eq!(out(Some(400), "x").failure(), Some(Failure::Other));
+        assert_eq!(
+            out(None, "Invalid API key · Fix external API key").failure(),
+            Some(Failure::Auth)
+        );
+        assert_eq!(
+            out(None, "API Error: 529 Overloaded. Try again").failure(),
+            Some(Failure::Transient)
+        );
+        assert_eq!(out(None, "something else").failure(), Some(Failure::Other));
+        let ok = Outcome::default();
+        assert_eq!(ok.failure(), None);
+        let limit = out(Some(429), "You've hit your 5-hour limit · resets 5pm");
+        assert_eq!(limit.failure(), Some(Failure::UsageLimit));
     }
 }

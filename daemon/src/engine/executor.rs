@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::{EngineConfig, note, session};
 use crate::agents::SessionSpec;
 use crate::agents::claude::ClaudeCode;
+use crate::agents::stream::Failure;
 use crate::board::Role;
 use crate::git::{self, Merge};
 use crate::runs::{Command, RunHandle};
@@ -38,6 +39,12 @@ use crate::store::{Db, NewEvent, RunRow};
 
 /// Attempts per task (sessions that end without completing, merge conflicts).
 pub const TASK_ATTEMPTS: u32 = 3;
+
+/// Retries of a task whose session failed because the model API was unavailable (5xx, 529),
+/// which do not spend attempts; the waits double from 2 s up to a minute.
+pub const TRANSIENT_RETRIES: u32 = 5;
+
+const RESUMES: &str = "when the run resumes";
 
 /// How execution ended, for the actor.
 #[derive(Debug)]
@@ -223,6 +230,9 @@ pub async fn execute(
     .await;
     ctx.cfg.reconcile.done(&ctx.run.id);
     let stopping = ctx.cfg.stopping.clone();
+    // Tasks waiting out a transient API failure: how often, and not before when.
+    let mut transient: HashMap<String, u32> = HashMap::new();
+    let mut not_before: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
         let all = tasks(&ctx.db, &ctx.run.id).await;
         if let Some(t) = all.iter().find(|t| t.status == "failed") {
@@ -248,9 +258,13 @@ pub async fn execute(
             .map(|t| t.id.as_str())
             .collect();
         let cp = critical_path(&all);
+        let now = tokio::time::Instant::now();
+        not_before.retain(|_, at| *at > now);
+        let wake = not_before.values().min().copied();
         let mut ready: Vec<&TaskRow> = all
             .iter()
             .filter(|t| t.status == "pending" && !busy.contains_key(&t.id))
+            .filter(|t| !not_before.contains_key(&t.id))
             .filter(|t| t.depends_on.iter().all(|d| merged.contains(d.as_str())))
             .collect();
         ready.sort_by_key(|t| std::cmp::Reverse(cp.get(&t.id).copied().unwrap_or(0)));
@@ -286,7 +300,7 @@ pub async fn execute(
         if running.is_empty() && held {
             return Executed::Stopped;
         }
-        if running.is_empty() {
+        if running.is_empty() && wake.is_none() {
             return Executed::Failed(
                 "no task can start: every pending task waits on one that is not merged".into(),
             );
@@ -297,7 +311,7 @@ pub async fn execute(
                 // continue where they stopped when the run resumes.
                 while let Some(done) = running.join_next().await {
                     if let Ok(f) = done {
-                        interrupted(&ctx, f, "the run was paused").await;
+                        interrupted(&ctx, f, "the run was paused", RESUMES).await;
                     }
                 }
                 return Executed::Stopped;
@@ -308,7 +322,8 @@ pub async fn execute(
                 while running.join_next().await.is_some() {}
                 return Executed::Stopped;
             }
-            d = running.join_next() => d,
+            _ = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => continue,
+            d = running.join_next(), if !running.is_empty() => d,
         };
         let Some(Ok(f)) = done else { continue };
         if f.ended.as_ref().is_ok_and(|e| e.detached) {
@@ -317,12 +332,47 @@ pub async fn execute(
         }
         busy.remove(&f.task);
         if limited(&f) {
-            interrupted(&ctx, f, "the account hit its usage limit").await;
+            interrupted(&ctx, f, "the account hit its usage limit", RESUMES).await;
             continue;
         }
         if cancel.is_cancelled() {
-            interrupted(&ctx, f, "the run was paused").await;
+            interrupted(&ctx, f, "the run was paused", RESUMES).await;
             return Executed::Stopped;
+        }
+        let failed = f
+            .ended
+            .as_ref()
+            .ok()
+            .and_then(|e| e.outcome.as_ref())
+            .and_then(|o| Some((o.failure()?, o.text.clone().unwrap_or_default())));
+        match failed {
+            Some((Failure::Auth, text)) => {
+                // No retry helps: the task waits, unspent, and the run asks for a human.
+                interrupted(&ctx, f, "Claude Code could not authenticate", RESUMES).await;
+                running.shutdown().await;
+                return Executed::Failed(format!(
+                    "Claude Code could not authenticate ({}). Log in again with `claude /login`, \
+                     or fix ANTHROPIC_API_KEY / CLAUDE_CODE_OAUTH_TOKEN, then run `orchestrate \
+                     resume` from a shell that has the working credentials",
+                    text.trim()
+                ));
+            }
+            Some((Failure::Transient, text))
+                if *transient.entry(f.task.clone()).or_insert(0) < TRANSIENT_RETRIES =>
+            {
+                let n = transient.entry(f.task.clone()).or_insert(0);
+                *n += 1;
+                let wait = std::time::Duration::from_secs((1u64 << *n).min(60));
+                not_before.insert(f.task.clone(), tokio::time::Instant::now() + wait);
+                let why = format!(
+                    "the model API was unavailable: {}; retry {n} of {TRANSIENT_RETRIES}, not counted as an attempt",
+                    text.trim()
+                );
+                let then = format!("in {}s", wait.as_secs());
+                interrupted(&ctx, f, &why, &then).await;
+                continue;
+            }
+            _ => {}
         }
         finish(&ctx, f).await;
     }
@@ -638,9 +688,10 @@ fn limited(f: &Finished) -> bool {
         .is_ok_and(|e| e.outcome.as_ref().is_some_and(|o| o.is_usage_limit()))
 }
 
-/// A worker stopped from outside (a pause, the usage limit): unless it finished its task
-/// anyway, the task goes back to pending, without spending the attempt, with where it left off.
-async fn interrupted(ctx: &Ctx, f: Finished, why: &str) {
+/// A worker stopped from outside (a pause, the usage limit, the model API down): unless it
+/// finished its task anyway, the task goes back to pending, without spending the attempt, with
+/// where it left off; `then` says when it continues.
+async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
     let why = if limited(&f) {
         "the account hit its usage limit"
     } else {
@@ -669,7 +720,7 @@ async fn interrupted(ctx: &Ctx, f: Finished, why: &str) {
     let event = NewEvent::info(
         "task_interrupted",
         format!(
-            "Task {} interrupted ({why}); it continues with claude --resume {} in {} when the run resumes",
+            "Task {} interrupted ({why}); it continues with claude --resume {} in {} {then}",
             f.task,
             f.session_uuid,
             f.worktree.display()

@@ -192,7 +192,11 @@ mod tests {
     fn long_messages_are_cut_on_a_character_boundary() {
         assert_eq!(bounded("short".into(), 10), "short");
         let cut = bounded("é".repeat(3000), MAX_MESSAGE);
-        assert!(cut.len() <= MAX_MESSAGE && cut.ends_with('…'), "{}", cut.len());
+        assert!(
+            cut.len() <= MAX_MESSAGE && cut.ends_with('…'),
+            "{}",
+            cut.len()
+        );
         assert!(cut.trim_end_matches('…').chars().all(|c| c == 'é'));
     }
 }

@@ -15,6 +15,7 @@
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
 //! - `real_codex`: the real `codex` CLI reviews a whole run, offline against a fake Responses API.
+//! - `real_failures`: the real `claude` on 500, 529, 401, a stalled stream and our MCP down.
 //! - `conformance`: the official MCP conformance suite against our MCP service.
 //! - `services`: the slash command setup, the systemd unit and launchd agent.
 //! - `in_process`: `orchestratord::run` in this process, for races and restarts.
@@ -32,6 +33,7 @@ mod mcp;
 mod planning;
 mod real_claude;
 mod real_codex;
+mod real_failures;
 mod recovery;
 mod review;
 mod services;

@@ -11,7 +11,7 @@ use orchestrator_tests::{Sandbox, deps, wait};
 use serde_json::{Value, json};
 
 /// What the real claude needs to run offline against the fake model API (plus its URL).
-const OFFLINE: [(&str, &str); 4] = [
+pub(crate) const OFFLINE: [(&str, &str); 4] = [
     ("ANTHROPIC_API_KEY", "dummy"),
     ("CLAUDE_CODE_MAX_RETRIES", "0"),
     ("DISABLE_TELEMETRY", "1"),
@@ -20,7 +20,7 @@ const OFFLINE: [(&str, &str); 4] = [
 
 /// The environment `orchestrate start` forwards so the daemon's sessions run that claude
 /// offline against `fake_url`.
-fn daemon_env<'a>(claude: &'a str, fake_url: &'a str) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn daemon_env<'a>(claude: &'a str, fake_url: &'a str) -> Vec<(&'a str, &'a str)> {
     let mut env = vec![
         ("ORCHESTRATOR_CLAUDE_BIN", claude),
         ("ANTHROPIC_BASE_URL", fake_url),
@@ -216,7 +216,7 @@ fn the_daemon_runs_the_real_claude_as_planner_and_the_plan_lands() {
 }
 
 /// The planner's turn: submit the plan, then stop.
-fn planner_reply(plan: &Value, steps: usize) -> Reply {
+pub(crate) fn planner_reply(plan: &Value, steps: usize) -> Reply {
     if steps == 0 {
         Reply::ToolUse {
             name: "mcp__orch__submit_plan".into(),
@@ -229,7 +229,7 @@ fn planner_reply(plan: &Value, steps: usize) -> Reply {
 
 /// A worker's turn, from the conversation so far: write `file` in its worktree with claude's
 /// Write tool, commit with Bash, complete over MCP, stop.
-fn worker_reply(text: &str, steps: usize, file: &str, body: &str) -> Reply {
+pub(crate) fn worker_reply(text: &str, steps: usize, file: &str, body: &str) -> Reply {
     let worktree = text
         .split("You are in your own git worktree, ")
         .nth(1)
@@ -255,7 +255,7 @@ fn worker_reply(text: &str, steps: usize, file: &str, body: &str) -> Reply {
 }
 
 /// Tool results so far in the conversation.
-fn steps(req: &Value) -> usize {
+pub(crate) fn steps(req: &Value) -> usize {
     req["messages"]
         .as_array()
         .map(|m| {

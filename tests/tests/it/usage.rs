@@ -188,9 +188,10 @@ fn fake_usage(reset: time::OffsetDateTime) -> FakeUsage {
         if n == 1 {
             return Answer {
                 status: 429,
-                headers: Vec::new(),
-                content_type: "application/json",
-                body: r#"{"error":{"type":"rate_limit_error"}}"#.into(),
+                ..Answer::ok(
+                    "application/json",
+                    r#"{"error":{"type":"rate_limit_error"}}"#.into(),
+                )
             };
         }
         let fmt = &time::format_description::well_known::Rfc3339;
