@@ -23,7 +23,8 @@
 //! - `hang` — wait until killed (after `system/init`).
 //! - `silent` — wait until killed without writing anything, not even `system/init`.
 //! - `mcp-failed` — report the orchestrator's MCP server as failed in `system/init`, then
-//!   wait (claude carries on without the tools; the daemon must stop it).
+//!   wait (claude carries on without the tools; the daemon must stop it). With
+//!   `CLAUDE_FAKE_ONCE`, only the first worker does; later ones work.
 //! - `limit` — hit the account's usage limit: write `partial-<task>.txt` (uncommitted), print
 //!   a `rate_limit_event` `rejected` resetting in `CLAUDE_FAKE_RESET_SECS` (default 2) and a
 //!   usage-limit `result`, exit 1. Continued with `--resume`, it checks the partial file is
@@ -151,7 +152,15 @@ fn main() {
     );
     let prompt = arg_after(&args, "-p").unwrap_or_default();
     if !prompt.starts_with("You are the planner") {
-        if std::env::var("CLAUDE_FAKE_WORKER").as_deref() == Ok("mcp-failed") {
+        // With CLAUDE_FAKE_ONCE, only the first worker finds the MCP server down.
+        let first = std::env::var("CLAUDE_FAKE_ONCE").map_or(true, |p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .is_ok()
+        });
+        if std::env::var("CLAUDE_FAKE_WORKER").as_deref() == Ok("mcp-failed") && first {
             say(
                 json!({"type": "system", "subtype": "init", "session_id": session,
                        "mcp_servers": [{"name": "orch", "status": "failed"}], "tools": ["Bash"]}),

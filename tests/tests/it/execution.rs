@@ -308,6 +308,31 @@ fn a_worker_without_the_mcp_tools_is_stopped_and_the_run_fails_with_why() {
 }
 
 #[test]
+fn a_worker_whose_mcp_server_was_down_at_start_is_retried_and_the_run_completes() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(&sb, vec![task("a", &[], &["a.txt"])]);
+    let once = sb.root().join("mcp-down-once");
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Tools come back"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &plan),
+            ("CLAUDE_FAKE_WORKER", "mcp-failed"),
+            ("CLAUDE_FAKE_ONCE", &once.display().to_string()),
+        ],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert!(
+        log.contains("could not reach the orchestrator's MCP server"),
+        "{log}"
+    );
+}
+
+#[test]
 fn an_escalated_run_is_answered_from_the_cli_and_completes() {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
