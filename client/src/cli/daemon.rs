@@ -58,6 +58,15 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
                         output::ago(h.started_at)
                     );
                     println!("  active runs  {}", h.active_runs);
+                    match (h.reconciling, h.reconciled_in_ms) {
+                        (0, Some(ms)) => {
+                            println!("  reconciled   every restored run, {ms} ms after start")
+                        }
+                        (0, None) => {}
+                        (n, _) => println!(
+                            "  reconciling  {n} restored run(s): re-attaching to their workers"
+                        ),
+                    }
                     println!("  mcp          {}", h.mcp_url);
                 }
                 Ok(())
