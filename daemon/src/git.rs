@@ -22,8 +22,21 @@ pub enum GitError {
 }
 
 /// Runs git in `dir` and returns its trimmed stdout.
+///
+/// **Invariant:** a git command is never cut short by the daemon. Its output goes to unlinked
+/// temporary files rather than pipes, and it is not killed when its future is dropped, so a
+/// daemon that stops or crashes mid-command leaves the command to finish on its own (a pipe
+/// would kill it with SIGPIPE and could leave, say, a half-created worktree).
 async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
-    let out = Command::new("git")
+    let (out, err) = match (tempfile::tempfile(), tempfile::tempfile()) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => return Err(GitError::Spawn(e)),
+    };
+    let (mut out_r, mut err_r) = match (out.try_clone(), err.try_clone()) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => return Err(GitError::Spawn(e)),
+    };
+    let status = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
@@ -33,17 +46,26 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         .env_remove("GIT_INDEX_FILE")
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(false)
+        .status()
         .await
         .map_err(GitError::Spawn)?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+    let read = |f: &mut std::fs::File| -> String {
+        use std::io::{Read, Seek};
+        let mut s = Vec::new();
+        let _ = f.seek(std::io::SeekFrom::Start(0));
+        let _ = f.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    };
+    if status.success() {
+        Ok(read(&mut out_r).trim_end().to_owned())
     } else {
         Err(GitError::Failed {
             dir: dir.to_path_buf(),
             args: args.join(" "),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            stderr: read(&mut err_r).trim().to_owned(),
         })
     }
 }

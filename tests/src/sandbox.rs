@@ -250,7 +250,11 @@ impl Sandbox {
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
             let is_daemon = args.first().is_some_and(|a| a.ends_with("/orchestratord"));
-            let ours = args.iter().any(|a| a == &needle);
+            // `--data-dir` when started by a test, ORCHESTRATOR_DATA_DIR when autostarted.
+            let env = format!("ORCHESTRATOR_DATA_DIR={needle}");
+            let ours = args.iter().any(|a| a == &needle)
+                || std::fs::read(e.path().join("environ"))
+                    .is_ok_and(|environ| environ.split(|b| *b == 0).any(|v| v == env.as_bytes()));
             let zombie = std::fs::read_to_string(e.path().join("stat"))
                 .map(|s| s.contains(") Z "))
                 .unwrap_or(true);

@@ -195,11 +195,24 @@ pub async fn execute(
         .join(&run.id)
         .join("integration");
     // Detached at the branch tip: the branch itself only moves once a merge passed the gate.
-    let ready = if integration.exists() {
-        git::reset_hard(&integration, &run.branch).await
-    } else {
-        git::worktree_add_detached(&project, &integration, &run.branch).await
-    };
+    // One a crash left unusable (a git command cut short) is made again: it holds no work.
+    let mut ready = Err(None);
+    if integration.exists() {
+        ready = git::reset_hard(&integration, &run.branch)
+            .await
+            .map_err(Some);
+        if ready.is_err() {
+            let _ = git::worktree_remove(&project, &integration, true).await;
+            let _ = git::worktree_prune(&project).await;
+        }
+    }
+    if ready.is_err() && !integration.exists() {
+        ready = git::worktree_add_detached(&project, &integration, &run.branch)
+            .await
+            .map_err(Some);
+    }
+    let ready =
+        ready.map_err(|e| e.map_or_else(|| "it is in the way".to_owned(), |e| e.to_string()));
     if let Err(e) = ready {
         return Executed::Failed(format!(
             "cannot create the integration worktree for {}: {e}",
@@ -557,6 +570,28 @@ async fn reconcile(
     busy: &mut HashMap<String, Vec<String>>,
 ) -> HashSet<String> {
     let mut adopted = HashSet::new();
+    // A worktree whose creation a crash cut short has no valid HEAD and holds nothing.
+    let dir = ctx.cfg.data_dir.join("worktrees").join(&ctx.run.id);
+    if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
+        while let Ok(Some(e)) = entries.next_entry().await {
+            let path = e.path();
+            if path.join(".git").is_file() && matches!(git::head_commit(&path).await, Ok(None)) {
+                let _ = git::worktree_remove(&ctx.project, &path, true).await;
+                note(
+                    &ctx.handle,
+                    Level::Warn,
+                    "worktree_repaired",
+                    format!(
+                        "Removed {}: the previous daemon stopped while creating it (it had no \
+                         valid HEAD and held nothing)",
+                        path.display()
+                    ),
+                )
+                .await;
+            }
+        }
+        let _ = git::worktree_prune(&ctx.project).await;
+    }
     // A merge the previous daemon left half-done is rolled back (its task is merged again).
     if let (Ok(head), Ok(tip)) = (
         git::rev_parse(&ctx.integration, "HEAD").await,
@@ -593,9 +628,10 @@ async fn reconcile(
             .as_ref()
             .and_then(|r| r.place.as_deref())
             .and_then(|p| serde_json::from_str::<Resume>(p).ok());
-        // Only a previous daemon's sessions: this daemon's own are being ended by whoever
-        // started them (an executor stopping for a pause), and the task requeued as before.
-        let row = row.filter(|r| r.started_at < ctx.cfg.started_at);
+        // A previous daemon's worker, or a completed task this daemon's last executor stopped
+        // before merging (it is merged now). This daemon's worker of a task still in progress
+        // was stopped with its executor: the task is requeued.
+        let row = row.filter(|r| r.started_at < ctx.cfg.started_at || t.status == "done");
         let (Some(row), Some(place)) = (row, place) else {
             update(
                 ctx,

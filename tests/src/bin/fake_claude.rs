@@ -153,14 +153,15 @@ fn main() {
     let prompt = arg_after(&args, "-p").unwrap_or_default();
     if !prompt.starts_with("You are the planner") {
         // With CLAUDE_FAKE_ONCE, only the first worker finds the MCP server down.
-        let first = std::env::var("CLAUDE_FAKE_ONCE").map_or(true, |p| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(p)
-                .is_ok()
-        });
-        if std::env::var("CLAUDE_FAKE_WORKER").as_deref() == Ok("mcp-failed") && first {
+        let mcp_down = std::env::var("CLAUDE_FAKE_WORKER").as_deref() == Ok("mcp-failed")
+            && std::env::var("CLAUDE_FAKE_ONCE").map_or(true, |p| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(p)
+                    .is_ok()
+            });
+        if mcp_down {
             say(
                 json!({"type": "system", "subtype": "init", "session_id": session,
                        "mcp_servers": [{"name": "orch", "status": "failed"}], "tools": ["Bash"]}),

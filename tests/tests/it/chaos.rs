@@ -127,6 +127,14 @@ fn chaos_kill_9_of_the_daemon_and_its_workers_loses_and_doubles_nothing() {
             }
         });
         if finished {
+            for (repo, id) in &runs {
+                let r = get(&sb, &format!("/v1/runs/{id}")).expect("the run");
+                let log = sb
+                    .orchestrate_in(repo, &["log", "--run", id, "-n", "1000"])
+                    .ok()
+                    .stdout;
+                assert_eq!(r["status"], "completed", "seed {seed}: {r}\n{log}");
+            }
             start_round(&mut rng, &mut runs);
             continue;
         }

@@ -665,9 +665,12 @@ impl RunActor {
         Ok(())
     }
 
-    /// Stops engine work in progress (pause, cancel).
+    /// Stops engine work in progress (pause, cancel, escalation). The work stays recorded until
+    /// it reports back (`work_ended`), so no second engine task for this run starts while the
+    /// first winds down (a merge finishing, sessions stopping); a run resumed meanwhile starts
+    /// again from `work_ended`.
     fn stop_work(&mut self) {
-        if let Some(w) = self.working.take() {
+        if let Some(w) = &self.working {
             w.cancel();
         }
         self.drain = None;
