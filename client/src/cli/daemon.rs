@@ -1,4 +1,7 @@
-//! `orchestrate daemon status|stop`.
+//! `orchestrate daemon status|start|stop|restart|install|uninstall`. Once the service is
+//! installed, start/stop/restart go through systemd or launchd (so the service manager's view
+//! stays true); otherwise they act on the daemon directly. Workers outlive a stop or restart
+//! and the next daemon re-attaches them.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,8 +23,12 @@ pub struct DaemonArgs {
 enum DaemonCmd {
     /// Is the daemon running? Which version, where?
     Status(Format),
-    /// Stop the daemon (runs are kept and resume when it starts again)
+    /// Start the daemon (through systemd/launchd once installed)
+    Start,
+    /// Stop the daemon; runs are kept and running workers keep working (re-attached on start)
     Stop,
+    /// Restart the daemon, e.g. after an upgrade; running workers are re-attached
+    Restart,
     /// Run the daemon as a user service (systemd on Linux, launchd on macOS)
     Install,
     /// Remove the user service (orchestrate then starts the daemon on demand again)
@@ -99,20 +106,100 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
             super::service::install(&data_dir)
         }
         DaemonCmd::Uninstall => super::service::uninstall(),
+        DaemonCmd::Start => {
+            let h = start(&client, socket).await?;
+            println!(
+                "orchestratord {} is running (pid {}); {} active run(s).",
+                h.daemon_version, h.pid, h.active_runs
+            );
+            Ok(())
+        }
         DaemonCmd::Stop => {
-            match client.shutdown().await {
-                Ok(()) => {}
-                Err(ClientError::Unreachable { .. }) => {
-                    println!("orchestratord is not running.");
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
+            if stop(&client, socket).await? {
+                println!(
+                    "orchestratord stopped; running workers keep working until it starts again."
+                );
+            } else {
+                println!("orchestratord is not running.");
             }
-            wait_gone(&client, socket).await?;
-            println!("orchestratord stopped.");
+            Ok(())
+        }
+        DaemonCmd::Restart => {
+            let before = client.health().await.ok().map(|h| h.pid);
+            let h = if before.is_some() && managed(super::service::Action::Restart)? {
+                // The service manager restarts it: wait for the new process to answer.
+                wait_up(&client, socket, |h| Some(h.pid) != before).await?
+            } else {
+                stop(&client, socket).await?;
+                start(&client, socket).await?
+            };
+            let was = before.map(|p| format!("pid {p} → ")).unwrap_or_default();
+            println!(
+                "orchestratord {} restarted ({was}pid {}); {} active run(s), their workers re-attached.",
+                h.daemon_version, h.pid, h.active_runs
+            );
             Ok(())
         }
     }
+}
+
+/// Whether the installed service manager handles `action` (it ran it).
+fn managed(action: super::service::Action) -> Result<bool, ClientError> {
+    if !super::service::installed() {
+        return Ok(false);
+    }
+    super::service::control(action)
+}
+
+/// Starts the daemon (the service, or on demand) and waits until it answers.
+async fn start(client: &Client, socket: &Path) -> Result<orchestrator_proto::Health, ClientError> {
+    if client.health().await.is_err() && managed(super::service::Action::Start)? {
+        wait_up(client, socket, |_| true).await?;
+    }
+    crate::autostart::connect(socket).await?.health().await
+}
+
+/// Waits until a daemon the service manager started answers (and is the one `new` accepts).
+async fn wait_up(
+    client: &Client,
+    socket: &Path,
+    new: impl Fn(&orchestrator_proto::Health) -> bool,
+) -> Result<orchestrator_proto::Health, ClientError> {
+    let deadline = Instant::now() + STOP_DEADLINE;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Ok(h) = client.health().await
+            && new(&h)
+        {
+            return Ok(h);
+        }
+        if Instant::now() >= deadline {
+            return Err(ClientError::Autostart(format!(
+                "the service manager started orchestratord, but nothing new answers on {} after {}s; \
+                 see `journalctl --user -u orchestratord` (Linux) or its log file (macOS)",
+                socket.display(),
+                STOP_DEADLINE.as_secs()
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Stops the daemon (the service, or over the API); `false` when it was not running.
+async fn stop(client: &Client, socket: &Path) -> Result<bool, ClientError> {
+    if client.health().await.is_err() {
+        return Ok(false);
+    }
+    if !managed(super::service::Action::Stop)? {
+        match client.shutdown().await {
+            Ok(()) => {}
+            Err(ClientError::Unreachable { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    wait_gone(client, socket).await?;
+    Ok(true)
 }
 
 /// Waits until nothing answers on the socket any more.

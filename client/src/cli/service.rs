@@ -1,7 +1,8 @@
 //! `orchestrate daemon install|uninstall`: runs orchestratord as a service of the user's
 //! session — a systemd user unit on Linux, a launchd agent on macOS — from the templates in
 //! `systemd/` and `launchd/`, with the real binary path filled in. Idempotent; says exactly
-//! what it did, and what to do where the service manager is missing.
+//! what it did, and what to do where the service manager is missing. Once installed,
+//! `daemon start|stop|restart` go through the service manager ([`control`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -137,4 +138,45 @@ pub fn uninstall() -> Result<(), ClientError> {
         let _ = manage("systemctl", &["--user", "daemon-reload"]);
     }
     Ok(())
+}
+
+/// What `daemon start|stop|restart` asks of the service manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// Whether the service file is installed.
+pub fn installed() -> bool {
+    service_file().is_ok_and(|p| p.exists())
+}
+
+/// Starts, stops or restarts the installed service; `Ok(false)` when the service manager is not
+/// available (the caller then acts on the daemon directly).
+pub fn control(action: Action) -> Result<bool, ClientError> {
+    if cfg!(target_os = "macos") {
+        let uid = nix::unistd::getuid();
+        let target = format!("gui/{uid}/{LABEL}");
+        let plist = service_file()?.display().to_string();
+        return match action {
+            // Loaded agents start with kickstart; bootstrap first in case it was booted out.
+            Action::Start => {
+                let _ = Command::new("launchctl")
+                    .args(["bootstrap", &format!("gui/{uid}"), &plist])
+                    .output();
+                manage("launchctl", &["kickstart", &target])
+            }
+            Action::Restart => manage("launchctl", &["kickstart", "-k", &target]),
+            // A clean exit is not restarted (KeepAlive: SuccessfulExit false).
+            Action::Stop => manage("launchctl", &["kill", "SIGTERM", &target]),
+        };
+    }
+    let verb = match action {
+        Action::Start => "start",
+        Action::Stop => "stop",
+        Action::Restart => "restart",
+    };
+    manage("systemctl", &["--user", verb, UNIT_NAME])
 }

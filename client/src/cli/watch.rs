@@ -1,11 +1,13 @@
-//! `orchestrate watch`: a live view of a run — status, progress and cost, every task with its
-//! worker and last progress note, and the latest events — redrawn in place until the run ends
-//! or Ctrl-C. Without a terminal it prints a frame only when something changed.
+//! `orchestrate watch`: a live view of a run — status, progress and cost, the account's usage
+//! windows, every task with its worker's last activity and last progress note, and the latest
+//! events — redrawn in place until the run ends or Ctrl-C. Without a terminal it prints a frame
+//! only when something changed.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use clap::Args;
+use orchestrator_proto::usage::UsageReport;
 use orchestrator_proto::{Event, ReadEvents, Run, Task};
 
 use super::Target;
@@ -22,7 +24,29 @@ pub struct WatchArgs {
     interval: f64,
 }
 
-fn frame(r: &Run, tasks: &[Task], events: &[Event]) -> String {
+/// "usage 5-hour 42% (resets 17:00) · 7-day 12%", or nothing when no figure is known.
+fn usage_line(u: &UsageReport) -> Option<String> {
+    let window = |name: &str, w: &Option<orchestrator_proto::usage::UsageWindow>| {
+        w.as_ref().map(|w| {
+            let resets = w
+                .resets_at
+                .map(|t| format!(" (resets {})", output::clock(t)))
+                .unwrap_or_default();
+            format!("{name} {:.0}%{resets}", w.utilization_percent)
+        })
+    };
+    let parts: Vec<String> = [
+        window("5-hour", &u.five_hour),
+        window("7-day", &u.seven_day),
+        u.limit_hit.as_ref().map(|_| "limit hit".to_owned()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| format!("usage {}\n", parts.join(" · ")))
+}
+
+fn frame(r: &Run, tasks: &[Task], events: &[Event], usage: Option<&UsageReport>) -> String {
     let p = &r.progress;
     let mut f = format!(
         "{}  {} ({})  ·  {}\n{}\n",
@@ -36,6 +60,9 @@ fn frame(r: &Run, tasks: &[Task], events: &[Event]) -> String {
         "tasks {} · merged {} · in progress {} · failed {}   sessions {} · ${:.4} · {} in / {} out tokens\n",
         p.tasks, p.merged, p.in_progress, p.failed, p.sessions, p.cost_usd, p.input_tokens, p.output_tokens
     ));
+    if let Some(line) = usage.and_then(usage_line) {
+        f.push_str(&line);
+    }
     if let Some(why) = &r.status_reason {
         f.push_str(&format!("{}\n", cut(why, 120)));
     }
@@ -92,7 +119,9 @@ pub async fn run(client: &Client, a: WatchArgs) -> Result<(), ClientError> {
             follow: false,
         };
         let events = client.events(&id, &q).await?;
-        let f = frame(&r, &tasks, &events);
+        // The usage figures are the daemon's; a daemon without them still draws the run.
+        let usage = client.usage().await.ok();
+        let f = frame(&r, &tasks, &events, usage.as_ref());
         if f != last {
             let mut out = std::io::stdout().lock();
             if tty {

@@ -276,3 +276,99 @@ fn desktop_notifications_tell_the_user_when_a_run_completes() {
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(text.contains("Notify me"), "{text}");
 }
+
+#[test]
+fn daemon_start_stop_restart_act_on_the_daemon_and_keep_its_runs() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let run = sb.start_run(&repo, "Kept across restarts");
+    let first = sb.daemon_pid();
+    let said = sb.orchestrate(&["daemon", "restart"]).ok().stdout;
+    let second = sb.daemon_pid();
+    assert_ne!(first, second, "a new daemon");
+    assert!(
+        said.contains(&format!("restarted (pid {first} → pid {second})")),
+        "{said}"
+    );
+    let status = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+    assert_eq!(status["id"], run.as_str());
+    assert!(
+        sb.orchestrate(&["daemon", "stop"])
+            .ok()
+            .stdout
+            .contains("stopped")
+    );
+    sb.orchestrate(&["daemon", "status"]).fails_with(3);
+    assert!(
+        sb.orchestrate(&["daemon", "stop"])
+            .ok()
+            .stdout
+            .contains("not running")
+    );
+    let said = sb.orchestrate(&["daemon", "start"]).ok().stdout;
+    assert!(said.contains("1 active run(s)"), "{said}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn once_installed_start_stop_restart_go_through_systemctl() {
+    let sb = Sandbox::new();
+    let bin = sb.root().join("fakebin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let log = sb.root().join("systemctl.log");
+    let pidfile = sb.root().join("service.pid");
+    // A stand-in for systemd: records the call and really starts or stops the daemon.
+    let script = bin.join("systemctl");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {log}\ncase \"$2\" in\n\
+             start) setsid {daemon} </dev/null >/dev/null 2>&1 & echo $! > {pid} ;;\n\
+             stop) kill -TERM \"$(cat {pid})\" ;;\n\
+             restart) kill -TERM \"$(cat {pid})\"; while kill -0 \"$(cat {pid})\" 2>/dev/null; do :; done\n\
+             setsid {daemon} </dev/null >/dev/null 2>&1 & echo $! > {pid} ;;\nesac\n",
+            log = log.display(),
+            daemon = orchestrator_tests::bins::bins().orchestratord.display(),
+            pid = pidfile.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |args: &[&str]| {
+        let out = sb
+            .command(&orchestrator_tests::bins::bins().orchestrate)
+            .args(args)
+            .env("PATH", &path)
+            .output()
+            .expect("run");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{args:?}: {text}");
+        text
+    };
+    run(&["daemon", "install"]);
+    run(&["daemon", "start"]);
+    let first = sb.daemon_pid();
+    let said = run(&["daemon", "restart"]);
+    let second = sb.daemon_pid();
+    assert_ne!(first, second, "{said}");
+    run(&["daemon", "stop"]);
+    assert!(sb.health().is_none());
+    let calls = std::fs::read_to_string(&log).expect("systemctl called");
+    for call in [
+        "--user start orchestratord.service",
+        "--user restart orchestratord.service",
+        "--user stop orchestratord.service",
+    ] {
+        assert!(calls.contains(call), "{call}: {calls}");
+    }
+    run(&["daemon", "uninstall"]);
+}
