@@ -105,23 +105,42 @@ fn frame(r: &Run, tasks: &[Task], events: &[Event], usage: Option<&UsageReport>)
     f
 }
 
+/// One frame of the run, fetched now.
+async fn draw(client: &Client, id: &str) -> Result<(Run, String), ClientError> {
+    let r = client.run(&RunRef::Id(id.to_owned())).await?;
+    let tasks = client.tasks(id).await?;
+    let q = ReadEvents {
+        after: None,
+        tail: Some(6),
+        follow: false,
+    };
+    let events = client.events(id, &q).await?;
+    // The usage figures are the daemon's; a daemon without them still draws the run.
+    let usage = client.usage().await.ok();
+    let f = frame(&r, &tasks, &events, usage.as_ref());
+    Ok((r, f))
+}
+
 pub async fn run(client: &Client, a: WatchArgs) -> Result<(), ClientError> {
     let id = client.run(&a.target.resolve()?).await?.id;
     let tty = std::io::stdout().is_terminal();
     let interval = Duration::from_secs_f64(a.interval.clamp(0.1, 60.0));
     let mut last = String::new();
     loop {
-        let r = client.run(&RunRef::Id(id.clone())).await?;
-        let tasks = client.tasks(&id).await?;
-        let q = ReadEvents {
-            after: None,
-            tail: Some(6),
-            follow: false,
+        let (r, f) = match draw(client, &id).await {
+            Ok(x) => x,
+            // The daemon went away (a crash, a restart): start it again, as any command would,
+            // and carry on; its workers are re-attached meanwhile.
+            Err(ClientError::Unreachable { .. }) => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "orchestratord is not answering; starting it again…");
+                let _ = out.flush();
+                drop(out);
+                crate::autostart::connect(client.socket()).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
         };
-        let events = client.events(&id, &q).await?;
-        // The usage figures are the daemon's; a daemon without them still draws the run.
-        let usage = client.usage().await.ok();
-        let f = frame(&r, &tasks, &events, usage.as_ref());
         if f != last {
             let mut out = std::io::stdout().lock();
             if tty {
