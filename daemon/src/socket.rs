@@ -59,6 +59,9 @@ pub fn private_dir(dir: &Path) -> Result<(), ClaimError> {
         })
 }
 
+/// How long a starting daemon waits for a previous one that is exiting to release the lock.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Takes the exclusive lock on `<data_dir>/orchestratord.lock` and writes our pid into it.
 pub fn lock_data_dir(data_dir: &Path) -> Result<InstanceLock, ClaimError> {
     private_dir(data_dir)?;
@@ -74,16 +77,24 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<InstanceLock, ClaimError> {
         .truncate(false)
         .open(&path)
         .map_err(lock_err)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let pid = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(ClaimError::DataDirBusy {
-                dir: data_dir.to_path_buf(),
-                pid: pid.trim().to_owned(),
-            });
+    // A daemon that was just asked to stop has closed its socket but may still be exiting
+    // (`daemon restart`, `systemctl restart`): give it a moment before calling the dir busy.
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(ClaimError::DataDirBusy {
+                    dir: data_dir.to_path_buf(),
+                    pid: pid.trim().to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(e)),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(e)),
     }
     file.set_len(0).map_err(lock_err)?;
     writeln!(file, "{}", std::process::id()).map_err(lock_err)?;

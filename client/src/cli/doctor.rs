@@ -233,16 +233,18 @@ pub async fn run(a: DoctorArgs, socket: &Path) -> Result<(), ClientError> {
                         .collect()
                 })
                 .unwrap_or_default();
+            // An empty folder is nothing left behind.
             let stale: Vec<String> = stale
                 .into_iter()
                 .filter(|r| finished.contains(&r.as_str()))
+                .filter(|r| std::fs::read_dir(dir.join(r)).is_ok_and(|mut d| d.next().is_some()))
                 .collect();
             checks.push(if stale.is_empty() {
                 check("worktrees", CheckStatus::Ok, "no leftovers of finished runs", None)
             } else {
                 check("worktrees", CheckStatus::Warn,
                     format!("finished runs left worktrees in {}: {}", dir.display(), stale.join(", ")),
-                    Some("they may hold unmerged work; look, then `git worktree remove` them from the project"))
+                    Some("`orchestrate clean --dry-run` shows what they hold; `orchestrate clean` removes what is merged and keeps the rest"))
             });
         }
         Err(ClientError::Unreachable { .. }) => checks.push(check(

@@ -257,8 +257,12 @@ pub async fn execute(
             ));
         }
         if !all.is_empty() && all.iter().all(|t| t.status == "merged") {
-            // The branch holds everything; its integration worktree is clean and can go.
+            // The branch holds everything; its integration worktree is clean and can go, and
+            // the run's worktree folder with it once nothing else is in it.
             let _ = git::worktree_remove(&ctx.project, &ctx.integration, false).await;
+            if let Some(dir) = ctx.integration.parent() {
+                let _ = tokio::fs::remove_dir(dir).await;
+            }
             return Executed::Completed(format!(
                 "all {} tasks merged into {}",
                 all.len(),
