@@ -181,6 +181,15 @@ impl Client {
         self.post("/v1/clean", req).await
     }
 
+    pub async fn stray_sessions(
+        &self,
+    ) -> Result<Vec<orchestrator_proto::session::StraySession>, ClientError> {
+        Ok(self
+            .get::<orchestrator_proto::session::StrayList>("/v1/sessions/stray", &())
+            .await?
+            .sessions)
+    }
+
     pub async fn usage(&self) -> Result<orchestrator_proto::usage::UsageReport, ClientError> {
         self.get("/v1/usage", &()).await
     }

@@ -53,3 +53,20 @@ pub mod defaults {
     pub const TTL_SECS: u64 = 12 * 3600;
     pub const MAX_TTL_SECS: u64 = 7 * 24 * 3600;
 }
+
+/// `GET /v1/sessions/stray`: agent processes still running for sessions that are over (ended,
+/// or of a finished run). The daemon stops such leftovers itself; `doctor` lists any it finds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StraySession {
+    pub run_id: String,
+    pub session: String,
+    pub role: String,
+    pub pid: i32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrayList {
+    pub sessions: Vec<StraySession>,
+}

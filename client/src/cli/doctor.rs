@@ -239,6 +239,21 @@ pub async fn run(a: DoctorArgs, socket: &Path) -> Result<(), ClientError> {
                 .filter(|r| finished.contains(&r.as_str()))
                 .filter(|r| std::fs::read_dir(dir.join(r)).is_ok_and(|mut d| d.next().is_some()))
                 .collect();
+            let stray = client.stray_sessions().await.unwrap_or_default();
+            checks.push(if stray.is_empty() {
+                check("sessions", CheckStatus::Ok, "no stray agent processes", None)
+            } else {
+                let list: Vec<String> = stray
+                    .iter()
+                    .map(|s| format!("{} ({} of {}, pid {})", s.session, s.role, s.run_id, s.pid))
+                    .collect();
+                check(
+                    "sessions",
+                    CheckStatus::Warn,
+                    format!("agent processes still running for sessions that are over: {}", list.join(", ")),
+                    Some("the daemon stops them when it starts; `orchestrate daemon restart`, or `kill` the pids"),
+                )
+            });
             checks.push(if stale.is_empty() {
                 check("worktrees", CheckStatus::Ok, "no leftovers of finished runs", None)
             } else {

@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/usage", get(usage::get))
         .route("/v1/clean", post(clean::clean))
+        .route("/v1/sessions/stray", get(sessions::stray))
         .route("/v1/escalations", get(escalations::list))
         .route("/v1/escalations/{id}/answer", post(escalations::answer))
         .fallback(unknown_route)

@@ -68,3 +68,12 @@ pub async fn end(
         .await?;
     Ok(axum::Json(SessionEnded { session, ended }))
 }
+
+/// `GET /v1/sessions/stray`: agent processes of sessions that are over but still run.
+pub async fn stray(
+    axum::extract::State(s): axum::extract::State<super::AppState>,
+) -> Result<axum::Json<orchestrator_proto::session::StrayList>, super::ApiError> {
+    Ok(axum::Json(orchestrator_proto::session::StrayList {
+        sessions: s.runs.stray_sessions().await?,
+    }))
+}

@@ -534,14 +534,7 @@ async fn launch(
         Some(serde_json::to_string(&place).unwrap_or_default()),
     );
     Ok(async move {
-        let watch = session::Watch {
-            cancel: &cancel,
-            detach: Some(&cfg.stopping),
-            limits: cfg.limits,
-            usage: Some(&cfg.usage),
-            record: Some(record),
-        };
-        let ended = session::run(cmd, &dir, watch).await;
+        let ended = session::run(cmd, &dir, worker_watch(&cfg, &cancel, record)).await;
         Finished {
             task,
             session_uuid,
@@ -552,6 +545,22 @@ async fn launch(
             ended,
         }
     })
+}
+
+/// How a worker session is watched: stopped on `cancel` and by the watchdogs, left running
+/// when the daemon stops, feeding the account's usage, recorded in its row.
+fn worker_watch<'a>(
+    cfg: &'a EngineConfig,
+    cancel: &'a CancellationToken,
+    record: session::Record,
+) -> session::Watch<'a> {
+    session::Watch {
+        cancel,
+        detach: Some(&cfg.stopping),
+        limits: cfg.limits,
+        usage: Some(&cfg.usage),
+        record: Some(record),
+    }
 }
 
 /// Where a session's stdout and stderr go.
@@ -637,16 +646,21 @@ async fn reconcile(
         // was stopped with its executor: the task is requeued.
         let row = row.filter(|r| r.started_at < ctx.cfg.started_at || t.status == "done");
         let (Some(row), Some(place)) = (row, place) else {
-            update(
-                ctx,
-                &t.id,
-                "pending",
-                None,
-                Level::Info,
-                "task_requeued",
-                format!("Task {} requeued: its session is gone", t.id),
-            )
-            .await;
+            if t.status == "done" {
+                // Completed, but where its work is is unknown: it is done again.
+                update(
+                    ctx,
+                    &t.id,
+                    "pending",
+                    None,
+                    Level::Warn,
+                    "task_requeued",
+                    format!("Task {} requeued: its worker's branch is unknown", t.id),
+                )
+                .await;
+            } else {
+                requeue(ctx, &t.id).await;
+            }
             continue;
         };
         let dir = session_dir(ctx, &row.id);
@@ -674,13 +688,7 @@ async fn reconcile(
             let record = cfg.record(&ctx.db, &row.id, None);
             let (task, session, offset) = (t.id.clone(), row.id.clone(), row.output_offset);
             running.spawn(async move {
-                let watch = session::Watch {
-                    cancel: &cancel,
-                    detach: Some(&cfg.stopping),
-                    limits: cfg.limits,
-                    usage: Some(&cfg.usage),
-                    record: Some(record),
-                };
+                let watch = worker_watch(&cfg, &cancel, record);
                 let ended = session::reattach(id, &dir, offset, elapsed, watch).await;
                 Finished {
                     task,
@@ -719,6 +727,44 @@ async fn reconcile(
         finish(ctx, f).await;
     }
     adopted
+}
+
+/// A task in progress whose session nobody can follow (a previous daemon died before it
+/// recorded the worker's process, or this daemon's executor stopped it): back on the board
+/// afresh, its attempt unspent — losing the worker was not the task's fault. The previous
+/// daemon's session is ended so its token stops working.
+async fn requeue(ctx: &Ctx, task: &str) {
+    let key = (ctx.run.id.clone(), task.to_owned());
+    let since = ctx.cfg.started_at;
+    let stale = ctx
+        .db
+        .call(move |c| {
+            Ok(crate::store::live::open(c, &key.0)?
+                .into_iter()
+                .filter(|s| s.task.as_deref() == Some(key.1.as_str()) && s.started_at < since)
+                .map(|s| s.id)
+                .collect::<Vec<_>>())
+        })
+        .await
+        .unwrap_or_default();
+    for s in stale {
+        super::end_session(&ctx.handle, &s, None).await;
+    }
+    let event = NewEvent::info(
+        "task_requeued",
+        format!("Task {task} requeued: its session is gone (not counted as an attempt)"),
+    )
+    .with_data(serde_json::json!({ "task": task }));
+    let task = task.to_owned();
+    let _ = ctx
+        .handle
+        .ask(|reply| Command::TaskInterrupted {
+            task,
+            resume: None,
+            event,
+            reply,
+        })
+        .await;
 }
 
 /// Whether the worker's session ended on the account's usage limit.
@@ -767,10 +813,7 @@ async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
         ),
     )
     .with_data(serde_json::json!({ "task": f.task, "session": f.session }));
-    let (task, resume) = (
-        f.task.clone(),
-        serde_json::to_string(&resume).unwrap_or_default(),
-    );
+    let (task, resume) = (f.task.clone(), serde_json::to_string(&resume).ok());
     let _ = ctx
         .handle
         .ask(|reply| Command::TaskInterrupted {

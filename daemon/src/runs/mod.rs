@@ -68,21 +68,28 @@ impl Runs {
 
     /// Spawns actors for every active run in the database (after a restart).
     pub async fn restore(&self) -> Result<usize, RunError> {
-        // Sessions of finished runs nobody ended (the daemon died first): stopped and ended.
+        // Sessions of finished runs nobody ended (the daemon died first) are ended; any agent
+        // process of a session that is over and still runs is stopped.
         let at = crate::store::time_text::now();
         let left = self
             .inner
             .db
             .call(move |c| {
-                let rows = crate::store::live::open_of_inactive(c)?;
-                for r in &rows {
+                for r in crate::store::live::open_of_inactive(c)? {
                     crate::store::board::end_session(c, &r.id, at)?;
                 }
-                Ok(rows)
+                crate::store::live::finished_with_process(c)
             })
             .await?;
-        for p in left.iter().filter_map(crate::engine::reap::live) {
-            tracing::warn!(pid = p.pid, "stopping a session of a finished run");
+        for (run, p) in left
+            .iter()
+            .filter_map(|(run, r)| Some((run, crate::engine::reap::live(r)?)))
+        {
+            tracing::warn!(
+                run,
+                pid = p.pid,
+                "stopping the agent process of a session that is over"
+            );
             crate::engine::reap::stop(p);
         }
         let active = self.inner.db.call(|c| runs::active(c)).await?;
@@ -240,6 +247,29 @@ impl Runs {
     ) -> Result<orchestrator_proto::clean::CleanReport, RunError> {
         let runs = self.list(project, None).await?;
         Ok(clean::clean(&self.inner.engine.data_dir, &runs, dry_run).await)
+    }
+
+    /// Agent processes still running for sessions that are over.
+    pub async fn stray_sessions(
+        &self,
+    ) -> Result<Vec<orchestrator_proto::session::StraySession>, RunError> {
+        let rows = self
+            .inner
+            .db
+            .call(|c| crate::store::live::finished_with_process(c))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(run, r)| {
+                let p = crate::engine::reap::live(&r)?;
+                Some(orchestrator_proto::session::StraySession {
+                    run_id: run,
+                    session: r.id,
+                    role: r.role,
+                    pid: p.pid,
+                })
+            })
+            .collect())
     }
 
     pub async fn count_active(&self) -> Result<u32, RunError> {

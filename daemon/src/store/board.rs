@@ -239,7 +239,7 @@ pub fn interrupt_task(
     c: &Connection,
     run: &str,
     task: &str,
-    resume: &str,
+    resume: Option<&str>,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let n = c.exec(

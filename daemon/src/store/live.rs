@@ -105,3 +105,16 @@ pub fn open_of_inactive(c: &Connection) -> Result<Vec<LiveRow>, StoreError> {
     let rows = st.query_map([], live_from)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Sessions whose process may outlive their use: ended, or of a run that is over, with a
+/// recorded process (whether it still runs is for the caller to check), newest first.
+pub fn finished_with_process(c: &Connection) -> Result<Vec<(String, LiveRow)>, StoreError> {
+    let sql = "SELECT id, role, worked_task, status, pid, pid_start_time, output_offset, place, \
+           started_at, last_activity_at, run_id FROM sessions \
+         WHERE pid IS NOT NULL AND (status != 'active' OR run_id IN \
+           (SELECT id FROM runs WHERE status NOT IN ('queued', 'running', 'paused', 'escalated'))) \
+         ORDER BY started_at DESC LIMIT 10000";
+    let mut st = c.prepare(sql)?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(10)?, live_from(r)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

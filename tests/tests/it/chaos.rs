@@ -68,8 +68,9 @@ fn all_final(sb: &Sandbox, ids: &[String]) -> Option<bool> {
         .try_fold(true, |all, f| f.map(|f| all && f))
 }
 
-/// Live worker processes (their prompt says so), not planners.
-fn workers(sb: &Sandbox) -> Vec<i32> {
+/// Live worker processes (their prompt says so), not planners, with the worktree they work in
+/// (`…/worktrees/<run>/<task>.<attempt>`).
+fn workers(sb: &Sandbox) -> Vec<(i32, PathBuf)> {
     sb.agent_processes()
         .into_iter()
         .filter(|pid| {
@@ -77,7 +78,20 @@ fn workers(sb: &Sandbox) -> Vec<i32> {
                 .map(|c| String::from_utf8_lossy(&c).contains("You are a worker"))
                 .unwrap_or(false)
         })
+        .filter_map(|pid| Some((pid, std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?)))
         .collect()
+}
+
+/// The run and task a worker's worktree belongs to.
+fn task_of(worktree: &Path) -> Option<(String, String)> {
+    let task = worktree
+        .file_name()?
+        .to_str()?
+        .split('.')
+        .next()?
+        .to_owned();
+    let run = worktree.parent()?.file_name()?.to_str()?.to_owned();
+    Some((run, task))
 }
 
 #[test]
@@ -115,6 +129,7 @@ fn chaos_kill_9_of_the_daemon_and_its_workers_loses_and_doubles_nothing() {
     };
     start_round(&mut rng, &mut runs);
     let (mut kills, mut worker_kills) = (0, 0);
+    let mut killed: std::collections::HashSet<(String, String)> = Default::default();
     let mut reconciled_ms: Vec<u64> = Vec::new();
     while kills < DAEMON_KILLS {
         let ids: Vec<String> = runs.iter().map(|r| r.1.clone()).collect();
@@ -138,10 +153,16 @@ fn chaos_kill_9_of_the_daemon_and_its_workers_loses_and_doubles_nothing() {
             start_round(&mut rng, &mut runs);
             continue;
         }
-        let live = workers(&sb);
+        // A killed worker costs its task an attempt (of 3): each task loses at most one.
+        let live: Vec<(i32, (String, String))> = workers(&sb)
+            .into_iter()
+            .filter_map(|(pid, dir)| Some((pid, task_of(&dir)?)))
+            .filter(|(_, t)| !killed.contains(t))
+            .collect();
         if worker_kills < WORKER_KILLS && !live.is_empty() && rng.below(4) == 0 {
-            let pid = live[rng.below(live.len() as u64) as usize];
+            let (pid, task) = live[rng.below(live.len() as u64) as usize].clone();
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            killed.insert(task);
             worker_kills += 1;
             continue;
         }

@@ -37,6 +37,23 @@ fn setup_installs_the_slash_command_idempotently_and_uninstalls_it() {
     assert!(custom.join("commands/orchestrate.md").is_file());
 }
 
+/// `orchestrate args` with `path` as its PATH (a stand-in `systemctl` first); what it printed.
+fn with_path(sb: &Sandbox, path: &str, args: &[&str]) -> String {
+    let out = sb
+        .command(&orchestrator_tests::bins::bins().orchestrate)
+        .args(args)
+        .env("PATH", path)
+        .output()
+        .expect("run");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{args:?}: {text}");
+    text
+}
+
 /// A `systemctl` that records its arguments and succeeds.
 fn fake_systemctl(sb: &Sandbox) -> (std::path::PathBuf, std::path::PathBuf) {
     let bin = sb.root().join("fakebin");
@@ -62,21 +79,7 @@ fn daemon_install_writes_a_verified_unit_enables_it_and_uninstall_removes_it() {
         fakebin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let run = |args: &[&str]| {
-        let out = sb
-            .command(&orchestrator_tests::bins::bins().orchestrate)
-            .args(args)
-            .env("PATH", &path)
-            .output()
-            .expect("run");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{args:?}: {text}");
-        text
-    };
+    let run = |args: &[&str]| with_path(&sb, &path, args);
     sb.orchestrate(&["list"]).ok(); // a daemon started on demand is running
     let said = run(&["daemon", "install"]);
     let unit = sb.home().join(".config/systemd/user/orchestratord.service");
@@ -184,6 +187,11 @@ fn doctor_reports_what_runs_need_and_fails_when_claude_is_missing() {
     assert_eq!(status("daemon"), "ok");
     assert_eq!(status("socket"), "ok");
     assert_eq!(status("mcp endpoint"), "ok");
+    assert_eq!(
+        status("sessions"),
+        "ok",
+        "no stray agent processes: {report}"
+    );
     assert_eq!(
         status("claude credentials"),
         "warn",
@@ -339,21 +347,7 @@ fn once_installed_start_stop_restart_go_through_systemctl() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let run = |args: &[&str]| {
-        let out = sb
-            .command(&orchestrator_tests::bins::bins().orchestrate)
-            .args(args)
-            .env("PATH", &path)
-            .output()
-            .expect("run");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{args:?}: {text}");
-        text
-    };
+    let run = |args: &[&str]| with_path(&sb, &path, args);
     run(&["daemon", "install"]);
     run(&["daemon", "start"]);
     let first = sb.daemon_pid();

@@ -91,10 +91,11 @@ pub enum Command {
         event: NewEvent,
         reply: Reply<()>,
     },
-    /// A worker was interrupted: its task goes back to pending with where it left off.
+    /// A worker was interrupted: its task goes back to pending, its attempt unspent, with where
+    /// it left off (`None`: nothing to continue, it starts afresh).
     TaskInterrupted {
         task: String,
-        resume: String,
+        resume: Option<String>,
         event: NewEvent,
         reply: Reply<()>,
     },
@@ -435,6 +436,13 @@ impl RunActor {
             self.run.clone(),
         );
         tokio::spawn(async move {
+            if phase != Phase::Executing {
+                // Planners and reviewers a previous daemon left running are stopped: this
+                // work starts afresh (the executor re-attaches its workers instead).
+                crate::engine::reap::reap(&me, &db, &run.id, cfg.started_at, &Default::default())
+                    .await;
+                cfg.reconcile.done(&run.id);
+            }
             match phase {
                 Phase::Executing => {
                     let (latch, id) = (cfg.reconcile.clone(), run.id.clone());
@@ -447,15 +455,6 @@ impl RunActor {
                         .await;
                 }
                 Phase::PlanReview | Phase::CodeReview => {
-                    crate::engine::reap::reap(
-                        &me,
-                        &db,
-                        &run.id,
-                        cfg.started_at,
-                        &Default::default(),
-                    )
-                    .await;
-                    cfg.reconcile.done(&run.id);
                     let kind = if phase == Phase::PlanReview {
                         ReviewKind::Plan
                     } else {
@@ -465,15 +464,6 @@ impl RunActor {
                     let _ = me.ask(|reply| Command::ReviewDone { outcome, reply }).await;
                 }
                 _ => {
-                    crate::engine::reap::reap(
-                        &me,
-                        &db,
-                        &run.id,
-                        cfg.started_at,
-                        &Default::default(),
-                    )
-                    .await;
-                    cfg.reconcile.done(&run.id);
                     let outcome = planner::plan(me.clone(), db, cfg, run, cancel).await;
                     let _ = me
                         .ask(|reply| Command::PlannerDone { outcome, reply })
@@ -526,11 +516,11 @@ impl RunActor {
     async fn task_interrupted(
         &mut self,
         task: String,
-        resume: String,
+        resume: Option<String>,
         event: NewEvent,
     ) -> Result<(), RunError> {
         self.change_task(task, event, move |tx, run, task, at| {
-            crate::store::board::interrupt_task(tx, run, task, &resume, at).map(drop)
+            crate::store::board::interrupt_task(tx, run, task, resume.as_deref(), at).map(drop)
         })
         .await
     }
