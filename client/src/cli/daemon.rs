@@ -133,10 +133,18 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
                 stop(&client, socket).await?;
                 start(&client, socket).await?
             };
-            let was = before.map(|p| format!("pid {p} → ")).unwrap_or_default();
+            let what = match before {
+                Some(p) => format!("restarted (pid {p} → pid {})", h.pid),
+                None => format!("was not running; started (pid {})", h.pid),
+            };
+            let workers = if h.active_runs > 0 {
+                ", their running workers re-attached"
+            } else {
+                ""
+            };
             println!(
-                "orchestratord {} restarted ({was}pid {}); {} active run(s), their workers re-attached.",
-                h.daemon_version, h.pid, h.active_runs
+                "orchestratord {} {what}; {} active run(s){workers}.",
+                h.daemon_version, h.active_runs
             );
             Ok(())
         }
@@ -156,7 +164,9 @@ async fn start(client: &Client, socket: &Path) -> Result<orchestrator_proto::Hea
     if client.health().await.is_err() && managed(super::service::Action::Start)? {
         wait_up(client, socket, |_| true).await?;
     }
-    crate::autostart::connect(socket).await?.health().await
+    // A daemon that has just started may still drop a first connection: poll briefly.
+    let started = crate::autostart::connect(socket).await?;
+    wait_up(&started, socket, |_| true).await
 }
 
 /// Waits until a daemon the service manager started answers (and is the one `new` accepts).

@@ -248,6 +248,18 @@ pub async fn execute(
     let mut not_before: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
         let all = tasks(&ctx.db, &ctx.run.id).await;
+        // Completed by a worker nobody follows (one a crash left without a recorded process
+        // finished after the restart): merged from where it worked.
+        let orphans: Vec<&TaskRow> = all
+            .iter()
+            .filter(|t| t.status == "done" && !busy.contains_key(&t.id))
+            .collect();
+        if !orphans.is_empty() {
+            for t in orphans {
+                finish_orphan(&ctx, t).await;
+            }
+            continue;
+        }
         if let Some(t) = all.iter().find(|t| t.status == "failed") {
             running.shutdown().await;
             return Executed::Failed(format!(
@@ -260,6 +272,7 @@ pub async fn execute(
             // The branch holds everything; its integration worktree is clean and can go, and
             // the run's worktree folder with it once nothing else is in it.
             let _ = git::worktree_remove(&ctx.project, &ctx.integration, false).await;
+            repair_worktrees(&ctx).await;
             if let Some(dir) = ctx.integration.parent() {
                 let _ = tokio::fs::remove_dir(dir).await;
             }
@@ -479,6 +492,19 @@ async fn launch(
         })
         .await
         .map_err(|e| format!("cannot open a session for task {}: {e}", t.id))?;
+    let known = Resume {
+        session: session_uuid.clone(),
+        worktree: worktree.clone(),
+        branch: branch.clone(),
+        base: base.clone(),
+    };
+    if let Ok(place) = serde_json::to_string(&known) {
+        let s = grant.session.clone();
+        let _ = ctx
+            .db
+            .call(move |c| crate::store::live::set_place(c, &s, &place))
+            .await;
+    }
     note(
         &ctx.handle,
         Level::Info,
@@ -563,6 +589,34 @@ fn worker_watch<'a>(
     }
 }
 
+/// Removes the run's worktrees whose creation a crash cut short (no valid HEAD: they hold
+/// nothing) and lets git forget worktrees whose folders are gone. Run when the executor starts
+/// and again when the run's tasks are all merged (a git command the previous daemon left
+/// running may have still been finishing the first time).
+async fn repair_worktrees(ctx: &Ctx) {
+    let dir = ctx.cfg.data_dir.join("worktrees").join(&ctx.run.id);
+    if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
+        while let Ok(Some(e)) = entries.next_entry().await {
+            let path = e.path();
+            if path.join(".git").is_file() && matches!(git::head_commit(&path).await, Ok(None)) {
+                let _ = git::worktree_remove(&ctx.project, &path, true).await;
+                note(
+                    &ctx.handle,
+                    Level::Warn,
+                    "worktree_repaired",
+                    format!(
+                        "Removed {}: a daemon stopped while creating it (it had no valid HEAD \
+                         and held nothing)",
+                        path.display()
+                    ),
+                )
+                .await;
+            }
+        }
+    }
+    let _ = git::worktree_prune(&ctx.project).await;
+}
+
 /// Where a session's stdout and stderr go.
 fn session_dir(ctx: &Ctx, session: &str) -> PathBuf {
     ctx.project
@@ -583,28 +637,7 @@ async fn reconcile(
     busy: &mut HashMap<String, Vec<String>>,
 ) -> HashSet<String> {
     let mut adopted = HashSet::new();
-    // A worktree whose creation a crash cut short has no valid HEAD and holds nothing.
-    let dir = ctx.cfg.data_dir.join("worktrees").join(&ctx.run.id);
-    if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
-        while let Ok(Some(e)) = entries.next_entry().await {
-            let path = e.path();
-            if path.join(".git").is_file() && matches!(git::head_commit(&path).await, Ok(None)) {
-                let _ = git::worktree_remove(&ctx.project, &path, true).await;
-                note(
-                    &ctx.handle,
-                    Level::Warn,
-                    "worktree_repaired",
-                    format!(
-                        "Removed {}: the previous daemon stopped while creating it (it had no \
-                         valid HEAD and held nothing)",
-                        path.display()
-                    ),
-                )
-                .await;
-            }
-        }
-        let _ = git::worktree_prune(&ctx.project).await;
-    }
+    repair_worktrees(ctx).await;
     // A merge the previous daemon left half-done is rolled back (its task is merged again).
     if let (Ok(head), Ok(tip)) = (
         git::rev_parse(&ctx.integration, "HEAD").await,
@@ -765,6 +798,45 @@ async fn requeue(ctx: &Ctx, task: &str) {
             reply,
         })
         .await;
+}
+
+/// Merges a completed task whose worker nobody followed, from its last worker's place.
+async fn finish_orphan(ctx: &Ctx, t: &TaskRow) {
+    let key = (ctx.run.id.clone(), t.id.clone());
+    let row = ctx
+        .db
+        .call(move |c| crate::store::live::last_worker(c, &key.0, &key.1))
+        .await
+        .ok()
+        .flatten();
+    let place = row
+        .as_ref()
+        .and_then(|r| r.place.as_deref())
+        .and_then(|p| serde_json::from_str::<Resume>(p).ok());
+    let (Some(row), Some(place)) = (row, place) else {
+        update(
+            ctx,
+            &t.id,
+            "pending",
+            None,
+            Level::Warn,
+            "task_requeued",
+            format!("Task {} requeued: its worker's branch is unknown", t.id),
+        )
+        .await;
+        return;
+    };
+    let dir = session_dir(ctx, &row.id);
+    let f = Finished {
+        task: t.id.clone(),
+        session_uuid: place.session,
+        branch: place.branch,
+        base: place.base,
+        worktree: place.worktree,
+        ended: session::finalize(&dir, 0).await,
+        session: row.id,
+    };
+    finish(ctx, f).await;
 }
 
 /// Whether the worker's session ended on the account's usage limit.

@@ -61,6 +61,16 @@ pub fn set_process(
     Ok(())
 }
 
+/// Records where a worker works, before its process starts (so a daemon that dies in between
+/// still knows where the work is).
+pub fn set_place(c: &Connection, session: &str, place: &str) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE sessions SET place = ?2 WHERE id = ?1",
+        params![session, place],
+    )?;
+    Ok(())
+}
+
 /// Records how far the session's stdout was parsed and when it last showed a sign of life.
 pub fn set_followed(
     c: &Connection,
