@@ -259,9 +259,13 @@ fn unreachable_work(sb: &Sandbox, repo: &Path, log: &str) -> usize {
     let stderr = String::from_utf8_lossy(&out.stderr);
     // A worktree whose creation was cut short by a kill and created again since (no commit
     // lost: it never held any) is the one error tolerated here; anything else fails.
-    let tolerated = stderr
-        .lines()
-        .all(|l| l.ends_with("/HEAD: detached HEAD points at nothing"));
+    let tolerated = !stderr.trim().is_empty()
+        && stderr
+            .lines()
+            .all(|l| l.ends_with("/HEAD: detached HEAD points at nothing"))
+        && !stdout
+            .lines()
+            .any(|l| l.starts_with("missing") || l.starts_with("broken"));
     if !stderr.trim().is_empty() {
         eprintln!("git fsck in {}: {stderr}", repo.display());
     }
