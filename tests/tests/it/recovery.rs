@@ -62,8 +62,11 @@ fn a_deleted_mirror_is_recreated_whole() {
         std::fs::read_to_string(mirror.join("state.json")).ok()
     });
     assert!(state.contains(run["id"].as_str().expect("id")), "{state}");
+    // The rewrite writes state.json first; the rest follows in the same pass.
+    let log = wait::until("the log to come back", wait::DEADLINE, || {
+        std::fs::read_to_string(mirror.join("logs/orchestrator.log")).ok()
+    });
     assert!(mirror.join("context.md").is_file() && mirror.join("tasks").is_dir());
-    let log = std::fs::read_to_string(mirror.join("logs/orchestrator.log")).expect("log back");
     assert!(
         log.contains("submitted") && log.contains("Plan v1"),
         "{log}"
