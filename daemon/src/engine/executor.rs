@@ -663,17 +663,7 @@ async fn reconcile(
         .into_iter()
         .filter(|t| t.status == "in_progress" || t.status == "done")
     {
-        let key = (ctx.run.id.clone(), t.id.clone());
-        let row = ctx
-            .db
-            .call(move |c| crate::store::live::last_worker(c, &key.0, &key.1))
-            .await
-            .ok()
-            .flatten();
-        let place = row
-            .as_ref()
-            .and_then(|r| r.place.as_deref())
-            .and_then(|p| serde_json::from_str::<Resume>(p).ok());
+        let (row, place) = last_place(ctx, &t.id).await;
         // A previous daemon's worker, or a completed task this daemon's last executor stopped
         // before merging (it is merged now). This daemon's worker of a task still in progress
         // was stopped with its executor: the task is requeued.
@@ -800,9 +790,12 @@ async fn requeue(ctx: &Ctx, task: &str) {
         .await;
 }
 
-/// Merges a completed task whose worker nobody followed, from its last worker's place.
-async fn finish_orphan(ctx: &Ctx, t: &TaskRow) {
-    let key = (ctx.run.id.clone(), t.id.clone());
+/// The task's newest worker session and where it worked, as far as they were recorded.
+async fn last_place(
+    ctx: &Ctx,
+    task: &str,
+) -> (Option<crate::store::live::LiveRow>, Option<Resume>) {
+    let key = (ctx.run.id.clone(), task.to_owned());
     let row = ctx
         .db
         .call(move |c| crate::store::live::last_worker(c, &key.0, &key.1))
@@ -813,6 +806,12 @@ async fn finish_orphan(ctx: &Ctx, t: &TaskRow) {
         .as_ref()
         .and_then(|r| r.place.as_deref())
         .and_then(|p| serde_json::from_str::<Resume>(p).ok());
+    (row, place)
+}
+
+/// Merges a completed task whose worker nobody followed, from its last worker's place.
+async fn finish_orphan(ctx: &Ctx, t: &TaskRow) {
+    let (row, place) = last_place(ctx, &t.id).await;
     let (Some(row), Some(place)) = (row, place) else {
         update(
             ctx,
