@@ -670,17 +670,7 @@ async fn reconcile(
         let row = row.filter(|r| r.started_at < ctx.cfg.started_at || t.status == "done");
         let (Some(row), Some(place)) = (row, place) else {
             if t.status == "done" {
-                // Completed, but where its work is is unknown: it is done again.
-                update(
-                    ctx,
-                    &t.id,
-                    "pending",
-                    None,
-                    Level::Warn,
-                    "task_requeued",
-                    format!("Task {} requeued: its worker's branch is unknown", t.id),
-                )
-                .await;
+                redo_unknown(ctx, &t.id).await;
             } else {
                 requeue(ctx, &t.id).await;
             }
@@ -726,7 +716,6 @@ async fn reconcile(
             continue;
         }
         // Gone: everything it wrote tells how it ended (nothing of it was acted on yet).
-        let ended = session::finalize(&dir, 0).await;
         note(
             &ctx.handle,
             Level::Info,
@@ -738,16 +727,7 @@ async fn reconcile(
             ),
         )
         .await;
-        let f = Finished {
-            task: t.id.clone(),
-            session_uuid: place.session,
-            branch: place.branch,
-            base: place.base,
-            worktree: place.worktree,
-            session: row.id,
-            ended,
-        };
-        finish(ctx, f).await;
+        finish_gone(ctx, &t.id, row, place).await;
     }
     adopted
 }
@@ -811,23 +791,18 @@ async fn last_place(
 
 /// Merges a completed task whose worker nobody followed, from its last worker's place.
 async fn finish_orphan(ctx: &Ctx, t: &TaskRow) {
-    let (row, place) = last_place(ctx, &t.id).await;
-    let (Some(row), Some(place)) = (row, place) else {
-        update(
-            ctx,
-            &t.id,
-            "pending",
-            None,
-            Level::Warn,
-            "task_requeued",
-            format!("Task {} requeued: its worker's branch is unknown", t.id),
-        )
-        .await;
-        return;
-    };
+    match last_place(ctx, &t.id).await {
+        (Some(row), Some(place)) => finish_gone(ctx, &t.id, row, place).await,
+        _ => redo_unknown(ctx, &t.id).await,
+    }
+}
+
+/// Finishes a task whose worker is gone from what it left: its whole output, then the usual
+/// verify-and-merge (or back to the board).
+async fn finish_gone(ctx: &Ctx, task: &str, row: crate::store::live::LiveRow, place: Resume) {
     let dir = session_dir(ctx, &row.id);
     let f = Finished {
-        task: t.id.clone(),
+        task: task.to_owned(),
         session_uuid: place.session,
         branch: place.branch,
         base: place.base,
@@ -836,6 +811,20 @@ async fn finish_orphan(ctx: &Ctx, t: &TaskRow) {
         session: row.id,
     };
     finish(ctx, f).await;
+}
+
+/// A completed task whose work cannot be found (no recorded place): done again.
+async fn redo_unknown(ctx: &Ctx, task: &str) {
+    update(
+        ctx,
+        task,
+        "pending",
+        None,
+        Level::Warn,
+        "task_requeued",
+        format!("Task {task} requeued: its worker's branch is unknown"),
+    )
+    .await;
 }
 
 /// Whether the worker's session ended on the account's usage limit.
