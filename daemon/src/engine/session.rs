@@ -187,7 +187,9 @@ async fn follow(
             let _ = nix::sys::signal::killpg(p, sig);
         }
     };
-    let began = Instant::now() - elapsed;
+    let began = Instant::now()
+        .checked_sub(elapsed)
+        .unwrap_or_else(Instant::now);
     let mut last_sign = Instant::now();
     let mut recorded = (offset, Instant::now());
     let far = Duration::from_secs(100 * 365 * 24 * 3600);
