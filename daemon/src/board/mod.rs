@@ -52,6 +52,9 @@ pub struct Caller {
     pub session: String,
     pub run: String,
     pub role: Role,
+    /// The task the engine started this session for: it holds that task and no other, and is
+    /// not shown `claim_task`.
+    pub dispatched: Option<String>,
 }
 
 /// Where a message goes.
@@ -156,9 +159,14 @@ pub fn apply(
         out.events.push(events::append(&tx, &run.id, at, e)?);
         Ok(())
     };
+    let dispatched = session.dispatched.clone();
     let need_task = || {
-        held.clone()
-            .ok_or_else(|| refused("you hold no task; call claim_task to get one"))
+        held.clone().ok_or_else(|| match &dispatched {
+            Some(own) => refused(format!(
+                "your task {own} is finished; there is nothing more for this session: stop now"
+            )),
+            None => refused("you hold no task; call claim_task to get one"),
+        })
     };
     match op {
         Op::MyTask => {
@@ -181,6 +189,13 @@ pub fn apply(
             });
         }
         Op::Claim => {
+            if let Some(own) = &session.dispatched {
+                return Err(refused(format!(
+                    "you were started for task {own} and work on it alone; do not claim other \
+                     tasks (the orchestrator gives each task its own session). Finish {own} with \
+                     complete_task or fail_task, then stop"
+                )));
+            }
             if let Some(id) = &held
                 && rows::task(&tx, &run.id, id)?.is_some_and(|t| t.status == "in_progress")
             {
@@ -210,7 +225,7 @@ pub fn apply(
                     let count = |s: &str| all.iter().filter(|t| t.status == s).count();
                     out.reply = json!({"claimed": false,
                         "pending": count("pending"), "in_progress": count("in_progress"), "done": count("done"),
-                        "reason": if count("pending") > 0 { "every pending task waits on unfinished dependencies; check again later" }
+                        "reason": if count("pending") > 0 { "every pending task waits on dependencies not merged yet; check again later" }
                                   else { "no task is left to claim" }});
                 }
             }
@@ -265,7 +280,13 @@ pub fn apply(
                 )
                 .with_data(json!({"task": id, "session": caller.session})),
             )?;
-            out.reply = json!({"completed": true, "task": id, "next": "call claim_task for more work, or stop if none is left"});
+            let next = if session.dispatched.is_some() {
+                "your task is complete: stop now and end your session. The orchestrator merges \
+                 your work and starts a new session for every other task; do not claim or start one"
+            } else {
+                "call claim_task for more work, or stop if none is left"
+            };
+            out.reply = json!({"completed": true, "task": id, "next": next});
             out.tasks.extend(rows::task(&tx, &run.id, &id)?);
         }
         Op::Fail { reason, retryable } => {

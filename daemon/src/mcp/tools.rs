@@ -14,20 +14,36 @@ use crate::runs::{Command, RunError, Runs};
 /// What every session reads first (Claude Code puts it in the model's context).
 pub const INSTRUCTIONS: &str = "\
 This server is orchestratord, which coordinates the sessions building one feature. Your bearer \
-token identifies you, your run and your role; you only ever see your own run.
+token identifies you, your run and your role; you only ever see your own run, and only the \
+tools of your role.
 
 Planner: study the codebase and the feature, then call submit_plan once with a summary and \
 tasks (unique ids, dependencies by id, acceptance criteria, files). If it is refused, the error \
 lists exactly what to fix; fix all of it and submit again.
 
-Worker: call claim_task to get a task (or get_task if one was given to you), do it in your \
-working directory, call report_progress now and then (it is also your heartbeat), and finish \
-with complete_task (a summary of what you changed and how you verified it) or fail_task (why; \
-retryable if someone could succeed later). Then claim the next task, or stop when none is left.
+Worker: you were started for one task. Call get_task for its brief, do it in your working \
+directory, call report_progress now and then (it is also your heartbeat), and finish with \
+complete_task (a summary of what you changed and how you verified it) or fail_task (why; \
+retryable if someone could succeed later). Then stop: the orchestrator merges your work and \
+starts a new session for every other task.
 
 Everyone: list_tasks shows the board; send_message reaches a task's worker (by task id), \
 \"all\", or \"orchestrator\"; read_messages returns what was sent to you since you last asked \
 — check it between steps. escalate asks a human; the answer arrives as a message.";
+
+/// The tools a caller may see and call: its role's, and `claim_task` only for a worker that
+/// was not started for a task (a session opened through the API).
+pub fn visible(caller: &Caller, tool: &str) -> bool {
+    use crate::board::Role;
+    match tool {
+        "submit_plan" => caller.role == Role::Planner,
+        "claim_task" => caller.role == Role::Worker && caller.dispatched.is_none(),
+        "get_task" | "report_progress" | "complete_task" | "fail_task" => {
+            caller.role == Role::Worker
+        }
+        _ => true,
+    }
+}
 
 #[derive(Clone)]
 pub struct OrchestratorMcp {
@@ -259,6 +275,27 @@ impl OrchestratorMcp {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for OrchestratorMcp {
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, McpError> {
+        let caller = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Caller>());
+        let tools = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|t| caller.is_none_or(|c| visible(c, &t.name)))
+            .collect();
+        Ok(rmcp::model::ListToolsResult {
+            tools,
+            ..Default::default()
+        })
+    }
+
     fn get_info(&self) -> rmcp::model::ServerConfig {
         rmcp::model::ServerConfig::new(
             rmcp::model::ServerCapabilities::builder()

@@ -399,6 +399,7 @@ impl Runs {
                     role: crate::board::Role::parse(&s.role)?,
                     session: s.id,
                     run: s.run_id,
+                    dispatched: s.dispatched,
                 })
             }))
     }

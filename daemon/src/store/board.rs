@@ -16,6 +16,8 @@ pub struct SessionRow {
     pub task_id: Option<String>,
     pub status: String,
     pub expires_at: Option<OffsetDateTime>,
+    /// The task the engine started this session for; such a session may hold no other.
+    pub dispatched: Option<String>,
 }
 
 pub struct NewSession<'a> {
@@ -32,8 +34,8 @@ pub struct NewSession<'a> {
 pub fn insert_session(c: &Connection, s: &NewSession<'_>) -> Result<(), StoreError> {
     c.exec(
         "INSERT INTO sessions (id, run_id, role, task_id, agent, token_hash, status, expires_at, \
-           started_at, cycle, worked_task) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8, (SELECT cycle FROM runs WHERE id = ?2), ?4)",
+           started_at, cycle, worked_task, dispatched_task) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8, (SELECT cycle FROM runs WHERE id = ?2), ?4, ?4)",
         params![s.id, s.run_id, s.role, s.task_id, s.agent, s.token_hash, format(s.expires_at), format(s.at)],
     )?;
     Ok(())
@@ -47,10 +49,12 @@ fn session_from(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         task_id: r.get(3)?,
         status: r.get(4)?,
         expires_at: parse_opt(r.get(5)?)?,
+        dispatched: r.get(6)?,
     })
 }
 
-const SESSION: &str = "SELECT id, run_id, role, task_id, status, expires_at FROM sessions";
+const SESSION: &str =
+    "SELECT id, run_id, role, task_id, status, expires_at, dispatched_task FROM sessions";
 
 pub fn session_by_token(c: &Connection, hash: &[u8]) -> Result<Option<SessionRow>, StoreError> {
     let sql = format!("{SESSION} WHERE token_hash = ?1");
@@ -186,7 +190,8 @@ pub fn task_exists(c: &Connection, run: &str, id: &str) -> Result<bool, StoreErr
     )
 }
 
-/// Gives the first ready task (pending, unassigned, every dependency done) to `session`.
+/// Gives the first ready task (pending, every dependency merged into the run's branch — a
+/// dependency that is done but not merged is not on the branch a worker starts from) to `session`.
 pub fn claim_next(
     c: &Connection,
     run: &str,
@@ -200,7 +205,7 @@ pub fn claim_next(
            SELECT t.id FROM tasks t WHERE t.run_id = ?1 AND t.status = 'pending' \
              AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u \
                    ON u.run_id = d.run_id AND u.id = d.depends_on \
-                 WHERE d.run_id = t.run_id AND d.task_id = t.id AND u.status NOT IN ('done', 'merged')) \
+                 WHERE d.run_id = t.run_id AND d.task_id = t.id AND u.status <> 'merged') \
            ORDER BY t.rowid LIMIT 1) \
          RETURNING id",
     )?

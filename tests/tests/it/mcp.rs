@@ -63,9 +63,14 @@ fn planner_and_workers_share_the_board_by_its_rules() {
             .contains("claim_task")
     );
 
-    // b is ready now, and its brief carries a's result.
-    assert_eq!(w3.ok("claim_task", json!({}))["task"]["id"], "b");
-    let brief = w3.ok("get_task", json!({}));
+    // Done is not merged: b still waits (a worker on b would start from a branch without a).
+    let none = w3.ok("claim_task", json!({}));
+    assert_eq!(none["claimed"], false, "a is done, not merged: {none}");
+    assert!(none["reason"].as_str().unwrap_or("").contains("not merged"), "{none}");
+    // A worker given b (as the engine gives it) sees a's result in its brief.
+    let g = sb.open_session(&run, json!({"role": "worker", "task": "b"}));
+    let wb = Mcp::new(g["mcp_url"].as_str().expect("url"), g["token"].as_str());
+    let brief = wb.ok("get_task", json!({}));
     assert_eq!(brief["dependencies"][0]["result"], "a is built and tested");
 
     // Messages: to a task's worker, to all; each delivered once, never to the sender.
@@ -403,23 +408,65 @@ fn the_official_python_sdk_lists_and_calls_our_tools() {
             String::from_utf8_lossy(&out.stderr)
         );
         let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
-        for tool in [
-            "claim_task",
-            "complete_task",
-            "get_task",
-            "submit_plan",
-            "escalate",
-        ] {
-            assert!(
-                seen["tools"]
-                    .as_array()
-                    .expect("tools")
-                    .iter()
-                    .any(|t| t == tool),
-                "{mode}: {seen}"
-            );
+        let tools = seen["tools"].as_array().expect("tools");
+        for tool in ["claim_task", "complete_task", "get_task", "escalate"] {
+            assert!(tools.iter().any(|t| t == tool), "{mode}: {seen}");
         }
+        assert!(
+            !tools.iter().any(|t| t == "submit_plan"),
+            "a worker is not shown the planner's tool: {mode}: {seen}"
+        );
         assert_eq!(seen["board"]["tasks"][0]["id"], "a", "{mode}: {seen}");
         assert_eq!(seen["claim_is_error"], false, "{mode}: {seen}");
+    }
+}
+
+/// A worker the engine started for one task holds that task alone: it is not shown
+/// `claim_task`, a claim is refused in words the model can act on, and completing its task
+/// tells it to stop. Each role is shown only its own tools.
+#[test]
+fn a_dispatched_worker_holds_its_own_task_alone_and_each_role_sees_its_tools() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let run = sb.start_run(&repo, "Add a widget");
+    let planner = sb.session(&run, "planner");
+    planner.ok(
+        "submit_plan",
+        json!({"summary": "Three", "tasks": [task("a", &[]), task("b", &[]), task("c", &[])]}),
+    );
+    let g = sb.open_session(&run, json!({"role": "worker", "task": "a"}));
+    let wa = Mcp::new(g["mcp_url"].as_str().expect("url"), g["token"].as_str());
+
+    let mut names = wa.tool_names();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "complete_task", "escalate", "fail_task", "get_task", "list_tasks",
+            "read_messages", "report_progress", "send_message"
+        ],
+        "a dispatched worker's tools"
+    );
+    let mut names = planner.tool_names();
+    names.sort();
+    assert_eq!(
+        names,
+        ["escalate", "list_tasks", "read_messages", "send_message", "submit_plan"],
+        "a planner's tools"
+    );
+    assert!(sb.session(&run, "worker").tool_names().contains(&"claim_task".to_owned()));
+
+    // Claiming while holding its task, and after completing it: refused, b and c untouched.
+    let why = wa.refused("claim_task", json!({}));
+    assert!(why.contains("started for task a") && why.contains("do not claim"), "{why}");
+    let done = wa.ok("complete_task", json!({"summary": "a is built"}));
+    assert!(done["next"].as_str().unwrap_or("").contains("stop now"), "{done}");
+    assert!(wa.refused("claim_task", json!({})).contains("started for task a"));
+    assert!(wa.refused("get_task", json!({})).contains("stop now"));
+    assert!(wa.refused("complete_task", json!({"summary": "again"})).contains("stop now"));
+    let board = wa.ok("list_tasks", json!({}));
+    for t in board["tasks"].as_array().expect("tasks") {
+        let want = if t["id"] == "a" { "done" } else { "pending" };
+        assert_eq!(t["status"], want, "{board}");
     }
 }

@@ -128,16 +128,16 @@ fn claude_connects_sees_our_tools_directly_and_its_call_reaches_the_daemon() {
         .next()
         .unwrap_or_else(|| panic!("no model request\n{}", dump()));
     let offered = fake_model::tool_names(&first);
-    for tool in [
-        "mcp__orch__claim_task",
-        "mcp__orch__complete_task",
-        "mcp__orch__submit_plan",
-    ] {
+    for tool in ["mcp__orch__claim_task", "mcp__orch__complete_task"] {
         assert!(
             offered.iter().any(|t| t == tool),
             "{tool} offered directly: {offered:?}"
         );
     }
+    assert!(
+        !offered.iter().any(|t| t == "mcp__orch__submit_plan"),
+        "a worker is not offered the planner's tool: {offered:?}"
+    );
     assert!(
         first.to_string().contains("This server is orchestratord"),
         "instructions reach the model"
