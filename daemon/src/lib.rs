@@ -78,6 +78,7 @@ pub async fn run(
         db.clone(),
         stop.child_token(),
     ));
+    tokio::spawn(backups(db.clone(), stop.child_token()));
     let restored = runs.restore().await.map_err(DaemonError::Restore)?;
     if restored > 0 {
         tracing::info!(runs = restored, "restored active runs");
@@ -115,6 +116,30 @@ pub async fn run(
     // Follow streams end when their actors stop, which lets in-flight responses finish.
     runs.shutdown().await;
     let mcp_result = mcp_served.await.map_err(DaemonError::Panicked)?;
+    // Everything into the main file: a clean stop never leaves the state only in the WAL.
+    if let Err(e) = db.close().await {
+        tracing::error!(cause = %e, "cannot close the database cleanly");
+    }
     served.map_err(DaemonError::Serve)?;
     mcp_result.map_err(DaemonError::Serve)
+}
+
+/// How often the database is backed up (when it changed) while the daemon runs; it is also
+/// backed up on every clean stop.
+pub const BACKUP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Rolling online backups into `<data_dir>/backups/` (see `store::durable`).
+async fn backups(db: store::Db, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(BACKUP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => match db.backup().await {
+                Ok(Some(path)) => tracing::debug!(backup = %path.display(), "database backed up"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(cause = %e, "cannot back up the database"),
+            },
+        }
+    }
 }

@@ -22,6 +22,10 @@ struct Args {
     /// Print the commented reference config file and exit
     #[arg(long)]
     print_config: bool,
+    /// Replace the database with a backup (from `<data dir>/backups/`) and exit; the daemon
+    /// must not be running. The database it replaces is moved aside, not deleted.
+    #[arg(long, value_name = "FILE")]
+    restore: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Every file the daemon creates is its owner's alone (the database holds API keys).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    if let Some(from) = &args.restore {
+        return restore(&config, from);
+    }
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
         eprintln!(
             "orchestratord: ignoring the log filter {:?}: {e}",
@@ -71,6 +80,38 @@ fn serve(config: Config) -> anyhow::Result<()> {
         anyhow::Ok(())
         // `_bound` drops here and removes the socket, if it is still ours.
     })
+}
+
+/// `--restore FILE`: with the data dir locked (no daemon running), the backup replaces the
+/// database.
+fn restore(config: &Config, from: &std::path::Path) -> ExitCode {
+    let _lock = match socket::lock_data_dir(&config.data_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("orchestratord: {e}");
+            eprintln!("hint: stop the daemon first (`orchestrate daemon stop`), then restore");
+            return ExitCode::from(2);
+        }
+    };
+    let db = config.data_dir.join("orchestrator.db");
+    match orchestratord::store::durable::restore(from, &db) {
+        Ok(r) => {
+            println!(
+                "Restored {} with {} run(s) from {}.",
+                db.display(),
+                r.runs,
+                from.display()
+            );
+            if let Some(p) = r.previous {
+                println!("The database it replaced is kept as {}.", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("orchestratord: cannot restore from {}: {e}", from.display());
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

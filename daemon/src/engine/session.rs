@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncSeekExt};
+use tokio::io::AsyncSeekExt;
 use tokio_util::sync::CancellationToken;
 
 use super::process::Identity;
@@ -152,7 +152,7 @@ pub async fn finalize(dir: &Path, offset: u64) -> std::io::Result<Ended> {
     };
     file.seek(std::io::SeekFrom::Start(offset)).await?;
     let mut reader = tokio::io::BufReader::new(file);
-    let mut line = String::new();
+    let mut line = Line::default();
     drain(&mut reader, &mut line, &mut ended, None).await?;
     Ok(ended)
 }
@@ -180,7 +180,7 @@ async fn follow(
         detach: watch.detach.cloned(),
     };
     let mut ended = Ended::default();
-    let mut line = String::new();
+    let mut line = Line::default();
     let mut tick = tokio::time::interval(FOLLOW);
     let stop = |sig| {
         if let Some(p) = pgid {
@@ -347,57 +347,95 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Reads every complete line written so far; returns the bytes consumed.
+/// Lines longer than this are skipped, not parsed (a model printing a 50 MB line must not
+/// cost the daemon 50 MB per session); none of the events the daemon acts on comes close.
+pub const MAX_LINE: usize = 4 << 20;
+
+/// The line being read: bytes up to the next `\n`, kept across reads, so a file that ends
+/// inside a line (or inside a multibyte character) is simply read on later.
+#[derive(Default)]
+pub struct Line {
+    buf: Vec<u8>,
+    /// Bytes of the current line not kept (it is longer than [`MAX_LINE`]).
+    skipped: u64,
+}
+
+/// Reads every complete line written so far; returns the bytes consumed (of complete lines:
+/// a restart reads on from there).
 async fn drain(
     reader: &mut tokio::io::BufReader<tokio::fs::File>,
-    line: &mut String,
+    line: &mut Line,
     ended: &mut Ended,
     usage: Option<&crate::usage::Usage>,
 ) -> std::io::Result<u64> {
+    use tokio::io::AsyncBufReadExt;
     let mut consumed = 0u64;
     loop {
-        let n = reader.read_line(line).await?;
-        if n == 0 {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
             return Ok(consumed);
         }
-        if !line.ends_with('\n') {
-            // A partial line: rewind and wait for the rest.
-            reader.seek(std::io::SeekFrom::Current(-(n as i64))).await?;
-            line.clear();
-            return Ok(consumed);
+        let (part, complete) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (&chunk[..=i], true),
+            None => (chunk, false),
+        };
+        let n = part.len();
+        if line.buf.len() + n <= MAX_LINE {
+            line.buf.extend_from_slice(part);
+        } else {
+            line.skipped += (line.buf.len() + n) as u64;
+            line.buf.clear();
         }
-        consumed += n as u64;
-        match parse_line(line) {
-            Some(StreamEvent::Init {
-                session_id, mcp, ..
-            }) => {
-                ended.agent_session = Some(session_id);
-                ended.mcp_failed = mcp
-                    .iter()
-                    .any(|(name, status)| name == SERVER_NAME && status != "connected");
-            }
-            Some(StreamEvent::ToolUse { .. }) => ended.tool_calls += 1,
-            Some(StreamEvent::RateLimit {
-                status,
-                kind,
-                resets_at,
-                utilization,
-            }) => {
-                if let Some(u) = usage {
-                    u.rate_limit_event(&status, kind.as_deref(), resets_at, utilization);
-                }
-            }
-            Some(StreamEvent::Result(o)) => {
-                if o.is_usage_limit()
-                    && let Some(u) = usage
-                {
-                    u.limit_hit(None);
-                }
-                ended.outcome = Some(o);
-            }
-            _ => {}
+        reader.consume(n);
+        if !complete {
+            continue;
         }
-        line.clear();
+        consumed += line.skipped + line.buf.len() as u64;
+        if line.skipped > 0 {
+            tracing::warn!(
+                bytes = line.skipped,
+                "skipped a session output line over {MAX_LINE} bytes"
+            );
+        } else {
+            let text = String::from_utf8_lossy(&line.buf);
+            handle(&text, ended, usage);
+        }
+        line.buf.clear();
+        line.skipped = 0;
+    }
+}
+
+/// Acts on one complete stream-json line.
+fn handle(line: &str, ended: &mut Ended, usage: Option<&crate::usage::Usage>) {
+    match parse_line(line) {
+        Some(StreamEvent::Init {
+            session_id, mcp, ..
+        }) => {
+            ended.agent_session = Some(session_id);
+            ended.mcp_failed = mcp
+                .iter()
+                .any(|(name, status)| name == SERVER_NAME && status != "connected");
+        }
+        Some(StreamEvent::ToolUse { .. }) => ended.tool_calls += 1,
+        Some(StreamEvent::RateLimit {
+            status,
+            kind,
+            resets_at,
+            utilization,
+        }) => {
+            if let Some(u) = usage {
+                u.rate_limit_event(&status, kind.as_deref(), resets_at, utilization);
+            }
+        }
+        Some(StreamEvent::Result(o)) => {
+            if o.is_usage_limit()
+                && let Some(u) = usage
+            {
+                u.limit_hit(None);
+            }
+            ended.outcome = Some(o);
+        }
+        _ => {}
     }
 }
 
@@ -448,5 +486,47 @@ mod tests {
             .await
             .expect("no file");
         assert!(none.outcome.is_none());
+    }
+
+    /// A line still being written that ends inside a multibyte character is read on once the
+    /// rest arrives (it used to fail the follower, which then stopped a healthy worker), and a
+    /// line over [`MAX_LINE`] is skipped whole without keeping it in memory.
+    #[tokio::test]
+    async fn split_characters_and_huge_lines_do_not_stop_the_follower() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out");
+        let text = "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"héllo ✓\"}]}}\n";
+        let cut = text.find('✓').expect("check mark") + 1; // inside its three bytes
+        let mut f = std::fs::File::create(&path).expect("create");
+        f.write_all(&text.as_bytes()[..cut]).expect("write");
+        let mut reader =
+            tokio::io::BufReader::new(tokio::fs::File::open(&path).await.expect("open"));
+        let (mut line, mut ended) = (Line::default(), Ended::default());
+        assert_eq!(
+            drain(&mut reader, &mut line, &mut ended, None)
+                .await
+                .expect("partial"),
+            0
+        );
+        f.write_all(&text.as_bytes()[cut..])
+            .expect("write the rest");
+        let huge = format!(
+            "{{\"type\":\"assistant\",\"x\":\"{}\"}}\n",
+            "é".repeat(MAX_LINE)
+        );
+        f.write_all(huge.as_bytes()).expect("write a huge line");
+        let result =
+            "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\"}\n";
+        f.write_all(result.as_bytes()).expect("write the result");
+        let n = drain(&mut reader, &mut line, &mut ended, None)
+            .await
+            .expect("the rest");
+        assert_eq!(n as usize, text.len() + huge.len() + result.len());
+        assert!(
+            line.buf.capacity() <= 2 * MAX_LINE,
+            "the huge line was not kept"
+        );
+        assert_eq!(ended.outcome.map(|o| o.text), Some(Some("ok".into())));
     }
 }

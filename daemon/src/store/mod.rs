@@ -6,6 +6,7 @@
 //! order at open; `PRAGMA user_version` records how far a database has come.
 
 pub mod board;
+pub mod durable;
 pub mod escalations;
 pub mod events;
 pub mod live;
@@ -81,6 +82,33 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the database thread has stopped")]
     Closed,
+    #[error("a database job failed unexpectedly (the daemon's log has the panic); try again")]
+    Failed,
+    #[error("the database {path} is damaged ({detail}); orchestratord will not start on it: {fix}")]
+    Corrupt {
+        path: PathBuf,
+        detail: String,
+        fix: String,
+    },
+    #[error(
+        "the database {path} holds no runs, but {evidence}: its data (an -wal file?) is missing; \
+         orchestratord will not start on it: {fix}"
+    )]
+    Emptied {
+        path: PathBuf,
+        evidence: String,
+        fix: String,
+    },
+    #[error(
+        "the data directory {path} is readable by others (mode {mode:o}) and cannot be made \
+         private: {source}; run `chmod 700 {path}` as its owner"
+    )]
+    Private {
+        path: PathBuf,
+        mode: u32,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot create {path}: {source}")]
     Dir {
         path: PathBuf,
@@ -93,40 +121,82 @@ pub enum StoreError {
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// What the database thread is sent.
+enum Msg {
+    Job(Job),
+    /// Back up the database if it changed since the last backup; replies with the file.
+    Backup(oneshot::Sender<Result<Option<PathBuf>, StoreError>>),
+    /// Checkpoint and close the connection; the thread ends.
+    Close(oneshot::Sender<Result<(), StoreError>>),
+}
+
 /// A cheap, cloneable handle to the database thread.
 #[derive(Clone)]
 pub struct Db {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Msg>,
 }
 
 impl Db {
-    /// Opens (creating it and its private directory if needed) and migrates the database,
-    /// then starts its thread. Blocks: call it off the runtime's workers.
+    /// Opens (creating it and its private directory if needed), checks and migrates the
+    /// database, then starts its thread. Blocks: call it off the runtime's workers.
     pub fn open(path: &Path) -> Result<Db, StoreError> {
         if let Some(dir) = path.parent() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| StoreError::Dir {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
+            durable::private_dir(dir)?;
         }
+        durable::private_file(path).map_err(|source| StoreError::Dir {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        configure(&conn).map_err(open_err)?;
+        configure(&conn).map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+                ) =>
+            {
+                StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                    fix: durable::restore_hint(path),
+                }
+            }
+            e => open_err(e),
+        })?;
+        durable::check(&conn, path)?;
         migrate(&mut conn, path)?;
-        let (jobs, mut rx) = mpsc::channel::<Job>(1024);
+        durable::check_not_emptied(&conn, path)?;
+        let (jobs, mut rx) = mpsc::channel::<Msg>(1024);
+        let db_path = path.to_path_buf();
         std::thread::Builder::new()
             .name("db".into())
             .spawn(move || {
-                while let Some(job) = rx.blocking_recv() {
-                    job(&mut conn);
+                let mut backed_up = None;
+                while let Some(msg) = rx.blocking_recv() {
+                    match msg {
+                        Msg::Job(job) => run_job(&mut conn, job),
+                        Msg::Backup(reply) => {
+                            let changes = conn.total_changes();
+                            let r = if backed_up == Some(changes) {
+                                Ok(None)
+                            } else {
+                                durable::backup(&conn, &db_path)
+                            };
+                            if r.is_ok() {
+                                backed_up = Some(changes);
+                            }
+                            let _ = reply.send(r);
+                        }
+                        Msg::Close(reply) => {
+                            rx.close();
+                            let _ = reply.send(durable::close(conn, &db_path));
+                            return;
+                        }
+                    }
                 }
             })
             .map_err(StoreError::Thread)?;
@@ -141,12 +211,53 @@ impl Db {
     {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .send(Box::new(move |conn| {
+            .send(Msg::Job(Box::new(move |conn| {
                 let _ = tx.send(f(conn));
-            }))
+            })))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Failed)?
+    }
+
+    /// An online backup into `<data_dir>/backups/`, unless nothing changed since the last one.
+    pub async fn backup(&self) -> Result<Option<PathBuf>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Msg::Backup(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Failed)?
+    }
+
+    /// Backs up (if anything changed), checkpoints and closes the database: after it, the
+    /// main file holds everything and later calls fail with [`StoreError::Closed`].
+    pub async fn close(&self) -> Result<(), StoreError> {
+        if let Err(e) = self.backup().await {
+            tracing::warn!(cause = %e, "cannot back up the database on the way out");
+        }
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Msg::Close(tx))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Runs one job; a job that panics is logged and its transaction rolled back, and the thread
+/// goes on serving the others (its caller gets [`StoreError::Failed`]).
+fn run_job(conn: &mut Connection, job: Job) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
+    if let Err(p) = r {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic = %what, "a database job panicked; the database thread goes on");
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -208,6 +319,33 @@ pub(crate) fn open_temp() -> (tempfile::TempDir, Db) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A job that panics (mid-transaction) fails its caller, its writes are rolled back, and
+    /// the database thread goes on serving everyone else.
+    #[tokio::test]
+    async fn a_panicking_job_does_not_stop_the_database_thread() {
+        let (_dir, db) = open_temp();
+        let r: Result<(), StoreError> = db
+            .call(|c| {
+                c.execute_batch("BEGIN; CREATE TABLE scratch (x INTEGER);")?;
+                panic!("a bug in a job");
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::Failed)), "{r:?}");
+        let tables: i64 = db
+            .call(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'scratch'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .expect("the thread still answers");
+        assert_eq!(tables, 0, "the panicking job's transaction was rolled back");
+        db.close().await.expect("close");
+        assert!(matches!(db.call(|_| Ok(())).await, Err(StoreError::Closed)));
+    }
 
     #[tokio::test]
     async fn migrations_apply_once_and_record_the_version() {

@@ -6,6 +6,8 @@
 //! - `start`: submitting runs, validation, the branch, the mirror.
 //! - `lifecycle`: pause, resume, cancel, starting fresh, the log.
 //! - `recovery`: kill -9 and a deleted mirror.
+//! - `durability`: a clean stop leaves no WAL, corrupt or emptied databases are refused,
+//!   backups and `--restore`, a private data dir.
 //! - `chaos`: kill -9 of the daemon and its workers at random moments under several runs.
 //! - `supervision`: watchdogs, a worker re-attached across a daemon stop, last activity.
 //! - `execution`: whole runs with the fake claude: workers, merge queue, retries, conflicts.
@@ -25,6 +27,7 @@ mod api;
 mod chaos;
 mod conformance;
 mod daemon;
+mod durability;
 mod execution;
 mod fuzz;
 mod in_process;

@@ -66,7 +66,10 @@ fn planner_and_workers_share_the_board_by_its_rules() {
     // Done is not merged: b still waits (a worker on b would start from a branch without a).
     let none = w3.ok("claim_task", json!({}));
     assert_eq!(none["claimed"], false, "a is done, not merged: {none}");
-    assert!(none["reason"].as_str().unwrap_or("").contains("not merged"), "{none}");
+    assert!(
+        none["reason"].as_str().unwrap_or("").contains("not merged"),
+        "{none}"
+    );
     // A worker given b (as the engine gives it) sees a's result in its brief.
     let g = sb.open_session(&run, json!({"role": "worker", "task": "b"}));
     let wb = Mcp::new(g["mcp_url"].as_str().expect("url"), g["token"].as_str());
@@ -442,8 +445,14 @@ fn a_dispatched_worker_holds_its_own_task_alone_and_each_role_sees_its_tools() {
     assert_eq!(
         names,
         [
-            "complete_task", "escalate", "fail_task", "get_task", "list_tasks",
-            "read_messages", "report_progress", "send_message"
+            "complete_task",
+            "escalate",
+            "fail_task",
+            "get_task",
+            "list_tasks",
+            "read_messages",
+            "report_progress",
+            "send_message"
         ],
         "a dispatched worker's tools"
     );
@@ -451,19 +460,41 @@ fn a_dispatched_worker_holds_its_own_task_alone_and_each_role_sees_its_tools() {
     names.sort();
     assert_eq!(
         names,
-        ["escalate", "list_tasks", "read_messages", "send_message", "submit_plan"],
+        [
+            "escalate",
+            "list_tasks",
+            "read_messages",
+            "send_message",
+            "submit_plan"
+        ],
         "a planner's tools"
     );
-    assert!(sb.session(&run, "worker").tool_names().contains(&"claim_task".to_owned()));
+    assert!(
+        sb.session(&run, "worker")
+            .tool_names()
+            .contains(&"claim_task".to_owned())
+    );
 
     // Claiming while holding its task, and after completing it: refused, b and c untouched.
     let why = wa.refused("claim_task", json!({}));
-    assert!(why.contains("started for task a") && why.contains("do not claim"), "{why}");
+    assert!(
+        why.contains("started for task a") && why.contains("do not claim"),
+        "{why}"
+    );
     let done = wa.ok("complete_task", json!({"summary": "a is built"}));
-    assert!(done["next"].as_str().unwrap_or("").contains("stop now"), "{done}");
-    assert!(wa.refused("claim_task", json!({})).contains("started for task a"));
+    assert!(
+        done["next"].as_str().unwrap_or("").contains("stop now"),
+        "{done}"
+    );
+    assert!(
+        wa.refused("claim_task", json!({}))
+            .contains("started for task a")
+    );
     assert!(wa.refused("get_task", json!({})).contains("stop now"));
-    assert!(wa.refused("complete_task", json!({"summary": "again"})).contains("stop now"));
+    assert!(
+        wa.refused("complete_task", json!({"summary": "again"}))
+            .contains("stop now")
+    );
     let board = wa.ok("list_tasks", json!({}));
     for t in board["tasks"].as_array().expect("tasks") {
         let want = if t["id"] == "a" { "done" } else { "pending" };
