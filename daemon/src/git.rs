@@ -222,6 +222,32 @@ pub async fn diff(dir: &Path, base: &str, head: &str) -> Result<(String, String)
     Ok((stat, diff))
 }
 
+/// Paths under `path` that git tracks: in the index or in `HEAD`'s tree (at most `limit`).
+pub async fn tracked_under(top: &Path, path: &str, limit: usize) -> Result<Vec<String>, GitError> {
+    let mut all: Vec<String> = git(top, &["ls-files", "-z", "--", path])
+        .await?
+        .split('\0')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Ok(tree) = git(
+        top,
+        &["ls-tree", "-r", "-z", "--name-only", "HEAD", "--", path],
+    )
+    .await
+    {
+        all.extend(
+            tree.split('\0')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    all.sort();
+    all.dedup();
+    all.truncate(limit);
+    Ok(all)
+}
+
 /// `git status --porcelain` of a worktree (empty when clean).
 pub async fn porcelain(dir: &Path) -> Result<String, GitError> {
     git(dir, &["status", "--porcelain"]).await

@@ -4,6 +4,13 @@
 //! back. Every write is atomic (temp file in the same directory, then rename), so a reader sees
 //! the old file or the new one, never half of one. A deleted `.orchestrator/` is recreated on
 //! the next write.
+//!
+//! **Invariant:** nothing is ever written through a symlink. Every folder from
+//! `.orchestrator` down is checked with `symlink_metadata` (and created, never followed)
+//! before a file is written in it ([`safe_dir`]); appends open with `O_NOFOLLOW`; atomic
+//! writes create a fresh temp file and rename it, which replaces a link rather than follow it.
+//! A project whose `.orchestrator` is tracked by git or is a symlink is refused at `start`; a
+//! symlink that appears during a run makes the mirror write fail (logged), never the run.
 
 use std::path::{Path, PathBuf};
 
@@ -16,17 +23,126 @@ pub const EXCLUDE_PATTERN: &str = "/.orchestrator/";
 /// Folders later phases fill; created up front so the layout is discoverable.
 const SUBDIRS: [&str; 5] = ["tasks", "sessions", "messages", "codex-reviews", "logs"];
 
-/// Writes `bytes` to `path` atomically.
+/// Creates `dir` and checks it is safe to write in: from the last `.orchestrator` component
+/// of the path down, every component must be a real directory (missing ones are created),
+/// never a symlink. A path without an `.orchestrator` component is simply created.
+pub fn safe_dir(dir: &Path) -> std::io::Result<()> {
+    let parts: Vec<_> = dir.components().collect();
+    let Some(at) = parts.iter().rposition(|c| c.as_os_str() == DIR) else {
+        return std::fs::create_dir_all(dir);
+    };
+    let mut path: PathBuf = parts[..at].iter().collect();
+    for c in &parts[at..] {
+        path.push(c);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => return Err(unsafe_path(&path, "is a symlink")),
+            Ok(m) if !m.is_dir() => return Err(unsafe_path(&path, "is not a directory")),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match std::fs::create_dir(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        // Raced with another writer: check what is there now.
+                        let m = std::fs::symlink_metadata(&path)?;
+                        if m.file_type().is_symlink() || !m.is_dir() {
+                            return Err(unsafe_path(&path, "is not a plain directory"));
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn unsafe_path(path: &Path, what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!(
+            "{} {what}; the mirror never writes through links (remove it to let the mirror \
+             write there again)",
+            path.display()
+        ),
+    )
+}
+
+/// Where a session's stdout and stderr go: `.orchestrator/sessions/<session>/` in the
+/// project, or, when a link there makes the mirror refuse, `<data_dir>/sessions/<run>/<session>/`
+/// (a session never fails because of the mirror). A session that already has files keeps
+/// its place, so a restarted daemon reads on where the session writes.
+pub fn session_dir(project: &Path, data_dir: &Path, run: &str, session: &str) -> PathBuf {
+    let primary = project.join(DIR).join("sessions").join(session);
+    let fallback = data_dir.join("sessions").join(run).join(session);
+    let has_output = |d: &Path| std::fs::symlink_metadata(d.join("stdout.jsonl")).is_ok();
+    if has_output(&primary) {
+        primary
+    } else if has_output(&fallback) || safe_dir(&primary).is_err() {
+        fallback
+    } else {
+        primary
+    }
+}
+
+/// Opens `path` for appending (created if missing), never through a symlink; its folder is
+/// checked by [`safe_dir`].
+pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    open_nofollow(path, false)
+}
+
+/// Creates (or truncates) `path`, never through a symlink; its folder is checked by
+/// [`safe_dir`].
+pub fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
+    open_nofollow(path, true)
+}
+
+fn open_nofollow(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        safe_dir(dir)?;
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits());
+    if truncate {
+        o.write(true).truncate(true);
+    } else {
+        o.append(true);
+    }
+    o.open(path).map_err(|e| {
+        if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+            unsafe_path(path, "is a symlink")
+        } else {
+            e
+        }
+    })
+}
+
+/// Appends `text` to `path` (see [`open_append`]), off the runtime's workers.
+async fn append(path: PathBuf, text: String) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut f = open_append(&path)?;
+        f.write_all(text.as_bytes())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Writes `bytes` to `path` atomically, its folder checked by [`safe_dir`].
 pub async fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let path = path.to_path_buf();
     let bytes = bytes.to_vec();
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let dir = path.parent().unwrap_or(Path::new("."));
-        // Plain 0644 files, like anything else the user keeps in the project.
+        safe_dir(dir)?;
+        // Owner-only: the mirror holds prompts, the context and answers.
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .tempfile_in(dir)?;
         // No fsync: the mirror is derived, and SQLite (which does sync) can always rebuild it.
         tmp.write_all(&bytes)?;
@@ -41,13 +157,30 @@ pub async fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct Mirror {
     root: PathBuf,
+    /// A write was refused because of a link in the way (said once per run, not per write).
+    refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Whether `e` is the mirror refusing to write through a link (see [`safe_dir`]).
+pub fn is_refusal(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::PermissionDenied
+        && e.to_string().contains("never writes through links")
 }
 
 impl Mirror {
     pub fn new(project: &Path) -> Self {
         Self {
             root: project.join(DIR),
+            refused: Default::default(),
         }
+    }
+
+    /// True the first time it is asked after a refusal `e`: the caller says it once.
+    pub fn first_refusal(&self, e: &std::io::Error) -> bool {
+        is_refusal(e)
+            && !self
+                .refused
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn root(&self) -> &Path {
@@ -56,10 +189,15 @@ impl Mirror {
 
     /// Creates `.orchestrator/` and its folders if any is missing.
     pub async fn ensure_layout(&self) -> std::io::Result<()> {
-        for sub in SUBDIRS {
-            tokio::fs::create_dir_all(self.root.join(sub)).await?;
-        }
-        Ok(())
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            for sub in SUBDIRS {
+                safe_dir(&root.join(sub))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// Rewrites everything derived from the run: `state.json` and `context.md`.
@@ -78,24 +216,15 @@ impl Mirror {
 
     /// Appends one line per event to `logs/orchestrator.log`.
     pub async fn append_log(&self, events: &[EventRow]) -> std::io::Result<()> {
-        use tokio::io::AsyncWriteExt;
         if events.is_empty() {
             return Ok(());
         }
-        let logs = self.root.join("logs");
-        tokio::fs::create_dir_all(&logs).await?;
         let mut text = String::new();
         for e in events {
             text.push_str(&log_line(e));
             text.push('\n');
         }
-        let mut f = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(logs.join("orchestrator.log"))
-            .await?;
-        f.write_all(text.as_bytes()).await?;
-        f.flush().await
+        append(self.root.join("logs").join("orchestrator.log"), text).await
     }
 }
 
@@ -143,7 +272,6 @@ impl Mirror {
     /// Replaces `logs/orchestrator.log` with the whole event log (after the mirror was deleted).
     pub async fn rewrite_log(&self, events: &[EventRow]) -> std::io::Result<()> {
         let logs = self.root.join("logs");
-        tokio::fs::create_dir_all(&logs).await?;
         let mut text = String::new();
         for e in events {
             text.push_str(&log_line(e));
@@ -159,13 +287,17 @@ impl Mirror {
         let mut bytes = serde_json::to_vec_pretty(task).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         let dir = self.root.join("tasks");
-        tokio::fs::create_dir_all(&dir).await?;
         write_atomic(&dir.join(format!("{id}.json")), &bytes).await
     }
 
     /// Removes `tasks/<id>.json` (a task of a superseded plan).
     pub async fn remove_task(&self, id: &str) -> std::io::Result<()> {
-        match tokio::fs::remove_file(self.root.join("tasks").join(format!("{id}.json"))).await {
+        let dir = self.root.join("tasks");
+        let checked = dir.clone();
+        tokio::task::spawn_blocking(move || safe_dir(&checked))
+            .await
+            .map_err(std::io::Error::other)??;
+        match tokio::fs::remove_file(dir.join(format!("{id}.json"))).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -180,32 +312,20 @@ impl Mirror {
         let mut bytes = serde_json::to_vec_pretty(body).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         let path = self.root.join("codex-reviews").join(name);
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
         write_atomic(&path, &bytes).await
     }
 
     /// Appends one JSON line per message to `messages/messages.jsonl`.
     pub async fn append_messages(&self, lines: &[serde_json::Value]) -> std::io::Result<()> {
-        use tokio::io::AsyncWriteExt;
         if lines.is_empty() {
             return Ok(());
         }
-        let dir = self.root.join("messages");
-        tokio::fs::create_dir_all(&dir).await?;
         let mut text = String::new();
         for l in lines {
             text.push_str(&l.to_string());
             text.push('\n');
         }
-        let mut f = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("messages.jsonl"))
-            .await?;
-        f.write_all(text.as_bytes()).await?;
-        f.flush().await
+        append(self.root.join("messages").join("messages.jsonl"), text).await
     }
 
     /// Writes `plan-v<N>.md`, the plan as the planner submitted it.

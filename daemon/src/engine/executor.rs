@@ -619,10 +619,7 @@ async fn repair_worktrees(ctx: &Ctx) {
 
 /// Where a session's stdout and stderr go.
 fn session_dir(ctx: &Ctx, session: &str) -> PathBuf {
-    ctx.project
-        .join(crate::mirror::DIR)
-        .join("sessions")
-        .join(session)
+    crate::mirror::session_dir(&ctx.project, &ctx.cfg.data_dir, &ctx.run.id, session)
 }
 
 /// What the previous daemon left of this run's workers. A task in progress (or done but not

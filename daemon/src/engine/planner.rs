@@ -224,10 +224,7 @@ pub async fn plan(
             resume: false,
             env: env.clone(),
         };
-        let dir = project
-            .join(crate::mirror::DIR)
-            .join("sessions")
-            .join(&grant.session);
+        let dir = crate::mirror::session_dir(&project, &cfg.data_dir, &run.id, &grant.session);
         let watch = session::Watch {
             cancel: &cancel,
             detach: None,

@@ -86,10 +86,19 @@ pub async fn run(
     dir: &Path,
     watch: Watch<'_>,
 ) -> std::io::Result<Ended> {
-    tokio::fs::create_dir_all(dir).await?;
     let (out_path, err_path) = files(dir);
-    let out = std::fs::File::create(&out_path)?;
-    let err = std::fs::File::create(&err_path)?;
+    // Never through a symlink a repository may have committed under `.orchestrator/`.
+    let (out, err) = {
+        let (o, e) = (out_path.clone(), err_path.clone());
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, std::io::Error>((
+                crate::mirror::create_file(&o)?,
+                crate::mirror::create_file(&e)?,
+            ))
+        })
+        .await
+        .map_err(std::io::Error::other)??
+    };
     cmd.stdout(out).stderr(err);
     let child = cmd.spawn()?;
     let pid = child.id().map(|p| p as i32);

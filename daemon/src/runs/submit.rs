@@ -109,6 +109,58 @@ pub async fn project_root(path: &str) -> Result<PathBuf, RunError> {
     })
 }
 
+/// The largest `--context-file`: it goes into every planner's and reviewer's prompt.
+pub const CONTEXT_MAX: usize = 2 << 20;
+
+/// The mirror goes to `<project>/.orchestrator/`: refused when that is a symlink, not a
+/// folder, or tracked by git (a repository that commits it could point the daemon's writes
+/// anywhere, and the mirror would rewrite tracked files).
+pub async fn check_mirror_place(project: &Path) -> Result<(), RunError> {
+    let path = project.join(crate::mirror::DIR);
+    match tokio::fs::symlink_metadata(&path).await {
+        Ok(m) if m.file_type().is_symlink() => {
+            let to = tokio::fs::read_link(&path)
+                .await
+                .map(|t| format!(" (to {})", t.display()))
+                .unwrap_or_default();
+            return Err(invalid_project(
+                format!(
+                    "{} is a symlink{to}; orchestrator keeps each run's mirror there and never \
+                     writes through a link",
+                    path.display()
+                ),
+                &format!("remove the link (`rm {}`) and start again", path.display()),
+            ));
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(invalid_project(
+                format!("{} is a file, not a folder", path.display()),
+                &format!(
+                    "move it away (orchestrator keeps each run's mirror in {})",
+                    path.display()
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let tracked = git::tracked_under(project, crate::mirror::DIR, 3).await?;
+    if !tracked.is_empty() {
+        return Err(invalid_project(
+            format!(
+                "the repository tracks files under {}/ ({}); orchestrator keeps each run's \
+                 mirror there",
+                crate::mirror::DIR,
+                tracked.join(", ")
+            ),
+            &format!(
+                "untrack them with `git rm -r --cached {}` and commit, then start again",
+                crate::mirror::DIR
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a submit without changing anything.
 pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Validated, RunError> {
     let feature = req.feature.trim().to_owned();
@@ -118,6 +170,7 @@ pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Valid
     }
     check_options(&req.options)?;
     let project = project_root(&req.project).await?;
+    check_mirror_place(&project).await?;
     let base_commit = git::head_commit(&project).await?.ok_or_else(|| {
         invalid_project(
             format!("the repository at {} has no commits yet", project.display()),
@@ -137,6 +190,14 @@ pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Valid
                 RunError::invalid(format!("cannot read the context file {path}: {e}"))
                     .hint("check the path given with --context-file")
             })?;
+            if text.len() > CONTEXT_MAX {
+                return Err(RunError::invalid(format!(
+                    "the context file {path} is {} KiB; the most a run takes is {} KiB",
+                    text.len() / 1024,
+                    CONTEXT_MAX / 1024
+                ))
+                .hint("give the parts that matter for this feature (claude refuses prompts of about 3 MB)"));
+            }
             let text = String::from_utf8(text).map_err(|_| {
                 RunError::invalid(format!("the context file {path} is not UTF-8 text"))
                     .hint("give a Markdown or plain-text file")

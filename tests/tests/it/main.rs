@@ -3,6 +3,7 @@
 //! - `daemon`: autostart, health, curl, socket permissions, single instance, signals.
 //! - `api`: typed errors for bad requests; the daemon survives them.
 //! - `fuzz`: seeded bad input on the socket API and the MCP endpoint changes nothing.
+//! - `hostile`: repositories that commit `.orchestrator` as a link or track files in it.
 //! - `start`: submitting runs, validation, the branch, the mirror.
 //! - `lifecycle`: pause, resume, cancel, starting fresh, the log.
 //! - `recovery`: kill -9 and a deleted mirror.
@@ -30,6 +31,7 @@ mod daemon;
 mod durability;
 mod execution;
 mod fuzz;
+mod hostile;
 mod in_process;
 mod lifecycle;
 mod mcp;

@@ -216,7 +216,6 @@ pub async fn review(
 }
 
 async fn write_inputs(dir: &Path, prompt: &str) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
     crate::mirror::write_atomic(&dir.join("prompt.md"), prompt.as_bytes()).await?;
     crate::mirror::write_atomic(&dir.join("schema.json"), verdict::SCHEMA.as_bytes()).await
 }

@@ -1054,6 +1054,30 @@ impl RunActor {
         }
         if let Err(e) = self.mirror.append_log(&events).await {
             tracing::warn!(run = %self.run.id, cause = %e, "cannot append to the mirror's log");
+            self.mirror_refused(&e).await;
+        }
+    }
+
+    /// A link in the mirror's way: said once in the run's log (the run goes on; SQLite holds
+    /// everything, and the mirror is written again once the link is gone).
+    async fn mirror_refused(&self, e: &std::io::Error) {
+        if !self.mirror.first_refusal(e) {
+            return;
+        }
+        let (id, at) = (self.run.id.clone(), time_text::now());
+        let event = NewEvent {
+            level: orchestrator_proto::Level::Warn,
+            ..NewEvent::info(
+                "mirror_refused",
+                format!("The mirror stopped writing into the project: {e}; the run goes on"),
+            )
+        };
+        if let Ok(row) = self
+            .db
+            .call(move |c| events::append(c, &id, at, event))
+            .await
+        {
+            let _ = self.events.send(row);
         }
     }
 
@@ -1092,6 +1116,7 @@ impl RunActor {
         if let Err(e) = result {
             tracing::warn!(run = %self.run.id, dir = %self.mirror.root().display(), cause = %e,
                 "cannot write the mirror; SQLite still holds the run");
+            self.mirror_refused(&e).await;
         }
     }
 }
