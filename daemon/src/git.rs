@@ -13,6 +13,15 @@ use tokio::process::Command;
 pub enum GitError {
     #[error("cannot run git: {0}; install git and make sure it is on the daemon's PATH")]
     Spawn(#[source] std::io::Error),
+    #[error(
+        "`git {args}` in {dir} ran for more than {secs} s and was stopped; check for a hook \
+         waiting on input or a lock held by another git"
+    )]
+    TimedOut {
+        dir: PathBuf,
+        args: String,
+        secs: u64,
+    },
     #[error("`git {args}` in {dir} failed: {stderr}")]
     Failed {
         dir: PathBuf,
@@ -23,10 +32,12 @@ pub enum GitError {
 
 /// Runs git in `dir` and returns its trimmed stdout.
 ///
-/// **Invariant:** a git command is never cut short by the daemon. Its output goes to unlinked
-/// temporary files rather than pipes, and it is not killed when its future is dropped, so a
-/// daemon that stops or crashes mid-command leaves the command to finish on its own (a pipe
-/// would kill it with SIGPIPE and could leave, say, a half-created worktree).
+/// **Invariant:** a git command is never cut short by the daemon stopping. Its output goes to
+/// unlinked temporary files rather than pipes, and it is not killed when its future is
+/// dropped, so a daemon that stops or crashes mid-command leaves the command to finish on its
+/// own (a pipe would kill it with SIGPIPE and could leave, say, a half-created worktree). Only
+/// a command hung past [`GIT_TIMEOUT`] is stopped, with its process group (hooks included);
+/// at most [`GIT_OUTPUT_MAX`] of its output and the last 64 KiB of its errors are read.
 async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     let (out, err) = match (tempfile::tempfile(), tempfile::tempfile()) {
         (Ok(o), Ok(e)) => (o, e),
@@ -36,7 +47,7 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         (Ok(o), Ok(e)) => (o, e),
         (Err(e), _) | (_, Err(e)) => return Err(GitError::Spawn(e)),
     };
-    let status = Command::new("git")
+    let mut child = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
@@ -48,27 +59,65 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
+        // Its own group: a timeout stops its hooks with it; a terminal's ^C does not reach it.
+        .process_group(0)
         .kill_on_drop(false)
-        .status()
-        .await
+        .spawn()
         .map_err(GitError::Spawn)?;
-    let read = |f: &mut std::fs::File| -> String {
+    let status = match tokio::time::timeout(GIT_TIMEOUT, child.wait()).await {
+        Ok(s) => s.map_err(GitError::Spawn)?,
+        Err(_) => {
+            // Hung (a hook waiting on input, a lock held elsewhere): stopped with its group.
+            if let Some(pid) = child.id() {
+                let group = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+                if tokio::time::timeout(crate::child::GRACE, child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                    let _ = child.wait().await;
+                }
+            }
+            return Err(GitError::TimedOut {
+                dir: dir.to_path_buf(),
+                args: args.join(" "),
+                secs: GIT_TIMEOUT.as_secs(),
+            });
+        }
+    };
+    // Bounded reads: what git prints is data (ids, a diff) or an error, never unbounded.
+    let read = |f: &mut std::fs::File, max: u64, tail: bool| -> String {
         use std::io::{Read, Seek};
+        let len = f.seek(std::io::SeekFrom::End(0)).unwrap_or(0);
+        let from = if tail { len.saturating_sub(max) } else { 0 };
         let mut s = Vec::new();
-        let _ = f.seek(std::io::SeekFrom::Start(0));
-        let _ = f.read_to_end(&mut s);
+        let _ = f.seek(std::io::SeekFrom::Start(from));
+        let _ = f.take(max).read_to_end(&mut s);
         String::from_utf8_lossy(&s).into_owned()
     };
     if status.success() {
-        Ok(read(&mut out_r).trim_end().to_owned())
+        Ok(read(&mut out_r, GIT_OUTPUT_MAX, false)
+            .trim_end()
+            .to_owned())
     } else {
         Err(GitError::Failed {
             dir: dir.to_path_buf(),
             args: args.join(" "),
-            stderr: read(&mut err_r).trim().to_owned(),
+            stderr: read(&mut err_r, crate::child::TAIL as u64, true)
+                .trim()
+                .to_owned(),
         })
     }
 }
+
+/// How long one git command may run before it is stopped (generous: a large merge or a
+/// repository's own hooks can take minutes; a hung one must not hold a run forever).
+pub const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The most of a git command's output the daemon reads (a diff for a review prompt is cut
+/// there; ids and lists are far smaller).
+pub const GIT_OUTPUT_MAX: u64 = 64 << 20;
 
 /// The top level of the work tree containing `dir`, or `None` when `dir` is not inside one
 /// (including bare repositories and `.git` directories).

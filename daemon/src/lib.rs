@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod api;
 pub mod board;
+pub mod child;
 pub mod config;
 pub mod engine;
 pub mod git;

@@ -21,7 +21,14 @@ pub const DIR: &str = ".orchestrator";
 /// The line added to `.git/info/exclude`.
 pub const EXCLUDE_PATTERN: &str = "/.orchestrator/";
 /// Folders later phases fill; created up front so the layout is discoverable.
-const SUBDIRS: [&str; 5] = ["tasks", "sessions", "messages", "codex-reviews", "logs"];
+const SUBDIRS: [&str; 6] = [
+    "tasks",
+    "sessions",
+    "messages",
+    "codex-reviews",
+    "logs",
+    "gates",
+];
 
 /// Creates `dir` and checks it is safe to write in: from the last `.orchestrator` component
 /// of the path down, every component must be a real directory (missing ones are created),
@@ -82,6 +89,17 @@ pub fn session_dir(project: &Path, data_dir: &Path, run: &str, session: &str) ->
         fallback
     } else {
         primary
+    }
+}
+
+/// Where a gate's output goes: `.orchestrator/gates/<name>`, or
+/// `<data_dir>/gates/<run>/<name>` when a link there makes the mirror refuse.
+pub fn gate_log(project: &Path, data_dir: &Path, run: &str, name: &str) -> PathBuf {
+    let primary = project.join(DIR).join("gates");
+    if safe_dir(&primary).is_ok() {
+        primary.join(name)
+    } else {
+        data_dir.join("gates").join(run).join(name)
     }
 }
 

@@ -11,6 +11,10 @@ pub mod defaults {
     pub const USAGE_THRESHOLD: f64 = 0.80;
     /// `--concurrency` accepts 1..=MAX_CONCURRENCY.
     pub const MAX_CONCURRENCY: u32 = 64;
+    /// How long a `--gate` may run on one merge before it is stopped (30 minutes).
+    pub const GATE_TIMEOUT_SECS: u64 = 30 * 60;
+    /// The longest `--gate-timeout` (a day).
+    pub const MAX_GATE_TIMEOUT_SECS: u64 = 24 * 3600;
 }
 
 /// Where a run stands. `queued`, `running`, `paused` and `escalated` are *active*: a project has
@@ -147,6 +151,10 @@ pub struct RunOptions {
     /// task back with the command's output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<String>,
+    /// Seconds the gate may run on one merge; then its process group is stopped and the
+    /// merge counts as red.
+    #[serde(default = "default_gate_timeout")]
+    pub gate_timeout_secs: u64,
     /// Resume by itself when the usage window resets (off: wait for `orchestrate resume`).
     #[serde(default = "default_true")]
     pub auto_resume: bool,
@@ -157,6 +165,10 @@ pub struct RunOptions {
 
 fn default_true() -> bool {
     true
+}
+
+fn default_gate_timeout() -> u64 {
+    defaults::GATE_TIMEOUT_SECS
 }
 
 fn default_concurrency() -> u32 {
@@ -179,6 +191,7 @@ impl Default for RunOptions {
             dry_run: false,
             verbose: false,
             gate: None,
+            gate_timeout_secs: defaults::GATE_TIMEOUT_SECS,
             auto_resume: true,
             max_budget_usd: None,
         }

@@ -48,6 +48,10 @@ pub struct StartArgs {
     /// (e.g. "cargo test"); a failure sends the task back with the output
     #[arg(long, value_name = "CMD")]
     gate: Option<String>,
+    /// How long the gate may run on one merge before it is stopped and counts as failed
+    /// (e.g. 90s, 30m, 2h)
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    gate_timeout: std::time::Duration,
     /// Stay and print the run's log as it happens
     #[arg(long, short = 'f')]
     follow: bool,
@@ -86,6 +90,7 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
             dry_run: a.dry_run,
             verbose: a.verbose,
             gate: a.gate,
+            gate_timeout_secs: a.gate_timeout.as_secs(),
             auto_resume: !a.no_auto_resume,
             max_budget_usd: a.max_budget_usd,
         },

@@ -81,12 +81,37 @@ pub struct Events {
     pub completed: bool,
 }
 
-/// Reads a whole `--json` stream.
+/// Reads a whole `--json` stream, a line at a time (a codex printing without end costs the
+/// daemon one line, and lines over `MAX_LINE` are skipped).
 pub fn read_events(path: &Path) -> Events {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    use std::io::BufRead;
     let mut ev = Events::default();
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
+    let Ok(file) = std::fs::File::open(path) else {
+        return ev;
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let limit = crate::engine::session::MAX_LINE as u64 + 1;
+        match std::io::Read::take(&mut reader, limit).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(n) if n as u64 == limit && line.last() != Some(&b'\n') => {
+                // Too long to be an event we use: skip to the end of the line.
+                let mut rest = Vec::new();
+                loop {
+                    rest.clear();
+                    match std::io::Read::take(&mut reader, 1 << 20).read_until(b'\n', &mut rest) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) if rest.last() == Some(&b'\n') => break,
+                        Ok(_) => {}
+                    }
+                }
+                continue;
+            }
+            Ok(_) => {}
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(&line) else {
             continue;
         };
         match v["type"].as_str().unwrap_or("") {

@@ -75,6 +75,8 @@ struct Ctx {
     integration: PathBuf,
     agent: ClaudeCode,
     env: orchestrator_proto::SessionEnv,
+    /// The run's pause/cancel token (the gate stops with it).
+    cancel: CancellationToken,
 }
 
 async fn update(
@@ -228,6 +230,7 @@ pub async fn execute(
         integration,
         env,
         run,
+        cancel: cancel.clone(),
     };
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: HashMap<String, Vec<String>> = HashMap::new();
@@ -250,9 +253,10 @@ pub async fn execute(
         let all = tasks(&ctx.db, &ctx.run.id).await;
         // Completed by a worker nobody follows (one a crash left without a recorded process
         // finished after the restart): merged from where it worked.
+        let stopped = cancel.is_cancelled() || stopping.is_cancelled();
         let orphans: Vec<&TaskRow> = all
             .iter()
-            .filter(|t| t.status == "done" && !busy.contains_key(&t.id))
+            .filter(|t| !stopped && t.status == "done" && !busy.contains_key(&t.id))
             .collect();
         if !orphans.is_empty() {
             for t in orphans {
@@ -300,7 +304,7 @@ pub async fn execute(
         ready.sort_by_key(|t| std::cmp::Reverse(cp.get(&t.id).copied().unwrap_or(0)));
         // No new worker while the account is over its limit (the actor pauses the run).
         let held = drain.is_cancelled()
-            || stopping.is_cancelled()
+            || stopped
             || crate::usage::hold_since(
                 &ctx.cfg.usage.snapshot(),
                 ctx.run.options.usage_threshold,
@@ -1034,9 +1038,28 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
     };
     match git::merge(&ctx.integration, &f.branch, &message).await {
         Ok(Merge::Merged) => {
-            if let Some(gate) = &ctx.run.options.gate
-                && let Err(output) = run_gate(ctx, gate).await
-            {
+            let verdict = match &ctx.run.options.gate {
+                Some(gate) => run_gate(ctx, gate, t).await,
+                None => Gate::Passed,
+            };
+            if let Gate::Stopped = verdict {
+                // The branch never moves on a gate that did not finish: the task stays done
+                // and is merged (gate included) again when the run goes on.
+                let _ = git::reset_hard(&ctx.integration, &pre).await;
+                note(
+                    &ctx.handle,
+                    Level::Info,
+                    "gate_stopped",
+                    format!(
+                        "Task {}: the gate was stopped before it finished; {} did not advance, \
+                         and the merge is redone when the run goes on",
+                        t.id, ctx.run.branch
+                    ),
+                )
+                .await;
+                return;
+            }
+            if let (Some(gate), Gate::Failed(output)) = (&ctx.run.options.gate, verdict) {
                 let _ = git::reset_hard(&ctx.integration, &pre).await;
                 let first = output
                     .lines()
@@ -1106,50 +1129,72 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
     }
 }
 
-/// Runs the gate in the integration worktree with the run's environment; `Err` carries the
-/// tail of its output.
-async fn run_gate(ctx: &Ctx, gate: &str) -> Result<(), String> {
+/// How a gate ended on one merge.
+enum Gate {
+    Passed,
+    /// Red (or timed out, or could not run): the end of its output, for the task's next try.
+    Failed(String),
+    /// The run was paused or cancelled, or the daemon is stopping: the merge is undone and
+    /// redone when the run goes on.
+    Stopped,
+}
+
+/// Runs the gate in the integration worktree with the run's environment, as a bounded child
+/// (`crate::child`): output to `.orchestrator/gates/<task>.<attempt>.log`, the last 64 KiB
+/// kept, its process group stopped on timeout, pause, cancel and daemon stop.
+async fn run_gate(ctx: &Ctx, gate: &str, t: &TaskRow) -> Gate {
     let mut c = tokio::process::Command::new("sh");
     c.arg("-c")
         .arg(gate)
         .current_dir(&ctx.integration)
-        .env_clear()
-        .stdin(std::process::Stdio::null());
+        .env_clear();
     for (k, v) in &ctx.env.0 {
         c.env(k, v);
     }
-    c.kill_on_drop(true);
-    let out = match tokio::time::timeout(std::time::Duration::from_secs(30 * 60), c.output()).await
-    {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => return Err(format!("cannot run it: {e}")),
-        Err(_) => return Err("it ran for more than 30 minutes and was stopped".into()),
+    let log = crate::mirror::gate_log(
+        &ctx.project,
+        &ctx.cfg.data_dir,
+        &ctx.run.id,
+        &format!("{}.{}.log", t.id, t.attempts),
+    );
+    let timeout = std::time::Duration::from_secs(ctx.run.options.gate_timeout_secs);
+    let ran = match crate::child::run(c, &log, timeout, &ctx.cancel, &ctx.cfg.stopping).await {
+        Ok(r) => r,
+        Err(e) => return Gate::Failed(format!("cannot run it: {e}")),
     };
-    if out.status.success() {
-        note(
-            &ctx.handle,
-            Level::Info,
-            "gate_passed",
-            format!("Gate `{gate}` passed"),
-        )
-        .await;
-        return Ok(());
-    }
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let tail: String = text
-        .chars()
-        .rev()
-        .take(2000)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    Err(format!(
-        "(exit {}) {}",
-        out.status.code().map_or("signal".into(), |c| c.to_string()),
-        tail.trim()
+    let code = match ran.exit {
+        crate::child::Exit::Exited(Some(0)) => {
+            note(
+                &ctx.handle,
+                Level::Info,
+                "gate_passed",
+                format!("Gate `{gate}` passed on task {}'s merge", t.id),
+            )
+            .await;
+            return Gate::Passed;
+        }
+        crate::child::Exit::Stopped => return Gate::Stopped,
+        crate::child::Exit::TimedOut(d) => format!(
+            "it ran for more than {} and was stopped (--gate-timeout)",
+            humane(d)
+        ),
+        crate::child::Exit::Exited(c) => {
+            format!("exit {}", c.map_or("by a signal".into(), |c| c.to_string()))
+        }
+    };
+    Gate::Failed(format!(
+        "({code}; the whole output is in {})\n{}",
+        ran.log.display(),
+        ran.tail.trim()
     ))
+}
+
+fn humane(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// Back on the board while attempts remain; failed (and escalated by the run) after that.

@@ -31,6 +31,13 @@ pub fn check_options(o: &RunOptions) -> Result<(), RunError> {
             "give the command that must pass, e.g. --gate \"cargo test\", or leave the option out",
         ));
     }
+    if !(1..=defaults::MAX_GATE_TIMEOUT_SECS).contains(&o.gate_timeout_secs) {
+        return Err(RunError::invalid(format!(
+            "--gate-timeout {}s is out of range",
+            o.gate_timeout_secs
+        ))
+        .hint("give how long the gate may run on one merge, from 1s to 24h (default 30m)"));
+    }
     if !(1..=defaults::MAX_CONCURRENCY).contains(&o.concurrency) {
         return Err(
             RunError::invalid(format!("--concurrency {} is out of range", o.concurrency)).hint(

@@ -2,6 +2,7 @@
 //!
 //! - `daemon`: autostart, health, curl, socket permissions, single instance, signals.
 //! - `api`: typed errors for bad requests; the daemon survives them.
+//! - `bounded`: a gate printing without end: memory, disk, timeout, cancel.
 //! - `fuzz`: seeded bad input on the socket API and the MCP endpoint changes nothing.
 //! - `hostile`: repositories that commit `.orchestrator` as a link or track files in it.
 //! - `start`: submitting runs, validation, the branch, the mirror.
@@ -25,6 +26,7 @@
 //! - `snapshots`: what the CLI prints, pinned with insta.
 
 mod api;
+mod bounded;
 mod chaos;
 mod conformance;
 mod daemon;

@@ -215,6 +215,15 @@ pub async fn review(
     }
 }
 
+/// At most `max` bytes of a file, as text (`None` when it cannot be read).
+async fn read_bounded(path: &Path, max: u64) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let f = tokio::fs::File::open(path).await.ok()?;
+    let mut buf = Vec::new();
+    f.take(max).read_to_end(&mut buf).await.ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
 async fn write_inputs(dir: &Path, prompt: &str) -> std::io::Result<()> {
     crate::mirror::write_atomic(&dir.join("prompt.md"), prompt.as_bytes()).await?;
     crate::mirror::write_atomic(&dir.join("schema.json"), verdict::SCHEMA.as_bytes()).await
@@ -300,8 +309,8 @@ async fn attempt_once(
                 .unwrap_or_default()
         ));
     }
-    let text = match tokio::fs::read_to_string(&last_message).await {
-        Ok(t) if !t.trim().is_empty() => t,
+    let text = match read_bounded(&last_message, 4 << 20).await {
+        Some(t) if !t.trim().is_empty() => t,
         _ => events.last_message.clone().unwrap_or_default(),
     };
     if text.trim().is_empty() {
