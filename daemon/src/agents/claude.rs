@@ -1,9 +1,10 @@
 //! Claude Code sessions: the command line the reference doc verified for headless workers.
 //!
-//! `claude -p <prompt> --output-format stream-json --verbose --mcp-config <json>
+//! `claude -p --output-format stream-json --verbose --mcp-config <json>
 //! --strict-mcp-config --session-id <uuid>` plus the permission mode, with the MCP server
 //! marked `alwaysLoad` (so its tools are offered directly, not behind ToolSearch) and its
 //! `Authorization` header taken from `${ORCHESTRATOR_MCP_TOKEN}` in the child's environment.
+//! The prompt reaches claude on stdin, from a 0600 file (`session::run`).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -60,8 +61,8 @@ impl ClaudeCode {
     /// The command for one session; the caller sets stdout/stderr and spawns it.
     pub fn command(&self, spec: &SessionSpec) -> tokio::process::Command {
         let mut c = tokio::process::Command::new(&self.bin);
+        // The prompt goes on stdin (the caller gives it; see `session::run`), never in argv.
         c.arg("-p")
-            .arg(&spec.prompt)
             .args(["--output-format", "stream-json", "--verbose"])
             .arg("--mcp-config")
             .arg(Self::mcp_config(&spec.mcp_url))
@@ -137,6 +138,10 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         assert!(!args.iter().any(|a| a.contains("orch_secret")), "{args:?}");
+        assert!(
+            !args.iter().any(|a| a.contains("Plan it")),
+            "the prompt goes on stdin, not in argv: {args:?}"
+        );
         assert!(
             args.iter().any(|a| a.contains("${ORCHESTRATOR_MCP_TOKEN}")),
             "{args:?}"

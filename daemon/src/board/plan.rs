@@ -95,6 +95,34 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// Why git could not hold a branch named after `id` (`<branch>--<id>.<attempt>`), if it
+/// cannot: git's ref-name rules for the characters `valid_id` allows.
+fn git_unfit(id: &str) -> Option<&'static str> {
+    if id.starts_with('.') {
+        Some("an id must not start with '.'")
+    } else if id.ends_with('.') {
+        Some("an id must not end with '.'")
+    } else if id.contains("..") {
+        Some("an id must not contain '..'")
+    } else if id.ends_with(".lock") {
+        Some("an id must not end with '.lock'")
+    } else {
+        None
+    }
+}
+
+/// A close id git can hold.
+fn suggest(id: &str) -> String {
+    let mut s = id.replace("..", "-").trim_matches('.').to_owned();
+    while s.contains("..") {
+        s = s.replace("..", "-");
+    }
+    if let Some(stem) = s.strip_suffix(".lock") {
+        s = format!("{stem}-lock");
+    }
+    if s.is_empty() { "task-1".into() } else { s }
+}
+
 /// Checks a plan against the rules and the ids already used by the run.
 pub fn validate(plan: &PlanInput, existing: &HashSet<String>) -> Result<(), PlanProblems> {
     let mut p = Vec::new();
@@ -118,6 +146,11 @@ pub fn validate(plan: &PlanInput, existing: &HashSet<String>) -> Result<(), Plan
         if !valid_id(&t.id) {
             p.push(format!(
                 "{name}: id must be 1-{MAX_ID} characters of letters, digits, '-', '_' or '.'"
+            ));
+        } else if let Some(why) = git_unfit(&t.id) {
+            p.push(format!(
+                "{name}: {why} (the id names the task's git branch); use e.g. {:?}",
+                suggest(&t.id)
             ));
         } else if !seen.insert(t.id.as_str()) {
             p.push(format!(
@@ -250,6 +283,63 @@ mod tests {
             .err()
             .map(|e| e.0)
             .unwrap_or_default()
+    }
+
+    /// Every id the plan accepts names a branch git can hold (the ids `v1.` and `a..b` used to
+    /// pass, then fail every dispatch); refused ones are listed with a usable suggestion.
+    #[test]
+    fn every_accepted_id_is_a_branch_git_can_hold() {
+        let alphabet = ['a', '.', '-', '_', '1'];
+        let mut ids: Vec<String> = vec!["v1.".into(), "a..b".into(), ".x".into(), "x.lock".into()];
+        for len in 1..=3 {
+            let mut idx = vec![0usize; len];
+            loop {
+                ids.push(idx.iter().map(|i| alphabet[*i]).collect());
+                let mut k = 0;
+                while k < len {
+                    idx[k] += 1;
+                    if idx[k] < alphabet.len() {
+                        break;
+                    }
+                    idx[k] = 0;
+                    k += 1;
+                }
+                if k == len {
+                    break;
+                }
+            }
+        }
+        let git_ok = |id: &str| {
+            std::process::Command::new("git")
+                .args(["check-ref-format", "--branch"])
+                .arg(format!("orchestrate/feature--{id}.1"))
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let mut refused = 0;
+        for id in &ids {
+            let problems = problems(&plan(vec![task(id, &[])]));
+            if problems.is_empty() {
+                assert!(
+                    git_ok(id),
+                    "{id:?} was accepted but git cannot hold its branch"
+                );
+            } else {
+                refused += 1;
+                let s = suggest(id);
+                assert!(
+                    valid_id(&s) && git_unfit(&s).is_none() && git_ok(&s),
+                    "{id:?} → {s:?}"
+                );
+            }
+        }
+        assert!(refused >= 4, "the known bad ids are refused");
+        let p = problems(&plan(vec![task("v1.", &[]), task("a..b", &[])]));
+        assert_eq!(p.len(), 2, "both listed at once: {p:?}");
+        assert!(
+            p[0].contains("must not end with '.'") && p[0].contains("\"v1\""),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub const TASK_ATTEMPTS: u32 = 3;
 /// which do not spend attempts; the waits double from 2 s up to a minute.
 pub const TRANSIENT_RETRIES: u32 = 5;
 
+/// Retries of a task whose worker could not be started (its worktree or session), after 1,
+/// 2 and 4 s; then the task fails.
+pub const DISPATCH_RETRIES: u32 = 3;
+
 const RESUMES: &str = "when the run resumes";
 
 /// How execution ended, for the actor.
@@ -249,6 +253,8 @@ pub async fn execute(
     // Tasks waiting out a transient API failure: how often, and not before when.
     let mut transient: HashMap<String, u32> = HashMap::new();
     let mut not_before: HashMap<String, tokio::time::Instant> = HashMap::new();
+    // Tasks whose worker could not be started (a worktree git refused): how often.
+    let mut undispatched: HashMap<String, u32> = HashMap::new();
     loop {
         let all = tasks(&ctx.db, &ctx.run.id).await;
         // Completed by a worker nobody follows (one a crash left without a recorded process
@@ -264,8 +270,12 @@ pub async fn execute(
             }
             continue;
         }
-        if let Some(t) = all.iter().find(|t| t.status == "failed") {
-            running.shutdown().await;
+        // A task out of attempts fails the run, but only once the other workers have
+        // finished and their work is merged: one task's failure never stops another's worker.
+        let failed = all.iter().find(|t| t.status == "failed");
+        if let Some(t) = failed
+            && running.is_empty()
+        {
             return Executed::Failed(format!(
                 "task {} failed: {}",
                 t.id,
@@ -294,7 +304,6 @@ pub async fn execute(
         let cp = critical_path(&all);
         let now = tokio::time::Instant::now();
         not_before.retain(|_, at| *at > now);
-        let wake = not_before.values().min().copied();
         let mut ready: Vec<&TaskRow> = all
             .iter()
             .filter(|t| t.status == "pending" && !busy.contains_key(&t.id))
@@ -305,6 +314,7 @@ pub async fn execute(
         // No new worker while the account is over its limit (the actor pauses the run).
         let held = drain.is_cancelled()
             || stopped
+            || failed.is_some()
             || crate::usage::hold_since(
                 &ctx.cfg.usage.snapshot(),
                 ctx.run.options.usage_threshold,
@@ -326,11 +336,41 @@ pub async fn execute(
                     running.spawn(fut);
                 }
                 Err(reason) => {
-                    running.shutdown().await;
-                    return Executed::Failed(reason);
+                    // This task alone waits and tries again (a git lock held elsewhere passes);
+                    // after DISPATCH_RETRIES it fails. Other workers are never touched.
+                    let n = undispatched.entry(t.id.clone()).or_insert(0);
+                    *n += 1;
+                    if *n > DISPATCH_RETRIES {
+                        update(
+                            &ctx,
+                            &t.id,
+                            "failed",
+                            Some(reason.clone()),
+                            Level::Error,
+                            "dispatch_failed",
+                            format!("Task {} cannot start: {reason}", t.id),
+                        )
+                        .await;
+                    } else {
+                        let wait = std::time::Duration::from_secs(1u64 << (*n - 1));
+                        not_before.insert(t.id.clone(), tokio::time::Instant::now() + wait);
+                        note(
+                            &ctx.handle,
+                            Level::Warn,
+                            "dispatch_retry",
+                            format!(
+                                "Task {} cannot start ({reason}); trying again in {}s ({n} of {DISPATCH_RETRIES})",
+                                t.id,
+                                wait.as_secs()
+                            ),
+                        )
+                        .await;
+                    }
                 }
             }
         }
+        // After dispatching: a task that could not start just now waits its turn too.
+        let wake = not_before.values().min().copied();
         if running.is_empty() && held {
             return Executed::Stopped;
         }
@@ -548,6 +588,7 @@ async fn launch(
         env: ctx.env.clone(),
     };
     let cmd = ctx.agent.command(&spec);
+    let prompt = spec.prompt;
     let dir = session_dir(ctx, &grant.session);
     let cancel = cancel.clone();
     let task = t.id.clone();
@@ -564,7 +605,13 @@ async fn launch(
         Some(serde_json::to_string(&place).unwrap_or_default()),
     );
     Ok(async move {
-        let ended = session::run(cmd, &dir, worker_watch(&cfg, &cancel, record)).await;
+        let ended = session::run(
+            cmd,
+            &dir,
+            Some(&prompt),
+            worker_watch(&cfg, &cancel, record),
+        )
+        .await;
         Finished {
             task,
             session_uuid,

@@ -235,7 +235,7 @@ pub async fn plan(
             usage: Some(&cfg.usage),
             record: Some(cfg.record(&db, &grant.session, None)),
         };
-        let ended = session::run(agent.command(&spec), &dir, watch).await;
+        let ended = session::run(agent.command(&spec), &dir, Some(&spec.prompt), watch).await;
         end(&handle, &grant.session, ended.as_ref().ok()).await;
         let _ = crate::git::worktree_remove(&project, &worktree, true).await;
         let ended = match ended {

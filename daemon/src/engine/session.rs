@@ -80,12 +80,27 @@ pub struct Record {
 }
 
 /// Runs `cmd` to the end (or until cancelled, detached or stopped by a watchdog), following
-/// its stdout file.
+/// its stdout file. A `prompt` is written to `prompt.md` in `dir` (0600) and given to the
+/// child as its stdin: never in argv, where `ps` shows it to every local user and the kernel
+/// caps one argument at 128 KiB.
 pub async fn run(
     mut cmd: tokio::process::Command,
     dir: &Path,
+    prompt: Option<&str>,
     watch: Watch<'_>,
 ) -> std::io::Result<Ended> {
+    if let Some(text) = prompt {
+        let path = dir.join("prompt.md");
+        let text = text.to_owned();
+        let stdin = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            crate::mirror::create_file(&path)?.write_all(text.as_bytes())?;
+            std::fs::File::open(&path)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        cmd.stdin(stdin);
+    }
     let (out_path, err_path) = files(dir);
     // Never through a symlink a repository may have committed under `.orchestrator/`.
     let (out, err) = {

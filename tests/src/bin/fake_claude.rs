@@ -101,6 +101,17 @@ fn call(mcp: &Mcp, tool: &str, args: Value) -> Value {
     }
 }
 
+/// The prompt: `-p <text>`, else stdin (read whole, like claude; capped at 10 MiB as it is).
+fn prompt(args: &[String]) -> String {
+    if let Some(p) = arg_after(args, "-p").filter(|p| !p.starts_with("--")) {
+        return p;
+    }
+    use std::io::Read;
+    let mut text = String::new();
+    let _ = std::io::stdin().take(10 << 20).read_to_string(&mut text);
+    text
+}
+
 /// `CLAUDE_FAKE_PATIENT`: MCP calls outlive a daemon restart (the chaos test).
 fn patient() -> bool {
     std::env::var_os("CLAUDE_FAKE_PATIENT").is_some()
@@ -130,9 +141,10 @@ fn main() {
         let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
         mcp.try_post(&list, &[]).is_ok_and(|r| r.status == 200)
     };
-    let worker = !arg_after(&args, "-p")
-        .unwrap_or_default()
-        .starts_with("You are the planner");
+    // The prompt arrives on stdin (the daemon never puts it in argv); an argument after -p
+    // is taken too, as claude does.
+    let prompt = prompt(&args);
+    let worker = !prompt.starts_with("You are the planner");
     if worker && std::env::var("CLAUDE_FAKE_WORKER").as_deref() == Ok("silent") {
         // Never gets going: no `system/init` at all.
         loop {
@@ -150,8 +162,7 @@ fn main() {
                "mcp_servers": [{"name": "orch", "status": if connected { "connected" } else { "failed" }}],
                "tools": ["Bash", "Edit", "Read", "mcp__orch__submit_plan"]}),
     );
-    let prompt = arg_after(&args, "-p").unwrap_or_default();
-    if !prompt.starts_with("You are the planner") {
+    if worker {
         // With CLAUDE_FAKE_ONCE, only the first worker finds the MCP server down.
         let mcp_down = std::env::var("CLAUDE_FAKE_WORKER").as_deref() == Ok("mcp-failed")
             && std::env::var("CLAUDE_FAKE_ONCE").map_or(true, |p| {

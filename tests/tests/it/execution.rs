@@ -445,3 +445,50 @@ fn merged_task_branches_are_cleaned_up_and_unmerged_ones_kept() {
         "only the user's branch and the result remain"
     );
 }
+
+/// A task whose worktree git refuses (here a hook that fails for its branch) is retried alone
+/// and then fails; the other task's worker, busy meanwhile, is never touched: it finishes on
+/// its first attempt and its work is merged before the run escalates.
+#[test]
+fn a_git_failure_of_one_task_never_stops_another_tasks_worker() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let hook = repo.join(".git/hooks/post-checkout");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncase \"$(git rev-parse --abbrev-ref HEAD)\" in *--b.*) echo 'hook: no' >&2; exit 1;; esac\n",
+    )
+    .expect("hook");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let mut slow = task("a", &[], &["a.txt"]);
+    slow["description"] = json!("Write a.txt sleep_ms=4000");
+    let plan = write_plan(&sb, vec![slow, task("b", &[], &["b.txt"])]);
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Two", "--concurrency", "2"],
+        &[("CLAUDE_FAKE_SCRIPT", &plan)],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+    assert_eq!(run["status"], "escalated", "{run}\n{log}");
+    assert_eq!(
+        merge_order(&sb, &repo, run["branch"].as_str().expect("branch")),
+        vec!["a"],
+        "a's worker finished and was merged: {log}"
+    );
+    assert!(
+        log.contains("Task a dispatched") && log.contains("(attempt 1 of 3)"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Task a not completed"),
+        "a was never interrupted: {log}"
+    );
+    assert_eq!(log.matches("Task b cannot start (").count(), 3, "{log}");
+    assert!(
+        log.contains("Task b cannot start: cannot create the worktree"),
+        "{log}"
+    );
+}

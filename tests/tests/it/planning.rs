@@ -191,3 +191,66 @@ fn start_refuses_when_claude_cannot_be_found() {
     let list = sb.orchestrate(&["list", "--json"]).ok().json();
     assert_eq!(list["runs"], json!([]), "nothing created");
 }
+
+/// A 1 MB `--context-file` reaches the planner (it used to fail every planner with `Argument
+/// list too long`), and no prompt is ever in an agent's argv, where `ps` shows it to every
+/// local user: it goes on stdin, from a file only its owner can read.
+#[test]
+fn a_one_megabyte_context_reaches_the_planner_on_stdin_never_in_argv() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    // A list of plans: the fake planner then keeps each session's prompt beside the file.
+    let one: Value = serde_json::from_str(&read(Path::new(&plan_file(&sb)))).expect("plan");
+    let plans = sb.root().join("plans.json");
+    std::fs::write(&plans, json!([one]).to_string()).expect("write");
+    let script = format!("plan:{}", plans.display());
+    let context = sb.root().join("context.md");
+    let marker = "CONTEXT-MARKER-7f3a";
+    let body: String =
+        std::iter::repeat_n("requirement: the widget must be blue.\n", 27_000).collect();
+    std::fs::write(&context, format!("# Context\n{marker}\n{body}")).expect("write");
+    assert!(std::fs::metadata(&context).expect("size").len() > 1_000_000);
+    sb.orchestrate_env(
+        &repo,
+        &[
+            "start",
+            "Widget",
+            "--dry-run",
+            "--context-file",
+            &context.display().to_string(),
+        ],
+        &[("CLAUDE_FAKE_SCRIPT", &script)],
+    )
+    .ok();
+    wait_status(&sb, &repo, "planned");
+    let seen = read(Path::new(&format!("{}.prompt-0", plans.display())));
+    assert!(
+        seen.contains(marker) && seen.len() > 1_000_000,
+        "the planner got it all"
+    );
+    let sessions = repo.join(".orchestrator/sessions");
+    let prompts: Vec<_> = std::fs::read_dir(&sessions)
+        .expect("sessions")
+        .flatten()
+        .map(|e| e.path().join("prompt.md"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(prompts.len(), 1, "{prompts:?}");
+    let mode = std::fs::metadata(&prompts[0])
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    // The daemon's command line for claude carries no prompt (checked on the real process in
+    // agents::claude's unit test; here: nothing in this sandbox has the marker in its argv).
+    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            assert!(
+                !String::from_utf8_lossy(&c).contains(marker),
+                "a prompt in argv"
+            );
+        }
+    }
+}

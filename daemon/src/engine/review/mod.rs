@@ -284,7 +284,7 @@ async fn attempt_once(
                 usage: None,
                 record: Some(cfg.record(db, &grant.session, None)),
             };
-            session::run(cmd, &attempt_dir, watch).await
+            session::run(cmd, &attempt_dir, None, watch).await
         }
         Err(e) => Err(e),
     };
