@@ -71,13 +71,12 @@ pub async fn resume(
     Path(id): Path<String>,
     OptionalJson(t): OptionalJson<Transition>,
 ) -> Result<axum::Json<Run>, ApiError> {
-    if !t.env.is_empty() {
-        s.runs.set_env(&id, t.env.filtered()).await?;
-    }
+    let env = (!t.env.is_empty()).then(|| t.env.filtered());
     let row = s
         .runs
         .command(&id, |reply| Command::Resume {
             reason: t.reason,
+            env,
             reply,
         })
         .await?;

@@ -356,21 +356,6 @@ impl Runs {
         .await
     }
 
-    /// Replaces the environment the run's sessions inherit (on `resume`).
-    pub async fn set_env(
-        &self,
-        id: &str,
-        env: orchestrator_proto::SessionEnv,
-    ) -> Result<(), RunError> {
-        self.get(id).await?;
-        let id = id.to_owned();
-        Ok(self
-            .inner
-            .db
-            .call(move |c| runs::set_env(c, &id, &env))
-            .await?)
-    }
-
     /// The environment the run's sessions inherit.
     pub async fn env(&self, id: &str) -> Result<orchestrator_proto::SessionEnv, RunError> {
         let id = id.to_owned();

@@ -126,3 +126,49 @@ fn log_tails_and_follow_streams_until_the_run_ends() {
     let status = follow.wait().expect("wait");
     assert!(status.success(), "log -f ends with the run");
 }
+
+/// A refused `resume` (the run is not paused) changes nothing: it used to replace the run's
+/// session environment first, so the next worker got the other shell's API key.
+#[test]
+fn a_refused_resume_leaves_the_sessions_environment_alone() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Add a widget"],
+        &[("ANTHROPIC_API_KEY", "key-of-the-first-shell")],
+    )
+    .ok();
+    let env = || -> String {
+        let c = rusqlite::Connection::open_with_flags(
+            sb.data_dir().join("orchestrator.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open the database");
+        c.query_row("SELECT env FROM run_env", [], |r| r.get(0))
+            .expect("the run's environment")
+    };
+    assert!(env().contains("key-of-the-first-shell"));
+    let out = sb
+        .orchestrate_env(
+            &repo,
+            &["resume"],
+            &[("ANTHROPIC_API_KEY", "key-of-another-shell")],
+        )
+        .fails_with(2);
+    assert!(out.to_string().contains("not paused"), "{out}");
+    let now = env();
+    assert!(
+        now.contains("key-of-the-first-shell") && !now.contains("another"),
+        "unchanged: {now}"
+    );
+    // An accepted resume does take the new shell's environment.
+    sb.orchestrate_in(&repo, &["pause"]).ok();
+    sb.orchestrate_env(
+        &repo,
+        &["resume"],
+        &[("ANTHROPIC_API_KEY", "key-of-another-shell")],
+    )
+    .ok();
+    assert!(env().contains("key-of-another-shell"));
+}

@@ -49,6 +49,8 @@ pub enum Command {
     },
     Resume {
         reason: Option<String>,
+        /// The resuming shell's environment for later sessions; stored only if it resumes.
+        env: Option<orchestrator_proto::SessionEnv>,
         reply: Reply<RunRow>,
     },
     Cancel {
@@ -243,8 +245,8 @@ impl RunActor {
             Command::Pause { reason, reply } => {
                 let _ = reply.send(self.pause(reason).await);
             }
-            Command::Resume { reason, reply } => {
-                let _ = reply.send(self.resume(reason).await);
+            Command::Resume { reason, env, reply } => {
+                let _ = reply.send(self.resume(reason, env).await);
             }
             Command::Cancel { reason, reply } => {
                 let _ = reply.send(self.cancel(reason).await);
@@ -334,7 +336,28 @@ impl RunActor {
         self.set_status(RunStatus::Paused, reason).await
     }
 
-    async fn resume(&mut self, reason: Option<String>) -> Result<RunRow, RunError> {
+    async fn resume(
+        &mut self,
+        reason: Option<String>,
+        env: Option<orchestrator_proto::SessionEnv>,
+    ) -> Result<RunRow, RunError> {
+        // Validate first: a refused resume changes nothing (not even the sessions' environment).
+        if !matches!(
+            self.run.status,
+            RunStatus::Escalated | RunStatus::Planned | RunStatus::Paused
+        ) {
+            return Err(RunError::conflict(format!(
+                "run {} is {}, not paused; nothing to resume",
+                self.run.id, self.run.status
+            ))
+            .hint("`orchestrate status` shows what it is doing"));
+        }
+        if let Some(env) = env {
+            let id = self.run.id.clone();
+            self.db
+                .call(move |c| run_rows::set_env(c, &id, &env))
+                .await?;
+        }
         if self.run.status == RunStatus::Escalated {
             let reason = reason.unwrap_or_else(|| "resumed by the user without an answer".into());
             self.continue_after_escalation(reason).await?;
@@ -346,13 +369,6 @@ impl RunActor {
                 .await?;
             self.advance().await;
             return Ok(self.run.clone());
-        }
-        if self.run.status != RunStatus::Paused {
-            return Err(RunError::conflict(format!(
-                "run {} is {}, not paused; nothing to resume",
-                self.run.id, self.run.status
-            ))
-            .hint("`orchestrate status` shows what it is doing"));
         }
         let reason = match self.run.hold_kind.as_deref() {
             Some("usage") => {
