@@ -178,7 +178,14 @@ fn the_real_claude_with_our_mcp_endpoint_down_is_classified_as_mcp_failed() {
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(async { agent.command(&spec).output().await })
+        .block_on(async {
+            // The prompt on stdin, as the daemon gives it (never in argv).
+            let prompt = dir.path().join("prompt.md");
+            std::fs::write(&prompt, &spec.prompt).expect("write the prompt");
+            let mut cmd = agent.command(&spec);
+            cmd.stdin(std::fs::File::open(&prompt).expect("open the prompt"));
+            cmd.output().await
+        })
         .expect("run claude");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let init = stdout
