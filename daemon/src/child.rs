@@ -79,6 +79,17 @@ impl Output {
         self.tail.drain(..over);
     }
 
+    /// Takes what one read of the pipe gave; false once the pipe is done (EOF or an error).
+    fn took(&mut self, read: std::io::Result<usize>, buf: &[u8]) -> bool {
+        match read {
+            Ok(n) if n > 0 => {
+                self.take(&buf[..n]);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Writes the tail after the kept start (when they do not overlap) and returns it.
     fn finish(mut self) -> String {
         let tail: Vec<u8> = self.tail.into_iter().collect();
@@ -137,10 +148,7 @@ pub async fn run(
     let mut open = true;
     let exit = loop {
         tokio::select! {
-            n = pipe.read(&mut buf), if open => match n {
-                Ok(0) | Err(_) => open = false,
-                Ok(n) => out.take(&buf[..n]),
-            },
+            n = pipe.read(&mut buf), if open => open = out.took(n, &buf),
             status = child.wait() => break Exit::Exited(status?.code()),
             _ = &mut deadline => break Exit::TimedOut(timeout),
             _ = stop.cancelled() => break Exit::Stopped,
@@ -152,10 +160,7 @@ pub async fn run(
         let waited = async {
             loop {
                 tokio::select! {
-                    n = pipe.read(&mut buf), if open => match n {
-                        Ok(0) | Err(_) => open = false,
-                        Ok(n) => out.take(&buf[..n]),
-                    },
+                    n = pipe.read(&mut buf), if open => open = out.took(n, &buf),
                     s = child.wait() => return s,
                 }
             }
@@ -170,10 +175,10 @@ pub async fn run(
     group.0 = None;
     // What was written before the end, up to what the pipe still holds.
     while open {
-        match tokio::time::timeout(Duration::from_millis(200), pipe.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => out.take(&buf[..n]),
-            _ => open = false,
-        }
+        open = match tokio::time::timeout(Duration::from_millis(200), pipe.read(&mut buf)).await {
+            Ok(n) => out.took(n, &buf),
+            Err(_) => false,
+        };
     }
     let bytes = out.total;
     let tail = tokio::task::spawn_blocking(move || out.finish())

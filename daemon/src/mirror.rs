@@ -64,14 +64,24 @@ pub fn safe_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn unsafe_path(path: &Path, what: &str) -> std::io::Error {
+/// The mirror refusing to write through a link (the error inside the `io::Error`).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{path} {what}; the mirror never writes through links (remove it to let the mirror write \
+     there again)"
+)]
+pub struct Refused {
+    path: String,
+    what: &'static str,
+}
+
+fn unsafe_path(path: &Path, what: &'static str) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::PermissionDenied,
-        format!(
-            "{} {what}; the mirror never writes through links (remove it to let the mirror \
-             write there again)",
-            path.display()
-        ),
+        Refused {
+            path: path.display().to_string(),
+            what,
+        },
     )
 }
 
@@ -181,8 +191,7 @@ pub struct Mirror {
 
 /// Whether `e` is the mirror refusing to write through a link (see [`safe_dir`]).
 pub fn is_refusal(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::PermissionDenied
-        && e.to_string().contains("never writes through links")
+    e.get_ref().is_some_and(|inner| inner.is::<Refused>())
 }
 
 impl Mirror {
