@@ -454,6 +454,36 @@ pub async fn refs(top: &Path, prefix: &str) -> Result<Vec<(String, String)>, Git
         .collect())
 }
 
+/// The repository's common git directory as `dir` sees it (the same for every worktree of one
+/// repository), canonicalised.
+pub async fn common_dir(dir: &Path) -> Result<PathBuf, GitError> {
+    let out = git(
+        dir,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    )
+    .await?;
+    let p = PathBuf::from(out);
+    Ok(tokio::fs::canonicalize(&p).await.unwrap_or(p))
+}
+
+/// The worktrees of the repository at `top` that have `branch` checked out.
+pub async fn checked_out_in(top: &Path, branch: &str) -> Result<Vec<PathBuf>, GitError> {
+    let out = git(top, &["worktree", "list", "--porcelain"]).await?;
+    let want = format!("branch refs/heads/{branch}");
+    let mut found = Vec::new();
+    let mut current: Option<&str> = None;
+    for line in out.lines() {
+        if let Some(p) = line.strip_prefix("worktree ") {
+            current = Some(p);
+        } else if line == want
+            && let Some(p) = current
+        {
+            found.push(PathBuf::from(p));
+        }
+    }
+    Ok(found)
+}
+
 /// The branch checked out in `dir`, if any (`None` when detached).
 pub async fn current_branch(dir: &Path) -> Result<Option<String>, GitError> {
     match git(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await {

@@ -51,8 +51,11 @@ pub fn safe_dir(dir: &Path) -> std::io::Result<()> {
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         // Raced with another writer: check what is there now.
                         let m = std::fs::symlink_metadata(&path)?;
-                        if m.file_type().is_symlink() || !m.is_dir() {
-                            return Err(unsafe_path(&path, "is not a plain directory"));
+                        if m.file_type().is_symlink() {
+                            return Err(unsafe_path(&path, "is a symlink"));
+                        }
+                        if !m.is_dir() {
+                            return Err(unsafe_path(&path, "is not a directory"));
                         }
                     }
                     Err(e) => return Err(e),

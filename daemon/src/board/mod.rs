@@ -129,6 +129,8 @@ pub struct Applied {
     pub tasks: Vec<TaskRow>,
     pub messages: Vec<MessageRow>,
     pub plan: Option<(u32, PlanInput)>,
+    /// Tasks that no longer exist (an earlier plan superseded): their mirror files go.
+    pub removed: Vec<String>,
     /// A blocking escalation was raised: the run must wait for a human.
     pub blocking_escalation: Option<u64>,
 }
@@ -417,6 +419,9 @@ pub fn apply(
                 "next": "a human will answer; the answer arrives as a message from the orchestrator (read_messages)"});
         }
         Op::SubmitPlan(plan) => {
+            // A second plan from the same planner replaces its first before any of it runs
+            // (both would otherwise execute). Undone with the transaction if this one is refused.
+            let (superseded, dropped) = rows::supersede_own_plans(&tx, &run.id, &caller.session)?;
             let existing: HashSet<String> = rows::tasks(&tx, &run.id)?
                 .into_iter()
                 .map(|t| t.id)
@@ -451,7 +456,29 @@ pub fn apply(
                 )
                 .with_data(json!({"version": version, "tasks": plan.tasks.len()})),
             )?;
-            out.reply = json!({"accepted": true, "version": version, "tasks": plan.tasks.len()});
+            if !superseded.is_empty() {
+                let vs: Vec<String> = superseded.iter().map(|v| format!("v{v}")).collect();
+                event(
+                    &mut out,
+                    NewEvent::info(
+                        "plan_superseded",
+                        format!(
+                            "Plan v{version} supersedes {} from the same planner ({} tasks \
+                             dropped before any ran)",
+                            vs.join(", "),
+                            dropped.len()
+                        ),
+                    )
+                    .with_data(json!({"version": version, "superseded": superseded,
+                        "dropped": dropped})),
+                )?;
+            }
+            out.reply = json!({"accepted": true, "version": version, "tasks": plan.tasks.len(),
+                "superseded": superseded});
+            out.removed = dropped
+                .into_iter()
+                .filter(|id| !plan.tasks.iter().any(|t| &t.id == id))
+                .collect();
             out.tasks = rows::tasks(&tx, &run.id)?
                 .into_iter()
                 .filter(|t| !existing.contains(&t.id))

@@ -764,13 +764,17 @@ async fn reconcile(
             continue;
         }
         // Gone: everything it wrote tells how it ended (nothing of it was acted on yet).
+        let when = if row.started_at < ctx.cfg.started_at {
+            "ended while the daemon was down"
+        } else {
+            "ended before this executor started"
+        };
         note(
             &ctx.handle,
             Level::Info,
             "session_gone",
             format!(
-                "Task {}: its worker session {} ended while the daemon was down; finishing it \
-                 from what it left",
+                "Task {}: its worker session {} {when}; finishing it from what it left",
                 t.id, row.id
             ),
         )
@@ -1010,6 +1014,64 @@ async fn keep_worktree(project: &std::path::Path, f: &Finished) -> String {
     }
 }
 
+/// How often a held merge queue looks again whether the run's branch is free.
+const HELD_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits until the run's branch is checked out in no worktree but the daemon's own
+/// integration worktree: the daemon never moves a branch under a user's checkout (that would
+/// leave the checkout's index and files out of step with its branch). Says once why merges
+/// wait and once that they go on. `false` when the run was stopped meanwhile.
+async fn branch_free(ctx: &Ctx) -> bool {
+    let mine = tokio::fs::canonicalize(&ctx.integration)
+        .await
+        .unwrap_or_else(|_| ctx.integration.clone());
+    let mut held = false;
+    loop {
+        let mut users = Vec::new();
+        for p in git::checked_out_in(&ctx.project, &ctx.run.branch)
+            .await
+            .unwrap_or_default()
+        {
+            let p = tokio::fs::canonicalize(&p).await.unwrap_or(p);
+            if p != mine {
+                users.push(p);
+            }
+        }
+        let Some(at) = users.first() else {
+            if held {
+                note(
+                    &ctx.handle,
+                    Level::Info,
+                    "merge_resumed",
+                    format!("{} is free again; merges go on", ctx.run.branch),
+                )
+                .await;
+            }
+            return true;
+        };
+        if !held {
+            held = true;
+            note(
+                &ctx.handle,
+                Level::Warn,
+                "merge_held",
+                format!(
+                    "{branch} is checked out in {at}; the daemon never moves a branch under a \
+                     checkout, so merges wait: switch away from {branch} there (git switch -) to \
+                     let the run go on",
+                    branch = ctx.run.branch,
+                    at = at.display()
+                ),
+            )
+            .await;
+        }
+        tokio::select! {
+            () = ctx.cancel.cancelled() => return false,
+            () = tokio::time::sleep(HELD_POLL) => {}
+        }
+    }
+}
+
 async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
     if f.worktree.exists()
         && git::porcelain(&f.worktree)
@@ -1083,6 +1145,9 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
             return;
         }
     };
+    if !branch_free(ctx).await {
+        return; // stopped while held: the task stays done and is merged when the run goes on
+    }
     match git::merge(&ctx.integration, &f.branch, &message).await {
         Ok(Merge::Merged) => {
             let verdict = match &ctx.run.options.gate {
@@ -1117,6 +1182,10 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 let (status, level) = retry_or_fail(t.attempts);
                 update(ctx, &t.id, status, Some(failure), level, "gate_failed", format!(
                     "Task {}: the gate `{gate}` failed on its merge ({first}); the branch did not advance and the task goes back with the output", t.id)).await;
+                return;
+            }
+            if !branch_free(ctx).await {
+                let _ = git::reset_hard(&ctx.integration, &pre).await;
                 return;
             }
             let advanced = match git::rev_parse(&ctx.integration, "HEAD").await {

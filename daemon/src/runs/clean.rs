@@ -3,7 +3,7 @@
 //! backup refs `refs/orchestrator/<run>/…` — removed only where nothing would be lost.
 //!
 //! **Invariant:** a worktree with uncommitted changes, or whose commits are not all on the
-//! run's branch, is kept; so is a task branch or a backup ref with commits the run's branch
+//! run's branch, or that git cannot read as a worktree of the project (any doubt), is kept; so is a task branch or a backup ref with commits the run's branch
 //! lacks. The run's branch itself (the result) is never touched. Everything kept is reported
 //! with the reason.
 
@@ -105,14 +105,46 @@ impl Cleaner<'_> {
 
     async fn worktree(&mut self, dir: &Path) {
         let name = dir.display().to_string();
+        if is_empty(dir).await {
+            if !self.dry_run {
+                let _ = tokio::fs::remove_dir(dir).await;
+            }
+            self.removed("worktree", name, "an empty leftover directory");
+            return;
+        }
+        // Any doubt keeps it: a worktree git cannot read, or one of another repository (the
+        // project re-cloned at the same path), may hold the only copy of a worker's output.
+        let doubt = |why: String| {
+            format!(
+                "{why}; it may hold a worker's uncommitted output, so it is kept — look at it, \
+                 then remove it yourself (rm -rf {})",
+                dir.display()
+            )
+        };
+        match (
+            git::common_dir(dir).await,
+            git::common_dir(self.project).await,
+        ) {
+            (Ok(mine), Ok(project)) if mine == project => {}
+            (Ok(mine), Ok(_)) => {
+                let why = format!(
+                    "it belongs to the repository at {}, not to the project's",
+                    mine.display()
+                );
+                self.keep("worktree", name, doubt(why));
+                return;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                let why = format!("git cannot read it as a worktree of the project ({e})");
+                self.keep("worktree", name, doubt(why));
+                return;
+            }
+        }
         let dirty = match git::porcelain(dir).await {
             Ok(p) => !p.is_empty(),
-            Err(_) => {
-                // Not a worktree any more (a leftover directory): nothing git knows of.
-                if !self.dry_run {
-                    let _ = tokio::fs::remove_dir_all(dir).await;
-                }
-                self.removed("worktree", name, "not a git worktree any more");
+            Err(e) => {
+                let why = format!("git cannot tell whether it has uncommitted changes ({e})");
+                self.keep("worktree", name, doubt(why));
                 return;
             }
         };
@@ -213,6 +245,13 @@ impl Cleaner<'_> {
             name.to_owned(),
             "its commits are on the run's branch",
         );
+    }
+}
+
+async fn is_empty(dir: &Path) -> bool {
+    match tokio::fs::read_dir(dir).await {
+        Ok(mut rd) => matches!(rd.next_entry().await, Ok(None)),
+        Err(_) => false,
     }
 }
 

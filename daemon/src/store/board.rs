@@ -274,6 +274,19 @@ pub fn set_task_status(
     Ok(())
 }
 
+/// After a human's answer every unmerged task starts a fresh set of attempts (not only those
+/// that failed: one whose last attempt was still running or waiting for its merge when the run
+/// escalated would otherwise fail again at once); failed ones go back on the board.
+pub fn fresh_attempts(c: &Connection, run: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
+    Ok(c.exec(
+        "UPDATE tasks SET attempts = 0, updated_at = ?2, \
+           status = CASE WHEN status = 'failed' THEN 'pending' ELSE status END, \
+           assignee = CASE WHEN status = 'failed' THEN NULL ELSE assignee END \
+         WHERE run_id = ?1 AND status != 'merged' AND (attempts > 0 OR status = 'failed')",
+        params![run, format(at)],
+    )?)
+}
+
 /// Moves a task held by `session` out of `in_progress`. Returns whether it was held.
 pub fn finish_task(
     c: &Connection,
@@ -387,6 +400,32 @@ pub fn delete_plan_tasks(
     )?;
     let ids = stmt.query_map(params![run, version], |r| r.get(0))?;
     Ok(ids.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The earlier plans `session` submitted in this run whose tasks none has started: a planner
+/// that calls `submit_plan` again replaces its own plan before any of it runs. Deletes their
+/// tasks and returns `(versions, task ids)`.
+pub fn supersede_own_plans(
+    c: &Connection,
+    run: &str,
+    session: &str,
+) -> Result<(Vec<u32>, Vec<String>), StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT p.version FROM plans p WHERE p.run_id = ?1 AND p.session_id = ?2 \
+           AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.run_id = p.run_id \
+             AND t.plan_version = p.version AND (t.status != 'pending' OR t.attempts > 0)) \
+           AND EXISTS (SELECT 1 FROM tasks t WHERE t.run_id = p.run_id \
+             AND t.plan_version = p.version) \
+         ORDER BY p.version",
+    )?;
+    let versions: Vec<u32> = stmt
+        .query_map(params![run, session], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut dropped = Vec::new();
+    for v in &versions {
+        dropped.extend(delete_plan_tasks(c, run, *v)?);
+    }
+    Ok((versions, dropped))
 }
 
 /// The newest plan's summary, if any.
@@ -503,4 +542,75 @@ pub fn set_setting(c: &Connection, key: &str, value: &str) -> Result<(), StoreEr
         params![key, value],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{open_temp, runs, time_text::now};
+
+    #[tokio::test]
+    async fn an_answer_gives_every_unmerged_task_fresh_attempts() {
+        let (_d, db) = open_temp();
+        db.call(|c| {
+            runs::insert(
+                c,
+                &runs::NewRun {
+                    id: "r1".into(),
+                    project: "/p".into(),
+                    feature: "f".into(),
+                    branch: "orchestrate/f".into(),
+                    base_commit: "abc".into(),
+                    options: Default::default(),
+                    context_file: None,
+                    context: None,
+                    at: now(),
+                },
+            )?;
+            let none: &[String] = &[];
+            let tasks: Vec<NewTask<'_>> = ["failed", "waiting", "running", "merged"]
+                .iter()
+                .map(|id| NewTask {
+                    id,
+                    title: "t",
+                    description: "d",
+                    acceptance: none,
+                    files: none,
+                    depends_on: none,
+                })
+                .collect();
+            insert_plan(c, "r1", 1, "plan", "s", &tasks, now())?;
+            c.exec("UPDATE tasks SET attempts = 3 WHERE run_id = 'r1'", [])?;
+            for (id, status) in [
+                ("failed", "failed"),
+                ("running", "in_progress"),
+                ("merged", "merged"),
+            ] {
+                set_task_status(c, "r1", id, status, None, now())?;
+            }
+            assert_eq!(fresh_attempts(c, "r1", now())?, 3);
+            let got: Vec<(String, String, u32)> = tasks_of(c)?;
+            assert_eq!(
+                got,
+                [
+                    ("failed".into(), "pending".into(), 0),
+                    ("merged".into(), "merged".into(), 3),
+                    ("running".into(), "in_progress".into(), 0),
+                    ("waiting".into(), "pending".into(), 0),
+                ]
+            );
+            Ok(())
+        })
+        .await
+        .expect("db");
+    }
+
+    fn tasks_of(c: &Connection) -> Result<Vec<(String, String, u32)>, StoreError> {
+        let mut t: Vec<_> = tasks(c, "r1")?
+            .into_iter()
+            .map(|t| (t.id, t.status, t.attempts))
+            .collect();
+        t.sort();
+        Ok(t)
+    }
 }

@@ -8,6 +8,8 @@
 //!   plan per planner session (revisions, follow-up cycles; the last repeats); each session's
 //!   prompt is kept in `<file>.prompt-<n>`.
 //! - `invalid-then-plan:<file>` — submit an invalid plan first, then the one in `<file>`.
+//! - `two-plans:<file>` — submit a draft plan (tasks `draft` and `api`), then the one in
+//!   `<file>`, as a model that changes its mind does.
 //! - `exit` — finish successfully without calling any tool.
 //! - `crash` — exit 3 without a result line.
 //! - `hang` (default) — wait until killed.
@@ -194,10 +196,19 @@ fn main() {
         );
     };
     match mode {
-        "plan" | "invalid-then-plan" => {
+        "plan" | "invalid-then-plan" | "two-plans" => {
             if mode == "invalid-then-plan" {
                 let r = call(&mcp, "submit_plan", json!({"summary": "", "tasks": []}));
                 assert_eq!(r["isError"], true, "the invalid plan must be refused: {r}");
+            }
+            if mode == "two-plans" {
+                let draft = json!({"summary": "A first draft", "tasks": [
+                    {"id": "draft", "title": "Draft", "description": "Write draft.txt",
+                     "acceptance_criteria": ["draft.txt exists"], "files": ["draft.txt"]},
+                    {"id": "api", "title": "Draft API", "description": "Write draft-api.txt",
+                     "acceptance_criteria": ["it exists"], "files": ["draft-api.txt"]}]});
+                let r = call(&mcp, "submit_plan", draft);
+                assert_eq!(r["isError"], false, "the draft is accepted: {r}");
             }
             let plan: Value = serde_json::from_str(
                 &std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {file}: {e}")),

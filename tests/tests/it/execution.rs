@@ -492,3 +492,52 @@ fn a_git_failure_of_one_task_never_stops_another_tasks_worker() {
         "{log}"
     );
 }
+
+#[test]
+fn the_run_never_moves_its_branch_while_the_user_has_it_checked_out() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let mut slow = task("a", &[], &["src/a.rs"]);
+    slow["description"] = json!("Write src/a.rs (sleep_ms=1500)");
+    let plan = write_plan(&sb, vec![slow]);
+    let run = sb
+        .orchestrate_env(
+            &repo,
+            &["start", "One part", "--json"],
+            &[("CLAUDE_FAKE_SCRIPT", &plan)],
+        )
+        .ok()
+        .json();
+    let branch = run["branch"].as_str().expect("branch").to_owned();
+    let tip = sb.git(&repo, &["rev-parse", &branch]);
+    // The user looks at the run's branch in their own checkout while the worker works.
+    sb.git(&repo, &["switch", "-q", &branch]);
+    let held = wait::until("the merge to be held", wait::DEADLINE, || {
+        let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
+        log.contains("merges wait").then_some(log)
+    });
+    assert!(
+        held.contains(&format!("{branch} is checked out in"))
+            && held.contains(&format!("switch away from {branch}")),
+        "{held}"
+    );
+    assert_eq!(
+        sb.git(&repo, &["rev-parse", &branch]),
+        tip,
+        "the branch did not move"
+    );
+    assert_eq!(
+        sb.git(&repo, &["status", "--porcelain"]),
+        "",
+        "the user's checkout is as they left it"
+    );
+    let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+    assert_eq!(s["status"], "running", "held, not failed: {s}");
+    // Switching away lets the run go on by itself.
+    sb.git(&repo, &["switch", "-q", "main"]);
+    let done = wait_final(&sb, &repo);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(merge_order(&sb, &repo, &branch), ["a"]);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
+    assert!(log.contains("is free again; merges go on"), "{log}");
+}

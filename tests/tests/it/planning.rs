@@ -254,3 +254,47 @@ fn a_one_megabyte_context_reaches_the_planner_on_stdin_never_in_argv() {
         }
     }
 }
+
+#[test]
+fn a_second_plan_from_the_same_planner_supersedes_the_first_before_any_of_it_runs() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let script = format!("two-plans:{}", plan_file(&sb));
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Widget"],
+        &[("CLAUDE_FAKE_SCRIPT", &script)],
+    )
+    .ok();
+    let run = wait_status(&sb, &repo, "completed");
+    let id = run["id"].as_str().expect("id");
+    let tasks = sb.get(&format!("/v1/runs/{id}/tasks")).json();
+    let mut ids: Vec<&str> = tasks["tasks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tasks: {tasks}"))
+        .iter()
+        .map(|t| t["id"].as_str().expect("id"))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["api", "ui"], "only the later plan's tasks: {run}");
+    let branch = run["branch"].as_str().expect("branch");
+    let files = sb.git(&repo, &["ls-tree", "-r", "--name-only", branch]);
+    assert!(
+        files.contains("src/api.rs") && files.contains("src/ui.rs"),
+        "{files}"
+    );
+    assert!(
+        !files.contains("draft"),
+        "nothing of the draft ran: {files}"
+    );
+    let tasks = repo.join(".orchestrator/tasks");
+    assert!(
+        !tasks.join("draft.json").exists(),
+        "the draft's task file is gone"
+    );
+    let log = sb.orchestrate_in(&repo, &["log"]).ok().stdout;
+    assert!(
+        log.contains("Plan v2 supersedes v1 from the same planner (2 tasks dropped"),
+        "{log}"
+    );
+}

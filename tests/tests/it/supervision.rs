@@ -213,4 +213,37 @@ fn clean_removes_what_is_merged_and_keeps_unmerged_or_dirty_work_with_why() {
     let again = sb.orchestrate(&["clean", "--json"]).ok().json();
     assert_eq!(again["removed"], json!([]), "{again}");
     assert_eq!(names(&again["kept"]), names(&dry["kept"]));
+
+    // The project re-cloned at the same path: git cannot read the kept worktrees any more,
+    // and that doubt keeps them (with their uncommitted output) instead of deleting them.
+    let old = sb.root().join("app.before");
+    std::fs::rename(&repo, &old).expect("move the project away");
+    let cloned = std::process::Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&old)
+        .arg(&repo)
+        .status()
+        .expect("git clone");
+    assert!(cloned.success());
+    let after = sb.orchestrate(&["clean", "--json"]).ok().json();
+    assert_eq!(
+        after["removed"],
+        json!([]),
+        "nothing removed on doubt: {after}"
+    );
+    let kept = names(&after["kept"]);
+    assert!(
+        kept.iter()
+            .filter(
+                |k| k.contains("git cannot read it as a worktree of the project")
+                    && k.contains("rm -rf")
+            )
+            .count()
+            == 2,
+        "{kept:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dirty.join("notes.txt")).expect("kept"),
+        "unsaved"
+    );
 }

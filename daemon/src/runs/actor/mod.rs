@@ -641,20 +641,13 @@ impl RunActor {
         }
     }
 
-    /// Continues an escalated run: tasks that ran out of attempts get a fresh set, and the
+    /// Continues an escalated run: every unmerged task gets a fresh set of attempts, and the
     /// engine picks up where the run stopped (planning or executing).
     async fn continue_after_escalation(&mut self, reason: String) -> Result<(), RunError> {
         let id = self.run.id.clone();
         let at = time_text::now();
         self.db
-            .call(move |c| {
-                c.execute(
-                    "UPDATE tasks SET status = 'pending', assignee = NULL, attempts = 0, updated_at = ?2 \
-                     WHERE run_id = ?1 AND status = 'failed'",
-                    rusqlite::params![id, time_text::format(at)],
-                )?;
-                Ok(())
-            })
+            .call(move |c| crate::store::board::fresh_attempts(c, &id, at))
             .await?;
         let phase = match self.run.phase {
             Phase::Executing => Phase::Executing,
@@ -845,6 +838,9 @@ impl RunActor {
             self.mirror.append_messages(&lines).await?;
             if let Some((version, plan)) = &a.plan {
                 self.mirror.write_plan(*version, plan).await?;
+            }
+            for t in &a.removed {
+                self.mirror.remove_task(t).await?;
             }
             std::io::Result::Ok(())
         };
