@@ -86,11 +86,8 @@ pub async fn run(
     }
     let mcp_app = mcp::router(runs.clone(), stop.child_token());
     let mcp_stop = stop.clone();
-    let mcp_served = tokio::spawn(async move {
-        axum::serve(mcp_listener, mcp_app)
-            .with_graceful_shutdown(async move { mcp_stop.cancelled().await })
-            .await
-    });
+    let mcp_served =
+        tokio::spawn(async move { mcp::serve::serve(mcp_listener, mcp_app, mcp_stop).await });
     let state = api::AppState {
         reconcile: engine.reconcile.clone(),
         runs: runs.clone(),

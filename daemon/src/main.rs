@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    raise_descriptor_limit();
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -129,5 +130,25 @@ async fn signalled() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard one (capped at 1 Mi): the daemon holds
+/// a run's sessions, logs, pipes and connections at once, and the common soft limit of 1024 is
+/// the first thing a burst of connections would exhaust.
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let want = hard.min(1 << 20);
+    if want > soft {
+        // macOS refuses more than OPEN_MAX (10240) whatever the hard limit says.
+        let set = setrlimit(Resource::RLIMIT_NOFILE, want, hard)
+            .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, want.min(10_240), hard));
+        match set {
+            Ok(()) => tracing::debug!(from = soft, to = want, "raised the open-file limit"),
+            Err(e) => tracing::warn!(soft, hard, cause = %e, "cannot raise the open-file limit"),
+        }
     }
 }

@@ -140,3 +140,78 @@ fn a_gate_printing_without_end_is_bounded_timed_out_and_stopped_by_cancel() {
     let status = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
     assert_eq!(status["status"], "cancelled", "{status}");
 }
+
+/// Open descriptors of process `pid`.
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_flood_of_idle_mcp_connections_never_starves_the_socket_api() {
+    let sb = Sandbox::new();
+    // The common soft limit of 1024, with room above it that the daemon takes.
+    let mut daemon = sb
+        .command(Path::new("prlimit"))
+        .arg("--nofile=1024:2048")
+        .arg("--")
+        .arg(&orchestrator_tests::bins::bins().orchestratord)
+        .arg("--data-dir")
+        .arg(sb.data_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let pid = sb.daemon_pid();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("the open-files line");
+    assert_eq!(
+        files.split_whitespace().nth(3),
+        Some("2048"),
+        "the soft limit is raised to the hard one: {files}"
+    );
+    let repo = sb.repo("app");
+    let run = sb.start_run(&repo, "Add a widget");
+    let planner = sb.session(&run, "planner");
+    let health = sb.health().expect("health");
+    let url = health["mcp_url"].as_str().expect("mcp_url");
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .to_owned();
+
+    // More idle connections than the old soft limit, none sending a byte.
+    let idle: Vec<_> = (0..1100)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(idle.len() > 1024, "{} connections made", idle.len());
+    let t = Instant::now();
+    let listed = sb.orchestrate(&["list", "--json"]).ok().json();
+    let took = t.elapsed();
+    assert_eq!(listed["runs"].as_array().map(Vec::len), Some(1), "{listed}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the socket API answered in {took:?}"
+    );
+    let held = open_fds(pid);
+    assert!(
+        held < 512 + 128,
+        "the daemon holds a bounded number of descriptors: {held}"
+    );
+
+    // Once they go, workers are served again.
+    drop(idle);
+    wait::until("the MCP port to serve again", wait::DEADLINE, || {
+        let r = planner.try_post(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+            &[],
+        );
+        r.ok().filter(|r| r.status == 200)
+    });
+    sb.orchestrate(&["daemon", "stop"]).ok();
+    let _ = daemon.wait();
+}
