@@ -184,6 +184,32 @@ pub fn done_tasks(sb: &Sandbox, run: &str) -> usize {
         .map_or(0, |t| t.iter().filter(|t| t["status"] == "done").count())
 }
 
+/// The tasks of a run that are not `done`, with status, assignee and attempts (a diagnosis).
+pub fn not_done(sb: &Sandbox, run: &str) -> String {
+    let r = sb.get(&format!("/v1/runs/{run}/tasks"));
+    let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    let status = sb.get(&format!("/v1/runs/{run}")).json();
+    let left: Vec<String> = v["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["status"] != "done")
+        .map(|t| {
+            format!(
+                "{} {} {} #{}",
+                t["id"], t["status"], t["assignee"], t["attempts"]
+            )
+        })
+        .collect();
+    format!(
+        "run {} ({}); {} not done: {}",
+        status["status"],
+        status["status_reason"],
+        left.len(),
+        left.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+    )
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::Row;
 use crate::common::{
-    Load, cpu_seconds, done_tasks, memory_mb, pct, run_with_board, runtime, work, worker,
+    Load, cpu_seconds, done_tasks, memory_mb, not_done, pct, run_with_board, runtime, work, worker,
 };
 
 /// Runs every worker to the end, concurrently; returns the merged load and the wall time.
@@ -46,6 +46,18 @@ pub fn mcp(quick: bool) -> Vec<Row> {
         load.latencies.sort();
         let done: usize = runs.iter().map(|r| done_tasks(&sb, r)).sum();
         let exact = load.completed as usize == boards * per_board && done == boards * per_board;
+        if !exact {
+            eprintln!(
+                "bench: mcp {n} sessions: {} completions answered, {done} tasks done, {} \
+                 expected, {} errors",
+                load.completed,
+                boards * per_board,
+                load.errors
+            );
+            for r in &runs {
+                eprintln!("bench:   run {r}: {}", not_done(&sb, r));
+            }
+        }
         let label = format!("{n} sessions");
         let calls = load.latencies.len() as f64 / wall.as_secs_f64();
         let mut r = Row::new("mcp", format!("{label}: tool calls/s"), calls, "1/s");

@@ -9,6 +9,9 @@
 //! process; daemon memory idle and under 10 runs × 4 workers; scheduling efficiency against
 //! the lower bound on seeded random DAGs with the fake claude; scale (many runs × workers ×
 //! tasks); and the time to reconcile unfinished runs after a restart.
+//!
+//! Rows whose unit is `bool` are invariant checks (each task completed exactly once, …): the
+//! bench exits 1 when one of them fails, after printing and writing everything.
 
 mod common;
 mod figures;
@@ -116,4 +119,15 @@ fn main() {
         "bench: done in {:.0} s; results in {out}",
         started.elapsed().as_secs_f64()
     );
+    // Timings are reported, never judged; an invariant check that fails fails the bench.
+    let failed: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.unit == "bool" && r.value != 1.0)
+        .collect();
+    for r in &failed {
+        eprintln!("bench: invariant failed: {} {}", r.figure, r.metric);
+    }
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
 }
