@@ -145,9 +145,13 @@ fn raise_descriptor_limit() {
     if want > soft {
         // macOS refuses more than OPEN_MAX (10240) whatever the hard limit says.
         let set = setrlimit(Resource::RLIMIT_NOFILE, want, hard)
-            .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, want.min(10_240), hard));
+            .map(|()| want)
+            .or_else(|_| {
+                let open_max = want.min(10_240);
+                setrlimit(Resource::RLIMIT_NOFILE, open_max, hard).map(|()| open_max)
+            });
         match set {
-            Ok(()) => tracing::debug!(from = soft, to = want, "raised the open-file limit"),
+            Ok(to) => tracing::debug!(from = soft, to, "raised the open-file limit"),
             Err(e) => tracing::warn!(soft, hard, cause = %e, "cannot raise the open-file limit"),
         }
     }

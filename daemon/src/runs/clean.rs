@@ -3,8 +3,8 @@
 //! backup refs `refs/orchestrator/<run>/…` — removed only where nothing would be lost.
 //!
 //! **Invariant:** a worktree with uncommitted changes, or whose commits are not all on the
-//! run's branch, or that git cannot read as a worktree of the project (any doubt), is kept; so is a task branch or a backup ref with commits the run's branch
-//! lacks. The run's branch itself (the result) is never touched. Everything kept is reported
+//! run's branch, or that git cannot read as a worktree of the project (any doubt), is kept; so
+//! is a task branch or a backup ref with commits the run's branch lacks. The run's branch itself (the result) is never touched. Everything kept is reported
 //! with the reason.
 
 use std::path::{Path, PathBuf};
@@ -83,8 +83,9 @@ impl Cleaner<'_> {
             );
             return;
         }
+        let project_git = git::common_dir(self.project).await;
         for dir in subdirs(worktrees).await {
-            self.worktree(&dir).await;
+            self.worktree(&dir, &project_git).await;
         }
         if !self.dry_run {
             let _ = git::worktree_prune(self.project).await;
@@ -103,7 +104,8 @@ impl Cleaner<'_> {
         }
     }
 
-    async fn worktree(&mut self, dir: &Path) {
+    /// `project_git`: the project's common git directory, which a worktree of it shares.
+    async fn worktree(&mut self, dir: &Path, project_git: &Result<PathBuf, git::GitError>) {
         let name = dir.display().to_string();
         if is_empty(dir).await {
             if !self.dry_run {
@@ -121,11 +123,8 @@ impl Cleaner<'_> {
                 dir.display()
             )
         };
-        match (
-            git::common_dir(dir).await,
-            git::common_dir(self.project).await,
-        ) {
-            (Ok(mine), Ok(project)) if mine == project => {}
+        match (git::common_dir(dir).await, project_git) {
+            (Ok(mine), Ok(project)) if &mine == project => {}
             (Ok(mine), Ok(_)) => {
                 let why = format!(
                     "it belongs to the repository at {}, not to the project's",
@@ -134,8 +133,13 @@ impl Cleaner<'_> {
                 self.keep("worktree", name, doubt(why));
                 return;
             }
-            (Err(e), _) | (_, Err(e)) => {
+            (Err(e), _) => {
                 let why = format!("git cannot read it as a worktree of the project ({e})");
+                self.keep("worktree", name, doubt(why));
+                return;
+            }
+            (_, Err(e)) => {
+                let why = format!("git cannot read the project ({e})");
                 self.keep("worktree", name, doubt(why));
                 return;
             }

@@ -553,20 +553,7 @@ mod tests {
     async fn an_answer_gives_every_unmerged_task_fresh_attempts() {
         let (_d, db) = open_temp();
         db.call(|c| {
-            runs::insert(
-                c,
-                &runs::NewRun {
-                    id: "r1".into(),
-                    project: "/p".into(),
-                    feature: "f".into(),
-                    branch: "orchestrate/f".into(),
-                    base_commit: "abc".into(),
-                    options: Default::default(),
-                    context_file: None,
-                    context: None,
-                    at: now(),
-                },
-            )?;
+            runs::insert(c, &runs::new_run("r1", "/p"))?;
             let none: &[String] = &[];
             let tasks: Vec<NewTask<'_>> = ["failed", "waiting", "running", "merged"]
                 .iter()

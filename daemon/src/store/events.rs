@@ -149,27 +149,14 @@ pub fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::runs::{NewRun, insert};
+    use crate::store::runs::{insert, new_run};
     use crate::store::{open_temp, time_text::now};
 
     #[tokio::test]
     async fn events_are_numbered_tailed_and_never_rewritten() {
         let (_d, db) = open_temp();
         db.call(|c| {
-            insert(
-                c,
-                &NewRun {
-                    id: "r1".into(),
-                    project: "/p".into(),
-                    feature: "f".into(),
-                    branch: "b".into(),
-                    base_commit: "c".into(),
-                    options: Default::default(),
-                    context_file: None,
-                    context: None,
-                    at: now(),
-                },
-            )?;
+            insert(c, &new_run("r1", "/p"))?;
             for i in 0..5 {
                 let e = append(c, "r1", now(), NewEvent::info("k", format!("m{i}")))?;
                 assert_eq!(e.seq, i + 1);

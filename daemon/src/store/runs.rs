@@ -285,24 +285,26 @@ pub fn newest_active_env(
     id.map(|id| env(conn, &id)).transpose()
 }
 
+/// Test-only: a run `id` in `project` with defaults everywhere else.
+#[cfg(test)]
+pub(crate) fn new_run(id: &str, project: &str) -> NewRun {
+    NewRun {
+        id: id.into(),
+        project: project.into(),
+        feature: "f".into(),
+        branch: format!("orchestrate/{id}"),
+        base_commit: "abc".into(),
+        options: RunOptions::default(),
+        context_file: None,
+        context: None,
+        at: crate::store::time_text::now(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{open_temp, time_text::now};
-
-    fn new_run(id: &str, project: &str) -> NewRun {
-        NewRun {
-            id: id.into(),
-            project: project.into(),
-            feature: "f".into(),
-            branch: format!("orchestrate/{id}"),
-            base_commit: "abc".into(),
-            options: RunOptions::default(),
-            context_file: None,
-            context: None,
-            at: now(),
-        }
-    }
+    use crate::store::open_temp;
 
     #[tokio::test]
     async fn the_database_refuses_a_second_active_run_per_project() {

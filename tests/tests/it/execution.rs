@@ -497,21 +497,22 @@ fn a_git_failure_of_one_task_never_stops_another_tasks_worker() {
 fn the_run_never_moves_its_branch_while_the_user_has_it_checked_out() {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
-    let mut slow = task("a", &[], &["src/a.rs"]);
-    slow["description"] = json!("Write src/a.rs (sleep_ms=1500)");
-    let plan = write_plan(&sb, vec![slow]);
+    let plan = write_plan(&sb, vec![task("a", &[], &["src/a.rs"])]);
     let run = sb
         .orchestrate_env(
             &repo,
-            &["start", "One part", "--json"],
+            &["start", "One part", "--dry-run", "--json"],
             &[("CLAUDE_FAKE_SCRIPT", &plan)],
         )
         .ok()
         .json();
     let branch = run["branch"].as_str().expect("branch").to_owned();
+    let planned = wait_final(&sb, &repo);
+    assert_eq!(planned["status"], "planned", "{planned}");
     let tip = sb.git(&repo, &["rev-parse", &branch]);
-    // The user looks at the run's branch in their own checkout while the worker works.
+    // The user looks at the run's branch in their own checkout, then lets the plan execute.
     sb.git(&repo, &["switch", "-q", &branch]);
+    sb.orchestrate_in(&repo, &["resume"]).ok();
     let held = wait::until("the merge to be held", wait::DEADLINE, || {
         let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
         log.contains("merges wait").then_some(log)
