@@ -7,6 +7,7 @@ pub mod api;
 pub mod board;
 pub mod child;
 pub mod config;
+pub mod confine;
 pub mod engine;
 pub mod git;
 pub mod mcp;
@@ -71,6 +72,7 @@ pub async fn run(
         stopping: stop.clone(),
         reconcile: engine::watch::Reconcile::default(),
         started_at: store::time_text::now(),
+        confined: confined(&config.data_dir).await,
     });
     let runs = runs::Runs::new(db.clone(), stop.child_token(), engine.clone());
     tokio::spawn(usage::poller::run(
@@ -96,6 +98,7 @@ pub async fn run(
             socket: config.socket.display().to_string(),
             data_dir: config.data_dir.display().to_string(),
             mcp_url: mcp_url.clone(),
+            agents_confined: engine.confined,
         }),
         shutdown: stop.clone(),
         usage: usage.clone(),
@@ -120,6 +123,25 @@ pub async fn run(
     }
     served.map_err(DaemonError::Serve)?;
     mcp_result.map_err(DaemonError::Serve)
+}
+
+/// Whether agent sessions can be confined (`confine::probe`); says once why not.
+async fn confined(data_dir: &std::path::Path) -> bool {
+    let dir = data_dir.to_owned();
+    let probed = tokio::task::spawn_blocking(move || confine::probe(&dir))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    match probed {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::warn!(
+                cause = %why,
+                "agents cannot be kept out of the user's checkout on this system (it allows no \
+                 mount namespace to the daemon's user); they run unconfined"
+            );
+            false
+        }
+    }
 }
 
 /// How often the database is backed up (when it changed) while the daemon runs; it is also

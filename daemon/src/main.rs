@@ -29,6 +29,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // An agent session starting confined (`confine`): before anything else, single-threaded.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv
+        .get(1)
+        .is_some_and(|a| a == orchestratord::confine::TRAMPOLINE)
+    {
+        return orchestratord::confine::trampoline(&argv[2..]);
+    }
     let args = Args::parse();
     if args.print_config {
         print!("{}", config::REFERENCE);

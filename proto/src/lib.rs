@@ -51,6 +51,10 @@ pub struct Health {
     pub reconciling: u32,
     /// From start-up to every restored run reconciled, once that happened.
     pub reconciled_in_ms: Option<u64>,
+    /// Agent sessions run with the user's checkout read-only (the system allows the mount
+    /// namespace that takes); `false`: they could write it.
+    #[serde(default)]
+    pub agents_confined: bool,
 }
 
 /// The part of [`Health`] that every protocol version keeps, read before anything else so a

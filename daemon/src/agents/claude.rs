@@ -60,7 +60,10 @@ impl ClaudeCode {
 
     /// The command for one session; the caller sets stdout/stderr and spawns it.
     pub fn command(&self, spec: &SessionSpec) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(&self.bin);
+        let mut c = match &spec.confine {
+            Some(confine) => confine.command(&self.bin),
+            None => tokio::process::Command::new(&self.bin),
+        };
         // The prompt goes on stdin (the caller gives it; see `session::run`), never in argv.
         c.arg("-p")
             .args(["--output-format", "stream-json", "--verbose"])
@@ -122,6 +125,7 @@ mod tests {
             env: orchestrator_proto::SessionEnv(
                 [("ANTHROPIC_API_KEY".to_owned(), "k".to_owned())].into(),
             ),
+            confine: None,
         }
     }
 

@@ -124,6 +124,8 @@ pub struct SessionSpec {
     pub resume: bool,
     /// The run's forwarded environment.
     pub env: SessionEnv,
+    /// Kept out of the user's checkout (`crate::confine`), where the system allows it.
+    pub confine: Option<crate::confine::Confinement>,
 }
 
 /// A backend: turns a session into the command that runs it. The engine spawns and follows

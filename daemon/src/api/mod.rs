@@ -51,6 +51,8 @@ pub struct DaemonInfo {
     pub data_dir: String,
     /// The workers' MCP endpoint.
     pub mcp_url: String,
+    /// Agent sessions cannot write the user's checkout (`crate::confine`).
+    pub agents_confined: bool,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -586,6 +586,7 @@ async fn launch(
         session_uuid: session_uuid.clone(),
         resume,
         env: ctx.env.clone(),
+        confine: ctx.cfg.confinement(&ctx.project, &worktree, &ctx.env),
     };
     let cmd = ctx.agent.command(&spec);
     let prompt = spec.prompt;

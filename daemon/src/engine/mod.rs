@@ -50,9 +50,26 @@ pub struct EngineConfig {
     pub reconcile: watch::Reconcile,
     /// When this daemon started: sessions opened before were left by a previous one.
     pub started_at: time::OffsetDateTime,
+    /// Agent sessions run with the user's checkout read-only (`crate::confine`): the system
+    /// allowed it when the daemon started.
+    pub confined: bool,
 }
 
 impl EngineConfig {
+    /// How a session working in `cwd` is kept out of `project`'s working tree
+    /// (`crate::confine`); `None` where the system or the layout does not allow it.
+    pub fn confinement(
+        &self,
+        project: &std::path::Path,
+        cwd: &std::path::Path,
+        env: &orchestrator_proto::SessionEnv,
+    ) -> Option<crate::confine::Confinement> {
+        let home = env.get("HOME").map(std::path::Path::new);
+        self.confined
+            .then(|| crate::confine::Confinement::new(project, cwd, home, &self.data_dir))
+            .flatten()
+    }
+
     /// Records a session's process and parse position in its row, with its MCP calls.
     pub fn record(
         &self,

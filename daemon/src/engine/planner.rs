@@ -223,6 +223,7 @@ pub async fn plan(
             session_uuid: uuid::Uuid::new_v4().to_string(),
             resume: false,
             env: env.clone(),
+            confine: cfg.confinement(&project, &worktree, &env),
         };
         let dir = crate::mirror::session_dir(&project, &cfg.data_dir, &run.id, &grant.session);
         let watch = session::Watch {

@@ -173,6 +173,7 @@ fn the_real_claude_with_our_mcp_endpoint_down_is_classified_as_mcp_failed() {
         session_uuid: "00000000-0000-4000-8000-000000000001".into(),
         resume: false,
         env: orchestrator_proto::SessionEnv(env.into_iter().collect()),
+        confine: None,
     };
     let out = tokio::runtime::Builder::new_current_thread()
         .enable_all()
