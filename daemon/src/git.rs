@@ -492,3 +492,71 @@ pub async fn current_branch(dir: &Path) -> Result<Option<String>, GitError> {
         Err(e) => Err(e),
     }
 }
+
+/// Whether `ancestor` is `descendant` or one of its ancestors.
+pub async fn is_ancestor(dir: &Path, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
+    match git(dir, &["merge-base", "--is-ancestor", ancestor, descendant]).await {
+        Ok(_) => Ok(true),
+        Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The commits a ref pointed at, newest first, from its reflog (`HEAD` in a worktree is that
+/// worktree's own); at most `max`, none when the reflog is empty or off.
+pub async fn reflog(dir: &Path, name: &str, max: usize) -> Vec<String> {
+    let n = format!("-n{max}");
+    git(dir, &["reflog", "show", "--format=%H", &n, name, "--"])
+        .await
+        .map(|out| out.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `commit` holds work no branch, tag, remote or `refs/orchestrator/` ref reaches.
+pub async fn unreachable(top: &Path, commit: &str) -> Result<bool, GitError> {
+    let out = git(
+        top,
+        &[
+            "rev-list",
+            "-n1",
+            commit,
+            "--not",
+            "--branches",
+            "--tags",
+            "--remotes",
+            "--glob=refs/orchestrator/*",
+        ],
+    )
+    .await?;
+    Ok(!out.is_empty())
+}
+
+/// Points `refs/heads/<branch>` at `new`, only if it still points at `old` (`None`: creates
+/// it, only if it does not exist).
+pub async fn set_branch(
+    top: &Path,
+    branch: &str,
+    new: &str,
+    old: Option<&str>,
+    why: &str,
+) -> Result<(), GitError> {
+    let r = format!("refs/heads/{branch}");
+    // An empty old value: the ref must not exist yet.
+    let old = old.unwrap_or("");
+    git(top, &["update-ref", "-m", why, &r, new, old]).await?;
+    Ok(())
+}
+
+/// Puts the worktree at `dir` on `branch` without touching its index or files (the branch
+/// must point at the commit `HEAD` does).
+pub async fn attach_head(dir: &Path, branch: &str) -> Result<(), GitError> {
+    let r = format!("refs/heads/{branch}");
+    git(dir, &["symbolic-ref", "HEAD", &r]).await?;
+    Ok(())
+}
+
+/// The worktree's own git directory (`.git/worktrees/<name>` for a linked worktree).
+pub async fn git_dir(dir: &Path) -> Result<PathBuf, GitError> {
+    let out = git(dir, &["rev-parse", "--path-format=absolute", "--git-dir"]).await?;
+    Ok(PathBuf::from(out))
+}

@@ -10,6 +10,7 @@ pub mod fake_model;
 pub mod fake_openai;
 pub mod http;
 pub mod mcp;
+pub mod misbehave;
 pub mod repo;
 pub mod rng;
 pub mod sandbox;

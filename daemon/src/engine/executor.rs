@@ -27,7 +27,7 @@ use orchestrator_proto::Level;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{EngineConfig, note, session};
+use super::{EngineConfig, note, salvage, session};
 use crate::agents::SessionSpec;
 use crate::agents::claude::ClaudeCode;
 use crate::agents::stream::Failure;
@@ -875,7 +875,10 @@ async fn redo_unknown(ctx: &Ctx, task: &str) {
         None,
         Level::Warn,
         "task_requeued",
-        format!("Task {task} requeued: its worker's branch is unknown"),
+        format!(
+            "Task {task} requeued: it was completed by a session whose worktree the daemon does \
+             not know (one it did not start), so there is nothing to merge; it is done again"
+        ),
     )
     .await;
 }
@@ -965,6 +968,44 @@ async fn finish(ctx: &Ctx, f: Finished) {
             ),
         },
     };
+    let place = salvage::Place {
+        project: &ctx.project,
+        run: &ctx.run.id,
+        task: &t.id,
+        attempt: t.attempts,
+        worktree: &f.worktree,
+        branch: &f.branch,
+    };
+    let salvaged = salvage::salvage(&place, t.status == "done").await;
+    for n in &salvaged.notes {
+        note(
+            &ctx.handle,
+            Level::Warn,
+            "worker_salvaged",
+            format!("Task {}: {n}", t.id),
+        )
+        .await;
+    }
+    if t.status == "done"
+        && !salvaged.kept.is_empty()
+        && git::commits_ahead(&ctx.project, &f.base, &f.branch)
+            .await
+            .is_ok_and(|n| n == 0)
+    {
+        // Completed, yet the branch holds none of what it committed: never land that as
+        // "needed no change".
+        let (status, level) = retry_or_fail(t.attempts);
+        let failure = format!(
+            "you called complete_task, but your branch holds none of the commits you made (you \
+             reset or switched away from them; they are kept at {}): commit your work on your \
+             task's branch and leave it there",
+            salvaged.kept.join(", ")
+        );
+        update(ctx, &t.id, status, Some(failure), level, "task_not_completed", format!(
+            "Task {} not completed (attempt {} of {TASK_ATTEMPTS}): its worker completed it, but its branch {} holds none of the commits it made (kept at {})",
+            t.id, t.attempts, f.branch, salvaged.kept.join(", "))).await;
+        return;
+    }
     match t.status.as_str() {
         "done" => merge(ctx, &f, &t).await,
         "failed" => {} // the worker gave up for good; the loop fails the run
@@ -1073,23 +1114,8 @@ async fn branch_free(ctx: &Ctx) -> bool {
     }
 }
 
+/// Merges a completed task's branch (`salvage` made it hold the worker's result).
 async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
-    if f.worktree.exists()
-        && git::porcelain(&f.worktree)
-            .await
-            .map(|p| !p.is_empty())
-            .unwrap_or(false)
-        && let Err(e) = git::commit_all(
-            &f.worktree,
-            &format!(
-                "orchestrator: commit what the worker of task {} left uncommitted",
-                t.id
-            ),
-        )
-        .await
-    {
-        tracing::warn!(task = %t.id, cause = %e, "cannot commit a worker's leftovers");
-    }
     // Counted on the branch, not in the worktree: the branch is what gets merged.
     let ahead = match git::commits_ahead(&ctx.project, &f.base, &f.branch).await {
         Ok(n) => n,

@@ -11,6 +11,7 @@ pub mod planner;
 pub mod process;
 pub mod reap;
 pub mod review;
+pub mod salvage;
 pub mod session;
 pub mod watch;
 

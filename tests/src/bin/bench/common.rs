@@ -153,11 +153,19 @@ pub fn tasks(prefix: &str, n: usize) -> Vec<Value> {
         .collect()
 }
 
-/// A run in its own project whose plan (submitted over MCP) holds `n` tasks; its engine's
-/// planner idles, so only the simulated workers touch the board. Returns the run id.
+/// A run in its own project whose plan (submitted over MCP) holds `n` tasks. It is started
+/// with `--dry-run`, so once planned its engine dispatches no worker of its own and merges
+/// nothing: only the simulated workers touch the board, and a task they complete stays done.
+/// Returns the run id.
 pub fn run_with_board(sb: &Sandbox, name: &str, n: usize) -> String {
     let repo: PathBuf = sb.repo(name);
-    let run = sb.start_run(&repo, name);
+    let run = sb
+        .orchestrate_in(&repo, &["start", name, "--dry-run", "--json"])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
     let planner = sb.session(&run, "planner");
     planner.ok(
         "submit_plan",

@@ -1,0 +1,198 @@
+//! What a worker left behind, made safe before anything is merged, retried or removed. Models
+//! commit on another branch, detach `HEAD` to look at the base, `git reset --hard`, or die in
+//! the middle of a commit; none of that may lose work or merge the wrong thing.
+//!
+//! The rule: **a completed task's result is its worktree as the worker left it** — `HEAD`, with
+//! anything uncommitted committed on top — and the task's branch is moved there. The one
+//! exception is a `HEAD` that only went back to an ancestor of the branch (the worker checked
+//! out the base to compare): then the branch, which holds more, is the result. Whatever else
+//! the session's reflogs show it committed is kept under
+//! `refs/orchestrator/<run>/kept/<task>.<attempt>-<n>`, completed or not.
+//!
+//! **Invariants:** after [`salvage`], no stale `index.lock` of the dead session blocks its
+//! worktree; every commit the worker made is on the task's branch or under
+//! `refs/orchestrator/` (as far as git's reflogs, on by default, recorded it); and the worktree's
+//! `HEAD` is on the task's branch whenever the branch was moved to it.
+
+use std::path::{Path, PathBuf};
+
+use crate::git;
+
+/// The most reflog entries looked at per ref (a session makes a handful).
+const REFLOG_MAX: usize = 200;
+
+/// One finished worker session's place.
+pub struct Place<'a> {
+    pub project: &'a Path,
+    pub run: &'a str,
+    pub task: &'a str,
+    pub attempt: u32,
+    pub worktree: &'a Path,
+    pub branch: &'a str,
+}
+
+/// What [`salvage`] did.
+#[derive(Debug, Default)]
+pub struct Salvaged {
+    /// Sentences for the run's log, each about something the worker did not leave as asked.
+    pub notes: Vec<String>,
+    /// The refs that now keep commits the worker moved away from.
+    pub kept: Vec<String>,
+}
+
+/// Makes the session's worktree and commits safe; `completed`: the worker completed its task,
+/// so its worktree's state becomes the branch's.
+pub async fn salvage(p: &Place<'_>, completed: bool) -> Salvaged {
+    let mut out = Salvaged::default();
+    if !p.worktree.exists() {
+        return out;
+    }
+    clear_stale_locks(p, &mut out).await;
+    let before = git::rev_parse(p.project, &format!("refs/heads/{}", p.branch))
+        .await
+        .ok();
+    if completed {
+        take_the_worktree(p, before.as_deref(), &mut out).await;
+    }
+    keep_moved_away(p, before.as_deref(), &mut out).await;
+    out
+}
+
+/// A session killed inside `git commit` leaves `index.lock` (and maybe its branch's ref lock);
+/// nobody else works in this worktree, so they are stale once the session is over.
+async fn clear_stale_locks(p: &Place<'_>, out: &mut Salvaged) {
+    let mut locks: Vec<PathBuf> = Vec::new();
+    if let Ok(dir) = git::git_dir(p.worktree).await {
+        locks.push(dir.join("index.lock"));
+        locks.push(dir.join("HEAD.lock"));
+    }
+    if let Ok(common) = git::common_dir(p.project).await {
+        locks.push(common.join(format!("refs/heads/{}.lock", p.branch)));
+    }
+    for lock in locks {
+        if tokio::fs::symlink_metadata(&lock).await.is_ok()
+            && tokio::fs::remove_file(&lock).await.is_ok()
+        {
+            out.notes.push(format!(
+                "its worker stopped in the middle of a git command; the stale {} was removed",
+                lock.display()
+            ));
+        }
+    }
+}
+
+/// Commits what is uncommitted, then moves the task's branch to the worktree's `HEAD` when
+/// the worker left its work elsewhere.
+async fn take_the_worktree(p: &Place<'_>, before: Option<&str>, out: &mut Salvaged) {
+    let dirty = git::porcelain(p.worktree)
+        .await
+        .map(|s| !s.is_empty())
+        .unwrap_or(false);
+    if dirty
+        && let Err(e) = git::commit_all(
+            p.worktree,
+            &format!(
+                "orchestrator: commit what the worker of task {} left uncommitted",
+                p.task
+            ),
+        )
+        .await
+    {
+        out.notes.push(format!(
+            "what its worker left uncommitted cannot be committed: {e}"
+        ));
+    }
+    let Ok(head) = git::rev_parse(p.worktree, "HEAD").await else {
+        return;
+    };
+    if before == Some(head.as_str()) {
+        if git::current_branch(p.worktree)
+            .await
+            .ok()
+            .flatten()
+            .as_deref()
+            != Some(p.branch)
+        {
+            let _ = git::attach_head(p.worktree, p.branch).await;
+        }
+        return;
+    }
+    if let Some(tip) = before
+        && git::is_ancestor(p.project, &head, tip)
+            .await
+            .unwrap_or(false)
+    {
+        // Went back to look (at the base, say): the branch holds the work.
+        return;
+    }
+    let on = match git::current_branch(p.worktree).await.ok().flatten() {
+        Some(b) if b == p.branch => None,
+        Some(b) => Some(format!("the branch {b}")),
+        None => Some("a detached HEAD".to_owned()),
+    };
+    match git::set_branch(
+        p.project,
+        p.branch,
+        &head,
+        before,
+        "orchestrator: take the worktree",
+    )
+    .await
+    {
+        Ok(()) => {
+            let _ = git::attach_head(p.worktree, p.branch).await;
+            if let Some(on) = on {
+                out.notes.push(format!(
+                    "its worker left its work on {on}, not on {}; {} now holds it",
+                    p.branch, p.branch
+                ));
+            }
+        }
+        Err(e) => out.notes.push(format!(
+            "its worktree's HEAD {} cannot become {}: {e}",
+            short(&head),
+            p.branch
+        )),
+    }
+}
+
+/// Keeps every commit the session's reflogs name that nothing reaches any more.
+async fn keep_moved_away(p: &Place<'_>, before: Option<&str>, out: &mut Salvaged) {
+    let mut candidates = git::reflog(p.worktree, "HEAD", REFLOG_MAX).await;
+    candidates
+        .extend(git::reflog(p.project, &format!("refs/heads/{}", p.branch), REFLOG_MAX).await);
+    candidates.extend(before.map(str::to_owned));
+    if let Ok(head) = git::rev_parse(p.worktree, "HEAD").await {
+        // A detached HEAD holds work only as long as the worktree lives.
+        candidates.insert(0, head);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for commit in candidates {
+        if !seen.insert(commit.clone())
+            || !git::unreachable(p.project, &commit).await.unwrap_or(false)
+        {
+            continue;
+        }
+        let name = format!(
+            "{}/kept/{}.{}-{}",
+            p.run,
+            p.task,
+            p.attempt,
+            out.kept.len() + 1
+        );
+        if git::backup(p.project, &name, &commit).await.is_ok() {
+            out.kept.push(format!("refs/orchestrator/{name}"));
+        }
+    }
+    if !out.kept.is_empty() {
+        out.notes.push(format!(
+            "its worker moved away from commits that are not on {}; they are kept at {}",
+            p.branch,
+            out.kept.join(", ")
+        ));
+    }
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
