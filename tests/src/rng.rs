@@ -14,6 +14,11 @@ impl Rng {
         (Self(seed | 1), seed)
     }
 
+    /// A generator from `seed` itself.
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;

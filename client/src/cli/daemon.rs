@@ -75,6 +75,14 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
                         ),
                     }
                     println!("  mcp          {}", h.mcp_url);
+                    if h.agents_confined {
+                        println!("  agents       confined: your checkout is read-only to them");
+                    } else {
+                        println!(
+                            "  agents       confined: no (this system allows the daemon no mount \
+                             namespace; the daemon's log says why)"
+                        );
+                    }
                 }
                 Ok(())
             }

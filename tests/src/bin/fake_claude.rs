@@ -31,6 +31,10 @@
 //!   a `rate_limit_event` `rejected` resetting in `CLAUDE_FAKE_RESET_SECS` (default 2) and a
 //!   usage-limit `result`, exit 1. Continued with `--resume`, it checks the partial file is
 //!   still there (the same worktree) and works.
+//! - `misbehave` — act as `orchestrator_tests::misbehave::Conduct::of(CLAUDE_FAKE_SEED, task,
+//!   attempt)` says (claims more work, completes twice, resets its branch, writes into the
+//!   user's checkout, …), appending what it did and every commit it made to
+//!   `CLAUDE_FAKE_LEDGER`.
 //! - `warn` — print a `rate_limit_event` `allowed_warning` at `CLAUDE_FAKE_UTILIZATION`
 //!   (default 0.9) resetting in `CLAUDE_FAKE_RESET_SECS`, then work. With `CLAUDE_FAKE_ONCE`
 //!   set to a path, only the first session warns (it creates the file).
@@ -324,6 +328,10 @@ fn work(mcp: &Mcp, session: &str, resumed: bool) {
                    "session_id": session}),
         );
     }
+    if mode == "misbehave" {
+        misbehave(mcp, session, &task, &id);
+        return;
+    }
     if mode == "flaky" && task["attempts"] == 1 {
         say(
             json!({"type": "result", "subtype": "success", "is_error": false,
@@ -365,6 +373,184 @@ fn work(mcp: &Mcp, session: &str, resumed: bool) {
     say(
         json!({"type": "result", "subtype": "success", "is_error": false,
                "result": format!("completed: {}", r["structuredContent"]), "session_id": session,
+               "num_turns": 3, "total_cost_usd": 0.002, "usage": {"input_tokens": 300, "output_tokens": 60}}),
+    );
+}
+
+/// Appends one line to `CLAUDE_FAKE_LEDGER` (one write, so concurrent workers never interleave).
+fn ledger(line: &str) {
+    if let Some(path) = std::env::var_os("CLAUDE_FAKE_LEDGER") {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open the ledger");
+        f.write_all(format!("{line}\n").as_bytes())
+            .expect("write the ledger");
+    }
+}
+
+fn git_out(args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .output()
+        .expect("run git");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The task's files, each written with the line the suite checks for.
+fn write_files(task: &Value, id: &str) {
+    for f in task["files"].as_array().into_iter().flatten() {
+        let Some(f) = f.as_str() else { continue };
+        if let Some(dir) = std::path::Path::new(f).parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        std::fs::write(f, format!("written by task {id}\n")).expect("write a file");
+    }
+}
+
+/// Commits everything and records the commit in the ledger.
+fn commit_work(id: &str) {
+    git(&["add", "-A"]);
+    git(&["commit", "--quiet", "-m", &format!("Task {id}")]);
+    ledger(&format!("commit {} {id}", git_out(&["rev-parse", "HEAD"])));
+}
+
+/// A worker that misbehaves as real models do (`orchestrator_tests::misbehave`).
+fn misbehave(mcp: &Mcp, session: &str, task: &Value, id: &str) {
+    use orchestrator_tests::misbehave::Conduct;
+    let seed: u64 = std::env::var("CLAUDE_FAKE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let attempt = task["attempts"].as_u64().unwrap_or(1);
+    let conduct = Conduct::of(seed, id, attempt);
+    ledger(&format!("conduct {} {id} {attempt}", conduct.name()));
+    let summary = json!({"summary": format!("did task {id}")});
+    let complete = || call(mcp, "complete_task", summary.clone());
+    let refused = |r: &Value| r["isError"] == true || r.get("error").is_some();
+    match conduct {
+        Conduct::Obedient => {
+            write_files(task, id);
+            commit_work(id);
+            complete();
+        }
+        Conduct::ClaimsNext => {
+            write_files(task, id);
+            commit_work(id);
+            complete();
+            let r = call(mcp, "claim_task", json!({}));
+            ledger(&format!(
+                "claim {} {id}",
+                if refused(&r) { "refused" } else { "granted" }
+            ));
+            complete();
+        }
+        Conduct::CompletesTwice => {
+            write_files(task, id);
+            commit_work(id);
+            complete();
+            complete();
+        }
+        Conduct::FailsThenCompletes => {
+            write_files(task, id);
+            commit_work(id);
+            call(
+                mcp,
+                "fail_task",
+                json!({"reason": "I am not sure this is right", "retryable": true}),
+            );
+            complete();
+        }
+        Conduct::NeverCompletes => {
+            write_files(task, id);
+            commit_work(id);
+        }
+        Conduct::CompletesAnother => {
+            write_files(task, id);
+            commit_work(id);
+            let other = if id == "t0" { "t1" } else { "t0" };
+            call(
+                mcp,
+                "complete_task",
+                json!({"task_id": other, "summary": format!("did {other}")}),
+            );
+        }
+        Conduct::OtherBranch => {
+            let side = format!("side-{id}.{attempt}-{}", std::process::id());
+            git(&["checkout", "--quiet", "-b", &side]);
+            write_files(task, id);
+            commit_work(id);
+            complete();
+        }
+        Conduct::ChecksOutBase => {
+            write_files(task, id);
+            commit_work(id);
+            git(&["checkout", "--quiet", "--detach", "HEAD~1"]);
+            complete();
+        }
+        Conduct::ResetsHard => {
+            write_files(task, id);
+            commit_work(id);
+            git(&["reset", "--quiet", "--hard", "HEAD~1"]);
+            complete();
+        }
+        Conduct::LeavesDirty => {
+            write_files(task, id);
+            complete();
+        }
+        Conduct::WritesUserCheckout => {
+            let common = git_out(&["rev-parse", "--path-format=absolute", "--git-common-dir"]);
+            let user = std::path::Path::new(&common)
+                .parent()
+                .expect("the user's checkout")
+                .to_owned();
+            let wrote = std::fs::write(user.join(format!("escaped-{id}.txt")), "oops\n").is_ok()
+                | std::fs::create_dir(user.join(format!("escaped-{id}"))).is_ok()
+                | std::fs::remove_file(user.join("README.md")).is_ok();
+            ledger(&format!(
+                "escape {} {id}",
+                if wrote { "wrote" } else { "refused" }
+            ));
+            write_files(task, id);
+            commit_work(id);
+            complete();
+        }
+        Conduct::HugeOutput => {
+            let big = "x".repeat(6 << 20);
+            say(json!({"type": "assistant", "message": {"content": [
+                {"type": "text", "text": big}]}}));
+            // A multibyte character cut in two by the pipe: the daemon must wait for the rest.
+            let line = json!({"type": "assistant", "message": {"content": [
+                {"type": "text", "text": "héllo wörld ✓"}]}})
+            .to_string();
+            let cut = line.find('é').expect("é") + 1;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&line.as_bytes()[..cut]);
+            let _ = out.flush();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let _ = out.write_all(&line.as_bytes()[cut..]);
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+            drop(out);
+            write_files(task, id);
+            commit_work(id);
+            complete();
+        }
+        Conduct::DiesMidCommit => {
+            write_files(task, id);
+            git(&["add", "-A"]);
+            let dir = git_out(&["rev-parse", "--path-format=absolute", "--git-dir"]);
+            std::fs::write(std::path::Path::new(&dir).join("index.lock"), "")
+                .expect("take the index lock");
+            complete();
+            // Killed in the middle of `git commit`: no result line, the lock left behind.
+            std::process::exit(137);
+        }
+    }
+    say(
+        json!({"type": "result", "subtype": "success", "is_error": false,
+               "result": format!("{}: done", conduct.name()), "session_id": session,
                "num_turns": 3, "total_cost_usd": 0.002, "usage": {"input_tokens": 300, "output_tokens": 60}}),
     );
 }

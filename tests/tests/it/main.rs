@@ -37,6 +37,7 @@ mod hostile;
 mod in_process;
 mod lifecycle;
 mod mcp;
+mod misbehave;
 mod planning;
 mod real_claude;
 mod real_codex;
