@@ -35,6 +35,8 @@ pub struct Config {
     pub usage: UsageSettings,
     /// Watchdogs over running sessions.
     pub supervision: crate::engine::watch::Limits,
+    /// `[worktrees]`: how new worktrees are prepared.
+    pub worktrees: WorktreesSection,
 }
 
 /// `[usage]`: the usage endpoint poller and the pause policy.
@@ -100,6 +102,16 @@ pub struct FileConfig {
     pub usage: UsageSection,
     #[serde(default)]
     pub supervision: SupervisionSection,
+    #[serde(default)]
+    pub worktrees: WorktreesSection,
+}
+
+/// `[worktrees]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorktreesSection {
+    /// The `--setup` of a project's first run when `start` gives none.
+    pub setup: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -279,6 +291,9 @@ impl Config {
                         .filter(|s| *s > 0)
                         .map_or(d.timeout, std::time::Duration::from_secs),
                 }
+            },
+            worktrees: WorktreesSection {
+                setup: file.worktrees.setup.filter(|s| !s.trim().is_empty()),
             },
         })
     }

@@ -560,3 +560,15 @@ pub async fn git_dir(dir: &Path) -> Result<PathBuf, GitError> {
     let out = git(dir, &["rev-parse", "--path-format=absolute", "--git-dir"]).await?;
     Ok(PathBuf::from(out))
 }
+
+/// `git ls-files -z <args>`: the paths it prints, relative to `top`.
+pub async fn ls_files(top: &Path, args: &[&str]) -> Result<Vec<String>, GitError> {
+    let mut all = vec!["ls-files", "-z"];
+    all.extend_from_slice(args);
+    let out = git(top, &all).await?;
+    Ok(out
+        .split('\0')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect())
+}

@@ -73,6 +73,7 @@ pub async fn run(
         reconcile: engine::watch::Reconcile::default(),
         started_at: store::time_text::now(),
         confined: confined(&config.data_dir).await,
+        default_setup: config.worktrees.setup.clone(),
     });
     let runs = runs::Runs::new(db.clone(), stop.child_token(), engine.clone());
     tokio::spawn(usage::poller::run(

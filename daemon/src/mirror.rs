@@ -108,11 +108,21 @@ pub fn session_dir(project: &Path, data_dir: &Path, run: &str, session: &str) ->
 /// Where a gate's output goes: `.orchestrator/gates/<name>`, or
 /// `<data_dir>/gates/<run>/<name>` when a link there makes the mirror refuse.
 pub fn gate_log(project: &Path, data_dir: &Path, run: &str, name: &str) -> PathBuf {
-    let primary = project.join(DIR).join("gates");
+    command_log(project, data_dir, run, "gates", name)
+}
+
+/// Where a worktree's `--setup` output goes: `.orchestrator/setup/<name>`, or
+/// `<data_dir>/setup/<run>/<name>` when a link there makes the mirror refuse.
+pub fn setup_log(project: &Path, data_dir: &Path, run: &str, name: &str) -> PathBuf {
+    command_log(project, data_dir, run, "setup", name)
+}
+
+fn command_log(project: &Path, data_dir: &Path, run: &str, folder: &str, name: &str) -> PathBuf {
+    let primary = project.join(DIR).join(folder);
     if safe_dir(&primary).is_ok() {
         primary.join(name)
     } else {
-        data_dir.join("gates").join(run).join(name)
+        data_dir.join(folder).join(run).join(name)
     }
 }
 

@@ -15,6 +15,8 @@ pub mod defaults {
     pub const GATE_TIMEOUT_SECS: u64 = 30 * 60;
     /// The longest `--gate-timeout` (a day).
     pub const MAX_GATE_TIMEOUT_SECS: u64 = 24 * 3600;
+    /// How long a `--setup` may run in one worktree before it is stopped (30 minutes).
+    pub const SETUP_TIMEOUT_SECS: u64 = 30 * 60;
 }
 
 /// Where a run stands. `queued`, `running`, `paused` and `escalated` are *active*: a project has
@@ -155,6 +157,14 @@ pub struct RunOptions {
     /// merge counts as red.
     #[serde(default = "default_gate_timeout")]
     pub gate_timeout_secs: u64,
+    /// A shell command run, with the run's environment, in every worktree the daemon creates
+    /// before anything uses it (each worker's, the planner's, the integration worktree before
+    /// its first gate), e.g. `npm ci`; a failure is the environment's, never the worker's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
+    /// Seconds the setup may run in one worktree.
+    #[serde(default = "default_setup_timeout")]
+    pub setup_timeout_secs: u64,
     /// Resume by itself when the usage window resets (off: wait for `orchestrate resume`).
     #[serde(default = "default_true")]
     pub auto_resume: bool,
@@ -169,6 +179,10 @@ fn default_true() -> bool {
 
 fn default_gate_timeout() -> u64 {
     defaults::GATE_TIMEOUT_SECS
+}
+
+fn default_setup_timeout() -> u64 {
+    defaults::SETUP_TIMEOUT_SECS
 }
 
 fn default_concurrency() -> u32 {
@@ -192,6 +206,8 @@ impl Default for RunOptions {
             verbose: false,
             gate: None,
             gate_timeout_secs: defaults::GATE_TIMEOUT_SECS,
+            setup: None,
+            setup_timeout_secs: defaults::SETUP_TIMEOUT_SECS,
             auto_resume: true,
             max_budget_usd: None,
         }
@@ -214,6 +230,28 @@ pub struct SubmitRun {
     /// The client's environment for the run's agent sessions (see [`crate::env`]).
     #[serde(default, skip_serializing_if = "crate::SessionEnv::is_empty")]
     pub env: crate::SessionEnv,
+    /// The options `start` was not given, to be taken from the project's previous run.
+    #[serde(default, skip_serializing_if = "Inherit::is_none")]
+    pub inherit: Inherit,
+}
+
+/// Which of a project's remembered settings a new run takes from its previous run (else
+/// `--setup` falls back to the daemon's `[worktrees] setup`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inherit {
+    #[serde(default)]
+    pub setup: bool,
+    #[serde(default)]
+    pub gate: bool,
+    #[serde(default)]
+    pub gate_timeout: bool,
+}
+
+impl Inherit {
+    pub fn is_none(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A run as the API shows it. `GET /v1/runs/{id}`, and the elements of [`RunList`].

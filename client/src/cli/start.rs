@@ -45,13 +45,29 @@ pub struct StartArgs {
     #[arg(long, short = 'v')]
     verbose: bool,
     /// Shell command that must pass on every merged result before the branch advances
-    /// (e.g. "cargo test"); a failure sends the task back with the output
-    #[arg(long, value_name = "CMD")]
+    /// (e.g. "cargo test"); a failure sends the task back with the output. Without it (and
+    /// without --no-gate) the project's previous run's gate is used
+    #[arg(long, value_name = "CMD", conflicts_with = "no_gate")]
     gate: Option<String>,
+    /// No gate, even if the project's previous run had one
+    #[arg(long)]
+    no_gate: bool,
     /// How long the gate may run on one merge before it is stopped and counts as failed
-    /// (e.g. 90s, 30m, 2h)
+    /// (e.g. 90s, 30m, 2h; default: the previous run's, else 30m)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    gate_timeout: Option<std::time::Duration>,
+    /// Shell command run in every new worktree before anything uses it, e.g. "npm ci" or
+    /// "python3 -m venv .venv && .venv/bin/pip install -e ." (ignored files such as
+    /// node_modules/ are not in a fresh worktree). Default: the previous run's, else the
+    /// daemon's [worktrees] setup
+    #[arg(long, value_name = "CMD", conflicts_with = "no_setup")]
+    setup: Option<String>,
+    /// No setup, even if the project's previous run or the daemon's config has one
+    #[arg(long)]
+    no_setup: bool,
+    /// How long the setup may run in one worktree (default 30m)
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
-    gate_timeout: std::time::Duration,
+    setup_timeout: std::time::Duration,
     /// Stay and print the run's log as it happens
     #[arg(long, short = 'f')]
     follow: bool,
@@ -89,19 +105,44 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
             skip_codex: a.skip_codex,
             dry_run: a.dry_run,
             verbose: a.verbose,
-            gate: a.gate,
-            gate_timeout_secs: a.gate_timeout.as_secs(),
+            gate: a.gate.clone(),
+            gate_timeout_secs: a
+                .gate_timeout
+                .map_or(defaults::GATE_TIMEOUT_SECS, |d| d.as_secs()),
+            setup: a.setup.clone(),
+            setup_timeout_secs: a.setup_timeout.as_secs(),
             auto_resume: !a.no_auto_resume,
             max_budget_usd: a.max_budget_usd,
         },
         context_file,
         env: orchestrator_proto::SessionEnv::capture(),
+        inherit: orchestrator_proto::Inherit {
+            setup: a.setup.is_none() && !a.no_setup,
+            gate: a.gate.is_none() && !a.no_gate,
+            gate_timeout: a.gate_timeout.is_none(),
+        },
     };
     let run = client.submit(&req).await?;
     if a.format.json {
         output::json(&run)?;
     } else {
-        println!("Started run {} on branch {}.", run.id, run.branch);
+        println!(
+            "Started run {} on branch {}, from {}.",
+            run.id,
+            run.branch,
+            &run.base_commit[..run.base_commit.len().min(12)]
+        );
+        if let Some(setup) = &run.options.setup {
+            println!("  setup:   {setup}");
+        }
+        if let Some(gate) = &run.options.gate {
+            println!(
+                "  gate:    {gate} (stopped after {})",
+                humantime::format_duration(std::time::Duration::from_secs(
+                    run.options.gate_timeout_secs
+                ))
+            );
+        }
         if a.verbose {
             output::run_summary(&run);
         }

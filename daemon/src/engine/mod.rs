@@ -7,7 +7,9 @@
 //! merge queue); Codex reviews the branch, and blocking findings start the next cycle.
 
 pub mod executor;
+pub mod include;
 pub mod planner;
+pub mod prepare;
 pub mod process;
 pub mod reap;
 pub mod review;
@@ -51,6 +53,8 @@ pub struct EngineConfig {
     pub reconcile: watch::Reconcile,
     /// When this daemon started: sessions opened before were left by a previous one.
     pub started_at: time::OffsetDateTime,
+    /// `[worktrees] setup`: the setup of a project's first run when `start` gives none.
+    pub default_setup: Option<String>,
     /// Agent sessions run with the user's checkout read-only (`crate::confine`): the system
     /// allowed it when the daemon started.
     pub confined: bool,

@@ -137,10 +137,16 @@ impl Runs {
         if self.inner.shutdown.is_cancelled() {
             return Err(RunError::ShuttingDown);
         }
-        let v = submit::validate(req, self.inner.engine.claude_bin.as_deref()).await?;
+        let mut v = submit::validate(req, self.inner.engine.claude_bin.as_deref()).await?;
         let _one_at_a_time = self.inner.submit_lock.lock().await;
         let project_key = v.project.display().to_string();
         submit::check_no_active_run(&self.inner.db, &project_key).await?;
+        let taken = submit::remembered(
+            &self.inner.db,
+            &mut v,
+            self.inner.engine.default_setup.as_deref(),
+        )
+        .await?;
         let branch = submit::choose_branch(&self.inner.db, &v.project, &v.feature).await?;
         let new = submit::new_run(&v, branch);
         git::create_branch(&v.project, &new.branch, &new.base_commit).await?;
@@ -155,7 +161,11 @@ impl Runs {
                 new.options.concurrency,
                 new.options.max_cycles,
                 new.options.usage_threshold
-            ),
+            ) + &if taken.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", taken.join(", "))
+            },
         );
 
         let insert = new.clone();

@@ -23,9 +23,23 @@ pub struct Validated {
     pub context: Option<String>,
     /// The client's environment for the run's sessions (filtered again here).
     pub env: orchestrator_proto::SessionEnv,
+    /// What to take from the project's previous run ([`remembered`]).
+    pub inherit: orchestrator_proto::Inherit,
 }
 
 pub fn check_options(o: &RunOptions) -> Result<(), RunError> {
+    if o.setup.as_deref().is_some_and(|g| g.trim().is_empty()) {
+        return Err(RunError::invalid("--setup is empty").hint(
+            "give the command that prepares a worktree, e.g. --setup \"npm ci\", or leave the option out",
+        ));
+    }
+    if !(1..=defaults::MAX_GATE_TIMEOUT_SECS).contains(&o.setup_timeout_secs) {
+        return Err(RunError::invalid(format!(
+            "--setup-timeout {}s is out of range",
+            o.setup_timeout_secs
+        ))
+        .hint("give how long the setup may run in one worktree, from 1s to 24h (default 30m)"));
+    }
     if o.gate.as_deref().is_some_and(|g| g.trim().is_empty()) {
         return Err(RunError::invalid("--gate is empty").hint(
             "give the command that must pass, e.g. --gate \"cargo test\", or leave the option out",
@@ -226,7 +240,52 @@ pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Valid
         context_file,
         context,
         env,
+        inherit: req.inherit,
     })
+}
+
+/// Fills in what `start` was not given from the project's previous run — its `--setup`,
+/// `--gate` and `--gate-timeout` — and a setup from the daemon's `[worktrees] setup` when the
+/// project has none yet. Returns what was taken, for the log.
+pub async fn remembered(
+    db: &Db,
+    v: &mut Validated,
+    default_setup: Option<&str>,
+) -> Result<Vec<String>, RunError> {
+    let key = v.project.display().to_string();
+    let previous = db.call(move |c| run_rows::current(c, &key)).await?;
+    let last = previous.map(|r| r.options);
+    let mut taken = Vec::new();
+    let o = &mut v.options;
+    if v.inherit.setup {
+        match &last {
+            Some(l) => {
+                o.setup = l.setup.clone();
+                o.setup_timeout_secs = l.setup_timeout_secs;
+                if let Some(s) = &o.setup {
+                    taken.push(format!("setup `{s}` from the previous run"));
+                }
+            }
+            None => {
+                o.setup = default_setup.map(str::to_owned);
+                if let Some(s) = &o.setup {
+                    taken.push(format!("setup `{s}` from [worktrees] setup"));
+                }
+            }
+        }
+    }
+    if let Some(l) = &last {
+        if v.inherit.gate {
+            o.gate = l.gate.clone();
+            if let Some(g) = &o.gate {
+                taken.push(format!("gate `{g}` from the previous run"));
+            }
+        }
+        if v.inherit.gate_timeout {
+            o.gate_timeout_secs = l.gate_timeout_secs;
+        }
+    }
+    Ok(taken)
 }
 
 /// Refuses a second active run in the project, naming the active one and the way out.

@@ -39,6 +39,7 @@ fn the_mcp_service_passes_the_conformance_suite() {
             stopping: cancel.child_token(),
             reconcile: Default::default(),
             confined: false,
+            default_setup: None,
             started_at: time::OffsetDateTime::now_utc(),
         });
         let runs = orchestratord::runs::Runs::new(db, cancel.child_token(), engine);

@@ -33,6 +33,7 @@ impl InProcess {
             codex: Default::default(),
             usage: Default::default(),
             supervision: Default::default(),
+            worktrees: Default::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let done = {
