@@ -107,6 +107,7 @@ impl Client {
         id: &str,
         verb: &str,
         reason: Option<String>,
+        change: orchestrator_proto::OptionsChange,
     ) -> Result<Run, ClientError> {
         let env = if verb == "resume" {
             orchestrator_proto::SessionEnv::capture()
@@ -115,7 +116,11 @@ impl Client {
         };
         self.post(
             &format!("/v1/runs/{id}/{verb}"),
-            &Transition { reason, env },
+            &Transition {
+                reason,
+                env,
+                change,
+            },
         )
         .await
     }
@@ -194,10 +199,15 @@ impl Client {
         self.get("/v1/usage", &()).await
     }
 
-    pub async fn answer(&self, id: u64, answer: String) -> Result<Escalation, ClientError> {
+    pub async fn answer(
+        &self,
+        id: u64,
+        answer: String,
+        change: orchestrator_proto::OptionsChange,
+    ) -> Result<Escalation, ClientError> {
         self.post(
             &format!("/v1/escalations/{id}/answer"),
-            &AnswerEscalation { answer },
+            &AnswerEscalation { answer, change },
         )
         .await
     }

@@ -480,6 +480,44 @@ pub struct ListEscalations {
 #[serde(deny_unknown_fields)]
 pub struct AnswerEscalation {
     pub answer: String,
+    /// Commands to change for the rest of the run, applied before it goes on.
+    #[serde(default, skip_serializing_if = "OptionsChange::is_none")]
+    pub change: OptionsChange,
+}
+
+/// `resume` and `answer`'s `--gate`, `--setup` and `--gate-timeout`: what the run uses from
+/// then on. An empty command removes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_timeout_secs: Option<u64>,
+}
+
+impl OptionsChange {
+    pub fn is_none(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `options` with this change applied.
+    pub fn applied(&self, options: &RunOptions) -> RunOptions {
+        let mut o = options.clone();
+        let command = |c: &String| (!c.trim().is_empty()).then(|| c.clone());
+        if let Some(g) = &self.gate {
+            o.gate = command(g);
+        }
+        if let Some(s) = &self.setup {
+            o.setup = command(s);
+        }
+        if let Some(t) = self.gate_timeout_secs {
+            o.gate_timeout_secs = t;
+        }
+        o
+    }
 }
 
 /// Body of `POST /v1/runs/{id}/pause|resume|cancel`; optional.
@@ -492,6 +530,9 @@ pub struct Transition {
     /// With `resume`: the client's current environment replaces the one kept with the run.
     #[serde(default, skip_serializing_if = "crate::SessionEnv::is_empty")]
     pub env: crate::SessionEnv,
+    /// With `resume`: commands to change for the rest of the run.
+    #[serde(default, skip_serializing_if = "OptionsChange::is_none")]
+    pub change: OptionsChange,
 }
 
 /// One task of a run's plan, as the board holds it.

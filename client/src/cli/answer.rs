@@ -21,6 +21,8 @@ pub struct AnswerArgs {
     #[arg(long, short = 'p', value_name = "DIR", default_value = ".")]
     project: std::path::PathBuf,
     #[command(flatten)]
+    change: super::transition::ChangeArgs,
+    #[command(flatten)]
     format: Format,
 }
 
@@ -89,7 +91,7 @@ pub async fn run(client: &Client, a: AnswerArgs) -> Result<(), ClientError> {
             }
         }
     };
-    let e = client.answer(id, text).await?;
+    let e = client.answer(id, text, a.change.change()).await?;
     if a.format.json {
         output::json(&e)
     } else {

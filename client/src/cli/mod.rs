@@ -48,7 +48,7 @@ enum Cmd {
     /// Live view of a run: tasks, workers, merges, cost (until it ends or Ctrl-C)
     Watch(watch::WatchArgs),
     /// Resume a paused, planned (--dry-run) or escalated run
-    Resume(transition::TransitionArgs),
+    Resume(transition::ResumeArgs),
     /// Pause a run (its sessions stop; resume picks up where it left off)
     Pause(transition::TransitionArgs),
     /// Cancel a run (its branch and work are kept)
@@ -151,7 +151,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Status(a) => status::run(&client, a).await,
         Cmd::Log(a) => log::run(&client, a).await,
         Cmd::Watch(a) => watch::run(&client, a).await,
-        Cmd::Resume(a) => transition::run(&client, a, "resume", "Resumed").await,
+        Cmd::Resume(a) => transition::resume(&client, a).await,
         Cmd::Pause(a) => transition::run(&client, a, "pause", "Paused").await,
         Cmd::Cancel(a) => transition::run(&client, a, "cancel", "Cancelled").await,
         Cmd::List(a) => list::run(&client, a).await,
@@ -171,7 +171,8 @@ async fn transition(
     target: &Target,
     verb: &str,
     reason: Option<String>,
+    change: orchestrator_proto::OptionsChange,
 ) -> Result<orchestrator_proto::Run, ClientError> {
     let run = client.run(&target.resolve()?).await?;
-    client.transition(&run.id, verb, reason).await
+    client.transition(&run.id, verb, reason, change).await
 }

@@ -33,6 +33,6 @@ pub async fn answer(
         )
         .with_hint("escalation ids are numbers; `orchestrate escalations` lists them")
     })?;
-    let row = s.runs.answer(id, req.answer).await?;
+    let row = s.runs.answer(id, req.answer, req.change).await?;
     Ok(axum::Json(wire::escalation(&row)))
 }

@@ -77,6 +77,7 @@ pub async fn resume(
         .command(&id, |reply| Command::Resume {
             reason: t.reason,
             env,
+            change: t.change,
             reply,
         })
         .await?;

@@ -188,6 +188,11 @@ pub fn apply(
                 "plan_summary": plan,
                 "task": task_json(&task),
                 "dependencies": deps,
+                "checks": {
+                    "gate": run.options.gate,
+                    "gate_runs": "on the merged result of your branch, in the integration worktree; a red gate sends the task back with its output",
+                    "setup": run.options.setup,
+                },
             });
         }
         Op::Claim => {

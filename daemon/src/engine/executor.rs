@@ -27,6 +27,7 @@ use orchestrator_proto::Level;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::prepare::{Prep, Prepared};
 use super::{EngineConfig, note, salvage, session};
 use crate::agents::SessionSpec;
 use crate::agents::claude::ClaudeCode;
@@ -68,6 +69,8 @@ struct Finished {
     worktree: PathBuf,
     session: String,
     ended: std::io::Result<session::Ended>,
+    /// How preparing its new worktree went (`None`: a resumed worktree, prepared before).
+    prepared: Option<Prepared>,
 }
 
 struct Ctx {
@@ -81,6 +84,26 @@ struct Ctx {
     env: orchestrator_proto::SessionEnv,
     /// The run's pause/cancel token (the gate stops with it).
     cancel: CancellationToken,
+    /// How new worktrees are prepared (`.worktreeinclude`, `--setup`).
+    prep: Prep,
+    /// Set when the run cannot go on for a reason of the environment, not of any task (a
+    /// setup failing twice in a row, a gate that cannot run): nothing more is dispatched or
+    /// merged, and once the running workers end the run stops for a human with this.
+    blocked: std::sync::Mutex<Option<String>>,
+}
+
+impl Ctx {
+    fn blocked(&self) -> Option<String> {
+        self.blocked.lock().map(|b| b.clone()).unwrap_or(None)
+    }
+
+    fn block(&self, why: String) {
+        if let Ok(mut b) = self.blocked.lock()
+            && b.is_none()
+        {
+            *b = Some(why);
+        }
+    }
 }
 
 async fn update(
@@ -172,6 +195,16 @@ fn worker_prompt(run: &RunRow, t: &TaskRow, branch: &str, worktree: &std::path::
             .join("\n"),
         worktree.display(),
     );
+    if let Some(setup) = &run.options.setup {
+        p.push_str(&format!(
+            "\nYour worktree was prepared with `{setup}` (the run's setup), so its dependencies are installed.\n"
+        ));
+    }
+    if let Some(gate) = &run.options.gate {
+        p.push_str(&format!(
+            "\n# How your work is checked\n\nAfter you complete, the daemon merges your branch and runs the gate `{gate}` on the result; if it fails, the task comes back with its output. Run it in your worktree before you call `complete_task`.\n"
+        ));
+    }
     if let Some(f) = &t.failure {
         p.push_str(&format!(
             "\n# The previous attempt did not land\n\n{f}\n\nStart from the current code and make sure this is solved.\n"
@@ -225,6 +258,15 @@ pub async fn execute(
             run.branch
         ));
     }
+    let prep = Prep {
+        project: project.clone(),
+        data_dir: cfg.data_dir.clone(),
+        run: run.id.clone(),
+        env: env.clone(),
+        options: run.options.clone(),
+        cancel: cancel.clone(),
+        stopping: cfg.stopping.clone(),
+    };
     let ctx = Ctx {
         agent,
         handle,
@@ -235,6 +277,8 @@ pub async fn execute(
         env,
         run,
         cancel: cancel.clone(),
+        prep,
+        blocked: std::sync::Mutex::new(None),
     };
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: HashMap<String, Vec<String>> = HashMap::new();
@@ -255,7 +299,25 @@ pub async fn execute(
     let mut not_before: HashMap<String, tokio::time::Instant> = HashMap::new();
     // Tasks whose worker could not be started (a worktree git refused): how often.
     let mut undispatched: HashMap<String, u32> = HashMap::new();
+    // Setups that failed since the last one that passed.
+    let mut setup_streak = 0u32;
     loop {
+        if let Some(why) = ctx.blocked() {
+            // The environment, not a task: let the running workers end, then ask a human.
+            if running.is_empty() {
+                return Executed::Failed(why);
+            }
+            if let Some(Ok(f)) = running.join_next().await {
+                busy.remove(&f.task);
+                match f.prepared {
+                    Some(Prepared::Failed(_) | Prepared::Stopped) => {
+                        unprepared(&ctx, f, "the run stopped for a human").await;
+                    }
+                    _ => finish(&ctx, f).await,
+                }
+            }
+            continue;
+        }
         let all = tasks(&ctx.db, &ctx.run.id).await;
         // Completed by a worker nobody follows (one a crash left without a recorded process
         // finished after the restart): merged from where it worked.
@@ -405,6 +467,30 @@ pub async fn execute(
             return Executed::Stopped;
         }
         busy.remove(&f.task);
+        match &f.prepared {
+            Some(Prepared::Ready(_)) => setup_streak = 0,
+            Some(Prepared::Failed(fail)) => {
+                setup_streak += 1;
+                let fail = fail.clone();
+                let again = if setup_streak >= SETUP_FAILURES {
+                    ctx.block(format!(
+                        "{fail}\n\nIt failed {setup_streak} times in a row, so it is the \
+                         environment, not the task: fix the command or what it needs, then \
+                         `orchestrate resume` (or `resume --setup \"…\"` to change it)"
+                    ));
+                    "the run stops for a human"
+                } else {
+                    "it is tried again"
+                };
+                unprepared(&ctx, f, again).await;
+                continue;
+            }
+            Some(Prepared::Stopped) => {
+                unprepared(&ctx, f, RESUMES).await;
+                continue;
+            }
+            None => {}
+        }
         if limited(&f) {
             interrupted(&ctx, f, "the account hit its usage limit", RESUMES).await;
             continue;
@@ -605,7 +691,36 @@ async fn launch(
         &grant.session,
         Some(serde_json::to_string(&place).unwrap_or_default()),
     );
+    let (prep, handle, name) = (
+        (!resume).then(|| ctx.prep.clone()),
+        ctx.handle.clone(),
+        format!("{}.{attempt}", t.id),
+    );
     Ok(async move {
+        let mut prepared = None;
+        if let Some(prep) = prep {
+            match super::prepare::prepare(&prep, &worktree, &name).await {
+                Prepared::Ready(done) => {
+                    for d in &done {
+                        let text = format!("Task {task}: {d}");
+                        note(&handle, Level::Info, "worktree_prepared", text).await;
+                    }
+                    prepared = Some(Prepared::Ready(done));
+                }
+                other => {
+                    return Finished {
+                        task,
+                        session_uuid,
+                        branch,
+                        base,
+                        worktree,
+                        session: grant.session,
+                        ended: Err(std::io::Error::other("its worktree was not prepared")),
+                        prepared: Some(other),
+                    };
+                }
+            }
+        }
         let ended = session::run(
             cmd,
             &dir,
@@ -621,8 +736,96 @@ async fn launch(
             worktree,
             session: grant.session,
             ended,
+            prepared,
         }
     })
+}
+
+/// Prepares the integration worktree (where the gate runs) once per setup command: the
+/// `.worktreeinclude` files and `--setup`, remembered in its git dir so a resumed run does not
+/// install again. `false` when stopped, or when it failed [`SETUP_FAILURES`] times (the run is
+/// then blocked).
+async fn integration_ready(ctx: &Ctx) -> bool {
+    let marker = git::git_dir(&ctx.integration)
+        .await
+        .ok()
+        .map(|d| d.join("orchestrator-setup"));
+    let want = ctx.run.options.setup.clone().unwrap_or_default();
+    if let Some(m) = &marker
+        && tokio::fs::read_to_string(m).await.ok().as_deref() == Some(want.as_str())
+    {
+        return true;
+    }
+    for n in 1..=SETUP_FAILURES {
+        match super::prepare::prepare(&ctx.prep, &ctx.integration, "integration").await {
+            Prepared::Ready(done) => {
+                for d in done {
+                    let text = format!("Integration worktree: {d}");
+                    note(&ctx.handle, Level::Info, "worktree_prepared", text).await;
+                }
+                if let Some(m) = &marker {
+                    let _ = tokio::fs::write(m, &want).await;
+                }
+                return true;
+            }
+            Prepared::Stopped => return false,
+            Prepared::Failed(fail) => {
+                let text = format!("Integration worktree (where the gate runs): {fail}");
+                note(&ctx.handle, Level::Warn, "setup_failed", text).await;
+                if n == SETUP_FAILURES {
+                    ctx.block(format!(
+                        "{fail}\n\nThe integration worktree, where the gate runs, could not be \
+                         set up ({n} times in a row): fix the command or what it needs, then \
+                         `orchestrate resume` (or `resume --setup \"…\"` to change it)"
+                    ));
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Setups failing in a row before the run stops for a human.
+pub const SETUP_FAILURES: u32 = 2;
+
+/// A worker whose worktree could not be prepared never ran: its session ends, the worktree
+/// and branch (which hold nothing) go, and the task goes back without spending an attempt.
+async fn unprepared(ctx: &Ctx, f: Finished, then: &str) {
+    super::end(&ctx.handle, &f.session, None).await;
+    let _ = git::worktree_remove(&ctx.project, &f.worktree, true).await;
+    let _ = git::delete_branch_at(&ctx.project, &f.branch, &f.base).await;
+    let (kind, why) = match &f.prepared {
+        Some(Prepared::Failed(fail)) => ("setup_failed", fail.to_string()),
+        _ => (
+            "task_interrupted",
+            "the run stopped while its setup ran".to_owned(),
+        ),
+    };
+    let event = NewEvent {
+        level: if kind == "setup_failed" {
+            Level::Warn
+        } else {
+            Level::Info
+        },
+        ..NewEvent::info(
+            kind,
+            format!(
+                "Task {} was not started, not counted as an attempt ({then}): {why}",
+                f.task
+            ),
+        )
+    }
+    .with_data(serde_json::json!({ "task": f.task, "session": f.session }));
+    let task = f.task.clone();
+    let _ = ctx
+        .handle
+        .ask(|reply| Command::TaskInterrupted {
+            task,
+            resume: None,
+            event,
+            reply,
+        })
+        .await;
 }
 
 /// How a worker session is watched: stopped on `cancel` and by the watchdogs, left running
@@ -760,6 +963,7 @@ async fn reconcile(
                     worktree: place.worktree,
                     session,
                     ended,
+                    prepared: None,
                 }
             });
             continue;
@@ -862,6 +1066,7 @@ async fn finish_gone(ctx: &Ctx, task: &str, row: crate::store::live::LiveRow, pl
         worktree: place.worktree,
         ended: session::finalize(&dir, 0).await,
         session: row.id,
+        prepared: None,
     };
     finish(ctx, f).await;
 }
@@ -1116,6 +1321,9 @@ async fn branch_free(ctx: &Ctx) -> bool {
 
 /// Merges a completed task's branch (`salvage` made it hold the worker's result).
 async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
+    if ctx.blocked().is_some() {
+        return; // the task stays done and is merged when the run goes on
+    }
     // Counted on the branch, not in the worktree: the branch is what gets merged.
     let ahead = match git::commits_ahead(&ctx.project, &f.base, &f.branch).await {
         Ok(n) => n,
@@ -1172,6 +1380,9 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
             return;
         }
     };
+    if ctx.run.options.gate.is_some() && !integration_ready(ctx).await {
+        return; // stopped or blocked: the task stays done and is merged when the run goes on
+    }
     if !branch_free(ctx).await {
         return; // stopped while held: the task stays done and is merged when the run goes on
     }
@@ -1181,6 +1392,24 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 Some(gate) => run_gate(ctx, gate, t).await,
                 None => Gate::Passed,
             };
+            if let (Some(gate), Gate::CannotRun(why)) = (&ctx.run.options.gate, &verdict) {
+                let _ = git::reset_hard(&ctx.integration, &pre).await;
+                let why = format!(
+                    "the gate `{gate}` cannot run in the integration worktree ({why}); that is \
+                     the environment, not the workers' code, so no attempt was spent: give a \
+                     --setup that installs what it needs or another --gate, with `orchestrate \
+                     resume --setup \"…\"` or `--gate \"…\"`"
+                );
+                note(
+                    &ctx.handle,
+                    Level::Error,
+                    "gate_cannot_run",
+                    format!("Task {}: {why}", t.id),
+                )
+                .await;
+                ctx.block(why);
+                return;
+            }
             if let Gate::Stopped = verdict {
                 // The branch never moves on a gate that did not finish: the task stays done
                 // and is merged (gate included) again when the run goes on.
@@ -1275,8 +1504,11 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
 /// How a gate ended on one merge.
 enum Gate {
     Passed,
-    /// Red (or timed out, or could not run): the end of its output, for the task's next try.
+    /// Red (or timed out): the end of its output, for the task's next try.
     Failed(String),
+    /// The command itself cannot run there (exit 126 or 127, or no shell): the environment's
+    /// fault, never the task's.
+    CannotRun(String),
     /// The run was paused or cancelled, or the daemon is stopping: the merge is undone and
     /// redone when the run goes on.
     Stopped,
@@ -1303,8 +1535,17 @@ async fn run_gate(ctx: &Ctx, gate: &str, t: &TaskRow) -> Gate {
     let timeout = std::time::Duration::from_secs(ctx.run.options.gate_timeout_secs);
     let ran = match crate::child::run(c, &log, timeout, &ctx.cancel, &ctx.cfg.stopping).await {
         Ok(r) => r,
-        Err(e) => return Gate::Failed(format!("cannot run it: {e}")),
+        Err(e) => return Gate::CannotRun(format!("cannot start sh: {e}")),
     };
+    if let crate::child::Exit::Exited(Some(code @ (126 | 127))) = ran.exit {
+        let last = ran.tail.trim().lines().last().unwrap_or("").to_owned();
+        let what = if code == 127 {
+            "not found"
+        } else {
+            "not executable"
+        };
+        return Gate::CannotRun(format!("exit {code}, a command {what}: {last}"));
+    }
     let code = match ran.exit {
         crate::child::Exit::Exited(Some(0)) => {
             note(

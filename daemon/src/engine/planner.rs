@@ -171,6 +171,16 @@ pub async fn plan(
         return Planned::Plan(version);
     }
     let project = Path::new(&run.project).to_path_buf();
+    let prep = super::prepare::Prep {
+        project: project.clone(),
+        data_dir: cfg.data_dir.clone(),
+        run: run.id.clone(),
+        env: env.clone(),
+        options: run.options.clone(),
+        cancel: cancel.clone(),
+        stopping: cfg.stopping.clone(),
+    };
+    let mut setup_failures = 0;
     let mut last = String::from("the planner never ran");
     for attempt in 1..=PLANNER_ATTEMPTS {
         if cancel.is_cancelled() {
@@ -203,6 +213,47 @@ pub async fn plan(
         {
             end(&handle, &grant.session, None).await;
             return Planned::Failed(format!("cannot create the planner's worktree: {e}"));
+        }
+        // Exploring and running the code needs its dependencies too.
+        let name = format!("planner-c{}-{attempt}", run.cycle);
+        match super::prepare::prepare(&prep, &worktree, &name).await {
+            super::prepare::Prepared::Ready(done) => {
+                for d in done {
+                    note(
+                        &handle,
+                        Level::Info,
+                        "worktree_prepared",
+                        format!("Planner: {d}"),
+                    )
+                    .await;
+                }
+            }
+            super::prepare::Prepared::Stopped => {
+                end(&handle, &grant.session, None).await;
+                let _ = crate::git::worktree_remove(&project, &worktree, true).await;
+                return Planned::Stopped;
+            }
+            super::prepare::Prepared::Failed(fail) => {
+                end(&handle, &grant.session, None).await;
+                let _ = crate::git::worktree_remove(&project, &worktree, true).await;
+                setup_failures += 1;
+                note(
+                    &handle,
+                    Level::Warn,
+                    "setup_failed",
+                    format!("Planner: {fail}"),
+                )
+                .await;
+                if setup_failures >= super::executor::SETUP_FAILURES {
+                    return Planned::Failed(format!(
+                        "{fail}\n\nIt failed {setup_failures} times in a row, so it is the \
+                         environment, not the planner: fix the command or what it needs, then \
+                         `orchestrate resume` (or `resume --setup \"…\"` to change it)"
+                    ));
+                }
+                last = fail.to_string();
+                continue;
+            }
         }
         note(
             &handle,

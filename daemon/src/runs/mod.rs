@@ -344,7 +344,12 @@ impl Runs {
     }
 
     /// Answers an escalation through its run's actor.
-    pub async fn answer(&self, id: u64, answer: String) -> Result<EscalationRow, RunError> {
+    pub async fn answer(
+        &self,
+        id: u64,
+        answer: String,
+        change: orchestrator_proto::OptionsChange,
+    ) -> Result<EscalationRow, RunError> {
         if answer.trim().is_empty() {
             return Err(RunError::invalid("the answer is empty")
                 .hint("write the guidance for the run, e.g. orchestrate answer 3 \"use JWT\""));
@@ -361,6 +366,7 @@ impl Runs {
         self.command(&esc.run_id, |reply| Command::Answer {
             escalation: id,
             answer,
+            change,
             reply,
         })
         .await

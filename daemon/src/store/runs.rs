@@ -195,6 +195,16 @@ pub fn current(conn: &Connection, project: &str) -> Result<Option<RunRow>, Store
     Ok(conn.row(&sql, [project], from_row).optional()?)
 }
 
+/// Replaces a run's options (`resume`/`answer` changed its commands).
+pub fn set_options(conn: &Connection, id: &str, options: &RunOptions) -> Result<(), StoreError> {
+    let text = serde_json::to_string(options).map_err(|e| conversion(8, e))?;
+    conn.exec(
+        "UPDATE runs SET options = ?2 WHERE id = ?1",
+        params![id, text],
+    )?;
+    Ok(())
+}
+
 /// Writes the mutable part of a run back.
 pub fn update(conn: &Connection, run: &RunRow) -> Result<(), StoreError> {
     let n = conn.exec(

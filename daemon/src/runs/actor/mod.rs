@@ -51,6 +51,8 @@ pub enum Command {
         reason: Option<String>,
         /// The resuming shell's environment for later sessions; stored only if it resumes.
         env: Option<orchestrator_proto::SessionEnv>,
+        /// Commands to change for the rest of the run; applied only if it resumes.
+        change: orchestrator_proto::OptionsChange,
         reply: Reply<RunRow>,
     },
     Cancel {
@@ -60,6 +62,7 @@ pub enum Command {
     Answer {
         escalation: u64,
         answer: String,
+        change: orchestrator_proto::OptionsChange,
         reply: Reply<EscalationRow>,
     },
     /// A board operation from an MCP session; the inner `Err` is a refusal for the model.
@@ -245,8 +248,13 @@ impl RunActor {
             Command::Pause { reason, reply } => {
                 let _ = reply.send(self.pause(reason).await);
             }
-            Command::Resume { reason, env, reply } => {
-                let _ = reply.send(self.resume(reason, env).await);
+            Command::Resume {
+                reason,
+                env,
+                change,
+                reply,
+            } => {
+                let _ = reply.send(self.resume(reason, env, change).await);
             }
             Command::Cancel { reason, reply } => {
                 let _ = reply.send(self.cancel(reason).await);
@@ -254,9 +262,10 @@ impl RunActor {
             Command::Answer {
                 escalation,
                 answer,
+                change,
                 reply,
             } => {
-                let _ = reply.send(self.answer(escalation, answer).await);
+                let _ = reply.send(self.answer(escalation, answer, change).await);
             }
             Command::Board { caller, op, reply } => {
                 let _ = reply.send(self.board(caller, op).await);
@@ -340,6 +349,7 @@ impl RunActor {
         &mut self,
         reason: Option<String>,
         env: Option<orchestrator_proto::SessionEnv>,
+        change: orchestrator_proto::OptionsChange,
     ) -> Result<RunRow, RunError> {
         // Validate first: a refused resume changes nothing (not even the sessions' environment).
         if !matches!(
@@ -352,6 +362,9 @@ impl RunActor {
             ))
             .hint("`orchestrate status` shows what it is doing"));
         }
+        let options = change.applied(&self.run.options);
+        crate::runs::submit::check_options(&options)?;
+        self.change_options(options, &change).await?;
         if let Some(env) = env {
             let id = self.run.id.clone();
             self.db
@@ -723,7 +736,48 @@ impl RunActor {
         Ok(row)
     }
 
-    async fn answer(&mut self, id: u64, answer: String) -> Result<EscalationRow, RunError> {
+    /// Keeps `options` (already checked) as the run's from now on, and says what changed.
+    async fn change_options(
+        &mut self,
+        options: orchestrator_proto::RunOptions,
+        change: &orchestrator_proto::OptionsChange,
+    ) -> Result<(), RunError> {
+        if change.is_none() {
+            return Ok(());
+        }
+        let (id, o) = (self.run.id.clone(), options.clone());
+        self.db
+            .call(move |c| run_rows::set_options(c, &id, &o))
+            .await?;
+        let said =
+            |c: &Option<String>| c.as_deref().map_or("none".to_owned(), |c| format!("`{c}`"));
+        let mut parts = Vec::new();
+        if change.gate.is_some() {
+            parts.push(format!("gate {}", said(&options.gate)));
+        }
+        if change.setup.is_some() {
+            parts.push(format!("setup {}", said(&options.setup)));
+        }
+        if change.gate_timeout_secs.is_some() {
+            parts.push(format!("gate timeout {}s", options.gate_timeout_secs));
+        }
+        self.run.options = options;
+        self.record(NewEvent::info(
+            "options_changed",
+            format!("From now on: {}", parts.join(", ")),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    async fn answer(
+        &mut self,
+        id: u64,
+        answer: String,
+        change: orchestrator_proto::OptionsChange,
+    ) -> Result<EscalationRow, RunError> {
+        let options = change.applied(&self.run.options);
+        crate::runs::submit::check_options(&options)?;
         let run_id = self.run.id.clone();
         let at = time_text::now();
         let (row, event, message) = self
@@ -770,6 +824,7 @@ impl RunActor {
             })
             .await??;
         self.published(vec![event]).await;
+        self.change_options(options, &change).await?;
         self.rewrite_mirror(false).await;
         if let Err(e) = self
             .mirror
