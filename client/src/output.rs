@@ -62,6 +62,20 @@ pub fn run_summary(r: &Run) {
     if let Some(f) = &r.context_file {
         println!("  context    {f}");
     }
+    if let Some(s) = &r.options.setup {
+        println!(
+            "  setup      {s} (in every new worktree, {} at most)",
+            humantime::format_duration(std::time::Duration::from_secs(
+                r.options.setup_timeout_secs
+            ))
+        );
+    }
+    if let Some(g) = &r.options.gate {
+        println!(
+            "  gate       {g} (on every merge, {} at most)",
+            humantime::format_duration(std::time::Duration::from_secs(r.options.gate_timeout_secs))
+        );
+    }
     let p = &r.progress;
     if p.tasks > 0 {
         println!(
@@ -162,6 +176,22 @@ pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
         if retried && let Some(f) = &t.failure {
             println!("              retried: {}", cut(f, 100));
         }
+    }
+    let checked: Vec<String> = tasks
+        .iter()
+        .filter_map(|t| {
+            let c = t.checks.as_ref()?;
+            let passed = c.iter().filter(|c| c.passed).count();
+            let mark = if passed == t.verify.len() {
+                "✓"
+            } else {
+                "✗"
+            };
+            Some(format!("{} {mark} {passed}/{}", t.id, t.verify.len()))
+        })
+        .collect();
+    if !checked.is_empty() {
+        println!("  checks     {}", checked.join(" · "));
     }
 }
 

@@ -117,7 +117,15 @@ pub fn setup_log(project: &Path, data_dir: &Path, run: &str, name: &str) -> Path
     command_log(project, data_dir, run, "setup", name)
 }
 
-fn command_log(project: &Path, data_dir: &Path, run: &str, folder: &str, name: &str) -> PathBuf {
+/// Where the output of a command the daemon runs goes: `.orchestrator/<folder>/<name>`, or
+/// `<data_dir>/<folder>/<run>/<name>` when a link there makes the mirror refuse.
+pub fn command_log(
+    project: &Path,
+    data_dir: &Path,
+    run: &str,
+    folder: &str,
+    name: &str,
+) -> PathBuf {
     let primary = project.join(DIR).join(folder);
     if safe_dir(&primary).is_ok() {
         primary.join(name)

@@ -70,5 +70,10 @@ pub fn task(t: &crate::store::board::TaskRow) -> proto::Task {
         cost_usd: t.cost_usd,
         failure: t.failure.clone(),
         last_activity_at: t.last_activity_at,
+        verify: t.verify.clone(),
+        checks: t
+            .checks
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok()),
     }
 }

@@ -37,6 +37,21 @@ const NAMES: &[&str] = &[
     "GIT_AUTHOR_EMAIL",
     "GIT_COMMITTER_NAME",
     "GIT_COMMITTER_EMAIL",
+    // Where toolchains live, so setups, gates and checks build as in the user's shell.
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "CARGO_HOME",
+    "GOPATH",
+    "GOROOT",
+    "GOMODCACHE",
+    "GOFLAGS",
+    "JAVA_HOME",
+    "NVM_DIR",
+    "PYENV_ROOT",
+    "PNPM_HOME",
+    "VOLTA_HOME",
+    "BUN_INSTALL",
+    "DENO_DIR",
 ];
 /// Prefixes forwarded.
 const PREFIXES: &[&str] = &[

@@ -563,6 +563,24 @@ pub struct Task {
         with = "time::serde::rfc3339::option"
     )]
     pub last_activity_at: Option<OffsetDateTime>,
+    /// The plan's checks for it, run by the daemon when its worker completes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify: Vec<String>,
+    /// How they went the last time they ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<TaskCheck>>,
+}
+
+/// One run of one of a task's `verify` commands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskCheck {
+    pub command: String,
+    pub passed: bool,
+    /// "exit 0", "exit 1", "it ran for more than 30m and was stopped", …
+    pub how: String,
+    pub secs: f64,
+    /// The file holding its whole output.
+    pub log: String,
 }
 
 /// `GET /v1/runs/{id}/tasks`.

@@ -39,6 +39,22 @@ pub fn conformance() -> PathBuf {
     )
 }
 
+/// A folder of wheels (pytest and what it needs) for `pip install --no-index --find-links`.
+pub fn wheels() -> PathBuf {
+    let dir = deps().join("wheels");
+    let has_pytest = std::fs::read_dir(&dir).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("pytest-"))
+    });
+    assert!(
+        has_pytest,
+        "the pytest wheels are not in {}; run .ci/test once (it downloads them), or \
+         `.ci/test --deps-only`",
+        dir.display()
+    );
+    dir
+}
+
 /// A script under `tests/py/`.
 pub fn py_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

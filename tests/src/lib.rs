@@ -8,6 +8,7 @@ pub mod deps;
 pub mod fake_daemon;
 pub mod fake_model;
 pub mod fake_openai;
+pub mod fixtures;
 pub mod http;
 pub mod mcp;
 pub mod misbehave;

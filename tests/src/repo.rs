@@ -42,3 +42,25 @@ pub fn init_empty(dir: &Path, home: &Path) -> PathBuf {
     git(dir, home, &["init", "-q", "-b", "main"]);
     dir.to_path_buf()
 }
+
+/// Every file under `dir` but `.git` and `.orchestrator`, with its bytes.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).expect("under the root").to_path_buf();
+            if rel == Path::new(".git") || rel == Path::new(".orchestrator") {
+                continue;
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.insert(rel, Vec::new());
+                walk(root, &p, out);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}

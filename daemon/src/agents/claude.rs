@@ -96,6 +96,14 @@ impl ClaudeCode {
         if self.permissions == Permissions::Bypass && nix::unistd::geteuid().is_root() {
             c.env("IS_SANDBOX", "1");
         }
+        if spec.env.get("MCP_TOOL_TIMEOUT").is_none() {
+            // complete_task waits for the task's verify commands, up to the longest gate
+            // timeout each: claude must not give up on the call first.
+            c.env(
+                "MCP_TOOL_TIMEOUT",
+                (orchestrator_proto::defaults::MAX_GATE_TIMEOUT_SECS * 1000).to_string(),
+            );
+        }
         if spec.env.get("CLAUDE_CODE_MAX_RETRIES").is_none() {
             // Fail fast on API errors: the daemon retries sessions itself.
             c.env("CLAUDE_CODE_MAX_RETRIES", "2");

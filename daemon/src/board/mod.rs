@@ -189,6 +189,8 @@ pub fn apply(
                 "task": task_json(&task),
                 "dependencies": deps,
                 "checks": {
+                    "verify": task.verify,
+                    "verify_runs": "when you call complete_task, in your worktree; a failure refuses the completion with the output",
                     "gate": run.options.gate,
                     "gate_runs": "on the merged result of your branch, in the integration worktree; a red gate sends the task back with its output",
                     "setup": run.options.setup,
@@ -442,6 +444,7 @@ pub fn apply(
                     acceptance: &t.acceptance_criteria,
                     files: &t.files,
                     depends_on: &t.depends_on,
+                    verify: &t.verify,
                 })
                 .collect();
             let version = rows::insert_plan(
@@ -523,6 +526,8 @@ pub fn task_json(t: &TaskRow) -> Value {
         "acceptance_criteria": t.acceptance, "depends_on": t.depends_on, "files": t.files,
         "status": t.status, "assignee": t.assignee, "attempts": t.attempts,
         "progress": t.progress, "result": t.result, "failure": t.failure, "cost_usd": t.cost_usd,
+        "verify": t.verify,
+        "checks": t.checks.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
         "updated_at": time_text::format(t.updated_at),
     })
 }

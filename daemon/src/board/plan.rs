@@ -12,6 +12,8 @@ pub const MAX_TITLE: usize = 200;
 pub const MAX_TEXT: usize = 20_000;
 pub const MAX_LIST: usize = 50;
 pub const MAX_ITEM: usize = 500;
+/// Verify commands per task.
+pub const MAX_VERIFY: usize = 5;
 
 /// A plan as the planner submits it.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -40,6 +42,12 @@ pub struct TaskInput {
     /// Files or areas the task will touch (helps avoid conflicting parallel edits).
     #[serde(default)]
     pub files: Vec<String>,
+    /// Shell commands, run in the worker's worktree, that pass when the acceptance criteria
+    /// hold (e.g. "npm test -- auth", "pytest tests/test_auth.py -q"); at most 5. The
+    /// orchestrator runs them when the worker completes and refuses the completion while one
+    /// fails. Give them wherever the project has a way to check.
+    #[serde(default)]
+    pub verify: Vec<String>,
 }
 
 /// Every problem found, one line each, so the planner can fix them all in one go.
@@ -176,6 +184,16 @@ pub fn validate(plan: &PlanInput, existing: &HashSet<String>) -> Result<(), Plan
         );
         list(&mut p, &format!("{name}: files"), &t.files, false);
         list(&mut p, &format!("{name}: depends_on"), &t.depends_on, false);
+        list(&mut p, &format!("{name}: verify"), &t.verify, false);
+        if t.verify.len() > MAX_VERIFY {
+            p.push(format!(
+                "{name}: verify has {} commands; give at most {MAX_VERIFY} (join related checks in one command)",
+                t.verify.len()
+            ));
+        }
+        if t.verify.iter().any(|c| c.trim().is_empty()) {
+            p.push(format!("{name}: verify has an empty command; remove it"));
+        }
     }
     let ids: HashSet<&str> = plan.tasks.iter().map(|t| t.id.as_str()).collect();
     for t in &plan.tasks {
@@ -268,6 +286,7 @@ mod tests {
             acceptance_criteria: vec!["It works".into()],
             depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
             files: vec![],
+            verify: vec![],
         }
     }
 

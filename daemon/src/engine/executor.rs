@@ -200,10 +200,20 @@ fn worker_prompt(run: &RunRow, t: &TaskRow, branch: &str, worktree: &std::path::
             "\nYour worktree was prepared with `{setup}` (the run's setup), so its dependencies are installed.\n"
         ));
     }
-    if let Some(gate) = &run.options.gate {
-        p.push_str(&format!(
-            "\n# How your work is checked\n\nAfter you complete, the daemon merges your branch and runs the gate `{gate}` on the result; if it fails, the task comes back with its output. Run it in your worktree before you call `complete_task`.\n"
-        ));
+    if !t.verify.is_empty() || run.options.gate.is_some() {
+        p.push_str("\n# How your work is checked\n\n");
+        if !t.verify.is_empty() {
+            let list: Vec<String> = t.verify.iter().map(|c| format!("- `{c}`")).collect();
+            p.push_str(&format!(
+                "When you call `complete_task`, the orchestrator runs these in your worktree and refuses the completion while one fails; run them yourself first:\n{}\n",
+                list.join("\n")
+            ));
+        }
+        if let Some(gate) = &run.options.gate {
+            p.push_str(&format!(
+                "After you complete, the daemon merges your branch and runs the gate `{gate}` on the result; if it fails, the task comes back with its output. Run it in your worktree before you call `complete_task`.\n"
+            ));
+        }
     }
     if let Some(f) = &t.failure {
         p.push_str(&format!(
@@ -1533,6 +1543,7 @@ async fn run_gate(ctx: &Ctx, gate: &str, t: &TaskRow) -> Gate {
         &format!("{}.{}.log", t.id, t.attempts),
     );
     let timeout = std::time::Duration::from_secs(ctx.run.options.gate_timeout_secs);
+    let started = std::time::Instant::now();
     let ran = match crate::child::run(c, &log, timeout, &ctx.cancel, &ctx.cfg.stopping).await {
         Ok(r) => r,
         Err(e) => return Gate::CannotRun(format!("cannot start sh: {e}")),
@@ -1548,11 +1559,16 @@ async fn run_gate(ctx: &Ctx, gate: &str, t: &TaskRow) -> Gate {
     }
     let code = match ran.exit {
         crate::child::Exit::Exited(Some(0)) => {
-            note(
+            let secs = started.elapsed().as_secs_f64();
+            super::note_with(
                 &ctx.handle,
                 Level::Info,
                 "gate_passed",
-                format!("Gate `{gate}` passed on task {}'s merge", t.id),
+                format!(
+                    "Gate `{gate}` passed on task {}'s merge in {secs:.1}s",
+                    t.id
+                ),
+                serde_json::json!({"task": t.id, "secs": secs}),
             )
             .await;
             return Gate::Passed;

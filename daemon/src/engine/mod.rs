@@ -15,6 +15,7 @@ pub mod reap;
 pub mod review;
 pub mod salvage;
 pub mod session;
+pub mod verify;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -140,10 +141,24 @@ pub(crate) async fn note(
     kind: &'static str,
     message: String,
 ) {
-    let event = crate::store::NewEvent {
+    note_with(handle, level, kind, message, serde_json::Value::Null).await;
+}
+
+/// [`note`] with machine-readable `data` for the event.
+pub(crate) async fn note_with(
+    handle: &crate::runs::RunHandle,
+    level: orchestrator_proto::Level,
+    kind: &'static str,
+    message: String,
+    data: serde_json::Value,
+) {
+    let mut event = crate::store::NewEvent {
         level,
         ..crate::store::NewEvent::info(kind, message)
     };
+    if !data.is_null() {
+        event = event.with_data(data);
+    }
     let _ = handle
         .ask(|reply| crate::runs::Command::Note { event, reply })
         .await;

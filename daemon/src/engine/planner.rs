@@ -22,6 +22,8 @@ pub enum Planned {
     Plan(u32),
     /// No valid plan; the reason for the user.
     Failed(String),
+    /// The environment stops planning (the setup failed twice in a row); the reason.
+    Blocked(String),
     /// Paused, cancelled or shutting down: nothing to record.
     Stopped,
 }
@@ -68,9 +70,25 @@ fn prompt(run: &RunRow) -> String {
          and call the `submit_plan` tool of the `orch` MCP server exactly once with a summary and \
          the tasks: unique short ids, a one-line title, a description complete enough to work \
          from without asking, acceptance criteria, the ids it depends on, and the files or areas \
-         it touches. Prefer tasks that touch disjoint files. If `submit_plan` refuses the plan, \
-         fix every listed problem and submit again. When it is accepted, stop.\n",
+         it touches. Prefer tasks that touch disjoint files. Where the project has a way to \
+         check (a test runner, a type checker, a build), give each task `verify`: up to five \
+         shell commands, run from the repository root, that pass exactly when its acceptance \
+         criteria hold and finish in minutes (e.g. `npm test -- auth`, `.venv/bin/python -m \
+         pytest tests/test_auth.py -q`, `cargo test --offline auth`); the orchestrator runs them \
+         when the worker completes and refuses the completion while one fails. If `submit_plan` \
+         refuses the plan, fix every listed problem and submit again. When it is accepted, \
+         stop.\n",
     );
+    if let Some(setup) = &run.options.setup {
+        p.push_str(&format!(
+            "\nEvery worktree (yours too) is prepared with `{setup}` before use.\n"
+        ));
+    }
+    if let Some(gate) = &run.options.gate {
+        p.push_str(&format!(
+            "\nEvery merged task must also pass the gate `{gate}`.\n"
+        ));
+    }
     p
 }
 
@@ -245,7 +263,7 @@ pub async fn plan(
                 )
                 .await;
                 if setup_failures >= super::executor::SETUP_FAILURES {
-                    return Planned::Failed(format!(
+                    return Planned::Blocked(format!(
                         "{fail}\n\nIt failed {setup_failures} times in a row, so it is the \
                          environment, not the planner: fix the command or what it needs, then \
                          `orchestrate resume` (or `resume --setup \"…\"` to change it)"

@@ -48,6 +48,8 @@ pub fn visible(caller: &Caller, tool: &str) -> bool {
 #[derive(Clone)]
 pub struct OrchestratorMcp {
     runs: Runs,
+    /// Completions refused because a verify command failed, per session.
+    refusals: crate::engine::verify::Refusals,
     tool_router: rmcp::handler::server::router::tool::ToolRouter<Self>,
 }
 
@@ -96,6 +98,7 @@ impl OrchestratorMcp {
     pub fn new(runs: Runs) -> Self {
         Self {
             runs,
+            refusals: Default::default(),
             tool_router: Self::tool_router(),
         }
     }
@@ -185,7 +188,66 @@ impl OrchestratorMcp {
         Extension(p): Extension<http::request::Parts>,
         Parameters(a): Parameters<CompleteArgs>,
     ) -> Result<CallToolResult, McpError> {
-        self.call(&p, Op::Complete { summary: a.summary }).await
+        use crate::engine::verify::{Verdict, verify};
+        let verdict = match p.extensions.get::<Caller>() {
+            Some(caller) => verify(&self.runs, caller, &self.refusals).await,
+            None => Verdict::Nothing,
+        };
+        if let Some(caller) = p.extensions.get::<Caller>() {
+            let said = match &verdict {
+                Verdict::Passed(c) => Some((
+                    orchestrator_proto::Level::Info,
+                    format!(
+                        "its {} check(s) passed in {:.1}s",
+                        c.len(),
+                        c.iter().map(|c| c.secs).sum::<f64>()
+                    ),
+                )),
+                Verdict::Refused(t) | Verdict::GaveUp(t) => Some((
+                    orchestrator_proto::Level::Warn,
+                    format!(
+                        "its completion was refused: {}",
+                        t.lines().next().unwrap_or("")
+                    ),
+                )),
+                Verdict::Nothing => None,
+            };
+            if let (Some((level, text)), Some(task)) = (said, &caller.dispatched) {
+                let event = crate::store::NewEvent {
+                    level,
+                    ..crate::store::NewEvent::info("task_checked", format!("Task {task}: {text}"))
+                }
+                .with_data(json!({"task": task}));
+                let _ = self
+                    .runs
+                    .command(&caller.run, |reply| Command::Note { event, reply })
+                    .await;
+            }
+        }
+        match verdict {
+            Verdict::Refused(text) => Ok(refusal(&text)),
+            Verdict::GaveUp(reason) => {
+                let back = self
+                    .call(
+                        &p,
+                        Op::Fail {
+                            reason: reason.clone(),
+                            retryable: true,
+                        },
+                    )
+                    .await?;
+                if back.is_error == Some(true) {
+                    return Ok(back);
+                }
+                Ok(refusal(&format!(
+                    "complete_task refused for the last time: {reason}\nThe task goes back to the \
+                     board with this output for its next worker; stop now."
+                )))
+            }
+            Verdict::Nothing | Verdict::Passed(_) => {
+                self.call(&p, Op::Complete { summary: a.summary }).await
+            }
+        }
     }
 
     #[tool(

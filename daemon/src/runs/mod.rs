@@ -66,6 +66,11 @@ impl Runs {
         &self.inner.db
     }
 
+    /// What the run engine knows (worktrees, confinement, activity).
+    pub fn engine(&self) -> &Arc<crate::engine::EngineConfig> {
+        &self.inner.engine
+    }
+
     /// Spawns actors for every active run in the database (after a restart).
     pub async fn restore(&self) -> Result<usize, RunError> {
         // Sessions of finished runs nobody ended (the daemon died first) are ended; any agent

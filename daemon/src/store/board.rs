@@ -131,6 +131,10 @@ pub struct TaskRow {
     pub cost_usd: f64,
     /// When its current worker last showed a sign of life.
     pub last_activity_at: Option<OffsetDateTime>,
+    /// Shell commands that prove it (from the plan), run when its worker completes.
+    pub verify: Vec<String>,
+    /// The last run of `verify` (JSON, `engine::verify::Check`s), if any.
+    pub checks: Option<String>,
 }
 
 const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, t.files, \
@@ -138,7 +142,8 @@ const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, 
      (SELECT json_group_array(d.depends_on) FROM task_deps d WHERE d.run_id = t.run_id AND d.task_id = t.id), \
      t.resume, \
      (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s WHERE s.run_id = t.run_id AND s.worked_task = t.id), \
-     (SELECT coalesce(s.last_activity_at, s.started_at) FROM sessions s WHERE s.id = t.assignee AND t.status = 'in_progress') \
+     (SELECT coalesce(s.last_activity_at, s.started_at) FROM sessions s WHERE s.id = t.assignee AND t.status = 'in_progress'), \
+     t.verify, t.checks \
      FROM tasks t";
 
 fn json_list(s: String) -> rusqlite::Result<Vec<String>> {
@@ -166,6 +171,8 @@ fn task_from(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         resume: r.get(14)?,
         cost_usd: r.get(15)?,
         last_activity_at: parse_opt(r.get(16)?)?,
+        verify: json_list(r.get(17)?)?,
+        checks: r.get(18)?,
     })
 }
 
@@ -310,6 +317,15 @@ pub fn finish_task(
     Ok(n == 1)
 }
 
+/// Records the results of a task's verify commands (JSON).
+pub fn set_checks(c: &Connection, run: &str, id: &str, checks: &str) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE tasks SET checks = ?3 WHERE run_id = ?1 AND id = ?2",
+        params![run, id, checks],
+    )?;
+    Ok(())
+}
+
 pub fn set_progress(
     c: &Connection,
     run: &str,
@@ -335,6 +351,7 @@ pub struct NewTask<'a> {
     pub acceptance: &'a [String],
     pub files: &'a [String],
     pub depends_on: &'a [String],
+    pub verify: &'a [String],
 }
 
 /// Stores a plan and its tasks; returns the plan's version (1, 2, … per run).
@@ -362,8 +379,8 @@ pub fn insert_plan(
     for t in tasks {
         c.exec(
             "INSERT INTO tasks (run_id, id, cycle, title, description, acceptance, files, status, \
-               plan_version, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?9)",
+               plan_version, created_at, updated_at, verify) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?9, ?10)",
             params![
                 run,
                 t.id,
@@ -373,7 +390,8 @@ pub fn insert_plan(
                 to_json(t.acceptance),
                 to_json(t.files),
                 version,
-                at
+                at,
+                to_json(t.verify)
             ],
         )?;
     }
@@ -564,6 +582,7 @@ mod tests {
                     acceptance: none,
                     files: none,
                     depends_on: none,
+                    verify: none,
                 })
                 .collect();
             insert_plan(c, "r1", 1, "plan", "s", &tasks, now())?;

@@ -63,6 +63,16 @@ pub fn set_process(
 
 /// Records where a worker works, before its process starts (so a daemon that dies in between
 /// still knows where the work is).
+/// Where a worker session works (the executor's JSON), if recorded.
+pub fn place(c: &Connection, session: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT place FROM sessions WHERE id = ?1")?
+            .query_row([session], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten(),
+    )
+}
+
 pub fn set_place(c: &Connection, session: &str, place: &str) -> Result<(), StoreError> {
     c.exec(
         "UPDATE sessions SET place = ?2 WHERE id = ?1",

@@ -35,6 +35,11 @@
 //!   attempt)` says (claims more work, completes twice, resets its branch, writes into the
 //!   user's checkout, …), appending what it did and every commit it made to
 //!   `CLAUDE_FAKE_LEDGER`.
+//! - `code` — copy `$CLAUDE_FAKE_CODE/<task>/` (real code and tests) into the worktree,
+//!   commit, complete. With `$CLAUDE_FAKE_CODE/<task>.broken/`, the first attempt copies that
+//!   first and completes; when the completion is refused (a verify command failed), it copies
+//!   the good version and completes again in the same session. The refusal text is kept in
+//!   `$CLAUDE_FAKE_CODE/<task>.refused`.
 //! - `warn` — print a `rate_limit_event` `allowed_warning` at `CLAUDE_FAKE_UTILIZATION`
 //!   (default 0.9) resetting in `CLAUDE_FAKE_RESET_SECS`, then work. With `CLAUDE_FAKE_ONCE`
 //!   set to a path, only the first session warns (it creates the file).
@@ -332,6 +337,10 @@ fn work(mcp: &Mcp, session: &str, resumed: bool) {
         misbehave(mcp, session, &task, &id);
         return;
     }
+    if mode == "code" {
+        code(mcp, session, &task, &id);
+        return;
+    }
     if mode == "flaky" && task["attempts"] == 1 {
         say(
             json!({"type": "result", "subtype": "success", "is_error": false,
@@ -551,6 +560,47 @@ fn misbehave(mcp: &Mcp, session: &str, task: &Value, id: &str) {
     say(
         json!({"type": "result", "subtype": "success", "is_error": false,
                "result": format!("{}: done", conduct.name()), "session_id": session,
+               "num_turns": 3, "total_cost_usd": 0.002, "usage": {"input_tokens": 300, "output_tokens": 60}}),
+    );
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from)
+        .expect("read the code folder")
+        .flatten()
+    {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::create_dir_all(&dst).expect("mkdir");
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy a file");
+        }
+    }
+}
+
+/// A worker that writes real code (`code` mode).
+fn code(mcp: &Mcp, session: &str, task: &Value, id: &str) {
+    let dir =
+        std::path::PathBuf::from(std::env::var("CLAUDE_FAKE_CODE").expect("CLAUDE_FAKE_CODE"));
+    let here = std::path::Path::new(".");
+    let broken = dir.join(format!("{id}.broken"));
+    let summary = json!({"summary": format!("implemented {id} with tests")});
+    if broken.is_dir() && task["attempts"] == 1 {
+        copy_tree(&broken, here);
+        commit_work(id);
+        let r = call(mcp, "complete_task", summary.clone());
+        if r["isError"] == true {
+            let text = r["content"][0]["text"].as_str().unwrap_or("").to_owned();
+            std::fs::write(dir.join(format!("{id}.refused")), text).expect("keep the refusal");
+        }
+    }
+    copy_tree(&dir.join(id), here);
+    commit_work(id);
+    let r = call(mcp, "complete_task", summary);
+    say(
+        json!({"type": "result", "subtype": "success", "is_error": false,
+               "result": format!("completed: {}", r["structuredContent"]), "session_id": session,
                "num_turns": 3, "total_cost_usd": 0.002, "usage": {"input_tokens": 300, "output_tokens": 60}}),
     );
 }

@@ -39,6 +39,7 @@ mod lifecycle;
 mod mcp;
 mod misbehave;
 mod planning;
+mod projects;
 mod real_claude;
 mod real_codex;
 mod real_failures;

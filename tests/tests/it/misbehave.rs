@@ -12,12 +12,12 @@
 //! --nocapture`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use orchestrator_tests::misbehave::Conduct;
+use orchestrator_tests::repo::snapshot;
 use orchestrator_tests::rng::Rng;
 use orchestrator_tests::{Sandbox, http, wait};
 use serde_json::{Value, json};
@@ -40,28 +40,6 @@ fn plan(rng: &mut Rng) -> Value {
         })
         .collect();
     json!({"summary": "parts", "tasks": tasks})
-}
-
-/// Every file under `dir` but `.git` and `.orchestrator`, with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).expect("under the root").to_path_buf();
-            if rel == Path::new(".git") || rel == Path::new(".orchestrator") {
-                continue;
-            }
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                out.insert(rel, Vec::new());
-                walk(root, &p, out);
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap_or_default());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 fn get(sb: &Sandbox, path: &str) -> Option<Value> {

@@ -718,6 +718,15 @@ impl RunActor {
                 )
                 .await
             }
+            Planned::Blocked(reason) => {
+                self.escalate(
+                    "setup_failed",
+                    None,
+                    format!("The run cannot go on: {reason}. What should change?"),
+                    reason,
+                )
+                .await
+            }
             Planned::Stopped => Ok(()),
         }
     }
