@@ -108,9 +108,15 @@ impl Client {
         verb: &str,
         reason: Option<String>,
         change: orchestrator_proto::OptionsChange,
+        change_names: Vec<String>,
     ) -> Result<Run, ClientError> {
+        let forward = if verb == "resume" {
+            crate::forward::names(&change_names)
+        } else {
+            Vec::new()
+        };
         let env = if verb == "resume" {
-            orchestrator_proto::SessionEnv::capture()
+            orchestrator_proto::SessionEnv::capture_with(&forward)
         } else {
             orchestrator_proto::SessionEnv::default()
         };
@@ -120,6 +126,7 @@ impl Client {
                 reason,
                 env,
                 change,
+                forward,
             },
         )
         .await

@@ -6,6 +6,7 @@ pub mod autostart;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod forward;
 mod output;
 
 pub use client::{Client, RunRef};

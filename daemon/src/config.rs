@@ -153,6 +153,8 @@ pub struct AgentsSection {
     pub permissions: Option<crate::agents::claude::Permissions>,
     pub claude_bin: Option<PathBuf>,
     pub codex_bin: Option<PathBuf>,
+    /// More variables of the user's shell for the sessions (the CLI reads this key too).
+    pub forward_env: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -85,7 +85,27 @@ impl SessionEnv {
 
     /// Drops anything not forwardable (the daemon re-applies the filter on receipt).
     pub fn filtered(self) -> Self {
-        Self(self.0.into_iter().filter(|(k, _)| forwarded(k)).collect())
+        self.filtered_with(&[])
+    }
+
+    /// The forwarded part of this process's environment, plus the variables named in `extra`
+    /// (`--env NAME`, `[agents] forward_env`, the Codex provider's key) that are set.
+    pub fn capture_with(extra: &[String]) -> Self {
+        Self(
+            std::env::vars()
+                .filter(|(k, _)| forwarded(k) || extra.contains(k))
+                .collect(),
+        )
+    }
+
+    /// [`SessionEnv::filtered`], keeping the variables named in `extra` too.
+    pub fn filtered_with(self, extra: &[String]) -> Self {
+        Self(
+            self.0
+                .into_iter()
+                .filter(|(k, _)| forwarded(k) || extra.contains(k))
+                .collect(),
+        )
     }
 
     pub fn is_empty(&self) -> bool {

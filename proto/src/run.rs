@@ -233,6 +233,10 @@ pub struct SubmitRun {
     /// The options `start` was not given, to be taken from the project's previous run.
     #[serde(default, skip_serializing_if = "Inherit::is_none")]
     pub inherit: Inherit,
+    /// Names of variables in `env` beyond the ones always forwarded (`--env NAME`, `[agents]
+    /// forward_env`, the Codex provider's `env_key`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<String>,
 }
 
 /// Which of a project's remembered settings a new run takes from its previous run (else
@@ -533,6 +537,9 @@ pub struct Transition {
     /// With `resume`: commands to change for the rest of the run.
     #[serde(default, skip_serializing_if = "OptionsChange::is_none")]
     pub change: OptionsChange,
+    /// With `resume`: names of variables in `env` beyond the ones always forwarded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<String>,
 }
 
 /// One task of a run's plan, as the board holds it.

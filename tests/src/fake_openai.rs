@@ -47,13 +47,18 @@ impl FakeOpenAi {
 
     /// Writes a `CODEX_HOME` whose config sends codex here (key from `OPENAI_API_KEY`).
     pub fn codex_home(&self, dir: &Path) {
+        self.codex_home_keyed(dir, "OPENAI_API_KEY");
+    }
+
+    /// The same, with the provider's key in the variable `key`.
+    pub fn codex_home_keyed(&self, dir: &Path, key: &str) {
         std::fs::create_dir_all(dir).expect("create CODEX_HOME");
         std::fs::write(
             dir.join("config.toml"),
             format!(
                 "model = \"fake-model\"\nmodel_provider = \"fake\"\n\n[model_providers.fake]\n\
                  name = \"fake\"\nbase_url = \"{}/v1\"\nwire_api = \"responses\"\n\
-                 env_key = \"OPENAI_API_KEY\"\nrequest_max_retries = 0\nstream_max_retries = 0\n",
+                 env_key = \"{key}\"\nrequest_max_retries = 0\nstream_max_retries = 0\n",
                 self.url
             ),
         )

@@ -172,7 +172,8 @@ async fn transition(
     verb: &str,
     reason: Option<String>,
     change: orchestrator_proto::OptionsChange,
+    names: Vec<String>,
 ) -> Result<orchestrator_proto::Run, ClientError> {
     let run = client.run(&target.resolve()?).await?;
-    client.transition(&run.id, verb, reason, change).await
+    client.transition(&run.id, verb, reason, change, names).await
 }

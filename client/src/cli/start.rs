@@ -65,6 +65,10 @@ pub struct StartArgs {
     /// No setup, even if the project's previous run or the daemon's config has one
     #[arg(long)]
     no_setup: bool,
+    /// Also give the sessions, setups, gates and checks this variable of your shell (repeat
+    /// for more; PATH, HOME, toolchain homes, ANTHROPIC_*, OPENAI_*, CODEX_* … always go)
+    #[arg(long = "env", value_name = "NAME")]
+    env_names: Vec<String>,
     /// How long the setup may run in one worktree (default 30m)
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
     setup_timeout: std::time::Duration,
@@ -95,6 +99,7 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
         ));
     }
     let context_file = a.context_file.as_deref().map(absolute).transpose()?;
+    let forward = crate::forward::names(&a.env_names);
     let req = SubmitRun {
         project: absolute(&a.project)?,
         feature: a.feature,
@@ -115,17 +120,25 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
             max_budget_usd: a.max_budget_usd,
         },
         context_file,
-        env: orchestrator_proto::SessionEnv::capture(),
+        env: orchestrator_proto::SessionEnv::capture_with(&forward),
         inherit: orchestrator_proto::Inherit {
             setup: a.setup.is_none() && !a.no_setup,
             gate: a.gate.is_none() && !a.no_gate,
             gate_timeout: a.gate_timeout.is_none(),
         },
+        forward,
     };
     let run = client.submit(&req).await?;
+    let dirty = uncommitted(std::path::Path::new(&run.project));
     if a.format.json {
         output::json(&run)?;
+        if let Some(n) = dirty {
+            eprintln!("{}", uncommitted_note(n, &run.base_commit));
+        }
     } else {
+        if let Some(n) = dirty {
+            println!("{}", uncommitted_note(n, &run.base_commit));
+        }
         println!(
             "Started run {} on branch {}, from {}.",
             run.id,
@@ -159,4 +172,25 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
             .await?;
     }
     Ok(())
+}
+
+/// How many tracked files have uncommitted changes in the user's checkout, if any.
+fn uncommitted(project: &std::path::Path) -> Option<usize> {
+    let out = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .current_dir(project)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let n = String::from_utf8_lossy(&out.stdout).lines().count();
+    (out.status.success() && n > 0).then_some(n)
+}
+
+fn uncommitted_note(n: usize, base: &str) -> String {
+    format!(
+        "note: {n} file(s) in your checkout have uncommitted changes; the run starts from the \
+         commit {} and does not include them (commit them and start again if it should)",
+        &base[..base.len().min(12)]
+    )
 }

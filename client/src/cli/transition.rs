@@ -39,6 +39,9 @@ pub struct ChangeArgs {
     /// From now on, this long for the gate on one merge (e.g. 90s, 30m)
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     gate_timeout: Option<std::time::Duration>,
+    /// Also give the sessions this variable of your shell (repeat for more)
+    #[arg(long = "env", value_name = "NAME")]
+    pub env_names: Vec<String>,
 }
 
 impl ChangeArgs {
@@ -69,7 +72,8 @@ pub struct ResumeArgs {
 
 pub async fn resume(client: &Client, a: ResumeArgs) -> Result<(), ClientError> {
     let change = a.change.change();
-    finish(client, a.t, "resume", "Resumed", change).await
+    let names = a.change.env_names.clone();
+    finish(client, a.t, "resume", "Resumed", change, names).await
 }
 
 /// Applies `verb` (`pause`, `resume`, `cancel`) and reports it as `done` ("Paused", …).
@@ -79,7 +83,7 @@ pub async fn run(
     verb: &str,
     done: &str,
 ) -> Result<(), ClientError> {
-    finish(client, a, verb, done, Default::default()).await
+    finish(client, a, verb, done, Default::default(), Vec::new()).await
 }
 
 async fn finish(
@@ -88,8 +92,9 @@ async fn finish(
     verb: &str,
     done: &str,
     change: orchestrator_proto::OptionsChange,
+    names: Vec<String>,
 ) -> Result<(), ClientError> {
-    let run = transition(client, &a.target, verb, a.reason, change).await?;
+    let run = transition(client, &a.target, verb, a.reason, change, names).await?;
     if a.format.json {
         return output::json(&run);
     }

@@ -71,7 +71,7 @@ pub async fn resume(
     Path(id): Path<String>,
     OptionalJson(t): OptionalJson<Transition>,
 ) -> Result<axum::Json<Run>, ApiError> {
-    let env = (!t.env.is_empty()).then(|| t.env.filtered());
+    let env = (!t.env.is_empty()).then(|| t.env.filtered_with(&t.forward));
     let row = s
         .runs
         .command(&id, |reply| Command::Resume {

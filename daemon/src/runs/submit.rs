@@ -226,7 +226,7 @@ pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Valid
             (Some(path), Some(text))
         }
     };
-    let env = req.env.filtered();
+    let env = req.env.filtered_with(&req.forward);
     crate::agents::locate(crate::agents::AgentKind::Claude, &env, claude_bin).map_err(|e| {
         RunError::invalid(e.to_string()).hint(
             "orchestrate passes your shell's PATH and ORCHESTRATOR_CLAUDE_BIN to the daemon; run it where `claude --version` works",

@@ -103,3 +103,39 @@ fn the_real_codex_reviews_the_plan_and_the_code_of_a_whole_run() {
         "two planners, three codex reviews, two workers: {run}"
     );
 }
+
+/// A Codex provider whose key lives in a variable of any name reviews: the CLI reads the
+/// provider `$CODEX_HOME/config.toml` selects and forwards its `env_key`.
+#[test]
+fn the_real_codex_on_a_provider_with_its_own_key_variable_reviews() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let fake = FakeOpenAi::start(Arc::new(|_req: &Value| {
+        json!({"verdict": "approve", "summary": "Fine.", "findings": []}).to_string()
+    }));
+    let home = sb.root().join("codex-home");
+    fake.codex_home_keyed(&home, "FAKE_OPENAI_KEY");
+    let plan = sb.root().join("plan.json");
+    std::fs::write(
+        &plan,
+        json!({"summary": "One step", "tasks": [task("all", &[], &["all.txt"])]}).to_string(),
+    )
+    .expect("write the plan");
+    let codex = deps::codex();
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Add a greeting"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &format!("plan:{}", plan.display())),
+            ("ORCHESTRATOR_CODEX_BIN", codex.to_str().expect("utf-8 path")),
+            ("CODEX_HOME", home.to_str().expect("utf-8 path")),
+            ("FAKE_OPENAI_KEY", "dummy"),
+        ],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert!(!log.contains("Missing environment variable"), "{log}");
+    assert_eq!(fake.requests().len(), 2, "a plan and a code review:\n{log}");
+}
