@@ -47,7 +47,12 @@ fn on_off(b: bool) -> &'static str {
 }
 
 pub fn run_summary(r: &Run) {
-    println!("Run {}  {} ({})", r.id, r.status, r.phase);
+    let unreviewed = if r.unreviewed.is_some() {
+        ", not reviewed"
+    } else {
+        ""
+    };
+    println!("Run {}  {}{unreviewed} ({})", r.id, r.status, r.phase);
     println!("  feature    {}", r.feature);
     println!("  project    {}", r.project);
     println!("  branch     {} (from {})", r.branch, short(&r.base_commit));
@@ -105,6 +110,9 @@ pub fn run_summary(r: &Run) {
     }
     if let Some(reason) = &r.status_reason {
         println!("  why        {reason}");
+    }
+    if let Some(why) = &r.unreviewed {
+        println!("  review     not reviewed: {why}");
     }
     if let Some(h) = &r.hold {
         let when = h
@@ -209,15 +217,25 @@ pub fn run_table(runs: &[Run]) {
         println!("No runs. Start one with: orchestrate start \"<feature>\" --project <dir>");
         return;
     }
+    let status = |r: &Run| match &r.unreviewed {
+        Some(_) => format!("{}, not reviewed", r.status.as_str()),
+        None => r.status.as_str().to_owned(),
+    };
+    let w = runs
+        .iter()
+        .map(|r| status(r).len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     println!(
-        "{:<15} {:<10} {:<12} {:<9} {:<40} FEATURE",
+        "{:<15} {:<w$} {:<12} {:<9} {:<40} FEATURE",
         "ID", "STATUS", "PHASE", "CREATED", "PROJECT"
     );
     for r in runs {
         println!(
-            "{:<15} {:<10} {:<12} {:<9} {:<40} {}",
+            "{:<15} {:<w$} {:<12} {:<9} {:<40} {}",
             r.id,
-            r.status.as_str(),
+            status(r),
             r.phase.as_str(),
             ago(r.created_at),
             cut(&r.project, 40),

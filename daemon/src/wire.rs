@@ -26,6 +26,7 @@ pub fn run(r: &RunRow) -> proto::Run {
             kind: kind.clone(),
             until: r.hold_until,
         }),
+        unreviewed: r.unreviewed.clone(),
     }
 }
 

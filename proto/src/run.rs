@@ -297,6 +297,10 @@ pub struct Run {
     /// What a paused run waits for besides the user: the usage window or its budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<RunHold>,
+    /// A completed run whose code Codex did not review though reviews were wanted: why
+    /// (*completed, not reviewed*).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreviewed: Option<String>,
 }
 
 /// Why a paused run waits, and until when.

@@ -175,5 +175,7 @@ async fn transition(
     names: Vec<String>,
 ) -> Result<orchestrator_proto::Run, ClientError> {
     let run = client.run(&target.resolve()?).await?;
-    client.transition(&run.id, verb, reason, change, names).await
+    client
+        .transition(&run.id, verb, reason, change, names)
+        .await
 }

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_supervision.sql"),
     include_str!("migrations/0009_dispatched_task.sql"),
     include_str!("migrations/0010_verify.sql"),
+    include_str!("migrations/0011_unreviewed.sql"),
 ];
 
 /// `execute` and `query_row` through the connection's prepared-statement cache: the board's

@@ -33,6 +33,8 @@ pub struct RunRow {
     pub hold_kind: Option<String>,
     /// When a usage hold ends (the window's reset plus a margin).
     pub hold_until: Option<OffsetDateTime>,
+    /// Why the code was not reviewed though reviews were wanted (a completed run).
+    pub unreviewed: Option<String>,
 }
 
 /// What `insert` needs; the rest starts at its initial value.
@@ -64,7 +66,8 @@ const COLUMNS: &str = "r.id, p.path, r.feature, r.branch, r.base_commit, r.statu
         (SELECT coalesce(s.cycle, 0) AS c, sum(coalesce(s.cost_usd, 0.0)) AS cost, count(*) AS n \
          FROM sessions s WHERE s.run_id = r.id GROUP BY 1 ORDER BY 1)), \
      (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s JOIN runs r2 ON r2.id = s.run_id \
-        WHERE r2.project_id = r.project_id)";
+        WHERE r2.project_id = r.project_id), \
+     r.unreviewed";
 
 fn conversion<E: std::error::Error + Send + Sync + 'static>(col: usize, e: E) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
@@ -114,6 +117,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         },
         hold_kind: r.get(23)?,
         hold_until: parse_opt(r.get(24)?)?,
+        unreviewed: r.get(27)?,
     })
 }
 
@@ -193,6 +197,15 @@ pub fn current(conn: &Connection, project: &str) -> Result<Option<RunRow>, Store
          LIMIT 1"
     );
     Ok(conn.row(&sql, [project], from_row).optional()?)
+}
+
+/// Records why a run's code was not reviewed (`None`: it was).
+pub fn set_unreviewed(conn: &Connection, id: &str, why: Option<&str>) -> Result<(), StoreError> {
+    conn.exec(
+        "UPDATE runs SET unreviewed = ?2 WHERE id = ?1",
+        params![id, why],
+    )?;
+    Ok(())
 }
 
 /// Replaces a run's options (`resume`/`answer` changed its commands).

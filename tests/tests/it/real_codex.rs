@@ -127,7 +127,10 @@ fn the_real_codex_on_a_provider_with_its_own_key_variable_reviews() {
         &["start", "Add a greeting"],
         &[
             ("CLAUDE_FAKE_SCRIPT", &format!("plan:{}", plan.display())),
-            ("ORCHESTRATOR_CODEX_BIN", codex.to_str().expect("utf-8 path")),
+            (
+                "ORCHESTRATOR_CODEX_BIN",
+                codex.to_str().expect("utf-8 path"),
+            ),
             ("CODEX_HOME", home.to_str().expect("utf-8 path")),
             ("FAKE_OPENAI_KEY", "dummy"),
         ],
@@ -138,4 +141,49 @@ fn the_real_codex_on_a_provider_with_its_own_key_variable_reviews() {
     assert_eq!(run["status"], "completed", "{run}\n{log}");
     assert!(!log.contains("Missing environment variable"), "{log}");
     assert_eq!(fake.requests().len(), 2, "a plan and a code review:\n{log}");
+}
+
+/// When every review fails (here: the provider's key is not set anywhere), the run still
+/// completes, but never as a clean success: `status`, `list` and `--json` say *completed, not
+/// reviewed* with codex's reason.
+#[test]
+fn a_run_whose_reviews_all_failed_says_completed_not_reviewed() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let fake = FakeOpenAi::start(Arc::new(|_req: &Value| {
+        json!({"verdict": "approve", "summary": "Fine.", "findings": []}).to_string()
+    }));
+    let home = sb.root().join("codex-home");
+    fake.codex_home_keyed(&home, "FAKE_OPENAI_KEY");
+    let plan = sb.root().join("plan.json");
+    std::fs::write(
+        &plan,
+        json!({"summary": "One step", "tasks": [task("all", &[], &["all.txt"])]}).to_string(),
+    )
+    .expect("write the plan");
+    let codex = deps::codex();
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Add a greeting"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &format!("plan:{}", plan.display())),
+            (
+                "ORCHESTRATOR_CODEX_BIN",
+                codex.to_str().expect("utf-8 path"),
+            ),
+            ("CODEX_HOME", home.to_str().expect("utf-8 path")),
+        ],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    let why = run["unreviewed"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{run}"));
+    assert!(why.contains("FAKE_OPENAI_KEY"), "{why}");
+    let list = sb.orchestrate_in(&repo, &["list"]).ok().stdout;
+    assert!(list.contains("completed, not reviewed"), "{list}");
+    let status = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
+    assert!(status.contains("not reviewed: "), "{status}");
 }

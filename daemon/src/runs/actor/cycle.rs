@@ -13,7 +13,7 @@ use crate::engine::review::ledger::{self, Next, Round};
 use crate::engine::review::{Reviewed, verdict::Verdict};
 use crate::runs::error::RunError;
 use crate::store::reviews::{self, FindingRow, NewReview, ReviewKind};
-use crate::store::{NewEvent, events, time_text};
+use crate::store::{NewEvent, events, runs as run_rows, time_text};
 
 fn warn(kind: &'static str, message: String) -> NewEvent {
     NewEvent {
@@ -118,6 +118,7 @@ impl RunActor {
         match outcome {
             Reviewed::Stopped => Ok(()),
             Reviewed::Unavailable { kind, reason } => {
+                self.review_gap = Some(reason.clone());
                 self.record(warn(
                     "review_skipped",
                     format!("Codex {} review skipped: {reason}", kind.as_str()),
@@ -131,6 +132,7 @@ impl RunActor {
                 reason,
                 dir,
             } => {
+                self.review_gap = Some(reason.clone());
                 let new = NewReview {
                     kind,
                     cycle: self.run.cycle,
@@ -354,8 +356,17 @@ impl RunActor {
     async fn after_code_review(&mut self, round: Option<Round>) -> Result<(), RunError> {
         let merged = self.merged_summary().await?;
         let Some(round) = round else {
+            let why = self
+                .review_gap
+                .take()
+                .unwrap_or_else(|| "the Codex code review did not run".into());
+            let (id, w) = (self.run.id.clone(), why.clone());
+            self.db
+                .call(move |c| run_rows::set_unreviewed(c, &id, Some(&w)))
+                .await?;
+            self.run.unreviewed = Some(why.clone());
             return self
-                .complete(format!("{merged}; the code was not reviewed (see the log)"))
+                .complete(format!("{merged}; completed, not reviewed: {why}"))
                 .await;
         };
         match ledger::decide(&round, self.run.cycle, self.run.options.max_cycles) {

@@ -160,6 +160,9 @@ pub struct RunActor {
     grace_until: Option<time::OffsetDateTime>,
     /// The user resumed over a usage hold at this time: older figures are not acted on.
     forced_at: Option<time::OffsetDateTime>,
+    /// Why the last Codex review of this actor did not give a verdict, for *completed, not
+    /// reviewed*.
+    review_gap: Option<String>,
 }
 
 impl RunActor {
@@ -189,6 +192,7 @@ impl RunActor {
             drain: None,
             grace_until: None,
             forced_at: None,
+            review_gap: None,
         };
         (actor, handle)
     }
@@ -1086,6 +1090,9 @@ impl RunActor {
             let what = match status {
                 RunStatus::Escalated => Some("needs you"),
                 RunStatus::Paused => Some("is paused"),
+                RunStatus::Completed if self.run.unreviewed.is_some() => {
+                    Some("is complete, not reviewed")
+                }
                 RunStatus::Completed => Some("is complete"),
                 RunStatus::Failed => Some("failed"),
                 _ => None,
