@@ -20,6 +20,10 @@ const TESTED_CODEX: &str = "0.169.0";
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    /// Also explain what a worktree of this project will and will not have (ignored files,
+    /// the setup in force)
+    #[arg(long, short = 'p', value_name = "DIR")]
+    project: Option<PathBuf>,
     #[command(flatten)]
     format: Format,
 }
@@ -183,6 +187,7 @@ pub async fn run(a: DoctorArgs, socket: &Path) -> Result<(), ClientError> {
         ),
         credentials(),
     ];
+    checks.extend(super::doctor_project::codex_key());
     checks.push(match version(Path::new("git")) {
         Ok(v) => check("git", CheckStatus::Ok, v, None),
         Err(e) => check(
@@ -277,6 +282,9 @@ pub async fn run(a: DoctorArgs, socket: &Path) -> Result<(), ClientError> {
             e.to_string(),
             e.hint().as_deref(),
         )),
+    }
+    if let Some(dir) = &a.project {
+        checks.extend(super::doctor_project::checks(&client, dir).await);
     }
     let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
     let report = DoctorReport { checks };

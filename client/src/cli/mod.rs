@@ -4,6 +4,7 @@ mod answer;
 mod clean;
 mod daemon;
 mod doctor;
+mod doctor_project;
 mod escalations;
 mod list;
 mod log;

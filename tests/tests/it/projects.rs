@@ -178,7 +178,17 @@ fn broken_setup(sb: &Sandbox, fx: &Fixture) {
 fn a_node_project_installs_checks_gates_and_lands() {
     let sb = Sandbox::new();
     let fx = fixtures::node(&sb);
+    // Before any run, doctor says what a worktree would lack and how to fix it.
+    let repo = fx.repo.display().to_string();
+    let doctor = sb.orchestrate(&["doctor", "--project", &repo]).stdout;
+    assert!(
+        doctor.contains("node_modules") && doctor.contains("--setup \"npm ci\""),
+        "{doctor}"
+    );
+    assert!(doctor.contains(".worktreeinclude copies it"), "{doctor}");
     whole_run(&sb, &fx, "greet");
+    let doctor = sb.orchestrate(&["doctor", "--project", &repo]).stdout;
+    assert!(doctor.contains("the setup `npm ci"), "{doctor}");
     // `.env` reached the worktrees (greet's test reads it) but never the branch.
     let branch = status(&sb, &fx)["branch"]
         .as_str()
