@@ -39,13 +39,17 @@ pub fn conformance() -> PathBuf {
     )
 }
 
-/// A folder of wheels (pytest and what it needs) for `pip install --no-index --find-links`.
+/// A folder of wheels (pytest and what it needs, setuptools for builds) for `pip install
+/// --no-index --find-links`.
 pub fn wheels() -> PathBuf {
     let dir = deps().join("wheels");
-    let has_pytest = std::fs::read_dir(&dir).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("pytest-"))
-    });
+    let has = |prefix: &str| {
+        std::fs::read_dir(&dir).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+    };
+    let has_pytest = has("pytest-") && has("setuptools-");
     assert!(
         has_pytest,
         "the pytest wheels are not in {}; run .ci/test once (it downloads them), or \

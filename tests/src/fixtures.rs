@@ -21,6 +21,8 @@ pub struct Fixture {
     pub plan: Value,
     pub setup: String,
     pub gate: String,
+    /// What the run's environment needs to work without a registry (given with `--env`).
+    pub offline: Vec<(String, String)>,
     /// Files the finished branch must hold, with a piece of their content.
     pub expect: Vec<(&'static str, &'static str)>,
 }
@@ -188,8 +190,16 @@ pub fn node(sb: &Sandbox) -> Fixture {
         repo: dir,
         code,
         plan,
-        setup: "npm ci --offline --no-audit --no-fund --loglevel=error".into(),
+        setup: "npm ci".into(),
         gate: "npm test".into(),
+        offline: [
+            ("npm_config_offline", "true"),
+            ("npm_config_audit", "false"),
+            ("npm_config_fund", "false"),
+            ("npm_config_loglevel", "error"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into(),
         expect: vec![
             ("src/slug.js", "slugify-local"),
             ("src/greet.js", "GREETING"),
@@ -198,7 +208,8 @@ pub fn node(sb: &Sandbox) -> Fixture {
 }
 
 /// A Python package (`src/` layout) tested with pytest in a `.venv` the setup creates and
-/// fills from local wheels (`pip install --no-index`), the package installed with `-e .`.
+/// fills from local wheels (`PIP_NO_INDEX`, `PIP_FIND_LINKS`), the package installed with
+/// `-e '.[test]'` (pytest is its test extra).
 pub fn python(sb: &Sandbox) -> Fixture {
     let dir = repo(
         sb,
@@ -207,7 +218,8 @@ pub fn python(sb: &Sandbox) -> Fixture {
             (
                 "pyproject.toml",
                 "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
-                 [project]\nname = \"calc\"\nversion = \"0.1.0\"\n",
+                 [project]\nname = \"calc\"\nversion = \"0.1.0\"\n\n\
+                 [project.optional-dependencies]\ntest = [\"pytest\"]\n",
             ),
             ("src/calc/__init__.py", ""),
             (
@@ -249,11 +261,13 @@ pub fn python(sb: &Sandbox) -> Fixture {
         repo: dir,
         code,
         plan,
-        setup: format!(
-            "python3 -m venv .venv && .venv/bin/pip install -q --no-index --find-links {wheels} \
-             pytest wheel && .venv/bin/pip install -q --no-index --no-build-isolation -e ."
-        ),
+        setup: "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'".into(),
         gate: ".venv/bin/python -m pytest -q".into(),
+        // pip reads these: local wheels only (pytest, and setuptools for the build).
+        offline: vec![
+            ("PIP_NO_INDEX".into(), "1".into()),
+            ("PIP_FIND_LINKS".into(), wheels),
+        ],
         expect: vec![("src/calc/add.py", "a + b"), ("src/calc/mul.py", "a * b")],
     }
 }
@@ -306,16 +320,17 @@ pub fn rust(sb: &Sandbox) -> Fixture {
         ],
     );
     let plan = json!({"summary": "Arithmetic", "tasks": [
-        task("add", "Add mathx::add::add", "cargo test --offline -q add", &["src/add.rs"], &[]),
-        task("mul", "Add mathx::mul::mul", "cargo test --offline -q mul", &["src/mul.rs"], &[]),
+        task("add", "Add mathx::add::add", "cargo test -q add", &["src/add.rs"], &[]),
+        task("mul", "Add mathx::mul::mul", "cargo test -q mul", &["src/mul.rs"], &[]),
     ]});
     Fixture {
         repo: dir,
         code,
         plan,
-        setup: "cargo fetch --offline".into(),
+        setup: "cargo fetch".into(),
         // Not -q: the log shows what was compiled, so an incremental second run can be seen.
-        gate: "cargo test --offline".into(),
+        gate: "cargo test".into(),
+        offline: vec![("CARGO_NET_OFFLINE".into(), "true".into())],
         expect: vec![("src/add.rs", "a + b"), ("src/mul.rs", "a * b")],
     }
 }

@@ -45,7 +45,8 @@ fn whole_run(sb: &Sandbox, fx: &Fixture, broken: &str) -> Vec<f64> {
         ("CLAUDE_FAKE_CODE", &code),
     ];
     env.extend(toolchain.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let start = [
+    env.extend(fx.offline.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut start = vec![
         "start",
         "Add the feature",
         "--concurrency",
@@ -56,6 +57,9 @@ fn whole_run(sb: &Sandbox, fx: &Fixture, broken: &str) -> Vec<f64> {
         &fx.gate,
         "--json",
     ];
+    for (k, _) in &fx.offline {
+        start.extend(["--env", k.as_str()]);
+    }
     let run = sb.orchestrate_env(&fx.repo, &start, &env).ok().json();
     let id = run["id"].as_str().expect("run id").to_owned();
     let done = wait::until("the run to finish", Duration::from_secs(300), || {
