@@ -346,3 +346,130 @@ fn a_gate_that_cannot_run_stops_the_run_at_once_and_resume_gate_changes_it() {
     assert_eq!(s["status"], "completed", "{s}\n{log}");
     assert!(log.contains("Gate `test -f a.txt` passed"), "{log}");
 }
+
+/// The Node fixture with the real `claude` as planner and workers (its Write and Bash tools,
+/// our MCP tools), scripted by the fake model API: `greet`'s worker first writes a wrong
+/// version; the daemon refuses its `complete_task` with the failing check's output, which
+/// claude hands back to the model, and the same session fixes it.
+#[test]
+fn the_real_claude_builds_the_node_project_and_fixes_a_refused_completion() {
+    use crate::real_claude::{daemon_env, planner_reply, steps};
+    use orchestrator_tests::deps;
+    use orchestrator_tests::fake_model::{self, FakeModel, Reply};
+    let sb = Sandbox::new();
+    let fx = fixtures::node(&sb);
+    let before = snapshot(&fx.repo);
+    let read = |dir: &str| -> Vec<(String, String)> {
+        let root = fx.code.join(dir);
+        ["src", "test"]
+            .iter()
+            .flat_map(|sub| {
+                std::fs::read_dir(root.join(sub))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
+            .map(|e| {
+                let rel = e
+                    .path()
+                    .strip_prefix(&root)
+                    .expect("under")
+                    .display()
+                    .to_string();
+                (rel, std::fs::read_to_string(e.path()).expect("read"))
+            })
+            .collect()
+    };
+    let (slug, greet, broken) = (read("slug"), read("greet"), read("greet.broken"));
+    let plan = fx.plan.clone();
+    let fake = FakeModel::start(std::sync::Arc::new(move |req: &Value| {
+        let text = req.to_string();
+        let n = steps(req);
+        if text.contains("You are the planner") {
+            return planner_reply(&plan, n);
+        }
+        let wt = text
+            .split("You are in your own git worktree, ")
+            .nth(1)
+            .and_then(|r| r.split(", on branch").next())
+            .unwrap_or("/nonexistent")
+            .to_owned();
+        let write = |(rel, body): &(String, String)| Reply::ToolUse {
+            name: "Write".into(),
+            input: serde_json::json!({"file_path": format!("{wt}/{rel}"), "content": body}),
+        };
+        let commit = Reply::ToolUse {
+            name: "Bash".into(),
+            input: serde_json::json!({"command": format!(
+                "cd {wt} && git add -A && git -c user.name=W -c user.email=w@example.invalid commit -q -m work"),
+                "description": "commit"}),
+        };
+        let complete = Reply::ToolUse {
+            name: "mcp__orch__complete_task".into(),
+            input: serde_json::json!({"summary": "implemented it with a test"}),
+        };
+        let mut seq: Vec<Reply> = Vec::new();
+        let round = |files: &[(String, String)], seq: &mut Vec<Reply>| {
+            seq.extend(files.iter().map(write));
+            seq.push(commit.clone());
+            seq.push(complete.clone());
+        };
+        if text.contains("Your task: greet ") {
+            round(&broken, &mut seq);
+            round(&greet, &mut seq);
+        } else {
+            round(&slug, &mut seq);
+        }
+        seq.get(n)
+            .cloned()
+            .unwrap_or_else(|| Reply::Text("Done.".into()))
+    }));
+    let claude = deps::claude();
+    let claude = claude.to_str().expect("utf-8 path");
+    let mut env = daemon_env(claude, &fake.url);
+    env.extend(fx.offline.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut start = vec![
+        "start",
+        "Slugs and greetings",
+        "--concurrency",
+        "2",
+        "--setup",
+        &fx.setup,
+        "--gate",
+        &fx.gate,
+    ];
+    for (k, _) in &fx.offline {
+        start.extend(["--env", k.as_str()]);
+    }
+    sb.orchestrate_env(&fx.repo, &start, &env).ok();
+    let done = wait::until("the run to finish", Duration::from_secs(300), || {
+        let s = status(&sb, &fx);
+        matches!(
+            s["status"].as_str(),
+            Some("completed" | "failed" | "escalated")
+        )
+        .then_some(s)
+    });
+    let log = sb
+        .orchestrate_in(&fx.repo, &["log", "-n", "300"])
+        .ok()
+        .stdout;
+    assert_eq!(done["status"], "completed", "{done}\n{log}");
+    let refusal = fake
+        .requests()
+        .iter()
+        .filter(|r| r.to_string().contains("Your task: greet "))
+        .filter_map(fake_model::last_tool_result)
+        .find(|t| t.contains("complete_task refused"))
+        .unwrap_or_else(|| panic!("claude never saw the refusal:\n{log}"));
+    assert!(
+        refusal.contains("node --test test/greet.test.js"),
+        "{refusal}"
+    );
+    let branch = done["branch"].as_str().expect("branch");
+    for (file, piece) in &fx.expect {
+        let body = sb.git(&fx.repo, &["show", &format!("{branch}:{file}")]);
+        assert!(body.contains(piece), "{file}: {body}");
+    }
+    assert_eq!(snapshot(&fx.repo), before, "the user's checkout changed");
+}
