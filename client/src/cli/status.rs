@@ -21,7 +21,8 @@ pub async fn run(client: &Client, a: StatusArgs) -> Result<(), ClientError> {
         output::json(&run)
     } else {
         output::run_summary(&run);
-        if run.progress.in_progress > 0 || run.progress.tasks > run.progress.merged {
+        if run.progress.tasks > 0 {
+            // Workers, retried tasks, and every task's checks.
             output::task_lines(&client.tasks(&run.id).await?);
         }
         Ok(())
