@@ -1,7 +1,7 @@
 //! Human output: tables, durations, the run summary. `--json` output bypasses all of this and
 //! prints the `proto` types as they are.
 
-use orchestrator_proto::{Escalation, Event, Run};
+use orchestrator_proto::{Escalation, Event, Run, TaskStatus};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -157,8 +157,8 @@ pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
         }
     };
     for t in tasks {
-        let retried = t.attempts > 1 || (t.status == "pending" && t.failure.is_some());
-        if t.status == "in_progress" {
+        let retried = t.attempts > 1 || (t.status == TaskStatus::Pending && t.failure.is_some());
+        if t.status == TaskStatus::InProgress {
             let seen = t
                 .last_activity_at
                 .map(|a| format!(" · last activity {}", ago(a)))
@@ -170,7 +170,7 @@ pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
                 t.attempts,
                 t.assignee.as_deref().unwrap_or("-")
             );
-        } else if retried && matches!(t.status.as_str(), "pending" | "failed") {
+        } else if retried && matches!(t.status, TaskStatus::Pending | TaskStatus::Failed) {
             println!(
                 "{}{} {} after attempt {}",
                 label(),

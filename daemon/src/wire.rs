@@ -62,7 +62,7 @@ pub fn task(t: &crate::store::board::TaskRow) -> proto::Task {
     proto::Task {
         id: t.id.clone(),
         title: t.title.clone(),
-        status: t.status.clone(),
+        status: t.status,
         assignee: t.assignee.clone(),
         attempts: t.attempts,
         depends_on: t.depends_on.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use orchestrator_proto::usage::UsageReport;
-use orchestrator_proto::{Event, ReadEvents, Run, Task};
+use orchestrator_proto::{Event, ReadEvents, Run, Task, TaskStatus};
 
 use super::Target;
 use crate::client::{Client, RunRef};
@@ -77,15 +77,18 @@ fn frame(r: &Run, tasks: &[Task], events: &[Event], usage: Option<&UsageReport>)
                 cut(&t.id, 16),
                 t.status,
                 t.attempts,
-                match (t.status.as_str(), t.last_activity_at) {
-                    ("in_progress", Some(a)) => output::ago(a),
-                    ("in_progress", None) => "started".into(),
+                match (t.status, t.last_activity_at) {
+                    (TaskStatus::InProgress, Some(a)) => output::ago(a),
+                    (TaskStatus::InProgress, None) => "started".into(),
                     _ => "-".into(),
                 },
                 cut(
                     t.progress
                         .as_deref()
-                        .or(t.failure.as_deref().filter(|_| t.status == "pending"))
+                        .or(t
+                            .failure
+                            .as_deref()
+                            .filter(|_| t.status == TaskStatus::Pending))
                         .unwrap_or(&t.title),
                     60
                 )

@@ -10,6 +10,7 @@
 
 pub mod plan;
 
+use orchestrator_proto::TaskStatus;
 use std::collections::HashSet;
 
 use rusqlite::Connection;
@@ -206,7 +207,7 @@ pub fn apply(
                 )));
             }
             if let Some(id) = &held
-                && rows::task(&tx, &run.id, id)?.is_some_and(|t| t.status == "in_progress")
+                && rows::task(&tx, &run.id, id)?.is_some_and(|t| t.status == TaskStatus::InProgress)
             {
                 return Err(refused(format!(
                     "you already hold task {id}; complete_task or fail_task it before claiming another"
@@ -231,10 +232,10 @@ pub fn apply(
                 }
                 None => {
                     let all = rows::tasks(&tx, &run.id)?;
-                    let count = |s: &str| all.iter().filter(|t| t.status == s).count();
+                    let count = |s: TaskStatus| all.iter().filter(|t| t.status == s).count();
                     out.reply = json!({"claimed": false,
-                        "pending": count("pending"), "in_progress": count("in_progress"), "done": count("done"),
-                        "reason": if count("pending") > 0 { "every pending task waits on dependencies not merged yet; check again later" }
+                        "pending": count(TaskStatus::Pending), "in_progress": count(TaskStatus::InProgress), "done": count(TaskStatus::Done),
+                        "reason": if count(TaskStatus::Pending) > 0 { "every pending task waits on dependencies not merged yet; check again later" }
                                   else { "no task is left to claim" }});
                 }
             }
@@ -269,13 +270,13 @@ pub fn apply(
                 &id,
                 &caller.session,
                 rows::Finish {
-                    status: "done",
+                    status: TaskStatus::Done,
                     result: Some(&summary),
                     failure: None,
                 },
                 at,
             )? {
-                let status = already.map(|t| t.status).unwrap_or_default();
+                let status = already.map_or("gone".to_owned(), |t| t.status.to_string());
                 return Err(refused(format!(
                     "task {id} is {status}, not in progress under your session; it cannot be completed again"
                 )));
@@ -301,7 +302,11 @@ pub fn apply(
         Op::Fail { reason, retryable } => {
             let id = need_task()?;
             bounded("reason", &reason, BODY_MAX)?;
-            let status = if retryable { "pending" } else { "failed" };
+            let status = if retryable {
+                TaskStatus::Pending
+            } else {
+                TaskStatus::Failed
+            };
             if !rows::finish_task(
                 &tx,
                 &run.id,

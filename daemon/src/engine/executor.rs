@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use orchestrator_proto::Level;
+use orchestrator_proto::{Level, TaskStatus};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -109,7 +109,7 @@ impl Ctx {
 async fn update(
     ctx: &Ctx,
     task: &str,
-    status: &'static str,
+    status: TaskStatus,
     failure: Option<String>,
     level: Level,
     kind: &'static str,
@@ -334,7 +334,7 @@ pub async fn execute(
         let stopped = cancel.is_cancelled() || stopping.is_cancelled();
         let orphans: Vec<&TaskRow> = all
             .iter()
-            .filter(|t| !stopped && t.status == "done" && !busy.contains_key(&t.id))
+            .filter(|t| !stopped && t.status == TaskStatus::Done && !busy.contains_key(&t.id))
             .collect();
         if !orphans.is_empty() {
             for t in orphans {
@@ -344,7 +344,7 @@ pub async fn execute(
         }
         // A task out of attempts fails the run, but only once the other workers have
         // finished and their work is merged: one task's failure never stops another's worker.
-        let failed = all.iter().find(|t| t.status == "failed");
+        let failed = all.iter().find(|t| t.status == TaskStatus::Failed);
         if let Some(t) = failed
             && running.is_empty()
         {
@@ -354,7 +354,7 @@ pub async fn execute(
                 t.failure.as_deref().unwrap_or("no reason given")
             ));
         }
-        if !all.is_empty() && all.iter().all(|t| t.status == "merged") {
+        if !all.is_empty() && all.iter().all(|t| t.status == TaskStatus::Merged) {
             // The branch holds everything; its integration worktree is clean and can go, and
             // the run's worktree folder with it once nothing else is in it.
             let _ = git::worktree_remove(&ctx.project, &ctx.integration, false).await;
@@ -370,7 +370,7 @@ pub async fn execute(
         }
         let merged: HashSet<&str> = all
             .iter()
-            .filter(|t| t.status == "merged")
+            .filter(|t| t.status == TaskStatus::Merged)
             .map(|t| t.id.as_str())
             .collect();
         let cp = critical_path(&all);
@@ -378,7 +378,7 @@ pub async fn execute(
         not_before.retain(|_, at| *at > now);
         let mut ready: Vec<&TaskRow> = all
             .iter()
-            .filter(|t| t.status == "pending" && !busy.contains_key(&t.id))
+            .filter(|t| t.status == TaskStatus::Pending && !busy.contains_key(&t.id))
             .filter(|t| !not_before.contains_key(&t.id))
             .filter(|t| t.depends_on.iter().all(|d| merged.contains(d.as_str())))
             .collect();
@@ -416,7 +416,7 @@ pub async fn execute(
                         update(
                             &ctx,
                             &t.id,
-                            "failed",
+                            TaskStatus::Failed,
                             Some(reason.clone()),
                             Level::Error,
                             "dispatch_failed",
@@ -923,15 +923,15 @@ async fn reconcile(
     for t in tasks(&ctx.db, &ctx.run.id)
         .await
         .into_iter()
-        .filter(|t| t.status == "in_progress" || t.status == "done")
+        .filter(|t| t.status == TaskStatus::InProgress || t.status == TaskStatus::Done)
     {
         let (row, place) = last_place(ctx, &t.id).await;
         // A previous daemon's worker, or a completed task this daemon's last executor stopped
         // before merging (it is merged now). This daemon's worker of a task still in progress
         // was stopped with its executor: the task is requeued.
-        let row = row.filter(|r| r.started_at < ctx.cfg.started_at || t.status == "done");
+        let row = row.filter(|r| r.started_at < ctx.cfg.started_at || t.status == TaskStatus::Done);
         let (Some(row), Some(place)) = (row, place) else {
-            if t.status == "done" {
+            if t.status == TaskStatus::Done {
                 redo_unknown(ctx, &t.id).await;
             } else {
                 requeue(ctx, &t.id).await;
@@ -1086,7 +1086,7 @@ async fn redo_unknown(ctx: &Ctx, task: &str) {
     update(
         ctx,
         task,
-        "pending",
+        TaskStatus::Pending,
         None,
         Level::Warn,
         "task_requeued",
@@ -1122,7 +1122,7 @@ async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
         .ok()
         .flatten()
         .map(|t| t.status);
-    if f.ended.is_err() || status.as_deref() != Some("in_progress") {
+    if f.ended.is_err() || status != Some(TaskStatus::InProgress) {
         // It completed or failed on its own just before: handle it as usual.
         finish(ctx, f).await;
         return;
@@ -1191,7 +1191,7 @@ async fn finish(ctx: &Ctx, f: Finished) {
         worktree: &f.worktree,
         branch: &f.branch,
     };
-    let salvaged = salvage::salvage(&place, t.status == "done").await;
+    let salvaged = salvage::salvage(&place, t.status == TaskStatus::Done).await;
     for n in &salvaged.notes {
         note(
             &ctx.handle,
@@ -1201,7 +1201,7 @@ async fn finish(ctx: &Ctx, f: Finished) {
         )
         .await;
     }
-    if t.status == "done"
+    if t.status == TaskStatus::Done
         && !salvaged.kept.is_empty()
         && git::commits_ahead(&ctx.project, &f.base, &f.branch)
             .await
@@ -1221,14 +1221,14 @@ async fn finish(ctx: &Ctx, f: Finished) {
             t.id, t.attempts, f.branch, salvaged.kept.join(", "))).await;
         return;
     }
-    match t.status.as_str() {
-        "done" => merge(ctx, &f, &t).await,
-        "failed" => {} // the worker gave up for good; the loop fails the run
+    match t.status {
+        TaskStatus::Done => merge(ctx, &f, &t).await,
+        TaskStatus::Failed => {} // the worker gave up for good; the loop fails the run
         _ => {
             // Ended without completing (or fail_task retryable): back on the board, bounded.
             let keep = keep_worktree(&ctx.project, &f).await;
             let (status, level) = retry_or_fail(t.attempts);
-            let failure = if t.status == "pending" {
+            let failure = if t.status == TaskStatus::Pending {
                 t.failure.clone().unwrap_or(why)
             } else {
                 why
@@ -1380,7 +1380,7 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
             update(
                 ctx,
                 &t.id,
-                "failed",
+                TaskStatus::Failed,
                 Some(e.to_string()),
                 Level::Error,
                 "merge_failed",
@@ -1463,7 +1463,7 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 update(
                     ctx,
                     &t.id,
-                    "failed",
+                    TaskStatus::Failed,
                     Some(e.to_string()),
                     Level::Error,
                     "merge_failed",
@@ -1500,7 +1500,7 @@ async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
             update(
                 ctx,
                 &t.id,
-                "failed",
+                TaskStatus::Failed,
                 Some(format!("the merge failed: {e}")),
                 Level::Error,
                 "merge_failed",
@@ -1598,11 +1598,11 @@ fn humane(d: std::time::Duration) -> String {
 }
 
 /// Back on the board while attempts remain; failed (and escalated by the run) after that.
-fn retry_or_fail(attempts: u32) -> (&'static str, Level) {
+fn retry_or_fail(attempts: u32) -> (TaskStatus, Level) {
     if attempts >= TASK_ATTEMPTS {
-        ("failed", Level::Error)
+        (TaskStatus::Failed, Level::Error)
     } else {
-        ("pending", Level::Warn)
+        (TaskStatus::Pending, Level::Warn)
     }
 }
 
@@ -1613,7 +1613,7 @@ async fn landed(ctx: &Ctx, f: &Finished, t: &TaskRow, message: String) {
     update(
         ctx,
         &t.id,
-        "merged",
+        TaskStatus::Merged,
         None,
         Level::Info,
         "task_merged",

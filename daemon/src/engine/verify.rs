@@ -9,6 +9,7 @@
 //! agents (`crate::confine`: it cannot write the user's checkout). While one runs, the worker's
 //! session counts as active (its stall watchdog does not fire on a long test suite).
 
+use orchestrator_proto::TaskStatus;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -76,7 +77,7 @@ pub async fn verify(runs: &Runs, caller: &Caller, refusals: &Refusals) -> Verdic
         return Verdict::Nothing;
     };
     if t.verify.is_empty()
-        || t.status != "in_progress"
+        || t.status != TaskStatus::InProgress
         || t.assignee.as_deref() != Some(caller.session.as_str())
     {
         return Verdict::Nothing; // the board answers as usual

@@ -2,6 +2,7 @@
 //! messages, and daemon settings. Plain SQL, one function per statement; the rules of who may
 //! do what live in `crate::board`.
 
+use orchestrator_proto::TaskStatus;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
@@ -118,7 +119,7 @@ pub struct TaskRow {
     pub acceptance: Vec<String>,
     pub files: Vec<String>,
     pub depends_on: Vec<String>,
-    pub status: String,
+    pub status: TaskStatus,
     pub assignee: Option<String>,
     pub attempts: u32,
     pub result: Option<String>,
@@ -160,7 +161,9 @@ fn task_from(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         description: r.get(3)?,
         acceptance: json_list(r.get(4)?)?,
         files: json_list(r.get(5)?)?,
-        status: r.get(6)?,
+        status: r.get::<_, String>(6)?.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
+        })?,
         assignee: r.get(7)?,
         attempts: r.get(8)?,
         result: r.get(9)?,
@@ -223,7 +226,7 @@ pub fn claim_next(
 /// How a task leaves `in_progress`.
 pub struct Finish<'a> {
     /// `done`, `failed`, or `pending` (back on the board).
-    pub status: &'a str,
+    pub status: TaskStatus,
     pub result: Option<&'a str>,
     pub failure: Option<&'a str>,
 }
@@ -268,7 +271,7 @@ pub fn set_task_status(
     c: &Connection,
     run: &str,
     task: &str,
-    status: &str,
+    status: TaskStatus,
     failure: Option<&str>,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
@@ -276,7 +279,7 @@ pub fn set_task_status(
         "UPDATE tasks SET status = ?3, failure = coalesce(?4, failure), \
            assignee = CASE WHEN ?3 = 'pending' THEN NULL ELSE assignee END, updated_at = ?5 \
          WHERE run_id = ?1 AND id = ?2",
-        params![run, task, status, failure, format(at)],
+        params![run, task, status.as_str(), failure, format(at)],
     )?;
     Ok(())
 }
@@ -312,7 +315,15 @@ pub fn finish_task(
         "UPDATE tasks SET status = ?4, result = coalesce(?5, result), failure = ?6, \
            assignee = CASE WHEN ?4 = 'pending' THEN NULL ELSE assignee END, updated_at = ?7 \
          WHERE run_id = ?1 AND id = ?2 AND assignee = ?3 AND status = 'in_progress'",
-        params![run, id, session, status, result, failure, format(at)],
+        params![
+            run,
+            id,
+            session,
+            status.as_str(),
+            result,
+            failure,
+            format(at)
+        ],
     )?;
     Ok(n == 1)
 }
@@ -588,9 +599,9 @@ mod tests {
             insert_plan(c, "r1", 1, "plan", "s", &tasks, now())?;
             c.exec("UPDATE tasks SET attempts = 3 WHERE run_id = 'r1'", [])?;
             for (id, status) in [
-                ("failed", "failed"),
-                ("running", "in_progress"),
-                ("merged", "merged"),
+                ("failed", TaskStatus::Failed),
+                ("running", TaskStatus::InProgress),
+                ("merged", TaskStatus::Merged),
             ] {
                 set_task_status(c, "r1", id, status, None, now())?;
             }
@@ -611,12 +622,55 @@ mod tests {
         .expect("db");
     }
 
+    /// Every task as (id, status, attempts), the status as the database holds it.
     fn tasks_of(c: &Connection) -> Result<Vec<(String, String, u32)>, StoreError> {
         let mut t: Vec<_> = tasks(c, "r1")?
             .into_iter()
-            .map(|t| (t.id, t.status, t.attempts))
+            .map(|t| (t.id, t.status.to_string(), t.attempts))
             .collect();
         t.sort();
         Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+    use crate::store::{open_temp, runs, time_text::now};
+
+    /// What the store writes for each status reads back as it, and is the wire's name.
+    #[tokio::test]
+    async fn every_task_status_round_trips_through_sql_as_its_wire_name() {
+        let (_d, db) = open_temp();
+        db.call(|c| {
+            runs::insert(c, &runs::new_run("r1", "/p"))?;
+            let none: &[String] = &[];
+            let t = [NewTask {
+                id: "t",
+                title: "t",
+                description: "d",
+                acceptance: none,
+                files: none,
+                depends_on: none,
+                verify: none,
+            }];
+            insert_plan(c, "r1", 1, "plan", "s", &t, now())?;
+            for s in TaskStatus::ALL {
+                set_task_status(c, "r1", "t", s, None, now())?;
+                let raw: String =
+                    c.row("SELECT status FROM tasks WHERE id = 't'", [], |r| r.get(0))?;
+                assert_eq!(
+                    raw,
+                    serde_json::to_value(s)
+                        .expect("json")
+                        .as_str()
+                        .expect("str")
+                );
+                assert_eq!(task(c, "r1", "t")?.expect("the task").status, s);
+            }
+            Ok(())
+        })
+        .await
+        .expect("db");
     }
 }

@@ -15,7 +15,7 @@ mod usage;
 
 use std::time::Duration;
 
-use orchestrator_proto::{Level, Phase, RunStatus};
+use orchestrator_proto::{Level, Phase, RunStatus, TaskStatus};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -91,7 +91,7 @@ pub enum Command {
     /// The engine moves a task (merged, back to pending, failed), with the event that says why.
     TaskUpdate {
         task: String,
-        status: &'static str,
+        status: TaskStatus,
         failure: Option<String>,
         event: NewEvent,
         reply: Reply<()>,
@@ -536,7 +536,7 @@ impl RunActor {
     async fn task_update(
         &mut self,
         task: String,
-        status: &'static str,
+        status: TaskStatus,
         failure: Option<String>,
         event: NewEvent,
     ) -> Result<(), RunError> {
