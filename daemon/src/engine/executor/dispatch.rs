@@ -1,0 +1,331 @@
+//! Starting a worker: its worktree and task branch from the run branch's tip (or the place an
+//! interrupted worker left, to continue it with `claude --resume`), its session and token, its
+//! prompt (the task, its checks, the gate), and the future that prepares the worktree
+//! (`.worktreeinclude`, `--setup`) and runs the session. A worker whose worktree could not be
+//! prepared never ran: it goes back unspent ([`unprepared`]).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+pub(super) fn worker_prompt(
+    run: &RunRow,
+    t: &TaskRow,
+    branch: &str,
+    worktree: &std::path::Path,
+) -> String {
+    let mut p = format!(
+        "You are a worker in an automated team implementing a feature.\n\n\
+         # Feature\n\n{}\n\n# Your task: {} — {}\n\n{}\n\nAcceptance criteria:\n{}\n\n\
+         # How to work\n\n\
+         You are in your own git worktree, {}, on branch `{branch}`. Call `get_task` on the `orch` MCP \
+         server first for the full brief, including what the tasks you depend on produced. Do the \
+         work here, then commit it with git (`git add -A && git commit -m \"...\"`). Call \
+         `report_progress` now and then, and `read_messages` between steps. When the acceptance \
+         criteria hold, call `complete_task` with what you changed and how you verified it (if no \
+         change was needed, say why). If you cannot do it, call `fail_task` with the reason. Then \
+         stop.\n",
+        run.feature.trim(),
+        t.id,
+        t.title,
+        t.description.trim(),
+        t.acceptance
+            .iter()
+            .map(|a| format!("- {a}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        worktree.display(),
+    );
+    if let Some(setup) = &run.options.setup {
+        p.push_str(&format!(
+            "\nYour worktree was prepared with `{setup}` (the run's setup), so its dependencies are installed.\n"
+        ));
+    }
+    if !t.verify.is_empty() || run.options.gate.is_some() {
+        p.push_str("\n# How your work is checked\n\n");
+        if !t.verify.is_empty() {
+            let list: Vec<String> = t.verify.iter().map(|c| format!("- `{c}`")).collect();
+            p.push_str(&format!(
+                "When you call `complete_task`, the orchestrator runs these in your worktree and refuses the completion while one fails; run them yourself first:\n{}\n",
+                list.join("\n")
+            ));
+        }
+        if let Some(gate) = &run.options.gate {
+            p.push_str(&format!(
+                "After you complete, the daemon merges your branch and runs the gate `{gate}` on the result; if it fails, the task comes back with its output. Run it in your worktree before you call `complete_task`.\n"
+            ));
+        }
+    }
+    if let Some(f) = &t.failure {
+        p.push_str(&format!(
+            "\n# The previous attempt did not land\n\n{f}\n\nStart from the current code and make sure this is solved.\n"
+        ));
+    }
+    p
+}
+
+pub(super) async fn dispatch(
+    ctx: &Ctx,
+    t: &TaskRow,
+    cancel: &CancellationToken,
+) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, String> {
+    let attempt = t.attempts + 1;
+    if let Some(r) = t
+        .resume
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Resume>(r).ok())
+        && r.worktree.exists()
+    {
+        return launch(ctx, t, cancel, attempt, r, true).await;
+    }
+    let base = git::rev_parse(&ctx.integration, "HEAD")
+        .await
+        .map_err(|e| e.to_string())?;
+    // Kept branches of earlier attempts (unmerged work is never thrown away) take their names.
+    let mut n = attempt;
+    let (branch, worktree) = loop {
+        let branch = format!("{}--{}.{n}", ctx.run.branch, t.id);
+        let worktree = ctx
+            .cfg
+            .data_dir
+            .join("worktrees")
+            .join(&ctx.run.id)
+            .join(format!("{}.{n}", t.id));
+        if !worktree.exists()
+            && !git::branch_exists(&ctx.project, &branch)
+                .await
+                .unwrap_or(true)
+        {
+            break (branch, worktree);
+        }
+        n += 1;
+    };
+    git::worktree_add_new_branch(&ctx.project, &worktree, &branch, &base)
+        .await
+        .map_err(|e| format!("cannot create the worktree for task {}: {e}", t.id))?;
+    let place = Resume {
+        session: uuid::Uuid::new_v4().to_string(),
+        worktree,
+        branch,
+        base,
+    };
+    launch(ctx, t, cancel, attempt, place, false).await
+}
+
+/// Where a worker works (or left off): its Claude session, worktree, branch and base commit.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Resume {
+    pub(super) session: String,
+    pub(super) worktree: PathBuf,
+    pub(super) branch: String,
+    pub(super) base: String,
+}
+
+/// Opens the worker's session and returns the future that runs it; `resume` continues the
+/// Claude session `place.session` instead of starting it.
+pub(super) async fn launch(
+    ctx: &Ctx,
+    t: &TaskRow,
+    cancel: &CancellationToken,
+    attempt: u32,
+    place: Resume,
+    resume: bool,
+) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, String> {
+    let Resume {
+        session: session_uuid,
+        worktree,
+        branch,
+        base,
+    } = place;
+    let task = t.id.clone();
+    let grant = ctx
+        .handle
+        .ask(|reply| Command::OpenSession {
+            role: Role::Worker,
+            task: Some(task),
+            ttl: std::time::Duration::from_secs(orchestrator_proto::session::defaults::TTL_SECS),
+            reply,
+        })
+        .await
+        .map_err(|e| format!("cannot open a session for task {}: {e}", t.id))?;
+    let known = Resume {
+        session: session_uuid.clone(),
+        worktree: worktree.clone(),
+        branch: branch.clone(),
+        base: base.clone(),
+    };
+    if let Ok(place) = serde_json::to_string(&known) {
+        let s = grant.session.clone();
+        let _ = ctx
+            .db
+            .call(move |c| crate::store::live::set_place(c, &s, &place))
+            .await;
+    }
+    note(
+        &ctx.handle,
+        Level::Info,
+        "task_dispatched",
+        if resume {
+            format!(
+                "Task {} continues in session {} (claude --resume {session_uuid}, attempt {attempt} of {TASK_ATTEMPTS}) in {}",
+                t.id,
+                grant.session,
+                worktree.display()
+            )
+        } else {
+            format!(
+                "Task {} dispatched to session {} (attempt {attempt} of {TASK_ATTEMPTS}) on {branch}",
+                t.id, grant.session
+            )
+        },
+    )
+    .await;
+    let prompt = if resume {
+        format!(
+            "You were interrupted (the run was paused). Continue your task {} where you left off, \
+             in the same worktree; call `get_task` on the `orch` MCP server if you need the brief \
+             again, and finish with `complete_task` (or `fail_task`) as before.\n",
+            t.id
+        )
+    } else {
+        worker_prompt(&ctx.run, t, &branch, &worktree)
+    };
+    let spec = SessionSpec {
+        prompt: prompt + &crate::engine::planner::guidance(&ctx.db, &ctx.run).await,
+        cwd: worktree.clone(),
+        mcp_url: ctx.cfg.mcp_url.clone(),
+        token: grant.token.clone(),
+        session_uuid: session_uuid.clone(),
+        resume,
+        env: ctx.env.clone(),
+        confine: ctx.cfg.confinement(&ctx.project, &worktree, &ctx.env),
+    };
+    let cmd = ctx.agent.command(&spec);
+    let prompt = spec.prompt;
+    let dir = session_dir(ctx, &grant.session);
+    let cancel = cancel.clone();
+    let task = t.id.clone();
+    let cfg = ctx.cfg.clone();
+    let place = Resume {
+        session: session_uuid.clone(),
+        worktree: worktree.clone(),
+        branch: branch.clone(),
+        base: base.clone(),
+    };
+    let record = cfg.record(
+        &ctx.db,
+        &grant.session,
+        Some(serde_json::to_string(&place).unwrap_or_default()),
+    );
+    let (prep, handle, name) = (
+        (!resume).then(|| ctx.prep.clone()),
+        ctx.handle.clone(),
+        format!("{}.{attempt}", t.id),
+    );
+    Ok(async move {
+        let mut prepared = None;
+        if let Some(prep) = prep {
+            match crate::engine::prepare::prepare(&prep, &worktree, &name).await {
+                Prepared::Ready(done) => {
+                    for d in &done {
+                        let text = format!("Task {task}: {d}");
+                        note(&handle, Level::Info, "worktree_prepared", text).await;
+                    }
+                    prepared = Some(Prepared::Ready(done));
+                }
+                other => {
+                    return Finished {
+                        task,
+                        session_uuid,
+                        branch,
+                        base,
+                        worktree,
+                        session: grant.session,
+                        ended: Err(std::io::Error::other("its worktree was not prepared")),
+                        prepared: Some(other),
+                    };
+                }
+            }
+        }
+        let ended = session::run(
+            cmd,
+            &dir,
+            Some(&prompt),
+            worker_watch(&cfg, &cancel, record),
+        )
+        .await;
+        Finished {
+            task,
+            session_uuid,
+            branch,
+            base,
+            worktree,
+            session: grant.session,
+            ended,
+            prepared,
+        }
+    })
+}
+
+/// Setups failing in a row before the run stops for a human.
+pub const SETUP_FAILURES: u32 = 2;
+
+/// A worker whose worktree could not be prepared never ran: its session ends, the worktree
+/// and branch (which hold nothing) go, and the task goes back without spending an attempt.
+pub(super) async fn unprepared(ctx: &Ctx, f: Finished, then: &str) {
+    crate::engine::end(&ctx.handle, &f.session, None).await;
+    let _ = git::worktree_remove(&ctx.project, &f.worktree, true).await;
+    let _ = git::delete_branch_at(&ctx.project, &f.branch, &f.base).await;
+    let (kind, why) = match &f.prepared {
+        Some(Prepared::Failed(fail)) => ("setup_failed", fail.to_string()),
+        _ => (
+            "task_interrupted",
+            "the run stopped while its setup ran".to_owned(),
+        ),
+    };
+    let event = NewEvent {
+        level: if kind == "setup_failed" {
+            Level::Warn
+        } else {
+            Level::Info
+        },
+        ..NewEvent::info(
+            kind,
+            format!(
+                "Task {} was not started, not counted as an attempt ({then}): {why}",
+                f.task
+            ),
+        )
+    }
+    .with_data(serde_json::json!({ "task": f.task, "session": f.session }));
+    let task = f.task.clone();
+    let _ = ctx
+        .handle
+        .ask(|reply| Command::TaskInterrupted {
+            task,
+            resume: None,
+            event,
+            reply,
+        })
+        .await;
+}
+
+/// How a worker session is watched: stopped on `cancel` and by the watchdogs, left running
+/// when the daemon stops, feeding the account's usage, recorded in its row.
+pub(super) fn worker_watch<'a>(
+    cfg: &'a EngineConfig,
+    cancel: &'a CancellationToken,
+    record: session::Record,
+) -> session::Watch<'a> {
+    session::Watch {
+        cancel,
+        detach: Some(&cfg.stopping),
+        limits: cfg.limits,
+        usage: Some(&cfg.usage),
+        record: Some(record),
+    }
+}
+
+/// Where a session's stdout and stderr go.
+pub(super) fn session_dir(ctx: &Ctx, session: &str) -> PathBuf {
+    crate::mirror::session_dir(&ctx.project, &ctx.cfg.data_dir, &ctx.run.id, session)
+}

@@ -1,0 +1,181 @@
+//! After a worker session: an interruption (pause, usage limit, model API down) puts the task
+//! back unspent with where it left off; otherwise what the worker left is salvaged
+//! (`super::super::salvage`) and a completed task goes to the merge queue, an unfinished one back
+//! to the board, bounded by [`super::TASK_ATTEMPTS`]. A worktree is removed only when it holds
+//! nothing unmerged.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// Whether the worker's session ended on the account's usage limit.
+pub(super) fn limited(f: &Finished) -> bool {
+    f.ended
+        .as_ref()
+        .is_ok_and(|e| e.outcome.as_ref().is_some_and(|o| o.is_usage_limit()))
+}
+
+/// A worker stopped from outside (a pause, the usage limit, the model API down): unless it
+/// finished its task anyway, the task goes back to pending, without spending the attempt, with
+/// where it left off; `then` says when it continues.
+pub(super) async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
+    let why = if limited(&f) {
+        "the account hit its usage limit"
+    } else {
+        why
+    };
+    let id = (ctx.run.id.clone(), f.task.clone());
+    let status = ctx
+        .db
+        .call(move |c| rows::task(c, &id.0, &id.1))
+        .await
+        .ok()
+        .flatten()
+        .map(|t| t.status);
+    if f.ended.is_err() || status != Some(TaskStatus::InProgress) {
+        // It completed or failed on its own just before: handle it as usual.
+        finish(ctx, f).await;
+        return;
+    }
+    crate::engine::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
+    let resume = Resume {
+        session: f.session_uuid.clone(),
+        worktree: f.worktree.clone(),
+        branch: f.branch.clone(),
+        base: f.base.clone(),
+    };
+    let event = NewEvent::info(
+        "task_interrupted",
+        format!(
+            "Task {} interrupted ({why}); it continues with claude --resume {} in {} {then}",
+            f.task,
+            f.session_uuid,
+            f.worktree.display()
+        ),
+    )
+    .with_data(serde_json::json!({ "task": f.task, "session": f.session }));
+    let (task, resume) = (f.task.clone(), serde_json::to_string(&resume).ok());
+    let _ = ctx
+        .handle
+        .ask(|reply| Command::TaskInterrupted {
+            task,
+            resume,
+            event,
+            reply,
+        })
+        .await;
+}
+
+/// After a worker session: verify and merge a completed task, or put it back.
+pub(super) async fn finish(ctx: &Ctx, f: Finished) {
+    crate::engine::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
+    let id = (ctx.run.id.clone(), f.task.clone());
+    let row = ctx
+        .db
+        .call(move |c| rows::task(c, &id.0, &id.1))
+        .await
+        .ok()
+        .flatten();
+    let Some(t) = row else { return };
+    let why = match &f.ended {
+        Err(e) => format!("the session could not run: {e}"),
+        Ok(e) if e.mcp_failed => "the session could not reach the orchestrator's MCP server".into(),
+        Ok(e) if e.watchdog.is_some() => e.watchdog.clone().unwrap_or_default(),
+        Ok(e) => match &e.outcome {
+            Some(o) if o.is_error => format!(
+                "the session failed: {}",
+                o.text.as_deref().unwrap_or(&o.subtype)
+            ),
+            Some(_) => "the session ended without calling complete_task".into(),
+            None => format!(
+                "the session exited (code {}) without a result",
+                e.exit_code.map_or("none".into(), |c| c.to_string())
+            ),
+        },
+    };
+    let place = salvage::Place {
+        project: &ctx.project,
+        run: &ctx.run.id,
+        task: &t.id,
+        attempt: t.attempts,
+        worktree: &f.worktree,
+        branch: &f.branch,
+    };
+    let salvaged = salvage::salvage(&place, t.status == TaskStatus::Done).await;
+    for n in &salvaged.notes {
+        note(
+            &ctx.handle,
+            Level::Warn,
+            "worker_salvaged",
+            format!("Task {}: {n}", t.id),
+        )
+        .await;
+    }
+    if t.status == TaskStatus::Done
+        && !salvaged.kept.is_empty()
+        && git::commits_ahead(&ctx.project, &f.base, &f.branch)
+            .await
+            .is_ok_and(|n| n == 0)
+    {
+        // Completed, yet the branch holds none of what it committed: never land that as
+        // "needed no change".
+        let (status, level) = retry_or_fail(t.attempts);
+        let failure = format!(
+            "you called complete_task, but your branch holds none of the commits you made (you \
+             reset or switched away from them; they are kept at {}): commit your work on your \
+             task's branch and leave it there",
+            salvaged.kept.join(", ")
+        );
+        update(ctx, &t.id, status, Some(failure), level, "task_not_completed", format!(
+            "Task {} not completed (attempt {} of {TASK_ATTEMPTS}): its worker completed it, but its branch {} holds none of the commits it made (kept at {})",
+            t.id, t.attempts, f.branch, salvaged.kept.join(", "))).await;
+        return;
+    }
+    match t.status {
+        TaskStatus::Done => merge(ctx, &f, &t).await,
+        TaskStatus::Failed => {} // the worker gave up for good; the loop fails the run
+        _ => {
+            // Ended without completing (or fail_task retryable): back on the board, bounded.
+            let keep = keep_worktree(&ctx.project, &f).await;
+            let (status, level) = retry_or_fail(t.attempts);
+            let failure = if t.status == TaskStatus::Pending {
+                t.failure.clone().unwrap_or(why)
+            } else {
+                why
+            };
+            update(
+                ctx,
+                &t.id,
+                status,
+                Some(failure.clone()),
+                level,
+                "task_not_completed",
+                format!(
+                    "Task {} not completed (attempt {} of {TASK_ATTEMPTS}): {failure}{keep}",
+                    t.id, t.attempts
+                ),
+            )
+            .await;
+        }
+    }
+}
+
+/// Removes a worktree with nothing unmerged; otherwise keeps it and says where.
+pub(super) async fn keep_worktree(project: &std::path::Path, f: &Finished) -> String {
+    let dirty = git::porcelain(&f.worktree)
+        .await
+        .map(|p| !p.is_empty())
+        .unwrap_or(true);
+    let ahead = git::commits_ahead(&f.worktree, &f.base, "HEAD")
+        .await
+        .unwrap_or(1);
+    if dirty || ahead > 0 {
+        format!(
+            "; its work is kept in {} (branch {})",
+            f.worktree.display(),
+            f.branch
+        )
+    } else {
+        let _ = git::worktree_remove(project, &f.worktree, false).await;
+        String::new()
+    }
+}

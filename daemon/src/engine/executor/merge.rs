@@ -1,0 +1,403 @@
+//! The merge queue: one completed task at a time is merged into the run's branch in the
+//! daemon's detached integration worktree, the gate runs on the result (after the integration
+//! worktree's setup), and only then does the branch move, with a compare-and-swap `update-ref`
+//! — never while the branch is checked out in a worktree the daemon does not own. A red gate or
+//! a conflict sends the task back; a gate that cannot run blocks the run without spending an
+//! attempt.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// Prepares the integration worktree (where the gate runs) once per setup command: the
+/// `.worktreeinclude` files and `--setup`, remembered in its git dir so a resumed run does not
+/// install again. `false` when stopped, or when it failed [`SETUP_FAILURES`] times (the run is
+/// then blocked).
+pub(super) async fn integration_ready(ctx: &Ctx) -> bool {
+    let marker = git::git_dir(&ctx.integration)
+        .await
+        .ok()
+        .map(|d| d.join("orchestrator-setup"));
+    let want = ctx.run.options.setup.clone().unwrap_or_default();
+    if let Some(m) = &marker
+        && tokio::fs::read_to_string(m).await.ok().as_deref() == Some(want.as_str())
+    {
+        return true;
+    }
+    for n in 1..=SETUP_FAILURES {
+        match crate::engine::prepare::prepare(&ctx.prep, &ctx.integration, "integration").await {
+            Prepared::Ready(done) => {
+                for d in done {
+                    let text = format!("Integration worktree: {d}");
+                    note(&ctx.handle, Level::Info, "worktree_prepared", text).await;
+                }
+                if let Some(m) = &marker {
+                    let _ = tokio::fs::write(m, &want).await;
+                }
+                return true;
+            }
+            Prepared::Stopped => return false,
+            Prepared::Failed(fail) => {
+                let text = format!("Integration worktree (where the gate runs): {fail}");
+                note(&ctx.handle, Level::Warn, "setup_failed", text).await;
+                if n == SETUP_FAILURES {
+                    ctx.block(format!(
+                        "{fail}\n\nThe integration worktree, where the gate runs, could not be \
+                         set up ({n} times in a row): fix the command or what it needs, then \
+                         `orchestrate resume` (or `resume --setup \"…\"` to change it)"
+                    ));
+                }
+            }
+        }
+    }
+    false
+}
+
+/// How often a held merge queue looks again whether the run's branch is free.
+pub(super) const HELD_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits until the run's branch is checked out in no worktree but the daemon's own
+/// integration worktree: the daemon never moves a branch under a user's checkout (that would
+/// leave the checkout's index and files out of step with its branch). Says once why merges
+/// wait and once that they go on. `false` when the run was stopped meanwhile.
+pub(super) async fn branch_free(ctx: &Ctx) -> bool {
+    let mine = tokio::fs::canonicalize(&ctx.integration)
+        .await
+        .unwrap_or_else(|_| ctx.integration.clone());
+    let mut held = false;
+    loop {
+        let mut users = Vec::new();
+        for p in git::checked_out_in(&ctx.project, &ctx.run.branch)
+            .await
+            .unwrap_or_default()
+        {
+            let p = tokio::fs::canonicalize(&p).await.unwrap_or(p);
+            if p != mine {
+                users.push(p);
+            }
+        }
+        let Some(at) = users.first() else {
+            if held {
+                note(
+                    &ctx.handle,
+                    Level::Info,
+                    "merge_resumed",
+                    format!("{} is free again; merges go on", ctx.run.branch),
+                )
+                .await;
+            }
+            return true;
+        };
+        if !held {
+            held = true;
+            note(
+                &ctx.handle,
+                Level::Warn,
+                "merge_held",
+                format!(
+                    "{branch} is checked out in {at}; the daemon never moves a branch under a \
+                     checkout, so merges wait: switch away from {branch} there (git switch -) to \
+                     let the run go on",
+                    branch = ctx.run.branch,
+                    at = at.display()
+                ),
+            )
+            .await;
+        }
+        tokio::select! {
+            () = ctx.cancel.cancelled() => return false,
+            () = tokio::time::sleep(HELD_POLL) => {}
+        }
+    }
+}
+
+/// Merges a completed task's branch (`salvage` made it hold the worker's result).
+pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
+    if ctx.blocked().is_some() {
+        return; // the task stays done and is merged when the run goes on
+    }
+    // Counted on the branch, not in the worktree: the branch is what gets merged.
+    let ahead = match git::commits_ahead(&ctx.project, &f.base, &f.branch).await {
+        Ok(n) => n,
+        Err(e) => {
+            let (status, level) = retry_or_fail(t.attempts);
+            update(
+                ctx,
+                &t.id,
+                status,
+                Some(format!("its branch {} cannot be read: {e}", f.branch)),
+                level,
+                "merge_failed",
+                format!("Task {}: its branch {} cannot be read: {e}", t.id, f.branch),
+            )
+            .await;
+            return;
+        }
+    };
+    if ahead == 0 {
+        let why = format!(
+            "Task {} needed no change: {}",
+            t.id,
+            t.result.as_deref().unwrap_or("no summary")
+        );
+        landed(ctx, f, t, why).await;
+        return;
+    }
+    // A previous daemon moved the branch but stopped before recording it: merged already.
+    if git::commits_ahead(&ctx.project, &ctx.run.branch, &f.branch)
+        .await
+        .is_ok_and(|n| n == 0)
+    {
+        let why = format!(
+            "Task {} was already merged into {} ({ahead} commits); recorded now",
+            t.id, ctx.run.branch
+        );
+        landed(ctx, f, t, why).await;
+        return;
+    }
+    let message = format!("Merge task {}: {}", t.id, t.title);
+    let pre = match git::rev_parse(&ctx.integration, "HEAD").await {
+        Ok(p) => p,
+        Err(e) => {
+            update(
+                ctx,
+                &t.id,
+                TaskStatus::Failed,
+                Some(e.to_string()),
+                Level::Error,
+                "merge_failed",
+                format!("Task {} could not be merged: {e}", t.id),
+            )
+            .await;
+            return;
+        }
+    };
+    if ctx.run.options.gate.is_some() && !integration_ready(ctx).await {
+        return; // stopped or blocked: the task stays done and is merged when the run goes on
+    }
+    if !branch_free(ctx).await {
+        return; // stopped while held: the task stays done and is merged when the run goes on
+    }
+    match git::merge(&ctx.integration, &f.branch, &message).await {
+        Ok(Merge::Merged) => {
+            let verdict = match &ctx.run.options.gate {
+                Some(gate) => run_gate(ctx, gate, t).await,
+                None => Gate::Passed,
+            };
+            if let (Some(gate), Gate::CannotRun(why)) = (&ctx.run.options.gate, &verdict) {
+                let _ = git::reset_hard(&ctx.integration, &pre).await;
+                let why = format!(
+                    "the gate `{gate}` cannot run in the integration worktree ({why}); that is \
+                     the environment, not the workers' code, so no attempt was spent: give a \
+                     --setup that installs what it needs or another --gate, with `orchestrate \
+                     resume --setup \"…\"` or `--gate \"…\"`"
+                );
+                note(
+                    &ctx.handle,
+                    Level::Error,
+                    "gate_cannot_run",
+                    format!("Task {}: {why}", t.id),
+                )
+                .await;
+                ctx.block(why);
+                return;
+            }
+            if let Gate::Stopped = verdict {
+                // The branch never moves on a gate that did not finish: the task stays done
+                // and is merged (gate included) again when the run goes on.
+                let _ = git::reset_hard(&ctx.integration, &pre).await;
+                note(
+                    &ctx.handle,
+                    Level::Info,
+                    "gate_stopped",
+                    format!(
+                        "Task {}: the gate was stopped before it finished; {} did not advance, \
+                         and the merge is redone when the run goes on",
+                        t.id, ctx.run.branch
+                    ),
+                )
+                .await;
+                return;
+            }
+            if let (Some(gate), Gate::Failed(output)) = (&ctx.run.options.gate, verdict) {
+                let _ = git::reset_hard(&ctx.integration, &pre).await;
+                let first = output
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .to_owned();
+                let failure = format!("the gate `{gate}` failed on the merged result:\n{output}");
+                let (status, level) = retry_or_fail(t.attempts);
+                update(ctx, &t.id, status, Some(failure), level, "gate_failed", format!(
+                    "Task {}: the gate `{gate}` failed on its merge ({first}); the branch did not advance and the task goes back with the output", t.id)).await;
+                return;
+            }
+            if !branch_free(ctx).await {
+                let _ = git::reset_hard(&ctx.integration, &pre).await;
+                return;
+            }
+            let advanced = match git::rev_parse(&ctx.integration, "HEAD").await {
+                Ok(new) => git::advance_branch(&ctx.project, &ctx.run.branch, &new, &pre).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = advanced {
+                let _ = git::reset_hard(&ctx.integration, &pre).await;
+                update(
+                    ctx,
+                    &t.id,
+                    TaskStatus::Failed,
+                    Some(e.to_string()),
+                    Level::Error,
+                    "merge_failed",
+                    format!("Task {}: cannot advance {}: {e}", t.id, ctx.run.branch),
+                )
+                .await;
+                return;
+            }
+            let done = format!(
+                "Task {} merged into {} ({ahead} commits)",
+                t.id, ctx.run.branch
+            );
+            landed(ctx, f, t, done).await;
+        }
+        Ok(Merge::Conflict(files)) => {
+            let failure = format!(
+                "merging it conflicted with work merged meanwhile in: {}; redo the task on the new tip of {}",
+                files.join(", "),
+                ctx.run.branch
+            );
+            let (status, level) = retry_or_fail(t.attempts);
+            update(
+                ctx,
+                &t.id,
+                status,
+                Some(failure.clone()),
+                level,
+                "merge_conflict",
+                format!("Task {}: {failure}; its branch {} is kept", t.id, f.branch),
+            )
+            .await;
+        }
+        Err(e) => {
+            update(
+                ctx,
+                &t.id,
+                TaskStatus::Failed,
+                Some(format!("the merge failed: {e}")),
+                Level::Error,
+                "merge_failed",
+                format!("Task {} could not be merged: {e}", t.id),
+            )
+            .await;
+        }
+    }
+}
+
+/// How a gate ended on one merge.
+pub(super) enum Gate {
+    Passed,
+    /// Red (or timed out): the end of its output, for the task's next try.
+    Failed(String),
+    /// The command itself cannot run there (exit 126 or 127, or no shell): the environment's
+    /// fault, never the task's.
+    CannotRun(String),
+    /// The run was paused or cancelled, or the daemon is stopping: the merge is undone and
+    /// redone when the run goes on.
+    Stopped,
+}
+
+/// Runs the gate in the integration worktree with the run's environment, as a bounded child
+/// (`crate::child`): output to `.orchestrator/gates/<task>.<attempt>.log`, the last 64 KiB
+/// kept, its process group stopped on timeout, pause, cancel and daemon stop.
+pub(super) async fn run_gate(ctx: &Ctx, gate: &str, t: &TaskRow) -> Gate {
+    let mut c = tokio::process::Command::new("sh");
+    c.arg("-c")
+        .arg(gate)
+        .current_dir(&ctx.integration)
+        .env_clear();
+    for (k, v) in &ctx.env.0 {
+        c.env(k, v);
+    }
+    let log = crate::mirror::gate_log(
+        &ctx.project,
+        &ctx.cfg.data_dir,
+        &ctx.run.id,
+        &format!("{}.{}.log", t.id, t.attempts),
+    );
+    let timeout = std::time::Duration::from_secs(ctx.run.options.gate_timeout_secs);
+    let started = std::time::Instant::now();
+    let ran = match crate::child::run(c, &log, timeout, &ctx.cancel, &ctx.cfg.stopping).await {
+        Ok(r) => r,
+        Err(e) => return Gate::CannotRun(format!("cannot start sh: {e}")),
+    };
+    if let crate::child::Exit::Exited(Some(code @ (126 | 127))) = ran.exit {
+        let last = ran.tail.trim().lines().last().unwrap_or("").to_owned();
+        let what = if code == 127 {
+            "not found"
+        } else {
+            "not executable"
+        };
+        return Gate::CannotRun(format!("exit {code}, a command {what}: {last}"));
+    }
+    let code = match ran.exit {
+        crate::child::Exit::Exited(Some(0)) => {
+            let secs = started.elapsed().as_secs_f64();
+            crate::engine::note_with(
+                &ctx.handle,
+                Level::Info,
+                "gate_passed",
+                format!(
+                    "Gate `{gate}` passed on task {}'s merge in {secs:.1}s",
+                    t.id
+                ),
+                serde_json::json!({"task": t.id, "secs": secs}),
+            )
+            .await;
+            return Gate::Passed;
+        }
+        crate::child::Exit::Stopped => return Gate::Stopped,
+        crate::child::Exit::TimedOut(d) => format!(
+            "it ran for more than {} and was stopped (--gate-timeout)",
+            humane(d)
+        ),
+        crate::child::Exit::Exited(c) => {
+            format!("exit {}", c.map_or("by a signal".into(), |c| c.to_string()))
+        }
+    };
+    Gate::Failed(format!(
+        "({code}; the whole output is in {})\n{}",
+        ran.log.display(),
+        ran.tail.trim()
+    ))
+}
+
+pub(super) fn humane(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// The task's work is on the branch (or it needed none): its worktree and task branch have
+/// nothing left to keep, and the task is merged.
+pub(super) async fn landed(ctx: &Ctx, f: &Finished, t: &TaskRow, message: String) {
+    // Recorded first: a restart in between finds the task merged, and `clean` the leftovers.
+    update(
+        ctx,
+        &t.id,
+        TaskStatus::Merged,
+        None,
+        Level::Info,
+        "task_merged",
+        message,
+    )
+    .await;
+    let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
+    if let Ok(tip) = git::rev_parse(&ctx.project, &format!("refs/heads/{}", f.branch)).await {
+        let name = format!("{}/{}", ctx.run.id, f.branch.replace('/', "_"));
+        if git::backup(&ctx.project, &name, &tip).await.is_ok() {
+            // From the integration worktree, whose HEAD contains the branch (`-d` checks that).
+            let _ = git::delete_merged_branch(&ctx.integration, &f.branch).await;
+        }
+    }
+}
