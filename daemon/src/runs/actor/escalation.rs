@@ -1,0 +1,218 @@
+//! Escalations: asking a human (the question and its context as an escalation row, the
+//! escalated status, `ESCALATION.md` in the mirror), and the answer — a message to the asker,
+//! commands changed for the rest of the run (`--gate`, `--setup`), and the run going on once no
+//! blocking question is left.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl RunActor {
+    /// Stops the run for a human: records a blocking escalation, winds down running sessions,
+    /// and writes `.orchestrator/escalation.json`. `answer` or `resume` continues the run.
+    pub(super) async fn escalate(
+        &mut self,
+        kind: &'static str,
+        task: Option<String>,
+        question: String,
+        evidence: String,
+    ) -> Result<(), RunError> {
+        self.stop_work();
+        let at = time_text::now();
+        let new = crate::store::NewEscalation {
+            run_id: self.run.id.clone(),
+            task_id: task,
+            kind: kind.into(),
+            question: question.clone(),
+            context: Some(evidence),
+            blocking: true,
+            at,
+        };
+        let esc = self.db.call(move |c| escalations::insert(c, &new)).await?;
+        // The file first: whoever sees the run escalated finds it.
+        self.write_escalation_file().await;
+        self.set_status(
+            RunStatus::Escalated,
+            format!("waiting for you: escalation {} — answer with `orchestrate answer {} \"<guidance>\"`", esc.id, esc.id),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `.orchestrator/escalation.json`: the pending blocking escalations, or no file.
+    pub(super) async fn write_escalation_file(&self) {
+        let (id, project) = (self.run.id.clone(), self.run.project.clone());
+        let pending = self
+            .db
+            .call(move |c| {
+                Ok(escalations::list(c, Some(&project), false)?
+                    .into_iter()
+                    .filter(|e| e.run_id == id && e.blocking)
+                    .collect::<Vec<_>>())
+            })
+            .await
+            .unwrap_or_default();
+        let path = self.mirror.root().join("escalation.json");
+        if pending.is_empty() {
+            let _ = tokio::fs::remove_file(&path).await;
+            return;
+        }
+        let body = serde_json::json!({
+            "run_id": self.run.id,
+            "feature": self.run.feature,
+            "escalations": pending.iter().map(crate::wire::escalation).collect::<Vec<_>>(),
+            "options": ["orchestrate answer <id> \"<guidance>\" (the run resumes with it)",
+                        "orchestrate resume (continue without an answer)",
+                        "orchestrate cancel"],
+        });
+        let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+        bytes.push(b'\n');
+        if let Err(e) = crate::mirror::write_atomic(&path, &bytes).await {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot write escalation.json");
+        }
+    }
+
+    /// Continues an escalated run: every unmerged task gets a fresh set of attempts, and the
+    /// engine picks up where the run stopped (planning or executing).
+    pub(super) async fn continue_after_escalation(
+        &mut self,
+        reason: String,
+    ) -> Result<(), RunError> {
+        let id = self.run.id.clone();
+        let at = time_text::now();
+        self.db
+            .call(move |c| crate::store::board::fresh_attempts(c, &id, at))
+            .await?;
+        let phase = match self.run.phase {
+            Phase::Executing => Phase::Executing,
+            // Escalated after a code review: the guidance goes into another cycle.
+            Phase::CodeReview => {
+                self.run.cycle += 1;
+                Phase::Planning
+            }
+            _ => Phase::Planning,
+        };
+        self.set_state(RunStatus::Queued, phase, reason).await?;
+        self.write_escalation_file().await;
+        self.advance().await;
+        Ok(())
+    }
+
+    /// Keeps `options` (already checked) as the run's from now on, and says what changed.
+    pub(super) async fn change_options(
+        &mut self,
+        options: orchestrator_proto::RunOptions,
+        change: &orchestrator_proto::OptionsChange,
+    ) -> Result<(), RunError> {
+        if change.is_none() {
+            return Ok(());
+        }
+        let (id, o) = (self.run.id.clone(), options.clone());
+        self.db
+            .call(move |c| run_rows::set_options(c, &id, &o))
+            .await?;
+        let said =
+            |c: &Option<String>| c.as_deref().map_or("none".to_owned(), |c| format!("`{c}`"));
+        let mut parts = Vec::new();
+        if change.gate.is_some() {
+            parts.push(format!("gate {}", said(&options.gate)));
+        }
+        if change.setup.is_some() {
+            parts.push(format!("setup {}", said(&options.setup)));
+        }
+        if change.gate_timeout_secs.is_some() {
+            parts.push(format!("gate timeout {}s", options.gate_timeout_secs));
+        }
+        self.run.options = options;
+        self.record(NewEvent::info(
+            "options_changed",
+            format!("From now on: {}", parts.join(", ")),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn answer(
+        &mut self,
+        id: u64,
+        answer: String,
+        change: orchestrator_proto::OptionsChange,
+    ) -> Result<EscalationRow, RunError> {
+        let options = change.applied(&self.run.options);
+        crate::runs::submit::check_options(&options)?;
+        let run_id = self.run.id.clone();
+        let at = time_text::now();
+        let (row, event, message) = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let Some(existing) = escalations::get(&tx, id)? else {
+                    return Ok(Err(RunError::not_found(format!("no escalation {id}"))));
+                };
+                if existing.answer.is_some() {
+                    return Ok(Err(RunError::conflict(format!(
+                        "escalation {id} was already answered"
+                    ))
+                    .hint("`orchestrate escalations --all` shows the answer")));
+                }
+                escalations::answer(&tx, id, &answer, at)?;
+                // The asker learns the answer from its messages.
+                let (to_kind, to) = match &existing.task_id {
+                    Some(t) => ("task", Some(t.as_str())),
+                    None => ("all", None),
+                };
+                let message = crate::store::board::insert_message(
+                    &tx,
+                    &run_id,
+                    None,
+                    to_kind,
+                    to,
+                    &format!(
+                        "Answer to escalation {id} (\"{}\"): {answer}",
+                        existing.question.lines().next().unwrap_or("").trim()
+                    ),
+                    at,
+                )?;
+                let event = events::append(
+                    &tx,
+                    &run_id,
+                    at,
+                    NewEvent::info("escalation_answered", format!("Escalation {id} answered"))
+                        .with_data(serde_json::json!({ "escalation": id })),
+                )?;
+                let row = escalations::get(&tx, id)?;
+                tx.commit()?;
+                Ok(Ok((row, event, message)))
+            })
+            .await??;
+        self.published(vec![event]).await;
+        self.change_options(options, &change).await?;
+        self.rewrite_mirror(false).await;
+        if let Err(e) = self
+            .mirror
+            .append_messages(&[board::message_json(&message)])
+            .await
+        {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror the answer's message");
+        }
+        if self.run.status == RunStatus::Escalated {
+            let (rid, project) = (self.run.id.clone(), self.run.project.clone());
+            let still = self
+                .db
+                .call(move |c| {
+                    Ok(escalations::list(c, Some(&project), false)?
+                        .into_iter()
+                        .any(|e| e.run_id == rid && e.blocking))
+                })
+                .await?;
+            if !still {
+                self.continue_after_escalation(format!(
+                    "escalation {id} answered; continuing with the guidance"
+                ))
+                .await?;
+            }
+        } else {
+            self.write_escalation_file().await;
+        }
+        row.ok_or_else(|| RunError::not_found(format!("no escalation {id}")))
+    }
+}

@@ -1,0 +1,175 @@
+//! How every change of a run leaves its actor: the status change and its event in one
+//! transaction, then the event broadcast to followers, a desktop notification where it matters,
+//! and the mirror rewritten (never through a link: a refusal is said once as an event).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl RunActor {
+    /// Moves the run to `status`, recording why, in one transaction.
+    pub(super) async fn set_status(
+        &mut self,
+        status: RunStatus,
+        reason: String,
+    ) -> Result<RunRow, RunError> {
+        let phase = self.run.phase;
+        self.set_state(status, phase, reason).await
+    }
+
+    /// Moves the run to `status` and `phase`, recording why, in one transaction.
+    pub(super) async fn set_state(
+        &mut self,
+        status: RunStatus,
+        phase: Phase,
+        reason: String,
+    ) -> Result<RunRow, RunError> {
+        let mut next = self.run.clone();
+        next.phase = phase;
+        let at = time_text::now();
+        let from = next.status;
+        next.status = status;
+        next.status_reason = Some(reason.clone());
+        next.updated_at = at;
+        if !status.is_active() {
+            next.finished_at = Some(at);
+        }
+        let row = next.clone();
+        let event = NewEvent {
+            level: Level::Info,
+            kind: "status_changed",
+            message: if from == status {
+                format!("Run {}: {} ({reason})", next.id, next.phase)
+            } else {
+                format!("Run {}: {from} → {status} ({reason})", next.id)
+            },
+            data: serde_json::json!({ "from": from, "to": status, "reason": reason }),
+        };
+        let event = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                run_rows::update(&tx, &row)?;
+                let e = events::append(&tx, &row.id, at, event)?;
+                tx.commit()?;
+                Ok(e)
+            })
+            .await?;
+        self.run = next;
+        self.published(vec![event]).await;
+        if self.engine.notifications && status != from {
+            let what = match status {
+                RunStatus::Escalated => Some("needs you"),
+                RunStatus::Paused => Some("is paused"),
+                RunStatus::Completed if self.run.unreviewed.is_some() => {
+                    Some("is complete, not reviewed")
+                }
+                RunStatus::Completed => Some("is complete"),
+                RunStatus::Failed => Some("failed"),
+                _ => None,
+            };
+            if let Some(what) = what {
+                crate::notify::send(
+                    &format!("orchestrator: run {what}"),
+                    &format!(
+                        "{} — {}",
+                        self.run.feature.lines().next().unwrap_or(""),
+                        reason_text(&self.run)
+                    ),
+                );
+            }
+        }
+        self.rewrite_mirror(false).await;
+        Ok(self.run.clone())
+    }
+
+    /// Appends an event that changes no state.
+    pub(super) async fn record(&mut self, event: NewEvent) -> Result<(), RunError> {
+        let id = self.run.id.clone();
+        let at = time_text::now();
+        let e = self
+            .db
+            .call(move |c| events::append(c, &id, at, event))
+            .await?;
+        self.published(vec![e]).await;
+        Ok(())
+    }
+
+    /// Broadcasts committed events and appends them to the mirror's log.
+    pub(super) async fn published(&self, events: Vec<EventRow>) {
+        for e in &events {
+            tracing::info!(run = %self.run.id, kind = %e.kind, "{}", e.message);
+            let _ = self.events.send(e.clone());
+        }
+        if !self.mirror.root().join("state.json").exists() {
+            // The mirror was deleted: rebuild all of it, whole log included, from SQLite.
+            self.rewrite_mirror(true).await;
+            return;
+        }
+        if let Err(e) = self.mirror.append_log(&events).await {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot append to the mirror's log");
+            self.mirror_refused(&e).await;
+        }
+    }
+
+    /// A link in the mirror's way: said once in the run's log (the run goes on; SQLite holds
+    /// everything, and the mirror is written again once the link is gone).
+    pub(super) async fn mirror_refused(&self, e: &std::io::Error) {
+        if !self.mirror.first_refusal(e) {
+            return;
+        }
+        let (id, at) = (self.run.id.clone(), time_text::now());
+        let event = NewEvent {
+            level: orchestrator_proto::Level::Warn,
+            ..NewEvent::info(
+                "mirror_refused",
+                format!("The mirror stopped writing into the project: {e}; the run goes on"),
+            )
+        };
+        if let Ok(row) = self
+            .db
+            .call(move |c| events::append(c, &id, at, event))
+            .await
+        {
+            let _ = self.events.send(row);
+        }
+    }
+
+    /// Rewrites `state.json` and `context.md`; with `log`, also the whole log from SQLite.
+    pub(super) async fn rewrite_mirror(&self, log: bool) {
+        let id = self.run.id.clone();
+        let project = self.run.project.clone();
+        let loaded = self
+            .db
+            .call(move |c| {
+                let answered: Vec<_> = escalations::list(c, Some(&project), true)?
+                    .into_iter()
+                    .filter(|e| e.run_id == id && e.answer.is_some())
+                    .collect();
+                let all = if log {
+                    events::read(c, &id, 0, None)?
+                } else {
+                    Vec::new()
+                };
+                // Fresh, so state.json carries the current task and cost counts.
+                let row = run_rows::get(c, &id)?;
+                Ok((answered, all, row))
+            })
+            .await;
+        let result = match loaded {
+            Ok((answered, all, row)) => {
+                let row = row.unwrap_or_else(|| self.run.clone());
+                let mut r = self.mirror.write_run(&row, &answered).await;
+                if r.is_ok() && log {
+                    r = self.mirror.rewrite_log(&all).await;
+                }
+                r
+            }
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        if let Err(e) = result {
+            tracing::warn!(run = %self.run.id, dir = %self.mirror.root().display(), cause = %e,
+                "cannot write the mirror; SQLite still holds the run");
+            self.mirror_refused(&e).await;
+        }
+    }
+}

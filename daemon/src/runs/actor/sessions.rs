@@ -1,0 +1,180 @@
+//! The run's agent sessions as its actor sees them: board operations from their MCP calls
+//! (applied in one transaction by `crate::board`), opening a session (its token, shown once)
+//! and ending one (token revoked, cost and tokens recorded).
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl RunActor {
+    pub(super) async fn board(
+        &mut self,
+        caller: Caller,
+        op: Op,
+    ) -> Result<Result<serde_json::Value, String>, RunError> {
+        let run = self.run.clone();
+        let applied = self
+            .db
+            .call(move |c| Ok(board::apply(c, &run, &caller, op)))
+            .await?;
+        let a = match applied {
+            Ok(a) => a,
+            Err(BoardError::Refused(m)) => return Ok(Err(m)),
+            Err(BoardError::Store(e)) => return Err(e.into()),
+        };
+        self.published(a.events).await;
+        if let Some(esc) = a.blocking_escalation {
+            // A worker cannot go on without a human: the run waits for the answer.
+            self.stop_work();
+            self.write_escalation_file().await;
+            if let Err(e) = self
+                .set_status(
+                    RunStatus::Escalated,
+                    format!("waiting for you: escalation {esc} — answer with `orchestrate answer {esc} \"<guidance>\"`"),
+                )
+                .await
+            {
+                tracing::error!(run = %self.run.id, cause = %e, "cannot escalate");
+            }
+        }
+        let mirrored = async {
+            for t in &a.tasks {
+                self.mirror.write_task(&t.id, &board::task_json(t)).await?;
+            }
+            let lines: Vec<_> = a.messages.iter().map(board::message_json).collect();
+            self.mirror.append_messages(&lines).await?;
+            if let Some((version, plan)) = &a.plan {
+                self.mirror.write_plan(*version, plan).await?;
+            }
+            for t in &a.removed {
+                self.mirror.remove_task(t).await?;
+            }
+            std::io::Result::Ok(())
+        };
+        if let Err(e) = mirrored.await {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a board change; SQLite has it");
+        }
+        Ok(Ok(a.reply))
+    }
+
+    pub(super) async fn open_session(
+        &mut self,
+        role: Role,
+        task: Option<String>,
+        ttl: Duration,
+    ) -> Result<SessionGrant, RunError> {
+        let (token, hash) = token::mint();
+        let session = format!("s-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let at = time_text::now();
+        let expires_at = at + ttl;
+        let (run, s, t) = (self.run.id.clone(), session.clone(), task.clone());
+        let event = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                if let Some(t) = &t
+                    && !crate::store::board::task_exists(&tx, &run, t)?
+                {
+                    return Ok(Err(RunError::not_found(format!(
+                        "run {run} has no task {t}"
+                    ))));
+                }
+                let assigned = match &t {
+                    Some(t) if role == Role::Worker => {
+                        crate::store::board::assign_task(&tx, &run, t, &s, at)?
+                    }
+                    _ => false,
+                };
+                crate::store::board::insert_session(
+                    &tx,
+                    &crate::store::board::NewSession {
+                        id: &s,
+                        run_id: &run,
+                        role: role.as_str(),
+                        task_id: t.as_deref(),
+                        agent: if role == Role::Reviewer {
+                            "codex"
+                        } else {
+                            "claude"
+                        },
+                        token_hash: &hash,
+                        expires_at,
+                        at,
+                    },
+                )?;
+                let e = events::append(
+                    &tx,
+                    &run,
+                    at,
+                    NewEvent::info(
+                        "session_opened",
+                        format!("Session {s} opened ({})", role.as_str()),
+                    )
+                    .with_data(
+                        serde_json::json!({ "session": s, "role": role.as_str(), "task": t }),
+                    ),
+                )?;
+                let task_row = match (&t, assigned) {
+                    (Some(t), true) => crate::store::board::task(&tx, &run, t)?,
+                    _ => None,
+                };
+                tx.commit()?;
+                Ok(Ok((e, task_row)))
+            })
+            .await??;
+        let (event, task_row) = event;
+        self.published(vec![event]).await;
+        if let Some(t) = task_row
+            && let Err(e) = self.mirror.write_task(&t.id, &board::task_json(&t)).await
+        {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a task");
+        }
+        Ok(SessionGrant {
+            session,
+            token,
+            expires_at,
+        })
+    }
+
+    pub(super) async fn end_session(
+        &mut self,
+        session: String,
+        usage: Option<(f64, u64, u64)>,
+    ) -> Result<bool, RunError> {
+        let (run, s) = (self.run.id.clone(), session.clone());
+        let at = time_text::now();
+        let ended = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let Some(row) = crate::store::board::session(&tx, &s)?.filter(|r| r.run_id == run)
+                else {
+                    return Ok(Err(RunError::not_found(format!(
+                        "run {run} has no session {s}"
+                    ))));
+                };
+                let ended = crate::store::board::end_session(&tx, &row.id, at)?;
+                if let Some((cost, input, output)) = usage {
+                    crate::store::board::set_session_usage(&tx, &row.id, cost, input, output)?;
+                }
+                let e = if ended {
+                    Some(events::append(
+                        &tx,
+                        &run,
+                        at,
+                        NewEvent::info(
+                            "session_ended",
+                            format!("Session {s} ended; its token is revoked"),
+                        ),
+                    )?)
+                } else {
+                    None
+                };
+                tx.commit()?;
+                Ok(Ok((ended, e)))
+            })
+            .await??;
+        self.published(ended.1.into_iter().collect()).await;
+        self.engine.activity.forget(&session);
+        Ok(ended.0)
+    }
+}

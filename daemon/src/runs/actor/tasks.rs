@@ -1,0 +1,68 @@
+//! Task changes the engine reports to the actor (merged, back to the board, failed,
+//! interrupted), each with its event in one transaction, then published and mirrored.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl RunActor {
+    pub(super) async fn task_update(
+        &mut self,
+        task: String,
+        status: TaskStatus,
+        failure: Option<String>,
+        event: NewEvent,
+    ) -> Result<(), RunError> {
+        self.change_task(task, event, move |tx, run, task, at| {
+            crate::store::board::set_task_status(tx, run, task, status, failure.as_deref(), at)
+        })
+        .await
+    }
+
+    pub(super) async fn task_interrupted(
+        &mut self,
+        task: String,
+        resume: Option<String>,
+        event: NewEvent,
+    ) -> Result<(), RunError> {
+        self.change_task(task, event, move |tx, run, task, at| {
+            crate::store::board::interrupt_task(tx, run, task, resume.as_deref(), at).map(drop)
+        })
+        .await
+    }
+
+    /// One engine change to a task: the change and its event in one transaction, then the
+    /// event broadcast and the task's mirror file rewritten.
+    pub(super) async fn change_task(
+        &mut self,
+        task: String,
+        event: NewEvent,
+        change: impl FnOnce(
+            &rusqlite::Transaction<'_>,
+            &str,
+            &str,
+            time::OffsetDateTime,
+        ) -> Result<(), crate::store::StoreError>
+        + Send
+        + 'static,
+    ) -> Result<(), RunError> {
+        let (run, at) = (self.run.id.clone(), time_text::now());
+        let (row, e) = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                change(&tx, &run, &task, at)?;
+                let e = events::append(&tx, &run, at, event)?;
+                let row = crate::store::board::task(&tx, &run, &task)?;
+                tx.commit()?;
+                Ok((row, e))
+            })
+            .await?;
+        self.published(vec![e]).await;
+        if let Some(t) = row
+            && let Err(e) = self.mirror.write_task(&t.id, &board::task_json(&t)).await
+        {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a task");
+        }
+        Ok(())
+    }
+}
