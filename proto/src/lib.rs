@@ -12,12 +12,14 @@ pub mod error;
 pub mod locate;
 pub mod run;
 pub mod session;
+pub mod task;
 pub mod usage;
 
 pub use env::SessionEnv;
 pub use error::{ErrorBody, ErrorCode};
 pub use run::*;
 pub use session::{OpenSession, SessionEnded, SessionGrant, SessionRole};
+pub use task::*;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

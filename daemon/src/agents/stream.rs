@@ -13,14 +13,17 @@ pub enum StreamEvent {
     /// `system/init`: the session id, each MCP server's status, the tools loaded.
     Init {
         session_id: String,
-        mcp: Vec<(String, String)>,
+        /// Each MCP server by name, and whether claude connected to it.
+        mcp: Vec<(String, bool)>,
         tools: Vec<String>,
     },
     /// The model called a tool.
     ToolUse { name: String },
     /// `rate_limit_event` (subscription sessions only).
     RateLimit {
-        status: String,
+        /// `status: "rejected"`: the account is over its limit (else `allowed`, or
+        /// `allowed_warning` with a utilization).
+        rejected: bool,
         kind: Option<String>,
         resets_at: Option<i64>,
         utilization: Option<f64>,
@@ -127,7 +130,7 @@ pub fn parse_line(line: &str) -> Option<StreamEvent> {
                         .map(|s| {
                             (
                                 s["name"].as_str().unwrap_or_default().to_owned(),
-                                s["status"].as_str().unwrap_or_default().to_owned(),
+                                s["status"].as_str() == Some("connected"),
                             )
                         })
                         .collect()
@@ -145,7 +148,7 @@ pub fn parse_line(line: &str) -> Option<StreamEvent> {
         "rate_limit_event" => {
             let i = &v["rate_limit_info"];
             Some(StreamEvent::RateLimit {
-                status: i["status"].as_str().unwrap_or_default().to_owned(),
+                rejected: i["status"].as_str() == Some("rejected"),
                 kind: i["rateLimitType"].as_str().map(str::to_owned),
                 resets_at: i["resetsAt"].as_i64(),
                 utilization: i["utilization"].as_f64(),
@@ -177,7 +180,7 @@ mod tests {
             parse_line(line),
             Some(StreamEvent::Init {
                 session_id: "abc".into(),
-                mcp: vec![("orch".into(), "failed".into())],
+                mcp: vec![("orch".into(), false)],
                 tools: vec!["Bash".into(), "mcp__orch__claim_task".into()],
             })
         );

@@ -8,17 +8,20 @@
 //! complete or fail it (conditional UPDATEs, not read-then-write); a finished task cannot be
 //! finished again; a caller only ever reaches rows of its own run.
 
+mod ops;
 pub mod plan;
 
-use orchestrator_proto::TaskStatus;
 use std::collections::HashSet;
 
+use orchestrator_proto::TaskStatus;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use crate::store::board::{self as rows, MessageRow, NewTask, TaskRow};
 use crate::store::{NewEscalation, NewEvent, RunRow, StoreError, escalations, events, time_text};
 pub use plan::PlanInput;
+
+use ops::*;
 
 /// What a session is allowed to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,354 +156,69 @@ pub fn apply(
     }
     let tx = c.transaction().map_err(StoreError::from)?;
     let session = rows::session(&tx, &caller.session)?
-        .filter(|s| s.run_id == run.id && s.status == "active")
+        .filter(|s| s.run_id == run.id && s.active)
         .ok_or_else(|| refused("your session has ended; stop working"))?;
-    let held = session.task_id.clone();
-    let at = time_text::now();
-    let mut out = Applied::default();
-    let event = |out: &mut Applied, e: NewEvent| -> Result<(), BoardError> {
-        out.events.push(events::append(&tx, &run.id, at, e)?);
-        Ok(())
-    };
-    let dispatched = session.dispatched.clone();
-    let need_task = || {
-        held.clone().ok_or_else(|| match &dispatched {
-            Some(own) => refused(format!(
-                "your task {own} is finished; there is nothing more for this session: stop now"
-            )),
-            None => refused("you hold no task; call claim_task to get one"),
-        })
+    let mut a = Apply {
+        tx: &tx,
+        run,
+        caller,
+        session,
+        at: time_text::now(),
+        out: Applied::default(),
     };
     match op {
-        Op::MyTask => {
-            let id = need_task()?;
-            let task = rows::task(&tx, &run.id, &id)?
-                .ok_or_else(|| refused("your task no longer exists"))?;
-            let mut deps = Vec::new();
-            for d in &task.depends_on {
-                if let Some(t) = rows::task(&tx, &run.id, d)? {
-                    deps.push(json!({"id": t.id, "title": t.title, "status": t.status, "result": t.result}));
-                }
-            }
-            let plan = rows::latest_plan(&tx, &run.id)?.map(|(_, s)| s);
-            out.reply = json!({
-                "feature": run.feature,
-                "branch": run.branch,
-                "plan_summary": plan,
-                "task": task_json(&task),
-                "dependencies": deps,
-                "checks": {
-                    "verify": task.verify,
-                    "verify_runs": "when you call complete_task, in your worktree; a failure refuses the completion with the output",
-                    "gate": run.options.gate,
-                    "gate_runs": "on the merged result of your branch, in the integration worktree; a red gate sends the task back with its output",
-                    "setup": run.options.setup,
-                },
-            });
-        }
-        Op::Claim => {
-            if let Some(own) = &session.dispatched {
-                return Err(refused(format!(
-                    "you were started for task {own} and work on it alone; do not claim other \
-                     tasks (the orchestrator gives each task its own session). Finish {own} with \
-                     complete_task or fail_task, then stop"
-                )));
-            }
-            if let Some(id) = &held
-                && rows::task(&tx, &run.id, id)?.is_some_and(|t| t.status == TaskStatus::InProgress)
-            {
-                return Err(refused(format!(
-                    "you already hold task {id}; complete_task or fail_task it before claiming another"
-                )));
-            }
-            match rows::claim_next(&tx, &run.id, &caller.session, at)? {
-                Some(id) => {
-                    rows::set_session_task(&tx, &caller.session, Some(&id))?;
-                    let task =
-                        rows::task(&tx, &run.id, &id)?.ok_or_else(|| refused("task vanished"))?;
-                    event(
-                        &mut out,
-                        NewEvent::info(
-                            "task_claimed",
-                            format!("Task {id} claimed by session {}", caller.session),
-                        )
-                        .with_data(json!({"task": id, "session": caller.session})),
-                    )?;
-                    out.reply = json!({"claimed": true, "task": task_json(&task),
-                        "next": "call get_task for the full brief and the results of its dependencies"});
-                    out.tasks.push(task);
-                }
-                None => {
-                    let all = rows::tasks(&tx, &run.id)?;
-                    let count = |s: TaskStatus| all.iter().filter(|t| t.status == s).count();
-                    out.reply = json!({"claimed": false,
-                        "pending": count(TaskStatus::Pending), "in_progress": count(TaskStatus::InProgress), "done": count(TaskStatus::Done),
-                        "reason": if count(TaskStatus::Pending) > 0 { "every pending task waits on dependencies not merged yet; check again later" }
-                                  else { "no task is left to claim" }});
-                }
-            }
-        }
-        Op::Progress { note } => {
-            let id = need_task()?;
-            bounded("note", &note, BODY_MAX)?;
-            if !rows::set_progress(&tx, &run.id, &id, &caller.session, &note, at)? {
-                return Err(refused(format!(
-                    "task {id} is not in progress under your session"
-                )));
-            }
-            rows::heartbeat(&tx, &caller.session, at)?;
-            event(
-                &mut out,
-                NewEvent {
-                    level: orchestrator_proto::Level::Debug,
-                    ..NewEvent::info("task_progress", format!("Task {id}: {}", first_line(&note)))
-                }
-                .with_data(json!({"task": id})),
-            )?;
-            out.reply = json!({"recorded": true, "task": id});
-            out.tasks.extend(rows::task(&tx, &run.id, &id)?);
-        }
-        Op::Complete { summary } => {
-            let id = need_task()?;
-            bounded("summary", &summary, BODY_MAX)?;
-            let already = rows::task(&tx, &run.id, &id)?;
-            if !rows::finish_task(
-                &tx,
-                &run.id,
-                &id,
-                &caller.session,
-                rows::Finish {
-                    status: TaskStatus::Done,
-                    result: Some(&summary),
-                    failure: None,
-                },
-                at,
-            )? {
-                let status = already.map_or("gone".to_owned(), |t| t.status.to_string());
-                return Err(refused(format!(
-                    "task {id} is {status}, not in progress under your session; it cannot be completed again"
-                )));
-            }
-            rows::set_session_task(&tx, &caller.session, None)?;
-            event(
-                &mut out,
-                NewEvent::info(
-                    "task_completed",
-                    format!("Task {id} completed: {}", first_line(&summary)),
-                )
-                .with_data(json!({"task": id, "session": caller.session})),
-            )?;
-            let next = if session.dispatched.is_some() {
-                "your task is complete: stop now and end your session. The orchestrator merges \
-                 your work and starts a new session for every other task; do not claim or start one"
-            } else {
-                "call claim_task for more work, or stop if none is left"
-            };
-            out.reply = json!({"completed": true, "task": id, "next": next});
-            out.tasks.extend(rows::task(&tx, &run.id, &id)?);
-        }
-        Op::Fail { reason, retryable } => {
-            let id = need_task()?;
-            bounded("reason", &reason, BODY_MAX)?;
-            let status = if retryable {
-                TaskStatus::Pending
-            } else {
-                TaskStatus::Failed
-            };
-            if !rows::finish_task(
-                &tx,
-                &run.id,
-                &id,
-                &caller.session,
-                rows::Finish {
-                    status,
-                    result: None,
-                    failure: Some(&reason),
-                },
-                at,
-            )? {
-                return Err(refused(format!(
-                    "task {id} is not in progress under your session"
-                )));
-            }
-            rows::set_session_task(&tx, &caller.session, None)?;
-            event(
-                &mut out,
-                NewEvent {
-                    level: orchestrator_proto::Level::Warn,
-                    ..NewEvent::info(
-                        "task_failed",
-                        format!(
-                            "Task {id} failed ({}): {}",
-                            if retryable {
-                                "will be retried"
-                            } else {
-                                "final"
-                            },
-                            first_line(&reason)
-                        ),
-                    )
-                }
-                .with_data(json!({"task": id, "retryable": retryable})),
-            )?;
-            out.reply = json!({"recorded": true, "task": id, "status": status});
-            out.tasks.extend(rows::task(&tx, &run.id, &id)?);
-        }
-        Op::Board => {
-            let all = rows::tasks(&tx, &run.id)?;
-            out.reply = json!({"tasks": all.iter().map(|t| json!({
-                "id": t.id, "title": t.title, "status": t.status, "assignee": t.assignee, "depends_on": t.depends_on,
-            })).collect::<Vec<_>>()});
-        }
-        Op::Send { to, body } => {
-            bounded("body", &body, BODY_MAX)?;
-            let (kind, id) = match &to {
-                To::All => ("all", None),
-                To::Orchestrator => ("orchestrator", None),
-                To::Task(t) => {
-                    if !rows::task_exists(&tx, &run.id, t)? {
-                        return Err(refused(format!(
-                            "there is no task {t:?}; use a task id from list_tasks, \"all\" or \"orchestrator\""
-                        )));
-                    }
-                    ("task", Some(t.as_str()))
-                }
-            };
-            let m = rows::insert_message(&tx, &run.id, Some(&caller.session), kind, id, &body, at)?;
-            event(
-                &mut out,
-                NewEvent::info(
-                    "message_sent",
-                    format!(
-                        "Message {} from session {} to {}",
-                        m.id,
-                        caller.session,
-                        id.unwrap_or(kind)
-                    ),
-                )
-                .with_data(json!({"message": m.id})),
-            )?;
-            out.reply = json!({"sent": true, "message_id": m.id});
-            out.messages.push(m);
-        }
-        Op::ReadMessages => {
-            let unread = rows::take_unread(&tx, &run.id, &caller.session, held.as_deref(), at)?;
-            out.reply = json!({"messages": unread.iter().map(message_json).collect::<Vec<_>>()});
-        }
+        Op::MyTask => my_task(&mut a)?,
+        Op::Claim => claim(&mut a)?,
+        Op::Progress { note } => progress(&mut a, note)?,
+        Op::Complete { summary } => complete(&mut a, summary)?,
+        Op::Fail { reason, retryable } => fail(&mut a, reason, retryable)?,
+        Op::Board => board(&mut a)?,
+        Op::Send { to, body } => send(&mut a, to, body)?,
+        Op::ReadMessages => read_messages(&mut a)?,
         Op::Escalate {
             question,
             context,
             blocking,
-        } => {
-            bounded("question", &question, BODY_MAX)?;
-            if let Some(c) = &context {
-                bounded("context", c, BODY_MAX)?;
-            }
-            let e = escalations::insert(
-                &tx,
-                &NewEscalation {
-                    run_id: run.id.clone(),
-                    task_id: held.clone(),
-                    kind: "question".into(),
-                    question: question.clone(),
-                    context,
-                    blocking,
-                    at,
-                },
-            )?;
-            event(
-                &mut out,
-                NewEvent {
-                    level: orchestrator_proto::Level::Warn,
-                    ..NewEvent::info(
-                        "escalated",
-                        format!(
-                            "Escalation {} from session {}: {}",
-                            e.id,
-                            caller.session,
-                            first_line(&question)
-                        ),
-                    )
-                }
-                .with_data(json!({"escalation": e.id, "blocking": blocking})),
-            )?;
-            if blocking {
-                out.blocking_escalation = Some(e.id);
-            }
-            out.reply = json!({"escalation_id": e.id, "blocking": blocking,
-                "next": "a human will answer; the answer arrives as a message from the orchestrator (read_messages)"});
-        }
-        Op::SubmitPlan(plan) => {
-            // A second plan from the same planner replaces its first before any of it runs
-            // (both would otherwise execute). Undone with the transaction if this one is refused.
-            let (superseded, dropped) = rows::supersede_own_plans(&tx, &run.id, &caller.session)?;
-            let existing: HashSet<String> = rows::tasks(&tx, &run.id)?
-                .into_iter()
-                .map(|t| t.id)
-                .collect();
-            plan::validate(&plan, &existing).map_err(|p| refused(p.to_string()))?;
-            let tasks: Vec<NewTask<'_>> = plan
-                .tasks
-                .iter()
-                .map(|t| NewTask {
-                    id: &t.id,
-                    title: &t.title,
-                    description: &t.description,
-                    acceptance: &t.acceptance_criteria,
-                    files: &t.files,
-                    depends_on: &t.depends_on,
-                    verify: &t.verify,
-                })
-                .collect();
-            let version = rows::insert_plan(
-                &tx,
-                &run.id,
-                run.cycle,
-                &plan.summary,
-                &caller.session,
-                &tasks,
-                at,
-            )?;
-            event(
-                &mut out,
-                NewEvent::info(
-                    "plan_submitted",
-                    format!("Plan v{version} submitted with {} tasks", plan.tasks.len()),
-                )
-                .with_data(json!({"version": version, "tasks": plan.tasks.len()})),
-            )?;
-            if !superseded.is_empty() {
-                let vs: Vec<String> = superseded.iter().map(|v| format!("v{v}")).collect();
-                event(
-                    &mut out,
-                    NewEvent::info(
-                        "plan_superseded",
-                        format!(
-                            "Plan v{version} supersedes {} from the same planner ({} tasks \
-                             dropped before any ran)",
-                            vs.join(", "),
-                            dropped.len()
-                        ),
-                    )
-                    .with_data(json!({"version": version, "superseded": superseded,
-                        "dropped": dropped})),
-                )?;
-            }
-            out.reply = json!({"accepted": true, "version": version, "tasks": plan.tasks.len(),
-                "superseded": superseded});
-            out.removed = dropped
-                .into_iter()
-                .filter(|id| !plan.tasks.iter().any(|t| &t.id == id))
-                .collect();
-            out.tasks = rows::tasks(&tx, &run.id)?
-                .into_iter()
-                .filter(|t| !existing.contains(&t.id))
-                .collect();
-            out.plan = Some((version, plan));
-        }
+        } => escalate(&mut a, question, context, blocking)?,
+        Op::SubmitPlan(plan) => submit_plan(&mut a, plan)?,
     }
+    let out = a.out;
     tx.commit().map_err(StoreError::from)?;
     Ok(out)
+}
+
+/// One operation's transaction, and what it knows of its caller.
+struct Apply<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    run: &'a RunRow,
+    caller: &'a Caller,
+    /// The caller's session row (active, of this run).
+    session: crate::store::board::SessionRow,
+    at: time::OffsetDateTime,
+    out: Applied,
+}
+
+impl Apply<'_> {
+    /// Appends an event in the operation's transaction.
+    fn event(&mut self, e: NewEvent) -> Result<(), BoardError> {
+        self.out
+            .events
+            .push(events::append(self.tx, &self.run.id, self.at, e)?);
+        Ok(())
+    }
+
+    /// The task the caller holds, or a refusal that says what to do.
+    fn need_task(&self) -> Result<String, BoardError> {
+        self.session
+            .task_id
+            .clone()
+            .ok_or_else(|| match &self.session.dispatched {
+                Some(own) => refused(format!(
+                    "your task {own} is finished; there is nothing more for this session: stop now"
+                )),
+                None => refused("you hold no task; call claim_task to get one"),
+            })
+    }
 }
 
 fn bounded(what: &str, v: &str, max: usize) -> Result<(), BoardError> {

@@ -106,7 +106,7 @@ struct Brief {
 
 async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
     use crate::engine::review::prompt;
-    use crate::store::reviews::{self, ReviewKind};
+    use crate::store::reviews::{self, FindingStatus, ReviewKind};
     let (id, cycle) = (run.id.clone(), run.cycle);
     let (latest, latest_cycle, plan_review, plan_ledger, code_ledger, tasks) = db
         .call(move |c| {
@@ -128,7 +128,7 @@ async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
     let before = latest.unwrap_or(0);
     let open_blocking = |l: Vec<crate::store::reviews::FindingRow>| -> Vec<_> {
         l.into_iter()
-            .filter(|f| f.status == "open" && f.blocking())
+            .filter(|f| f.status == FindingStatus::Open && f.blocking())
             .collect()
     };
     let revising = plan_review

@@ -438,17 +438,17 @@ fn handle(line: &str, ended: &mut Ended, usage: Option<&crate::usage::Usage>) {
             ended.agent_session = Some(session_id);
             ended.mcp_failed = mcp
                 .iter()
-                .any(|(name, status)| name == SERVER_NAME && status != "connected");
+                .any(|(name, connected)| name == SERVER_NAME && !connected);
         }
         Some(StreamEvent::ToolUse { .. }) => ended.tool_calls += 1,
         Some(StreamEvent::RateLimit {
-            status,
+            rejected,
             kind,
             resets_at,
             utilization,
         }) => {
             if let Some(u) = usage {
-                u.rate_limit_event(&status, kind.as_deref(), resets_at, utilization);
+                u.rate_limit_event(rejected, kind.as_deref(), resets_at, utilization);
             }
         }
         Some(StreamEvent::Result(o)) => {

@@ -397,7 +397,7 @@ impl Runs {
             .await?;
         let now = crate::store::time_text::now();
         Ok(row
-            .filter(|s| s.status == "active" && s.expires_at.is_none_or(|t| now < t))
+            .filter(|s| s.active && s.expires_at.is_none_or(|t| now < t))
             .filter(|s| self.handle(&s.run_id).is_some())
             .inspect(|s| self.inner.engine.activity.touch(&s.id))
             .and_then(|s| {

@@ -15,7 +15,8 @@ pub struct SessionRow {
     pub run_id: String,
     pub role: String,
     pub task_id: Option<String>,
-    pub status: String,
+    /// Not ended yet (`status = 'active'`): its token works until it expires.
+    pub active: bool,
     pub expires_at: Option<OffsetDateTime>,
     /// The task the engine started this session for; such a session may hold no other.
     pub dispatched: Option<String>,
@@ -48,11 +49,14 @@ fn session_from(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         run_id: r.get(1)?,
         role: r.get(2)?,
         task_id: r.get(3)?,
-        status: r.get(4)?,
+        active: r.get::<_, String>(4)? == ACTIVE,
         expires_at: parse_opt(r.get(5)?)?,
         dispatched: r.get(6)?,
     })
 }
+
+/// A session's status until the daemon ends it (the other is `ended`).
+pub const ACTIVE: &str = "active";
 
 const SESSION: &str =
     "SELECT id, run_id, role, task_id, status, expires_at, dispatched_task FROM sessions";

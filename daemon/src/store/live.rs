@@ -16,8 +16,8 @@ pub struct LiveRow {
     pub role: String,
     /// The task it worked on (`worked_task`).
     pub task: Option<String>,
-    /// `active` until the daemon ended it.
-    pub status: String,
+    /// Not ended by the daemon yet.
+    pub active: bool,
     pub pid: Option<i32>,
     pub pid_start_time: Option<i64>,
     pub output_offset: u64,
@@ -35,7 +35,7 @@ fn live_from(r: &Row<'_>) -> rusqlite::Result<LiveRow> {
         id: r.get(0)?,
         role: r.get(1)?,
         task: r.get(2)?,
-        status: r.get(3)?,
+        active: r.get::<_, String>(3)? == super::board::ACTIVE,
         pid: r.get(4)?,
         pid_start_time: r.get(5)?,
         output_offset: r.get::<_, i64>(6)?.max(0) as u64,

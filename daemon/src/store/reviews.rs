@@ -128,8 +128,38 @@ pub struct FindingRow {
     pub last_review: u64,
     /// Reviews that raised it (2: first recurrence, 3: second).
     pub raised: u32,
-    /// `open` or `resolved`.
-    pub status: String,
+    pub status: FindingStatus,
+}
+
+/// Whether a finding still stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingStatus {
+    /// Raised by the last review of its kind (or never dropped since).
+    Open,
+    /// The last review of its kind did not raise it again.
+    Resolved,
+}
+
+impl FindingStatus {
+    /// The name in the database, the mirror's ledger and prompts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingStatus::Open => "open",
+            FindingStatus::Resolved => "resolved",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [FindingStatus::Open, FindingStatus::Resolved]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for FindingStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 impl FindingRow {
@@ -150,7 +180,16 @@ fn finding(r: &Row<'_>) -> rusqlite::Result<FindingRow> {
         first_review: r.get(6)?,
         last_review: r.get(7)?,
         raised: r.get(8)?,
-        status: r.get(9)?,
+        status: {
+            let s: String = r.get(9)?;
+            FindingStatus::parse(&s).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    9,
+                    rusqlite::types::Type::Text,
+                    format!("no finding status {s:?}").into(),
+                )
+            })?
+        },
     })
 }
 
@@ -187,7 +226,7 @@ pub fn upsert_findings(c: &Connection, run: &str, rows: &[FindingRow]) -> Result
             f.first_review,
             f.last_review,
             f.raised,
-            f.status
+            f.status.as_str()
         ])?;
     }
     Ok(())

@@ -210,7 +210,7 @@ impl Usage {
     /// A worker's `rate_limit_event`.
     pub fn rate_limit_event(
         &self,
-        status: &str,
+        rejected: bool,
         kind: Option<&str>,
         resets_at: Option<i64>,
         utilization: Option<f64>,
@@ -219,7 +219,7 @@ impl Usage {
         let resets = resets_at.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
         let kind = kind_name(kind.unwrap_or("five_hour"));
         self.tx.send_modify(|a| {
-            if status == "rejected" {
+            if rejected {
                 a.rejected = Some(Rejection {
                     kind,
                     until: resets,
@@ -306,7 +306,7 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let reset = now + time::Duration::hours(2);
         usage.rate_limit_event(
-            "allowed_warning",
+            false,
             Some("five_hour"),
             Some(reset.unix_timestamp()),
             Some(0.82),
@@ -328,12 +328,7 @@ mod tests {
             ),
             None
         );
-        usage.rate_limit_event(
-            "rejected",
-            Some("seven_day"),
-            Some(reset.unix_timestamp()),
-            None,
-        );
+        usage.rate_limit_event(true, Some("seven_day"), Some(reset.unix_timestamp()), None);
         let h = hold(&usage.snapshot(), 0.99, now, RESET_MARGIN).expect("rejected");
         assert!(h.rejected && h.reason.contains("7-day"), "{h:?}");
     }

@@ -86,7 +86,8 @@ pub(super) async fn reconcile(
             continue;
         };
         let dir = session_dir(ctx, &row.id);
-        let live = (row.status == "active")
+        let live = row
+            .active
             .then(|| crate::engine::reap::live(&row))
             .flatten();
         if let Some(id) = live {

@@ -4,7 +4,7 @@
 //! a round does not raise are resolved. The counts are what stop a review from looping.
 
 use super::verdict::RawFinding;
-use crate::store::reviews::{FindingRow, ReviewKind};
+use crate::store::reviews::{FindingRow, FindingStatus, ReviewKind};
 
 /// The ledger after one review: every entry of its kind, changed or not, plus the ids this
 /// round raised, in Codex's order.
@@ -70,7 +70,7 @@ pub fn apply(kind: ReviewKind, ledger: &[FindingRow], found: &[RawFinding], revi
                 let e = &mut next[i];
                 e.raised += 1;
                 e.last_review = review;
-                e.status = "open".into();
+                e.status = FindingStatus::Open;
                 e.priority = f.priority.as_str().into();
                 e.body = f.body.clone();
                 if location.is_some() {
@@ -91,7 +91,7 @@ pub fn apply(kind: ReviewKind, ledger: &[FindingRow], found: &[RawFinding], revi
                     first_review: review,
                     last_review: review,
                     raised: 1,
-                    status: "open".into(),
+                    status: FindingStatus::Open,
                 });
                 raised.push(id);
             }
@@ -99,7 +99,7 @@ pub fn apply(kind: ReviewKind, ledger: &[FindingRow], found: &[RawFinding], revi
     }
     for e in &mut next {
         if !raised.contains(&e.id) {
-            e.status = "resolved".into();
+            e.status = FindingStatus::Resolved;
         }
     }
     Round {
@@ -226,9 +226,9 @@ mod tests {
         );
         assert_eq!(r2.raised, ["F1", "F3"]);
         let f1 = r2.ledger.iter().find(|f| f.id == "F1").expect("F1");
-        assert_eq!((f1.raised, f1.status.as_str()), (2, "open"));
+        assert_eq!((f1.raised, f1.status), (2, FindingStatus::Open));
         let f2 = r2.ledger.iter().find(|f| f.id == "F2").expect("F2");
-        assert_eq!(f2.status, "resolved");
+        assert_eq!(f2.status, FindingStatus::Resolved);
         assert_eq!(
             decide(&r2, 2, 5),
             Next::Cycle(vec!["F1".into(), "F3".into()])

@@ -408,6 +408,6 @@ impl RunActor {
 fn finding_json(f: &FindingRow) -> serde_json::Value {
     serde_json::json!({
         "id": f.id, "priority": f.priority, "blocking": f.blocking(), "title": f.title,
-        "body": f.body, "location": f.location, "raised": f.raised, "status": f.status,
+        "body": f.body, "location": f.location, "raised": f.raised, "status": f.status.as_str(),
     })
 }

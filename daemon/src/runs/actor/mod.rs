@@ -7,8 +7,13 @@
 //! **Invariant:** the actor ends exactly when its run reaches a final status or the daemon
 //! shuts down; a restarted daemon spawns a fresh actor from the row.
 //!
-//! `cycle.rs` holds the decisions between phases: plan review rounds, code review, the next
-//! cycle or an escalation; `usage.rs` the usage governor's pauses, resumes and the budget.
+//! This file holds the actor's loop, its commands and its engine work (starting and stopping
+//! planning, execution and reviews). The rest, by concern: `verbs.rs` (pause, resume, cancel),
+//! `cycle.rs` (the decisions between phases: plan review rounds, code review, the next cycle or
+//! an escalation), `escalation.rs` (asking a human and the answer), `sessions.rs` (board
+//! operations, opening and ending sessions), `tasks.rs` (the engine's task reports),
+//! `publish.rs` (status changes, events, notifications, the mirror) and `usage.rs` (the usage
+//! governor's pauses and resumes, and the budget).
 
 mod cycle;
 mod escalation;
@@ -16,6 +21,7 @@ mod publish;
 mod sessions;
 mod tasks;
 mod usage;
+mod verbs;
 
 use std::time::Duration;
 
@@ -331,80 +337,6 @@ impl RunActor {
         }
     }
 
-    async fn pause(&mut self, reason: Option<String>) -> Result<RunRow, RunError> {
-        match self.run.status {
-            RunStatus::Queued | RunStatus::Running => {}
-            RunStatus::Paused => {
-                return Err(
-                    RunError::conflict(format!("run {} is already paused", self.run.id))
-                        .hint("resume it with `orchestrate resume`"),
-                );
-            }
-            other => {
-                return Err(RunError::conflict(format!(
-                    "run {} is {other}; only a queued or running run can be paused",
-                    self.run.id
-                ))
-                .hint("see `orchestrate escalations` for what it waits for"));
-            }
-        }
-        let reason = reason.unwrap_or_else(|| "paused by the user".into());
-        self.stop_work();
-        self.set_status(RunStatus::Paused, reason).await
-    }
-
-    async fn resume(
-        &mut self,
-        reason: Option<String>,
-        env: Option<orchestrator_proto::SessionEnv>,
-        change: orchestrator_proto::OptionsChange,
-    ) -> Result<RunRow, RunError> {
-        // Validate first: a refused resume changes nothing (not even the sessions' environment).
-        if !matches!(
-            self.run.status,
-            RunStatus::Escalated | RunStatus::Planned | RunStatus::Paused
-        ) {
-            return Err(RunError::conflict(format!(
-                "run {} is {}, not paused; nothing to resume",
-                self.run.id, self.run.status
-            ))
-            .hint("`orchestrate status` shows what it is doing"));
-        }
-        let options = change.applied(&self.run.options);
-        crate::runs::submit::check_options(&options)?;
-        self.change_options(options, &change).await?;
-        if let Some(env) = env {
-            let id = self.run.id.clone();
-            self.db
-                .call(move |c| run_rows::set_env(c, &id, &env))
-                .await?;
-        }
-        if self.run.status == RunStatus::Escalated {
-            let reason = reason.unwrap_or_else(|| "resumed by the user without an answer".into());
-            self.continue_after_escalation(reason).await?;
-            return Ok(self.run.clone());
-        }
-        if self.run.status == RunStatus::Planned {
-            let reason = reason.unwrap_or_else(|| "resumed by the user: executing the plan".into());
-            self.set_state(RunStatus::Queued, Phase::Executing, reason)
-                .await?;
-            self.advance().await;
-            return Ok(self.run.clone());
-        }
-        let reason = match self.run.hold_kind.as_deref() {
-            Some("usage") => {
-                // The user overrides the current figures; newer ones are acted on again.
-                self.forced_at = Some(time::OffsetDateTime::now_utc());
-                reason.unwrap_or_else(|| "resumed by the user before the usage window reset".into())
-            }
-            _ => reason.unwrap_or_else(|| "resumed by the user".into()),
-        };
-        self.clear_hold();
-        self.set_status(RunStatus::Queued, reason).await?;
-        self.advance().await;
-        Ok(self.run.clone())
-    }
-
     /// Starts the work the run's state calls for, in the phase it is in (a queued run that
     /// never started plans). Nothing happens when work is already under way or the run waits.
     async fn advance(&mut self) {
@@ -589,20 +521,6 @@ impl RunActor {
             }
             Planned::Stopped => Ok(()),
         }
-    }
-
-    async fn cancel(&mut self, reason: Option<String>) -> Result<RunRow, RunError> {
-        let reason = reason.unwrap_or_else(|| "cancelled by the user".into());
-        let branch = self.run.branch.clone();
-        self.stop_work();
-        self.clear_hold();
-        let row = self.set_status(RunStatus::Cancelled, reason).await?;
-        self.record(NewEvent::info(
-            "branch_kept",
-            format!("Branch {branch} is kept with whatever work it holds; delete it with `git branch -D {branch}` if unwanted"),
-        ))
-        .await?;
-        Ok(row)
     }
 }
 
