@@ -47,6 +47,7 @@ mod recovery;
 mod review;
 mod services;
 mod snapshots;
+mod source;
 mod start;
 mod supervision;
 mod usage;

@@ -1,0 +1,152 @@
+//! The source tree keeps rooms a newcomer can hold in their head: no non-test file of the
+//! daemon, the CLI or the protocol over [`FILE_MAX`] lines, no function over [`FN_MAX`] (those
+//! still longer are listed in [`LONGER`] with their length now, and may only shrink: a new long
+//! function, or a listed one grown, fails), and no state compared as a string
+//! (`status == "…"`) outside the store's mapping of its columns.
+
+use std::path::{Path, PathBuf};
+
+const FILE_MAX: usize = 600;
+const FN_MAX: usize = 80;
+
+/// Functions over [`FN_MAX`] lines today, with their length: each to be split, none to grow.
+const LONGER: &[(&str, &str, usize)] = &[
+    ("daemon/src/engine/executor/mod.rs", "execute", 323),
+    ("daemon/src/engine/planner.rs", "plan", 196),
+    ("daemon/src/engine/executor/merge.rs", "merge", 180),
+    ("daemon/src/engine/executor/dispatch.rs", "launch", 143),
+    ("client/src/cli/doctor.rs", "run", 141),
+    ("client/src/cli/daemon.rs", "run", 117),
+    ("daemon/src/engine/session.rs", "follow", 114),
+    ("daemon/src/engine/review/mod.rs", "review", 112),
+    ("client/src/cli/doctor_project.rs", "checks", 109),
+    ("daemon/src/engine/verify.rs", "verify", 107),
+    ("daemon/src/engine/executor/recover.rs", "reconcile", 107),
+    ("daemon/src/runs/actor/cycle.rs", "record_verdict", 100),
+    ("daemon/src/engine/review/mod.rs", "attempt_once", 100),
+    ("client/src/output.rs", "run_summary", 97),
+    ("client/src/cli/start.rs", "run", 94),
+    ("daemon/src/engine/executor/finish.rs", "finish", 92),
+    ("daemon/src/board/plan.rs", "validate", 91),
+    ("daemon/src/runs/actor/escalation.rs", "answer", 84),
+    ("daemon/src/config.rs", "resolve", 84),
+    ("daemon/src/lib.rs", "run", 82),
+];
+
+fn sources() -> Vec<(String, Vec<String>)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("the workspace root");
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<String>)>) {
+        for e in std::fs::read_dir(dir)
+            .expect("read the source tree")
+            .flatten()
+        {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let rel = p.strip_prefix(root).expect("under the root");
+                let text = std::fs::read_to_string(&p).expect("read a source file");
+                // The code, not its unit tests.
+                let code = text
+                    .lines()
+                    .take_while(|l| *l != "#[cfg(test)]")
+                    .map(str::to_owned)
+                    .collect();
+                out.push((rel.display().to_string(), code));
+            }
+        }
+    }
+    for dir in ["daemon/src", "client/src", "proto/src"] {
+        walk(&root, &root.join(dir), &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// Every function with a body: (name, lines from `fn` to its closing brace).
+fn functions(code: &[String]) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    for (i, line) in code.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let Some(at) = trimmed.find("fn ") else {
+            continue;
+        };
+        let before = &trimmed[..at];
+        let keywords = before
+            .split_whitespace()
+            .all(|w| matches!(w, "pub" | "async" | "const" | "unsafe") || w.starts_with("pub("));
+        if !keywords || line.trim_end().ends_with(';') {
+            continue;
+        }
+        let name: String = trimmed[at + 3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() || line.trim_end().ends_with('}') {
+            continue;
+        }
+        let close = format!("{indent}}}");
+        if let Some(end) = code[i..].iter().position(|l| *l == close) {
+            out.push((name, end + 1));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_file_over_600_lines_no_new_long_function_and_no_state_compared_as_a_string() {
+    let mut problems = Vec::new();
+    let mut shrunk = Vec::new();
+    let files = sources();
+    assert!(files.len() > 50, "the source tree was not found");
+    for (path, code) in &files {
+        if code.len() > FILE_MAX {
+            problems.push(format!(
+                "{path} has {} lines of code (at most {FILE_MAX}): split it by concern",
+                code.len()
+            ));
+        }
+        for (name, n) in functions(code) {
+            let listed = LONGER.iter().find(|(p, f, _)| p == path && *f == name);
+            match listed {
+                None if n > FN_MAX => problems.push(format!(
+                    "{path}: fn {name} is {n} lines (at most {FN_MAX})"
+                )),
+                Some((_, _, max)) if n > *max => problems.push(format!(
+                    "{path}: fn {name} grew to {n} lines (it was {max}; at most {FN_MAX} is the aim)"
+                )),
+                Some((_, _, max)) if n < *max => shrunk.push(format!(
+                    "{path}: fn {name} is down to {n} lines (from {max}): lower its entry"
+                )),
+                _ => {}
+            }
+        }
+        if !path.contains("/store/") {
+            for (i, l) in code.iter().enumerate() {
+                let compact: String = l.split_whitespace().collect();
+                if compact.contains("status==\"") || compact.contains("status!=\"") {
+                    problems.push(format!(
+                        "{path}:{}: a status compared as a string; use its enum",
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    for (p, f, _) in LONGER {
+        if !files
+            .iter()
+            .any(|(path, code)| path == p && functions(code).iter().any(|(n, _)| n == f))
+        {
+            shrunk.push(format!("{p}: fn {f} is gone: remove its entry"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Keep the list true: a function that shrank lowers the bar for itself.
+    assert!(shrunk.is_empty(), "{}", shrunk.join("\n"));
+}
