@@ -221,9 +221,9 @@ impl Config {
             Some(path) => read_file(&path)?,
             None => FileConfig::default(),
         };
-        let log = std::env::var("ORCHESTRATOR_LOG")
-            .ok()
-            .filter(|s| !s.is_empty())
+        let env = |name: &str| std::env::var(name).ok().filter(|s| !s.is_empty());
+        let log = env("ORCHESTRATOR_LOG")
+            .or_else(|| env("RUST_LOG"))
             .or(file.daemon.log)
             .unwrap_or_else(|| "info".to_owned());
         let mcp_port = match std::env::var("ORCHESTRATOR_MCP_PORT") {

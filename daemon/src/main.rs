@@ -61,9 +61,12 @@ fn main() -> ExitCode {
         );
         EnvFilter::new("info")
     });
+    // Colours for a person at a terminal, never into journald or the autostart log.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     raise_descriptor_limit();
     match serve(config) {

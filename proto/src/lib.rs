@@ -14,6 +14,7 @@ pub mod run;
 pub mod session;
 pub mod task;
 pub mod usage;
+pub mod words;
 
 pub use env::SessionEnv;
 pub use error::{ErrorBody, ErrorCode};

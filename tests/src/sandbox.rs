@@ -197,10 +197,12 @@ impl Sandbox {
         })
     }
 
-    /// `orchestrate start` in `repo` with `args`; returns the run id.
+    /// `orchestrate start --dry-run` in `repo`; returns the run id. Its planner idles until a
+    /// plan is submitted (through an API session), and once planned the run executes nothing
+    /// by itself, so the test's own sessions are the only ones on its board.
     pub fn start_run(&self, repo: &Path, feature: &str) -> String {
         let out = self
-            .orchestrate_in(repo, &["start", feature, "--json"])
+            .orchestrate_in(repo, &["start", feature, "--dry-run", "--json"])
             .ok();
         out.json()["id"].as_str().expect("run id").to_owned()
     }

@@ -204,8 +204,11 @@ pub async fn run(a: DoctorArgs, socket: &Path) -> Result<(), ClientError> {
                 "daemon",
                 CheckStatus::Ok,
                 format!(
-                    "orchestratord {} (protocol {}), pid {}, {} active runs",
-                    h.daemon_version, h.protocol_version, h.pid, h.active_runs
+                    "orchestratord {} (protocol {}), pid {}, {}",
+                    h.daemon_version,
+                    h.protocol_version,
+                    h.pid,
+                    orchestrator_proto::words::count(h.active_runs, "active run")
                 ),
                 None,
             ));

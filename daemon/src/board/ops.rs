@@ -325,7 +325,10 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<(), Boar
     a.event(
         NewEvent::info(
             "plan_submitted",
-            format!("Plan v{version} submitted with {} tasks", plan.tasks.len()),
+            format!(
+                "Plan v{version} submitted with {}",
+                orchestrator_proto::words::count(plan.tasks.len() as u64, "task")
+            ),
         )
         .with_data(json!({"version": version, "tasks": plan.tasks.len()})),
     )?;

@@ -198,8 +198,8 @@ impl OrchestratorMcp {
                 Verdict::Passed(c) => Some((
                     orchestrator_proto::Level::Info,
                     format!(
-                        "its {} check(s) passed in {:.1}s",
-                        c.len(),
+                        "its {} passed in {:.1}s",
+                        orchestrator_proto::words::count(c.len() as u64, "check"),
                         c.iter().map(|c| c.secs).sum::<f64>()
                     ),
                 )),

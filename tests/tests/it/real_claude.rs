@@ -33,7 +33,15 @@ pub(crate) fn daemon_env<'a>(claude: &'a str, fake_url: &'a str) -> Vec<(&'a str
 fn claude_connects_sees_our_tools_directly_and_its_call_reaches_the_daemon() {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
-    let run = sb.start_run(&repo, "Feature");
+    // --dry-run: once planned the run executes nothing itself, so no worker of its own can
+    // take the task before the claude under test claims it.
+    let run = sb
+        .orchestrate_in(&repo, &["start", "Feature", "--dry-run", "--json"])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
     sb.session(&run, "planner").ok(
         "submit_plan",
         json!({"summary": "One step", "tasks": [{"id": "a", "title": "Build a",

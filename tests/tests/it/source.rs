@@ -13,9 +13,9 @@ const FN_MAX: usize = 80;
 const LONGER: &[(&str, &str, usize)] = &[
     ("daemon/src/engine/executor/mod.rs", "execute", 323),
     ("daemon/src/engine/planner.rs", "plan", 196),
-    ("daemon/src/engine/executor/merge.rs", "merge", 180),
+    ("daemon/src/engine/executor/merge.rs", "merge", 184),
     ("daemon/src/engine/executor/dispatch.rs", "launch", 143),
-    ("client/src/cli/doctor.rs", "run", 141),
+    ("client/src/cli/doctor.rs", "run", 144),
     ("client/src/cli/daemon.rs", "run", 117),
     ("daemon/src/engine/session.rs", "follow", 114),
     ("daemon/src/engine/review/mod.rs", "review", 112),

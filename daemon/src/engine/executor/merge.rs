@@ -148,8 +148,10 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
         .is_ok_and(|n| n == 0)
     {
         let why = format!(
-            "Task {} was already merged into {} ({ahead} commits); recorded now",
-            t.id, ctx.run.branch
+            "Task {} was already merged into {} ({}); recorded now",
+            t.id,
+            ctx.run.branch,
+            orchestrator_proto::words::count(ahead, "commit")
         );
         landed(ctx, f, t, why).await;
         return;
@@ -254,8 +256,10 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 return;
             }
             let done = format!(
-                "Task {} merged into {} ({ahead} commits)",
-                t.id, ctx.run.branch
+                "Task {} merged into {} ({})",
+                t.id,
+                ctx.run.branch,
+                orchestrator_proto::words::count(ahead, "commit")
             );
             landed(ctx, f, t, done).await;
         }

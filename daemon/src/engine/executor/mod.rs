@@ -323,8 +323,8 @@ pub async fn execute(
                 let _ = tokio::fs::remove_dir(dir).await;
             }
             return Executed::Completed(format!(
-                "all {} tasks merged into {}",
-                all.len(),
+                "all {} merged into {}",
+                orchestrator_proto::words::count(all.len() as u64, "task"),
                 ctx.run.branch
             ));
         }

@@ -108,7 +108,11 @@ impl RunActor {
             .db
             .call(move |c| Ok(crate::store::board::tasks(c, &id)?.len()))
             .await?;
-        Ok(format!("all {n} tasks merged into {}", self.run.branch))
+        Ok(format!(
+            "all {} merged into {}",
+            orchestrator_proto::words::count(n as u64, "task"),
+            self.run.branch
+        ))
     }
 
     pub(super) async fn review_done(&mut self, outcome: Reviewed) -> Result<(), RunError> {
