@@ -572,3 +572,13 @@ pub async fn ls_files(top: &Path, args: &[&str]) -> Result<Vec<String>, GitError
         .map(str::to_owned)
         .collect())
 }
+
+/// A fresh detached worktree of `commit` at `dir` for a session that only reads (a planner, a
+/// review): whatever an earlier, interrupted one left there is removed first.
+pub async fn throwaway_worktree(top: &Path, dir: &Path, commit: &str) -> Result<(), GitError> {
+    if dir.exists() {
+        let _ = worktree_remove(top, dir, true).await;
+        let _ = tokio::fs::remove_dir_all(dir).await;
+    }
+    worktree_add_detached(top, dir, commit).await
+}

@@ -218,22 +218,13 @@ pub async fn plan(
             Ok(g) => g,
             Err(_) => return Planned::Stopped,
         };
-        let worktree = cfg
-            .data_dir
-            .join("worktrees")
-            .join(&run.id)
-            .join(format!("planner-c{}-{attempt}", run.cycle));
-        if worktree.exists() {
-            let _ = crate::git::worktree_remove(&project, &worktree, true).await;
-            let _ = tokio::fs::remove_dir_all(&worktree).await;
-        }
-        if let Err(e) = crate::git::worktree_add_detached(&project, &worktree, &brief.commit).await
-        {
+        let worktree = crate::layout::planner_worktree(&cfg.data_dir, &run.id, run.cycle, attempt);
+        if let Err(e) = crate::git::throwaway_worktree(&project, &worktree, &brief.commit).await {
             end(&handle, &grant.session, None).await;
             return Planned::Failed(format!("cannot create the planner's worktree: {e}"));
         }
         // Exploring and running the code needs its dependencies too.
-        let name = format!("planner-c{}-{attempt}", run.cycle);
+        let name = crate::layout::planner_name(run.cycle, attempt);
         match super::prepare::prepare(&prep, &worktree, &name).await {
             super::prepare::Prepared::Ready(done) => {
                 for d in done {
@@ -331,21 +322,13 @@ pub async fn plan(
             .await;
             return Planned::Plan(version);
         }
-        last = if ended.mcp_failed {
-            "the orchestrator's MCP server failed to connect in the planner session, so it had no tools".into()
-        } else {
-            match &ended.outcome {
-                Some(o) if o.is_error => format!(
-                    "the planner session failed: {}",
-                    o.text.as_deref().unwrap_or(&o.subtype)
-                ),
-                Some(_) => "the planner session ended without submitting a valid plan".into(),
-                None => format!(
-                    "the planner session exited (code {}) without a result; see {}",
-                    ended.exit_code.map_or("none".into(), |c| c.to_string()),
-                    session::files(&dir).1.display()
-                ),
-            }
+        last = match ended.outcome {
+            None if !ended.mcp_failed && ended.watchdog.is_none() => format!(
+                "{}; see {}",
+                ended.why("the planner session", "submitting a valid plan"),
+                session::files(&dir).1.display()
+            ),
+            _ => ended.why("the planner session", "submitting a valid plan"),
         };
         note(
             &handle,

@@ -51,6 +51,32 @@ pub struct Ended {
     pub tool_calls: u64,
 }
 
+impl Ended {
+    /// Why a session that did not do its job ended, in one sentence for the log and the next
+    /// attempt: `who` names it ("the session", "the planner session"), `instead` what it
+    /// should have done ("calling complete_task").
+    pub fn why(&self, who: &str, instead: &str) -> String {
+        if self.mcp_failed {
+            return format!(
+                "{who} could not reach the orchestrator's MCP server, so it had no tools"
+            );
+        }
+        if let Some(w) = &self.watchdog {
+            return w.clone();
+        }
+        match &self.outcome {
+            Some(o) if o.is_error => {
+                format!("{who} failed: {}", o.text.as_deref().unwrap_or(&o.subtype))
+            }
+            Some(_) => format!("{who} ended without {instead}"),
+            None => format!(
+                "{who} exited (code {}) without a result",
+                self.exit_code.map_or("none".into(), |c| c.to_string())
+            ),
+        }
+    }
+}
+
 /// The files of one session.
 pub fn files(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("stdout.jsonl"), dir.join("stderr.log"))

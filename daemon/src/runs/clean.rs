@@ -34,7 +34,7 @@ pub async fn clean(data_dir: &Path, runs: &[RunRow], dry_run: bool) -> CleanRepo
             dry_run,
             report: &mut report,
         }
-        .clean(&data_dir.join("worktrees").join(&run.id))
+        .clean(&crate::layout::run_worktrees(data_dir, &run.id))
         .await;
     }
     report

@@ -84,12 +84,7 @@ pub(super) async fn dispatch(
     let mut n = attempt;
     let (branch, worktree) = loop {
         let branch = format!("{}--{}.{n}", ctx.run.branch, t.id);
-        let worktree = ctx
-            .cfg
-            .data_dir
-            .join("worktrees")
-            .join(&ctx.run.id)
-            .join(format!("{}.{n}", t.id));
+        let worktree = crate::layout::task_worktree(&ctx.cfg.data_dir, &ctx.run.id, &t.id, n);
         if !worktree.exists()
             && !git::branch_exists(&ctx.project, &branch)
                 .await

@@ -78,19 +78,7 @@ pub(super) async fn finish(ctx: &Ctx, f: Finished) {
     let Some(t) = row else { return };
     let why = match &f.ended {
         Err(e) => format!("the session could not run: {e}"),
-        Ok(e) if e.mcp_failed => "the session could not reach the orchestrator's MCP server".into(),
-        Ok(e) if e.watchdog.is_some() => e.watchdog.clone().unwrap_or_default(),
-        Ok(e) => match &e.outcome {
-            Some(o) if o.is_error => format!(
-                "the session failed: {}",
-                o.text.as_deref().unwrap_or(&o.subtype)
-            ),
-            Some(_) => "the session ended without calling complete_task".into(),
-            None => format!(
-                "the session exited (code {}) without a result",
-                e.exit_code.map_or("none".into(), |c| c.to_string())
-            ),
-        },
+        Ok(e) => e.why("the session", "calling complete_task"),
     };
     let place = salvage::Place {
         project: &ctx.project,

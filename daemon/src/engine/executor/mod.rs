@@ -198,11 +198,7 @@ pub async fn execute(
         Err(reason) => return Executed::Failed(reason),
     };
     let project = PathBuf::from(&run.project);
-    let integration = cfg
-        .data_dir
-        .join("worktrees")
-        .join(&run.id)
-        .join("integration");
+    let integration = crate::layout::integration(&cfg.data_dir, &run.id);
     // Detached at the branch tip: the branch itself only moves once a merge passed the gate.
     // One a crash left unusable (a git command cut short) is made again: it holds no work.
     let mut ready = Err(None);

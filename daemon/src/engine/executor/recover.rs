@@ -11,7 +11,7 @@ use super::*;
 /// and again when the run's tasks are all merged (a git command the previous daemon left
 /// running may have still been finishing the first time).
 pub(super) async fn repair_worktrees(ctx: &Ctx) {
-    let dir = ctx.cfg.data_dir.join("worktrees").join(&ctx.run.id);
+    let dir = crate::layout::run_worktrees(&ctx.cfg.data_dir, &ctx.run.id);
     if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
         while let Ok(Some(e)) = entries.next_entry().await {
             let path = e.path();

@@ -159,16 +159,8 @@ pub async fn review(
     if let Err(e) = write_inputs(&dir, &subject.prompt).await {
         return failed(format!("cannot write {}: {e}", dir.display()), &dir);
     }
-    let worktree = cfg
-        .data_dir
-        .join("worktrees")
-        .join(&run.id)
-        .join(format!("review-{n:03}"));
-    if worktree.exists() {
-        let _ = crate::git::worktree_remove(&project, &worktree, true).await;
-        let _ = tokio::fs::remove_dir_all(&worktree).await;
-    }
-    if let Err(e) = crate::git::worktree_add_detached(&project, &worktree, &subject.commit).await {
+    let worktree = crate::layout::review_worktree(&cfg.data_dir, &run.id, n as u32);
+    if let Err(e) = crate::git::throwaway_worktree(&project, &worktree, &subject.commit).await {
         return failed(format!("cannot create the review's worktree: {e}"), &dir);
     }
     let mut last = String::new();
