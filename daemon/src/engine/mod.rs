@@ -9,6 +9,7 @@
 pub mod executor;
 pub mod include;
 pub mod planner;
+pub mod port;
 pub mod prepare;
 pub mod process;
 pub mod reap;
@@ -136,7 +137,7 @@ pub async fn run_env(
 
 /// Records an engine step in the run's log (through its actor, like any other change).
 pub(crate) async fn note(
-    handle: &crate::runs::RunHandle,
+    handle: &crate::engine::port::Port,
     level: orchestrator_proto::Level,
     kind: &'static str,
     message: String,
@@ -146,7 +147,7 @@ pub(crate) async fn note(
 
 /// [`note`] with machine-readable `data` for the event.
 pub(crate) async fn note_with(
-    handle: &crate::runs::RunHandle,
+    handle: &crate::engine::port::Port,
     level: orchestrator_proto::Level,
     kind: &'static str,
     message: String,
@@ -160,19 +161,19 @@ pub(crate) async fn note_with(
         event = event.with_data(data);
     }
     let _ = handle
-        .ask(|reply| crate::runs::Command::Note { event, reply })
+        .ask(|reply| crate::engine::port::Ask::Note { event, reply })
         .await;
 }
 
 /// Ends a session (revoking its token), recording its cost and tokens when known.
 pub(crate) async fn end_session(
-    handle: &crate::runs::RunHandle,
+    handle: &crate::engine::port::Port,
     session: &str,
     usage: Option<(f64, u64, u64)>,
 ) {
     let session = session.to_owned();
     let _ = handle
-        .ask(|reply| crate::runs::Command::EndSession {
+        .ask(|reply| crate::engine::port::Ask::EndSession {
             session,
             usage,
             reply,
@@ -182,7 +183,7 @@ pub(crate) async fn end_session(
 
 /// Ends a Claude session with what its `result` line says it cost.
 pub(crate) async fn end(
-    handle: &crate::runs::RunHandle,
+    handle: &crate::engine::port::Port,
     session: &str,
     ended: Option<&session::Ended>,
 ) {

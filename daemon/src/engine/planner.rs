@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{EngineConfig, PLANNER_ATTEMPTS, end, note, session};
 use crate::agents::SessionSpec;
 use crate::board::Role;
-use crate::runs::{Command, RunHandle};
+use crate::engine::port::{Ask, Port};
 use crate::store::{Db, RunRow, board};
 
 /// How planning ended, for the actor.
@@ -164,7 +164,7 @@ async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
 
 /// Plans the run; returns how it ended. Never changes the run's status itself.
 pub async fn plan(
-    handle: RunHandle,
+    handle: Port,
     db: Db,
     cfg: Arc<EngineConfig>,
     run: RunRow,
@@ -205,7 +205,7 @@ pub async fn plan(
             return Planned::Stopped;
         }
         let grant = match handle
-            .ask(|reply| Command::OpenSession {
+            .ask(|reply| Ask::OpenSession {
                 role: Role::Planner,
                 task: None,
                 ttl: std::time::Duration::from_secs(

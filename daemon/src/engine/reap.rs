@@ -10,7 +10,7 @@ use orchestrator_proto::Level;
 
 use super::process::Identity;
 use super::session::GRACE;
-use crate::runs::RunHandle;
+use crate::engine::port::Port;
 use crate::store::Db;
 use crate::store::live::{self, LiveRow};
 
@@ -36,7 +36,7 @@ pub fn stop(id: Identity) {
 /// `keep`, stopping those still running. Sessions of this daemon belong to someone who ends
 /// them.
 pub async fn reap(
-    handle: &RunHandle,
+    handle: &Port,
     db: &Db,
     run: &str,
     since: time::OffsetDateTime,

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::board::Caller;
-use crate::runs::Runs;
+use crate::store::Db;
 
 /// Refused completions before the task goes back to the board.
 pub const REFUSALS: u32 = 3;
@@ -52,13 +52,17 @@ impl Refusals {
 }
 
 /// Runs the checks of `caller`'s task, if it has any.
-pub async fn verify(runs: &Runs, caller: &Caller, refusals: &Refusals) -> Verdict {
+pub async fn verify(
+    db: &Db,
+    cfg: &super::EngineConfig,
+    caller: &Caller,
+    refusals: &Refusals,
+) -> Verdict {
     let Some(task) = caller.dispatched.clone() else {
         return Verdict::Nothing;
     };
     let (run_id, session) = (caller.run.clone(), caller.session.clone());
-    let found = runs
-        .db()
+    let found = db
         .call(move |c| {
             let t = crate::store::board::task(c, &run_id, &task)?;
             let run = crate::store::runs::get(c, &run_id)?;
@@ -82,55 +86,25 @@ pub async fn verify(runs: &Runs, caller: &Caller, refusals: &Refusals) -> Verdic
     {
         return Verdict::Nothing; // the board answers as usual
     }
-    let cfg = runs.engine();
     let project = PathBuf::from(&run.project);
     let timeout = std::time::Duration::from_secs(run.options.gate_timeout_secs);
-    let never = tokio_util::sync::CancellationToken::new();
     let mut checks = Vec::new();
     let mut failed = None;
     for (n, command) in t.verify.iter().enumerate() {
-        let mut c = match cfg.confinement(&project, &worktree, &env) {
-            Some(k) => k.command(std::path::Path::new("/bin/sh")),
-            None => tokio::process::Command::new("sh"),
-        };
-        c.arg("-c").arg(command).current_dir(&worktree).env_clear();
-        for (k, v) in &env.0 {
-            c.env(k, v);
-        }
         let name = format!("{}.{}.{}.log", t.id, t.attempts, n + 1);
         let log = crate::mirror::command_log(&project, &cfg.data_dir, &run.id, "verify", &name);
-        let started = std::time::Instant::now();
-        let ran = crate::child::run(c, &log, timeout, &never, &cfg.stopping);
-        tokio::pin!(ran);
-        let mut beat = tokio::time::interval(HEARTBEAT);
-        let ran = loop {
-            tokio::select! {
-                r = &mut ran => break r,
-                _ = beat.tick() => cfg.activity.touch(&caller.session),
-            }
+        let one = One {
+            cfg,
+            project: &project,
+            worktree: &worktree,
+            env: &env,
+            timeout,
+            session: &caller.session,
         };
-        let (passed, how, tail) = match ran {
-            Ok(r) => {
-                let how = match r.exit {
-                    crate::child::Exit::Exited(Some(c)) => format!("exit {c}"),
-                    crate::child::Exit::Exited(None) => "killed by a signal".into(),
-                    crate::child::Exit::TimedOut(d) => format!(
-                        "it ran for more than {}s and was stopped (the run's --gate-timeout)",
-                        d.as_secs()
-                    ),
-                    crate::child::Exit::Stopped => "stopped: the daemon is stopping".into(),
-                };
-                (r.success(), how, r.tail)
-            }
-            Err(e) => (false, format!("cannot run it: {e}"), String::new()),
-        };
-        checks.push(Check {
-            command: command.clone(),
-            passed,
-            how: how.clone(),
-            secs: started.elapsed().as_secs_f64(),
-            log: log.display().to_string(),
-        });
+        let (check, tail) = one.run(command, log).await;
+        let passed = check.passed;
+        let how = check.how.clone();
+        checks.push(check);
         if !passed {
             failed = Some((command.clone(), how, tail));
             break;
@@ -138,8 +112,7 @@ pub async fn verify(runs: &Runs, caller: &Caller, refusals: &Refusals) -> Verdic
     }
     let text = serde_json::to_string(&checks).unwrap_or_default();
     let (run_id, task) = (caller.run.clone(), t.id.clone());
-    let _ = runs
-        .db()
+    let _ = db
         .call(move |c| crate::store::board::set_checks(c, &run_id, &task, &text))
         .await;
     let Some((command, how, tail)) = failed else {
@@ -158,4 +131,67 @@ pub async fn verify(runs: &Runs, caller: &Caller, refusals: &Refusals) -> Verdic
          the task goes back to the board). The end of its output:\n{tail}",
         REFUSALS - n
     ))
+}
+
+/// Where and how one check runs.
+struct One<'a> {
+    cfg: &'a super::EngineConfig,
+    project: &'a std::path::Path,
+    worktree: &'a std::path::Path,
+    env: &'a orchestrator_proto::SessionEnv,
+    timeout: std::time::Duration,
+    /// The worker's session, shown active while the check runs.
+    session: &'a str,
+}
+
+impl One<'_> {
+    /// Runs `command` in the worktree, confined and bounded, its output into `log`; the
+    /// check and the end of its output.
+    async fn run(&self, command: &str, log: PathBuf) -> (Check, String) {
+        let mut c = match self.cfg.confinement(self.project, self.worktree, self.env) {
+            Some(k) => k.command(std::path::Path::new("/bin/sh")),
+            None => tokio::process::Command::new("sh"),
+        };
+        c.arg("-c")
+            .arg(command)
+            .current_dir(self.worktree)
+            .env_clear();
+        for (k, v) in &self.env.0 {
+            c.env(k, v);
+        }
+        let started = std::time::Instant::now();
+        let never = tokio_util::sync::CancellationToken::new();
+        let ran = crate::child::run(c, &log, self.timeout, &never, &self.cfg.stopping);
+        tokio::pin!(ran);
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        let ran = loop {
+            tokio::select! {
+                r = &mut ran => break r,
+                _ = beat.tick() => self.cfg.activity.touch(self.session),
+            }
+        };
+        let (passed, how, tail) = match ran {
+            Ok(r) => {
+                let how = match r.exit {
+                    crate::child::Exit::Exited(Some(c)) => format!("exit {c}"),
+                    crate::child::Exit::Exited(None) => "killed by a signal".into(),
+                    crate::child::Exit::TimedOut(d) => format!(
+                        "it ran for more than {}s and was stopped (the run's --gate-timeout)",
+                        d.as_secs()
+                    ),
+                    crate::child::Exit::Stopped => "stopped: the daemon is stopping".into(),
+                };
+                (r.success(), how, r.tail)
+            }
+            Err(e) => (false, format!("cannot run it: {e}"), String::new()),
+        };
+        let check = Check {
+            command: command.to_owned(),
+            passed,
+            how,
+            secs: started.elapsed().as_secs_f64(),
+            log: log.display().to_string(),
+        };
+        (check, tail)
+    }
 }

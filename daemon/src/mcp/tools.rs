@@ -190,7 +190,10 @@ impl OrchestratorMcp {
     ) -> Result<CallToolResult, McpError> {
         use crate::engine::verify::{Verdict, verify};
         let verdict = match p.extensions.get::<Caller>() {
-            Some(caller) => verify(&self.runs, caller, &self.refusals).await,
+            Some(caller) => {
+                let (db, cfg) = (self.runs.db(), self.runs.engine());
+                verify(db, cfg, caller, &self.refusals).await
+            }
             None => Verdict::Nothing,
         };
         if let Some(caller) = p.extensions.get::<Caller>() {

@@ -134,7 +134,7 @@ pub(super) async fn launch(
     let task = t.id.clone();
     let grant = ctx
         .handle
-        .ask(|reply| Command::OpenSession {
+        .ask(|reply| Ask::OpenSession {
             role: Role::Worker,
             task: Some(task),
             ttl: std::time::Duration::from_secs(orchestrator_proto::session::defaults::TTL_SECS),
@@ -295,7 +295,7 @@ pub(super) async fn unprepared(ctx: &Ctx, f: Finished, then: &str) {
     let task = f.task.clone();
     let _ = ctx
         .handle
-        .ask(|reply| Command::TaskInterrupted {
+        .ask(|reply| Ask::TaskInterrupted {
             task,
             resume: None,
             event,

@@ -56,7 +56,7 @@ pub(super) async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
     let (task, resume) = (f.task.clone(), serde_json::to_string(&resume).ok());
     let _ = ctx
         .handle
-        .ask(|reply| Command::TaskInterrupted {
+        .ask(|reply| Ask::TaskInterrupted {
             task,
             resume,
             event,

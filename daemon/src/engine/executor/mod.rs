@@ -32,9 +32,9 @@ use crate::agents::SessionSpec;
 use crate::agents::claude::ClaudeCode;
 use crate::agents::stream::Failure;
 use crate::board::Role;
+use crate::engine::port::{Ask, Port};
 use crate::engine::prepare::{Prep, Prepared};
 use crate::git::{self, Merge};
-use crate::runs::{Command, RunHandle};
 use crate::store::board::{self as rows, TaskRow};
 use crate::store::{Db, NewEvent, RunRow};
 
@@ -85,7 +85,7 @@ struct Finished {
 }
 
 struct Ctx {
-    handle: RunHandle,
+    handle: Port,
     db: Db,
     cfg: Arc<EngineConfig>,
     run: RunRow,
@@ -134,7 +134,7 @@ async fn update(
     let t = task.to_owned();
     let _ = ctx
         .handle
-        .ask(|reply| Command::TaskUpdate {
+        .ask(|reply| Ask::TaskUpdate {
             task: t,
             status,
             failure,
@@ -185,7 +185,7 @@ fn critical_path(all: &[TaskRow]) -> HashMap<String, usize> {
 
 /// Executes the run's plan to the end; never changes the run's status itself.
 pub async fn execute(
-    handle: RunHandle,
+    handle: Port,
     db: Db,
     cfg: Arc<EngineConfig>,
     run: RunRow,

@@ -176,7 +176,7 @@ pub(super) async fn requeue(ctx: &Ctx, task: &str) {
     let task = task.to_owned();
     let _ = ctx
         .handle
-        .ask(|reply| Command::TaskInterrupted {
+        .ask(|reply| Ask::TaskInterrupted {
             task,
             resume: None,
             event,

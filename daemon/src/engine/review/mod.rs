@@ -22,7 +22,7 @@ use super::{EngineConfig, note, session};
 use crate::agents::codex::{Codex, ReviewSpec, read_events};
 use crate::agents::{AgentKind, locate};
 use crate::board::Role;
-use crate::runs::{Command, RunHandle};
+use crate::engine::port::{Ask, Port};
 use crate::store::reviews::{self, ReviewKind};
 use crate::store::{Db, RunRow, board};
 
@@ -103,7 +103,7 @@ async fn subject(db: &Db, run: &RunRow, kind: ReviewKind) -> Result<Subject, Str
 
 /// Runs one review of `kind` for the run as it is now.
 pub async fn review(
-    handle: RunHandle,
+    handle: Port,
     db: Db,
     cfg: Arc<EngineConfig>,
     run: RunRow,
@@ -224,7 +224,7 @@ async fn write_inputs(dir: &Path, prompt: &str) -> std::io::Result<()> {
 /// One codex session: `Ok(None)` when stopped, `Err` with the reason it gave no verdict.
 #[allow(clippy::too_many_arguments)]
 async fn attempt_once(
-    handle: &RunHandle,
+    handle: &Port,
     db: &Db,
     codex: &Codex,
     cfg: &EngineConfig,
@@ -236,7 +236,7 @@ async fn attempt_once(
     cancel: &CancellationToken,
 ) -> Result<Option<verdict::Verdict>, String> {
     let grant = handle
-        .ask(|reply| Command::OpenSession {
+        .ask(|reply| Ask::OpenSession {
             role: Role::Reviewer,
             task: None,
             ttl: cfg.codex.timeout + std::time::Duration::from_secs(60),

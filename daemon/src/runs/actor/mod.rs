@@ -34,7 +34,8 @@ use crate::board::{self, BoardError, Caller, Op, Role};
 use crate::engine::EngineConfig;
 use crate::engine::executor::{self, Executed};
 use crate::engine::planner::{self, Planned};
-use crate::engine::review::{self, Reviewed};
+use crate::engine::port::{Ask, Outcome, Port, PortError};
+use crate::engine::review;
 use crate::mcp::token;
 use crate::mirror::Mirror;
 use crate::store::reviews::ReviewKind;
@@ -94,39 +95,11 @@ pub enum Command {
         usage: Option<(f64, u64, u64)>,
         reply: Reply<bool>,
     },
-    /// Records an event that changes no state (engine progress).
+    /// Records an event that changes no state.
     Note { event: NewEvent, reply: Reply<()> },
-    /// The planning task finished.
-    PlannerDone { outcome: Planned, reply: Reply<()> },
-    /// The engine moves a task (merged, back to pending, failed), with the event that says why.
-    TaskUpdate {
-        task: String,
-        status: TaskStatus,
-        failure: Option<String>,
-        event: NewEvent,
-        reply: Reply<()>,
-    },
-    /// A worker was interrupted: its task goes back to pending, its attempt unspent, with where
-    /// it left off (`None`: nothing to continue, it starts afresh).
-    TaskInterrupted {
-        task: String,
-        resume: Option<String>,
-        event: NewEvent,
-        reply: Reply<()>,
-    },
-    /// The execution task finished.
-    ExecutionDone { outcome: Executed, reply: Reply<()> },
-    /// A Codex review finished.
-    ReviewDone { outcome: Reviewed, reply: Reply<()> },
 }
 
-/// A new session's identity and its bearer token, shown once.
-#[derive(Debug, Clone)]
-pub struct SessionGrant {
-    pub session: String,
-    pub token: String,
-    pub expires_at: time::OffsetDateTime,
-}
+pub use crate::engine::port::SessionGrant;
 
 /// A cheap handle to a live run actor.
 #[derive(Clone)]
@@ -160,8 +133,11 @@ pub struct RunActor {
     events: broadcast::Sender<EventRow>,
     shutdown: CancellationToken,
     engine: std::sync::Arc<EngineConfig>,
-    /// A handle to this actor, for the engine tasks it starts.
-    me: RunHandle,
+    /// The engine work's way to this actor, and this actor's end of it.
+    port: Port,
+    asks: mpsc::Receiver<Ask>,
+    /// The engine work under way (planning, execution or a review), awaited for its outcome.
+    work: Option<tokio::task::JoinHandle<Outcome>>,
     /// Cancels the running engine task (planning), if any.
     working: Option<CancellationToken>,
     /// Stops the executor's new dispatches (the usage grace period), if it is running.
@@ -185,6 +161,7 @@ impl RunActor {
         let (ctx, crx) = mpsc::channel(COMMAND_QUEUE);
         let (etx, _) = broadcast::channel(EVENT_BUFFER);
         let mirror = Mirror::new(std::path::Path::new(&run.project));
+        let (port, asks) = Port::new(COMMAND_QUEUE);
         let handle = RunHandle {
             commands: ctx,
             events: etx.clone(),
@@ -197,7 +174,9 @@ impl RunActor {
             events: etx,
             shutdown,
             engine,
-            me: handle.clone(),
+            port,
+            asks,
+            work: None,
             working: None,
             drain: None,
             grace_until: None,
@@ -239,6 +218,18 @@ impl RunActor {
                     Some(cmd) => self.handle(cmd).await,
                     None => break,
                 },
+                Some(ask) = self.asks.recv() => self.answer_engine(ask).await,
+                done = wait(&mut self.work) => {
+                    self.work = None;
+                    match done {
+                        Ok(outcome) => self.work_done(outcome).await,
+                        Err(e) => {
+                            // A panic in engine work: nothing more runs until the user acts.
+                            tracing::error!(run = %self.run.id, cause = %e, "engine work failed");
+                            self.work_ended().await;
+                        }
+                    }
+                }
                 changed = account.changed() => {
                     if changed.is_ok() {
                         let a = account.borrow_and_update().clone();
@@ -308,32 +299,71 @@ impl RunActor {
             Command::Note { event, reply } => {
                 let _ = reply.send(self.record(event).await);
             }
-            Command::PlannerDone { outcome, reply } => {
-                let _ = reply.send(self.planner_done(outcome).await);
+        }
+    }
+
+    /// Answers what its engine work asks (`crate::engine::port`).
+    async fn answer_engine(&mut self, ask: Ask) {
+        fn port<T>(r: Result<T, RunError>) -> Result<T, PortError> {
+            r.map_err(|e| match e {
+                RunError::ShuttingDown => PortError::Gone,
+                e => PortError::Refused(e.to_string()),
+            })
+        }
+        match ask {
+            Ask::OpenSession {
+                role,
+                task,
+                ttl,
+                reply,
+            } => {
+                let _ = reply.send(port(self.open_session(role, task, ttl).await));
             }
-            Command::TaskUpdate {
+            Ask::EndSession {
+                session,
+                usage,
+                reply,
+            } => {
+                let ended = self.end_session(session, usage).await;
+                if ended.is_ok()
+                    && let Err(e) = self.check_budget().await
+                {
+                    tracing::error!(run = %self.run.id, cause = %e, "cannot check the budget");
+                }
+                let _ = reply.send(port(ended));
+            }
+            Ask::Note { event, reply } => {
+                let _ = reply.send(port(self.record(event).await));
+            }
+            Ask::TaskUpdate {
                 task,
                 status,
                 failure,
                 event,
                 reply,
             } => {
-                let _ = reply.send(self.task_update(task, status, failure, event).await);
+                let _ = reply.send(port(self.task_update(task, status, failure, event).await));
             }
-            Command::TaskInterrupted {
+            Ask::TaskInterrupted {
                 task,
                 resume,
                 event,
                 reply,
             } => {
-                let _ = reply.send(self.task_interrupted(task, resume, event).await);
+                let _ = reply.send(port(self.task_interrupted(task, resume, event).await));
             }
-            Command::ExecutionDone { outcome, reply } => {
-                let _ = reply.send(self.execution_done(outcome).await);
-            }
-            Command::ReviewDone { outcome, reply } => {
-                let _ = reply.send(self.review_done(outcome).await);
-            }
+        }
+    }
+
+    /// Acts on how its engine work ended.
+    async fn work_done(&mut self, outcome: Outcome) {
+        let acted = match outcome {
+            Outcome::Planned(o) => self.planner_done(o).await,
+            Outcome::Executed(o) => self.execution_done(o).await,
+            Outcome::Reviewed(o) => self.review_done(o).await,
+        };
+        if let Err(e) = acted {
+            tracing::error!(run = %self.run.id, cause = %e, "cannot act on the engine's outcome");
         }
     }
 
@@ -399,12 +429,15 @@ impl RunActor {
         self.drain = Some(drain.clone());
         let forced = self.forced_at;
         let (me, db, cfg, run) = (
-            self.me.clone(),
+            self.port.clone(),
             self.db.clone(),
             self.engine.clone(),
             self.run.clone(),
         );
-        tokio::spawn(async move {
+        if self.work.is_some() {
+            tracing::error!(run = %self.run.id, "engine work started while other work runs");
+        }
+        self.work = Some(tokio::spawn(async move {
             if phase != Phase::Executing {
                 // Planners and reviewers a previous daemon left running are stopped: this
                 // work starts afresh (the executor re-attaches its workers instead).
@@ -415,13 +448,10 @@ impl RunActor {
             match phase {
                 Phase::Executing => {
                     let (latch, id) = (cfg.reconcile.clone(), run.id.clone());
-                    let outcome =
-                        executor::execute(me.clone(), db, cfg, run, cancel, drain, forced).await;
+                    let outcome = executor::execute(me, db, cfg, run, cancel, drain, forced).await;
                     // Also when it stopped before reconciling (no claude, no worktree).
                     latch.done(&id);
-                    let _ = me
-                        .ask(|reply| Command::ExecutionDone { outcome, reply })
-                        .await;
+                    Outcome::Executed(outcome)
                 }
                 Phase::PlanReview | Phase::CodeReview => {
                     let kind = if phase == Phase::PlanReview {
@@ -429,17 +459,11 @@ impl RunActor {
                     } else {
                         ReviewKind::Code
                     };
-                    let outcome = review::review(me.clone(), db, cfg, run, kind, cancel).await;
-                    let _ = me.ask(|reply| Command::ReviewDone { outcome, reply }).await;
+                    Outcome::Reviewed(review::review(me, db, cfg, run, kind, cancel).await)
                 }
-                _ => {
-                    let outcome = planner::plan(me.clone(), db, cfg, run, cancel).await;
-                    let _ = me
-                        .ask(|reply| Command::PlannerDone { outcome, reply })
-                        .await;
-                }
+                _ => Outcome::Planned(planner::plan(me, db, cfg, run, cancel).await),
             }
-        });
+        }));
     }
 
     async fn execution_done(&mut self, outcome: Executed) -> Result<(), RunError> {
@@ -526,4 +550,14 @@ impl RunActor {
 
 fn reason_text(run: &RunRow) -> String {
     run.status_reason.clone().unwrap_or_default()
+}
+
+/// The engine work's outcome, or never when there is none.
+async fn wait(
+    work: &mut Option<tokio::task::JoinHandle<Outcome>>,
+) -> Result<Outcome, tokio::task::JoinError> {
+    match work {
+        Some(h) => h.await,
+        None => std::future::pending().await,
+    }
 }
