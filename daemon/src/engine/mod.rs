@@ -82,7 +82,7 @@ impl EngineConfig {
         &self,
         db: &crate::store::Db,
         session: &str,
-        place: Option<String>,
+        place: Option<crate::store::live::WorkerPlace>,
     ) -> session::Record {
         session::Record {
             db: db.clone(),

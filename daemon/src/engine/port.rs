@@ -63,7 +63,7 @@ pub enum Ask {
     /// where it left off (`None`: nothing to continue, it starts afresh).
     TaskInterrupted {
         task: String,
-        resume: Option<String>,
+        resume: Option<crate::store::live::WorkerPlace>,
         event: NewEvent,
         reply: Reply<()>,
     },

@@ -101,7 +101,7 @@ pub struct Record {
     pub db: crate::store::Db,
     pub session: String,
     /// Where a worker works (the executor's JSON), recorded with the process.
-    pub place: Option<String>,
+    pub place: Option<crate::store::live::WorkerPlace>,
     pub activity: Activity,
 }
 
@@ -146,10 +146,9 @@ pub async fn run(
     let identity = pid.and_then(Identity::of);
     if let (Some(r), Some(id)) = (&watch.record, identity) {
         let (s, place) = (r.session.clone(), r.place.clone());
-        let _ =
-            r.db.call(move |c| {
-                crate::store::live::set_process(c, &s, id.pid, id.start, place.as_deref())
-            })
+        let _ = r
+            .db
+            .call(move |c| crate::store::live::set_process(c, &s, id.pid, id.start, place.as_ref()))
             .await;
     }
     let reader = tokio::io::BufReader::new(tokio::fs::File::open(&out_path).await?);

@@ -74,9 +74,7 @@ pub async fn verify(
     let Ok((Some(t), Some(run), env, Some(place))) = found else {
         return Verdict::Nothing;
     };
-    let worktree = serde_json::from_str::<serde_json::Value>(&place)
-        .ok()
-        .and_then(|p| p["worktree"].as_str().map(PathBuf::from));
+    let worktree = Some(place.worktree);
     let Some(worktree) = worktree.filter(|w| w.is_dir()) else {
         return Verdict::Nothing;
     };

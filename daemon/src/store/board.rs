@@ -131,7 +131,7 @@ pub struct TaskRow {
     pub failure: Option<String>,
     pub updated_at: OffsetDateTime,
     /// Where an interrupted worker left off (JSON, the executor's), to continue it.
-    pub resume: Option<String>,
+    pub resume: Option<super::live::WorkerPlace>,
     /// What its sessions cost so far.
     pub cost_usd: f64,
     /// When its current worker last showed a sign of life.
@@ -258,7 +258,7 @@ pub fn interrupt_task(
     c: &Connection,
     run: &str,
     task: &str,
-    resume: Option<&str>,
+    resume: Option<&super::live::WorkerPlace>,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let n = c.exec(

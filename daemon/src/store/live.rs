@@ -3,11 +3,39 @@
 //! follower writes these directly (they are bookkeeping, not run state: no event, no mirror),
 //! and a restarted daemon reads them to re-attach to live sessions or finish dead ones.
 
+use std::path::PathBuf;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
 use super::time_text::{format, parse, parse_opt};
 use super::{Cached, StoreError};
+
+/// Where a worker works, or left off: its Claude session (for `--resume`), its worktree, its
+/// task branch and the commit that branch started from. Stored as JSON in `sessions.place`
+/// and `tasks.resume`; a value that does not read as one is an error, never dropped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerPlace {
+    pub session: String,
+    pub worktree: PathBuf,
+    pub branch: String,
+    pub base: String,
+}
+
+impl ToSql for WorkerPlace {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        let text = serde_json::to_string(self)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        Ok(ToSqlOutput::from(text))
+    }
+}
+
+impl FromSql for WorkerPlace {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        serde_json::from_str(value.as_str()?).map_err(|e| FromSqlError::Other(e.into()))
+    }
+}
 
 /// An open session as the supervisor sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,8 +49,8 @@ pub struct LiveRow {
     pub pid: Option<i32>,
     pub pid_start_time: Option<i64>,
     pub output_offset: u64,
-    /// The executor's JSON: Claude session, worktree, branch, base commit.
-    pub place: Option<String>,
+    /// Where its worker works (workers only).
+    pub place: Option<WorkerPlace>,
     pub started_at: OffsetDateTime,
     pub last_activity_at: Option<OffsetDateTime>,
 }
@@ -51,7 +79,7 @@ pub fn set_process(
     session: &str,
     pid: i32,
     start: i64,
-    place: Option<&str>,
+    place: Option<&WorkerPlace>,
 ) -> Result<(), StoreError> {
     c.exec(
         "UPDATE sessions SET pid = ?2, pid_start_time = ?3, pgid = ?2, \
@@ -61,19 +89,19 @@ pub fn set_process(
     Ok(())
 }
 
-/// Records where a worker works, before its process starts (so a daemon that dies in between
-/// still knows where the work is).
-/// Where a worker session works (the executor's JSON), if recorded.
-pub fn place(c: &Connection, session: &str) -> Result<Option<String>, StoreError> {
+/// Where a worker session works, if recorded.
+pub fn place(c: &Connection, session: &str) -> Result<Option<WorkerPlace>, StoreError> {
     Ok(
         c.prepare_cached("SELECT place FROM sessions WHERE id = ?1")?
-            .query_row([session], |r| r.get::<_, Option<String>>(0))
+            .query_row([session], |r| r.get::<_, Option<WorkerPlace>>(0))
             .optional()?
             .flatten(),
     )
 }
 
-pub fn set_place(c: &Connection, session: &str, place: &str) -> Result<(), StoreError> {
+/// Records where a worker works, before its process starts (so a daemon that dies in between
+/// still knows where the work is).
+pub fn set_place(c: &Connection, session: &str, place: &WorkerPlace) -> Result<(), StoreError> {
     c.exec(
         "UPDATE sessions SET place = ?2 WHERE id = ?1",
         params![session, place],
@@ -137,4 +165,50 @@ pub fn finished_with_process(c: &Connection) -> Result<Vec<(String, LiveRow)>, S
     let mut st = c.prepare(sql)?;
     let rows = st.query_map([], |r| Ok((r.get::<_, String>(10)?, live_from(r)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::board::{NewSession, insert_session};
+    use crate::store::{open_temp, runs, time_text::now};
+
+    /// A worker's place reads back as written; a value that is not one is an error, not a
+    /// silent "nowhere".
+    #[tokio::test]
+    async fn a_place_round_trips_and_a_bad_one_is_an_error() {
+        let (_d, db) = open_temp();
+        db.call(|c| {
+            runs::insert(c, &runs::new_run("r1", "/p"))?;
+            insert_session(
+                c,
+                &NewSession {
+                    id: "s1",
+                    run_id: "r1",
+                    role: "worker",
+                    task_id: None,
+                    agent: "claude",
+                    token_hash: b"h",
+                    expires_at: now(),
+                    at: now(),
+                },
+            )?;
+            let p = WorkerPlace {
+                session: "uuid".into(),
+                worktree: "/w/t.1".into(),
+                branch: "orchestrate/x--t.1".into(),
+                base: "abc".into(),
+            };
+            set_place(c, "s1", &p)?;
+            assert_eq!(place(c, "s1")?, Some(p));
+            c.exec(
+                "UPDATE sessions SET place = '{\"worktree\": 3}' WHERE id = 's1'",
+                [],
+            )?;
+            assert!(place(c, "s1").is_err(), "a bad place must not read as none");
+            Ok(())
+        })
+        .await
+        .expect("db");
+    }
 }

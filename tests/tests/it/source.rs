@@ -14,7 +14,7 @@ const LONGER: &[(&str, &str, usize)] = &[
     ("daemon/src/engine/executor/mod.rs", "execute", 319),
     ("daemon/src/engine/planner.rs", "plan", 179),
     ("daemon/src/engine/executor/merge.rs", "merge", 184),
-    ("daemon/src/engine/executor/dispatch.rs", "launch", 143),
+    ("daemon/src/engine/executor/dispatch.rs", "launch", 139),
     ("client/src/cli/doctor.rs", "run", 144),
     ("client/src/cli/daemon.rs", "run", 117),
     ("daemon/src/engine/session.rs", "follow", 114),

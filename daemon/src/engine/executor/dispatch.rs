@@ -69,10 +69,7 @@ pub(super) async fn dispatch(
     cancel: &CancellationToken,
 ) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, String> {
     let attempt = t.attempts + 1;
-    if let Some(r) = t
-        .resume
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<Resume>(r).ok())
+    if let Some(r) = t.resume.clone()
         && r.worktree.exists()
     {
         return launch(ctx, t, cancel, attempt, r, true).await;
@@ -107,13 +104,7 @@ pub(super) async fn dispatch(
 }
 
 /// Where a worker works (or left off): its Claude session, worktree, branch and base commit.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(super) struct Resume {
-    pub(super) session: String,
-    pub(super) worktree: PathBuf,
-    pub(super) branch: String,
-    pub(super) base: String,
-}
+pub(super) use crate::store::live::WorkerPlace as Resume;
 
 /// Opens the worker's session and returns the future that runs it; `resume` continues the
 /// Claude session `place.session` instead of starting it.
@@ -148,8 +139,8 @@ pub(super) async fn launch(
         branch: branch.clone(),
         base: base.clone(),
     };
-    if let Ok(place) = serde_json::to_string(&known) {
-        let s = grant.session.clone();
+    {
+        let (s, place) = (grant.session.clone(), known);
         let _ = ctx
             .db
             .call(move |c| crate::store::live::set_place(c, &s, &place))
@@ -206,11 +197,7 @@ pub(super) async fn launch(
         branch: branch.clone(),
         base: base.clone(),
     };
-    let record = cfg.record(
-        &ctx.db,
-        &grant.session,
-        Some(serde_json::to_string(&place).unwrap_or_default()),
-    );
+    let record = cfg.record(&ctx.db, &grant.session, Some(place));
     let (prep, handle, name) = (
         (!resume).then(|| ctx.prep.clone()),
         ctx.handle.clone(),

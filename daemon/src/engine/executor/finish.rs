@@ -53,7 +53,7 @@ pub(super) async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
         ),
     )
     .with_data(serde_json::json!({ "task": f.task, "session": f.session }));
-    let (task, resume) = (f.task.clone(), serde_json::to_string(&resume).ok());
+    let (task, resume) = (f.task.clone(), Some(resume));
     let _ = ctx
         .handle
         .ask(|reply| Ask::TaskInterrupted {

@@ -197,10 +197,7 @@ pub(super) async fn last_place(
         .await
         .ok()
         .flatten();
-    let place = row
-        .as_ref()
-        .and_then(|r| r.place.as_deref())
-        .and_then(|p| serde_json::from_str::<Resume>(p).ok());
+    let place = row.as_ref().and_then(|r| r.place.clone());
     (row, place)
 }
 

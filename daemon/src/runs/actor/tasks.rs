@@ -21,11 +21,11 @@ impl RunActor {
     pub(super) async fn task_interrupted(
         &mut self,
         task: String,
-        resume: Option<String>,
+        resume: Option<crate::store::live::WorkerPlace>,
         event: NewEvent,
     ) -> Result<(), RunError> {
         self.change_task(task, event, move |tx, run, task, at| {
-            crate::store::board::interrupt_task(tx, run, task, resume.as_deref(), at).map(drop)
+            crate::store::board::interrupt_task(tx, run, task, resume.as_ref(), at).map(drop)
         })
         .await
     }
