@@ -37,14 +37,64 @@ pub fn service_file() -> Result<PathBuf, ClientError> {
 
 /// The service file's content for `daemon` (and, for launchd, its log file).
 pub fn render(daemon: &Path, log: &Path) -> String {
-    let template = if cfg!(target_os = "macos") {
-        PLIST
+    if cfg!(target_os = "macos") {
+        render_plist(PLIST, daemon, log)
     } else {
-        UNIT
+        render_unit(UNIT, daemon)
+    }
+}
+
+/// The systemd unit with `daemon` in `ExecStart`, quoted and escaped as systemd reads it
+/// (spaces, quotes, backslashes, `%` specifiers and `$` variables); comment lines are kept
+/// as written.
+fn render_unit(template: &str, daemon: &Path) -> String {
+    let path = daemon.display().to_string();
+    let escaped = path
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%")
+        .replace('$', "$$");
+    // Quoted only where it has to be, so a plain path reads as itself.
+    let value = if path.contains(|c: char| c.is_whitespace() || matches!(c, '"' | '\\' | '\'')) {
+        format!("\"{escaped}\"")
+    } else {
+        escaped
     };
     template
-        .replace("@ORCHESTRATORD@", &daemon.display().to_string())
-        .replace("@LOG@", &log.display().to_string())
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with('#') {
+                l.to_owned()
+            } else {
+                l.replace("@ORCHESTRATORD@", &value)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// The launchd plist with the paths XML-escaped, in its `<string>` values only (the comment
+/// naming the placeholders is kept).
+fn render_plist(template: &str, daemon: &Path, log: &Path) -> String {
+    let xml = |p: &Path| {
+        p.display()
+            .to_string()
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&apos;")
+    };
+    template
+        .replace(
+            "<string>@ORCHESTRATORD@</string>",
+            &format!("<string>{}</string>", xml(daemon)),
+        )
+        .replace(
+            "<string>@LOG@</string>",
+            &format!("<string>{}</string>", xml(log)),
+        )
 }
 
 /// Runs a service-manager command; `Ok(false)` when the program is not installed.
@@ -179,4 +229,42 @@ pub fn control(action: Action) -> Result<bool, ClientError> {
         Action::Restart => "restart",
     };
     manage("systemctl", &["--user", verb, UNIT_NAME])
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    #[test]
+    fn odd_paths_are_escaped_for_systemd_and_for_xml_and_comments_stay() {
+        let odd = Path::new("/home/a b/100%/$HOME/\"q\"/orchestratord");
+        let unit = render_unit(UNIT, odd);
+        let exec = unit
+            .lines()
+            .find(|l| l.starts_with("ExecStart="))
+            .expect("ExecStart");
+        assert_eq!(
+            exec,
+            "ExecStart=\"/home/a b/100%%/$$HOME/\\\"q\\\"/orchestratord\""
+        );
+        assert!(
+            unit.contains("in place of @ORCHESTRATORD@"),
+            "the comment is kept"
+        );
+        let plain = render_unit(UNIT, Path::new("/usr/bin/orchestratord"));
+        assert!(
+            plain.contains("\nExecStart=/usr/bin/orchestratord\n"),
+            "{plain}"
+        );
+        let plist = render_plist(PLIST, Path::new("/Users/a&b/<o>"), Path::new("/l'og"));
+        assert!(
+            plist.contains("<string>/Users/a&amp;b/&lt;o&gt;</string>"),
+            "{plist}"
+        );
+        assert!(plist.contains("<string>/l&apos;og</string>"), "{plist}");
+        assert!(
+            plist.contains("in place of @ORCHESTRATORD@ and @LOG@"),
+            "the comment is kept"
+        );
+    }
 }
