@@ -150,10 +150,7 @@ pub fn daemon_binary() -> Result<PathBuf, ClientError> {
         }
     }
     std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("orchestratord"))
-        .find(|p| p.is_file())
+        .and_then(|path| orchestrator_proto::locate::on_path(&path, "orchestratord"))
         .ok_or_else(|| {
             ClientError::Autostart(
                 "orchestratord is neither next to orchestrate nor on PATH; install both \

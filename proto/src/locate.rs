@@ -105,6 +105,27 @@ pub fn data_dir(flag: Option<&Path>) -> Result<PathBuf, LocateError> {
         .to_path_buf())
 }
 
+/// The user's home directory (`$HOME`, else the system's record of the user).
+pub fn home_dir() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf())
+}
+
+/// The user's configuration directory (`$XDG_CONFIG_HOME`, else `~/.config`; on macOS
+/// `~/Library/Application Support`).
+pub fn user_config_dir() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|d| d.config_dir().to_path_buf())
+}
+
+/// The first executable file named `program` in the directories of `path` (a `PATH` value).
+pub fn on_path(path: &std::ffi::OsStr, program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path)
+        .map(|d| d.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// The daemon's optional config file: `$ORCHESTRATOR_CONFIG`, else
 /// `~/.config/orchestrator/config.toml`.
 pub fn config_file() -> Option<PathBuf> {

@@ -41,11 +41,7 @@ fn find(program: &str, var: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
+    std::env::var_os("PATH").and_then(|path| orchestrator_proto::locate::on_path(&path, program))
 }
 
 /// `<bin> --version`, first line, with a deadline.

@@ -15,9 +15,7 @@ const UNIT_NAME: &str = "orchestratord.service";
 const LABEL: &str = "dev.orchestrator.orchestratord";
 
 fn home() -> Result<PathBuf, ClientError> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
+    orchestrator_proto::locate::home_dir()
         .ok_or_else(|| ClientError::usage("HOME is not set", "run it from your login session"))
 }
 
@@ -28,10 +26,8 @@ pub fn service_file() -> Result<PathBuf, ClientError> {
             .join("Library/LaunchAgents")
             .join(format!("{LABEL}.plist")));
     }
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .map_or_else(|| home().map(|h| h.join(".config")), Ok)?;
+    let config = orchestrator_proto::locate::user_config_dir()
+        .ok_or_else(|| ClientError::usage("HOME is not set", "run it from your login session"))?;
     Ok(config.join("systemd/user").join(UNIT_NAME))
 }
 

@@ -21,13 +21,13 @@ fn commands_dir() -> Result<PathBuf, ClientError> {
     if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("commands"));
     }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
+    let home = orchestrator_proto::locate::home_dir().ok_or_else(|| {
         ClientError::usage(
             "cannot find Claude Code's config directory: neither CLAUDE_CONFIG_DIR nor HOME is set",
             "set CLAUDE_CONFIG_DIR to Claude Code's config directory (usually ~/.claude)",
         )
     })?;
-    Ok(PathBuf::from(home).join(".claude").join("commands"))
+    Ok(home.join(".claude").join("commands"))
 }
 
 pub fn run(a: SetupArgs) -> Result<(), ClientError> {

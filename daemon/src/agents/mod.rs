@@ -98,15 +98,12 @@ pub fn locate(
         .map(str::to_owned)
         .or_else(|| std::env::var("PATH").ok())
         .unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(kind.program()))
-        .find(|p| executable(p))
-        .ok_or(AgentError::NotFound {
-            program: kind.program(),
-            path,
-            hint: kind.install_hint(),
-            var,
-        })
+    orchestrator_proto::locate::on_path(path.as_ref(), kind.program()).ok_or(AgentError::NotFound {
+        program: kind.program(),
+        path,
+        hint: kind.install_hint(),
+        var,
+    })
 }
 
 /// Everything needed to start one session.
