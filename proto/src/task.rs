@@ -64,6 +64,14 @@ impl std::str::FromStr for TaskStatus {
 pub struct Task {
     pub id: String,
     pub title: String,
+    /// What to do, as the plan says it.
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub acceptance_criteria: Vec<String>,
+    /// Files or areas it touches.
+    #[serde(default)]
+    pub files: Vec<String>,
     pub status: TaskStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
@@ -71,6 +79,9 @@ pub struct Task {
     pub depends_on: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
+    /// Its worker's summary, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// What its sessions cost so far (USD).

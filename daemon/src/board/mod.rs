@@ -244,15 +244,8 @@ fn first_line(s: &str) -> String {
 }
 
 pub fn task_json(t: &TaskRow) -> Value {
-    json!({
-        "id": t.id, "title": t.title, "description": t.description,
-        "acceptance_criteria": t.acceptance, "depends_on": t.depends_on, "files": t.files,
-        "status": t.status, "assignee": t.assignee, "attempts": t.attempts,
-        "progress": t.progress, "result": t.result, "failure": t.failure, "cost_usd": t.cost_usd,
-        "verify": t.verify,
-        "checks": t.checks.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
-        "updated_at": time_text::format(t.updated_at),
-    })
+    // The API's own shape: the mirror, the API and the tools say the same of a task.
+    serde_json::to_value(crate::wire::task(t)).unwrap_or(Value::Null)
 }
 
 pub fn message_json(m: &MessageRow) -> Value {
