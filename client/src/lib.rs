@@ -7,7 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod forward;
-mod output;
+pub mod output;
 
 pub use client::{Client, RunRef};
 pub use error::ClientError;

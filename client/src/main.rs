@@ -26,6 +26,8 @@ fn quiet_on_closed_stdout() {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: the time zone for the times people read.
+    orchestrate::output::read_local_offset();
     quiet_on_closed_stdout();
     let args = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()

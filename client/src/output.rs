@@ -33,9 +33,27 @@ pub fn until(t: OffsetDateTime) -> String {
     }
 }
 
+/// The user's time zone offset, read once while the process is single-threaded (the time
+/// crate refuses to read it later, for soundness); UTC when it cannot be read.
+static LOCAL: std::sync::OnceLock<time::UtcOffset> = std::sync::OnceLock::new();
+
+/// Reads the local offset; call first thing in `main`.
+pub fn read_local_offset() {
+    let _ = LOCAL.set(time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC));
+}
+
+/// A time for people, in their zone ("2026-12-03 08:04:40 +01:00", or "… UTC"); `--json`
+/// keeps UTC.
 pub fn clock(t: OffsetDateTime) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    t.format(&fmt).unwrap_or_default() + " UTC"
+    let offset = LOCAL.get().copied().unwrap_or(time::UtcOffset::UTC);
+    let zone = if offset.is_utc() {
+        "UTC".to_owned()
+    } else {
+        let (h, m, _) = offset.as_hms();
+        format!("{}{:02}:{:02}", if offset.is_negative() { '-' } else { '+' }, h.abs(), m.abs())
+    };
+    format!("{} {zone}", t.to_offset(offset).format(&fmt).unwrap_or_default())
 }
 
 fn short(sha: &str) -> &str {
