@@ -51,9 +51,17 @@ pub fn clock(t: OffsetDateTime) -> String {
         "UTC".to_owned()
     } else {
         let (h, m, _) = offset.as_hms();
-        format!("{}{:02}:{:02}", if offset.is_negative() { '-' } else { '+' }, h.abs(), m.abs())
+        format!(
+            "{}{:02}:{:02}",
+            if offset.is_negative() { '-' } else { '+' },
+            h.abs(),
+            m.abs()
+        )
     };
-    format!("{} {zone}", t.to_offset(offset).format(&fmt).unwrap_or_default())
+    format!(
+        "{} {zone}",
+        t.to_offset(offset).format(&fmt).unwrap_or_default()
+    )
 }
 
 fn short(sha: &str) -> &str {

@@ -75,8 +75,12 @@ enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff), e.g. `orchestrate man > orchestrate.1`
-    Man,
+    /// Print the manual page (roff), e.g. `orchestrate man > orchestrate.1`; with `--dir`,
+    /// write one page per subcommand there (orchestrate.1, orchestrate-start.1, …)
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Which run a command is about: `--run <id>`, else the project's current run.
@@ -131,9 +135,16 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
             clap_complete::generate(*shell, &mut cmd, "orchestrate", &mut std::io::stdout());
             return Ok(());
         }
-        Cmd::Man => {
+        Cmd::Man { dir } => {
             let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            match dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir)?;
+                    clap_mangen::generate_to(cmd, dir)?;
+                    println!("wrote the manual pages to {}", dir.display());
+                }
+                None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+            }
             return Ok(());
         }
         _ => {}
@@ -160,7 +171,11 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Clean(a) => clean::run(&client, a).await,
         Cmd::Answer(a) => answer::run(&client, a).await,
         Cmd::Usage(a) => usage::run(&client, a).await,
-        Cmd::Daemon(_) | Cmd::Setup(_) | Cmd::Doctor(_) | Cmd::Completions { .. } | Cmd::Man => {
+        Cmd::Daemon(_)
+        | Cmd::Setup(_)
+        | Cmd::Doctor(_)
+        | Cmd::Completions { .. }
+        | Cmd::Man { .. } => {
             unreachable!("handled above")
         }
     }

@@ -236,6 +236,13 @@ fn completions_and_the_man_page_come_from_the_cli_definition() {
         &man[..man.len().min(200)]
     );
     assert!(man.contains("start"), "subcommands are listed");
+    // One page per subcommand, each with its own options.
+    let pages = sb.root().join("man");
+    let dir = pages.display().to_string();
+    sb.orchestrate(&["man", "--dir", &dir]).ok();
+    let start = std::fs::read_to_string(pages.join("orchestrate-start.1")).expect("start's page");
+    assert!(start.contains("setup"), "{start}");
+    assert!(pages.join("orchestrate-daemon-install.1").is_file());
     assert!(sb.health().is_none(), "none of these start the daemon");
 }
 
