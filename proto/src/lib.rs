@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 
 /// Bumped whenever a request or response shape changes incompatibly. The client refuses to talk
 /// to a daemon of another protocol version and says how to restart it.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
