@@ -115,6 +115,12 @@ pub fn insert(
     Ok(c.last_insert_rowid() as u64)
 }
 
+/// Marks a review as asking for changes (its round had blocking findings).
+pub fn mark_changes(c: &Connection, id: u64) -> Result<(), StoreError> {
+    c.execute("UPDATE reviews SET outcome = 'changes' WHERE id = ?1", [id])?;
+    Ok(())
+}
+
 /// One entry of the findings ledger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindingRow {

@@ -199,6 +199,23 @@ pub fn current(conn: &Connection, project: &str) -> Result<Option<RunRow>, Store
     Ok(conn.row(&sql, [project], from_row).optional()?)
 }
 
+/// What a run's sessions cost so far (USD) and how many budget escalations were answered
+/// (each answer grants the budget once more).
+pub fn budget_spent(conn: &Connection, run: &str) -> Result<(f64, u32), StoreError> {
+    let spent = conn.row(
+        "SELECT coalesce(sum(cost_usd), 0.0) FROM sessions WHERE run_id = ?1",
+        [run],
+        |r| r.get(0),
+    )?;
+    let granted = conn.row(
+        "SELECT count(*) FROM escalations WHERE run_id = ?1 \
+         AND kind = 'budget_exhausted' AND answer IS NOT NULL",
+        [run],
+        |r| r.get(0),
+    )?;
+    Ok((spent, granted))
+}
+
 /// Records why a run's code was not reviewed (`None`: it was).
 pub fn set_unreviewed(conn: &Connection, id: &str, why: Option<&str>) -> Result<(), StoreError> {
     conn.exec(

@@ -1,8 +1,8 @@
 //! The source tree keeps rooms a newcomer can hold in their head: no non-test file of the
 //! daemon, the CLI or the protocol over [`FILE_MAX`] lines, no function over [`FN_MAX`] (those
 //! still longer are listed in [`LONGER`] with their length now, and may only shrink: a new long
-//! function, or a listed one grown, fails), and no state compared as a string
-//! (`status == "…"`) outside the store's mapping of its columns.
+//! function, or a listed one grown, fails), no state compared as a string (`status == "…"`)
+//! and no SQL outside the store.
 
 use std::path::{Path, PathBuf};
 
@@ -130,6 +130,13 @@ fn no_file_over_600_lines_no_new_long_function_and_no_state_compared_as_a_string
                 if compact.contains("status==\"") || compact.contains("status!=\"") {
                     problems.push(format!(
                         "{path}:{}: a status compared as a string; use its enum",
+                        i + 1
+                    ));
+                }
+                let sql = ["\"SELECT ", "\"UPDATE ", "\"INSERT ", "\"DELETE "];
+                if path.starts_with("daemon/") && sql.iter().any(|s| l.contains(s)) {
+                    problems.push(format!(
+                        "{path}:{}: SQL outside store/; give the query a function there",
                         i + 1
                     ));
                 }

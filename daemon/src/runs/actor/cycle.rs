@@ -204,7 +204,7 @@ impl RunActor {
                 let round = ledger::apply(kind, &before, &found, id);
                 let blocking = round.blocking();
                 if !blocking.is_empty() {
-                    tx.execute("UPDATE reviews SET outcome = 'changes' WHERE id = ?1", [id])?;
+                    reviews::mark_changes(&tx, id)?;
                 }
                 reviews::upsert_findings(&tx, &run, &round.ledger)?;
                 let what = if kind == ReviewKind::Plan {

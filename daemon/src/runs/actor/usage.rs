@@ -149,23 +149,9 @@ impl RunActor {
             return Ok(());
         }
         let id = self.run.id.clone();
-        let (spent, granted): (f64, u32) = self
+        let (spent, granted) = self
             .db
-            .call(move |c| {
-                Ok((
-                    c.query_row(
-                        "SELECT coalesce(sum(cost_usd), 0.0) FROM sessions WHERE run_id = ?1",
-                        [&id],
-                        |r| r.get(0),
-                    )?,
-                    c.query_row(
-                        "SELECT count(*) FROM escalations WHERE run_id = ?1 \
-                         AND kind = 'budget_exhausted' AND answer IS NOT NULL",
-                        [&id],
-                        |r| r.get(0),
-                    )?,
-                ))
-            })
+            .call(move |c| crate::store::runs::budget_spent(c, &id))
             .await?;
         let limit = budget * f64::from(granted + 1);
         if spent < limit {
