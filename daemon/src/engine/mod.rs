@@ -6,6 +6,7 @@
 //! may review it (`review`) and the planner revise it; workers execute it (`executor`, with the
 //! merge queue); Codex reviews the branch, and blocking findings start the next cycle.
 
+pub mod error;
 pub mod executor;
 pub mod include;
 pub mod planner;
@@ -106,15 +107,14 @@ pub async fn claude_for(
         crate::agents::claude::ClaudeCode,
         orchestrator_proto::SessionEnv,
     ),
-    String,
+    error::EngineError,
 > {
     let env = run_env(db, run).await?;
     let bin = crate::agents::locate(
         crate::agents::AgentKind::Claude,
         &env,
         cfg.claude_bin.as_deref(),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok((
         crate::agents::claude::ClaudeCode {
             bin,
@@ -128,11 +128,9 @@ pub async fn claude_for(
 pub async fn run_env(
     db: &crate::store::Db,
     run: &str,
-) -> Result<orchestrator_proto::SessionEnv, String> {
+) -> Result<orchestrator_proto::SessionEnv, error::EngineError> {
     let id = run.to_owned();
-    db.call(move |c| crate::store::runs::env(c, &id))
-        .await
-        .map_err(|e| format!("cannot read the run's environment: {e}"))
+    Ok(db.call(move |c| crate::store::runs::env(c, &id)).await?)
 }
 
 /// Records an engine step in the run's log (through its actor, like any other change).

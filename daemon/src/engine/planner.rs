@@ -172,7 +172,7 @@ pub async fn plan(
 ) -> Planned {
     let (agent, env) = match super::claude_for(&db, &cfg, &run.id).await {
         Ok(x) => x,
-        Err(reason) => return Planned::Failed(reason),
+        Err(reason) => return Planned::Failed(reason.to_string()),
     };
     let brief = match brief(&db, &run).await {
         Ok(b) => b,

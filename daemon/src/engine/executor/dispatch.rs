@@ -6,6 +6,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::engine::error::EngineError;
 
 pub(super) fn worker_prompt(
     run: &RunRow,
@@ -67,16 +68,14 @@ pub(super) async fn dispatch(
     ctx: &Ctx,
     t: &TaskRow,
     cancel: &CancellationToken,
-) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, String> {
+) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, EngineError> {
     let attempt = t.attempts + 1;
     if let Some(r) = t.resume.clone()
         && r.worktree.exists()
     {
         return launch(ctx, t, cancel, attempt, r, true).await;
     }
-    let base = git::rev_parse(&ctx.integration, "HEAD")
-        .await
-        .map_err(|e| e.to_string())?;
+    let base = git::rev_parse(&ctx.integration, "HEAD").await?;
     // Kept branches of earlier attempts (unmerged work is never thrown away) take their names.
     let mut n = attempt;
     let (branch, worktree) = loop {
@@ -93,7 +92,10 @@ pub(super) async fn dispatch(
     };
     git::worktree_add_new_branch(&ctx.project, &worktree, &branch, &base)
         .await
-        .map_err(|e| format!("cannot create the worktree for task {}: {e}", t.id))?;
+        .map_err(|source| EngineError::Worktree {
+            task: t.id.clone(),
+            source,
+        })?;
     let place = Resume {
         session: uuid::Uuid::new_v4().to_string(),
         worktree,
@@ -115,7 +117,7 @@ pub(super) async fn launch(
     attempt: u32,
     place: Resume,
     resume: bool,
-) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, String> {
+) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, EngineError> {
     let Resume {
         session: session_uuid,
         worktree,
@@ -132,7 +134,7 @@ pub(super) async fn launch(
             reply,
         })
         .await
-        .map_err(|e| format!("cannot open a session for task {}: {e}", t.id))?;
+        .map_err(EngineError::session(&t.id))?;
     let known = Resume {
         session: session_uuid.clone(),
         worktree: worktree.clone(),

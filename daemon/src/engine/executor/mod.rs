@@ -195,7 +195,7 @@ pub async fn execute(
 ) -> Executed {
     let (agent, env) = match super::claude_for(&db, &cfg, &run.id).await {
         Ok(x) => x,
-        Err(reason) => return Executed::Failed(reason),
+        Err(reason) => return Executed::Failed(reason.to_string()),
     };
     let project = PathBuf::from(&run.project);
     let integration = crate::layout::integration(&cfg.data_dir, &run.id);
@@ -373,7 +373,7 @@ pub async fn execute(
                             &ctx,
                             &t.id,
                             TaskStatus::Failed,
-                            Some(reason.clone()),
+                            Some(reason.to_string()),
                             Level::Error,
                             "dispatch_failed",
                             format!("Task {} cannot start: {reason}", t.id),

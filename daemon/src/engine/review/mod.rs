@@ -101,6 +101,14 @@ async fn subject(db: &Db, run: &RunRow, kind: ReviewKind) -> Result<Subject, Str
     }
 }
 
+/// A review that cannot run at all, and why.
+fn unavailable(kind: ReviewKind, why: impl std::fmt::Display) -> Reviewed {
+    Reviewed::Unavailable {
+        kind,
+        reason: why.to_string(),
+    }
+}
+
 /// Runs one review of `kind` for the run as it is now.
 pub async fn review(
     handle: Port,
@@ -112,7 +120,7 @@ pub async fn review(
 ) -> Reviewed {
     let env = match super::run_env(&db, &run.id).await {
         Ok(e) => e,
-        Err(reason) => return Reviewed::Unavailable { kind, reason },
+        Err(e) => return unavailable(kind, e),
     };
     let bin = match locate(AgentKind::Codex, &env, cfg.codex_bin.as_deref()) {
         Ok(b) => b,
