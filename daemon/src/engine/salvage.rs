@@ -166,6 +166,16 @@ async fn keep_moved_away(p: &Place<'_>, before: Option<&str>, out: &mut Salvaged
         // A detached HEAD holds work only as long as the worktree lives.
         candidates.insert(0, head);
     }
+    // Kept already by an earlier salvage of this session (a daemon that stopped before it
+    // acted on them): they still count, and new ones are numbered after them.
+    let prefix = format!("{}/kept/{}.{}-", p.run, p.task, p.attempt);
+    let earlier: Vec<String> = git::backups(p.project, &format!("{prefix}*"))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    let mut kept_now = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for commit in candidates {
         if !seen.insert(commit.clone())
@@ -173,26 +183,84 @@ async fn keep_moved_away(p: &Place<'_>, before: Option<&str>, out: &mut Salvaged
         {
             continue;
         }
-        let name = format!(
-            "{}/kept/{}.{}-{}",
-            p.run,
-            p.task,
-            p.attempt,
-            out.kept.len() + 1
-        );
+        let mut n = earlier.len() + kept_now.len() + 1;
+        while earlier.contains(&format!("refs/orchestrator/{prefix}{n}")) {
+            n += 1;
+        }
+        let name = format!("{prefix}{n}");
         if git::backup(p.project, &name, &commit).await.is_ok() {
-            out.kept.push(format!("refs/orchestrator/{name}"));
+            kept_now.push(format!("refs/orchestrator/{name}"));
         }
     }
-    if !out.kept.is_empty() {
+    if !kept_now.is_empty() {
         out.notes.push(format!(
             "its worker moved away from commits that are not on {}; they are kept at {}",
             p.branch,
-            out.kept.join(", ")
+            kept_now.join(", ")
         ));
     }
+    out.kept = earlier.into_iter().chain(kept_now).collect();
 }
 
 fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A daemon that dies after salvaging and salvages again (the session is finished once
+    /// more from what it left) still knows what the worker dropped, and keeps it where it was.
+    #[tokio::test]
+    async fn salvaging_twice_still_counts_what_the_first_time_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (project, wt) = (dir.path().join("p"), dir.path().join("wt"));
+        std::fs::create_dir_all(&project).expect("mkdir");
+        git(&project, &["init", "-q", "-b", "main"]);
+        git(&project, &["commit", "-q", "--allow-empty", "-m", "base"]);
+        let base = git(&project, &["rev-parse", "HEAD"]);
+        let wt_arg = wt.display().to_string();
+        git(
+            &project,
+            &["worktree", "add", "-q", "-b", "task.1", &wt_arg, &base],
+        );
+        std::fs::write(wt.join("a.txt"), "work\n").expect("write");
+        git(&wt, &["add", "-A"]);
+        git(&wt, &["commit", "-q", "-m", "work"]);
+        let work = git(&wt, &["rev-parse", "HEAD"]);
+        git(&wt, &["reset", "-q", "--hard", &base]);
+        let place = Place {
+            project: &project,
+            run: "r1",
+            task: "t",
+            attempt: 1,
+            worktree: &wt,
+            branch: "task.1",
+        };
+        let first = salvage(&place, true).await;
+        assert_eq!(first.kept, ["refs/orchestrator/r1/kept/t.1-1"], "{first:?}");
+        let again = salvage(&place, true).await;
+        assert_eq!(
+            again.kept, first.kept,
+            "the second salvage forgot: {again:?}"
+        );
+        assert_eq!(
+            git(&project, &["rev-parse", "refs/orchestrator/r1/kept/t.1-1"]),
+            work,
+            "the kept ref still holds the dropped commit"
+        );
+    }
 }
