@@ -243,4 +243,23 @@ mod tests {
         let limit = out(Some(429), "You've hit your 5-hour limit · resets 5pm");
         assert_eq!(limit.failure(), Some(Failure::UsageLimit));
     }
+
+    proptest::proptest! {
+        /// No line claude could print makes the parser panic.
+        #[test]
+        fn any_line_parses_or_is_skipped(line in "\\PC{0,200}") {
+            let _ = parse_line(&line);
+        }
+
+        /// Nor does any value under a known type.
+        #[test]
+        fn any_value_under_a_known_type_is_handled(
+            kind in proptest::sample::select(vec!["system", "assistant", "result", "rate_limit_event", "user"]),
+            field in "[a-z_]{1,12}",
+            value in proptest::prelude::any::<i64>(),
+        ) {
+            let line = format!("{{\"type\":\"{kind}\",\"subtype\":\"init\",\"{field}\":{value},\"rate_limit_info\":{{\"{field}\":{value}}}}}");
+            let _ = parse_line(&line);
+        }
+    }
 }

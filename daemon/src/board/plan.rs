@@ -436,4 +436,23 @@ mod tests {
         let p = plan(vec![task("new", &["old"])]);
         assert!(validate(&p, &existing).is_ok());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// An id the plan accepts always makes a branch git accepts (checked by git itself).
+        #[test]
+        fn an_accepted_id_is_always_a_valid_branch(id in "[A-Za-z0-9._/@{}~^:?*\\[\\\\ -]{1,24}") {
+            let accepted = validate(&plan(vec![task(&id, &[])]), &HashSet::new()).is_ok();
+            if accepted {
+                let branch = format!("orchestrate/feature--{id}.1");
+                let ok = std::process::Command::new("git")
+                    .args(["check-ref-format", "--branch", &branch])
+                    .output()
+                    .expect("git")
+                    .status
+                    .success();
+                proptest::prop_assert!(ok, "accepted {id:?}, but git refuses {branch:?}");
+            }
+        }
+    }
 }

@@ -46,4 +46,15 @@ mod tests {
         assert!(!long.ends_with('-'));
         assert_eq!(long, "implement-the-whole-user-authentication");
     }
+
+    proptest::proptest! {
+        /// Whatever the feature text, the slug is a short, clean branch component.
+        #[test]
+        fn any_text_gives_a_clean_slug(text in "\\PC{0,120}") {
+            let s = slugify(&text);
+            proptest::prop_assert!(!s.is_empty() && s.len() <= MAX_LEN, "{s:?}");
+            proptest::prop_assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "{s:?}");
+            proptest::prop_assert!(!s.starts_with('-') && !s.ends_with('-') && !s.contains("--"), "{s:?}");
+        }
+    }
 }

@@ -152,4 +152,24 @@ mod tests {
         let bad_priority = r#"{"verdict":"approve","summary":"s","findings":[{"ref":null,"priority":"high","title":"t","body":"b","file":null,"line":null}]}"#;
         assert!(parse(bad_priority).is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever codex writes as its last message, parsing it never panics.
+        #[test]
+        fn any_text_is_a_verdict_or_a_reason(text in "\\PC{0,300}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn any_json_shape_is_a_verdict_or_a_reason(
+            verdict in "[a-z]{0,10}",
+            priority in "[A-Z0-9]{0,3}",
+            line in proptest::prelude::any::<i64>(),
+        ) {
+            let text = format!(
+                "{{\"verdict\":\"{verdict}\",\"summary\":\"s\",\"findings\":[{{\"ref\":null,\"priority\":\"{priority}\",\"title\":\"t\",\"body\":\"b\",\"file\":null,\"line\":{line}}}]}}"
+            );
+            let _ = parse(&text);
+        }
+    }
 }
