@@ -195,77 +195,7 @@ pub async fn run(a: DoctorArgs, socket: &Path) -> Result<(), ClientError> {
     });
     let client = Client::new(socket)?;
     match client.health().await {
-        Ok(h) => {
-            checks.push(check(
-                "daemon",
-                CheckStatus::Ok,
-                format!(
-                    "orchestratord {} (protocol {}), pid {}, {}",
-                    h.daemon_version,
-                    h.protocol_version,
-                    h.pid,
-                    orchestrator_proto::words::count(h.active_runs, "active run")
-                ),
-                None,
-            ));
-            checks.push(check(
-                "mcp endpoint",
-                CheckStatus::Ok,
-                h.mcp_url.clone(),
-                None,
-            ));
-            let dir_ok = socket.parent().and_then(mode) == Some(0o700);
-            let sock_ok = mode(socket) == Some(0o600);
-            checks.push(if dir_ok && sock_ok {
-                check("socket", CheckStatus::Ok, format!("{} (0600, in a 0700 folder)", socket.display()), None)
-            } else {
-                check("socket", CheckStatus::Fail, format!("{} is readable by others", socket.display()),
-                    Some("restart the daemon (`orchestrate daemon stop`); it recreates the socket privately"))
-            });
-            // Worktrees of runs that are over are leftovers.
-            let runs = client.list(&Default::default()).await.unwrap_or_default();
-            let finished: Vec<&str> = runs
-                .iter()
-                .filter(|r| !r.status.is_active())
-                .map(|r| r.id.as_str())
-                .collect();
-            let dir = PathBuf::from(&h.data_dir).join("worktrees");
-            let stale: Vec<String> = std::fs::read_dir(&dir)
-                .map(|d| {
-                    d.flatten()
-                        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            // An empty folder is nothing left behind.
-            let stale: Vec<String> = stale
-                .into_iter()
-                .filter(|r| finished.contains(&r.as_str()))
-                .filter(|r| std::fs::read_dir(dir.join(r)).is_ok_and(|mut d| d.next().is_some()))
-                .collect();
-            let stray = client.stray_sessions().await.unwrap_or_default();
-            checks.push(if stray.is_empty() {
-                check("sessions", CheckStatus::Ok, "no stray agent processes", None)
-            } else {
-                let list: Vec<String> = stray
-                    .iter()
-                    .map(|s| format!("{} ({} of {}, pid {})", s.session, s.role, s.run_id, s.pid))
-                    .collect();
-                check(
-                    "sessions",
-                    CheckStatus::Warn,
-                    format!("agent processes still running for sessions that are over: {}", list.join(", ")),
-                    Some("the daemon stops them when it starts; `orchestrate daemon restart`, or `kill` the pids"),
-                )
-            });
-            checks.push(if stale.is_empty() {
-                check("worktrees", CheckStatus::Ok, "no leftovers of finished runs", None)
-            } else {
-                check("worktrees", CheckStatus::Warn,
-                    format!("finished runs left worktrees in {}: {}", dir.display(), stale.join(", ")),
-                    Some("`orchestrate clean --dry-run` shows what they hold; `orchestrate clean` removes what is merged and keeps the rest"))
-            });
-        }
+        Ok(h) => checks.extend(daemon_checks(&client, &h, socket).await),
         Err(ClientError::Unreachable { .. }) => checks.push(check(
             "daemon",
             CheckStatus::Ok,
@@ -290,20 +220,135 @@ pub async fn run(a: DoctorArgs, socket: &Path) -> Result<(), ClientError> {
     if a.format.json {
         crate::output::json(&report)?;
     } else {
-        for c in &report.checks {
-            let mark = match c.status {
-                CheckStatus::Ok => "ok  ",
-                CheckStatus::Warn => "warn",
-                CheckStatus::Fail => "FAIL",
-            };
-            println!("{mark}  {:<20} {}", c.name, c.detail);
-            if let Some(h) = &c.hint {
-                println!("      {:<20} hint: {h}", "");
-            }
-        }
+        print(&report);
     }
     if failed {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The checks that need the running daemon: it, its MCP endpoint and socket, stray sessions and
+/// leftovers of finished runs.
+async fn daemon_checks(
+    client: &Client,
+    h: &orchestrator_proto::Health,
+    socket: &Path,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.push(check(
+        "daemon",
+        CheckStatus::Ok,
+        format!(
+            "orchestratord {} (protocol {}), pid {}, {}",
+            h.daemon_version,
+            h.protocol_version,
+            h.pid,
+            orchestrator_proto::words::count(h.active_runs, "active run")
+        ),
+        None,
+    ));
+    out.push(check(
+        "mcp endpoint",
+        CheckStatus::Ok,
+        h.mcp_url.clone(),
+        None,
+    ));
+    let dir_ok = socket.parent().and_then(mode) == Some(0o700);
+    let sock_ok = mode(socket) == Some(0o600);
+    out.push(if dir_ok && sock_ok {
+        check(
+            "socket",
+            CheckStatus::Ok,
+            format!("{} (0600, in a 0700 folder)", socket.display()),
+            None,
+        )
+    } else {
+        check(
+            "socket",
+            CheckStatus::Fail,
+            format!("{} is readable by others", socket.display()),
+            Some(
+                "restart the daemon (`orchestrate daemon stop`); it recreates the socket privately",
+            ),
+        )
+    });
+    let stray = client.stray_sessions().await.unwrap_or_default();
+    out.push(if stray.is_empty() {
+        check("sessions", CheckStatus::Ok, "no stray agent processes", None)
+    } else {
+        let list: Vec<String> = stray
+            .iter()
+            .map(|s| format!("{} ({} of {}, pid {})", s.session, s.role, s.run_id, s.pid))
+            .collect();
+        check(
+            "sessions",
+            CheckStatus::Warn,
+            format!("agent processes still running for sessions that are over: {}", list.join(", ")),
+            Some("the daemon stops them when it starts; `orchestrate daemon restart`, or `kill` the pids"),
+        )
+    });
+    out.push(leftovers(client, h).await);
+
+    out
+}
+
+fn print(report: &DoctorReport) {
+    for c in &report.checks {
+        let mark = match c.status {
+            CheckStatus::Ok => "ok  ",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Fail => "FAIL",
+        };
+        println!("{mark}  {:<20} {}", c.name, c.detail);
+        if let Some(h) = &c.hint {
+            println!("      {:<20} hint: {h}", "");
+        }
+    }
+}
+
+/// Worktrees of runs that are over (an empty folder is nothing left behind).
+async fn leftovers(client: &Client, h: &orchestrator_proto::Health) -> Check {
+    // Worktrees of runs that are over are leftovers.
+    let runs = client.list(&Default::default()).await.unwrap_or_default();
+    let finished: Vec<&str> = runs
+        .iter()
+        .filter(|r| !r.status.is_active())
+        .map(|r| r.id.as_str())
+        .collect();
+    let dir = PathBuf::from(&h.data_dir).join("worktrees");
+    let stale: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    // An empty folder is nothing left behind.
+    let stale: Vec<String> = stale
+        .into_iter()
+        .filter(|r| finished.contains(&r.as_str()))
+        .filter(|r| std::fs::read_dir(dir.join(r)).is_ok_and(|mut d| d.next().is_some()))
+        .collect();
+    if stale.is_empty() {
+        check(
+            "worktrees",
+            CheckStatus::Ok,
+            "no leftovers of finished runs",
+            None,
+        )
+    } else {
+        check(
+            "worktrees",
+            CheckStatus::Warn,
+            format!(
+                "finished runs left worktrees in {}: {}",
+                dir.display(),
+                stale.join(", ")
+            ),
+            Some(
+                "`orchestrate clean --dry-run` shows what they hold; `orchestrate clean` removes what is merged and keeps the rest",
+            ),
+        )
+    }
 }

@@ -91,25 +91,13 @@ pub async fn checks(client: &Client, dir: &Path) -> Vec<Check> {
         top.display().to_string(),
         None,
     ));
-    let last = client
+    let asked = client
         .run(&RunRef::Project(top.display().to_string()))
-        .await
-        .ok();
+        .await;
+    let down = matches!(asked, Err(crate::error::ClientError::Unreachable { .. }));
+    let last = asked.ok();
     let setup = last.as_ref().and_then(|r| r.options.setup.clone());
-    out.push(match (&setup, &last) {
-        (Some(s), _) => check(
-            "setup",
-            CheckStatus::Ok,
-            format!("`{s}` runs in every new worktree (from the project's last run)"),
-            None,
-        ),
-        (None, _) => check(
-            "setup",
-            CheckStatus::Ok,
-            "none in force (the next start takes [worktrees] setup, or --setup)",
-            None,
-        ),
-    });
+    out.push(setup_check(setup.as_deref(), down));
     if let Some(g) = last.as_ref().and_then(|r| r.options.gate.clone()) {
         out.push(check(
             "gate",
@@ -207,4 +195,29 @@ pub fn codex_key() -> Option<Check> {
             )),
         )
     })
+}
+
+/// The setup in force for the project's next run, as far as doctor can tell.
+fn setup_check(setup: Option<&str>, down: bool) -> Check {
+    match setup {
+        Some(s) => check(
+            "setup",
+            CheckStatus::Ok,
+            format!("`{s}` runs in every new worktree (from the project's last run)"),
+            None,
+        ),
+        // Doctor never starts the daemon, so it cannot know the project's last run.
+        None if down => check(
+            "setup",
+            CheckStatus::Ok,
+            "not known: the daemon is not running (it remembers the project's last setup)",
+            Some("run `orchestrate status` first, then doctor again".into()),
+        ),
+        None => check(
+            "setup",
+            CheckStatus::Ok,
+            "none in force (the next start takes [worktrees] setup, or --setup)",
+            None,
+        ),
+    }
 }
