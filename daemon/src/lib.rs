@@ -139,7 +139,10 @@ async fn confined(data_dir: &std::path::Path) -> bool {
             tracing::warn!(
                 cause = %why,
                 "agents cannot be kept out of the user's checkout on this system (it allows no \
-                 mount namespace to the daemon's user); they run unconfined"
+                 mount namespace to the daemon's user); they run unconfined. To confine them, \
+                 allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, \
+                 or kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu) and restart the \
+                 daemon"
             );
             false
         }

@@ -281,16 +281,7 @@ pub(super) async fn unprepared(ctx: &Ctx, f: Finished, then: &str) {
         )
     }
     .with_data(serde_json::json!({ "task": f.task, "session": f.session }));
-    let task = f.task.clone();
-    let _ = ctx
-        .handle
-        .ask(|reply| Ask::TaskInterrupted {
-            task,
-            resume: None,
-            event,
-            reply,
-        })
-        .await;
+    put_back(ctx, &f.task, None, event).await;
 }
 
 /// How a worker session is watched: stopped on `cancel` and by the watchdogs, left running

@@ -53,16 +53,7 @@ pub(super) async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
         ),
     )
     .with_data(serde_json::json!({ "task": f.task, "session": f.session }));
-    let (task, resume) = (f.task.clone(), Some(resume));
-    let _ = ctx
-        .handle
-        .ask(|reply| Ask::TaskInterrupted {
-            task,
-            resume,
-            event,
-            reply,
-        })
-        .await;
+    put_back(ctx, &f.task, Some(resume), event).await;
 }
 
 /// After a worker session: verify and merge a completed task, or put it back.

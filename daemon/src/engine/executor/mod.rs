@@ -144,6 +144,53 @@ async fn update(
         .await;
 }
 
+/// A blocked run (the environment, not a task): lets the running workers end one at a time,
+/// then asks for a human (`Some`). The sessions watch the run's and the daemon's tokens
+/// themselves, so the wait ends on a pause or a daemon stop too, handled as the loop does.
+async fn wind_down(
+    ctx: &Ctx,
+    cancel: &CancellationToken,
+    running: &mut JoinSet<Finished>,
+    busy: &mut HashMap<String, Vec<String>>,
+    why: String,
+) -> Option<Executed> {
+    if running.is_empty() {
+        return Some(Executed::Failed(why));
+    }
+    if let Some(Ok(f)) = running.join_next().await {
+        busy.remove(&f.task);
+        if f.ended.as_ref().is_ok_and(|e| e.detached) {
+            running.shutdown().await;
+            return Some(Executed::Stopped);
+        }
+        match f.prepared {
+            Some(Prepared::Failed(_) | Prepared::Stopped) => {
+                unprepared(ctx, f, "the run stopped for a human").await;
+            }
+            _ if cancel.is_cancelled() => {
+                interrupted(ctx, f, "the run was paused", RESUMES).await;
+            }
+            _ => finish(ctx, f).await,
+        }
+    }
+    None
+}
+
+/// Puts a task back on the board without spending its attempt, with where to continue it
+/// (`None`: it starts afresh) and the event that says why.
+async fn put_back(ctx: &Ctx, task: &str, resume: Option<Resume>, event: NewEvent) {
+    let task = task.to_owned();
+    let _ = ctx
+        .handle
+        .ask(|reply| Ask::TaskInterrupted {
+            task,
+            resume,
+            event,
+            reply,
+        })
+        .await;
+}
+
 async fn tasks(db: &Db, run: &str) -> Vec<TaskRow> {
     let id = run.to_owned();
     db.call(move |c| rows::tasks(c, &id))
@@ -269,18 +316,8 @@ pub async fn execute(
     let mut setup_streak = 0u32;
     loop {
         if let Some(why) = ctx.blocked() {
-            // The environment, not a task: let the running workers end, then ask a human.
-            if running.is_empty() {
-                return Executed::Failed(why);
-            }
-            if let Some(Ok(f)) = running.join_next().await {
-                busy.remove(&f.task);
-                match f.prepared {
-                    Some(Prepared::Failed(_) | Prepared::Stopped) => {
-                        unprepared(&ctx, f, "the run stopped for a human").await;
-                    }
-                    _ => finish(&ctx, f).await,
-                }
+            if let Some(done) = wind_down(&ctx, &cancel, &mut running, &mut busy, why).await {
+                return done;
             }
             continue;
         }

@@ -173,16 +173,7 @@ pub(super) async fn requeue(ctx: &Ctx, task: &str) {
         format!("Task {task} requeued: its session is gone (not counted as an attempt)"),
     )
     .with_data(serde_json::json!({ "task": task }));
-    let task = task.to_owned();
-    let _ = ctx
-        .handle
-        .ask(|reply| Ask::TaskInterrupted {
-            task,
-            resume: None,
-            event,
-            reply,
-        })
-        .await;
+    put_back(ctx, task, None, event).await;
 }
 
 /// The task's newest worker session and where it worked, as far as they were recorded.
