@@ -28,6 +28,24 @@ fn events(sb: &Sandbox, run: &str) -> Vec<Value> {
     v["events"].as_array().cloned().unwrap_or_default()
 }
 
+/// `start` with the fixture's setup and gate, and `--env` for its offline settings.
+fn fixture_start<'a>(fx: &'a Fixture, feature: &'a str) -> Vec<&'a str> {
+    let mut start = vec![
+        "start",
+        feature,
+        "--concurrency",
+        "2",
+        "--setup",
+        &fx.setup,
+        "--gate",
+        &fx.gate,
+    ];
+    for (k, _) in &fx.offline {
+        start.extend(["--env", k.as_str()]);
+    }
+    start
+}
+
 /// Runs the fixture's plan to the end with its setup and gate; returns the gate times.
 fn whole_run(sb: &Sandbox, fx: &Fixture, broken: &str) -> Vec<f64> {
     let before = snapshot(&fx.repo);
@@ -46,30 +64,11 @@ fn whole_run(sb: &Sandbox, fx: &Fixture, broken: &str) -> Vec<f64> {
     ];
     env.extend(toolchain.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     env.extend(fx.offline.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let mut start = vec![
-        "start",
-        "Add the feature",
-        "--concurrency",
-        "2",
-        "--setup",
-        &fx.setup,
-        "--gate",
-        &fx.gate,
-        "--json",
-    ];
-    for (k, _) in &fx.offline {
-        start.extend(["--env", k.as_str()]);
-    }
+    let mut start = fixture_start(fx, "Add the feature");
+    start.push("--json");
     let run = sb.orchestrate_env(&fx.repo, &start, &env).ok().json();
     let id = run["id"].as_str().expect("run id").to_owned();
-    let done = wait::until("the run to finish", Duration::from_secs(300), || {
-        let s = status(sb, fx);
-        matches!(
-            s["status"].as_str(),
-            Some("completed" | "failed" | "escalated")
-        )
-        .then_some(s)
-    });
+    let done = stopped(sb, &fx.repo, 300);
     let log = sb
         .orchestrate_in(&fx.repo, &["log", "-n", "300"])
         .ok()
@@ -151,14 +150,7 @@ fn broken_setup(sb: &Sandbox, fx: &Fixture) {
         "--json",
     ];
     sb.orchestrate_in(&fx.repo, &start).ok();
-    let s = wait::until("the run to stop", Duration::from_secs(120), || {
-        let s = status(sb, fx);
-        matches!(
-            s["status"].as_str(),
-            Some("escalated" | "failed" | "completed")
-        )
-        .then_some(s)
-    });
+    let s = stopped(sb, &fx.repo, 120);
     let log = sb
         .orchestrate_in(&fx.repo, &["log", "-n", "100"])
         .ok()
@@ -258,8 +250,9 @@ fn two_tasks(sb: &Sandbox, args: &[&str]) -> std::path::PathBuf {
     repo
 }
 
-fn stopped(sb: &Sandbox, repo: &std::path::Path) -> Value {
-    wait::until("the run to stop", Duration::from_secs(120), || {
+/// The run's status once it stopped (completed, failed or escalated), within `secs`.
+fn stopped(sb: &Sandbox, repo: &std::path::Path, secs: u64) -> Value {
+    wait::until("the run to stop", Duration::from_secs(secs), || {
         let s = sb.orchestrate_in(repo, &["status", "--json"]).ok().json();
         matches!(
             s["status"].as_str(),
@@ -287,7 +280,7 @@ fn a_setup_failing_in_the_workers_worktrees_stops_the_run_unspent_and_resume_cha
     let setup =
         "case \"$PWD\" in *planner*) ;; *) echo 'npm ERR! missing lockfile' >&2; exit 4;; esac";
     let repo = two_tasks(&sb, &["--setup", setup, "--concurrency", "1"]);
-    let s = stopped(&sb, &repo);
+    let s = stopped(&sb, &repo, 120);
     let log = sb.orchestrate_in(&repo, &["log", "-n", "100"]).ok().stdout;
     assert_eq!(s["status"], "escalated", "{s}\n{log}");
     assert!(log.contains("npm ERR! missing lockfile"), "{log}");
@@ -297,7 +290,7 @@ fn a_setup_failing_in_the_workers_worktrees_stops_the_run_unspent_and_resume_cha
     // The user fixes it for the rest of the run.
     sb.orchestrate_in(&repo, &["resume", "--setup", "true"])
         .ok();
-    let s = stopped(&sb, &repo);
+    let s = stopped(&sb, &repo, 120);
     let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
     assert_eq!(s["status"], "completed", "{s}\n{log}");
     assert!(log.contains("From now on: setup `true`"), "{log}");
@@ -317,7 +310,7 @@ fn a_gate_that_cannot_run_stops_the_run_at_once_and_resume_gate_changes_it() {
             "1",
         ],
     );
-    let s = stopped(&sb, &repo);
+    let s = stopped(&sb, &repo, 120);
     let log = sb.orchestrate_in(&repo, &["log", "-n", "100"]).ok().stdout;
     assert_eq!(s["status"], "escalated", "{s}\n{log}");
     assert!(log.contains("exit 127"), "{log}");
@@ -341,7 +334,7 @@ fn a_gate_that_cannot_run_stops_the_run_at_once_and_resume_gate_changes_it() {
         ],
     )
     .ok();
-    let s = stopped(&sb, &repo);
+    let s = stopped(&sb, &repo, 120);
     let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
     assert_eq!(s["status"], "completed", "{s}\n{log}");
     assert!(log.contains("Gate `test -f a.txt` passed"), "{log}");
@@ -428,28 +421,9 @@ fn the_real_claude_builds_the_node_project_and_fixes_a_refused_completion() {
     let claude = claude.to_str().expect("utf-8 path");
     let mut env = daemon_env(claude, &fake.url);
     env.extend(fx.offline.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let mut start = vec![
-        "start",
-        "Slugs and greetings",
-        "--concurrency",
-        "2",
-        "--setup",
-        &fx.setup,
-        "--gate",
-        &fx.gate,
-    ];
-    for (k, _) in &fx.offline {
-        start.extend(["--env", k.as_str()]);
-    }
+    let start = fixture_start(&fx, "Slugs and greetings");
     sb.orchestrate_env(&fx.repo, &start, &env).ok();
-    let done = wait::until("the run to finish", Duration::from_secs(300), || {
-        let s = status(&sb, &fx);
-        matches!(
-            s["status"].as_str(),
-            Some("completed" | "failed" | "escalated")
-        )
-        .then_some(s)
-    });
+    let done = stopped(&sb, &fx.repo, 300);
     let log = sb
         .orchestrate_in(&fx.repo, &["log", "-n", "300"])
         .ok()

@@ -104,10 +104,9 @@ fn the_real_codex_reviews_the_plan_and_the_code_of_a_whole_run() {
     );
 }
 
-/// A Codex provider whose key lives in a variable of any name reviews: the CLI reads the
-/// provider `$CODEX_HOME/config.toml` selects and forwards its `env_key`.
-#[test]
-fn the_real_codex_on_a_provider_with_its_own_key_variable_reviews() {
+/// A one-task run reviewed by the real codex through a provider whose key is read from
+/// `FAKE_OPENAI_KEY`; `key` is that variable's value in the shell that starts the run.
+fn run_with_a_keyed_provider(key: Option<&str>) -> (Sandbox, std::path::PathBuf, FakeOpenAi) {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
     let fake = FakeOpenAi::start(Arc::new(|_req: &Value| {
@@ -122,20 +121,26 @@ fn the_real_codex_on_a_provider_with_its_own_key_variable_reviews() {
     )
     .expect("write the plan");
     let codex = deps::codex();
-    sb.orchestrate_env(
-        &repo,
-        &["start", "Add a greeting"],
-        &[
-            ("CLAUDE_FAKE_SCRIPT", &format!("plan:{}", plan.display())),
-            (
-                "ORCHESTRATOR_CODEX_BIN",
-                codex.to_str().expect("utf-8 path"),
-            ),
-            ("CODEX_HOME", home.to_str().expect("utf-8 path")),
-            ("FAKE_OPENAI_KEY", "dummy"),
-        ],
-    )
-    .ok();
+    let script = format!("plan:{}", plan.display());
+    let mut env = vec![
+        ("CLAUDE_FAKE_SCRIPT", script.as_str()),
+        (
+            "ORCHESTRATOR_CODEX_BIN",
+            codex.to_str().expect("utf-8 path"),
+        ),
+        ("CODEX_HOME", home.to_str().expect("utf-8 path")),
+    ];
+    env.extend(key.map(|k| ("FAKE_OPENAI_KEY", k)));
+    sb.orchestrate_env(&repo, &["start", "Add a greeting"], &env)
+        .ok();
+    (sb, repo, fake)
+}
+
+/// A Codex provider whose key lives in a variable of any name reviews: the CLI reads the
+/// provider `$CODEX_HOME/config.toml` selects and forwards its `env_key`.
+#[test]
+fn the_real_codex_on_a_provider_with_its_own_key_variable_reviews() {
+    let (sb, repo, fake) = run_with_a_keyed_provider(Some("dummy"));
     let run = wait_final(&sb, &repo);
     let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
     assert_eq!(run["status"], "completed", "{run}\n{log}");
@@ -148,33 +153,7 @@ fn the_real_codex_on_a_provider_with_its_own_key_variable_reviews() {
 /// reviewed* with codex's reason.
 #[test]
 fn a_run_whose_reviews_all_failed_says_completed_not_reviewed() {
-    let sb = Sandbox::new();
-    let repo = sb.repo("app");
-    let fake = FakeOpenAi::start(Arc::new(|_req: &Value| {
-        json!({"verdict": "approve", "summary": "Fine.", "findings": []}).to_string()
-    }));
-    let home = sb.root().join("codex-home");
-    fake.codex_home_keyed(&home, "FAKE_OPENAI_KEY");
-    let plan = sb.root().join("plan.json");
-    std::fs::write(
-        &plan,
-        json!({"summary": "One step", "tasks": [task("all", &[], &["all.txt"])]}).to_string(),
-    )
-    .expect("write the plan");
-    let codex = deps::codex();
-    sb.orchestrate_env(
-        &repo,
-        &["start", "Add a greeting"],
-        &[
-            ("CLAUDE_FAKE_SCRIPT", &format!("plan:{}", plan.display())),
-            (
-                "ORCHESTRATOR_CODEX_BIN",
-                codex.to_str().expect("utf-8 path"),
-            ),
-            ("CODEX_HOME", home.to_str().expect("utf-8 path")),
-        ],
-    )
-    .ok();
+    let (sb, repo, _fake) = run_with_a_keyed_provider(None);
     let run = wait_final(&sb, &repo);
     let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
     assert_eq!(run["status"], "completed", "{run}\n{log}");

@@ -288,13 +288,7 @@ impl RunActor {
                 usage,
                 reply,
             } => {
-                let ended = self.end_session(session, usage).await;
-                if ended.is_ok()
-                    && let Err(e) = self.check_budget().await
-                {
-                    tracing::error!(run = %self.run.id, cause = %e, "cannot check the budget");
-                }
-                let _ = reply.send(ended);
+                let _ = reply.send(self.end_session_and_check_budget(session, usage).await);
             }
             Command::Note { event, reply } => {
                 let _ = reply.send(self.record(event).await);
@@ -324,12 +318,7 @@ impl RunActor {
                 usage,
                 reply,
             } => {
-                let ended = self.end_session(session, usage).await;
-                if ended.is_ok()
-                    && let Err(e) = self.check_budget().await
-                {
-                    tracing::error!(run = %self.run.id, cause = %e, "cannot check the budget");
-                }
+                let ended = self.end_session_and_check_budget(session, usage).await;
                 let _ = reply.send(port(ended));
             }
             Ask::Note { event, reply } => {

@@ -135,7 +135,22 @@ impl RunActor {
         })
     }
 
-    pub(super) async fn end_session(
+    /// Ends a session, then checks the run's budget with what it cost.
+    pub(super) async fn end_session_and_check_budget(
+        &mut self,
+        session: String,
+        usage: Option<(f64, u64, u64)>,
+    ) -> Result<bool, RunError> {
+        let ended = self.end_session(session, usage).await;
+        if ended.is_ok()
+            && let Err(e) = self.check_budget().await
+        {
+            tracing::error!(run = %self.run.id, cause = %e, "cannot check the budget");
+        }
+        ended
+    }
+
+    async fn end_session(
         &mut self,
         session: String,
         usage: Option<(f64, u64, u64)>,
