@@ -278,9 +278,29 @@ fn one_run(sb: &Sandbox, seed: u64) -> Outcome {
         "",
         "seed {seed}: the user's checkout is not clean"
     );
-    wait::until("no agent process left", wait::DEADLINE, || {
+    if wait::polled(wait::DEADLINE, || {
         sb.agent_processes().is_empty().then_some(())
-    });
+    })
+    .is_none()
+    {
+        let left: Vec<String> = sb
+            .agent_processes()
+            .into_iter()
+            .map(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+                format!(
+                    "{pid} in {}: {}",
+                    cwd.display(),
+                    String::from_utf8_lossy(&cmd).replace('\0', " ")
+                )
+            })
+            .collect();
+        panic!(
+            "seed {seed}: agent processes left after the run:\n{}\n{log}\n{lines}",
+            left.join("\n")
+        );
+    }
     let salvaged = events
         .iter()
         .filter(|e| e["kind"] == "worker_salvaged")
