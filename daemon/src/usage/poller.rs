@@ -75,30 +75,27 @@ fn window(v: &serde_json::Value, now: OffsetDateTime) -> Option<Window> {
     })
 }
 
-/// One poll, blocking (run on a blocking thread).
-fn poll(agent: &ureq::Agent, cfg: &PollerConfig, token: &Found) -> Polled {
+/// One poll.
+async fn poll(http: &reqwest::Client, cfg: &PollerConfig, token: &Found) -> Polled {
     let url = format!("{}/api/oauth/usage", cfg.base_url.trim_end_matches('/'));
-    let sent = agent
+    let sent = http
         .get(&url)
-        .header("Authorization", &format!("Bearer {}", token.token.expose()))
+        .bearer_auth(token.token.expose())
         .header("anthropic-beta", "oauth-2025-04-20")
-        .header("Accept", "application/json")
-        .header("Content-Type", "application/json")
-        .header("User-Agent", &cfg.user_agent)
-        .call();
-    let mut resp = match sent {
+        .header(reqwest::header::ACCEPT, "application/json")
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .send()
+        .await;
+    let resp = match sent {
         Ok(r) => r,
-        Err(e) => return Polled::Busy(format!("cannot reach {url}: {e}"), None),
+        // The whole chain: reqwest's own text is only "error sending request".
+        Err(e) => return Polled::Busy(format!("cannot reach {url}: {}", chain(&e)), None),
     };
     let status = resp.status();
-    if !status.is_success() {
-        // Read the error body, so the connection ends cleanly.
-        let _ = resp.body_mut().read_to_string();
-    }
     if status.as_u16() == 429 || status.is_server_error() {
         let after = resp
             .headers()
-            .get("retry-after")
+            .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
@@ -114,15 +111,40 @@ fn poll(agent: &ureq::Agent, cfg: &PollerConfig, token: &Found) -> Polled {
     if !status.is_success() {
         return Polled::Failed(format!("{url} answered {status}"));
     }
-    match resp.body_mut().read_json::<serde_json::Value>() {
+    match resp.json::<serde_json::Value>().await {
         Ok(v) => {
             let now = OffsetDateTime::now_utc();
             Polled::Ok(window(&v["five_hour"], now), window(&v["seven_day"], now))
         }
         Err(e) => Polled::Failed(format!(
-            "{url} answered something that is not usage JSON: {e}"
+            "{url} answered something that is not usage JSON: {}",
+            chain(&e)
         )),
     }
+}
+
+/// An error with its sources, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+/// The poller's HTTP client: rustls with the system's trust store (so `SSL_CERT_FILE` and a
+/// proxy's CA work), the proxy from `HTTPS_PROXY`, and a fresh connection per poll (polls are
+/// minutes apart: never a stale pooled one).
+fn client(cfg: &PollerConfig) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .user_agent(&cfg.user_agent)
+        .build()
 }
 
 fn jitter(d: Duration) -> Duration {
@@ -132,13 +154,15 @@ fn jitter(d: Duration) -> Duration {
 
 /// Polls until `stop`.
 pub async fn run(usage: Usage, cfg: PollerConfig, db: crate::store::Db, stop: CancellationToken) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        // Polls are minutes apart: a fresh connection each time, never a stale pooled one.
-        .max_idle_connections(0)
-        .build()
-        .into();
+    let http = match client(&cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            let why = format!("cannot set up HTTPS for the usage endpoint: {}", chain(&e));
+            tracing::error!(cause = %why, "usage poller not started");
+            usage.poll_state(|p| p.last_error = Some(why));
+            return;
+        }
+    };
     let mut failures: u32 = 0;
     loop {
         let (found, problem) = token(&db).await;
@@ -153,10 +177,10 @@ pub async fn run(usage: Usage, cfg: PollerConfig, db: crate::store::Db, stop: Ca
             Some(found) => {
                 let source = found.source.clone();
                 usage.poll_state(|p| p.token_source = Some(source));
-                let (a, c) = (agent.clone(), cfg.clone());
-                let polled = tokio::task::spawn_blocking(move || poll(&a, &c, &found))
-                    .await
-                    .unwrap_or_else(|e| Polled::Failed(format!("the poll panicked: {e}")));
+                let polled = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    p = poll(&http, &cfg, &found) => p,
+                };
                 match polled {
                     Polled::Ok(five, seven) => {
                         failures = 0;

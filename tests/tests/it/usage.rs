@@ -395,3 +395,153 @@ fn reaching_the_budget_escalates_and_an_answer_grants_another() {
     let run = wait_final(&sb, &repo);
     assert_eq!(run["status"], "completed", "{run}\n{}", log(&sb, &repo));
 }
+
+/// An HTTPS usage endpoint on loopback whose certificate is signed by a CA of its own (as a
+/// TLS-inspecting proxy's is), made with `openssl` and served by Python's `ssl`; killed on drop.
+struct TlsUsage {
+    url: String,
+    ca: PathBuf,
+    server: std::process::Child,
+}
+
+impl Drop for TlsUsage {
+    fn drop(&mut self) {
+        self.server.kill().ok();
+        self.server.wait().ok();
+    }
+}
+
+const TLS_SERVER: &str = r#"
+import http.server, json, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"five_hour": {"utilization": 37}, "seven_day": {"utilization": 5}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+print(s.server_port, flush=True)
+s.serve_forever()
+"#;
+
+fn tls_usage(dir: &Path) -> TlsUsage {
+    use std::io::BufRead;
+    std::fs::create_dir_all(dir).expect("tls dir");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test proxy CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    let mut server = std::process::Command::new("python3")
+        .args(["-c", TLS_SERVER, "leaf.pem", "leaf.key"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut port = String::new();
+    std::io::BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut port)
+        .expect("the server's port");
+    TlsUsage {
+        url: format!("https://127.0.0.1:{}", port.trim()),
+        ca: dir.join("ca.pem"),
+        server,
+    }
+}
+
+/// Behind a TLS-inspecting proxy, users point `SSL_CERT_FILE` at its CA: the poller trusts
+/// what the system's trust store (so amended) trusts, and without it says why it cannot.
+#[test]
+fn the_usage_poller_trusts_the_ca_that_ssl_cert_file_names() {
+    let keys = Sandbox::new();
+    let tls = tls_usage(&keys.root().join("tls"));
+    let ca = tls.ca.display().to_string();
+    let mut shown = Vec::new();
+    for with_ca in [false, true] {
+        let sb = Sandbox::new();
+        config(
+            &sb,
+            &format!("base_url = \"{}\"\npoll_interval_secs = 1\n", tls.url),
+        );
+        let mut env = vec![("CLAUDE_CODE_OAUTH_TOKEN", SECRET)];
+        if with_ca {
+            env.push(("SSL_CERT_FILE", &ca));
+        }
+        let usage = wait::until("a poll's outcome", wait::DEADLINE, || {
+            let u = sb
+                .orchestrate_env(sb.root(), &["usage", "--json"], &env)
+                .ok()
+                .json();
+            (u["five_hour"]["utilization_percent"] == 37.0 || u["poller"]["last_error"].is_string())
+                .then_some(u)
+        });
+        shown.push(usage);
+    }
+    let (without, with) = (&shown[0], &shown[1]);
+    let error = without["poller"]["last_error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("cannot reach") && error.to_lowercase().contains("certificate"),
+        "without the CA the poll fails and says why: {without}"
+    );
+    assert_eq!(with["five_hour"]["utilization_percent"], 37.0, "{with}");
+    assert_eq!(with["five_hour"]["source"], "usage endpoint", "{with}");
+}

@@ -110,11 +110,17 @@ pub fn status(quick: bool) -> Vec<Row> {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     }
     api.sort();
+    // The CLI as users install it (`cargo install --path client`): built as its own package, so
+    // without the TLS the daemon's reqwest brings into a workspace build.
+    let alone = cli_alone();
     let mut cli = Vec::new();
     for _ in 0..if quick { 30 } else { 300 } {
+        let mut c = sb.command(&alone);
+        c.arg("status").current_dir(&repo);
         let t = Instant::now();
-        sb.orchestrate_in(&repo, &["status"]).ok();
+        let out = c.output().expect("run orchestrate");
         cli.push(t.elapsed());
+        assert!(out.status.success(), "orchestrate status: {out:?}");
     }
     cli.sort();
     vec![
@@ -134,6 +140,22 @@ pub fn status(quick: bool) -> Vec<Row> {
             "ms",
         ),
     ]
+}
+
+/// `orchestrate` built alone (`-p orchestrator-client`, in a target dir of its own so the
+/// workspace's build is not undone), with the profile of this bench.
+fn cli_alone() -> std::path::PathBuf {
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/cli-alone");
+    escargot::CargoBuild::new()
+        .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+        .package("orchestrator-client")
+        .bin("orchestrate")
+        .current_release()
+        .target_dir(target)
+        .run()
+        .unwrap_or_else(|e| panic!("cannot build the CLI alone: {e}"))
+        .path()
+        .to_path_buf()
 }
 
 /// Samples the daemon's RSS every 20 ms while `f` runs; returns f's value and the peak MB.
