@@ -2,10 +2,11 @@
 //!
 //! **Invariant:** two clients racing start one daemon: the start is done under an exclusive
 //! lock next to the socket, and the lock holder checks again before spawning. The daemon runs
-//! detached in its own session, its stderr appended to `orchestratord.log` in its data dir.
+//! detached in its own session, logging to daily files in `<data dir>/logs/` (a week kept), its
+//! stderr appended to `logs/orchestratord.stderr`.
 
 use std::fs::{DirBuilder, OpenOptions};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -76,10 +77,22 @@ async fn start(client: &Client) -> Result<Health, ClientError> {
         .map_err(|e| {
             ClientError::Autostart(format!("cannot create {}: {e}", data_dir.display()))
         })?;
-    let log_path = data_dir.join("orchestratord.log");
+    // The daemon logs to daily files there itself; its stderr (a panic, a failure before its
+    // logging is up) goes to a file beside them, started afresh once it passes 1 MiB.
+    let log_dir = data_dir.join(locate::LOG_DIR);
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&log_dir)
+        .map_err(|e| ClientError::Autostart(format!("cannot create {}: {e}", log_dir.display())))?;
+    let log_path = log_dir.join(locate::STDERR_LOG);
+    let full = std::fs::metadata(&log_path).is_ok_and(|m| m.len() > 1 << 20);
     let log = OpenOptions::new()
         .create(true)
-        .append(true)
+        .append(!full)
+        .write(true)
+        .truncate(full)
+        .mode(0o600)
         .open(&log_path)
         .map_err(|e| ClientError::Autostart(format!("cannot open {}: {e}", log_path.display())))?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
@@ -88,6 +101,8 @@ async fn start(client: &Client) -> Result<Health, ClientError> {
         .arg(socket)
         .arg("--data-dir")
         .arg(&data_dir)
+        .arg("--log-dir")
+        .arg(&log_dir)
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

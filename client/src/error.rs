@@ -71,13 +71,13 @@ impl ClientError {
             Self::Api(body) => body.hint.clone(),
             Self::Usage { hint, .. } => hint.clone(),
             Self::Unreachable { .. } => Some(
-                "check `orchestrate daemon status`; the daemon's log is orchestratord.log in its data directory".into(),
+                "check `orchestrate daemon status`; the daemon's logs are in logs/ in its data directory".into(),
             ),
             Self::ProtocolMismatch { .. } => Some(
                 "restart the daemon so it matches this client: `orchestrate daemon stop`, then run your command again (it starts the new daemon)".into(),
             ),
             Self::Autostart(_) => Some(
-                "start it by hand with `orchestratord` to see why, or check orchestratord.log in the data directory".into(),
+                "start it by hand with `orchestratord` to see why, or check logs/ in the data directory".into(),
             ),
             _ => None,
         }

@@ -37,6 +37,8 @@ pub struct Config {
     pub supervision: crate::engine::watch::Limits,
     /// `[worktrees]`: how new worktrees are prepared.
     pub worktrees: WorktreesSection,
+    /// Where the log goes when not to stderr (`--log-dir`): a file a day, a week kept.
+    pub log_dir: Option<PathBuf>,
 }
 
 /// `[usage]`: the usage endpoint poller and the pause policy.
@@ -297,6 +299,7 @@ impl Config {
             worktrees: WorktreesSection {
                 setup: file.worktrees.setup.filter(|s| !s.trim().is_empty()),
             },
+            log_dir: None,
         })
     }
 }

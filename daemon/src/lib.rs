@@ -101,6 +101,7 @@ pub async fn run(
             data_dir: config.data_dir.display().to_string(),
             mcp_url: mcp_url.clone(),
             agents_confined: engine.confined,
+            log_dir: config.log_dir.as_ref().map(|d| d.display().to_string()),
         }),
         shutdown: stop.clone(),
         usage: usage.clone(),

@@ -26,6 +26,11 @@ struct Args {
     /// must not be running. The database it replaces is moved aside, not deleted.
     #[arg(long, value_name = "FILE")]
     restore: Option<PathBuf>,
+    /// Log to files in DIR instead of stderr: `orchestratord.<date>.log`, a new one each day,
+    /// the last 7 kept (`orchestrate` passes `<data dir>/logs` when it starts the daemon)
+    /// [env: ORCHESTRATOR_LOG_DIR]
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -42,7 +47,7 @@ fn main() -> ExitCode {
         print!("{}", config::REFERENCE);
         return ExitCode::SUCCESS;
     }
-    let config = match Config::resolve(args.socket.as_deref(), args.data_dir.as_deref()) {
+    let mut config = match Config::resolve(args.socket.as_deref(), args.data_dir.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("orchestratord: {e}");
@@ -54,20 +59,10 @@ fn main() -> ExitCode {
     if let Some(from) = &args.restore {
         return restore(&config, from);
     }
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
-        eprintln!(
-            "orchestratord: ignoring the log filter {:?}: {e}",
-            config.log
-        );
-        EnvFilter::new("info")
-    });
-    // Colours for a person at a terminal, never into journald or the autostart log.
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let log_dir = args
+        .log_dir
+        .or_else(|| std::env::var_os("ORCHESTRATOR_LOG_DIR").map(PathBuf::from));
+    config.log_dir = logging(&config.log, log_dir);
     raise_descriptor_limit();
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,6 +70,45 @@ fn main() -> ExitCode {
             tracing::error!("{e:#}");
             eprintln!("orchestratord: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sets up tracing with `filter`: to daily-rotated files in `dir` (the directory is returned),
+/// else to stderr, in colour only for a person at a terminal (never into journald).
+fn logging(filter: &str, dir: Option<PathBuf>) -> Option<PathBuf> {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("orchestratord: ignoring the log filter {filter:?}: {e}");
+        EnvFilter::new("info")
+    });
+    let files = dir.and_then(|dir| {
+        tracing_appender::rolling::Builder::new()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix("orchestratord")
+            .filename_suffix("log")
+            .max_log_files(7)
+            .build(&dir)
+            .map(|appender| (dir.clone(), appender))
+            .map_err(|e| {
+                eprintln!(
+                    "orchestratord: cannot log to {}: {e}; logging to stderr",
+                    dir.display()
+                )
+            })
+            .ok()
+    });
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    match files {
+        Some((dir, appender)) => {
+            fmt.with_writer(appender).with_ansi(false).init();
+            Some(dir)
+        }
+        None => {
+            fmt.with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .init();
+            None
         }
     }
 }

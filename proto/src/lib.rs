@@ -58,6 +58,10 @@ pub struct Health {
     /// namespace that takes); `false`: they could write it.
     #[serde(default)]
     pub agents_confined: bool,
+    /// The directory of the daemon's log files (`orchestratord.<date>.log`, one a day, a week
+    /// kept); `None`: it logs to stderr (a terminal, or journald under systemd).
+    #[serde(default)]
+    pub log_dir: Option<String>,
 }
 
 /// The part of [`Health`] that every protocol version keeps, read before anything else so a

@@ -12,6 +12,11 @@ pub const SOCKET_ENV: &str = "ORCHESTRATOR_SOCKET";
 pub const DATA_DIR_ENV: &str = "ORCHESTRATOR_DATA_DIR";
 pub const CONFIG_ENV: &str = "ORCHESTRATOR_CONFIG";
 pub const SOCKET_FILE: &str = "orchestratord.sock";
+/// The daemon's log files, under its data dir, when `orchestrate` or launchd starts it.
+pub const LOG_DIR: &str = "logs";
+/// Beside the daily logs: what the daemon writes to stderr (a panic, a failure before its
+/// logging is up).
+pub const STDERR_LOG: &str = "orchestratord.stderr";
 
 /// `sun_path` holds 108 bytes on Linux and 104 on macOS, including the terminating NUL.
 #[cfg(target_os = "macos")]

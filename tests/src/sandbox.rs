@@ -95,6 +95,19 @@ impl Sandbox {
     pub fn data_dir(&self) -> PathBuf {
         self.root().join("data")
     }
+    /// Everything the daemons of this sandbox logged (their daily files and their stderr),
+    /// oldest file first.
+    pub fn daemon_log(&self) -> String {
+        let dir = self.data_dir().join(orchestrator_proto::locate::LOG_DIR);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+            .collect()
+    }
     pub fn config_file(&self) -> PathBuf {
         self.root().join("config.toml")
     }

@@ -55,10 +55,12 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
                     );
                     println!("  socket       {}", h.socket);
                     println!("  data         {}", h.data_dir);
-                    println!(
-                        "  log          {}/orchestratord.log (when started by orchestrate)",
-                        h.data_dir
-                    );
+                    match &h.log_dir {
+                        Some(dir) => println!(
+                            "  log          {dir}/ (orchestratord.<date>.log, one a day, a week kept)"
+                        ),
+                        None => println!("  log          stderr (journald under systemd)"),
+                    }
                     println!(
                         "  started      {} ({})",
                         output::clock(h.started_at),

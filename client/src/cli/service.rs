@@ -31,10 +31,11 @@ pub fn service_file() -> Result<PathBuf, ClientError> {
     Ok(config.join("systemd/user").join(UNIT_NAME))
 }
 
-/// The service file's content for `daemon` (and, for launchd, its log file).
-pub fn render(daemon: &Path, log: &Path) -> String {
+/// The service file's content for `daemon` (and, for launchd, its log directory; systemd's
+/// journal keeps the log of the unit).
+pub fn render(daemon: &Path, log_dir: &Path) -> String {
     if cfg!(target_os = "macos") {
-        render_plist(PLIST, daemon, log)
+        render_plist(PLIST, daemon, log_dir)
     } else {
         render_unit(UNIT, daemon)
     }
@@ -72,7 +73,7 @@ fn render_unit(template: &str, daemon: &Path) -> String {
 
 /// The launchd plist with the paths XML-escaped, in its `<string>` values only (the comment
 /// naming the placeholders is kept).
-fn render_plist(template: &str, daemon: &Path, log: &Path) -> String {
+fn render_plist(template: &str, daemon: &Path, log_dir: &Path) -> String {
     let xml = |p: &Path| {
         p.display()
             .to_string()
@@ -88,8 +89,15 @@ fn render_plist(template: &str, daemon: &Path, log: &Path) -> String {
             &format!("<string>{}</string>", xml(daemon)),
         )
         .replace(
+            "<string>@LOGDIR@</string>",
+            &format!("<string>{}</string>", xml(log_dir)),
+        )
+        .replace(
             "<string>@LOG@</string>",
-            &format!("<string>{}</string>", xml(log)),
+            &format!(
+                "<string>{}</string>",
+                xml(&log_dir.join(orchestrator_proto::locate::STDERR_LOG))
+            ),
         )
 }
 
@@ -114,7 +122,8 @@ pub fn install(data_dir: &Path) -> Result<(), ClientError> {
     let daemon = crate::autostart::daemon_binary()?;
     let daemon = std::fs::canonicalize(&daemon).unwrap_or(daemon);
     let path = service_file()?;
-    let content = render(&daemon, &data_dir.join("orchestratord.log"));
+    let log_dir = data_dir.join(orchestrator_proto::locate::LOG_DIR);
+    let content = render(&daemon, &log_dir);
     let write_err = |e: std::io::Error| {
         ClientError::usage(
             format!("cannot write {}: {e}", path.display()),
@@ -131,6 +140,13 @@ pub fn install(data_dir: &Path) -> Result<(), ClientError> {
         println!("Wrote {}", path.display());
     }
     let managed = if cfg!(target_os = "macos") {
+        // launchd opens the stderr file there before the daemon can make the directory.
+        std::fs::create_dir_all(&log_dir).map_err(|e| {
+            ClientError::usage(
+                format!("cannot create {}: {e}", log_dir.display()),
+                "check the data directory's permissions",
+            )
+        })?;
         let uid = nix::unistd::getuid();
         let domain = format!("gui/{uid}");
         // bootout first so a changed plist is reloaded; it fails harmlessly when not loaded.
@@ -259,7 +275,11 @@ mod render_tests {
         );
         assert!(plist.contains("<string>/l&apos;og</string>"), "{plist}");
         assert!(
-            plist.contains("in place of @ORCHESTRATORD@ and @LOG@"),
+            plist.contains("<string>/l&apos;og/orchestratord.stderr</string>"),
+            "{plist}"
+        );
+        assert!(
+            plist.contains("in place of @ORCHESTRATORD@, @LOGDIR@"),
             "the comment is kept"
         );
     }

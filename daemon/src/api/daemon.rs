@@ -20,6 +20,7 @@ pub async fn health(State(s): State<AppState>) -> Result<axum::Json<Health>, Api
         reconciling: reconciling as u32,
         reconciled_in_ms: took.map(|d| d.as_millis() as u64),
         agents_confined: s.info.agents_confined,
+        log_dir: s.info.log_dir.clone(),
     }))
 }
 

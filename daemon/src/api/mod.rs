@@ -53,6 +53,8 @@ pub struct DaemonInfo {
     pub mcp_url: String,
     /// Agent sessions cannot write the user's checkout (`crate::confine`).
     pub agents_confined: bool,
+    /// The directory of the daemon's log files, when it logs to files.
+    pub log_dir: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -24,6 +24,34 @@ fn first_command_autostarts_the_daemon_and_health_answers() {
 
     let status = sb.orchestrate(&["daemon", "status", "--json"]).ok();
     assert_eq!(status.json()["pid"], h["pid"]);
+
+    // It logs to a file of the day under the data dir, in plain text, and says where.
+    let logs = sb.data_dir().join("logs");
+    assert_eq!(h["log_dir"], logs.display().to_string());
+    let today = time::OffsetDateTime::now_utc().date();
+    let file = logs.join(format!(
+        "orchestratord.{}-{:02}-{:02}.log",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    ));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert!(text.contains("orchestratord"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no terminal escapes in a log file: {text:?}"
+    );
+    assert_eq!(mode(&logs), 0o700);
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&logs.join("orchestratord.stderr")), 0o600);
+    let human = sb.orchestrate(&["daemon", "status"]).ok().stdout;
+    assert!(
+        human.contains(&format!(
+            "log          {}/ (orchestratord.<date>.log",
+            logs.display()
+        )),
+        "{human}"
+    );
 }
 
 #[test]

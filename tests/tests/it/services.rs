@@ -134,6 +134,7 @@ fn the_launchd_agent_is_a_valid_property_list() {
     let template = include_str!("../../../launchd/dev.orchestrator.orchestratord.plist");
     let rendered = template
         .replace("@ORCHESTRATORD@", "/usr/local/bin/orchestratord")
+        .replace("@LOGDIR@", "/tmp/logs")
         .replace("@LOG@", "/tmp/o.log");
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("agent.plist");
@@ -154,6 +155,8 @@ fn the_launchd_agent_is_a_valid_property_list() {
         parsed["ProgramArguments"][0],
         "/usr/local/bin/orchestratord"
     );
+    assert_eq!(parsed["ProgramArguments"][1], "--log-dir");
+    assert_eq!(parsed["ProgramArguments"][2], "/tmp/logs");
     assert_eq!(parsed["KeepAlive"]["SuccessfulExit"], false);
     assert_eq!(parsed["StandardErrorPath"], "/tmp/o.log");
 }

@@ -315,9 +315,9 @@ fn the_client_environment_is_kept_for_sessions_but_never_shown() {
     for entry in walk(&repo.join(".orchestrator")) {
         seen.push_str(&std::fs::read_to_string(entry).unwrap_or_default());
     }
-    seen.push_str(
-        &std::fs::read_to_string(sb.data_dir().join("orchestratord.log")).unwrap_or_default(),
-    );
+    let log = sb.daemon_log();
+    assert!(log.contains("orchestratord"), "the daemon logged: {log}");
+    seen.push_str(&log);
     assert!(!seen.contains(secret), "the secret leaked");
     // But the daemon kept it (and only forwarded names) for the run's sessions.
     let db = std::fs::read(sb.data_dir().join("orchestrator.db")).expect("db");

@@ -254,8 +254,7 @@ fn the_usage_endpoint_is_polled_with_backoff_and_a_run_started_over_the_threshol
     }))
     .unwrap_or_else(|_| {
         let reqs = api.requests.lock().map(|r| r.len()).unwrap_or(0);
-        let daemon_log =
-            std::fs::read_to_string(sb.data_dir().join("orchestratord.log")).unwrap_or_default();
+        let daemon_log = sb.daemon_log();
         panic!(
             "no 95% poll; the endpoint saw {reqs} requests; the last report: {}\n{daemon_log}",
             last.borrow()
