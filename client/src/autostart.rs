@@ -77,24 +77,7 @@ async fn start(client: &Client) -> Result<Health, ClientError> {
         .map_err(|e| {
             ClientError::Autostart(format!("cannot create {}: {e}", data_dir.display()))
         })?;
-    // The daemon logs to daily files there itself; its stderr (a panic, a failure before its
-    // logging is up) goes to a file beside them, started afresh once it passes 1 MiB.
-    let log_dir = data_dir.join(locate::LOG_DIR);
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&log_dir)
-        .map_err(|e| ClientError::Autostart(format!("cannot create {}: {e}", log_dir.display())))?;
-    let log_path = log_dir.join(locate::STDERR_LOG);
-    let full = std::fs::metadata(&log_path).is_ok_and(|m| m.len() > 1 << 20);
-    let log = OpenOptions::new()
-        .create(true)
-        .append(!full)
-        .write(true)
-        .truncate(full)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(|e| ClientError::Autostart(format!("cannot open {}: {e}", log_path.display())))?;
+    let (log_dir, log_path, log) = stderr_log(&data_dir)?;
     let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let mut cmd = Command::new(&exe);
     cmd.arg("--socket")
@@ -173,6 +156,28 @@ pub fn daemon_binary() -> Result<PathBuf, ClientError> {
                     .into(),
             )
         })
+}
+
+/// The daemon logs to daily files in `<data dir>/logs` itself; its stderr (a panic, a failure
+/// before its logging is up) goes to a file beside them, started afresh once it passes 1 MiB.
+fn stderr_log(data_dir: &Path) -> Result<(PathBuf, PathBuf, std::fs::File), ClientError> {
+    let log_dir = data_dir.join(locate::LOG_DIR);
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&log_dir)
+        .map_err(|e| ClientError::Autostart(format!("cannot create {}: {e}", log_dir.display())))?;
+    let log_path = log_dir.join(locate::STDERR_LOG);
+    let full = std::fs::metadata(&log_path).is_ok_and(|m| m.len() > 1 << 20);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(!full)
+        .write(true)
+        .truncate(full)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| ClientError::Autostart(format!("cannot open {}: {e}", log_path.display())))?;
+    Ok((log_dir, log_path, log))
 }
 
 fn log_tail(path: &Path, from: u64) -> String {

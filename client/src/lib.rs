@@ -8,6 +8,7 @@ pub mod client;
 pub mod error;
 pub mod forward;
 pub mod output;
+pub mod stdout;
 
 pub use client::{Client, RunRef};
 pub use error::ClientError;

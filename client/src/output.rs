@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 pub fn json(v: &impl Serialize) -> Result<(), crate::ClientError> {
     let text =
         serde_json::to_string_pretty(v).map_err(|e| crate::ClientError::Decode(e.to_string()))?;
-    println!("{text}");
+    crate::outln!("{text}");
     Ok(())
 }
 
@@ -78,12 +78,12 @@ pub fn run_summary(r: &Run) {
     } else {
         ""
     };
-    println!("Run {}  {}{unreviewed} ({})", r.id, r.status, r.phase);
-    println!("  feature    {}", r.feature);
-    println!("  project    {}", r.project);
-    println!("  branch     {} (from {})", r.branch, short(&r.base_commit));
-    println!("  cycle      {} of {}", r.cycle, r.options.max_cycles);
-    println!(
+    crate::outln!("Run {}  {}{unreviewed} ({})", r.id, r.status, r.phase);
+    crate::outln!("  feature    {}", r.feature);
+    crate::outln!("  project    {}", r.project);
+    crate::outln!("  branch     {} (from {})", r.branch, short(&r.base_commit));
+    crate::outln!("  cycle      {} of {}", r.cycle, r.options.max_cycles);
+    crate::outln!(
         "  options    concurrency {} · usage threshold {}% · codex reviews {} · dry run {}",
         r.options.concurrency,
         (r.options.usage_threshold * 100.0).round(),
@@ -91,10 +91,10 @@ pub fn run_summary(r: &Run) {
         on_off(r.options.dry_run)
     );
     if let Some(f) = &r.context_file {
-        println!("  context    {f}");
+        crate::outln!("  context    {f}");
     }
     if let Some(s) = &r.options.setup {
-        println!(
+        crate::outln!(
             "  setup      {s} (in every new worktree, {} at most)",
             humantime::format_duration(std::time::Duration::from_secs(
                 r.options.setup_timeout_secs
@@ -102,22 +102,28 @@ pub fn run_summary(r: &Run) {
         );
     }
     if let Some(g) = &r.options.gate {
-        println!(
+        crate::outln!(
             "  gate       {g} (on every merge, {} at most)",
             humantime::format_duration(std::time::Duration::from_secs(r.options.gate_timeout_secs))
         );
     }
     let p = &r.progress;
     if p.tasks > 0 {
-        println!(
+        crate::outln!(
             "  tasks      {} · {} merged · {} in progress · {} failed",
-            p.tasks, p.merged, p.in_progress, p.failed
+            p.tasks,
+            p.merged,
+            p.in_progress,
+            p.failed
         );
     }
     if p.sessions > 0 {
-        println!(
+        crate::outln!(
             "  sessions   {} · ${:.4} · {} tokens in, {} out",
-            p.sessions, p.cost_usd, p.input_tokens, p.output_tokens
+            p.sessions,
+            p.cost_usd,
+            p.input_tokens,
+            p.output_tokens
         );
     }
     if p.project_cost_usd > 0.0 {
@@ -127,7 +133,7 @@ pub fn run_summary(r: &Run) {
             .filter(|c| c.cycle > 0)
             .map(|c| format!("cycle {} ${:.4}", c.cycle, c.cost_usd))
             .collect();
-        println!(
+        crate::outln!(
             "  cost       {}{}project ${:.4} (all its runs)",
             by_cycle.join(" · "),
             if by_cycle.is_empty() { "" } else { " · " },
@@ -135,10 +141,10 @@ pub fn run_summary(r: &Run) {
         );
     }
     if let Some(reason) = &r.status_reason {
-        println!("  why        {reason}");
+        crate::outln!("  why        {reason}");
     }
     if let Some(why) = &r.unreviewed {
-        println!("  review     not reviewed: {why}");
+        crate::outln!("  review     not reviewed: {why}");
     }
     if let Some(h) = &r.hold {
         let when = h
@@ -150,23 +156,23 @@ pub fn run_summary(r: &Run) {
         } else {
             "`orchestrate resume` continues it"
         };
-        println!("  waiting    {} hold{when}; {how}", h.kind);
+        crate::outln!("  waiting    {} hold{when}; {how}", h.kind);
     }
     if let Some(b) = r.options.max_budget_usd {
-        println!("  budget     ${:.2} of ${b:.2} spent", r.progress.cost_usd);
+        crate::outln!("  budget     ${:.2} of ${b:.2} spent", r.progress.cost_usd);
     }
-    println!(
+    crate::outln!(
         "  created    {} ({})",
         clock(r.created_at),
         ago(r.created_at)
     );
-    println!(
+    crate::outln!(
         "  updated    {} ({})",
         clock(r.updated_at),
         ago(r.updated_at)
     );
     if let Some(t) = r.finished_at {
-        println!("  finished   {} ({})", clock(t), ago(t));
+        crate::outln!("  finished   {} ({})", clock(t), ago(t));
     }
 }
 
@@ -189,7 +195,7 @@ pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
                 .last_activity_at
                 .map(|a| format!(" · last activity {}", ago(a)))
                 .unwrap_or_default();
-            println!(
+            crate::outln!(
                 "{}{} attempt {} · session {}{seen}",
                 label(),
                 t.id,
@@ -197,7 +203,7 @@ pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
                 t.assignee.as_deref().unwrap_or("-")
             );
         } else if retried && matches!(t.status, TaskStatus::Pending | TaskStatus::Failed) {
-            println!(
+            crate::outln!(
                 "{}{} {} after attempt {}",
                 label(),
                 t.id,
@@ -208,7 +214,7 @@ pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
             continue;
         }
         if retried && let Some(f) = &t.failure {
-            println!("              retried: {}", cut(f, 100));
+            crate::outln!("              retried: {}", cut(f, 100));
         }
     }
     let checked: Vec<String> = tasks
@@ -225,7 +231,7 @@ pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
         })
         .collect();
     if !checked.is_empty() {
-        println!("  checks     {}", checked.join(" · "));
+        crate::outln!("  checks     {}", checked.join(" · "));
     }
 }
 
@@ -240,7 +246,7 @@ pub fn cut(s: &str, n: usize) -> String {
 
 pub fn run_table(runs: &[Run]) {
     if runs.is_empty() {
-        println!("No runs. Start one with: orchestrate start \"<feature>\" --project <dir>");
+        crate::outln!("No runs. Start one with: orchestrate start \"<feature>\" --project <dir>");
         return;
     }
     let status = |r: &Run| match &r.unreviewed {
@@ -253,12 +259,16 @@ pub fn run_table(runs: &[Run]) {
         .max()
         .unwrap_or(0)
         .max(10);
-    println!(
+    crate::outln!(
         "{:<15} {:<w$} {:<12} {:<9} {:<40} FEATURE",
-        "ID", "STATUS", "PHASE", "CREATED", "PROJECT"
+        "ID",
+        "STATUS",
+        "PHASE",
+        "CREATED",
+        "PROJECT"
     );
     for r in runs {
-        println!(
+        crate::outln!(
             "{:<15} {:<w$} {:<12} {:<9} {:<40} {}",
             r.id,
             status(r),
@@ -271,7 +281,7 @@ pub fn run_table(runs: &[Run]) {
 }
 
 pub fn event_line(e: &Event) {
-    println!("{} {:<5} {}", clock(e.at), e.level.as_str(), e.message);
+    crate::outln!("{} {:<5} {}", clock(e.at), e.level.as_str(), e.message);
 }
 
 pub fn escalation(e: &Escalation) {
@@ -280,7 +290,7 @@ pub fn escalation(e: &Escalation) {
     } else {
         "non-blocking"
     };
-    println!(
+    crate::outln!(
         "#{} [{}] {} · run {} · {}",
         e.id,
         e.kind,
@@ -288,19 +298,19 @@ pub fn escalation(e: &Escalation) {
         e.run_id,
         ago(e.created_at)
     );
-    println!("  project   {}", e.project);
+    crate::outln!("  project   {}", e.project);
     if let Some(t) = &e.task_id {
-        println!("  task      {t}");
+        crate::outln!("  task      {t}");
     }
-    println!("  question  {}", e.question.trim());
+    crate::outln!("  question  {}", e.question.trim());
     if let Some(c) = &e.context {
         for line in c.trim().lines() {
-            println!("            {line}");
+            crate::outln!("            {line}");
         }
     }
     match &e.answer {
-        Some(a) => println!("  answer    {}", a.trim()),
-        None => println!(
+        Some(a) => crate::outln!("  answer    {}", a.trim()),
+        None => crate::outln!(
             "  answer it: orchestrate answer {} \"<your guidance>\"",
             e.id
         ),

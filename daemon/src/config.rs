@@ -245,62 +245,66 @@ impl Config {
             claude_bin: file.agents.claude_bin,
             codex_bin: file.agents.codex_bin,
             notifications: file.notifications.enabled.unwrap_or(true),
-            usage: {
-                let d = UsageSettings::default();
-                UsageSettings {
-                    poller: crate::usage::poller::PollerConfig {
-                        base_url: file.usage.base_url.unwrap_or(d.poller.base_url),
-                        interval: file
-                            .usage
-                            .poll_interval_secs
-                            .filter(|s| *s > 0)
-                            .map_or(d.poller.interval, std::time::Duration::from_secs),
-                        user_agent: file.usage.user_agent.unwrap_or(d.poller.user_agent),
-                    },
-                    grace: file
-                        .usage
-                        .grace_secs
-                        .map_or(d.grace, std::time::Duration::from_secs),
-                    margin: file.usage.reset_margin_secs.map_or(d.margin, |s| {
-                        time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
-                    }),
-                }
-            },
-            supervision: {
-                let d = crate::engine::watch::Limits::default();
-                // 0 turns a watchdog off.
-                let secs = |v: Option<u64>, d: Option<std::time::Duration>| match v {
-                    Some(0) => None,
-                    Some(s) => Some(std::time::Duration::from_secs(s)),
-                    None => d,
-                };
-                crate::engine::watch::Limits {
-                    stall: secs(file.supervision.stall_secs, d.stall),
-                    startup: secs(file.supervision.startup_secs, d.startup),
-                    wall: secs(file.supervision.task_timeout_secs, d.wall),
-                }
-            },
-            codex: {
-                let d = CodexSettings::default();
-                CodexSettings {
-                    model: file.codex.model.filter(|m| !m.is_empty()),
-                    overrides: file.codex.config.unwrap_or_default(),
-                    plan_review_rounds: file
-                        .codex
-                        .plan_review_rounds
-                        .unwrap_or(d.plan_review_rounds),
-                    timeout: file
-                        .codex
-                        .timeout_secs
-                        .filter(|s| *s > 0)
-                        .map_or(d.timeout, std::time::Duration::from_secs),
-                }
-            },
+            usage: file.usage.into(),
+            supervision: file.supervision.into(),
+            codex: file.codex.into(),
             worktrees: WorktreesSection {
                 setup: file.worktrees.setup.filter(|s| !s.trim().is_empty()),
             },
             log_dir: None,
         })
+    }
+}
+
+impl From<UsageSection> for UsageSettings {
+    fn from(f: UsageSection) -> Self {
+        let d = UsageSettings::default();
+        UsageSettings {
+            poller: crate::usage::poller::PollerConfig {
+                base_url: f.base_url.unwrap_or(d.poller.base_url),
+                interval: f
+                    .poll_interval_secs
+                    .filter(|s| *s > 0)
+                    .map_or(d.poller.interval, std::time::Duration::from_secs),
+                user_agent: f.user_agent.unwrap_or(d.poller.user_agent),
+            },
+            grace: f.grace_secs.map_or(d.grace, std::time::Duration::from_secs),
+            margin: f.reset_margin_secs.map_or(d.margin, |s| {
+                time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
+            }),
+        }
+    }
+}
+
+impl From<SupervisionSection> for crate::engine::watch::Limits {
+    fn from(f: SupervisionSection) -> Self {
+        let d = Self::default();
+        // 0 turns a watchdog off.
+        let secs = |v: Option<u64>, d: Option<std::time::Duration>| match v {
+            Some(0) => None,
+            Some(s) => Some(std::time::Duration::from_secs(s)),
+            None => d,
+        };
+        Self {
+            stall: secs(f.stall_secs, d.stall),
+            startup: secs(f.startup_secs, d.startup),
+            wall: secs(f.task_timeout_secs, d.wall),
+        }
+    }
+}
+
+impl From<CodexSection> for CodexSettings {
+    fn from(f: CodexSection) -> Self {
+        let d = CodexSettings::default();
+        CodexSettings {
+            model: f.model.filter(|m| !m.is_empty()),
+            overrides: f.config.unwrap_or_default(),
+            plan_review_rounds: f.plan_review_rounds.unwrap_or(d.plan_review_rounds),
+            timeout: f
+                .timeout_secs
+                .filter(|s| *s > 0)
+                .map_or(d.timeout, std::time::Duration::from_secs),
+        }
     }
 }
 

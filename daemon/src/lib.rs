@@ -57,25 +57,7 @@ pub async fn run(
     let (mcp_listener, mcp_addr) = mcp::bind(&db, config.mcp_port).await?;
     let mcp_url = format!("http://{mcp_addr}/mcp");
     let usage = usage::Usage::new();
-    let engine = Arc::new(engine::EngineConfig {
-        mcp_url: mcp_url.clone(),
-        data_dir: config.data_dir.clone(),
-        permissions: config.permissions,
-        claude_bin: config.claude_bin.clone(),
-        notifications: config.notifications,
-        codex_bin: config.codex_bin.clone(),
-        codex: config.codex.clone(),
-        usage: usage.clone(),
-        usage_grace: config.usage.grace,
-        usage_margin: config.usage.margin,
-        limits: config.supervision,
-        activity: engine::watch::Activity::default(),
-        stopping: stop.clone(),
-        reconcile: engine::watch::Reconcile::default(),
-        started_at: store::time_text::now(),
-        confined: confined(&config.data_dir).await,
-        default_setup: config.worktrees.setup.clone(),
-    });
+    let engine = Arc::new(engine_config(&config, &mcp_url, &usage, &stop).await);
     let runs = runs::Runs::new(db.clone(), stop.child_token(), engine.clone());
     tokio::spawn(usage::poller::run(
         usage.clone(),
@@ -126,6 +108,34 @@ pub async fn run(
     }
     served.map_err(DaemonError::Serve)?;
     mcp_result.map_err(DaemonError::Serve)
+}
+
+/// What every run's engine works with, from the daemon's config.
+async fn engine_config(
+    config: &Config,
+    mcp_url: &str,
+    usage: &usage::Usage,
+    stop: &CancellationToken,
+) -> engine::EngineConfig {
+    engine::EngineConfig {
+        mcp_url: mcp_url.to_owned(),
+        data_dir: config.data_dir.clone(),
+        permissions: config.permissions,
+        claude_bin: config.claude_bin.clone(),
+        notifications: config.notifications,
+        codex_bin: config.codex_bin.clone(),
+        codex: config.codex.clone(),
+        usage: usage.clone(),
+        usage_grace: config.usage.grace,
+        usage_margin: config.usage.margin,
+        limits: config.supervision,
+        activity: engine::watch::Activity::default(),
+        stopping: stop.clone(),
+        reconcile: engine::watch::Reconcile::default(),
+        started_at: store::time_text::now(),
+        confined: confined(&config.data_dir).await,
+        default_setup: config.worktrees.setup.clone(),
+    }
 }
 
 /// Whether agent sessions can be confined (`confine::probe`); says once why not.

@@ -95,9 +95,10 @@ pub async fn run(client: &Client, a: AnswerArgs) -> Result<(), ClientError> {
     if a.format.json {
         output::json(&e)
     } else {
-        println!(
+        crate::outln!(
             "Answered escalation #{} of run {}. An escalated run continues with your guidance; `orchestrate status` shows it.",
-            e.id, e.run_id
+            e.id,
+            e.run_id
         );
         Ok(())
     }

@@ -41,25 +41,25 @@ pub async fn run(client: &Client, a: CleanArgs) -> Result<(), ClientError> {
         return output::json(&r);
     }
     if r.runs == 0 {
-        println!("No finished runs: nothing to clean.");
+        crate::outln!("No finished runs: nothing to clean.");
         return Ok(());
     }
     let verb = if r.dry_run { "Would remove" } else { "Removed" };
-    println!(
+    crate::outln!(
         "{verb} {} of {} finished run(s).",
         counts(&r.removed),
         r.runs
     );
     for i in &r.removed {
-        println!("  - {} {} ({})", i.kind, i.name, i.reason);
+        crate::outln!("  - {} {} ({})", i.kind, i.name, i.reason);
     }
     if !r.kept.is_empty() {
-        println!(
+        crate::outln!(
             "Kept {} (nothing is removed that holds work):",
             counts(&r.kept)
         );
         for i in &r.kept {
-            println!("  {} {} {}: {}", i.run_id, i.kind, i.name, i.reason);
+            crate::outln!("  {} {} {}: {}", i.run_id, i.kind, i.name, i.reason);
         }
     }
     Ok(())

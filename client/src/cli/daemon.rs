@@ -49,38 +49,42 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
                 if format.json {
                     output::json(&h)?;
                 } else {
-                    println!(
+                    crate::outln!(
                         "orchestratord {} is running (pid {}, protocol {}).",
-                        h.daemon_version, h.pid, h.protocol_version
+                        h.daemon_version,
+                        h.pid,
+                        h.protocol_version
                     );
-                    println!("  socket       {}", h.socket);
-                    println!("  data         {}", h.data_dir);
+                    crate::outln!("  socket       {}", h.socket);
+                    crate::outln!("  data         {}", h.data_dir);
                     match &h.log_dir {
-                        Some(dir) => println!(
+                        Some(dir) => crate::outln!(
                             "  log          {dir}/ (orchestratord.<date>.log, one a day, a week kept)"
                         ),
-                        None => println!("  log          stderr (journald under systemd)"),
+                        None => crate::outln!("  log          stderr (journald under systemd)"),
                     }
-                    println!(
+                    crate::outln!(
                         "  started      {} ({})",
                         output::clock(h.started_at),
                         output::ago(h.started_at)
                     );
-                    println!("  active runs  {}", h.active_runs);
+                    crate::outln!("  active runs  {}", h.active_runs);
                     match (h.reconciling, h.reconciled_in_ms) {
                         (0, Some(ms)) => {
-                            println!("  reconciled   every restored run, {ms} ms after start")
+                            crate::outln!("  reconciled   every restored run, {ms} ms after start")
                         }
                         (0, None) => {}
-                        (n, _) => println!(
+                        (n, _) => crate::outln!(
                             "  reconciling  {n} restored run(s): re-attaching to their workers"
                         ),
                     }
-                    println!("  mcp          {}", h.mcp_url);
+                    crate::outln!("  mcp          {}", h.mcp_url);
                     if h.agents_confined {
-                        println!("  agents       confined: your checkout is read-only to them");
+                        crate::outln!(
+                            "  agents       confined: your checkout is read-only to them"
+                        );
                     } else {
-                        println!(
+                        crate::outln!(
                             "  agents       confined: no (this system allows the daemon no mount \
                              namespace; the daemon's log says why)"
                         );
@@ -92,15 +96,13 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
                 if format.json {
                     output::json(&serde_json::json!({ "running": false, "socket": socket }))?;
                 } else {
-                    println!(
+                    crate::outln!(
                         "orchestratord is not running (nothing answers on {}).",
                         socket.display()
                     );
-                    println!("  Any orchestrate command starts it.");
+                    crate::outln!("  Any orchestrate command starts it.");
                 }
                 // Like `systemctl status`: 3 means "not running", so scripts can tell.
-                use std::io::Write;
-                let _ = std::io::stdout().flush();
                 std::process::exit(NOT_RUNNING);
             }
             Err(e) => Err(e),
@@ -118,19 +120,21 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
         DaemonCmd::Uninstall => super::service::uninstall(),
         DaemonCmd::Start => {
             let h = start(&client, socket).await?;
-            println!(
+            crate::outln!(
                 "orchestratord {} is running (pid {}); {} active run(s).",
-                h.daemon_version, h.pid, h.active_runs
+                h.daemon_version,
+                h.pid,
+                h.active_runs
             );
             Ok(())
         }
         DaemonCmd::Stop => {
             if stop(&client, socket).await? {
-                println!(
+                crate::outln!(
                     "orchestratord stopped; running workers keep working until it starts again."
                 );
             } else {
-                println!("orchestratord is not running.");
+                crate::outln!("orchestratord is not running.");
             }
             Ok(())
         }
@@ -152,9 +156,10 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
             } else {
                 ""
             };
-            println!(
+            crate::outln!(
                 "orchestratord {} {what}; {} active run(s){workers}.",
-                h.daemon_version, h.active_runs
+                h.daemon_version,
+                h.active_runs
             );
             Ok(())
         }

@@ -300,9 +300,9 @@ fn print(report: &DoctorReport) {
             CheckStatus::Warn => "warn",
             CheckStatus::Fail => "FAIL",
         };
-        println!("{mark}  {:<20} {}", c.name, c.detail);
+        crate::outln!("{mark}  {:<20} {}", c.name, c.detail);
         if let Some(h) = &c.hint {
-            println!("      {:<20} hint: {h}", "");
+            crate::outln!("      {:<20} hint: {h}", "");
         }
     }
 }

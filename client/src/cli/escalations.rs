@@ -30,11 +30,11 @@ pub async fn run(client: &Client, a: EscalationsArgs) -> Result<(), ClientError>
         return output::json(&orchestrator_proto::EscalationList { escalations: list });
     }
     if list.is_empty() {
-        println!("No escalations are waiting for you.");
+        crate::outln!("No escalations are waiting for you.");
     }
     for (i, e) in list.iter().enumerate() {
         if i > 0 {
-            println!();
+            crate::outln!();
         }
         output::escalation(e);
     }

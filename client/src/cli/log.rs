@@ -30,7 +30,7 @@ pub async fn run(client: &Client, a: LogArgs) -> Result<(), ClientError> {
         return client
             .follow(&run.id, Some(a.lines), |e| {
                 if json {
-                    println!("{}", serde_json::to_string(&e).unwrap_or_default());
+                    crate::outln!("{}", serde_json::to_string(&e).unwrap_or_default());
                 } else {
                     output::event_line(&e);
                 }

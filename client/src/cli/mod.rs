@@ -132,7 +132,9 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
     match &cli.command {
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "orchestrate", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "orchestrate", &mut script);
+            crate::stdout::write_bytes(&script);
             return Ok(());
         }
         Cmd::Man { dir } => {
@@ -141,9 +143,13 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
                 Some(dir) => {
                     std::fs::create_dir_all(dir)?;
                     clap_mangen::generate_to(cmd, dir)?;
-                    println!("wrote the manual pages to {}", dir.display());
+                    crate::outln!("wrote the manual pages to {}", dir.display());
                 }
-                None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+                None => {
+                    let mut page = Vec::new();
+                    clap_mangen::Man::new(cmd).render(&mut page)?;
+                    crate::stdout::write_bytes(&page);
+                }
             }
             return Ok(());
         }

@@ -105,7 +105,7 @@ fn render_plist(template: &str, daemon: &Path, log_dir: &Path) -> String {
 fn manage(program: &str, args: &[&str]) -> Result<bool, ClientError> {
     match Command::new(program).args(args).output() {
         Ok(out) if out.status.success() => {
-            println!("  ran: {program} {}", args.join(" "));
+            crate::outln!("  ran: {program} {}", args.join(" "));
             Ok(true)
         }
         Ok(out) => Err(ClientError::Autostart(format!(
@@ -131,13 +131,13 @@ pub fn install(data_dir: &Path) -> Result<(), ClientError> {
         )
     };
     if std::fs::read_to_string(&path).is_ok_and(|t| t == content) {
-        println!("The service file is up to date: {}", path.display());
+        crate::outln!("The service file is up to date: {}", path.display());
     } else {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(write_err)?;
         }
         std::fs::write(&path, &content).map_err(write_err)?;
-        println!("Wrote {}", path.display());
+        crate::outln!("Wrote {}", path.display());
     }
     let managed = if cfg!(target_os = "macos") {
         // launchd opens the stderr file there before the daemon can make the directory.
@@ -162,14 +162,14 @@ pub fn install(data_dir: &Path) -> Result<(), ClientError> {
             && manage("systemctl", &["--user", "enable", "--now", UNIT_NAME])?
     };
     if managed {
-        println!("orchestratord now runs as a service and restarts on failure.");
+        crate::outln!("orchestratord now runs as a service and restarts on failure.");
     } else {
         let manager = if cfg!(target_os = "macos") {
             "launchctl"
         } else {
             "systemctl"
         };
-        println!(
+        crate::outln!(
             "{manager} is not available here, so the service was not enabled; orchestrate keeps starting the daemon on demand."
         );
     }
@@ -185,9 +185,9 @@ pub fn uninstall() -> Result<(), ClientError> {
         let _ = manage("systemctl", &["--user", "disable", "--now", UNIT_NAME]);
     }
     match std::fs::remove_file(&path) {
-        Ok(()) => println!("Removed {}", path.display()),
+        Ok(()) => crate::outln!("Removed {}", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("No service file to remove ({}).", path.display());
+            crate::outln!("No service file to remove ({}).", path.display());
         }
         Err(e) => {
             return Err(ClientError::usage(

@@ -41,9 +41,9 @@ pub fn run(a: SetupArgs) -> Result<(), ClientError> {
     };
     if a.uninstall {
         match std::fs::remove_file(&path) {
-            Ok(()) => println!("Removed the /orchestrate command ({}).", path.display()),
+            Ok(()) => crate::outln!("Removed the /orchestrate command ({}).", path.display()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                println!(
+                crate::outln!(
                     "The /orchestrate command is not installed ({}).",
                     path.display()
                 );
@@ -53,7 +53,7 @@ pub fn run(a: SetupArgs) -> Result<(), ClientError> {
         return Ok(());
     }
     if std::fs::read_to_string(&path).is_ok_and(|t| t == COMMAND) {
-        println!(
+        crate::outln!(
             "The /orchestrate command is up to date ({}).",
             path.display()
         );
@@ -61,7 +61,7 @@ pub fn run(a: SetupArgs) -> Result<(), ClientError> {
     }
     std::fs::create_dir_all(&dir).map_err(|e| io("create the folder of", e))?;
     std::fs::write(&path, COMMAND).map_err(|e| io("write", e))?;
-    println!("Installed the /orchestrate command: {}", path.display());
-    println!("  In Claude Code, in any project: /orchestrate <describe the feature>");
+    crate::outln!("Installed the /orchestrate command: {}", path.display());
+    crate::outln!("  In Claude Code, in any project: /orchestrate <describe the feature>");
     Ok(())
 }

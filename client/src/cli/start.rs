@@ -137,19 +137,19 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
         }
     } else {
         if let Some(n) = dirty {
-            println!("{}", uncommitted_note(n, &run.base_commit));
+            crate::outln!("{}", uncommitted_note(n, &run.base_commit));
         }
-        println!(
+        crate::outln!(
             "Started run {} on branch {}, from {}.",
             run.id,
             run.branch,
             &run.base_commit[..run.base_commit.len().min(12)]
         );
         if let Some(setup) = &run.options.setup {
-            println!("  setup:   {setup}");
+            crate::outln!("  setup:   {setup}");
         }
         if let Some(gate) = &run.options.gate {
-            println!(
+            crate::outln!(
                 "  gate:    {gate} (stopped after {})",
                 humantime::format_duration(std::time::Duration::from_secs(
                     run.options.gate_timeout_secs
@@ -159,9 +159,9 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
         if a.verbose {
             output::run_summary(&run);
         }
-        println!("  status:  orchestrate status --project {}", run.project);
-        println!("  log:     orchestrate log -f --project {}", run.project);
-        println!("  state:   {}/.orchestrator/", run.project);
+        crate::outln!("  status:  orchestrate status --project {}", run.project);
+        crate::outln!("  log:     orchestrate log -f --project {}", run.project);
+        crate::outln!("  state:   {}/.orchestrator/", run.project);
     }
     if a.follow {
         client

@@ -98,7 +98,7 @@ async fn finish(
     if a.format.json {
         return output::json(&run);
     }
-    println!("{done} run {} ({}).", run.id, run.status);
+    crate::outln!("{done} run {} ({}).", run.id, run.status);
     if a.verbose {
         output::run_summary(&run);
     }

@@ -19,14 +19,16 @@ pub struct UsageArgs {
 fn window(name: &str, w: Option<&UsageWindow>) {
     match w {
         None => {
-            println!("  {name:<10} unknown (no worker has reported it and no poll has answered)")
+            crate::outln!(
+                "  {name:<10} unknown (no worker has reported it and no poll has answered)"
+            )
         }
         Some(w) => {
             let resets = w
                 .resets_at
                 .map(|r| format!(" · resets {}", clock(r)))
                 .unwrap_or_default();
-            println!(
+            crate::outln!(
                 "  {name:<10} {:.0}%{resets} · from the {}, {}",
                 w.utilization_percent,
                 w.source,
@@ -41,11 +43,11 @@ pub async fn run(client: &Client, a: UsageArgs) -> Result<(), ClientError> {
     if a.format.json {
         return crate::output::json(&r);
     }
-    println!("Claude account usage");
+    crate::outln!("Claude account usage");
     window("5-hour", r.five_hour.as_ref());
     window("7-day", r.seven_day.as_ref());
     if let Some(l) = &r.limit_hit {
-        println!(
+        crate::outln!(
             "  limit hit  {}{} — runs wait for the reset",
             l.kind,
             l.until
@@ -55,20 +57,20 @@ pub async fn run(client: &Client, a: UsageArgs) -> Result<(), ClientError> {
     }
     let p = &r.poller;
     match &p.token_source {
-        Some(src) => println!("  polling    with the token from {src}"),
-        None => println!(
+        Some(src) => crate::outln!("  polling    with the token from {src}"),
+        None => crate::outln!(
             "  polling    off: no subscription token (CLAUDE_CODE_OAUTH_TOKEN, ~/.claude/.credentials.json, \
              macOS Keychain); limits are learnt from the workers' own streams"
         ),
     }
     if let Some(t) = p.last_ok {
-        println!("  last poll  {} ({})", clock(t), ago(t));
+        crate::outln!("  last poll  {} ({})", clock(t), ago(t));
     }
     if let Some(e) = &p.last_error {
-        println!("  problem    {e}");
+        crate::outln!("  problem    {e}");
     }
     if let (Some(t), Some(_)) = (p.next_at, &p.token_source) {
-        println!("  next poll  {}", clock(t));
+        crate::outln!("  next poll  {}", clock(t));
     }
     Ok(())
 }

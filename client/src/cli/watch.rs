@@ -3,7 +3,7 @@
 //! events — redrawn in place until the run ends or Ctrl-C. Without a terminal it prints a frame
 //! only when something changed.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Args;
@@ -135,24 +135,19 @@ pub async fn run(client: &Client, a: WatchArgs) -> Result<(), ClientError> {
             // The daemon went away (a crash, a restart): start it again, as any command would,
             // and carry on; its workers are re-attached meanwhile.
             Err(ClientError::Unreachable { .. }) => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "orchestratord is not answering; starting it again…");
-                let _ = out.flush();
-                drop(out);
+                crate::outln!("orchestratord is not answering; starting it again…");
                 crate::autostart::connect(client.socket()).await?;
                 continue;
             }
             Err(e) => return Err(e),
         };
         if f != last {
-            let mut out = std::io::stdout().lock();
             if tty {
                 // Home, clear, draw: one redraw in place.
-                let _ = write!(out, "\x1b[H\x1b[2J{f}");
+                crate::out!("\x1b[H\x1b[2J{f}");
             } else {
-                let _ = writeln!(out, "{f}");
+                crate::outln!("{f}");
             }
-            let _ = out.flush();
             last = f;
         }
         if !r.status.is_active() {
@@ -160,7 +155,7 @@ pub async fn run(client: &Client, a: WatchArgs) -> Result<(), ClientError> {
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
-                println!();
+                crate::outln!();
                 return Ok(());
             }
             _ = tokio::time::sleep(interval) => {}

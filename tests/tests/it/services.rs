@@ -249,6 +249,42 @@ fn completions_and_the_man_page_come_from_the_cli_definition() {
     assert!(sb.health().is_none(), "none of these start the daemon");
 }
 
+/// `orchestrate … | head` ends quietly when head has read enough: status 141 (the shell's
+/// for SIGPIPE), nothing on stderr, and `watch` stops instead of redrawing into the void.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly_with_141() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    sb.start_run(&repo, "Something to watch");
+    for args in [
+        &["man"][..],
+        &["completions", "bash"],
+        &["list"],
+        &["status"],
+        &["log"],
+        &["watch", "--interval", "0.1"],
+        &["daemon", "status"],
+    ] {
+        // A pipe whose reading end is closed before the command starts: its first write fails.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = sb
+            .command(&orchestrator_tests::bins::bins().orchestrate)
+            .args(args)
+            .current_dir(&repo)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run orchestrate");
+        assert_eq!(
+            out.status.code(),
+            Some(141),
+            "orchestrate {args:?}: {out:?}"
+        );
+        assert!(out.stderr.is_empty(), "orchestrate {args:?}: {out:?}");
+    }
+}
+
 #[test]
 fn desktop_notifications_tell_the_user_when_a_run_completes() {
     let sb = Sandbox::new();
