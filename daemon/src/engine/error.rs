@@ -2,6 +2,8 @@
 //! task's failure or an escalation shows, naming the cause; none of them is a task's fault
 //! (those are outcomes, not errors).
 
+use std::path::PathBuf;
+
 use crate::agents::AgentError;
 use crate::engine::port::PortError;
 use crate::git::GitError;
@@ -27,6 +29,42 @@ pub enum EngineError {
         #[source]
         source: PortError,
     },
+    #[error("cannot find the run's branch: {0}")]
+    Branch(#[source] GitError),
+    #[error("cannot diff the branch: {0}")]
+    Diff(#[source] GitError),
+    #[error("there is no plan to review")]
+    NoPlan,
+    /// An agent's program could not be started.
+    #[error("cannot run {}: {source}", .bin.display())]
+    Spawn {
+        bin: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Codex review session that ended without a verdict, and why.
+    #[error(transparent)]
+    Review(#[from] ReviewError),
+}
+
+/// Why one Codex review attempt gave no verdict (it is retried, then the review fails).
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("no verdict within {secs} s, so it was stopped{}", .last_error.as_deref().map(|e| format!(" (its last error: {e})")).unwrap_or_default())]
+    TimedOut {
+        secs: u64,
+        last_error: Option<String>,
+    },
+    #[error("codex failed: {error} (exit {}); see {}", .exit.map_or("none".into(), |c| c.to_string()), .dir.display())]
+    Failed {
+        error: String,
+        exit: Option<i32>,
+        dir: PathBuf,
+    },
+    #[error("codex exited ({}) without a verdict; see {}", .exit.map_or("killed".into(), |c| format!("code {c}")), .stderr.display())]
+    Silent { exit: Option<i32>, stderr: PathBuf },
+    #[error("{reason}; see {}", .dir.display())]
+    Unreadable { reason: String, dir: PathBuf },
 }
 
 impl EngineError {

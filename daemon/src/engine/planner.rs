@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{EngineConfig, PLANNER_ATTEMPTS, end, note, session};
 use crate::agents::SessionSpec;
 use crate::board::Role;
+use crate::engine::error::EngineError;
 use crate::engine::port::{Ask, Port};
 use crate::store::{Db, RunRow, board};
 
@@ -104,7 +105,7 @@ struct Brief {
     submitted: Option<u32>,
 }
 
-async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
+async fn brief(db: &Db, run: &RunRow) -> Result<Brief, EngineError> {
     use crate::engine::review::prompt;
     use crate::store::reviews::{self, FindingStatus, ReviewKind};
     let (id, cycle) = (run.id.clone(), run.cycle);
@@ -123,8 +124,7 @@ async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
                 board::tasks(c, &id)?,
             ))
         })
-        .await
-        .map_err(|e| format!("cannot read the run: {e}"))?;
+        .await?;
     let before = latest.unwrap_or(0);
     let open_blocking = |l: Vec<crate::store::reviews::FindingRow>| -> Vec<_> {
         l.into_iter()
@@ -142,7 +142,7 @@ async fn brief(db: &Db, run: &RunRow) -> Result<Brief, String> {
             &format!("refs/heads/{}", run.branch),
         )
         .await
-        .map_err(|e| format!("cannot find the run's branch: {e}"))?;
+        .map_err(EngineError::Branch)?;
         return Ok(Brief {
             text: prompt::follow_up(cycle, &open_blocking(code_ledger), &tasks),
             commit: tip,
@@ -176,7 +176,7 @@ pub async fn plan(
     };
     let brief = match brief(&db, &run).await {
         Ok(b) => b,
-        Err(reason) => return Planned::Failed(reason),
+        Err(e) => return Planned::Failed(e.to_string()),
     };
     if let Some(version) = brief.submitted {
         note(

@@ -22,6 +22,7 @@ use super::{EngineConfig, note, session};
 use crate::agents::codex::{Codex, ReviewSpec, read_events};
 use crate::agents::{AgentKind, locate};
 use crate::board::Role;
+use crate::engine::error::{EngineError, ReviewError};
 use crate::engine::port::{Ask, Port};
 use crate::store::reviews::{self, ReviewKind};
 use crate::store::{Db, RunRow, board};
@@ -60,7 +61,7 @@ struct Subject {
     plan_version: Option<u32>,
 }
 
-async fn subject(db: &Db, run: &RunRow, kind: ReviewKind) -> Result<Subject, String> {
+async fn subject(db: &Db, run: &RunRow, kind: ReviewKind) -> Result<Subject, EngineError> {
     let project = Path::new(&run.project);
     let (id, cycle) = (run.id.clone(), run.cycle);
     let (plan, tasks, ledger) = db
@@ -74,11 +75,10 @@ async fn subject(db: &Db, run: &RunRow, kind: ReviewKind) -> Result<Subject, Str
                 reviews::findings(c, &id, kind)?,
             ))
         })
-        .await
-        .map_err(|e| format!("cannot read the run: {e}"))?;
+        .await?;
     match kind {
         ReviewKind::Plan => {
-            let (version, summary) = plan.ok_or("there is no plan to review")?;
+            let (version, summary) = plan.ok_or(EngineError::NoPlan)?;
             Ok(Subject {
                 prompt: prompt::plan_review(run, &summary, &tasks, &ledger),
                 commit: run.base_commit.clone(),
@@ -88,10 +88,10 @@ async fn subject(db: &Db, run: &RunRow, kind: ReviewKind) -> Result<Subject, Str
         ReviewKind::Code => {
             let tip = crate::git::rev_parse(project, &format!("refs/heads/{}", run.branch))
                 .await
-                .map_err(|e| format!("cannot find the run's branch: {e}"))?;
+                .map_err(EngineError::Branch)?;
             let (stat, diff) = crate::git::diff(project, &run.base_commit, &tip)
                 .await
-                .map_err(|e| format!("cannot diff the branch: {e}"))?;
+                .map_err(EngineError::Diff)?;
             Ok(Subject {
                 prompt: prompt::code_review(run, &tip, &stat, &diff, &ledger),
                 commit: tip,
@@ -138,11 +138,11 @@ pub async fn review(
     };
     let subject = match subject(&db, &run, kind).await {
         Ok(s) => s,
-        Err(reason) => {
+        Err(e) => {
             return Reviewed::Failed {
                 kind,
                 plan_version: None,
-                reason,
+                reason: e.to_string(),
                 dir: PathBuf::new(),
             };
         }
@@ -187,7 +187,8 @@ pub async fn review(
                 break;
             }
             Ok(None) => break, // stopped
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 note(
                     &handle,
                     Level::Warn,
@@ -242,7 +243,7 @@ async fn attempt_once(
     kind: ReviewKind,
     attempt: u32,
     cancel: &CancellationToken,
-) -> Result<Option<verdict::Verdict>, String> {
+) -> Result<Option<verdict::Verdict>, EngineError> {
     let grant = handle
         .ask(|reply| Ask::OpenSession {
             role: Role::Reviewer,
@@ -251,7 +252,7 @@ async fn attempt_once(
             reply,
         })
         .await
-        .map_err(|e| format!("cannot open a session: {e}"))?;
+        .map_err(|source| EngineError::Session { task: None, source })?;
     let attempt_dir = dir.join(format!("attempt-{attempt}"));
     let last_message = attempt_dir.join("last-message.txt");
     let spec = ReviewSpec {
@@ -295,39 +296,44 @@ async fn attempt_once(
         Some((0.0, events.input_tokens, events.output_tokens)),
     )
     .await;
-    let ended = ran.map_err(|e| format!("cannot run {}: {e}", codex.bin.display()))?;
+    let ended = ran.map_err(|source| EngineError::Spawn {
+        bin: codex.bin.clone(),
+        source,
+    })?;
     if ended.cancelled {
         return Ok(None);
     }
     if ended.timed_out {
-        return Err(format!(
-            "no verdict within {} s, so it was stopped{}",
-            cfg.codex.timeout.as_secs(),
-            events
-                .error
-                .map(|e| format!(" (its last error: {e})"))
-                .unwrap_or_default()
-        ));
+        return Err(ReviewError::TimedOut {
+            secs: cfg.codex.timeout.as_secs(),
+            last_error: events.error,
+        }
+        .into());
     }
     let text = match read_bounded(&last_message, 4 << 20).await {
         Some(t) if !t.trim().is_empty() => t,
         _ => events.last_message.clone().unwrap_or_default(),
     };
     if text.trim().is_empty() {
-        return Err(match (events.error, ended.exit_code) {
-            (Some(e), code) => format!(
-                "codex failed: {e} (exit {}); see {}",
-                code.map_or("none".into(), |c| c.to_string()),
-                attempt_dir.display()
-            ),
-            (None, code) => format!(
-                "codex exited ({}) without a verdict; see {}",
-                code.map_or("killed".into(), |c| format!("code {c}")),
-                session::files(&attempt_dir).1.display()
-            ),
-        });
+        let exit = ended.exit_code;
+        return Err(match events.error {
+            Some(error) => ReviewError::Failed {
+                error,
+                exit,
+                dir: attempt_dir,
+            },
+            None => ReviewError::Silent {
+                exit,
+                stderr: session::files(&attempt_dir).1,
+            },
+        }
+        .into());
     }
-    verdict::parse(&text)
-        .map(Some)
-        .map_err(|e| format!("{e}; see {}", attempt_dir.display()))
+    verdict::parse(&text).map(Some).map_err(|reason| {
+        ReviewError::Unreadable {
+            reason,
+            dir: attempt_dir,
+        }
+        .into()
+    })
 }
