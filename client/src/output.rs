@@ -1,7 +1,7 @@
 //! Human output: tables, durations, the run summary. `--json` output bypasses all of this and
 //! prints the `proto` types as they are.
 
-use orchestrator_proto::{Escalation, Event, Run, TaskStatus};
+use orchestrator_proto::{Escalation, Event, HoldKind, Run, TaskStatus};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -93,6 +93,32 @@ pub fn run_summary(r: &Run) {
     if let Some(f) = &r.context_file {
         crate::outln!("  context    {f}");
     }
+    run_commands(r);
+    run_progress(r);
+    if let Some(reason) = &r.status_reason {
+        crate::outln!("  why        {reason}");
+    }
+    if let Some(why) = &r.unreviewed {
+        crate::outln!("  review     not reviewed: {why}");
+    }
+    run_hold(r);
+    crate::outln!(
+        "  created    {} ({})",
+        clock(r.created_at),
+        ago(r.created_at)
+    );
+    crate::outln!(
+        "  updated    {} ({})",
+        clock(r.updated_at),
+        ago(r.updated_at)
+    );
+    if let Some(t) = r.finished_at {
+        crate::outln!("  finished   {} ({})", clock(t), ago(t));
+    }
+}
+
+/// The run's setup and gate commands with their limits.
+fn run_commands(r: &Run) {
     if let Some(s) = &r.options.setup {
         crate::outln!(
             "  setup      {s} (in every new worktree, {} at most)",
@@ -107,6 +133,10 @@ pub fn run_summary(r: &Run) {
             humantime::format_duration(std::time::Duration::from_secs(r.options.gate_timeout_secs))
         );
     }
+}
+
+/// Tasks, sessions and cost so far.
+fn run_progress(r: &Run) {
     let p = &r.progress;
     if p.tasks > 0 {
         crate::outln!(
@@ -140,18 +170,16 @@ pub fn run_summary(r: &Run) {
             p.project_cost_usd
         );
     }
-    if let Some(reason) = &r.status_reason {
-        crate::outln!("  why        {reason}");
-    }
-    if let Some(why) = &r.unreviewed {
-        crate::outln!("  review     not reviewed: {why}");
-    }
+}
+
+/// What the run waits for (a usage or budget hold) and what it has spent of its budget.
+fn run_hold(r: &Run) {
     if let Some(h) = &r.hold {
         let when = h
             .until
             .map(|u| format!(" until {} ({})", clock(u), until(u)))
             .unwrap_or_default();
-        let how = if h.kind == "usage" && r.options.auto_resume {
+        let how = if h.kind == HoldKind::Usage && r.options.auto_resume {
             "resumes by itself"
         } else {
             "`orchestrate resume` continues it"
@@ -160,19 +188,6 @@ pub fn run_summary(r: &Run) {
     }
     if let Some(b) = r.options.max_budget_usd {
         crate::outln!("  budget     ${:.2} of ${b:.2} spent", r.progress.cost_usd);
-    }
-    crate::outln!(
-        "  created    {} ({})",
-        clock(r.created_at),
-        ago(r.created_at)
-    );
-    crate::outln!(
-        "  updated    {} ({})",
-        clock(r.updated_at),
-        ago(r.updated_at)
-    );
-    if let Some(t) = r.finished_at {
-        crate::outln!("  finished   {} ({})", clock(t), ago(t));
     }
 }
 

@@ -143,9 +143,9 @@ fn restore(config: &Config, from: &std::path::Path) -> ExitCode {
     match orchestratord::store::durable::restore(from, &db) {
         Ok(r) => {
             println!(
-                "Restored {} with {} run(s) from {}.",
+                "Restored {} with {} from {}.",
                 db.display(),
-                r.runs,
+                orchestrator_proto::words::count(r.runs as u64, "run"),
                 from.display()
             );
             if let Some(p) = r.previous {

@@ -22,8 +22,8 @@ pub fn run(r: &RunRow) -> proto::Run {
         updated_at: r.updated_at,
         finished_at: r.finished_at,
         progress: r.progress.clone(),
-        hold: r.hold_kind.as_ref().map(|kind| proto::RunHold {
-            kind: kind.clone(),
+        hold: r.hold_kind.map(|kind| proto::RunHold {
+            kind,
             until: r.hold_until,
         }),
         unreviewed: r.unreviewed.clone(),

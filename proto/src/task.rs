@@ -136,5 +136,9 @@ mod tests {
             assert_eq!(s.as_str().parse::<TaskStatus>(), Ok(s));
         }
         assert!("waiting".parse::<TaskStatus>().is_err());
+        for h in [crate::HoldKind::Usage, crate::HoldKind::Budget] {
+            let json = serde_json::to_value(h).expect("serialises");
+            assert_eq!(json, serde_json::Value::String(h.to_string()));
+        }
     }
 }

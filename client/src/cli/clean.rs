@@ -46,9 +46,9 @@ pub async fn run(client: &Client, a: CleanArgs) -> Result<(), ClientError> {
     }
     let verb = if r.dry_run { "Would remove" } else { "Removed" };
     crate::outln!(
-        "{verb} {} of {} finished run(s).",
+        "{verb} {} of {}.",
         counts(&r.removed),
-        r.runs
+        orchestrator_proto::words::count(r.runs as u64, "finished run")
     );
     for i in &r.removed {
         crate::outln!("  - {} {} ({})", i.kind, i.name, i.reason);

@@ -12,6 +12,7 @@ use super::Format;
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::output;
+use orchestrator_proto::words::count;
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
@@ -44,69 +45,7 @@ const STOP_DEADLINE: Duration = Duration::from_secs(10);
 pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
     let client = Client::new(socket)?;
     match &a.command {
-        DaemonCmd::Status(format) => match client.health().await {
-            Ok(h) => {
-                if format.json {
-                    output::json(&h)?;
-                } else {
-                    crate::outln!(
-                        "orchestratord {} is running (pid {}, protocol {}).",
-                        h.daemon_version,
-                        h.pid,
-                        h.protocol_version
-                    );
-                    crate::outln!("  socket       {}", h.socket);
-                    crate::outln!("  data         {}", h.data_dir);
-                    match &h.log_dir {
-                        Some(dir) => crate::outln!(
-                            "  log          {dir}/ (orchestratord.<date>.log, one a day, a week kept)"
-                        ),
-                        None => crate::outln!("  log          stderr (journald under systemd)"),
-                    }
-                    crate::outln!(
-                        "  started      {} ({})",
-                        output::clock(h.started_at),
-                        output::ago(h.started_at)
-                    );
-                    crate::outln!("  active runs  {}", h.active_runs);
-                    match (h.reconciling, h.reconciled_in_ms) {
-                        (0, Some(ms)) => {
-                            crate::outln!("  reconciled   every restored run, {ms} ms after start")
-                        }
-                        (0, None) => {}
-                        (n, _) => crate::outln!(
-                            "  reconciling  {n} restored run(s): re-attaching to their workers"
-                        ),
-                    }
-                    crate::outln!("  mcp          {}", h.mcp_url);
-                    if h.agents_confined {
-                        crate::outln!(
-                            "  agents       confined: your checkout is read-only to them"
-                        );
-                    } else {
-                        crate::outln!(
-                            "  agents       confined: no (this system allows the daemon no mount \
-                             namespace; the daemon's log says why)"
-                        );
-                    }
-                }
-                Ok(())
-            }
-            Err(ClientError::Unreachable { .. }) => {
-                if format.json {
-                    output::json(&serde_json::json!({ "running": false, "socket": socket }))?;
-                } else {
-                    crate::outln!(
-                        "orchestratord is not running (nothing answers on {}).",
-                        socket.display()
-                    );
-                    crate::outln!("  Any orchestrate command starts it.");
-                }
-                // Like `systemctl status`: 3 means "not running", so scripts can tell.
-                std::process::exit(NOT_RUNNING);
-            }
-            Err(e) => Err(e),
-        },
+        DaemonCmd::Status(format) => status(&client, socket, format.json).await,
         DaemonCmd::Install => {
             // A daemon started on demand holds the socket: stop it so the service can take over.
             if client.health().await.is_ok() {
@@ -121,10 +60,10 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
         DaemonCmd::Start => {
             let h = start(&client, socket).await?;
             crate::outln!(
-                "orchestratord {} is running (pid {}); {} active run(s).",
+                "orchestratord {} is running (pid {}); {}.",
                 h.daemon_version,
                 h.pid,
-                h.active_runs
+                count(h.active_runs, "active run")
             );
             Ok(())
         }
@@ -138,32 +77,102 @@ pub async fn run(a: &DaemonArgs, socket: &Path) -> Result<(), ClientError> {
             }
             Ok(())
         }
-        DaemonCmd::Restart => {
-            let before = client.health().await.ok().map(|h| h.pid);
-            let h = if before.is_some() && managed(super::service::Action::Restart)? {
-                // The service manager restarts it: wait for the new process to answer.
-                wait_up(&client, socket, |h| Some(h.pid) != before).await?
-            } else {
-                stop(&client, socket).await?;
-                start(&client, socket).await?
-            };
-            let what = match before {
-                Some(p) => format!("restarted (pid {p} → pid {})", h.pid),
-                None => format!("was not running; started (pid {})", h.pid),
-            };
-            let workers = if h.active_runs > 0 {
-                ", their running workers re-attached"
-            } else {
-                ""
-            };
-            crate::outln!(
-                "orchestratord {} {what}; {} active run(s){workers}.",
-                h.daemon_version,
-                h.active_runs
-            );
+        DaemonCmd::Restart => restart(&client, socket).await,
+    }
+}
+
+/// `daemon status`: what answers on the socket, or exit 3 when nothing does.
+async fn status(client: &Client, socket: &Path, json: bool) -> Result<(), ClientError> {
+    match client.health().await {
+        Ok(h) if json => output::json(&h),
+        Ok(h) => {
+            print_health(&h);
             Ok(())
         }
+        Err(ClientError::Unreachable { .. }) => {
+            if json {
+                output::json(&serde_json::json!({ "running": false, "socket": socket }))?;
+            } else {
+                crate::outln!(
+                    "orchestratord is not running (nothing answers on {}).",
+                    socket.display()
+                );
+                crate::outln!("  Any orchestrate command starts it.");
+            }
+            // Like `systemctl status`: 3 means "not running", so scripts can tell.
+            std::process::exit(NOT_RUNNING);
+        }
+        Err(e) => Err(e),
     }
+}
+
+fn print_health(h: &orchestrator_proto::Health) {
+    crate::outln!(
+        "orchestratord {} is running (pid {}, protocol {}).",
+        h.daemon_version,
+        h.pid,
+        h.protocol_version
+    );
+    crate::outln!("  socket       {}", h.socket);
+    crate::outln!("  data         {}", h.data_dir);
+    match &h.log_dir {
+        Some(dir) => {
+            crate::outln!(
+                "  log          {dir}/ (orchestratord.<date>.log, one a day, a week kept)"
+            )
+        }
+        None => crate::outln!("  log          stderr (journald under systemd)"),
+    }
+    crate::outln!(
+        "  started      {} ({})",
+        output::clock(h.started_at),
+        output::ago(h.started_at)
+    );
+    crate::outln!("  active runs  {}", h.active_runs);
+    match (h.reconciling, h.reconciled_in_ms) {
+        (0, Some(ms)) => crate::outln!("  reconciled   every restored run, {ms} ms after start"),
+        (0, None) => {}
+        (n, _) => crate::outln!(
+            "  reconciling  {}: re-attaching to their workers",
+            count(n, "restored run")
+        ),
+    }
+    crate::outln!("  mcp          {}", h.mcp_url);
+    if h.agents_confined {
+        crate::outln!("  agents       confined: your checkout is read-only to them");
+    } else {
+        crate::outln!(
+            "  agents       confined: no (this system allows the daemon no mount namespace; \
+             the daemon's log says why)"
+        );
+    }
+}
+
+/// `daemon restart`: through the service manager when it runs the daemon, else stop and start.
+async fn restart(client: &Client, socket: &Path) -> Result<(), ClientError> {
+    let before = client.health().await.ok().map(|h| h.pid);
+    let h = if before.is_some() && managed(super::service::Action::Restart)? {
+        // The service manager restarts it: wait for the new process to answer.
+        wait_up(client, socket, |h| Some(h.pid) != before).await?
+    } else {
+        stop(client, socket).await?;
+        start(client, socket).await?
+    };
+    let what = match before {
+        Some(p) => format!("restarted (pid {p} → pid {})", h.pid),
+        None => format!("was not running; started (pid {})", h.pid),
+    };
+    let workers = if h.active_runs > 0 {
+        ", their running workers re-attached"
+    } else {
+        ""
+    };
+    crate::outln!(
+        "orchestratord {} {what}; {}{workers}.",
+        h.daemon_version,
+        count(h.active_runs, "active run")
+    );
+    Ok(())
 }
 
 /// Whether the installed service manager handles `action` (it ran it).

@@ -107,7 +107,7 @@ struct Brief {
 
 async fn brief(db: &Db, run: &RunRow) -> Result<Brief, EngineError> {
     use crate::engine::review::prompt;
-    use crate::store::reviews::{self, FindingStatus, ReviewKind};
+    use crate::store::reviews::{self, FindingStatus, ReviewKind, ReviewOutcome};
     let (id, cycle) = (run.id.clone(), run.cycle);
     let (latest, latest_cycle, plan_review, plan_ledger, code_ledger, tasks) = db
         .call(move |c| {
@@ -133,7 +133,7 @@ async fn brief(db: &Db, run: &RunRow) -> Result<Brief, EngineError> {
     };
     let revising = plan_review
         .as_ref()
-        .is_some_and(|r| r.outcome == "changes" && r.plan_version == latest);
+        .is_some_and(|r| r.outcome == ReviewOutcome::Changes && r.plan_version == latest);
     // A plan of this cycle that is not under revision is this planning's own.
     let submitted = latest.filter(|_| latest_cycle == Some(cycle) && !revising);
     if cycle > 1 {

@@ -99,8 +99,9 @@ pub fn check_not_emptied(conn: &Connection, path: &Path) -> Result<(), StoreErro
         .unwrap_or(0);
     if held > 0 {
         evidence.push(format!(
-            "{} holds the worktrees of {held} run(s)",
-            worktrees.display()
+            "{} holds the worktrees of {}",
+            worktrees.display(),
+            orchestrator_proto::words::count(held as u64, "run")
         ));
     }
     if evidence.is_empty() {

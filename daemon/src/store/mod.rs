@@ -13,6 +13,7 @@ pub mod live;
 pub mod reviews;
 pub mod runs;
 pub mod time_text;
+mod word;
 
 pub use escalations::{EscalationRow, NewEscalation};
 pub use events::{EventRow, NewEvent};

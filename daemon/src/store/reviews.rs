@@ -7,21 +7,26 @@ use time::OffsetDateTime;
 use super::StoreError;
 use super::time_text::{format, parse};
 
-/// Plan review or code review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReviewKind {
-    Plan,
-    Code,
+super::word::word_enum! {
+    /// Plan review or code review.
+    pub enum ReviewKind {
+        Plan = "plan",
+        Code = "code",
+    }
+}
+
+super::word::word_enum! {
+    /// What a review concluded.
+    pub enum ReviewOutcome {
+        Approved = "approved",
+        /// Its round had blocking findings: another plan revision or cycle.
+        Changes = "changes",
+        /// Codex gave no verdict.
+        Failed = "failed",
+    }
 }
 
 impl ReviewKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Plan => "plan",
-            Self::Code => "code",
-        }
-    }
-
     /// The prefix of this kind's finding ids.
     pub fn prefix(self) -> &'static str {
         match self {
@@ -34,11 +39,10 @@ impl ReviewKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewRow {
     pub id: u64,
-    pub kind: String,
+    pub kind: ReviewKind,
     pub cycle: u32,
     pub plan_version: Option<u32>,
-    /// `approved`, `changes` or `failed`.
-    pub outcome: String,
+    pub outcome: ReviewOutcome,
     pub summary: String,
     pub dir: String,
     pub created_at: OffsetDateTime,
@@ -87,7 +91,7 @@ pub struct NewReview {
     pub kind: ReviewKind,
     pub cycle: u32,
     pub plan_version: Option<u32>,
-    pub outcome: &'static str,
+    pub outcome: ReviewOutcome,
     pub summary: String,
     pub dir: String,
 }
@@ -103,7 +107,7 @@ pub fn insert(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             run,
-            new.kind.as_str(),
+            new.kind,
             new.cycle,
             new.plan_version,
             new.outcome,
@@ -117,7 +121,10 @@ pub fn insert(
 
 /// Marks a review as asking for changes (its round had blocking findings).
 pub fn mark_changes(c: &Connection, id: u64) -> Result<(), StoreError> {
-    c.execute("UPDATE reviews SET outcome = 'changes' WHERE id = ?1", [id])?;
+    c.execute(
+        "UPDATE reviews SET outcome = ?2 WHERE id = ?1",
+        params![id, ReviewOutcome::Changes],
+    )?;
     Ok(())
 }
 
@@ -125,7 +132,7 @@ pub fn mark_changes(c: &Connection, id: u64) -> Result<(), StoreError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindingRow {
     pub id: String,
-    pub kind: String,
+    pub kind: ReviewKind,
     pub priority: String,
     pub title: String,
     pub body: String,
@@ -137,34 +144,13 @@ pub struct FindingRow {
     pub status: FindingStatus,
 }
 
-/// Whether a finding still stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FindingStatus {
-    /// Raised by the last review of its kind (or never dropped since).
-    Open,
-    /// The last review of its kind did not raise it again.
-    Resolved,
-}
-
-impl FindingStatus {
-    /// The name in the database, the mirror's ledger and prompts.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingStatus::Open => "open",
-            FindingStatus::Resolved => "resolved",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        [FindingStatus::Open, FindingStatus::Resolved]
-            .into_iter()
-            .find(|f| f.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for FindingStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
+super::word::word_enum! {
+    /// Whether a finding still stands.
+    pub enum FindingStatus {
+        /// Raised by the last review of its kind (or never dropped since).
+        Open = "open",
+        /// The last review of its kind did not raise it again.
+        Resolved = "resolved",
     }
 }
 
@@ -186,16 +172,7 @@ fn finding(r: &Row<'_>) -> rusqlite::Result<FindingRow> {
         first_review: r.get(6)?,
         last_review: r.get(7)?,
         raised: r.get(8)?,
-        status: {
-            let s: String = r.get(9)?;
-            FindingStatus::parse(&s).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    9,
-                    rusqlite::types::Type::Text,
-                    format!("no finding status {s:?}").into(),
-                )
-            })?
-        },
+        status: r.get(9)?,
     })
 }
 

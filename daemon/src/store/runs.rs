@@ -30,7 +30,7 @@ pub struct RunRow {
     /// Counted from the tasks and sessions tables when the row is read.
     pub progress: orchestrator_proto::Progress,
     /// Why a paused run waits on something other than the user: `usage` or `budget`.
-    pub hold_kind: Option<String>,
+    pub hold_kind: Option<orchestrator_proto::HoldKind>,
     /// When a usage hold ends (the window's reset plus a margin).
     pub hold_until: Option<OffsetDateTime>,
     /// Why the code was not reviewed though reviews were wanted (a completed run).
@@ -115,7 +115,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
                 .map_err(|e| conversion(25, e))?,
             project_cost_usd: r.get(26)?,
         },
-        hold_kind: r.get(23)?,
+        hold_kind: r
+            .get::<_, Option<String>>(23)?
+            .map(|s| enum_from_text(23, s))
+            .transpose()?,
         hold_until: parse_opt(r.get(24)?)?,
         unreviewed: r.get(27)?,
     })
@@ -248,7 +251,7 @@ pub fn update(conn: &Connection, run: &RunRow) -> Result<(), StoreError> {
             run.status_reason,
             format(run.updated_at),
             run.finished_at.map(format),
-            run.hold_kind,
+            run.hold_kind.map(enum_text),
             run.hold_until.map(format),
         ],
     )?;

@@ -96,7 +96,7 @@ fn an_emptied_database_is_refused_and_the_backup_restores_it() {
         .expect("one backup");
     let (code, said) = start_daemon(&sb, &["--restore", &backup.display().to_string()]);
     assert_eq!(code, Some(0), "{said}");
-    assert!(said.contains("with 1 run(s)"), "{said}");
+    assert!(said.contains("with 1 run from"), "{said}");
     let list = sb.orchestrate(&["list", "--json"]).ok().json();
     assert_eq!(list["runs"][0]["id"], run.as_str(), "restored");
     // With a daemon running, a restore is refused.

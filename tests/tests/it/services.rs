@@ -360,7 +360,7 @@ fn daemon_start_stop_restart_act_on_the_daemon_and_keep_its_runs() {
             .contains("not running")
     );
     let said = sb.orchestrate(&["daemon", "start"]).ok().stdout;
-    assert!(said.contains("1 active run(s)"), "{said}");
+    assert!(said.contains("; 1 active run"), "{said}");
 }
 
 #[cfg(target_os = "linux")]

@@ -83,7 +83,7 @@ pub fn apply(kind: ReviewKind, ledger: &[FindingRow], found: &[RawFinding], revi
                 let id = format!("{}{counter}", kind.prefix());
                 next.push(FindingRow {
                     id: id.clone(),
-                    kind: kind.as_str().into(),
+                    kind,
                     priority: f.priority.as_str().into(),
                     title: f.title.trim().into(),
                     body: f.body.clone(),

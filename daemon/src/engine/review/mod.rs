@@ -19,7 +19,7 @@ use orchestrator_proto::Level;
 use tokio_util::sync::CancellationToken;
 
 use super::{EngineConfig, note, session};
-use crate::agents::codex::{Codex, ReviewSpec, read_events};
+use crate::agents::codex::{Codex, Events, ReviewSpec, read_events};
 use crate::agents::{AgentKind, locate};
 use crate::board::Role;
 use crate::engine::error::{EngineError, ReviewError};
@@ -101,14 +101,6 @@ async fn subject(db: &Db, run: &RunRow, kind: ReviewKind) -> Result<Subject, Eng
     }
 }
 
-/// A review that cannot run at all, and why.
-fn unavailable(kind: ReviewKind, why: impl std::fmt::Display) -> Reviewed {
-    Reviewed::Unavailable {
-        kind,
-        reason: why.to_string(),
-    }
-}
-
 /// Runs one review of `kind` for the run as it is now.
 pub async fn review(
     handle: Port,
@@ -118,23 +110,9 @@ pub async fn review(
     kind: ReviewKind,
     cancel: CancellationToken,
 ) -> Reviewed {
-    let env = match super::run_env(&db, &run.id).await {
-        Ok(e) => e,
-        Err(e) => return unavailable(kind, e),
-    };
-    let bin = match locate(AgentKind::Codex, &env, cfg.codex_bin.as_deref()) {
-        Ok(b) => b,
-        Err(e) => {
-            return Reviewed::Unavailable {
-                kind,
-                reason: e.to_string(),
-            };
-        }
-    };
-    let codex = Codex {
-        bin,
-        model: cfg.codex.model.clone(),
-        overrides: cfg.codex.overrides.clone(),
+    let (env, codex) = match tools(&db, &cfg, &run.id).await {
+        Ok(t) => t,
+        Err(reason) => return Reviewed::Unavailable { kind, reason },
     };
     let subject = match subject(&db, &run, kind).await {
         Ok(s) => s,
@@ -171,49 +149,46 @@ pub async fn review(
     if let Err(e) = crate::git::throwaway_worktree(&project, &worktree, &subject.commit).await {
         return failed(format!("cannot create the review's worktree: {e}"), &dir);
     }
-    let mut last = String::new();
-    let mut outcome = None;
-    for attempt in 1..=ATTEMPTS {
-        if cancel.is_cancelled() {
-            break;
-        }
-        match attempt_once(
-            &handle, &db, &codex, &cfg, &env, &dir, &worktree, kind, attempt, &cancel,
-        )
-        .await
-        {
-            Ok(Some(v)) => {
-                outcome = Some(v);
-                break;
-            }
-            Ok(None) => break, // stopped
-            Err(e) => {
-                let reason = e.to_string();
-                note(
-                    &handle,
-                    Level::Warn,
-                    "review_retry",
-                    format!(
-                        "Codex {} review attempt {attempt} of {ATTEMPTS} failed: {reason}",
-                        kind.as_str()
-                    ),
-                )
-                .await;
-                last = reason;
-            }
-        }
-    }
+    let attempt = Attempt {
+        handle: &handle,
+        db: &db,
+        codex: &codex,
+        cfg: &cfg,
+        env: &env,
+        dir: &dir,
+        worktree: &worktree,
+        kind,
+        cancel: &cancel,
+    };
+    let outcome = attempt.up_to(ATTEMPTS).await;
     let _ = crate::git::worktree_remove(&project, &worktree, true).await;
     match outcome {
-        Some(verdict) => Reviewed::Verdict {
+        Ok(Some(verdict)) => Reviewed::Verdict {
             kind,
             plan_version: subject.plan_version,
             verdict,
             dir,
         },
-        None if cancel.is_cancelled() => Reviewed::Stopped,
-        None => failed(last, &dir),
+        Ok(None) => Reviewed::Stopped,
+        Err(last) => failed(last, &dir),
     }
+}
+
+/// The run's environment and the codex to review with, or why there is none.
+async fn tools(
+    db: &Db,
+    cfg: &EngineConfig,
+    run: &str,
+) -> Result<(orchestrator_proto::SessionEnv, Codex), String> {
+    let env = super::run_env(db, run).await.map_err(|e| e.to_string())?;
+    let bin =
+        locate(AgentKind::Codex, &env, cfg.codex_bin.as_deref()).map_err(|e| e.to_string())?;
+    let codex = Codex {
+        bin,
+        model: cfg.codex.model.clone(),
+        overrides: cfg.codex.overrides.clone(),
+    };
+    Ok((env, codex))
 }
 
 /// At most `max` bytes of a file, as text (`None` when it cannot be read).
@@ -230,109 +205,155 @@ async fn write_inputs(dir: &Path, prompt: &str) -> std::io::Result<()> {
     crate::mirror::write_atomic(&dir.join("schema.json"), verdict::SCHEMA.as_bytes()).await
 }
 
-/// One codex session: `Ok(None)` when stopped, `Err` with the reason it gave no verdict.
-#[allow(clippy::too_many_arguments)]
-async fn attempt_once(
-    handle: &Port,
-    db: &Db,
-    codex: &Codex,
-    cfg: &EngineConfig,
-    env: &orchestrator_proto::SessionEnv,
-    dir: &Path,
-    worktree: &Path,
+/// What every attempt of one review shares.
+struct Attempt<'a> {
+    handle: &'a Port,
+    db: &'a Db,
+    codex: &'a Codex,
+    cfg: &'a EngineConfig,
+    env: &'a orchestrator_proto::SessionEnv,
+    dir: &'a Path,
+    worktree: &'a Path,
     kind: ReviewKind,
-    attempt: u32,
-    cancel: &CancellationToken,
-) -> Result<Option<verdict::Verdict>, EngineError> {
-    let grant = handle
-        .ask(|reply| Ask::OpenSession {
-            role: Role::Reviewer,
-            task: None,
-            ttl: cfg.codex.timeout + std::time::Duration::from_secs(60),
-            reply,
-        })
-        .await
-        .map_err(|source| EngineError::Session { task: None, source })?;
-    let attempt_dir = dir.join(format!("attempt-{attempt}"));
-    let last_message = attempt_dir.join("last-message.txt");
-    let spec = ReviewSpec {
-        cwd: worktree.to_path_buf(),
-        prompt_file: dir.join("prompt.md"),
-        schema_file: dir.join("schema.json"),
-        verdict_file: last_message.clone(),
-        env: env.clone(),
-    };
-    note(
-        handle,
-        Level::Info,
-        "review_started",
-        format!(
-            "Codex {} review started (session {}, attempt {attempt} of {ATTEMPTS})",
-            kind.as_str(),
-            grant.session
-        ),
-    )
-    .await;
-    let ran = match codex.command(&spec) {
-        Ok(cmd) => {
-            let watch = session::Watch {
-                cancel,
-                detach: None,
-                limits: super::watch::Limits {
-                    wall: Some(cfg.codex.timeout),
-                    ..super::watch::Limits::NONE
-                },
-                usage: None,
-                record: Some(cfg.record(db, &grant.session, None)),
-            };
-            session::run(cmd, &attempt_dir, None, watch).await
+    cancel: &'a CancellationToken,
+}
+
+impl Attempt<'_> {
+    /// Up to `max` attempts: the verdict, `Ok(None)` when stopped, or the last attempt's reason.
+    async fn up_to(&self, max: u32) -> Result<Option<verdict::Verdict>, String> {
+        let mut last = String::new();
+        for attempt in 1..=max {
+            if self.cancel.is_cancelled() {
+                return Ok(None);
+            }
+            match self.once(attempt).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    last = e.to_string();
+                    note(
+                        self.handle,
+                        Level::Warn,
+                        "review_retry",
+                        format!(
+                            "Codex {} review attempt {attempt} of {max} failed: {last}",
+                            self.kind.as_str()
+                        ),
+                    )
+                    .await;
+                }
+            }
         }
-        Err(e) => Err(e),
-    };
-    let events = read_events(&session::files(&attempt_dir).0);
-    super::end_session(
-        handle,
-        &grant.session,
-        Some((0.0, events.input_tokens, events.output_tokens)),
-    )
-    .await;
-    let ended = ran.map_err(|source| EngineError::Spawn {
-        bin: codex.bin.clone(),
-        source,
-    })?;
-    if ended.cancelled {
-        return Ok(None);
-    }
-    if ended.timed_out {
-        return Err(ReviewError::TimedOut {
-            secs: cfg.codex.timeout.as_secs(),
-            last_error: events.error,
+        if self.cancel.is_cancelled() {
+            return Ok(None);
         }
-        .into());
+        Err(last)
     }
-    let text = match read_bounded(&last_message, 4 << 20).await {
+
+    /// One codex session: `Ok(None)` when stopped, `Err` with the reason it gave no verdict.
+    async fn once(&self, attempt: u32) -> Result<Option<verdict::Verdict>, EngineError> {
+        let (cfg, handle) = (self.cfg, self.handle);
+        let grant = handle
+            .ask(|reply| Ask::OpenSession {
+                role: Role::Reviewer,
+                task: None,
+                ttl: cfg.codex.timeout + std::time::Duration::from_secs(60),
+                reply,
+            })
+            .await
+            .map_err(|source| EngineError::Session { task: None, source })?;
+        let attempt_dir = self.dir.join(format!("attempt-{attempt}"));
+        let last_message = attempt_dir.join("last-message.txt");
+        let spec = ReviewSpec {
+            cwd: self.worktree.to_path_buf(),
+            prompt_file: self.dir.join("prompt.md"),
+            schema_file: self.dir.join("schema.json"),
+            verdict_file: last_message.clone(),
+            env: self.env.clone(),
+        };
+        note(
+            handle,
+            Level::Info,
+            "review_started",
+            format!(
+                "Codex {} review started (session {}, attempt {attempt} of {ATTEMPTS})",
+                self.kind.as_str(),
+                grant.session
+            ),
+        )
+        .await;
+        let ran = match self.codex.command(&spec) {
+            Ok(cmd) => {
+                let watch = session::Watch {
+                    cancel: self.cancel,
+                    detach: None,
+                    limits: super::watch::Limits {
+                        wall: Some(cfg.codex.timeout),
+                        ..super::watch::Limits::NONE
+                    },
+                    usage: None,
+                    record: Some(cfg.record(self.db, &grant.session, None)),
+                };
+                session::run(cmd, &attempt_dir, None, watch).await
+            }
+            Err(e) => Err(e),
+        };
+        let events = read_events(&session::files(&attempt_dir).0);
+        super::end_session(
+            handle,
+            &grant.session,
+            Some((0.0, events.input_tokens, events.output_tokens)),
+        )
+        .await;
+        let ended = ran.map_err(|source| EngineError::Spawn {
+            bin: self.codex.bin.clone(),
+            source,
+        })?;
+        if ended.cancelled {
+            return Ok(None);
+        }
+        if ended.timed_out {
+            return Err(ReviewError::TimedOut {
+                secs: cfg.codex.timeout.as_secs(),
+                last_error: events.error,
+            }
+            .into());
+        }
+        verdict_of(&attempt_dir, &last_message, events, ended.exit_code)
+            .await
+            .map(Some)
+    }
+}
+
+/// The verdict a finished attempt left (in its last-message file or its last event), or why
+/// there is none.
+async fn verdict_of(
+    attempt_dir: &Path,
+    last_message: &Path,
+    events: Events,
+    exit: Option<i32>,
+) -> Result<verdict::Verdict, EngineError> {
+    let text = match read_bounded(last_message, 4 << 20).await {
         Some(t) if !t.trim().is_empty() => t,
         _ => events.last_message.clone().unwrap_or_default(),
     };
     if text.trim().is_empty() {
-        let exit = ended.exit_code;
         return Err(match events.error {
             Some(error) => ReviewError::Failed {
                 error,
                 exit,
-                dir: attempt_dir,
+                dir: attempt_dir.to_path_buf(),
             },
             None => ReviewError::Silent {
                 exit,
-                stderr: session::files(&attempt_dir).1,
+                stderr: session::files(attempt_dir).1,
             },
         }
         .into());
     }
-    verdict::parse(&text).map(Some).map_err(|reason| {
+    verdict::parse(&text).map_err(|reason| {
         ReviewError::Unreadable {
             reason,
-            dir: attempt_dir,
+            dir: attempt_dir.to_path_buf(),
         }
         .into()
     })

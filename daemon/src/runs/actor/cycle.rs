@@ -12,7 +12,7 @@ use super::RunActor;
 use crate::engine::review::ledger::{self, Next, Round};
 use crate::engine::review::{Reviewed, verdict::Verdict};
 use crate::runs::error::RunError;
-use crate::store::reviews::{self, FindingRow, NewReview, ReviewKind};
+use crate::store::reviews::{self, FindingRow, NewReview, ReviewKind, ReviewOutcome};
 use crate::store::{NewEvent, events, runs as run_rows, time_text};
 
 fn warn(kind: &'static str, message: String) -> NewEvent {
@@ -41,7 +41,7 @@ impl RunActor {
             .call(move |c| {
                 Ok(reviews::list(c, &id)?
                     .into_iter()
-                    .filter(|r| r.kind == kind.as_str())
+                    .filter(|r| r.kind == kind)
                     .count())
             })
             .await?)
@@ -141,7 +141,7 @@ impl RunActor {
                     kind,
                     cycle: self.run.cycle,
                     plan_version,
-                    outcome: "failed",
+                    outcome: ReviewOutcome::Failed,
                     summary: reason.clone(),
                     dir: dir.display().to_string(),
                 };
@@ -195,7 +195,7 @@ impl RunActor {
                         kind,
                         cycle,
                         plan_version,
-                        outcome: "approved",
+                        outcome: ReviewOutcome::Approved,
                         summary: summary.clone(),
                         dir: dir_text,
                     },

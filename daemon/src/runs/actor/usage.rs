@@ -6,7 +6,7 @@
 //! status change, so a restarted daemon resumes the run on time; time is compared by the wall
 //! clock on every tick, so a laptop that slept past the reset resumes as soon as it wakes.
 
-use orchestrator_proto::{Level, Phase, RunStatus};
+use orchestrator_proto::{HoldKind, Level, Phase, RunStatus};
 use time::OffsetDateTime;
 
 use super::RunActor;
@@ -77,7 +77,7 @@ impl RunActor {
                 clock(until)
             )
         };
-        self.run.hold_kind = Some("usage".into());
+        self.run.hold_kind = Some(HoldKind::Usage);
         self.run.hold_until = Some(until);
         self.set_status(
             RunStatus::Paused,
@@ -108,7 +108,7 @@ impl RunActor {
             }
         }
         let due = self.run.status == RunStatus::Paused
-            && self.run.hold_kind.as_deref() == Some("usage")
+            && self.run.hold_kind == Some(HoldKind::Usage)
             && self.run.options.auto_resume
             && self.run.hold_until.is_some_and(|u| u <= now);
         if !due {

@@ -3,6 +3,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use orchestrator_proto::HoldKind;
 
 impl RunActor {
     pub(super) async fn pause(&mut self, reason: Option<String>) -> Result<RunRow, RunError> {
@@ -65,8 +66,8 @@ impl RunActor {
             self.advance().await;
             return Ok(self.run.clone());
         }
-        let reason = match self.run.hold_kind.as_deref() {
-            Some("usage") => {
+        let reason = match self.run.hold_kind {
+            Some(HoldKind::Usage) => {
                 // The user overrides the current figures; newer ones are acted on again.
                 self.forced_at = Some(time::OffsetDateTime::now_utc());
                 reason.unwrap_or_else(|| "resumed by the user before the usage window reset".into())

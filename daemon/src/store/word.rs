@@ -1,0 +1,93 @@
+//! `word_enum!`: a state the store keeps as a word (`'open'`, `'changes'`): one list gives the
+//! enum, its name (`as_str`, `Display`), its parser, and its `ToSql`/`FromSql`, so SQL, the
+//! mirror and messages read the same word and a bad one in the database is an error, never a
+//! silent default.
+
+/// Defines `pub enum $name { $variant, … }` whose words are the given literals.
+macro_rules! word_enum {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The word in the database, the mirror and messages.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // `pad`, so `{:<12}` lines up a table.
+                f.pad(self.as_str())
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let s = v.as_str()?;
+                Self::parse(s).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(
+                        format!("no {} {s:?}", stringify!($name)).into(),
+                    )
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use word_enum;
+
+#[cfg(test)]
+mod tests {
+    use crate::store::reviews::{FindingStatus, ReviewKind, ReviewOutcome};
+
+    fn round_trip<T>(all: &[T])
+    where
+        T: rusqlite::types::ToSql + rusqlite::types::FromSql + std::fmt::Display + PartialEq,
+        T: std::fmt::Debug + Copy,
+    {
+        let c = rusqlite::Connection::open_in_memory().expect("db");
+        for v in all {
+            let (text, back): (String, T) = c
+                .query_row("SELECT ?1, ?1", [v], |r| Ok((r.get(0)?, r.get(1)?)))
+                .expect("select");
+            assert_eq!(text, v.to_string(), "SQL and Display agree");
+            assert_eq!(back, *v);
+        }
+    }
+
+    #[test]
+    fn sql_display_and_parsing_agree_and_a_bad_word_is_an_error() {
+        round_trip(ReviewKind::ALL);
+        round_trip(ReviewOutcome::ALL);
+        round_trip(FindingStatus::ALL);
+        assert_eq!(
+            ReviewOutcome::parse("changes"),
+            Some(ReviewOutcome::Changes)
+        );
+        let c = rusqlite::Connection::open_in_memory().expect("db");
+        let bad = c.query_row("SELECT 'maybe'", [], |r| r.get::<_, ReviewOutcome>(0));
+        assert!(
+            bad.is_err_and(|e| e.to_string().contains("no ReviewOutcome \"maybe\"")),
+            "a word the enum does not know is an error"
+        );
+    }
+}
