@@ -331,11 +331,11 @@ impl Mirror {
 
 impl Mirror {
     /// Rewrites `tasks/<id>.json`.
-    pub async fn write_task(&self, id: &str, task: &serde_json::Value) -> std::io::Result<()> {
+    pub async fn write_task(&self, task: &orchestrator_proto::Task) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(task).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         let dir = self.root.join("tasks");
-        write_atomic(&dir.join(format!("{id}.json")), &bytes).await
+        write_atomic(&dir.join(format!("{}.json", task.id)), &bytes).await
     }
 
     /// Removes `tasks/<id>.json` (a task of a superseded plan).
@@ -364,13 +364,16 @@ impl Mirror {
     }
 
     /// Appends one JSON line per message to `messages/messages.jsonl`.
-    pub async fn append_messages(&self, lines: &[serde_json::Value]) -> std::io::Result<()> {
+    pub async fn append_messages(
+        &self,
+        lines: &[crate::board::reply::Message],
+    ) -> std::io::Result<()> {
         if lines.is_empty() {
             return Ok(());
         }
         let mut text = String::new();
         for l in lines {
-            text.push_str(&l.to_string());
+            text.push_str(&serde_json::to_string(l).map_err(std::io::Error::other)?);
             text.push('\n');
         }
         append(self.root.join("messages").join("messages.jsonl"), text).await

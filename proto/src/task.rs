@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 
 /// Where a task stands on its run's board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// Waiting for its dependencies or a worker.
@@ -60,6 +61,7 @@ impl std::str::FromStr for TaskStatus {
 
 /// One task of a run's plan, as the board holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Task {
     pub id: String,
@@ -83,6 +85,7 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub updated_at: OffsetDateTime,
     /// What its sessions cost so far (USD).
     pub cost_usd: f64,
@@ -95,6 +98,7 @@ pub struct Task {
         skip_serializing_if = "Option::is_none",
         with = "time::serde::rfc3339::option"
     )]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub last_activity_at: Option<OffsetDateTime>,
     /// The plan's checks for it, run by the daemon when its worker completes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -106,6 +110,7 @@ pub struct Task {
 
 /// One run of one of a task's `verify` commands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskCheck {
     pub command: String,
     pub passed: bool,

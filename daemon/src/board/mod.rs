@@ -10,16 +10,18 @@
 
 mod ops;
 pub mod plan;
+pub mod reply;
 
 use std::collections::HashSet;
 
 use orchestrator_proto::TaskStatus;
 use rusqlite::Connection;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::store::board::{self as rows, MessageRow, NewTask, TaskRow};
 use crate::store::{NewEscalation, NewEvent, RunRow, StoreError, escalations, events, time_text};
 pub use plan::PlanInput;
+pub use reply::Reply;
 
 use ops::*;
 
@@ -125,10 +127,16 @@ fn refused(msg: impl Into<String>) -> BoardError {
     BoardError::Refused(msg.into())
 }
 
-/// What changed, for the actor to publish and mirror.
-#[derive(Debug, Default)]
+/// An operation's reply, and what it changed.
+#[derive(Debug)]
 pub struct Applied {
-    pub reply: Value,
+    pub reply: Reply,
+    pub changes: Changes,
+}
+
+/// What an operation changed, for the actor to publish and mirror.
+#[derive(Debug, Default)]
+pub struct Changes {
     pub events: Vec<crate::store::EventRow>,
     pub tasks: Vec<TaskRow>,
     pub messages: Vec<MessageRow>,
@@ -164,9 +172,9 @@ pub fn apply(
         caller,
         session,
         at: time_text::now(),
-        out: Applied::default(),
+        out: Changes::default(),
     };
-    match op {
+    let reply = match op {
         Op::MyTask => my_task(&mut a)?,
         Op::Claim => claim(&mut a)?,
         Op::Progress { note } => progress(&mut a, note)?,
@@ -181,10 +189,10 @@ pub fn apply(
             blocking,
         } => escalate(&mut a, question, context, blocking)?,
         Op::SubmitPlan(plan) => submit_plan(&mut a, plan)?,
-    }
-    let out = a.out;
+    };
+    let changes = a.out;
     tx.commit().map_err(StoreError::from)?;
-    Ok(out)
+    Ok(Applied { reply, changes })
 }
 
 /// One operation's transaction, and what it knows of its caller.
@@ -195,7 +203,7 @@ struct Apply<'a> {
     /// The caller's session row (active, of this run).
     session: crate::store::board::SessionRow,
     at: time::OffsetDateTime,
-    out: Applied,
+    out: Changes,
 }
 
 impl Apply<'_> {
@@ -241,23 +249,4 @@ fn first_line(s: &str) -> String {
     } else {
         line.to_owned()
     }
-}
-
-pub fn task_json(t: &TaskRow) -> Value {
-    // The API's own shape: the mirror, the API and the tools say the same of a task.
-    serde_json::to_value(crate::wire::task(t)).unwrap_or(Value::Null)
-}
-
-pub fn message_json(m: &MessageRow) -> Value {
-    json!({
-        "id": m.id,
-        "from": match (&m.from_session, &m.from_task) {
-            (None, _) => "orchestrator".to_owned(),
-            (Some(_), Some(t)) => format!("task {t}"),
-            (Some(s), None) => format!("session {s}"),
-        },
-        "to": m.to_id.clone().unwrap_or_else(|| m.to_kind.clone()),
-        "body": m.body,
-        "at": time_text::format(m.created_at),
-    })
 }

@@ -5,37 +5,41 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 
-pub(super) fn my_task(a: &mut Apply<'_>) -> Result<(), BoardError> {
+pub(super) fn my_task(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
     let id = a.need_task()?;
     let task =
         rows::task(a.tx, &a.run.id, &id)?.ok_or_else(|| refused("your task no longer exists"))?;
     let mut deps = Vec::new();
     for d in &task.depends_on {
         if let Some(t) = rows::task(a.tx, &a.run.id, d)? {
-            deps.push(
-                json!({"id": t.id, "title": t.title, "status": t.status, "result": t.result}),
-            );
+            deps.push(reply::Dependency {
+                id: t.id,
+                title: t.title,
+                status: t.status,
+                result: t.result,
+            });
         }
     }
     let plan = rows::latest_plan(a.tx, &a.run.id)?.map(|(_, s)| s);
-    a.out.reply = json!({
-        "feature": a.run.feature,
-        "branch": a.run.branch,
-        "plan_summary": plan,
-        "task": task_json(&task),
-        "dependencies": deps,
-        "checks": {
-            "verify": task.verify,
-            "verify_runs": "when you call complete_task, in your worktree; a failure refuses the completion with the output",
-            "gate": a.run.options.gate,
-            "gate_runs": "on the merged result of your branch, in the integration worktree; a red gate sends the task back with its output",
-            "setup": a.run.options.setup,
+    Ok(Reply::MyTask(Box::new(reply::MyTask {
+        feature: a.run.feature.clone(),
+        branch: a.run.branch.clone(),
+        plan_summary: plan,
+        checks: reply::Checks {
+            verify: task.verify.clone(),
+            verify_runs: "when you call complete_task, in your worktree; a failure refuses the \
+                          completion with the output",
+            gate: a.run.options.gate.clone(),
+            gate_runs: "on the merged result of your branch, in the integration worktree; a red \
+                        gate sends the task back with its output",
+            setup: a.run.options.setup.clone(),
         },
-    });
-    Ok(())
+        task: crate::wire::task(&task),
+        dependencies: deps,
+    })))
 }
 
-pub(super) fn claim(a: &mut Apply<'_>) -> Result<(), BoardError> {
+pub(super) fn claim(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
     if let Some(own) = &a.session.dispatched {
         return Err(refused(format!(
             "you were started for task {own} and work on it alone; do not claim other \
@@ -61,23 +65,40 @@ pub(super) fn claim(a: &mut Apply<'_>) -> Result<(), BoardError> {
                 )
                 .with_data(json!({"task": id, "session": a.caller.session})),
             )?;
-            a.out.reply = json!({"claimed": true, "task": task_json(&task),
-                    "next": "call get_task for the full brief and the results of its dependencies"});
+            let claimed = reply::Claim {
+                claimed: true,
+                task: Some(crate::wire::task(&task)),
+                next: Some("call get_task for the full brief and the results of its dependencies"),
+                pending: None,
+                in_progress: None,
+                done: None,
+                reason: None,
+            };
             a.out.tasks.push(task);
+            Ok(Reply::Claim(Box::new(claimed)))
         }
         None => {
             let all = rows::tasks(a.tx, &a.run.id)?;
             let count = |s: TaskStatus| all.iter().filter(|t| t.status == s).count();
-            a.out.reply = json!({"claimed": false,
-                    "pending": count(TaskStatus::Pending), "in_progress": count(TaskStatus::InProgress), "done": count(TaskStatus::Done),
-                    "reason": if count(TaskStatus::Pending) > 0 { "every pending task waits on dependencies not merged yet; check again later" }
-                              else { "no task is left to claim" }});
+            let pending = count(TaskStatus::Pending);
+            Ok(Reply::Claim(Box::new(reply::Claim {
+                claimed: false,
+                task: None,
+                next: None,
+                pending: Some(pending),
+                in_progress: Some(count(TaskStatus::InProgress)),
+                done: Some(count(TaskStatus::Done)),
+                reason: Some(if pending > 0 {
+                    "every pending task waits on dependencies not merged yet; check again later"
+                } else {
+                    "no task is left to claim"
+                }),
+            })))
         }
     }
-    Ok(())
 }
 
-pub(super) fn progress(a: &mut Apply<'_>, note: String) -> Result<(), BoardError> {
+pub(super) fn progress(a: &mut Apply<'_>, note: String) -> Result<Reply, BoardError> {
     let id = a.need_task()?;
     bounded("note", &note, BODY_MAX)?;
     if !rows::set_progress(a.tx, &a.run.id, &id, &a.caller.session, &note, a.at)? {
@@ -93,12 +114,14 @@ pub(super) fn progress(a: &mut Apply<'_>, note: String) -> Result<(), BoardError
         }
         .with_data(json!({"task": id})),
     )?;
-    a.out.reply = json!({"recorded": true, "task": id});
     a.out.tasks.extend(rows::task(a.tx, &a.run.id, &id)?);
-    Ok(())
+    Ok(Reply::Progress(reply::Progress {
+        recorded: true,
+        task: id,
+    }))
 }
 
-pub(super) fn complete(a: &mut Apply<'_>, summary: String) -> Result<(), BoardError> {
+pub(super) fn complete(a: &mut Apply<'_>, summary: String) -> Result<Reply, BoardError> {
     let id = a.need_task()?;
     bounded("summary", &summary, BODY_MAX)?;
     let already = rows::task(a.tx, &a.run.id, &id)?;
@@ -133,12 +156,19 @@ pub(super) fn complete(a: &mut Apply<'_>, summary: String) -> Result<(), BoardEr
     } else {
         "call claim_task for more work, or stop if none is left"
     };
-    a.out.reply = json!({"completed": true, "task": id, "next": next});
     a.out.tasks.extend(rows::task(a.tx, &a.run.id, &id)?);
-    Ok(())
+    Ok(Reply::Complete(reply::Complete {
+        completed: true,
+        task: id,
+        next,
+    }))
 }
 
-pub(super) fn fail(a: &mut Apply<'_>, reason: String, retryable: bool) -> Result<(), BoardError> {
+pub(super) fn fail(
+    a: &mut Apply<'_>,
+    reason: String,
+    retryable: bool,
+) -> Result<Reply, BoardError> {
     let id = a.need_task()?;
     bounded("reason", &reason, BODY_MAX)?;
     let status = if retryable {
@@ -181,20 +211,29 @@ pub(super) fn fail(a: &mut Apply<'_>, reason: String, retryable: bool) -> Result
         }
         .with_data(json!({"task": id, "retryable": retryable})),
     )?;
-    a.out.reply = json!({"recorded": true, "task": id, "status": status});
     a.out.tasks.extend(rows::task(a.tx, &a.run.id, &id)?);
-    Ok(())
+    Ok(Reply::Fail(reply::Fail {
+        recorded: true,
+        task: id,
+        status,
+    }))
 }
 
-pub(super) fn board(a: &mut Apply<'_>) -> Result<(), BoardError> {
-    let all = rows::tasks(a.tx, &a.run.id)?;
-    a.out.reply = json!({"tasks": all.iter().map(|t| json!({
-            "id": t.id, "title": t.title, "status": t.status, "assignee": t.assignee, "depends_on": t.depends_on,
-        })).collect::<Vec<_>>()});
-    Ok(())
+pub(super) fn board(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
+    let tasks = rows::tasks(a.tx, &a.run.id)?
+        .into_iter()
+        .map(|t| reply::BoardTask {
+            id: t.id,
+            title: t.title,
+            status: t.status,
+            assignee: t.assignee,
+            depends_on: t.depends_on,
+        })
+        .collect();
+    Ok(Reply::Board(reply::Board { tasks }))
 }
 
-pub(super) fn send(a: &mut Apply<'_>, to: To, body: String) -> Result<(), BoardError> {
+pub(super) fn send(a: &mut Apply<'_>, to: To, body: String) -> Result<Reply, BoardError> {
     bounded("body", &body, BODY_MAX)?;
     let (kind, id) = match &to {
         To::All => ("all", None),
@@ -229,12 +268,15 @@ pub(super) fn send(a: &mut Apply<'_>, to: To, body: String) -> Result<(), BoardE
         )
         .with_data(json!({"message": m.id})),
     )?;
-    a.out.reply = json!({"sent": true, "message_id": m.id});
+    let sent = reply::Sent {
+        sent: true,
+        message_id: m.id,
+    };
     a.out.messages.push(m);
-    Ok(())
+    Ok(Reply::Send(sent))
 }
 
-pub(super) fn read_messages(a: &mut Apply<'_>) -> Result<(), BoardError> {
+pub(super) fn read_messages(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
     let unread = rows::take_unread(
         a.tx,
         &a.run.id,
@@ -242,8 +284,9 @@ pub(super) fn read_messages(a: &mut Apply<'_>) -> Result<(), BoardError> {
         a.session.task_id.as_deref(),
         a.at,
     )?;
-    a.out.reply = json!({"messages": unread.iter().map(message_json).collect::<Vec<_>>()});
-    Ok(())
+    Ok(Reply::Messages(reply::Messages {
+        messages: unread.iter().map(reply::Message::from).collect(),
+    }))
 }
 
 pub(super) fn escalate(
@@ -251,7 +294,7 @@ pub(super) fn escalate(
     question: String,
     context: Option<String>,
     blocking: bool,
-) -> Result<(), BoardError> {
+) -> Result<Reply, BoardError> {
     bounded("question", &question, BODY_MAX)?;
     if let Some(c) = &context {
         bounded("context", c, BODY_MAX)?;
@@ -286,12 +329,15 @@ pub(super) fn escalate(
     if blocking {
         a.out.blocking_escalation = Some(e.id);
     }
-    a.out.reply = json!({"escalation_id": e.id, "blocking": blocking,
-            "next": "a human will answer; the answer arrives as a message from the orchestrator (read_messages)"});
-    Ok(())
+    Ok(Reply::Escalate(reply::Escalated {
+        escalation_id: e.id,
+        blocking,
+        next: "a human will answer; the answer arrives as a message from the orchestrator \
+               (read_messages)",
+    }))
 }
 
-pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<(), BoardError> {
+pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<Reply, BoardError> {
     // A second plan from the same planner replaces its first before any of it runs
     // (both would otherwise execute). Undone with the transaction if this one is refused.
     let (superseded, dropped) = rows::supersede_own_plans(a.tx, &a.run.id, &a.caller.session)?;
@@ -348,8 +394,12 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<(), Boar
                     "dropped": dropped})),
         )?;
     }
-    a.out.reply = json!({"accepted": true, "version": version, "tasks": plan.tasks.len(),
-            "superseded": superseded});
+    let accepted = reply::PlanAccepted {
+        accepted: true,
+        version,
+        tasks: plan.tasks.len(),
+        superseded,
+    };
     a.out.removed = dropped
         .into_iter()
         .filter(|id| !plan.tasks.iter().any(|t| &t.id == id))
@@ -359,5 +409,5 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<(), Boar
         .filter(|t| !existing.contains(&t.id))
         .collect();
     a.out.plan = Some((version, plan));
-    Ok(())
+    Ok(Reply::Plan(accepted))
 }

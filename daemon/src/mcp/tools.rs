@@ -1,14 +1,15 @@
 //! The MCP tools: thin adapters that turn a tool call into a board [`Op`] for the caller's run
 //! actor, and the result into `structuredContent` plus a one-line text.
 
+use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::{ErrorData as McpError, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::board::{Caller, Op, PlanInput, To};
+use crate::board::{Caller, Op, PlanInput, Reply, To, reply};
 use crate::runs::{Command, RunError, Runs};
 
 /// What every session reads first (Claude Code puts it in the model's context).
@@ -115,7 +116,7 @@ impl OrchestratorMcp {
             .command(&run, |reply| Command::Board { caller, op, reply })
             .await;
         match result {
-            Ok(Ok(v)) => Ok(success(v)),
+            Ok(Ok(reply)) => success(reply),
             Ok(Err(refused)) => Ok(refusal(&refused)),
             Err(e @ RunError::Rejected { .. }) => Ok(refusal(&e.to_string())),
             Err(e) => Err(McpError::internal_error(e.to_string(), None)),
@@ -123,22 +124,20 @@ impl OrchestratorMcp {
     }
 }
 
-fn success(v: Value) -> CallToolResult {
-    let text = v
-        .get("next")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            let s = v.to_string();
-            if s.chars().count() > 300 {
-                format!("{}…", s.chars().take(300).collect::<String>())
-            } else {
-                s
-            }
-        });
+fn success(reply: Reply) -> Result<CallToolResult, McpError> {
+    let v = serde_json::to_value(&reply)
+        .map_err(|e| McpError::internal_error(format!("cannot serialise a reply: {e}"), None))?;
+    let text = reply.next().map(str::to_owned).unwrap_or_else(|| {
+        let s = v.to_string();
+        if s.chars().count() > 300 {
+            format!("{}…", s.chars().take(300).collect::<String>())
+        } else {
+            s
+        }
+    });
     let mut r = CallToolResult::structured(v);
     r.content = vec![ContentBlock::text(text)];
-    r
+    Ok(r)
 }
 
 fn refusal(message: &str) -> CallToolResult {
@@ -150,7 +149,8 @@ fn refusal(message: &str) -> CallToolResult {
 #[tool_router]
 impl OrchestratorMcp {
     #[tool(
-        description = "Worker: take the next ready task (pending, dependencies done). Returns it, or why none is ready."
+        description = "Worker: take the next ready task (pending, dependencies done). Returns it, or why none is ready.",
+        output_schema = schema_for_output::<reply::Claim>(),
     )]
     async fn claim_task(
         &self,
@@ -160,7 +160,8 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Worker: your current task with everything needed to do it: feature, plan summary, task text, acceptance criteria, files, and the results of the tasks it depends on."
+        description = "Worker: your current task with everything needed to do it: feature, plan summary, task text, acceptance criteria, files, and the results of the tasks it depends on.",
+        output_schema = schema_for_output::<reply::MyTask>(),
     )]
     async fn get_task(
         &self,
@@ -170,7 +171,8 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Worker: record progress on your task; also your heartbeat, so call it every few minutes."
+        description = "Worker: record progress on your task; also your heartbeat, so call it every few minutes.",
+        output_schema = schema_for_output::<reply::Progress>(),
     )]
     async fn report_progress(
         &self,
@@ -181,7 +183,8 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Worker: finish your task with a summary of what changed and how you verified it."
+        description = "Worker: finish your task with a summary of what changed and how you verified it.",
+        output_schema = schema_for_output::<reply::Complete>(),
     )]
     async fn complete_task(
         &self,
@@ -254,7 +257,8 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Worker: give up your task, saying why; retryable puts it back on the board."
+        description = "Worker: give up your task, saying why; retryable puts it back on the board.",
+        output_schema = schema_for_output::<reply::Fail>(),
     )]
     async fn fail_task(
         &self,
@@ -272,7 +276,8 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "The task board: every task's id, title, status, assignee and dependencies."
+        description = "The task board: every task's id, title, status, assignee and dependencies.",
+        output_schema = schema_for_output::<reply::Board>(),
     )]
     async fn list_tasks(
         &self,
@@ -282,7 +287,8 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Send a message to the worker of a task (by task id), to \"all\", or to \"orchestrator\"."
+        description = "Send a message to the worker of a task (by task id), to \"all\", or to \"orchestrator\".",
+        output_schema = schema_for_output::<reply::Sent>(),
     )]
     async fn send_message(
         &self,
@@ -298,7 +304,8 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Messages sent to you (your task, or all) since you last asked; each is returned once."
+        description = "Messages sent to you (your task, or all) since you last asked; each is returned once.",
+        output_schema = schema_for_output::<reply::Messages>(),
     )]
     async fn read_messages(
         &self,
@@ -308,7 +315,8 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Ask a human. Blocking means you cannot continue without the answer. The answer arrives as a message."
+        description = "Ask a human. Blocking means you cannot continue without the answer. The answer arrives as a message.",
+        output_schema = schema_for_output::<reply::Escalated>(),
     )]
     async fn escalate(
         &self,
@@ -327,7 +335,8 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Planner: submit the plan (summary + 1-200 tasks with unique ids, dependencies, acceptance criteria, files). A refusal lists every problem to fix."
+        description = "Planner: submit the plan (summary + 1-200 tasks with unique ids, dependencies, acceptance criteria, files). A refusal lists every problem to fix.",
+        output_schema = schema_for_output::<reply::PlanAccepted>(),
     )]
     async fn submit_plan(
         &self,

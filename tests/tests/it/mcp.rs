@@ -386,31 +386,40 @@ fn the_endpoint_keeps_its_port_and_tokens_across_a_daemon_restart() {
     );
 }
 
+/// Runs the Python SDK's client (tests/py/mcp_client.py) on a session and returns what it saw.
+fn python_client(g: &Value, mode: &str) -> Value {
+    let out = std::process::Command::new(orchestrator_tests::deps::python())
+        .arg(orchestrator_tests::deps::py_script("mcp_client.py"))
+        .arg(g["mcp_url"].as_str().expect("url"))
+        .arg(g["token"].as_str().expect("token"))
+        .arg(mode)
+        .output()
+        .expect("run the Python client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{mode}: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON")
+}
+
+/// The official Python SDK lists and calls our tools, and every reply that is not an error
+/// holds to the output schema its tool published (checked by jsonschema, not by us).
 #[test]
 fn the_official_python_sdk_lists_and_calls_our_tools() {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
     let run = sb.start_run(&repo, "Feature");
-    sb.session(&run, "planner").ok(
-        "submit_plan",
-        json!({"summary": "One", "tasks": [task("a", &[])]}),
+    let planned = python_client(
+        &sb.open_session(&run, json!({"role": "planner"})),
+        "planner",
     );
+    assert_eq!(planned["checked"], json!(["submit_plan"]), "{planned}");
+    assert_eq!(planned["results"]["submit_plan"]["tasks"], 2, "{planned}");
     for mode in ["auto", "legacy"] {
         let g = sb.open_session(&run, json!({"role": "worker"}));
-        let out = std::process::Command::new(orchestrator_tests::deps::python())
-            .arg(orchestrator_tests::deps::py_script("mcp_client.py"))
-            .arg(g["mcp_url"].as_str().expect("url"))
-            .arg(g["token"].as_str().expect("token"))
-            .arg(mode)
-            .output()
-            .expect("run the Python client");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{mode}: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
+        let seen = python_client(&g, mode);
         let tools = seen["tools"].as_array().expect("tools");
         for tool in ["claim_task", "complete_task", "get_task", "escalate"] {
             assert!(tools.iter().any(|t| t == tool), "{mode}: {seen}");
@@ -421,6 +430,18 @@ fn the_official_python_sdk_lists_and_calls_our_tools() {
         );
         assert_eq!(seen["board"]["tasks"][0]["id"], "a", "{mode}: {seen}");
         assert_eq!(seen["claim_is_error"], false, "{mode}: {seen}");
+        assert_eq!(seen["without_output_schema"], json!([]), "{mode}: {seen}");
+        assert_eq!(seen["invalid"], json!([]), "{mode}: {seen}");
+        assert_eq!(seen["errors"], json!({}), "{mode}: {seen}");
+        assert_eq!(
+            seen["checked"].as_array().map(Vec::len),
+            Some(7),
+            "every call's reply checked against its schema: {mode}: {seen}"
+        );
+        assert_eq!(
+            seen["results"]["complete_task"]["completed"], true,
+            "{mode}: {seen}"
+        );
     }
 }
 

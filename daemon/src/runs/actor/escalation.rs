@@ -189,7 +189,7 @@ impl RunActor {
         self.rewrite_mirror(false).await;
         if let Err(e) = self
             .mirror
-            .append_messages(&[board::message_json(&message)])
+            .append_messages(&[board::reply::Message::from(&message)])
             .await
         {
             tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror the answer's message");

@@ -80,7 +80,7 @@ pub enum Command {
     Board {
         caller: Caller,
         op: Op,
-        reply: Reply<Result<serde_json::Value, String>>,
+        reply: Reply<Result<board::Reply, String>>,
     },
     /// Registers a new agent session and its token (only the hash is stored).
     OpenSession {

@@ -10,14 +10,14 @@ impl RunActor {
         &mut self,
         caller: Caller,
         op: Op,
-    ) -> Result<Result<serde_json::Value, String>, RunError> {
+    ) -> Result<Result<board::Reply, String>, RunError> {
         let run = self.run.clone();
         let applied = self
             .db
             .call(move |c| Ok(board::apply(c, &run, &caller, op)))
             .await?;
-        let a = match applied {
-            Ok(a) => a,
+        let (reply, a) = match applied {
+            Ok(a) => (a.reply, a.changes),
             Err(BoardError::Refused(m)) => return Ok(Err(m)),
             Err(BoardError::Store(e)) => return Err(e.into()),
         };
@@ -38,9 +38,9 @@ impl RunActor {
         }
         let mirrored = async {
             for t in &a.tasks {
-                self.mirror.write_task(&t.id, &board::task_json(t)).await?;
+                self.mirror.write_task(&crate::wire::task(t)).await?;
             }
-            let lines: Vec<_> = a.messages.iter().map(board::message_json).collect();
+            let lines: Vec<_> = a.messages.iter().map(board::reply::Message::from).collect();
             self.mirror.append_messages(&lines).await?;
             if let Some((version, plan)) = &a.plan {
                 self.mirror.write_plan(*version, plan).await?;
@@ -53,7 +53,7 @@ impl RunActor {
         if let Err(e) = mirrored.await {
             tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a board change; SQLite has it");
         }
-        Ok(Ok(a.reply))
+        Ok(Ok(reply))
     }
 
     pub(super) async fn open_session(
@@ -124,7 +124,7 @@ impl RunActor {
         let (event, task_row) = event;
         self.published(vec![event]).await;
         if let Some(t) = task_row
-            && let Err(e) = self.mirror.write_task(&t.id, &board::task_json(&t)).await
+            && let Err(e) = self.mirror.write_task(&crate::wire::task(&t)).await
         {
             tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a task");
         }

@@ -59,7 +59,7 @@ impl RunActor {
             .await?;
         self.published(vec![e]).await;
         if let Some(t) = row
-            && let Err(e) = self.mirror.write_task(&t.id, &board::task_json(&t)).await
+            && let Err(e) = self.mirror.write_task(&crate::wire::task(&t)).await
         {
             tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a task");
         }
