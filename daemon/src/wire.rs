@@ -36,7 +36,7 @@ pub fn event(e: &EventRow) -> proto::Event {
         run_id: e.run_id.clone(),
         at: e.at,
         level: e.level,
-        kind: e.kind.clone(),
+        kind: e.kind,
         message: e.message.clone(),
         data: e.data.clone(),
     }
@@ -48,7 +48,7 @@ pub fn escalation(e: &EscalationRow) -> proto::Escalation {
         run_id: e.run_id.clone(),
         project: e.project.clone(),
         task_id: e.task_id.clone(),
-        kind: e.kind.clone(),
+        kind: e.kind,
         question: e.question.clone(),
         context: e.context.clone(),
         blocking: e.blocking,

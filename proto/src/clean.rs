@@ -14,13 +14,22 @@ pub struct CleanRequest {
     pub dry_run: bool,
 }
 
+crate::states::states! {
+    /// What a finished run left.
+    pub enum LeftoverKind {
+        Worktree = "worktree",
+        Branch = "branch",
+        /// A backup ref under `refs/orchestrator/`.
+        Backup = "backup",
+    }
+}
+
 /// One thing a finished run left.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CleanItem {
     pub run_id: String,
-    /// `worktree`, `branch` or `backup`.
-    pub kind: String,
+    pub kind: LeftoverKind,
     /// The worktree's path, the branch's or the ref's name.
     pub name: String,
     /// Why it was kept (or, for removed items, why that was safe).

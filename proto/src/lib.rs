@@ -9,15 +9,18 @@ pub mod clean;
 pub mod doctor;
 pub mod env;
 pub mod error;
+pub mod event;
 pub mod locate;
 pub mod run;
 pub mod session;
+mod states;
 pub mod task;
 pub mod usage;
 pub mod words;
 
 pub use env::SessionEnv;
 pub use error::{ErrorBody, ErrorCode};
+pub use event::{EscalationKind, EventKind};
 pub use run::*;
 pub use session::{OpenSession, SessionEnded, SessionGrant, SessionRole};
 pub use task::*;
@@ -26,8 +29,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Bumped whenever a request or response shape changes incompatibly. The client refuses to talk
-/// to a daemon of another protocol version and says how to restart it.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// to a daemon of another protocol version and says how to restart it. The closed word lists
+/// (`EventKind`, `EscalationKind`, `LeftoverKind`, the statuses) are part of it: a new word is
+/// a new version, since a client refuses a word it does not know.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

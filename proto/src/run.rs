@@ -429,8 +429,7 @@ pub struct Event {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub level: Level,
-    /// Machine-readable kind, e.g. `run_submitted`, `status_changed`.
-    pub kind: String,
+    pub kind: crate::EventKind,
     /// The human sentence shown by `orchestrate log`.
     pub message: String,
     /// Kind-specific details.
@@ -470,8 +469,8 @@ pub struct Escalation {
     /// The task that asked, if a worker asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
-    /// Why it was raised, e.g. `max_cycles`, `worker_question`.
-    pub kind: String,
+    /// Why it was raised.
+    pub kind: crate::EscalationKind,
     pub question: String,
     /// Evidence and background for the human.
     #[serde(default, skip_serializing_if = "Option::is_none")]

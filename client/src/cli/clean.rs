@@ -2,7 +2,8 @@
 //! runs left, only where nothing would be lost, and says what it kept and why.
 
 use clap::Args;
-use orchestrator_proto::clean::{CleanItem, CleanRequest};
+use orchestrator_proto::clean::{CleanItem, CleanRequest, LeftoverKind};
+use orchestrator_proto::words::count;
 
 use super::{Format, absolute};
 use crate::client::Client;
@@ -22,12 +23,15 @@ pub struct CleanArgs {
 }
 
 fn counts(items: &[CleanItem]) -> String {
-    let n = |k: &str| items.iter().filter(|i| i.kind == k).count();
+    let n = |k: LeftoverKind| items.iter().filter(|i| i.kind == k).count() as u64;
     format!(
-        "{} worktree(s), {} branch(es), {} backup ref(s)",
-        n("worktree"),
-        n("branch"),
-        n("backup")
+        "{}, {} and {}",
+        count(n(LeftoverKind::Worktree), "worktree"),
+        match n(LeftoverKind::Branch) {
+            1 => "1 branch".to_owned(),
+            b => format!("{b} branches"),
+        },
+        count(n(LeftoverKind::Backup), "backup ref")
     )
 }
 

@@ -4,6 +4,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use orchestrator_proto::{EscalationKind, EventKind};
 
 pub(super) fn my_task(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
     let id = a.need_task()?;
@@ -60,7 +61,7 @@ pub(super) fn claim(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
             let task = rows::task(a.tx, &a.run.id, &id)?.ok_or_else(|| refused("task vanished"))?;
             a.event(
                 NewEvent::info(
-                    "task_claimed",
+                    EventKind::TaskClaimed,
                     format!("Task {id} claimed by session {}", a.caller.session),
                 )
                 .with_data(json!({"task": id, "session": a.caller.session})),
@@ -110,7 +111,10 @@ pub(super) fn progress(a: &mut Apply<'_>, note: String) -> Result<Reply, BoardEr
     a.event(
         NewEvent {
             level: orchestrator_proto::Level::Debug,
-            ..NewEvent::info("task_progress", format!("Task {id}: {}", first_line(&note)))
+            ..NewEvent::info(
+                EventKind::TaskProgress,
+                format!("Task {id}: {}", first_line(&note)),
+            )
         }
         .with_data(json!({"task": id})),
     )?;
@@ -145,7 +149,7 @@ pub(super) fn complete(a: &mut Apply<'_>, summary: String) -> Result<Reply, Boar
     rows::set_session_task(a.tx, &a.caller.session, None)?;
     a.event(
         NewEvent::info(
-            "task_completed",
+            EventKind::TaskCompleted,
             format!("Task {id} completed: {}", first_line(&summary)),
         )
         .with_data(json!({"task": id, "session": a.caller.session})),
@@ -197,7 +201,7 @@ pub(super) fn fail(
         NewEvent {
             level: orchestrator_proto::Level::Warn,
             ..NewEvent::info(
-                "task_failed",
+                EventKind::TaskFailed,
                 format!(
                     "Task {id} failed ({}): {}",
                     if retryable {
@@ -258,7 +262,7 @@ pub(super) fn send(a: &mut Apply<'_>, to: To, body: String) -> Result<Reply, Boa
     )?;
     a.event(
         NewEvent::info(
-            "message_sent",
+            EventKind::MessageSent,
             format!(
                 "Message {} from session {} to {}",
                 m.id,
@@ -304,7 +308,7 @@ pub(super) fn escalate(
         &NewEscalation {
             run_id: a.run.id.clone(),
             task_id: a.session.task_id.clone(),
-            kind: "question".into(),
+            kind: EscalationKind::Question,
             question: question.clone(),
             context,
             blocking,
@@ -315,7 +319,7 @@ pub(super) fn escalate(
         NewEvent {
             level: orchestrator_proto::Level::Warn,
             ..NewEvent::info(
-                "escalated",
+                EventKind::Escalated,
                 format!(
                     "Escalation {} from session {}: {}",
                     e.id,
@@ -370,7 +374,7 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<Reply, B
     )?;
     a.event(
         NewEvent::info(
-            "plan_submitted",
+            EventKind::PlanSubmitted,
             format!(
                 "Plan v{version} submitted with {}",
                 orchestrator_proto::words::count(plan.tasks.len() as u64, "task")
@@ -382,7 +386,7 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<Reply, B
         let vs: Vec<String> = superseded.iter().map(|v| format!("v{v}")).collect();
         a.event(
             NewEvent::info(
-                "plan_superseded",
+                EventKind::PlanSuperseded,
                 format!(
                     "Plan v{version} supersedes {} from the same planner ({} tasks \
                          dropped before any ran)",

@@ -137,7 +137,7 @@ pub async fn run_env(
 pub(crate) async fn note(
     handle: &crate::engine::port::Port,
     level: orchestrator_proto::Level,
-    kind: &'static str,
+    kind: orchestrator_proto::EventKind,
     message: String,
 ) {
     note_with(handle, level, kind, message, serde_json::Value::Null).await;
@@ -147,7 +147,7 @@ pub(crate) async fn note(
 pub(crate) async fn note_with(
     handle: &crate::engine::port::Port,
     level: orchestrator_proto::Level,
-    kind: &'static str,
+    kind: orchestrator_proto::EventKind,
     message: String,
     data: serde_json::Value,
 ) {

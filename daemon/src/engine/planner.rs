@@ -15,6 +15,7 @@ use crate::board::Role;
 use crate::engine::error::EngineError;
 use crate::engine::port::{Ask, Port};
 use crate::store::{Db, RunRow, board};
+use orchestrator_proto::EventKind;
 
 /// How planning ended, for the actor.
 #[derive(Debug)]
@@ -182,7 +183,7 @@ pub async fn plan(
         note(
             &handle,
             Level::Info,
-            "planner_finished",
+            EventKind::PlannerFinished,
             format!("Plan v{version} was submitted before the daemon restarted; planning is done"),
         )
         .await;
@@ -231,7 +232,7 @@ pub async fn plan(
                     note(
                         &handle,
                         Level::Info,
-                        "worktree_prepared",
+                        EventKind::WorktreePrepared,
                         format!("Planner: {d}"),
                     )
                     .await;
@@ -249,7 +250,7 @@ pub async fn plan(
                 note(
                     &handle,
                     Level::Warn,
-                    "setup_failed",
+                    EventKind::SetupFailed,
                     format!("Planner: {fail}"),
                 )
                 .await;
@@ -267,7 +268,7 @@ pub async fn plan(
         note(
             &handle,
             Level::Info,
-            "planner_started",
+            EventKind::PlannerStarted,
             format!(
                 "Planner session {} started (attempt {attempt} of {PLANNER_ATTEMPTS}) in {}",
                 grant.session,
@@ -313,7 +314,7 @@ pub async fn plan(
             note(
                 &handle,
                 Level::Info,
-                "planner_finished",
+                EventKind::PlannerFinished,
                 format!(
                     "Planner session {} submitted plan v{version}",
                     grant.session
@@ -333,7 +334,7 @@ pub async fn plan(
         note(
             &handle,
             Level::Warn,
-            "planner_retry",
+            EventKind::PlannerRetry,
             format!("Planner attempt {attempt} of {PLANNER_ATTEMPTS} produced no plan: {last}"),
         )
         .await;

@@ -13,6 +13,7 @@ use super::session::GRACE;
 use crate::engine::port::Port;
 use crate::store::Db;
 use crate::store::live::{self, LiveRow};
+use orchestrator_proto::EventKind;
 
 /// The live process of a session row, if it still runs.
 pub fn live(row: &LiveRow) -> Option<Identity> {
@@ -61,7 +62,7 @@ pub async fn reap(
             super::note(
                 handle,
                 Level::Warn,
-                "session_reaped",
+                EventKind::SessionReaped,
                 format!(
                     "Session {} ({}, pid {}) was left running by the previous daemon and nothing \
                      will follow it any more; it was stopped",

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::board::{Caller, Op, PlanInput, Reply, To, reply};
 use crate::runs::{Command, RunError, Runs};
+use orchestrator_proto::EventKind;
 
 /// What every session reads first (Claude Code puts it in the model's context).
 pub const INSTRUCTIONS: &str = "\
@@ -221,7 +222,10 @@ impl OrchestratorMcp {
             if let (Some((level, text)), Some(task)) = (said, &caller.dispatched) {
                 let event = crate::store::NewEvent {
                     level,
-                    ..crate::store::NewEvent::info("task_checked", format!("Task {task}: {text}"))
+                    ..crate::store::NewEvent::info(
+                        EventKind::TaskChecked,
+                        format!("Task {task}: {text}"),
+                    )
                 }
                 .with_data(json!({"task": task}));
                 let _ = self

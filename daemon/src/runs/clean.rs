@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use orchestrator_proto::RunStatus;
-use orchestrator_proto::clean::{CleanItem, CleanReport};
+use orchestrator_proto::clean::{CleanItem, CleanReport, LeftoverKind};
 
 use crate::git;
 use crate::store::RunRow;
@@ -48,21 +48,21 @@ struct Cleaner<'a> {
 }
 
 impl Cleaner<'_> {
-    fn item(&self, kind: &str, name: String, reason: String) -> CleanItem {
+    fn item(&self, kind: LeftoverKind, name: String, reason: String) -> CleanItem {
         CleanItem {
             run_id: self.run.id.clone(),
-            kind: kind.to_owned(),
+            kind,
             name,
             reason,
         }
     }
 
-    fn keep(&mut self, kind: &str, name: String, reason: String) {
+    fn keep(&mut self, kind: LeftoverKind, name: String, reason: String) {
         let i = self.item(kind, name, reason);
         self.report.kept.push(i);
     }
 
-    fn removed(&mut self, kind: &str, name: String, reason: &str) {
+    fn removed(&mut self, kind: LeftoverKind, name: String, reason: &str) {
         let i = self.item(kind, name, reason.to_owned());
         self.report.removed.push(i);
     }
@@ -77,7 +77,7 @@ impl Cleaner<'_> {
     async fn clean(&mut self, worktrees: &Path) {
         if !self.project.is_dir() {
             self.keep(
-                "worktree",
+                LeftoverKind::Worktree,
                 worktrees.display().to_string(),
                 format!("the project {} is gone", self.project.display()),
             );
@@ -111,79 +111,75 @@ impl Cleaner<'_> {
             if !self.dry_run {
                 let _ = tokio::fs::remove_dir(dir).await;
             }
-            self.removed("worktree", name, "an empty leftover directory");
+            self.removed(LeftoverKind::Worktree, name, "an empty leftover directory");
             return;
         }
-        // Any doubt keeps it: a worktree git cannot read, or one of another repository (the
-        // project re-cloned at the same path), may hold the only copy of a worker's output.
-        let doubt = |why: String| {
-            format!(
-                "{why}; it may hold a worker's uncommitted output, so it is kept — look at it, \
-                 then remove it yourself (rm -rf {})",
-                dir.display()
-            )
-        };
-        match (git::common_dir(dir).await, project_git) {
-            (Ok(mine), Ok(project)) if &mine == project => {}
-            (Ok(mine), Ok(_)) => {
-                let why = format!(
-                    "it belongs to the repository at {}, not to the project's",
-                    mine.display()
-                );
-                self.keep("worktree", name, doubt(why));
-                return;
-            }
-            (Err(e), _) => {
-                let why = format!("git cannot read it as a worktree of the project ({e})");
-                self.keep("worktree", name, doubt(why));
-                return;
-            }
-            (_, Err(e)) => {
-                let why = format!("git cannot read the project ({e})");
-                self.keep("worktree", name, doubt(why));
-                return;
-            }
-        }
-        let dirty = match git::porcelain(dir).await {
-            Ok(p) => !p.is_empty(),
-            Err(e) => {
-                let why = format!("git cannot tell whether it has uncommitted changes ({e})");
-                self.keep("worktree", name, doubt(why));
-                return;
-            }
-        };
-        if dirty {
-            self.keep("worktree", name, "it has uncommitted changes".into());
+        if let Some(why) = self.why_keep(dir, project_git).await {
+            self.keep(LeftoverKind::Worktree, name, why);
             return;
-        }
-        match self.unmerged(dir, "HEAD").await {
-            Some(0) => {}
-            Some(n) => {
-                let branch = git::current_branch(dir).await.ok().flatten();
-                let on = branch.map(|b| format!(" (branch {b})")).unwrap_or_default();
-                self.keep(
-                    "worktree",
-                    name,
-                    format!("{n} commit(s) not merged into {}{on}", self.run.branch),
-                );
-                return;
-            }
-            None => {
-                self.keep(
-                    "worktree",
-                    name,
-                    format!("cannot compare it with {}", self.run.branch),
-                );
-                return;
-            }
         }
         if !self.dry_run
             && let Err(e) = git::worktree_remove(self.project, dir, false).await
         {
-            self.keep("worktree", name, format!("git refused to remove it: {e}"));
+            let why = format!("git refused to remove it: {e}");
+            self.keep(LeftoverKind::Worktree, name, why);
             return;
         }
-        self.removed("worktree", name, "clean and merged");
+        self.removed(LeftoverKind::Worktree, name, "clean and merged");
+    }
+
+    /// Why a worktree must stay (`None`: it is the project's, clean and merged).
+    async fn why_keep(
+        &self,
+        dir: &Path,
+        project_git: &Result<PathBuf, git::GitError>,
+    ) -> Option<String> {
+        // Any doubt keeps it: a worktree git cannot read, or one of another repository (the
+        // project re-cloned at the same path), may hold the only copy of a worker's output.
+        let doubt = |why: String| {
+            Some(format!(
+                "{why}; it may hold a worker's uncommitted output, so it is kept — look at it, \
+                 then remove it yourself (rm -rf {})",
+                dir.display()
+            ))
+        };
+        match (git::common_dir(dir).await, project_git) {
+            (Ok(mine), Ok(project)) if &mine == project => {}
+            (Ok(mine), Ok(_)) => {
+                return doubt(format!(
+                    "it belongs to the repository at {}, not to the project's",
+                    mine.display()
+                ));
+            }
+            (Err(e), _) => {
+                return doubt(format!(
+                    "git cannot read it as a worktree of the project ({e})"
+                ));
+            }
+            (_, Err(e)) => return doubt(format!("git cannot read the project ({e})")),
+        }
+        match git::porcelain(dir).await {
+            Ok(p) if !p.is_empty() => return Some("it has uncommitted changes".into()),
+            Ok(_) => {}
+            Err(e) => {
+                return doubt(format!(
+                    "git cannot tell whether it has uncommitted changes ({e})"
+                ));
+            }
+        }
+        match self.unmerged(dir, "HEAD").await {
+            Some(0) => None,
+            Some(n) => {
+                let branch = git::current_branch(dir).await.ok().flatten();
+                let on = branch.map(|b| format!(" (branch {b})")).unwrap_or_default();
+                Some(format!(
+                    "{} not merged into {}{on}",
+                    orchestrator_proto::words::count(n, "commit"),
+                    self.run.branch
+                ))
+            }
+            None => Some(format!("cannot compare it with {}", self.run.branch)),
+        }
     }
 
     async fn branch(&mut self, branch: &str) {
@@ -194,15 +190,19 @@ impl Cleaner<'_> {
             Some(0) => {}
             Some(n) => {
                 self.keep(
-                    "branch",
+                    LeftoverKind::Branch,
                     branch.to_owned(),
-                    format!("{n} commit(s) not merged into {}", self.run.branch),
+                    format!(
+                        "{} not merged into {}",
+                        orchestrator_proto::words::count(n, "commit"),
+                        self.run.branch
+                    ),
                 );
                 return;
             }
             None => {
                 self.keep(
-                    "branch",
+                    LeftoverKind::Branch,
                     branch.to_owned(),
                     format!("cannot compare it with {}", self.run.branch),
                 );
@@ -212,10 +212,14 @@ impl Cleaner<'_> {
         if !self.dry_run
             && let Err(e) = git::delete_merged_branch(self.project, branch).await
         {
-            self.keep("branch", branch.to_owned(), format!("not deleted: {e}"));
+            self.keep(
+                LeftoverKind::Branch,
+                branch.to_owned(),
+                format!("not deleted: {e}"),
+            );
             return;
         }
-        self.removed("branch", branch.to_owned(), "merged");
+        self.removed(LeftoverKind::Branch, branch.to_owned(), "merged");
     }
 
     async fn backup(&mut self, name: &str, commit: &str) {
@@ -223,7 +227,7 @@ impl Cleaner<'_> {
             Some(0) => {}
             Some(n) => {
                 self.keep(
-                    "backup",
+                    LeftoverKind::Backup,
                     name.to_owned(),
                     format!("it holds {n} commit(s) not on {}", self.run.branch),
                 );
@@ -231,7 +235,7 @@ impl Cleaner<'_> {
             }
             None => {
                 self.keep(
-                    "backup",
+                    LeftoverKind::Backup,
                     name.to_owned(),
                     format!("cannot compare it with {}", self.run.branch),
                 );
@@ -241,11 +245,15 @@ impl Cleaner<'_> {
         if !self.dry_run
             && let Err(e) = git::delete_ref(self.project, name, commit).await
         {
-            self.keep("backup", name.to_owned(), format!("not deleted: {e}"));
+            self.keep(
+                LeftoverKind::Backup,
+                name.to_owned(),
+                format!("not deleted: {e}"),
+            );
             return;
         }
         self.removed(
-            "backup",
+            LeftoverKind::Backup,
             name.to_owned(),
             "its commits are on the run's branch",
         );

@@ -26,6 +26,7 @@ use crate::git;
 use crate::mirror::{self, Mirror};
 use crate::store::{Db, EscalationRow, EventRow, NewEvent, RunRow, escalations, events, runs};
 use actor::RunActor;
+use orchestrator_proto::EventKind;
 
 #[derive(Clone)]
 pub struct Runs {
@@ -156,7 +157,7 @@ impl Runs {
         let new = submit::new_run(&v, branch);
         git::create_branch(&v.project, &new.branch, &new.base_commit).await?;
         let first_event = NewEvent::info(
-            "run_submitted",
+            EventKind::RunSubmitted,
             format!(
                 "Run {} submitted: \"{}\" on branch {} from {} (concurrency {}, max cycles {}, usage threshold {})",
                 new.id,

@@ -1,5 +1,7 @@
 //! The `escalations` table: questions a run put to a human, and their answers.
 
+use super::word::{enum_from_text, enum_text};
+use orchestrator_proto::EscalationKind;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
@@ -12,7 +14,7 @@ pub struct EscalationRow {
     pub run_id: String,
     pub project: String,
     pub task_id: Option<String>,
-    pub kind: String,
+    pub kind: EscalationKind,
     pub question: String,
     pub context: Option<String>,
     pub blocking: bool,
@@ -31,7 +33,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EscalationRow> {
         run_id: r.get(1)?,
         project: r.get(2)?,
         task_id: r.get(3)?,
-        kind: r.get(4)?,
+        kind: enum_from_text(4, r.get(4)?)?,
         question: r.get(5)?,
         context: r.get(6)?,
         blocking: r.get(7)?,
@@ -79,7 +81,7 @@ pub fn answer(
 pub struct NewEscalation {
     pub run_id: String,
     pub task_id: Option<String>,
-    pub kind: String,
+    pub kind: EscalationKind,
     pub question: String,
     pub context: Option<String>,
     pub blocking: bool,
@@ -93,7 +95,7 @@ pub fn insert(conn: &Connection, new: &NewEscalation) -> Result<EscalationRow, S
         params![
             new.run_id,
             new.task_id,
-            new.kind,
+            enum_text(new.kind),
             new.question,
             new.context,
             new.blocking,

@@ -1,10 +1,11 @@
 //! The append-only `events` table: a run's log. `seq` counts from 1 without gaps per run.
 
-use orchestrator_proto::Level;
+use orchestrator_proto::{EventKind, Level};
 use rusqlite::{Connection, Row, params};
 use time::OffsetDateTime;
 
 use super::time_text::{format, parse};
+use super::word::{enum_from_text, enum_text};
 use super::{Cached, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -13,7 +14,7 @@ pub struct EventRow {
     pub seq: u64,
     pub at: OffsetDateTime,
     pub level: Level,
-    pub kind: String,
+    pub kind: EventKind,
     pub message: String,
     pub data: serde_json::Value,
 }
@@ -22,13 +23,13 @@ pub struct EventRow {
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub level: Level,
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub message: String,
     pub data: serde_json::Value,
 }
 
 impl NewEvent {
-    pub fn info(kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn info(kind: EventKind, message: impl Into<String>) -> Self {
         Self {
             level: Level::Info,
             kind,
@@ -68,7 +69,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
         seq: r.get(1)?,
         at: parse(&r.get::<_, String>(2)?)?,
         level: level_from(&r.get::<_, String>(3)?),
-        kind: r.get(4)?,
+        kind: enum_from_text(4, r.get(4)?)?,
         message: r.get(5)?,
         data: data
             .and_then(|d| serde_json::from_str(&d).ok())
@@ -114,7 +115,7 @@ pub fn append(
             seq,
             format(at),
             level_text(event.level),
-            event.kind,
+            enum_text(event.kind),
             event.message,
             data
         ],
@@ -124,7 +125,7 @@ pub fn append(
         seq,
         at,
         level: event.level,
-        kind: event.kind.to_owned(),
+        kind: event.kind,
         message: event.message,
         data: event.data,
     })
@@ -158,7 +159,12 @@ mod tests {
         db.call(|c| {
             insert(c, &new_run("r1", "/p"))?;
             for i in 0..5 {
-                let e = append(c, "r1", now(), NewEvent::info("k", format!("m{i}")))?;
+                let e = append(
+                    c,
+                    "r1",
+                    now(),
+                    NewEvent::info(EventKind::TaskProgress, format!("m{i}")),
+                )?;
                 assert_eq!(e.seq, i + 1);
             }
             let tail: Vec<_> = read(c, "r1", 0, Some(2))?

@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
 use super::time_text::{format, parse, parse_opt};
+use super::word::{conversion, enum_from_text, enum_text};
 use super::{Cached, StoreError};
 
 /// A run as stored. Converted to `proto::Run` at the API edge.
@@ -68,21 +69,6 @@ const COLUMNS: &str = "r.id, p.path, r.feature, r.branch, r.base_commit, r.statu
      (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s JOIN runs r2 ON r2.id = s.run_id \
         WHERE r2.project_id = r.project_id), \
      r.unreviewed";
-
-fn conversion<E: std::error::Error + Send + Sync + 'static>(col: usize, e: E) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
-}
-
-fn enum_from_text<T: serde::de::DeserializeOwned>(col: usize, s: String) -> rusqlite::Result<T> {
-    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| conversion(col, e))
-}
-
-fn enum_text<T: serde::Serialize>(v: T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        other => unreachable!("unit enum serialised as {other:?}"),
-    }
-}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     let options: String = r.get(8)?;

@@ -55,6 +55,30 @@ macro_rules! word_enum {
 
 pub(crate) use word_enum;
 
+/// A column that could not be read as its type.
+pub(crate) fn conversion<E: std::error::Error + Send + Sync + 'static>(
+    col: usize,
+    e: E,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
+}
+
+/// A proto enum (serde's word for each variant) read from a text column.
+pub(crate) fn enum_from_text<T: serde::de::DeserializeOwned>(
+    col: usize,
+    s: String,
+) -> rusqlite::Result<T> {
+    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| conversion(col, e))
+}
+
+/// A proto enum's word, for a text column.
+pub(crate) fn enum_text<T: serde::Serialize>(v: T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => unreachable!("unit enum serialised as {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::reviews::{FindingStatus, ReviewKind, ReviewOutcome};

@@ -18,10 +18,8 @@ const LONGER: &[(&str, &str, usize)] = &[
     ("daemon/src/engine/session.rs", "follow", 114),
     ("client/src/cli/doctor_project.rs", "checks", 97),
     ("daemon/src/engine/executor/recover.rs", "reconcile", 107),
-    ("daemon/src/runs/actor/cycle.rs", "record_verdict", 100),
     ("client/src/cli/start.rs", "run", 94),
     ("daemon/src/board/plan.rs", "validate", 91),
-    ("daemon/src/runs/actor/escalation.rs", "answer", 84),
 ];
 
 fn sources() -> Vec<(String, Vec<String>)> {

@@ -180,7 +180,7 @@ fn clean_removes_what_is_merged_and_keeps_unmerged_or_dirty_work_with_why() {
         .ok()
         .stdout;
     assert!(
-        human.starts_with("Removed 1 worktree(s), 0 branch(es), 2 backup ref(s)"),
+        human.starts_with("Removed 1 worktree, 0 branches and 2 backup refs"),
         "{human}"
     );
     assert!(
@@ -193,7 +193,7 @@ fn clean_removes_what_is_merged_and_keeps_unmerged_or_dirty_work_with_why() {
     );
     assert!(
         human.contains(&format!(
-            "branch {conflicted}: 1 commit(s) not merged into {branch}"
+            "branch {conflicted}: 1 commit not merged into {branch}"
         )),
         "{human}"
     );

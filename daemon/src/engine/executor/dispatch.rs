@@ -7,6 +7,7 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 use crate::engine::error::EngineError;
+use orchestrator_proto::EventKind;
 
 pub(super) fn worker_prompt(
     run: &RunRow,
@@ -151,7 +152,7 @@ pub(super) async fn launch(
     note(
         &ctx.handle,
         Level::Info,
-        "task_dispatched",
+        EventKind::TaskDispatched,
         if resume {
             format!(
                 "Task {} continues in session {} (claude --resume {session_uuid}, attempt {attempt} of {TASK_ATTEMPTS}) in {}",
@@ -212,7 +213,7 @@ pub(super) async fn launch(
                 Prepared::Ready(done) => {
                     for d in &done {
                         let text = format!("Task {task}: {d}");
-                        note(&handle, Level::Info, "worktree_prepared", text).await;
+                        note(&handle, Level::Info, EventKind::WorktreePrepared, text).await;
                     }
                     prepared = Some(Prepared::Ready(done));
                 }
@@ -259,19 +260,16 @@ pub(super) async fn unprepared(ctx: &Ctx, f: Finished, then: &str) {
     crate::engine::end(&ctx.handle, &f.session, None).await;
     let _ = git::worktree_remove(&ctx.project, &f.worktree, true).await;
     let _ = git::delete_branch_at(&ctx.project, &f.branch, &f.base).await;
-    let (kind, why) = match &f.prepared {
-        Some(Prepared::Failed(fail)) => ("setup_failed", fail.to_string()),
+    let (kind, level, why) = match &f.prepared {
+        Some(Prepared::Failed(fail)) => (EventKind::SetupFailed, Level::Warn, fail.to_string()),
         _ => (
-            "task_interrupted",
+            EventKind::TaskInterrupted,
+            Level::Info,
             "the run stopped while its setup ran".to_owned(),
         ),
     };
     let event = NewEvent {
-        level: if kind == "setup_failed" {
-            Level::Warn
-        } else {
-            Level::Info
-        },
+        level,
         ..NewEvent::info(
             kind,
             format!(

@@ -6,6 +6,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use orchestrator_proto::EventKind;
 
 /// Whether the worker's session ended on the account's usage limit.
 pub(super) fn limited(f: &Finished) -> bool {
@@ -44,7 +45,7 @@ pub(super) async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
         base: f.base.clone(),
     };
     let event = NewEvent::info(
-        "task_interrupted",
+        EventKind::TaskInterrupted,
         format!(
             "Task {} interrupted ({why}); it continues with claude --resume {} in {} {then}",
             f.task,
@@ -84,7 +85,7 @@ pub(super) async fn finish(ctx: &Ctx, f: Finished) {
         note(
             &ctx.handle,
             Level::Warn,
-            "worker_salvaged",
+            EventKind::WorkerSalvaged,
             format!("Task {}: {n}", t.id),
         )
         .await;
@@ -104,7 +105,7 @@ pub(super) async fn finish(ctx: &Ctx, f: Finished) {
              task's branch and leave it there",
             salvaged.kept.join(", ")
         );
-        update(ctx, &t.id, status, Some(failure), level, "task_not_completed", format!(
+        update(ctx, &t.id, status, Some(failure), level, EventKind::TaskNotCompleted, format!(
             "Task {} not completed (attempt {} of {TASK_ATTEMPTS}): its worker completed it, but its branch {} holds none of the commits it made (kept at {})",
             t.id, t.attempts, f.branch, salvaged.kept.join(", "))).await;
         return;
@@ -127,7 +128,7 @@ pub(super) async fn finish(ctx: &Ctx, f: Finished) {
                 status,
                 Some(failure.clone()),
                 level,
-                "task_not_completed",
+                EventKind::TaskNotCompleted,
                 format!(
                     "Task {} not completed (attempt {} of {TASK_ATTEMPTS}): {failure}{keep}",
                     t.id, t.attempts

@@ -7,6 +7,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use orchestrator_proto::EventKind;
 
 /// Prepares the integration worktree (where the gate runs) once per setup command: the
 /// `.worktreeinclude` files and `--setup`, remembered in its git dir so a resumed run does not
@@ -28,7 +29,7 @@ pub(super) async fn integration_ready(ctx: &Ctx) -> bool {
             Prepared::Ready(done) => {
                 for d in done {
                     let text = format!("Integration worktree: {d}");
-                    note(&ctx.handle, Level::Info, "worktree_prepared", text).await;
+                    note(&ctx.handle, Level::Info, EventKind::WorktreePrepared, text).await;
                 }
                 if let Some(m) = &marker {
                     let _ = tokio::fs::write(m, &want).await;
@@ -38,7 +39,7 @@ pub(super) async fn integration_ready(ctx: &Ctx) -> bool {
             Prepared::Stopped => return false,
             Prepared::Failed(fail) => {
                 let text = format!("Integration worktree (where the gate runs): {fail}");
-                note(&ctx.handle, Level::Warn, "setup_failed", text).await;
+                note(&ctx.handle, Level::Warn, EventKind::SetupFailed, text).await;
                 if n == SETUP_FAILURES {
                     ctx.block(format!(
                         "{fail}\n\nThe integration worktree, where the gate runs, could not be \
@@ -80,7 +81,7 @@ pub(super) async fn branch_free(ctx: &Ctx) -> bool {
                 note(
                     &ctx.handle,
                     Level::Info,
-                    "merge_resumed",
+                    EventKind::MergeResumed,
                     format!("{} is free again; merges go on", ctx.run.branch),
                 )
                 .await;
@@ -92,7 +93,7 @@ pub(super) async fn branch_free(ctx: &Ctx) -> bool {
             note(
                 &ctx.handle,
                 Level::Warn,
-                "merge_held",
+                EventKind::MergeHeld,
                 format!(
                     "{branch} is checked out in {at}; the daemon never moves a branch under a \
                      checkout, so merges wait: switch away from {branch} there (git switch -) to \
@@ -126,7 +127,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 status,
                 Some(format!("its branch {} cannot be read: {e}", f.branch)),
                 level,
-                "merge_failed",
+                EventKind::MergeFailed,
                 format!("Task {}: its branch {} cannot be read: {e}", t.id, f.branch),
             )
             .await;
@@ -166,7 +167,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 TaskStatus::Failed,
                 Some(e.to_string()),
                 Level::Error,
-                "merge_failed",
+                EventKind::MergeFailed,
                 format!("Task {} could not be merged: {e}", t.id),
             )
             .await;
@@ -196,7 +197,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 note(
                     &ctx.handle,
                     Level::Error,
-                    "gate_cannot_run",
+                    EventKind::GateCannotRun,
                     format!("Task {}: {why}", t.id),
                 )
                 .await;
@@ -210,7 +211,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 note(
                     &ctx.handle,
                     Level::Info,
-                    "gate_stopped",
+                    EventKind::GateStopped,
                     format!(
                         "Task {}: the gate was stopped before it finished; {} did not advance, \
                          and the merge is redone when the run goes on",
@@ -229,7 +230,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                     .to_owned();
                 let failure = format!("the gate `{gate}` failed on the merged result:\n{output}");
                 let (status, level) = retry_or_fail(t.attempts);
-                update(ctx, &t.id, status, Some(failure), level, "gate_failed", format!(
+                update(ctx, &t.id, status, Some(failure), level, EventKind::GateFailed, format!(
                     "Task {}: the gate `{gate}` failed on its merge ({first}); the branch did not advance and the task goes back with the output", t.id)).await;
                 return;
             }
@@ -249,7 +250,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                     TaskStatus::Failed,
                     Some(e.to_string()),
                     Level::Error,
-                    "merge_failed",
+                    EventKind::MergeFailed,
                     format!("Task {}: cannot advance {}: {e}", t.id, ctx.run.branch),
                 )
                 .await;
@@ -276,7 +277,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 status,
                 Some(failure.clone()),
                 level,
-                "merge_conflict",
+                EventKind::MergeConflict,
                 format!("Task {}: {failure}; its branch {} is kept", t.id, f.branch),
             )
             .await;
@@ -288,7 +289,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
                 TaskStatus::Failed,
                 Some(format!("the merge failed: {e}")),
                 Level::Error,
-                "merge_failed",
+                EventKind::MergeFailed,
                 format!("Task {} could not be merged: {e}", t.id),
             )
             .await;
@@ -348,7 +349,7 @@ pub(super) async fn run_gate(ctx: &Ctx, gate: &str, t: &TaskRow) -> Gate {
             crate::engine::note_with(
                 &ctx.handle,
                 Level::Info,
-                "gate_passed",
+                EventKind::GatePassed,
                 format!(
                     "Gate `{gate}` passed on task {}'s merge in {secs:.1}s",
                     t.id
@@ -392,7 +393,7 @@ pub(super) async fn landed(ctx: &Ctx, f: &Finished, t: &TaskRow, message: String
         TaskStatus::Merged,
         None,
         Level::Info,
-        "task_merged",
+        EventKind::TaskMerged,
         message,
     )
     .await;

@@ -37,6 +37,7 @@ use crate::engine::prepare::{Prep, Prepared};
 use crate::git::{self, Merge};
 use crate::store::board::{self as rows, TaskRow};
 use crate::store::{Db, NewEvent, RunRow};
+use orchestrator_proto::EventKind;
 
 mod dispatch;
 mod finish;
@@ -123,7 +124,7 @@ async fn update(
     status: TaskStatus,
     failure: Option<String>,
     level: Level,
-    kind: &'static str,
+    kind: orchestrator_proto::EventKind,
     message: String,
 ) {
     let event = NewEvent {
@@ -412,7 +413,7 @@ pub async fn execute(
                             TaskStatus::Failed,
                             Some(reason.to_string()),
                             Level::Error,
-                            "dispatch_failed",
+                            EventKind::DispatchFailed,
                             format!("Task {} cannot start: {reason}", t.id),
                         )
                         .await;
@@ -422,7 +423,7 @@ pub async fn execute(
                         note(
                             &ctx.handle,
                             Level::Warn,
-                            "dispatch_retry",
+                            EventKind::DispatchRetry,
                             format!(
                                 "Task {} cannot start ({reason}); trying again in {}s ({n} of {DISPATCH_RETRIES})",
                                 t.id,

@@ -5,6 +5,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use orchestrator_proto::EventKind;
 
 /// Removes the run's worktrees whose creation a crash cut short (no valid HEAD: they hold
 /// nothing) and lets git forget worktrees whose folders are gone. Run when the executor starts
@@ -20,7 +21,7 @@ pub(super) async fn repair_worktrees(ctx: &Ctx) {
                 note(
                     &ctx.handle,
                     Level::Warn,
-                    "worktree_repaired",
+                    EventKind::WorktreeRepaired,
                     format!(
                         "Removed {}: a daemon stopped while creating it (it had no valid HEAD \
                          and held nothing)",
@@ -57,7 +58,7 @@ pub(super) async fn reconcile(
         note(
             &ctx.handle,
             Level::Warn,
-            "merge_rolled_back",
+            EventKind::MergeRolledBack,
             format!(
                 "A merge the previous daemon had not finished ({}) was rolled back; {} stays at {}",
                 &head[..head.len().min(12)],
@@ -96,7 +97,7 @@ pub(super) async fn reconcile(
             note(
                 &ctx.handle,
                 Level::Info,
-                "session_reattached",
+                EventKind::SessionReattached,
                 format!(
                     "Task {}: re-attached to its worker session {} (pid {}), still running; its \
                      output is read on from byte {}",
@@ -135,7 +136,7 @@ pub(super) async fn reconcile(
         note(
             &ctx.handle,
             Level::Info,
-            "session_gone",
+            EventKind::SessionGone,
             format!(
                 "Task {}: its worker session {} {when}; finishing it from what it left",
                 t.id, row.id
@@ -169,7 +170,7 @@ pub(super) async fn requeue(ctx: &Ctx, task: &str) {
         crate::engine::end_session(&ctx.handle, &s, None).await;
     }
     let event = NewEvent::info(
-        "task_requeued",
+        EventKind::TaskRequeued,
         format!("Task {task} requeued: its session is gone (not counted as an attempt)"),
     )
     .with_data(serde_json::json!({ "task": task }));
@@ -230,7 +231,7 @@ pub(super) async fn redo_unknown(ctx: &Ctx, task: &str) {
         TaskStatus::Pending,
         None,
         Level::Warn,
-        "task_requeued",
+        EventKind::TaskRequeued,
         format!(
             "Task {task} requeued: it was completed by a session whose worktree the daemon does \
              not know (one it did not start), so there is nothing to merge; it is done again"

@@ -5,6 +5,7 @@
 
 use super::verdict::RawFinding;
 use crate::store::reviews::{FindingRow, FindingStatus, ReviewKind};
+use orchestrator_proto::EscalationKind;
 
 /// The ledger after one review: every entry of its kind, changed or not, plus the ids this
 /// round raised, in Codex's order.
@@ -117,7 +118,7 @@ pub enum Next {
     Cycle(Vec<String>),
     /// A human is needed: `kind`, the question, the evidence.
     Escalate {
-        kind: &'static str,
+        kind: orchestrator_proto::EscalationKind,
         question: String,
         evidence: String,
     },
@@ -155,7 +156,7 @@ pub fn decide(round: &Round, cycle: u32, max_cycles: u32) -> Next {
         }
         let ids: Vec<&str> = stuck.iter().map(|f| f.id.as_str()).collect();
         return Next::Escalate {
-            kind: "review_not_converging",
+            kind: EscalationKind::ReviewNotConverging,
             question: format!(
                 "Codex keeps raising {} after fix attempts. Should the workers fix it another way \
                  (say how), or is it acceptable as it is?",
@@ -172,7 +173,7 @@ pub fn decide(round: &Round, cycle: u32, max_cycles: u32) -> Next {
             .collect::<Vec<_>>()
             .join("\n");
         return Next::Escalate {
-            kind: "max_cycles",
+            kind: EscalationKind::MaxCycles,
             question: format!(
                 "The run used all {max_cycles} cycles and Codex still reports blocking findings \
                  ({}). Run another cycle with your guidance, or stop here?",
@@ -244,7 +245,7 @@ mod tests {
         assert_eq!(r3.raised, ["F1"]);
         match decide(&r3, 3, 5) {
             Next::Escalate { kind, evidence, .. } => {
-                assert_eq!(kind, "review_not_converging");
+                assert_eq!(kind, EscalationKind::ReviewNotConverging);
                 assert!(
                     evidence.contains("F1") && evidence.contains("3 reviews"),
                     "{evidence}"
@@ -272,7 +273,7 @@ mod tests {
         assert!(matches!(
             decide(&r, 2, 2),
             Next::Escalate {
-                kind: "max_cycles",
+                kind: EscalationKind::MaxCycles,
                 ..
             }
         ));

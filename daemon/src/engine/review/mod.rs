@@ -26,6 +26,7 @@ use crate::engine::error::{EngineError, ReviewError};
 use crate::engine::port::{Ask, Port};
 use crate::store::reviews::{self, ReviewKind};
 use crate::store::{Db, RunRow, board};
+use orchestrator_proto::EventKind;
 
 /// Attempts at one review before it is recorded as failed.
 pub const ATTEMPTS: u32 = 2;
@@ -233,7 +234,7 @@ impl Attempt<'_> {
                     note(
                         self.handle,
                         Level::Warn,
-                        "review_retry",
+                        EventKind::ReviewRetry,
                         format!(
                             "Codex {} review attempt {attempt} of {max} failed: {last}",
                             self.kind.as_str()
@@ -273,7 +274,7 @@ impl Attempt<'_> {
         note(
             handle,
             Level::Info,
-            "review_started",
+            EventKind::ReviewStarted,
             format!(
                 "Codex {} review started (session {}, attempt {attempt} of {ATTEMPTS})",
                 self.kind.as_str(),

@@ -14,8 +14,34 @@ use crate::engine::review::{Reviewed, verdict::Verdict};
 use crate::runs::error::RunError;
 use crate::store::reviews::{self, FindingRow, NewReview, ReviewKind, ReviewOutcome};
 use crate::store::{NewEvent, events, runs as run_rows, time_text};
+use orchestrator_proto::EventKind;
 
-fn warn(kind: &'static str, message: String) -> NewEvent {
+/// The log's sentence for a review's verdict on `what` ("plan v2", "cycle 1's code").
+fn verdict_message(what: &str, round: &Round, summary: &str) -> String {
+    let blocking = round.blocking();
+    if blocking.is_empty() {
+        format!(
+            "Codex approved {what}{}: {}",
+            if round.raised.is_empty() {
+                String::new()
+            } else {
+                format!(" with non-blocking findings {}", ids(round.raised_rows()))
+            },
+            summary.lines().next().unwrap_or("")
+        )
+    } else {
+        format!(
+            "Codex asks for changes to {what}: {}",
+            blocking
+                .iter()
+                .map(|f| format!("{} [{}] {}", f.id, f.priority, f.title))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    }
+}
+
+fn warn(kind: orchestrator_proto::EventKind, message: String) -> NewEvent {
     NewEvent {
         level: Level::Warn,
         ..NewEvent::info(kind, message)
@@ -53,7 +79,7 @@ impl RunActor {
         if self.run.cycle <= 1 && rounds > 0 {
             if !self.codex_wanted() {
                 self.record(NewEvent::info(
-                    "review_skipped",
+                    EventKind::ReviewSkipped,
                     "Codex plan review skipped (--skip-codex)",
                 ))
                 .await?;
@@ -89,7 +115,7 @@ impl RunActor {
             return Ok(());
         }
         self.record(NewEvent::info(
-            "review_skipped",
+            EventKind::ReviewSkipped,
             "Codex code review skipped (--skip-codex)",
         ))
         .await?;
@@ -124,7 +150,7 @@ impl RunActor {
             Reviewed::Unavailable { kind, reason } => {
                 self.review_gap = Some(reason.clone());
                 self.record(warn(
-                    "review_skipped",
+                    EventKind::ReviewSkipped,
                     format!("Codex {} review skipped: {reason}", kind.as_str()),
                 ))
                 .await?;
@@ -146,7 +172,7 @@ impl RunActor {
                     dir: dir.display().to_string(),
                 };
                 let event = warn(
-                    "review_failed",
+                    EventKind::ReviewFailed,
                     format!(
                         "Codex {} review failed after {} attempts, so the run goes on without it: {reason}",
                         kind.as_str(),
@@ -212,39 +238,36 @@ impl RunActor {
                 } else {
                     format!("cycle {cycle}'s code")
                 };
-                let message = if blocking.is_empty() {
-                    format!(
-                        "Codex approved {what}{}: {}",
-                        if round.raised.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" with non-blocking findings {}", ids(round.raised_rows()))
-                        },
-                        summary.lines().next().unwrap_or("")
-                    )
-                } else {
-                    format!(
-                        "Codex asks for changes to {what}: {}",
-                        blocking
-                            .iter()
-                            .map(|f| format!("{} [{}] {}", f.id, f.priority, f.title))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    )
-                };
+                let message = verdict_message(&what, &round, &summary);
                 let e = events::append(
                     &tx,
                     &run,
                     at,
-                    NewEvent::info("review_finished", message).with_data(serde_json::json!({
-                        "review": id, "kind": kind.as_str(), "raised": round.raised,
-                    })),
+                    NewEvent::info(EventKind::ReviewFinished, message).with_data(
+                        serde_json::json!({
+                            "review": id, "kind": kind.as_str(), "raised": round.raised,
+                        }),
+                    ),
                 )?;
                 tx.commit()?;
                 Ok((round, e))
             })
             .await?;
         self.published(vec![event]).await;
+        self.mirror_verdict(kind, plan_version, verdict, dir, &round)
+            .await;
+        Ok(round)
+    }
+
+    /// The review's `verdict.json` and the kind's ledger in `.orchestrator/codex-reviews/`.
+    async fn mirror_verdict(
+        &self,
+        kind: ReviewKind,
+        plan_version: Option<u32>,
+        verdict: &Verdict,
+        dir: &std::path::Path,
+        round: &Round,
+    ) {
         let rel = dir
             .strip_prefix(self.mirror.root().join("codex-reviews"))
             .unwrap_or(dir)
@@ -270,7 +293,6 @@ impl RunActor {
                 tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a review");
             }
         }
-        Ok(round)
     }
 
     async fn store_review(&mut self, new: NewReview, event: NewEvent) -> Result<(), RunError> {
@@ -325,7 +347,7 @@ impl RunActor {
         let rounds = self.engine.codex.plan_review_rounds as usize;
         if self.reviews_of(ReviewKind::Plan).await? >= rounds {
             self.record(warn(
-                "plan_concerns_open",
+                EventKind::PlanConcernsOpen,
                 format!(
                     "Proceeding with plan v{version} after {rounds} review rounds; Codex's concerns \
                      {} stay open (see .orchestrator/codex-reviews/ledger-plan.json)",

@@ -5,13 +5,14 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use orchestrator_proto::EventKind;
 
 impl RunActor {
     /// Stops the run for a human: records a blocking escalation, winds down running sessions,
     /// and writes `.orchestrator/escalation.json`. `answer` or `resume` continues the run.
     pub(super) async fn escalate(
         &mut self,
-        kind: &'static str,
+        kind: orchestrator_proto::EscalationKind,
         task: Option<String>,
         question: String,
         evidence: String,
@@ -21,7 +22,7 @@ impl RunActor {
         let new = crate::store::NewEscalation {
             run_id: self.run.id.clone(),
             task_id: task,
-            kind: kind.into(),
+            kind,
             question: question.clone(),
             context: Some(evidence),
             blocking: true,
@@ -124,7 +125,7 @@ impl RunActor {
         }
         self.run.options = options;
         self.record(NewEvent::info(
-            "options_changed",
+            EventKind::OptionsChanged,
             format!("From now on: {}", parts.join(", ")),
         ))
         .await?;
@@ -143,46 +144,7 @@ impl RunActor {
         let at = time_text::now();
         let (row, event, message) = self
             .db
-            .call(move |c| {
-                let tx = c.transaction()?;
-                let Some(existing) = escalations::get(&tx, id)? else {
-                    return Ok(Err(RunError::not_found(format!("no escalation {id}"))));
-                };
-                if existing.answer.is_some() {
-                    return Ok(Err(RunError::conflict(format!(
-                        "escalation {id} was already answered"
-                    ))
-                    .hint("`orchestrate escalations --all` shows the answer")));
-                }
-                escalations::answer(&tx, id, &answer, at)?;
-                // The asker learns the answer from its messages.
-                let (to_kind, to) = match &existing.task_id {
-                    Some(t) => ("task", Some(t.as_str())),
-                    None => ("all", None),
-                };
-                let message = crate::store::board::insert_message(
-                    &tx,
-                    &run_id,
-                    None,
-                    to_kind,
-                    to,
-                    &format!(
-                        "Answer to escalation {id} (\"{}\"): {answer}",
-                        existing.question.lines().next().unwrap_or("").trim()
-                    ),
-                    at,
-                )?;
-                let event = events::append(
-                    &tx,
-                    &run_id,
-                    at,
-                    NewEvent::info("escalation_answered", format!("Escalation {id} answered"))
-                        .with_data(serde_json::json!({ "escalation": id })),
-                )?;
-                let row = escalations::get(&tx, id)?;
-                tx.commit()?;
-                Ok(Ok((row, event, message)))
-            })
+            .call(move |c| record_answer(c, &run_id, id, &answer, at))
             .await??;
         self.published(vec![event]).await;
         self.change_options(options, &change).await?;
@@ -215,4 +177,63 @@ impl RunActor {
         }
         row.ok_or_else(|| RunError::not_found(format!("no escalation {id}")))
     }
+}
+
+/// What an answer wrote: the escalation as it is now, the event, the asker's message.
+type Answered = (
+    Option<EscalationRow>,
+    crate::store::EventRow,
+    crate::store::board::MessageRow,
+);
+
+/// An answer in one transaction: the escalation answered, the asker's message, the event.
+/// `Err(RunError)` when there is no such escalation or it was answered already.
+fn record_answer(
+    c: &mut rusqlite::Connection,
+    run_id: &str,
+    id: u64,
+    answer: &str,
+    at: time::OffsetDateTime,
+) -> Result<Result<Answered, RunError>, crate::store::StoreError> {
+    let tx = c.transaction()?;
+    let Some(existing) = escalations::get(&tx, id)? else {
+        return Ok(Err(RunError::not_found(format!("no escalation {id}"))));
+    };
+    if existing.answer.is_some() {
+        return Ok(Err(RunError::conflict(format!(
+            "escalation {id} was already answered"
+        ))
+        .hint("`orchestrate escalations --all` shows the answer")));
+    }
+    escalations::answer(&tx, id, answer, at)?;
+    // The asker learns the answer from its messages.
+    let (to_kind, to) = match &existing.task_id {
+        Some(t) => ("task", Some(t.as_str())),
+        None => ("all", None),
+    };
+    let message = crate::store::board::insert_message(
+        &tx,
+        run_id,
+        None,
+        to_kind,
+        to,
+        &format!(
+            "Answer to escalation {id} (\"{}\"): {answer}",
+            existing.question.lines().next().unwrap_or("").trim()
+        ),
+        at,
+    )?;
+    let event = events::append(
+        &tx,
+        run_id,
+        at,
+        NewEvent::info(
+            EventKind::EscalationAnswered,
+            format!("Escalation {id} answered"),
+        )
+        .with_data(serde_json::json!({ "escalation": id })),
+    )?;
+    let row = escalations::get(&tx, id)?;
+    tx.commit()?;
+    Ok(Ok((row, event, message)))
 }

@@ -42,6 +42,7 @@ use crate::store::reviews::ReviewKind;
 use crate::store::{
     Db, EscalationRow, EventRow, NewEvent, RunRow, escalations, events, runs as run_rows, time_text,
 };
+use orchestrator_proto::{EscalationKind, EventKind};
 
 /// How often the actor checks that the mirror is still there (it is recreated if deleted).
 const MIRROR_CHECK: Duration = Duration::from_secs(2);
@@ -191,7 +192,7 @@ impl RunActor {
     pub async fn run(mut self, restored: bool) {
         if restored {
             let note = NewEvent::info(
-                "run_restored",
+                EventKind::RunRestored,
                 format!(
                     "Daemon restarted; run restored as {} ({})",
                     self.run.status, self.run.phase
@@ -463,7 +464,7 @@ impl RunActor {
             Executed::Completed(summary) => self.after_execution(summary).await,
             Executed::Failed(reason) => {
                 self.escalate(
-                    "execution_blocked",
+                    EscalationKind::ExecutionBlocked,
                     None,
                     format!("The run cannot go on: {reason}. What should change?"),
                     reason,
@@ -516,7 +517,7 @@ impl RunActor {
             Planned::Plan(version) => self.after_plan(version).await,
             Planned::Failed(reason) => {
                 self.escalate(
-                    "planner_failed",
+                    EscalationKind::PlannerFailed,
                     None,
                     format!("The planner could not produce a valid plan: {reason}. How should it proceed?"),
                     reason,
@@ -525,7 +526,7 @@ impl RunActor {
             }
             Planned::Blocked(reason) => {
                 self.escalate(
-                    "setup_failed",
+                    EscalationKind::SetupFailed,
                     None,
                     format!("The run cannot go on: {reason}. What should change?"),
                     reason,

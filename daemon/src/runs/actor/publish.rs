@@ -4,6 +4,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use orchestrator_proto::EventKind;
 
 impl RunActor {
     /// Moves the run to `status`, recording why, in one transaction.
@@ -36,7 +37,7 @@ impl RunActor {
         let row = next.clone();
         let event = NewEvent {
             level: Level::Info,
-            kind: "status_changed",
+            kind: EventKind::StatusChanged,
             message: if from == status {
                 format!("Run {}: {} ({reason})", next.id, next.phase)
             } else {
@@ -121,7 +122,7 @@ impl RunActor {
         let event = NewEvent {
             level: orchestrator_proto::Level::Warn,
             ..NewEvent::info(
-                "mirror_refused",
+                EventKind::MirrorRefused,
                 format!("The mirror stopped writing into the project: {e}; the run goes on"),
             )
         };

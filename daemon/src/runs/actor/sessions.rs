@@ -4,6 +4,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use orchestrator_proto::EventKind;
 
 impl RunActor {
     pub(super) async fn board(
@@ -106,7 +107,7 @@ impl RunActor {
                     &run,
                     at,
                     NewEvent::info(
-                        "session_opened",
+                        EventKind::SessionOpened,
                         format!("Session {s} opened ({})", role.as_str()),
                     )
                     .with_data(
@@ -177,7 +178,7 @@ impl RunActor {
                         &run,
                         at,
                         NewEvent::info(
-                            "session_ended",
+                            EventKind::SessionEnded,
                             format!("Session {s} ended; its token is revoked"),
                         ),
                     )?)

@@ -13,6 +13,7 @@ use super::RunActor;
 use crate::runs::error::RunError;
 use crate::store::{NewEvent, time_text};
 use crate::usage::{self, Account};
+use orchestrator_proto::{EscalationKind, EventKind};
 
 /// Without a known reset time, a held run checks again after this long.
 const RECHECK: time::Duration = time::Duration::minutes(10);
@@ -99,7 +100,7 @@ impl RunActor {
                     .record(NewEvent {
                         level: Level::Warn,
                         ..NewEvent::info(
-                            "grace_over",
+                            EventKind::GraceOver,
                             "The grace period is over: interrupting the running workers (they continue with `claude --resume` when the run resumes)",
                         )
                     })
@@ -158,7 +159,7 @@ impl RunActor {
             return Ok(());
         }
         self.escalate(
-            "budget_exhausted",
+            EscalationKind::BudgetExhausted,
             None,
             format!(
                 "The run has spent ${spent:.2}, reaching its budget of ${limit:.2} (--max-budget-usd {budget}). \

@@ -3,6 +3,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use orchestrator_proto::EventKind;
 use orchestrator_proto::HoldKind;
 
 impl RunActor {
@@ -87,7 +88,7 @@ impl RunActor {
         self.clear_hold();
         let row = self.set_status(RunStatus::Cancelled, reason).await?;
         self.record(NewEvent::info(
-            "branch_kept",
+            EventKind::BranchKept,
             format!("Branch {branch} is kept with whatever work it holds; delete it with `git branch -D {branch}` if unwanted"),
         ))
         .await?;
