@@ -116,47 +116,9 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
     if ctx.blocked().is_some() {
         return; // the task stays done and is merged when the run goes on
     }
-    // Counted on the branch, not in the worktree: the branch is what gets merged.
-    let ahead = match git::commits_ahead(&ctx.project, &f.base, &f.branch).await {
-        Ok(n) => n,
-        Err(e) => {
-            let (status, level) = retry_or_fail(t.attempts);
-            update(
-                ctx,
-                &t.id,
-                status,
-                Some(format!("its branch {} cannot be read: {e}", f.branch)),
-                level,
-                EventKind::MergeFailed,
-                format!("Task {}: its branch {} cannot be read: {e}", t.id, f.branch),
-            )
-            .await;
-            return;
-        }
+    let Some(ahead) = to_merge(ctx, f, t).await else {
+        return;
     };
-    if ahead == 0 {
-        let why = format!(
-            "Task {} needed no change: {}",
-            t.id,
-            t.result.as_deref().unwrap_or("no summary")
-        );
-        landed(ctx, f, t, why).await;
-        return;
-    }
-    // A previous daemon moved the branch but stopped before recording it: merged already.
-    if git::commits_ahead(&ctx.project, &ctx.run.branch, &f.branch)
-        .await
-        .is_ok_and(|n| n == 0)
-    {
-        let why = format!(
-            "Task {} was already merged into {} ({}); recorded now",
-            t.id,
-            ctx.run.branch,
-            orchestrator_proto::words::count(ahead, "commit")
-        );
-        landed(ctx, f, t, why).await;
-        return;
-    }
     let message = format!("Merge task {}: {}", t.id, t.title);
     let pre = match git::rev_parse(&ctx.integration, "HEAD").await {
         Ok(p) => p,
@@ -181,89 +143,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
         return; // stopped while held: the task stays done and is merged when the run goes on
     }
     match git::merge(&ctx.integration, &f.branch, &message).await {
-        Ok(Merge::Merged) => {
-            let verdict = match &ctx.run.options.gate {
-                Some(gate) => run_gate(ctx, gate, t).await,
-                None => Gate::Passed,
-            };
-            if let (Some(gate), Gate::CannotRun(why)) = (&ctx.run.options.gate, &verdict) {
-                let _ = git::reset_hard(&ctx.integration, &pre).await;
-                let why = format!(
-                    "the gate `{gate}` cannot run in the integration worktree ({why}); that is \
-                     the environment, not the workers' code, so no attempt was spent: give a \
-                     --setup that installs what it needs or another --gate, with `orchestrate \
-                     resume --setup \"…\"` or `--gate \"…\"`"
-                );
-                note(
-                    &ctx.handle,
-                    Level::Error,
-                    EventKind::GateCannotRun,
-                    format!("Task {}: {why}", t.id),
-                )
-                .await;
-                ctx.block(why);
-                return;
-            }
-            if let Gate::Stopped = verdict {
-                // The branch never moves on a gate that did not finish: the task stays done
-                // and is merged (gate included) again when the run goes on.
-                let _ = git::reset_hard(&ctx.integration, &pre).await;
-                note(
-                    &ctx.handle,
-                    Level::Info,
-                    EventKind::GateStopped,
-                    format!(
-                        "Task {}: the gate was stopped before it finished; {} did not advance, \
-                         and the merge is redone when the run goes on",
-                        t.id, ctx.run.branch
-                    ),
-                )
-                .await;
-                return;
-            }
-            if let (Some(gate), Gate::Failed(output)) = (&ctx.run.options.gate, verdict) {
-                let _ = git::reset_hard(&ctx.integration, &pre).await;
-                let first = output
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .to_owned();
-                let failure = format!("the gate `{gate}` failed on the merged result:\n{output}");
-                let (status, level) = retry_or_fail(t.attempts);
-                update(ctx, &t.id, status, Some(failure), level, EventKind::GateFailed, format!(
-                    "Task {}: the gate `{gate}` failed on its merge ({first}); the branch did not advance and the task goes back with the output", t.id)).await;
-                return;
-            }
-            if !branch_free(ctx).await {
-                let _ = git::reset_hard(&ctx.integration, &pre).await;
-                return;
-            }
-            let advanced = match git::rev_parse(&ctx.integration, "HEAD").await {
-                Ok(new) => git::advance_branch(&ctx.project, &ctx.run.branch, &new, &pre).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = advanced {
-                let _ = git::reset_hard(&ctx.integration, &pre).await;
-                update(
-                    ctx,
-                    &t.id,
-                    TaskStatus::Failed,
-                    Some(e.to_string()),
-                    Level::Error,
-                    EventKind::MergeFailed,
-                    format!("Task {}: cannot advance {}: {e}", t.id, ctx.run.branch),
-                )
-                .await;
-                return;
-            }
-            let done = format!(
-                "Task {} merged into {} ({})",
-                t.id,
-                ctx.run.branch,
-                orchestrator_proto::words::count(ahead, "commit")
-            );
-            landed(ctx, f, t, done).await;
-        }
+        Ok(Merge::Merged) => merged(ctx, f, t, &pre, ahead).await,
         Ok(Merge::Conflict(files)) => {
             let failure = format!(
                 "merging it conflicted with work merged meanwhile in: {}; redo the task on the new tip of {}",
@@ -295,6 +175,149 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
             .await;
         }
     }
+}
+
+/// The commits the task's branch adds to its base, or `None` when there is nothing to merge
+/// (it needed no change, a previous daemon merged it already, or its branch cannot be read):
+/// each of those is recorded here.
+async fn to_merge(ctx: &Ctx, f: &Finished, t: &TaskRow) -> Option<u64> {
+    // Counted on the branch, not in the worktree: the branch is what gets merged.
+    let ahead = match git::commits_ahead(&ctx.project, &f.base, &f.branch).await {
+        Ok(n) => n,
+        Err(e) => {
+            let (status, level) = retry_or_fail(t.attempts);
+            update(
+                ctx,
+                &t.id,
+                status,
+                Some(format!("its branch {} cannot be read: {e}", f.branch)),
+                level,
+                EventKind::MergeFailed,
+                format!("Task {}: its branch {} cannot be read: {e}", t.id, f.branch),
+            )
+            .await;
+            return None;
+        }
+    };
+    if ahead == 0 {
+        let why = format!(
+            "Task {} needed no change: {}",
+            t.id,
+            t.result.as_deref().unwrap_or("no summary")
+        );
+        landed(ctx, f, t, why).await;
+        return None;
+    }
+    // A previous daemon moved the branch but stopped before recording it: merged already.
+    if git::commits_ahead(&ctx.project, &ctx.run.branch, &f.branch)
+        .await
+        .is_ok_and(|n| n == 0)
+    {
+        let why = format!(
+            "Task {} was already merged into {} ({}); recorded now",
+            t.id,
+            ctx.run.branch,
+            orchestrator_proto::words::count(ahead, "commit")
+        );
+        landed(ctx, f, t, why).await;
+        return None;
+    }
+    Some(ahead)
+}
+
+/// The branch is merged in the integration worktree (at `pre` before): the gate runs on the
+/// result, and only if it passes does the run's branch advance.
+async fn merged(ctx: &Ctx, f: &Finished, t: &TaskRow, pre: &str, ahead: u64) {
+    let verdict = match &ctx.run.options.gate {
+        Some(gate) => run_gate(ctx, gate, t).await,
+        None => Gate::Passed,
+    };
+    if !gate_passed(ctx, t, pre, verdict).await {
+        return;
+    }
+    if !branch_free(ctx).await {
+        let _ = git::reset_hard(&ctx.integration, pre).await;
+        return;
+    }
+    let advanced = match git::rev_parse(&ctx.integration, "HEAD").await {
+        Ok(new) => git::advance_branch(&ctx.project, &ctx.run.branch, &new, pre).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = advanced {
+        let _ = git::reset_hard(&ctx.integration, pre).await;
+        update(
+            ctx,
+            &t.id,
+            TaskStatus::Failed,
+            Some(e.to_string()),
+            Level::Error,
+            EventKind::MergeFailed,
+            format!("Task {}: cannot advance {}: {e}", t.id, ctx.run.branch),
+        )
+        .await;
+        return;
+    }
+    let done = format!(
+        "Task {} merged into {} ({})",
+        t.id,
+        ctx.run.branch,
+        orchestrator_proto::words::count(ahead, "commit")
+    );
+    landed(ctx, f, t, done).await;
+}
+
+/// Whether the gate passed; if not, the integration worktree goes back to `pre` and the run
+/// is blocked (a gate that cannot run), the task goes back with the output (red), or nothing
+/// more happens (stopped: the merge is redone, gate included, when the run goes on).
+async fn gate_passed(ctx: &Ctx, t: &TaskRow, pre: &str, verdict: Gate) -> bool {
+    let gate = ctx.run.options.gate.as_deref().unwrap_or("");
+    match verdict {
+        Gate::Passed => return true,
+        Gate::CannotRun(why) => {
+            let why = format!(
+                "the gate `{gate}` cannot run in the integration worktree ({why}); that is \
+                 the environment, not the workers' code, so no attempt was spent: give a \
+                 --setup that installs what it needs or another --gate, with `orchestrate \
+                 resume --setup \"…\"` or `--gate \"…\"`"
+            );
+            let _ = git::reset_hard(&ctx.integration, pre).await;
+            let message = format!("Task {}: {why}", t.id);
+            note(&ctx.handle, Level::Error, EventKind::GateCannotRun, message).await;
+            ctx.block(why);
+        }
+        Gate::Stopped => {
+            let _ = git::reset_hard(&ctx.integration, pre).await;
+            note(
+                &ctx.handle,
+                Level::Info,
+                EventKind::GateStopped,
+                format!(
+                    "Task {}: the gate was stopped before it finished; {} did not advance, \
+                     and the merge is redone when the run goes on",
+                    t.id, ctx.run.branch
+                ),
+            )
+            .await;
+        }
+        Gate::Failed(output) => {
+            let _ = git::reset_hard(&ctx.integration, pre).await;
+            let first = output
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .to_owned();
+            let failure = format!("the gate `{gate}` failed on the merged result:\n{output}");
+            let (status, level) = retry_or_fail(t.attempts);
+            let message = format!(
+                "Task {}: the gate `{gate}` failed on its merge ({first}); the branch did not \
+                 advance and the task goes back with the output",
+                t.id
+            );
+            let kind = EventKind::GateFailed;
+            update(ctx, &t.id, status, Some(failure), level, kind, message).await;
+        }
+    }
+    false
 }
 
 /// How a gate ended on one merge.

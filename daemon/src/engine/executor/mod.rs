@@ -37,18 +37,19 @@ use crate::engine::prepare::{Prep, Prepared};
 use crate::git::{self, Merge};
 use crate::store::board::{self as rows, TaskRow};
 use crate::store::{Db, NewEvent, RunRow};
-use orchestrator_proto::EventKind;
 
 mod dispatch;
 mod finish;
 mod merge;
 mod recover;
+mod schedule;
 
 pub use dispatch::SETUP_FAILURES;
 use dispatch::*;
 use finish::*;
 use merge::*;
 use recover::*;
+use schedule::Schedule;
 
 /// Attempts per task (sessions that end without completing, merge conflicts).
 pub const TASK_ATTEMPTS: u32 = 3;
@@ -247,26 +248,7 @@ pub async fn execute(
     };
     let project = PathBuf::from(&run.project);
     let integration = crate::layout::integration(&cfg.data_dir, &run.id);
-    // Detached at the branch tip: the branch itself only moves once a merge passed the gate.
-    // One a crash left unusable (a git command cut short) is made again: it holds no work.
-    let mut ready = Err(None);
-    if integration.exists() {
-        ready = git::reset_hard(&integration, &run.branch)
-            .await
-            .map_err(Some);
-        if ready.is_err() {
-            let _ = git::worktree_remove(&project, &integration, true).await;
-            let _ = git::worktree_prune(&project).await;
-        }
-    }
-    if ready.is_err() && !integration.exists() {
-        ready = git::worktree_add_detached(&project, &integration, &run.branch)
-            .await
-            .map_err(Some);
-    }
-    let ready =
-        ready.map_err(|e| e.map_or_else(|| "it is in the way".to_owned(), |e| e.to_string()));
-    if let Err(e) = ready {
+    if let Err(e) = integration_ready(&project, &integration, &run.branch).await {
         return Executed::Failed(format!(
             "cannot create the integration worktree for {}: {e}",
             run.branch
@@ -308,238 +290,43 @@ pub async fn execute(
     .await;
     ctx.cfg.reconcile.done(&ctx.run.id);
     let stopping = ctx.cfg.stopping.clone();
-    // Tasks waiting out a transient API failure: how often, and not before when.
-    let mut transient: HashMap<String, u32> = HashMap::new();
-    let mut not_before: HashMap<String, tokio::time::Instant> = HashMap::new();
-    // Tasks whose worker could not be started (a worktree git refused): how often.
-    let mut undispatched: HashMap<String, u32> = HashMap::new();
-    // Setups that failed since the last one that passed.
-    let mut setup_streak = 0u32;
-    loop {
-        if let Some(why) = ctx.blocked() {
-            if let Some(done) = wind_down(&ctx, &cancel, &mut running, &mut busy, why).await {
-                return done;
-            }
-            continue;
-        }
-        let all = tasks(&ctx.db, &ctx.run.id).await;
-        // Completed by a worker nobody follows (one a crash left without a recorded process
-        // finished after the restart): merged from where it worked.
-        let stopped = cancel.is_cancelled() || stopping.is_cancelled();
-        let orphans: Vec<&TaskRow> = all
-            .iter()
-            .filter(|t| !stopped && t.status == TaskStatus::Done && !busy.contains_key(&t.id))
-            .collect();
-        if !orphans.is_empty() {
-            for t in orphans {
-                finish_orphan(&ctx, t).await;
-            }
-            continue;
-        }
-        // A task out of attempts fails the run, but only once the other workers have
-        // finished and their work is merged: one task's failure never stops another's worker.
-        let failed = all.iter().find(|t| t.status == TaskStatus::Failed);
-        if let Some(t) = failed
-            && running.is_empty()
-        {
-            return Executed::Failed(format!(
-                "task {} failed: {}",
-                t.id,
-                t.failure.as_deref().unwrap_or("no reason given")
-            ));
-        }
-        if !all.is_empty() && all.iter().all(|t| t.status == TaskStatus::Merged) {
-            // The branch holds everything; its integration worktree is clean and can go, and
-            // the run's worktree folder with it once nothing else is in it.
-            let _ = git::worktree_remove(&ctx.project, &ctx.integration, false).await;
-            repair_worktrees(&ctx).await;
-            if let Some(dir) = ctx.integration.parent() {
-                let _ = tokio::fs::remove_dir(dir).await;
-            }
-            return Executed::Completed(format!(
-                "all {} merged into {}",
-                orchestrator_proto::words::count(all.len() as u64, "task"),
-                ctx.run.branch
-            ));
-        }
-        let merged: HashSet<&str> = all
-            .iter()
-            .filter(|t| t.status == TaskStatus::Merged)
-            .map(|t| t.id.as_str())
-            .collect();
-        let cp = critical_path(&all);
-        let now = tokio::time::Instant::now();
-        not_before.retain(|_, at| *at > now);
-        let mut ready: Vec<&TaskRow> = all
-            .iter()
-            .filter(|t| t.status == TaskStatus::Pending && !busy.contains_key(&t.id))
-            .filter(|t| !not_before.contains_key(&t.id))
-            .filter(|t| t.depends_on.iter().all(|d| merged.contains(d.as_str())))
-            .collect();
-        ready.sort_by_key(|t| std::cmp::Reverse(cp.get(&t.id).copied().unwrap_or(0)));
-        // No new worker while the account is over its limit (the actor pauses the run).
-        let held = drain.is_cancelled()
-            || stopped
-            || failed.is_some()
-            || crate::usage::hold_since(
-                &ctx.cfg.usage.snapshot(),
-                ctx.run.options.usage_threshold,
-                ctx.cfg.usage_margin,
-                forced_at,
-            )
-            .is_some();
-        for t in ready {
-            if busy.len() >= ctx.run.options.concurrency as usize || held {
-                break;
-            }
-            let overlaps = busy.values().flatten().any(|f| t.files.contains(f));
-            if overlaps {
-                continue;
-            }
-            match dispatch(&ctx, t, &cancel).await {
-                Ok(fut) => {
-                    busy.insert(t.id.clone(), t.files.clone());
-                    running.spawn(fut);
-                }
-                Err(reason) => {
-                    // This task alone waits and tries again (a git lock held elsewhere passes);
-                    // after DISPATCH_RETRIES it fails. Other workers are never touched.
-                    let n = undispatched.entry(t.id.clone()).or_insert(0);
-                    *n += 1;
-                    if *n > DISPATCH_RETRIES {
-                        update(
-                            &ctx,
-                            &t.id,
-                            TaskStatus::Failed,
-                            Some(reason.to_string()),
-                            Level::Error,
-                            EventKind::DispatchFailed,
-                            format!("Task {} cannot start: {reason}", t.id),
-                        )
-                        .await;
-                    } else {
-                        let wait = std::time::Duration::from_secs(1u64 << (*n - 1));
-                        not_before.insert(t.id.clone(), tokio::time::Instant::now() + wait);
-                        note(
-                            &ctx.handle,
-                            Level::Warn,
-                            EventKind::DispatchRetry,
-                            format!(
-                                "Task {} cannot start ({reason}); trying again in {}s ({n} of {DISPATCH_RETRIES})",
-                                t.id,
-                                wait.as_secs()
-                            ),
-                        )
-                        .await;
-                    }
-                }
-            }
-        }
-        // After dispatching: a task that could not start just now waits its turn too.
-        let wake = not_before.values().min().copied();
-        if running.is_empty() && held {
-            return Executed::Stopped;
-        }
-        if running.is_empty() && wake.is_none() {
-            return Executed::Failed(
-                "no task can start: every pending task waits on one that is not merged".into(),
-            );
-        }
-        let done = tokio::select! {
-            _ = cancel.cancelled() => {
-                // Sessions see the same token and stop their process groups; their tasks
-                // continue where they stopped when the run resumes.
-                while let Some(done) = running.join_next().await {
-                    if let Ok(f) = done {
-                        interrupted(&ctx, f, "the run was paused", RESUMES).await;
-                    }
-                }
-                return Executed::Stopped;
-            }
-            _ = stopping.cancelled() => {
-                // The daemon stops: sessions are left running (they detach at once) and the
-                // next daemon re-attaches them; nothing about them is recorded here.
-                while running.join_next().await.is_some() {}
-                return Executed::Stopped;
-            }
-            _ = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => continue,
-            d = running.join_next(), if !running.is_empty() => d,
-        };
-        let Some(Ok(f)) = done else { continue };
-        if f.ended.as_ref().is_ok_and(|e| e.detached) {
-            running.shutdown().await;
-            return Executed::Stopped;
-        }
-        busy.remove(&f.task);
-        match &f.prepared {
-            Some(Prepared::Ready(_)) => setup_streak = 0,
-            Some(Prepared::Failed(fail)) => {
-                setup_streak += 1;
-                let fail = fail.clone();
-                let again = if setup_streak >= SETUP_FAILURES {
-                    ctx.block(format!(
-                        "{fail}\n\nIt failed {setup_streak} times in a row, so it is the \
-                         environment, not the task: fix the command or what it needs, then \
-                         `orchestrate resume` (or `resume --setup \"…\"` to change it)"
-                    ));
-                    "the run stops for a human"
-                } else {
-                    "it is tried again"
-                };
-                unprepared(&ctx, f, again).await;
-                continue;
-            }
-            Some(Prepared::Stopped) => {
-                unprepared(&ctx, f, RESUMES).await;
-                continue;
-            }
-            None => {}
-        }
-        if limited(&f) {
-            interrupted(&ctx, f, "the account hit its usage limit", RESUMES).await;
-            continue;
-        }
-        if cancel.is_cancelled() {
-            interrupted(&ctx, f, "the run was paused", RESUMES).await;
-            return Executed::Stopped;
-        }
-        let failed = f
-            .ended
-            .as_ref()
-            .ok()
-            .and_then(|e| e.outcome.as_ref())
-            .and_then(|o| Some((o.failure()?, o.text.clone().unwrap_or_default())));
-        match failed {
-            Some((Failure::Auth, text)) => {
-                // No retry helps: the task waits, unspent, and the run asks for a human.
-                interrupted(&ctx, f, "Claude Code could not authenticate", RESUMES).await;
-                running.shutdown().await;
-                return Executed::Failed(format!(
-                    "Claude Code could not authenticate ({}). Log in again with `claude /login`, \
-                     or fix ANTHROPIC_API_KEY / CLAUDE_CODE_OAUTH_TOKEN, then run `orchestrate \
-                     resume` from a shell that has the working credentials",
-                    text.trim()
-                ));
-            }
-            Some((Failure::Transient, text))
-                if *transient.entry(f.task.clone()).or_insert(0) < TRANSIENT_RETRIES =>
-            {
-                let n = transient.entry(f.task.clone()).or_insert(0);
-                *n += 1;
-                let wait = std::time::Duration::from_secs((1u64 << *n).min(60));
-                not_before.insert(f.task.clone(), tokio::time::Instant::now() + wait);
-                let why = format!(
-                    "the model API was unavailable: {}; retry {n} of {TRANSIENT_RETRIES}, not counted as an attempt",
-                    text.trim()
-                );
-                let then = format!("in {}s", wait.as_secs());
-                interrupted(&ctx, f, &why, &then).await;
-                continue;
-            }
-            _ => {}
-        }
-        finish(&ctx, f).await;
+    Schedule {
+        ctx,
+        cancel,
+        drain,
+        stopping,
+        forced_at,
+        running,
+        busy,
+        waits: HashMap::new(),
+        setup_streak: 0,
     }
+    .run()
+    .await
+}
+
+/// The integration worktree, detached at the branch tip: the branch itself only moves once a
+/// merge passed the gate. One a crash left unusable (a git command cut short) is made again:
+/// it holds no work.
+async fn integration_ready(
+    project: &std::path::Path,
+    integration: &std::path::Path,
+    branch: &str,
+) -> Result<(), String> {
+    let mut ready = Err(None);
+    if integration.exists() {
+        ready = git::reset_hard(integration, branch).await.map_err(Some);
+        if ready.is_err() {
+            let _ = git::worktree_remove(project, integration, true).await;
+            let _ = git::worktree_prune(project).await;
+        }
+    }
+    if ready.is_err() && !integration.exists() {
+        ready = git::worktree_add_detached(project, integration, branch)
+            .await
+            .map_err(Some);
+    }
+    ready.map_err(|e| e.map_or_else(|| "it is in the way".to_owned(), |e| e.to_string()))
 }
 
 /// Back on the board while attempts remain; failed (and escalated by the run) after that.

@@ -1,0 +1,341 @@
+//! The scheduling loop: read the board, finish what needs finishing, dispatch what is ready,
+//! wait for a worker to end (or a retry to come due, or a pause, or a daemon stop), and deal
+//! with the worker that ended. One [`Schedule`] per execution owns every piece of loop state;
+//! what it knows of a task beyond the board (retries and their waits) is one [`Waits`] slot
+//! per task id, not parallel maps.
+//!
+//! **Invariants:** never more than `--concurrency` workers, never two at once whose declared
+//! files overlap; no new worker while the run drains, is paused, has a failed task, or the
+//! account is over its usage threshold; a task out of attempts fails the run only once every
+//! other worker has ended and been merged.
+
+use std::collections::{HashMap, HashSet};
+
+use orchestrator_proto::{EventKind, Level, TaskStatus};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+
+/// What the loop remembers of one task between its workers.
+#[derive(Debug, Default)]
+pub(super) struct Waits {
+    /// Sessions that failed because the model API was unavailable (not attempts).
+    transient: u32,
+    /// Times its worker could not be started (a worktree git refused).
+    undispatched: u32,
+    /// Not dispatched again before this.
+    not_before: Option<Instant>,
+}
+
+/// The loop's state for one execution of a run.
+pub(super) struct Schedule {
+    pub(super) ctx: Ctx,
+    /// The run's pause/cancel token.
+    pub(super) cancel: CancellationToken,
+    /// Stops new dispatches, lets running workers finish (the usage governor's grace).
+    pub(super) drain: CancellationToken,
+    /// The daemon stops: workers are left running for the next daemon.
+    pub(super) stopping: CancellationToken,
+    /// The user resumed before the usage window reset: figures before this are overridden.
+    pub(super) forced_at: Option<time::OffsetDateTime>,
+    pub(super) running: JoinSet<Finished>,
+    /// Running workers' tasks with their declared files.
+    pub(super) busy: HashMap<String, Vec<String>>,
+    pub(super) waits: HashMap<String, Waits>,
+    /// Setups that failed since the last one that passed.
+    pub(super) setup_streak: u32,
+}
+
+/// What reading the board decided.
+enum Board {
+    /// Something changed on it (an orphan finished): read it again.
+    Again,
+    /// Execution is over.
+    Over(Executed),
+    /// Wait for a worker or a retry; `held` says no new worker may start.
+    Wait { held: bool },
+}
+
+impl Schedule {
+    /// Runs to the end of the plan, a stop, or a failure.
+    pub(super) async fn run(mut self) -> Executed {
+        loop {
+            if let Some(why) = self.ctx.blocked() {
+                let (ctx, cancel) = (&self.ctx, &self.cancel);
+                if let Some(done) =
+                    wind_down(ctx, cancel, &mut self.running, &mut self.busy, why).await
+                {
+                    return done;
+                }
+                continue;
+            }
+            let held = match self.board().await {
+                Board::Again => continue,
+                Board::Over(done) => return done,
+                Board::Wait { held } => held,
+            };
+            // After dispatching: a task that could not start just now waits its turn too.
+            let wake = self.waits.values().filter_map(|w| w.not_before).min();
+            if self.running.is_empty() && held {
+                return Executed::Stopped;
+            }
+            if self.running.is_empty() && wake.is_none() {
+                return Executed::Failed(
+                    "no task can start: every pending task waits on one that is not merged".into(),
+                );
+            }
+            let ended = tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    // Sessions see the same token and stop their process groups; their tasks
+                    // continue where they stopped when the run resumes.
+                    while let Some(done) = self.running.join_next().await {
+                        if let Ok(f) = done {
+                            interrupted(&self.ctx, f, "the run was paused", RESUMES).await;
+                        }
+                    }
+                    return Executed::Stopped;
+                }
+                _ = self.stopping.cancelled() => {
+                    // The daemon stops: sessions are left running (they detach at once) and
+                    // the next daemon re-attaches them; nothing about them is recorded here.
+                    while self.running.join_next().await.is_some() {}
+                    return Executed::Stopped;
+                }
+                _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => continue,
+                d = self.running.join_next(), if !self.running.is_empty() => d,
+            };
+            let Some(Ok(f)) = ended else { continue };
+            if let Some(done) = self.ended(f).await {
+                return done;
+            }
+        }
+    }
+
+    /// Reads the board: orphans finished, the run's end recognised, ready tasks dispatched.
+    async fn board(&mut self) -> Board {
+        let now = Instant::now();
+        for w in self.waits.values_mut() {
+            w.not_before = w.not_before.filter(|at| *at > now);
+        }
+        let all = tasks(&self.ctx.db, &self.ctx.run.id).await;
+        // Completed by a worker nobody follows (one a crash left without a recorded process
+        // finished after the restart): merged from where it worked.
+        let stopped = self.cancel.is_cancelled() || self.stopping.is_cancelled();
+        let orphans: Vec<&TaskRow> = all
+            .iter()
+            .filter(|t| !stopped && t.status == TaskStatus::Done && !self.busy.contains_key(&t.id))
+            .collect();
+        if !orphans.is_empty() {
+            for t in orphans {
+                finish_orphan(&self.ctx, t).await;
+            }
+            return Board::Again;
+        }
+        // A task out of attempts fails the run, but only once the other workers have
+        // finished and their work is merged: one task's failure never stops another's worker.
+        let failed = all.iter().find(|t| t.status == TaskStatus::Failed);
+        if let Some(t) = failed
+            && self.running.is_empty()
+        {
+            return Board::Over(Executed::Failed(format!(
+                "task {} failed: {}",
+                t.id,
+                t.failure.as_deref().unwrap_or("no reason given")
+            )));
+        }
+        if !all.is_empty() && all.iter().all(|t| t.status == TaskStatus::Merged) {
+            return Board::Over(self.completed(all.len()).await);
+        }
+        // No new worker while the account is over its limit (the actor pauses the run).
+        let held = self.drain.is_cancelled()
+            || stopped
+            || failed.is_some()
+            || crate::usage::hold_since(
+                &self.ctx.cfg.usage.snapshot(),
+                self.ctx.run.options.usage_threshold,
+                self.ctx.cfg.usage_margin,
+                self.forced_at,
+            )
+            .is_some();
+        if !held {
+            self.dispatch_ready(&all).await;
+        }
+        Board::Wait { held }
+    }
+
+    /// Every task merged: the integration worktree is clean and goes, and the run's worktree
+    /// folder with it once nothing else is in it.
+    async fn completed(&self, tasks: usize) -> Executed {
+        let ctx = &self.ctx;
+        let _ = git::worktree_remove(&ctx.project, &ctx.integration, false).await;
+        repair_worktrees(ctx).await;
+        if let Some(dir) = ctx.integration.parent() {
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
+        Executed::Completed(format!(
+            "all {} merged into {}",
+            orchestrator_proto::words::count(tasks as u64, "task"),
+            ctx.run.branch
+        ))
+    }
+
+    /// Starts workers for ready tasks (pending, dependencies merged, not waiting out a retry),
+    /// longest critical path first, up to the concurrency, skipping any whose files overlap a
+    /// running worker's.
+    async fn dispatch_ready(&mut self, all: &[TaskRow]) {
+        let merged: HashSet<&str> = all
+            .iter()
+            .filter(|t| t.status == TaskStatus::Merged)
+            .map(|t| t.id.as_str())
+            .collect();
+        let cp = critical_path(all);
+        let waiting = |id: &str| self.waits.get(id).is_some_and(|w| w.not_before.is_some());
+        let mut ready: Vec<&TaskRow> = all
+            .iter()
+            .filter(|t| t.status == TaskStatus::Pending && !self.busy.contains_key(&t.id))
+            .filter(|t| !waiting(&t.id))
+            .filter(|t| t.depends_on.iter().all(|d| merged.contains(d.as_str())))
+            .collect();
+        ready.sort_by_key(|t| std::cmp::Reverse(cp.get(&t.id).copied().unwrap_or(0)));
+        for t in ready {
+            if self.busy.len() >= self.ctx.run.options.concurrency as usize {
+                break;
+            }
+            if self.busy.values().flatten().any(|f| t.files.contains(f)) {
+                continue;
+            }
+            match dispatch(&self.ctx, t, &self.cancel).await {
+                Ok(fut) => {
+                    self.busy.insert(t.id.clone(), t.files.clone());
+                    self.running.spawn(fut);
+                }
+                Err(reason) => self.undispatched(t, reason.to_string()).await,
+            }
+        }
+    }
+
+    /// A worker that could not start: this task alone waits and tries again (a git lock held
+    /// elsewhere passes); after [`DISPATCH_RETRIES`] it fails. Other workers are never touched.
+    async fn undispatched(&mut self, t: &TaskRow, reason: String) {
+        let w = self.waits.entry(t.id.clone()).or_default();
+        w.undispatched += 1;
+        let n = w.undispatched;
+        if n > DISPATCH_RETRIES {
+            let message = format!("Task {} cannot start: {reason}", t.id);
+            let (status, kind) = (TaskStatus::Failed, EventKind::DispatchFailed);
+            update(
+                &self.ctx,
+                &t.id,
+                status,
+                Some(reason),
+                Level::Error,
+                kind,
+                message,
+            )
+            .await;
+            return;
+        }
+        let wait = std::time::Duration::from_secs(1u64 << (n - 1));
+        w.not_before = Some(Instant::now() + wait);
+        note(
+            &self.ctx.handle,
+            Level::Warn,
+            EventKind::DispatchRetry,
+            format!(
+                "Task {} cannot start ({reason}); trying again in {}s ({n} of {DISPATCH_RETRIES})",
+                t.id,
+                wait.as_secs()
+            ),
+        )
+        .await;
+    }
+
+    /// A worker's session ended: its setup's outcome, a limit, a pause, an API failure, or
+    /// `finish` (verify and merge). `Some` ends execution.
+    async fn ended(&mut self, f: Finished) -> Option<Executed> {
+        let ctx = &self.ctx;
+        if f.ended.as_ref().is_ok_and(|e| e.detached) {
+            self.running.shutdown().await;
+            return Some(Executed::Stopped);
+        }
+        self.busy.remove(&f.task);
+        match &f.prepared {
+            Some(Prepared::Ready(_)) => self.setup_streak = 0,
+            Some(Prepared::Failed(fail)) => {
+                self.setup_streak += 1;
+                let streak = self.setup_streak;
+                let again = if streak >= SETUP_FAILURES {
+                    ctx.block(format!(
+                        "{fail}\n\nIt failed {streak} times in a row, so it is the \
+                         environment, not the task: fix the command or what it needs, then \
+                         `orchestrate resume` (or `resume --setup \"…\"` to change it)"
+                    ));
+                    "the run stops for a human"
+                } else {
+                    "it is tried again"
+                };
+                unprepared(ctx, f, again).await;
+                return None;
+            }
+            Some(Prepared::Stopped) => {
+                unprepared(ctx, f, RESUMES).await;
+                return None;
+            }
+            None => {}
+        }
+        if limited(&f) {
+            interrupted(ctx, f, "the account hit its usage limit", RESUMES).await;
+            return None;
+        }
+        if self.cancel.is_cancelled() {
+            interrupted(ctx, f, "the run was paused", RESUMES).await;
+            return Some(Executed::Stopped);
+        }
+        self.failed_session(f).await
+    }
+
+    /// A session the model API failed: no retry helps a failed login (the task waits,
+    /// unspent, and the run asks for a human); an unavailable API is retried with growing
+    /// waits, unspent, up to [`TRANSIENT_RETRIES`]. Anything else is finished as usual.
+    async fn failed_session(&mut self, f: Finished) -> Option<Executed> {
+        let ctx = &self.ctx;
+        let failed = f
+            .ended
+            .as_ref()
+            .ok()
+            .and_then(|e| e.outcome.as_ref())
+            .and_then(|o| Some((o.failure()?, o.text.clone().unwrap_or_default())));
+        let w = self.waits.entry(f.task.clone()).or_default();
+        match failed {
+            Some((Failure::Auth, text)) => {
+                interrupted(ctx, f, "Claude Code could not authenticate", RESUMES).await;
+                self.running.shutdown().await;
+                Some(Executed::Failed(format!(
+                    "Claude Code could not authenticate ({}). Log in again with `claude /login`, \
+                     or fix ANTHROPIC_API_KEY / CLAUDE_CODE_OAUTH_TOKEN, then run `orchestrate \
+                     resume` from a shell that has the working credentials",
+                    text.trim()
+                )))
+            }
+            Some((Failure::Transient, text)) if w.transient < TRANSIENT_RETRIES => {
+                w.transient += 1;
+                let n = w.transient;
+                let wait = std::time::Duration::from_secs((1u64 << n).min(60));
+                w.not_before = Some(Instant::now() + wait);
+                let why = format!(
+                    "the model API was unavailable: {}; retry {n} of {TRANSIENT_RETRIES}, not \
+                     counted as an attempt",
+                    text.trim()
+                );
+                interrupted(ctx, f, &why, &format!("in {}s", wait.as_secs())).await;
+                None
+            }
+            _ => {
+                finish(ctx, f).await;
+                None
+            }
+        }
+    }
+}
