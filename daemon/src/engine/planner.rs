@@ -189,71 +189,17 @@ pub async fn plan(
         .await;
         return Planned::Plan(version);
     }
-    let project = Path::new(&run.project).to_path_buf();
-    let prep = super::prepare::Prep {
-        project: project.clone(),
-        data_dir: cfg.data_dir.clone(),
-        run: run.id.clone(),
-        env: env.clone(),
-        options: run.options.clone(),
-        cancel: cancel.clone(),
-        stopping: cfg.stopping.clone(),
-    };
+    let planning = Planning::new(handle, db, cfg, run, cancel, agent, env, brief);
     let mut setup_failures = 0;
     let mut last = String::from("the planner never ran");
     for attempt in 1..=PLANNER_ATTEMPTS {
-        if cancel.is_cancelled() {
+        if planning.cancel.is_cancelled() {
             return Planned::Stopped;
         }
-        let grant = match handle
-            .ask(|reply| Ask::OpenSession {
-                role: Role::Planner,
-                task: None,
-                ttl: std::time::Duration::from_secs(
-                    orchestrator_proto::session::defaults::TTL_SECS,
-                ),
-                reply,
-            })
-            .await
-        {
-            Ok(g) => g,
-            Err(_) => return Planned::Stopped,
-        };
-        let worktree = crate::layout::planner_worktree(&cfg.data_dir, &run.id, run.cycle, attempt);
-        if let Err(e) = crate::git::throwaway_worktree(&project, &worktree, &brief.commit).await {
-            end(&handle, &grant.session, None).await;
-            return Planned::Failed(format!("cannot create the planner's worktree: {e}"));
-        }
-        // Exploring and running the code needs its dependencies too.
-        let name = crate::layout::planner_name(run.cycle, attempt);
-        match super::prepare::prepare(&prep, &worktree, &name).await {
-            super::prepare::Prepared::Ready(done) => {
-                for d in done {
-                    note(
-                        &handle,
-                        Level::Info,
-                        EventKind::WorktreePrepared,
-                        format!("Planner: {d}"),
-                    )
-                    .await;
-                }
-            }
-            super::prepare::Prepared::Stopped => {
-                end(&handle, &grant.session, None).await;
-                let _ = crate::git::worktree_remove(&project, &worktree, true).await;
-                return Planned::Stopped;
-            }
-            super::prepare::Prepared::Failed(fail) => {
-                end(&handle, &grant.session, None).await;
-                let _ = crate::git::worktree_remove(&project, &worktree, true).await;
+        match planning.attempt(attempt).await {
+            Attempt::Over(planned) => return planned,
+            Attempt::SetupFailed(fail) => {
                 setup_failures += 1;
-                note(
-                    &handle,
-                    Level::Warn,
-                    EventKind::SetupFailed,
-                    format!("Planner: {fail}"),
-                )
-                .await;
                 if setup_failures >= super::executor::SETUP_FAILURES {
                     return Planned::Blocked(format!(
                         "{fail}\n\nIt failed {setup_failures} times in a row, so it is the \
@@ -261,12 +207,121 @@ pub async fn plan(
                          `orchestrate resume` (or `resume --setup \"…\"` to change it)"
                     ));
                 }
-                last = fail.to_string();
-                continue;
+                last = fail;
+            }
+            Attempt::NoPlan(why) => {
+                note(
+                    &planning.handle,
+                    Level::Warn,
+                    EventKind::PlannerRetry,
+                    format!(
+                        "Planner attempt {attempt} of {PLANNER_ATTEMPTS} produced no plan: {why}"
+                    ),
+                )
+                .await;
+                last = why;
             }
         }
+    }
+    Planned::Failed(format!(
+        "no plan after {PLANNER_ATTEMPTS} planner sessions; last: {last}"
+    ))
+}
+
+/// What one planning shares across its attempts.
+struct Planning {
+    handle: Port,
+    db: Db,
+    cfg: Arc<EngineConfig>,
+    run: RunRow,
+    cancel: CancellationToken,
+    agent: crate::agents::claude::ClaudeCode,
+    env: orchestrator_proto::SessionEnv,
+    project: std::path::PathBuf,
+    prep: super::prepare::Prep,
+    brief: Brief,
+}
+
+/// How one planner attempt ended.
+enum Attempt {
+    /// Planning is over: a plan, stopped, or a failure no other attempt can help.
+    Over(Planned),
+    /// Its worktree's setup failed (the text says how).
+    SetupFailed(String),
+    /// The session ended without a plan; why.
+    NoPlan(String),
+}
+
+impl Planning {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        handle: Port,
+        db: Db,
+        cfg: Arc<EngineConfig>,
+        run: RunRow,
+        cancel: CancellationToken,
+        agent: crate::agents::claude::ClaudeCode,
+        env: orchestrator_proto::SessionEnv,
+        brief: Brief,
+    ) -> Self {
+        let project = Path::new(&run.project).to_path_buf();
+        let prep = super::prepare::Prep {
+            project: project.clone(),
+            data_dir: cfg.data_dir.clone(),
+            run: run.id.clone(),
+            env: env.clone(),
+            options: run.options.clone(),
+            cancel: cancel.clone(),
+            stopping: cfg.stopping.clone(),
+        };
+        Planning {
+            handle,
+            db,
+            cfg,
+            run,
+            cancel,
+            agent,
+            env,
+            project,
+            prep,
+            brief,
+        }
+    }
+
+    /// One planner session in a fresh worktree, set up like a worker's.
+    async fn attempt(&self, attempt: u32) -> Attempt {
+        let (handle, cfg, run) = (&self.handle, &self.cfg, &self.run);
+        let ttl = std::time::Duration::from_secs(orchestrator_proto::session::defaults::TTL_SECS);
+        let grant = match handle
+            .ask(|reply| Ask::OpenSession {
+                role: Role::Planner,
+                task: None,
+                ttl,
+                reply,
+            })
+            .await
+        {
+            Ok(g) => g,
+            Err(_) => return Attempt::Over(Planned::Stopped),
+        };
+        let worktree = crate::layout::planner_worktree(&cfg.data_dir, &run.id, run.cycle, attempt);
+        let commit = &self.brief.commit;
+        if let Err(e) = crate::git::throwaway_worktree(&self.project, &worktree, commit).await {
+            end(handle, &grant.session, None).await;
+            let why = format!("cannot create the planner's worktree: {e}");
+            return Attempt::Over(Planned::Failed(why));
+        }
+        if let Some(not_ready) = self.prepare(&worktree, attempt).await {
+            end(handle, &grant.session, None).await;
+            let _ = crate::git::worktree_remove(&self.project, &worktree, true).await;
+            if let Attempt::SetupFailed(fail) = &not_ready {
+                let message = format!("Planner: {fail}");
+                note(handle, Level::Warn, EventKind::SetupFailed, message).await;
+            }
+            return not_ready;
+        }
         note(
-            &handle,
+            handle,
             Level::Info,
             EventKind::PlannerStarted,
             format!(
@@ -276,70 +331,88 @@ pub async fn plan(
             ),
         )
         .await;
+        self.session(&grant, &worktree).await
+    }
+
+    /// Sets the planner's worktree up (exploring and running the code needs its dependencies
+    /// too); `Some` when it is not ready (stopped, or its setup failed).
+    async fn prepare(&self, worktree: &Path, attempt: u32) -> Option<Attempt> {
+        use super::prepare::Prepared;
+        let name = crate::layout::planner_name(self.run.cycle, attempt);
+        match super::prepare::prepare(&self.prep, worktree, &name).await {
+            Prepared::Ready(done) => {
+                for d in done {
+                    let message = format!("Planner: {d}");
+                    note(
+                        &self.handle,
+                        Level::Info,
+                        EventKind::WorktreePrepared,
+                        message,
+                    )
+                    .await;
+                }
+                None
+            }
+            Prepared::Stopped => Some(Attempt::Over(Planned::Stopped)),
+            Prepared::Failed(fail) => Some(Attempt::SetupFailed(fail.to_string())),
+        }
+    }
+
+    /// Runs the planner's session to its end and looks for the plan it submitted.
+    async fn session(&self, grant: &crate::engine::port::SessionGrant, worktree: &Path) -> Attempt {
+        let (handle, db, cfg, run) = (&self.handle, &self.db, &self.cfg, &self.run);
         let spec = SessionSpec {
-            prompt: prompt(&run) + &brief.text + &guidance(&db, &run).await,
-            cwd: worktree.clone(),
+            prompt: prompt(run) + &self.brief.text + &guidance(db, run).await,
+            cwd: worktree.to_path_buf(),
             mcp_url: cfg.mcp_url.clone(),
             token: grant.token.clone(),
             session_uuid: uuid::Uuid::new_v4().to_string(),
             resume: false,
-            env: env.clone(),
-            confine: cfg.confinement(&project, &worktree, &env),
+            env: self.env.clone(),
+            confine: cfg.confinement(&self.project, worktree, &self.env),
         };
-        let dir = crate::mirror::session_dir(&project, &cfg.data_dir, &run.id, &grant.session);
+        let dir = crate::mirror::session_dir(&self.project, &cfg.data_dir, &run.id, &grant.session);
         let watch = session::Watch {
-            cancel: &cancel,
+            cancel: &self.cancel,
             detach: None,
             limits: super::watch::Limits {
                 wall: None,
                 ..cfg.limits
             },
             usage: Some(&cfg.usage),
-            record: Some(cfg.record(&db, &grant.session, None)),
+            record: Some(cfg.record(db, &grant.session, None)),
         };
-        let ended = session::run(agent.command(&spec), &dir, Some(&spec.prompt), watch).await;
-        end(&handle, &grant.session, ended.as_ref().ok()).await;
-        let _ = crate::git::worktree_remove(&project, &worktree, true).await;
+        let ended = session::run(self.agent.command(&spec), &dir, Some(&spec.prompt), watch).await;
+        end(handle, &grant.session, ended.as_ref().ok()).await;
+        let _ = crate::git::worktree_remove(&self.project, worktree, true).await;
         let ended = match ended {
             Ok(e) => e,
-            Err(e) => return Planned::Failed(format!("cannot run {}: {e}", agent.bin.display())),
+            Err(e) => {
+                let why = format!("cannot run {}: {e}", self.agent.bin.display());
+                return Attempt::Over(Planned::Failed(why));
+            }
         };
         if ended.cancelled {
-            return Planned::Stopped;
+            return Attempt::Over(Planned::Stopped);
         }
         let id = run.id.clone();
         if let Ok(Some((version, _))) = db.call(move |c| board::latest_plan(c, &id)).await
-            && version > brief.before
+            && version > self.brief.before
         {
-            note(
-                &handle,
-                Level::Info,
-                EventKind::PlannerFinished,
-                format!(
-                    "Planner session {} submitted plan v{version}",
-                    grant.session
-                ),
-            )
-            .await;
-            return Planned::Plan(version);
+            let message = format!(
+                "Planner session {} submitted plan v{version}",
+                grant.session
+            );
+            note(handle, Level::Info, EventKind::PlannerFinished, message).await;
+            return Attempt::Over(Planned::Plan(version));
         }
-        last = match ended.outcome {
+        Attempt::NoPlan(match ended.outcome {
             None if !ended.mcp_failed && ended.watchdog.is_none() => format!(
                 "{}; see {}",
                 ended.why("the planner session", "submitting a valid plan"),
                 session::files(&dir).1.display()
             ),
             _ => ended.why("the planner session", "submitting a valid plan"),
-        };
-        note(
-            &handle,
-            Level::Warn,
-            EventKind::PlannerRetry,
-            format!("Planner attempt {attempt} of {PLANNER_ATTEMPTS} produced no plan: {last}"),
-        )
-        .await;
+        })
     }
-    Planned::Failed(format!(
-        "no plan after {PLANNER_ATTEMPTS} planner sessions; last: {last}"
-    ))
 }

@@ -269,11 +269,24 @@ fn unreachable_work(sb: &Sandbox, repo: &Path, log: &str) -> usize {
     if !stderr.trim().is_empty() {
         eprintln!("git fsck in {}: {stderr}", repo.display());
     }
-    assert!(
-        out.status.success() || tolerated,
-        "git fsck in {}: {stderr}\n{stdout}\n{log}",
-        repo.display()
-    );
+    if !(out.status.success() || tolerated) {
+        // Which refs and worktree HEADs name a missing object, to find who wrote them.
+        let missing: Vec<&str> = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("missing ")?.split_whitespace().nth(1))
+            .collect();
+        let refs = sb.git(repo, &["for-each-ref", "--format=%(objectname) %(refname)"]);
+        let trees = sb.git(repo, &["worktree", "list", "--porcelain"]);
+        let named: Vec<&str> = refs
+            .lines()
+            .chain(trees.lines())
+            .filter(|l| missing.iter().any(|m| l.contains(m)))
+            .collect();
+        panic!(
+            "git fsck in {}: {stderr}\n{stdout}\nnamed by: {named:?}\nworktrees:\n{trees}\n{log}",
+            repo.display()
+        );
+    }
     stdout
         .lines()
         .filter_map(|l| l.strip_prefix("unreachable commit "))
