@@ -11,7 +11,6 @@ const FN_MAX: usize = 80;
 
 /// Functions over [`FN_MAX`] lines today, with their length: each to be split, none to grow.
 const LONGER: &[(&str, &str, usize)] = &[
-    ("daemon/src/engine/executor/dispatch.rs", "launch", 139),
     ("daemon/src/engine/session.rs", "follow", 114),
     ("client/src/cli/doctor_project.rs", "checks", 97),
     ("daemon/src/engine/executor/recover.rs", "reconcile", 107),

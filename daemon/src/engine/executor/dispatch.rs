@@ -119,12 +119,6 @@ pub(super) async fn launch(
     place: Resume,
     resume: bool,
 ) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, EngineError> {
-    let Resume {
-        session: session_uuid,
-        worktree,
-        branch,
-        base,
-    } = place;
     let task = t.id.clone();
     let grant = ctx
         .handle
@@ -136,38 +130,15 @@ pub(super) async fn launch(
         })
         .await
         .map_err(EngineError::session(&t.id))?;
-    let known = Resume {
-        session: session_uuid.clone(),
-        worktree: worktree.clone(),
-        branch: branch.clone(),
-        base: base.clone(),
-    };
     {
-        let (s, place) = (grant.session.clone(), known);
+        let (s, place) = (grant.session.clone(), place.clone());
         let _ = ctx
             .db
             .call(move |c| crate::store::live::set_place(c, &s, &place))
             .await;
     }
-    note(
-        &ctx.handle,
-        Level::Info,
-        EventKind::TaskDispatched,
-        if resume {
-            format!(
-                "Task {} continues in session {} (claude --resume {session_uuid}, attempt {attempt} of {TASK_ATTEMPTS}) in {}",
-                t.id,
-                grant.session,
-                worktree.display()
-            )
-        } else {
-            format!(
-                "Task {} dispatched to session {} (attempt {attempt} of {TASK_ATTEMPTS}) on {branch}",
-                t.id, grant.session
-            )
-        },
-    )
-    .await;
+    let said = dispatched(t, &grant.session, &place, attempt, resume);
+    note(&ctx.handle, Level::Info, EventKind::TaskDispatched, said).await;
     let prompt = if resume {
         format!(
             "You were interrupted (the run was paused). Continue your task {} where you left off, \
@@ -176,40 +147,101 @@ pub(super) async fn launch(
             t.id
         )
     } else {
-        worker_prompt(&ctx.run, t, &branch, &worktree)
+        worker_prompt(&ctx.run, t, &place.branch, &place.worktree)
     };
     let spec = SessionSpec {
         prompt: prompt + &crate::engine::planner::guidance(&ctx.db, &ctx.run).await,
-        cwd: worktree.clone(),
+        cwd: place.worktree.clone(),
         mcp_url: ctx.cfg.mcp_url.clone(),
         token: grant.token.clone(),
-        session_uuid: session_uuid.clone(),
+        session_uuid: place.session.clone(),
         resume,
         env: ctx.env.clone(),
-        confine: ctx.cfg.confinement(&ctx.project, &worktree, &ctx.env),
+        confine: ctx.cfg.confinement(&ctx.project, &place.worktree, &ctx.env),
     };
-    let cmd = ctx.agent.command(&spec);
-    let prompt = spec.prompt;
-    let dir = session_dir(ctx, &grant.session);
-    let cancel = cancel.clone();
-    let task = t.id.clone();
-    let cfg = ctx.cfg.clone();
-    let place = Resume {
-        session: session_uuid.clone(),
-        worktree: worktree.clone(),
-        branch: branch.clone(),
-        base: base.clone(),
+    let work = Work {
+        cmd: ctx.agent.command(&spec),
+        prompt: spec.prompt,
+        dir: session_dir(ctx, &grant.session),
+        cancel: cancel.clone(),
+        task: t.id.clone(),
+        cfg: ctx.cfg.clone(),
+        record: ctx.cfg.record(&ctx.db, &grant.session, Some(place.clone())),
+        prep: (!resume).then(|| ctx.prep.clone()),
+        handle: ctx.handle.clone(),
+        name: format!("{}.{attempt}", t.id),
+        session: grant.session,
+        place,
     };
-    let record = cfg.record(&ctx.db, &grant.session, Some(place));
-    let (prep, handle, name) = (
-        (!resume).then(|| ctx.prep.clone()),
-        ctx.handle.clone(),
-        format!("{}.{attempt}", t.id),
-    );
-    Ok(async move {
+    Ok(work.run())
+}
+
+/// The log's sentence for a worker started (or continued) on a task.
+fn dispatched(t: &TaskRow, session: &str, place: &Resume, attempt: u32, resume: bool) -> String {
+    if resume {
+        format!(
+            "Task {} continues in session {session} (claude --resume {}, attempt {attempt} of \
+             {TASK_ATTEMPTS}) in {}",
+            t.id,
+            place.session,
+            place.worktree.display()
+        )
+    } else {
+        format!(
+            "Task {} dispatched to session {session} (attempt {attempt} of {TASK_ATTEMPTS}) on {}",
+            t.id, place.branch
+        )
+    }
+}
+
+/// A worker's session, ready to run on its own: its worktree prepared (a new one), then
+/// claude to its end.
+struct Work {
+    cmd: tokio::process::Command,
+    prompt: String,
+    dir: PathBuf,
+    cancel: CancellationToken,
+    task: String,
+    cfg: Arc<EngineConfig>,
+    record: session::Record,
+    /// How to prepare its worktree; `None` for a resumed one, prepared before.
+    prep: Option<Prep>,
+    handle: Port,
+    /// The worktree's name in setup logs (`<task>.<attempt>`).
+    name: String,
+    session: String,
+    place: Resume,
+}
+
+impl Work {
+    async fn run(self) -> Finished {
+        let Work {
+            cmd,
+            prompt,
+            dir,
+            cancel,
+            task,
+            cfg,
+            record,
+            prep,
+            handle,
+            name,
+            session,
+            place,
+        } = self;
+        let finished = |ended, prepared| Finished {
+            task: task.clone(),
+            session_uuid: place.session.clone(),
+            branch: place.branch.clone(),
+            base: place.base.clone(),
+            worktree: place.worktree.clone(),
+            session: session.clone(),
+            ended,
+            prepared,
+        };
         let mut prepared = None;
-        if let Some(prep) = prep {
-            match crate::engine::prepare::prepare(&prep, &worktree, &name).await {
+        if let Some(prep) = &prep {
+            match crate::engine::prepare::prepare(prep, &place.worktree, &name).await {
                 Prepared::Ready(done) => {
                     for d in &done {
                         let text = format!("Task {task}: {d}");
@@ -218,37 +250,15 @@ pub(super) async fn launch(
                     prepared = Some(Prepared::Ready(done));
                 }
                 other => {
-                    return Finished {
-                        task,
-                        session_uuid,
-                        branch,
-                        base,
-                        worktree,
-                        session: grant.session,
-                        ended: Err(std::io::Error::other("its worktree was not prepared")),
-                        prepared: Some(other),
-                    };
+                    let not = Err(std::io::Error::other("its worktree was not prepared"));
+                    return finished(not, Some(other));
                 }
             }
         }
-        let ended = session::run(
-            cmd,
-            &dir,
-            Some(&prompt),
-            worker_watch(&cfg, &cancel, record),
-        )
-        .await;
-        Finished {
-            task,
-            session_uuid,
-            branch,
-            base,
-            worktree,
-            session: grant.session,
-            ended,
-            prepared,
-        }
-    })
+        let watch = worker_watch(&cfg, &cancel, record);
+        let ended = session::run(cmd, &dir, Some(&prompt), watch).await;
+        finished(ended, prepared)
+    }
 }
 
 /// Setups failing in a row before the run stops for a human.
