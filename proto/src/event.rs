@@ -149,6 +149,8 @@ mod tests {
         assert!(EventKind::ALL.len() > 50);
         crate::states::check_words(EventKind::ALL);
         crate::states::check_words(EscalationKind::ALL);
+        crate::states::check_words(crate::SessionRole::ALL);
+        crate::states::check_words(crate::clean::LeftoverKind::ALL);
         assert!("task_exploded".parse::<EventKind>().is_err());
     }
 }

@@ -5,13 +5,13 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// What a session may do on the board.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionRole {
-    Planner,
-    Worker,
-    Reviewer,
+crate::states::states! {
+    /// What a session may do on the board.
+    pub enum SessionRole {
+        Planner = "planner",
+        Worker = "worker",
+        Reviewer = "reviewer",
+    }
 }
 
 /// `POST /v1/runs/{id}/sessions`.
@@ -61,7 +61,7 @@ pub mod defaults {
 pub struct StraySession {
     pub run_id: String,
     pub session: String,
-    pub role: String,
+    pub role: SessionRole,
     pub pid: i32,
 }
 

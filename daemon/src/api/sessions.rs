@@ -6,11 +6,10 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use orchestrator_proto::session::defaults;
-use orchestrator_proto::{OpenSession, SessionEnded, SessionGrant, SessionRole};
+use orchestrator_proto::{OpenSession, SessionEnded, SessionGrant};
 
 use super::extract::Json;
 use super::{ApiError, AppState};
-use crate::board::Role;
 use crate::runs::{Command, RunError};
 
 pub async fn open(
@@ -26,11 +25,7 @@ pub async fn open(
                 .into(),
         );
     }
-    let role = match req.role {
-        SessionRole::Planner => Role::Planner,
-        SessionRole::Worker => Role::Worker,
-        SessionRole::Reviewer => Role::Reviewer,
-    };
+    let role = req.role;
     let grant = s
         .runs
         .command(&id, |reply| Command::OpenSession {

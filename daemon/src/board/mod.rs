@@ -19,38 +19,15 @@ use rusqlite::Connection;
 use serde_json::json;
 
 use crate::store::board::{self as rows, MessageRow, NewTask, TaskRow};
+use crate::store::sessions;
 use crate::store::{NewEscalation, NewEvent, RunRow, StoreError, escalations, events, time_text};
 pub use plan::PlanInput;
 pub use reply::Reply;
 
 use ops::*;
 
-/// What a session is allowed to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Planner,
-    Worker,
-    Reviewer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Planner => "planner",
-            Self::Worker => "worker",
-            Self::Reviewer => "reviewer",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "planner" => Some(Self::Planner),
-            "worker" => Some(Self::Worker),
-            "reviewer" => Some(Self::Reviewer),
-            _ => None,
-        }
-    }
-}
+/// What a session is allowed to be: the wire's role, one word everywhere.
+pub use orchestrator_proto::SessionRole as Role;
 
 /// Who is calling, as established by the bearer token of this very request.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,7 +140,7 @@ pub fn apply(
         )));
     }
     let tx = c.transaction().map_err(StoreError::from)?;
-    let session = rows::session(&tx, &caller.session)?
+    let session = sessions::session(&tx, &caller.session)?
         .filter(|s| s.run_id == run.id && s.active)
         .ok_or_else(|| refused("your session has ended; stop working"))?;
     let mut a = Apply {
@@ -201,7 +178,7 @@ struct Apply<'a> {
     run: &'a RunRow,
     caller: &'a Caller,
     /// The caller's session row (active, of this run).
-    session: crate::store::board::SessionRow,
+    session: crate::store::sessions::SessionRow,
     at: time::OffsetDateTime,
     out: Changes,
 }

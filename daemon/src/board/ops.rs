@@ -57,7 +57,7 @@ pub(super) fn claim(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
     }
     match rows::claim_next(a.tx, &a.run.id, &a.caller.session, a.at)? {
         Some(id) => {
-            rows::set_session_task(a.tx, &a.caller.session, Some(&id))?;
+            sessions::set_session_task(a.tx, &a.caller.session, Some(&id))?;
             let task = rows::task(a.tx, &a.run.id, &id)?.ok_or_else(|| refused("task vanished"))?;
             a.event(
                 NewEvent::info(
@@ -107,7 +107,7 @@ pub(super) fn progress(a: &mut Apply<'_>, note: String) -> Result<Reply, BoardEr
             "task {id} is not in progress under your session"
         )));
     }
-    rows::heartbeat(a.tx, &a.caller.session, a.at)?;
+    sessions::heartbeat(a.tx, &a.caller.session, a.at)?;
     a.event(
         NewEvent {
             level: orchestrator_proto::Level::Debug,
@@ -146,7 +146,7 @@ pub(super) fn complete(a: &mut Apply<'_>, summary: String) -> Result<Reply, Boar
             "task {id} is {status}, not in progress under your session; it cannot be completed again"
         )));
     }
-    rows::set_session_task(a.tx, &a.caller.session, None)?;
+    sessions::set_session_task(a.tx, &a.caller.session, None)?;
     a.event(
         NewEvent::info(
             EventKind::TaskCompleted,
@@ -196,7 +196,7 @@ pub(super) fn fail(
             "task {id} is not in progress under your session"
         )));
     }
-    rows::set_session_task(a.tx, &a.caller.session, None)?;
+    sessions::set_session_task(a.tx, &a.caller.session, None)?;
     a.event(
         NewEvent {
             level: orchestrator_proto::Level::Warn,

@@ -83,7 +83,7 @@ impl EngineConfig {
         &self,
         db: &crate::store::Db,
         session: &str,
-        place: Option<crate::store::live::WorkerPlace>,
+        place: Option<crate::store::sessions::WorkerPlace>,
     ) -> session::Record {
         session::Record {
             db: db.clone(),

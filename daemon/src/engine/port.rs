@@ -63,7 +63,7 @@ pub enum Ask {
     /// where it left off (`None`: nothing to continue, it starts afresh).
     TaskInterrupted {
         task: String,
-        resume: Option<crate::store::live::WorkerPlace>,
+        resume: Option<crate::store::sessions::WorkerPlace>,
         event: NewEvent,
         reply: Reply<()>,
     },

@@ -12,11 +12,11 @@ use super::process::Identity;
 use super::session::GRACE;
 use crate::engine::port::Port;
 use crate::store::Db;
-use crate::store::live::{self, LiveRow};
+use crate::store::sessions::{self, SessionRow};
 use orchestrator_proto::EventKind;
 
 /// The live process of a session row, if it still runs.
-pub fn live(row: &LiveRow) -> Option<Identity> {
+pub fn live(row: &SessionRow) -> Option<Identity> {
     let id = Identity {
         pid: row.pid?,
         start: row.pid_start_time?,
@@ -44,7 +44,7 @@ pub async fn reap(
     keep: &HashSet<String>,
 ) {
     let id = run.to_owned();
-    let rows = match db.call(move |c| live::open(c, &id)).await {
+    let rows = match db.call(move |c| sessions::open(c, &id)).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(run, cause = %e, "cannot list the run's open sessions");

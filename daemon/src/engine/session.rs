@@ -101,7 +101,7 @@ pub struct Record {
     pub db: crate::store::Db,
     pub session: String,
     /// Where a worker works (the executor's JSON), recorded with the process.
-    pub place: Option<crate::store::live::WorkerPlace>,
+    pub place: Option<crate::store::sessions::WorkerPlace>,
     pub activity: Activity,
 }
 
@@ -146,9 +146,10 @@ pub async fn run(
     let identity = pid.and_then(Identity::of);
     if let (Some(r), Some(id)) = (&watch.record, identity) {
         let (s, place) = (r.session.clone(), r.place.clone());
-        let _ = r
-            .db
-            .call(move |c| crate::store::live::set_process(c, &s, id.pid, id.start, place.as_ref()))
+        let _ =
+            r.db.call(move |c| {
+                crate::store::sessions::set_process(c, &s, id.pid, id.start, place.as_ref())
+            })
             .await;
     }
     let reader = tokio::io::BufReader::new(tokio::fs::File::open(&out_path).await?);
@@ -371,7 +372,7 @@ async fn record(watch: &Watch<'_>, offset: u64, last_sign: Instant) {
         - time::Duration::try_from(last_sign.elapsed()).unwrap_or(time::Duration::ZERO);
     let s = r.session.clone();
     if let Err(e) =
-        r.db.call(move |c| crate::store::live::set_followed(c, &s, offset, at))
+        r.db.call(move |c| crate::store::sessions::set_followed(c, &s, offset, at))
             .await
     {
         tracing::warn!(session = %r.session, cause = %e, "cannot record a session's progress");

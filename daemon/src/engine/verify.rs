@@ -67,7 +67,7 @@ pub async fn verify(
             let t = crate::store::board::task(c, &run_id, &task)?;
             let run = crate::store::runs::get(c, &run_id)?;
             let env = crate::store::runs::env(c, &run_id)?;
-            let place = crate::store::live::place(c, &session)?;
+            let place = crate::store::sessions::place(c, &session)?;
             Ok((t, run, env, place))
         })
         .await;

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::runs::Runs;
-use crate::store::{Db, StoreError, board};
+use crate::store::{Db, StoreError};
 pub use tools::OrchestratorMcp;
 
 /// Largest MCP request body: a 200-task plan with long descriptions fits.
@@ -67,7 +67,7 @@ pub async fn bind(
     configured: Option<u16>,
 ) -> Result<(TcpListener, SocketAddr), BindError> {
     let recorded = db
-        .call(|c| board::setting(c, PORT_KEY))
+        .call(|c| crate::store::settings::setting(c, PORT_KEY))
         .await?
         .and_then(|v| v.parse::<u16>().ok());
     let wanted = configured.or(recorded).unwrap_or(0);
@@ -87,7 +87,7 @@ pub async fn bind(
     let addr = listener.local_addr().map_err(BindError::Io)?;
     if Some(addr.port()) != recorded {
         let port = addr.port().to_string();
-        db.call(move |c| board::set_setting(c, PORT_KEY, &port))
+        db.call(move |c| crate::store::settings::set_setting(c, PORT_KEY, &port))
             .await?;
     }
     Ok((listener, addr))

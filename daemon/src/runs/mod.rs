@@ -81,18 +81,18 @@ impl Runs {
             .inner
             .db
             .call(move |c| {
-                for r in crate::store::live::open_of_inactive(c)? {
-                    crate::store::board::end_session(c, &r.id, at)?;
+                for r in crate::store::sessions::open_of_inactive(c)? {
+                    crate::store::sessions::end_session(c, &r.id, at)?;
                 }
-                crate::store::live::finished_with_process(c)
+                crate::store::sessions::finished_with_process(c)
             })
             .await?;
         for (run, p) in left
             .iter()
-            .filter_map(|(run, r)| Some((run, crate::engine::reap::live(r)?)))
+            .filter_map(|r| Some((&r.run_id, crate::engine::reap::live(r)?)))
         {
             tracing::warn!(
-                run,
+                run = %run,
                 pid = p.pid,
                 "stopping the agent process of a session that is over"
             );
@@ -272,14 +272,14 @@ impl Runs {
         let rows = self
             .inner
             .db
-            .call(|c| crate::store::live::finished_with_process(c))
+            .call(|c| crate::store::sessions::finished_with_process(c))
             .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(run, r)| {
+            .filter_map(|r| {
                 let p = crate::engine::reap::live(&r)?;
                 Some(orchestrator_proto::session::StraySession {
-                    run_id: run,
+                    run_id: r.run_id,
                     session: r.id,
                     role: r.role,
                     pid: p.pid,
@@ -394,20 +394,18 @@ impl Runs {
         let row = self
             .inner
             .db
-            .call(move |c| crate::store::board::session_by_token(c, &hash))
+            .call(move |c| crate::store::sessions::session_by_token(c, &hash))
             .await?;
         let now = crate::store::time_text::now();
         Ok(row
             .filter(|s| s.active && s.expires_at.is_none_or(|t| now < t))
             .filter(|s| self.handle(&s.run_id).is_some())
             .inspect(|s| self.inner.engine.activity.touch(&s.id))
-            .and_then(|s| {
-                Some(crate::board::Caller {
-                    role: crate::board::Role::parse(&s.role)?,
-                    session: s.id,
-                    run: s.run_id,
-                    dispatched: s.dispatched,
-                })
+            .map(|s| crate::board::Caller {
+                role: s.role,
+                session: s.id,
+                run: s.run_id,
+                dispatched: s.dispatched,
             }))
     }
 

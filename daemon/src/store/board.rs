@@ -1,6 +1,6 @@
-//! The board tables: worker sessions and their tokens, plans, tasks with dependencies,
-//! messages, and daemon settings. Plain SQL, one function per statement; the rules of who may
-//! do what live in `crate::board`.
+//! The board tables: plans, tasks with dependencies, and messages. Plain SQL, one function
+//! per statement; the rules of who may do what live in `crate::board`. Sessions are in
+//! `sessions`, daemon settings in `settings`.
 
 use orchestrator_proto::TaskStatus;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -8,111 +8,6 @@ use time::OffsetDateTime;
 
 use super::time_text::{format, parse, parse_opt};
 use super::{Cached, StoreError};
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionRow {
-    pub id: String,
-    pub run_id: String,
-    pub role: String,
-    pub task_id: Option<String>,
-    /// Not ended yet (`status = 'active'`): its token works until it expires.
-    pub active: bool,
-    pub expires_at: Option<OffsetDateTime>,
-    /// The task the engine started this session for; such a session may hold no other.
-    pub dispatched: Option<String>,
-}
-
-pub struct NewSession<'a> {
-    pub id: &'a str,
-    pub run_id: &'a str,
-    pub role: &'a str,
-    pub task_id: Option<&'a str>,
-    pub agent: &'a str,
-    pub token_hash: &'a [u8],
-    pub expires_at: OffsetDateTime,
-    pub at: OffsetDateTime,
-}
-
-pub fn insert_session(c: &Connection, s: &NewSession<'_>) -> Result<(), StoreError> {
-    c.exec(
-        "INSERT INTO sessions (id, run_id, role, task_id, agent, token_hash, status, expires_at, \
-           started_at, cycle, worked_task, dispatched_task) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8, (SELECT cycle FROM runs WHERE id = ?2), ?4, ?4)",
-        params![s.id, s.run_id, s.role, s.task_id, s.agent, s.token_hash, format(s.expires_at), format(s.at)],
-    )?;
-    Ok(())
-}
-
-fn session_from(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
-    Ok(SessionRow {
-        id: r.get(0)?,
-        run_id: r.get(1)?,
-        role: r.get(2)?,
-        task_id: r.get(3)?,
-        active: r.get::<_, String>(4)? == ACTIVE,
-        expires_at: parse_opt(r.get(5)?)?,
-        dispatched: r.get(6)?,
-    })
-}
-
-/// A session's status until the daemon ends it (the other is `ended`).
-pub const ACTIVE: &str = "active";
-
-const SESSION: &str =
-    "SELECT id, run_id, role, task_id, status, expires_at, dispatched_task FROM sessions";
-
-pub fn session_by_token(c: &Connection, hash: &[u8]) -> Result<Option<SessionRow>, StoreError> {
-    let sql = format!("{SESSION} WHERE token_hash = ?1");
-    Ok(c.prepare_cached(&sql)?
-        .query_row([hash], session_from)
-        .optional()?)
-}
-
-pub fn session(c: &Connection, id: &str) -> Result<Option<SessionRow>, StoreError> {
-    let sql = format!("{SESSION} WHERE id = ?1");
-    Ok(c.prepare_cached(&sql)?
-        .query_row([id], session_from)
-        .optional()?)
-}
-
-/// Ends a session and revokes its token. Returns whether it was still active.
-pub fn end_session(c: &Connection, id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
-    let n = c.exec(
-        "UPDATE sessions SET status = 'ended', ended_at = ?2, token_hash = NULL \
-         WHERE id = ?1 AND status = 'active'",
-        params![id, format(at)],
-    )?;
-    Ok(n == 1)
-}
-
-/// Records what a session cost (from its `result` line).
-pub fn set_session_usage(
-    c: &Connection,
-    id: &str,
-    cost_usd: f64,
-    input_tokens: u64,
-    output_tokens: u64,
-) -> Result<(), StoreError> {
-    c.exec(
-        "UPDATE sessions SET cost_usd = ?2, input_tokens = ?3, output_tokens = ?4 WHERE id = ?1",
-        params![id, cost_usd, input_tokens as i64, output_tokens as i64],
-    )?;
-    Ok(())
-}
-
-pub fn set_session_task(c: &Connection, id: &str, task: Option<&str>) -> Result<(), StoreError> {
-    c.exec(
-        "UPDATE sessions SET task_id = ?2, worked_task = coalesce(?2, worked_task) WHERE id = ?1",
-        params![id, task],
-    )?;
-    Ok(())
-}
-
-pub fn heartbeat(c: &Connection, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
-    c.prepare_cached("UPDATE sessions SET heartbeat_at = ?2 WHERE id = ?1")?
-        .execute(params![id, format(at)])?;
-    Ok(())
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRow {
@@ -131,7 +26,7 @@ pub struct TaskRow {
     pub failure: Option<String>,
     pub updated_at: OffsetDateTime,
     /// Where an interrupted worker left off (JSON, the executor's), to continue it.
-    pub resume: Option<super::live::WorkerPlace>,
+    pub resume: Option<super::sessions::WorkerPlace>,
     /// What its sessions cost so far.
     pub cost_usd: f64,
     /// When its current worker last showed a sign of life.
@@ -258,7 +153,7 @@ pub fn interrupt_task(
     c: &Connection,
     run: &str,
     task: &str,
-    resume: Option<&super::live::WorkerPlace>,
+    resume: Option<&super::sessions::WorkerPlace>,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let n = c.exec(
@@ -557,24 +452,6 @@ pub fn take_unread(
         mark.execute(params![m.id, session, at])?;
     }
     Ok(rows)
-}
-
-pub fn setting(c: &Connection, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(
-        c.row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-            r.get(0)
-        })
-        .optional()?,
-    )
-}
-
-pub fn set_setting(c: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
-    c.exec(
-        "INSERT INTO settings (key, value) VALUES (?1, ?2) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ pub mod board;
 pub mod durable;
 pub mod escalations;
 pub mod events;
-pub mod live;
 pub mod reviews;
 pub mod runs;
+pub mod sessions;
+pub mod settings;
 pub mod time_text;
 mod word;
 

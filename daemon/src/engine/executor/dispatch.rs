@@ -107,7 +107,7 @@ pub(super) async fn dispatch(
 }
 
 /// Where a worker works (or left off): its Claude session, worktree, branch and base commit.
-pub(super) use crate::store::live::WorkerPlace as Resume;
+pub(super) use crate::store::sessions::WorkerPlace as Resume;
 
 /// Opens the worker's session and returns the future that runs it; `resume` continues the
 /// Claude session `place.session` instead of starting it.
@@ -134,7 +134,7 @@ pub(super) async fn launch(
         let (s, place) = (grant.session.clone(), place.clone());
         let _ = ctx
             .db
-            .call(move |c| crate::store::live::set_place(c, &s, &place))
+            .call(move |c| crate::store::sessions::set_place(c, &s, &place))
             .await;
     }
     let said = dispatched(t, &grant.session, &place, attempt, resume);

@@ -158,9 +158,11 @@ pub(super) async fn requeue(ctx: &Ctx, task: &str) {
     let stale = ctx
         .db
         .call(move |c| {
-            Ok(crate::store::live::open(c, &key.0)?
+            Ok(crate::store::sessions::open(c, &key.0)?
                 .into_iter()
-                .filter(|s| s.task.as_deref() == Some(key.1.as_str()) && s.started_at < since)
+                .filter(|s| {
+                    s.worked_task.as_deref() == Some(key.1.as_str()) && s.started_at < since
+                })
                 .map(|s| s.id)
                 .collect::<Vec<_>>())
         })
@@ -181,11 +183,11 @@ pub(super) async fn requeue(ctx: &Ctx, task: &str) {
 pub(super) async fn last_place(
     ctx: &Ctx,
     task: &str,
-) -> (Option<crate::store::live::LiveRow>, Option<Resume>) {
+) -> (Option<crate::store::sessions::SessionRow>, Option<Resume>) {
     let key = (ctx.run.id.clone(), task.to_owned());
     let row = ctx
         .db
-        .call(move |c| crate::store::live::last_worker(c, &key.0, &key.1))
+        .call(move |c| crate::store::sessions::last_worker(c, &key.0, &key.1))
         .await
         .ok()
         .flatten();
@@ -206,7 +208,7 @@ pub(super) async fn finish_orphan(ctx: &Ctx, t: &TaskRow) {
 pub(super) async fn finish_gone(
     ctx: &Ctx,
     task: &str,
-    row: crate::store::live::LiveRow,
+    row: crate::store::sessions::SessionRow,
     place: Resume,
 ) {
     let dir = session_dir(ctx, &row.id);

@@ -85,12 +85,12 @@ impl RunActor {
                     }
                     _ => false,
                 };
-                crate::store::board::insert_session(
+                crate::store::sessions::insert_session(
                     &tx,
-                    &crate::store::board::NewSession {
+                    &crate::store::sessions::NewSession {
                         id: &s,
                         run_id: &run,
-                        role: role.as_str(),
+                        role,
                         task_id: t.as_deref(),
                         agent: if role == Role::Reviewer {
                             "codex"
@@ -162,15 +162,16 @@ impl RunActor {
             .db
             .call(move |c| {
                 let tx = c.transaction()?;
-                let Some(row) = crate::store::board::session(&tx, &s)?.filter(|r| r.run_id == run)
+                let Some(row) =
+                    crate::store::sessions::session(&tx, &s)?.filter(|r| r.run_id == run)
                 else {
                     return Ok(Err(RunError::not_found(format!(
                         "run {run} has no session {s}"
                     ))));
                 };
-                let ended = crate::store::board::end_session(&tx, &row.id, at)?;
+                let ended = crate::store::sessions::end_session(&tx, &row.id, at)?;
                 if let Some((cost, input, output)) = usage {
-                    crate::store::board::set_session_usage(&tx, &row.id, cost, input, output)?;
+                    crate::store::sessions::set_session_usage(&tx, &row.id, cost, input, output)?;
                 }
                 let e = if ended {
                     Some(events::append(

@@ -21,7 +21,7 @@ impl RunActor {
     pub(super) async fn task_interrupted(
         &mut self,
         task: String,
-        resume: Option<crate::store::live::WorkerPlace>,
+        resume: Option<crate::store::sessions::WorkerPlace>,
         event: NewEvent,
     ) -> Result<(), RunError> {
         self.change_task(task, event, move |tx, run, task, at| {

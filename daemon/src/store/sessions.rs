@@ -1,0 +1,311 @@
+//! The `sessions` table, one [`SessionRow`] a session: who it is (run, role, the task it
+//! holds, the one it was started for), its token and expiry, what it cost, and the session as
+//! a process — pid, start time and group, where its worker works, how far its output was
+//! parsed and when it last showed a sign of life. The session follower writes the process
+//! columns directly (bookkeeping, not run state: no event, no mirror), and a restarted daemon
+//! reads them to re-attach to live sessions or finish dead ones.
+
+use std::path::PathBuf;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
+
+use orchestrator_proto::SessionRole;
+
+use super::time_text::{format, parse, parse_opt};
+use super::word::{enum_from_text, enum_text};
+use super::{Cached, StoreError};
+
+/// Where a worker works, or left off: its Claude session (for `--resume`), its worktree, its
+/// task branch and the commit that branch started from. Stored as JSON in `sessions.place`
+/// and `tasks.resume`; a value that does not read as one is an error, never dropped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerPlace {
+    pub session: String,
+    pub worktree: PathBuf,
+    pub branch: String,
+    pub base: String,
+}
+
+impl ToSql for WorkerPlace {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        let text = serde_json::to_string(self)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        Ok(ToSqlOutput::from(text))
+    }
+}
+
+impl FromSql for WorkerPlace {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        serde_json::from_str(value.as_str()?).map_err(|e| FromSqlError::Other(e.into()))
+    }
+}
+
+/// One row of the `sessions` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id: String,
+    pub run_id: String,
+    pub role: SessionRole,
+    /// The task it holds now.
+    pub task_id: Option<String>,
+    /// The task it worked on last (kept once it let the task go).
+    pub worked_task: Option<String>,
+    /// The task the engine started this session for; such a session may hold no other.
+    pub dispatched: Option<String>,
+    /// Not ended yet (`status = 'active'`): its token works until it expires.
+    pub active: bool,
+    pub expires_at: Option<OffsetDateTime>,
+    pub pid: Option<i32>,
+    pub pid_start_time: Option<i64>,
+    pub output_offset: u64,
+    /// Where its worker works (workers only).
+    pub place: Option<WorkerPlace>,
+    pub started_at: OffsetDateTime,
+    pub last_activity_at: Option<OffsetDateTime>,
+}
+
+const SESSION: &str = "SELECT id, run_id, role, task_id, worked_task, dispatched_task, status, \
+     expires_at, pid, pid_start_time, output_offset, place, started_at, last_activity_at \
+     FROM sessions";
+
+fn session_from(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        role: enum_from_text(2, r.get(2)?)?,
+        task_id: r.get(3)?,
+        worked_task: r.get(4)?,
+        dispatched: r.get(5)?,
+        active: r.get::<_, String>(6)? == ACTIVE,
+        expires_at: parse_opt(r.get(7)?)?,
+        pid: r.get(8)?,
+        pid_start_time: r.get(9)?,
+        output_offset: r.get::<_, i64>(10)?.max(0) as u64,
+        place: r.get(11)?,
+        started_at: parse(&r.get::<_, String>(12)?)?,
+        last_activity_at: parse_opt(r.get(13)?)?,
+    })
+}
+
+/// A session's status until the daemon ends it (the other is `ended`).
+pub const ACTIVE: &str = "active";
+
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub run_id: &'a str,
+    pub role: SessionRole,
+    pub task_id: Option<&'a str>,
+    pub agent: &'a str,
+    pub token_hash: &'a [u8],
+    pub expires_at: OffsetDateTime,
+    pub at: OffsetDateTime,
+}
+
+pub fn insert_session(c: &Connection, s: &NewSession<'_>) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO sessions (id, run_id, role, task_id, agent, token_hash, status, expires_at, \
+           started_at, cycle, worked_task, dispatched_task) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8, (SELECT cycle FROM runs WHERE id = ?2), ?4, ?4)",
+        params![s.id, s.run_id, enum_text(s.role), s.task_id, s.agent, s.token_hash, format(s.expires_at), format(s.at)],
+    )?;
+    Ok(())
+}
+
+pub fn session_by_token(c: &Connection, hash: &[u8]) -> Result<Option<SessionRow>, StoreError> {
+    let sql = format!("{SESSION} WHERE token_hash = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([hash], session_from)
+        .optional()?)
+}
+
+pub fn session(c: &Connection, id: &str) -> Result<Option<SessionRow>, StoreError> {
+    let sql = format!("{SESSION} WHERE id = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], session_from)
+        .optional()?)
+}
+
+/// Ends a session and revokes its token. Returns whether it was still active.
+pub fn end_session(c: &Connection, id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+    let n = c.exec(
+        "UPDATE sessions SET status = 'ended', ended_at = ?2, token_hash = NULL \
+         WHERE id = ?1 AND status = 'active'",
+        params![id, format(at)],
+    )?;
+    Ok(n == 1)
+}
+
+/// Records what a session cost (from its `result` line).
+pub fn set_session_usage(
+    c: &Connection,
+    id: &str,
+    cost_usd: f64,
+    input_tokens: u64,
+    output_tokens: u64,
+) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE sessions SET cost_usd = ?2, input_tokens = ?3, output_tokens = ?4 WHERE id = ?1",
+        params![id, cost_usd, input_tokens as i64, output_tokens as i64],
+    )?;
+    Ok(())
+}
+
+pub fn set_session_task(c: &Connection, id: &str, task: Option<&str>) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE sessions SET task_id = ?2, worked_task = coalesce(?2, worked_task) WHERE id = ?1",
+        params![id, task],
+    )?;
+    Ok(())
+}
+
+pub fn heartbeat(c: &Connection, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+    c.prepare_cached("UPDATE sessions SET heartbeat_at = ?2 WHERE id = ?1")?
+        .execute(params![id, format(at)])?;
+    Ok(())
+}
+
+/// Records the process a session runs as, and where its worker works.
+pub fn set_process(
+    c: &Connection,
+    session: &str,
+    pid: i32,
+    start: i64,
+    place: Option<&WorkerPlace>,
+) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE sessions SET pid = ?2, pid_start_time = ?3, pgid = ?2, \
+           place = coalesce(?4, place) WHERE id = ?1",
+        params![session, pid, start, place],
+    )?;
+    Ok(())
+}
+
+/// Where a worker session works, if recorded.
+pub fn place(c: &Connection, session: &str) -> Result<Option<WorkerPlace>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT place FROM sessions WHERE id = ?1")?
+            .query_row([session], |r| r.get::<_, Option<WorkerPlace>>(0))
+            .optional()?
+            .flatten(),
+    )
+}
+
+/// Records where a worker works, before its process starts (so a daemon that dies in between
+/// still knows where the work is).
+pub fn set_place(c: &Connection, session: &str, place: &WorkerPlace) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE sessions SET place = ?2 WHERE id = ?1",
+        params![session, place],
+    )?;
+    Ok(())
+}
+
+/// Records how far the session's stdout was parsed and when it last showed a sign of life.
+pub fn set_followed(
+    c: &Connection,
+    session: &str,
+    offset: u64,
+    activity: OffsetDateTime,
+) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE sessions SET output_offset = ?2, last_activity_at = ?3 WHERE id = ?1",
+        params![session, offset as i64, format(activity)],
+    )?;
+    Ok(())
+}
+
+/// The run's sessions the daemon has not ended, oldest first.
+pub fn open(c: &Connection, run: &str) -> Result<Vec<SessionRow>, StoreError> {
+    let sql =
+        format!("{SESSION} WHERE run_id = ?1 AND status = 'active' ORDER BY started_at, rowid");
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map([run], session_from)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest worker session that worked on `task` and knows where it worked.
+pub fn last_worker(
+    c: &Connection,
+    run: &str,
+    task: &str,
+) -> Result<Option<SessionRow>, StoreError> {
+    let sql = format!(
+        "{SESSION} WHERE run_id = ?1 AND worked_task = ?2 AND role = 'worker' AND place IS NOT NULL \
+         ORDER BY started_at DESC, rowid DESC LIMIT 1"
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row(params![run, task], session_from)
+        .optional()?)
+}
+
+/// Open sessions of runs that are no longer active (a previous daemon stopped before ending
+/// them), with their run ids.
+pub fn open_of_inactive(c: &Connection) -> Result<Vec<SessionRow>, StoreError> {
+    let sql = format!(
+        "{SESSION} WHERE status = 'active' AND run_id IN \
+           (SELECT id FROM runs WHERE status NOT IN ('queued', 'running', 'paused', 'escalated'))"
+    );
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map([], session_from)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Sessions whose process may outlive their use: ended, or of a run that is over, with a
+/// recorded process (whether it still runs is for the caller to check), newest first.
+pub fn finished_with_process(c: &Connection) -> Result<Vec<SessionRow>, StoreError> {
+    let sql = format!(
+        "{SESSION} WHERE pid IS NOT NULL AND (status != 'active' OR run_id IN \
+           (SELECT id FROM runs WHERE status NOT IN ('queued', 'running', 'paused', 'escalated'))) \
+         ORDER BY started_at DESC LIMIT 10000"
+    );
+    let mut st = c.prepare(&sql)?;
+    let rows = st.query_map([], session_from)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{open_temp, runs, time_text::now};
+
+    /// A worker's place reads back as written; a value that is not one is an error, not a
+    /// silent "nowhere".
+    #[tokio::test]
+    async fn a_place_round_trips_and_a_bad_one_is_an_error() {
+        let (_d, db) = open_temp();
+        db.call(|c| {
+            runs::insert(c, &runs::new_run("r1", "/p"))?;
+            insert_session(
+                c,
+                &NewSession {
+                    id: "s1",
+                    run_id: "r1",
+                    role: SessionRole::Worker,
+                    task_id: None,
+                    agent: "claude",
+                    token_hash: b"h",
+                    expires_at: now(),
+                    at: now(),
+                },
+            )?;
+            let p = WorkerPlace {
+                session: "uuid".into(),
+                worktree: "/w/t.1".into(),
+                branch: "orchestrate/x--t.1".into(),
+                base: "abc".into(),
+            };
+            set_place(c, "s1", &p)?;
+            assert_eq!(place(c, "s1")?, Some(p));
+            c.exec(
+                "UPDATE sessions SET place = '{\"worktree\": 3}' WHERE id = 's1'",
+                [],
+            )?;
+            assert!(place(c, "s1").is_err(), "a bad place must not read as none");
+            Ok(())
+        })
+        .await
+        .expect("db");
+    }
+}
