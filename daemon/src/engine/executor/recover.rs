@@ -48,26 +48,7 @@ pub(super) async fn reconcile(
 ) -> HashSet<String> {
     let mut adopted = HashSet::new();
     repair_worktrees(ctx).await;
-    // A merge the previous daemon left half-done is rolled back (its task is merged again).
-    if let (Ok(head), Ok(tip)) = (
-        git::rev_parse(&ctx.integration, "HEAD").await,
-        git::rev_parse(&ctx.project, &format!("refs/heads/{}", ctx.run.branch)).await,
-    ) && head != tip
-    {
-        let _ = git::reset_hard(&ctx.integration, &tip).await;
-        note(
-            &ctx.handle,
-            Level::Warn,
-            EventKind::MergeRolledBack,
-            format!(
-                "A merge the previous daemon had not finished ({}) was rolled back; {} stays at {}",
-                &head[..head.len().min(12)],
-                ctx.run.branch,
-                &tip[..tip.len().min(12)]
-            ),
-        )
-        .await;
-    }
+    roll_back_half_merge(ctx).await;
     for t in tasks(&ctx.db, &ctx.run.id)
         .await
         .into_iter()
@@ -86,7 +67,6 @@ pub(super) async fn reconcile(
             }
             continue;
         };
-        let dir = session_dir(ctx, &row.id);
         let live = row
             .active
             .then(|| crate::engine::reap::live(&row))
@@ -94,37 +74,7 @@ pub(super) async fn reconcile(
         if let Some(id) = live {
             adopted.insert(row.id.clone());
             busy.insert(t.id.clone(), t.files.clone());
-            note(
-                &ctx.handle,
-                Level::Info,
-                EventKind::SessionReattached,
-                format!(
-                    "Task {}: re-attached to its worker session {} (pid {}), still running; its \
-                     output is read on from byte {}",
-                    t.id, row.id, id.pid, row.output_offset
-                ),
-            )
-            .await;
-            let elapsed = (time::OffsetDateTime::now_utc() - row.started_at)
-                .try_into()
-                .unwrap_or_default();
-            let (cancel, cfg) = (cancel.clone(), ctx.cfg.clone());
-            let record = cfg.record(&ctx.db, &row.id, None);
-            let (task, session, offset) = (t.id.clone(), row.id.clone(), row.output_offset);
-            running.spawn(async move {
-                let watch = worker_watch(&cfg, &cancel, record);
-                let ended = session::reattach(id, &dir, offset, elapsed, watch).await;
-                Finished {
-                    task,
-                    session_uuid: place.session,
-                    branch: place.branch,
-                    base: place.base,
-                    worktree: place.worktree,
-                    session,
-                    ended,
-                    prepared: None,
-                }
-            });
+            reattach(ctx, cancel, running, &t.id, row, place, id).await;
             continue;
         }
         // Gone: everything it wrote tells how it ended (nothing of it was acted on yet).
@@ -146,6 +96,78 @@ pub(super) async fn reconcile(
         finish_gone(ctx, &t.id, row, place).await;
     }
     adopted
+}
+
+/// A merge the previous daemon left half-done (the integration worktree ahead of the run's
+/// branch) is rolled back; its task is merged again.
+async fn roll_back_half_merge(ctx: &Ctx) {
+    let branch = format!("refs/heads/{}", ctx.run.branch);
+    let (Ok(head), Ok(tip)) = (
+        git::rev_parse(&ctx.integration, "HEAD").await,
+        git::rev_parse(&ctx.project, &branch).await,
+    ) else {
+        return;
+    };
+    if head == tip {
+        return;
+    }
+    let _ = git::reset_hard(&ctx.integration, &tip).await;
+    note(
+        &ctx.handle,
+        Level::Warn,
+        EventKind::MergeRolledBack,
+        format!(
+            "A merge the previous daemon had not finished ({}) was rolled back; {} stays at {}",
+            &head[..head.len().min(12)],
+            ctx.run.branch,
+            &tip[..tip.len().min(12)]
+        ),
+    )
+    .await;
+}
+
+/// Follows a previous daemon's worker that still runs, from where its output was read to.
+async fn reattach(
+    ctx: &Ctx,
+    cancel: &CancellationToken,
+    running: &mut JoinSet<Finished>,
+    task: &str,
+    row: crate::store::sessions::SessionRow,
+    place: Resume,
+    id: crate::engine::process::Identity,
+) {
+    note(
+        &ctx.handle,
+        Level::Info,
+        EventKind::SessionReattached,
+        format!(
+            "Task {task}: re-attached to its worker session {} (pid {}), still running; its \
+             output is read on from byte {}",
+            row.id, id.pid, row.output_offset
+        ),
+    )
+    .await;
+    let dir = session_dir(ctx, &row.id);
+    let elapsed = (time::OffsetDateTime::now_utc() - row.started_at)
+        .try_into()
+        .unwrap_or_default();
+    let (cancel, cfg) = (cancel.clone(), ctx.cfg.clone());
+    let record = cfg.record(&ctx.db, &row.id, None);
+    let (task, session, offset) = (task.to_owned(), row.id, row.output_offset);
+    running.spawn(async move {
+        let watch = worker_watch(&cfg, &cancel, record);
+        let ended = session::reattach(id, &dir, offset, elapsed, watch).await;
+        Finished {
+            task,
+            session_uuid: place.session,
+            branch: place.branch,
+            base: place.base,
+            worktree: place.worktree,
+            session,
+            ended,
+            prepared: None,
+        }
+    });
 }
 
 /// A task in progress whose session nobody can follow (a previous daemon died before it

@@ -19,7 +19,11 @@ use tokio_util::sync::CancellationToken;
 use super::process::Identity;
 use super::watch::{Activity, Limits};
 use crate::agents::SERVER_NAME;
-use crate::agents::stream::{Outcome, StreamEvent, parse_line};
+use crate::agents::stream::Outcome;
+
+mod reading;
+pub use reading::MAX_LINE;
+use reading::*;
 
 /// How often the stdout file is checked for new lines while the process runs.
 const FOLLOW: Duration = Duration::from_millis(50);
@@ -217,8 +221,8 @@ enum Proc {
 async fn follow(
     mut proc: Proc,
     pid: Option<i32>,
-    mut reader: tokio::io::BufReader<tokio::fs::File>,
-    mut offset: u64,
+    reader: tokio::io::BufReader<tokio::fs::File>,
+    offset: u64,
     elapsed: Duration,
     started: bool,
     watch: Watch<'_>,
@@ -229,8 +233,6 @@ async fn follow(
         pgid,
         detach: watch.detach.cloned(),
     };
-    let mut ended = Ended::default();
-    let mut line = Line::default();
     let mut tick = tokio::time::interval(FOLLOW);
     let stop = |sig| {
         if let Some(p) = pgid {
@@ -240,8 +242,6 @@ async fn follow(
     let began = Instant::now()
         .checked_sub(elapsed)
         .unwrap_or_else(Instant::now);
-    let mut last_sign = Instant::now();
-    let mut recorded = (offset, Instant::now());
     let far = Duration::from_secs(100 * 365 * 24 * 3600);
     let deadline = tokio::time::sleep(watch.limits.wall.map_or(far, |w| w.saturating_sub(elapsed)));
     tokio::pin!(deadline);
@@ -249,9 +249,9 @@ async fn follow(
     let kill = tokio::time::sleep(far);
     tokio::pin!(kill);
     let never = CancellationToken::new();
-    let detach = watch.detach.unwrap_or(&never);
+    let (cancel, detach) = (watch.cancel, watch.detach.unwrap_or(&never));
     let (mut stopping, mut signalled) = (false, false);
-    let mut seen_init = started;
+    let mut r = Reading::new(reader, offset, started, watch);
     loop {
         tokio::select! {
             status = async {
@@ -261,121 +261,41 @@ async fn follow(
                 }
             } => {
                 guard.pgid = None;
-                ended.exit_code = status?;
-                offset += drain(&mut reader, &mut line, &mut ended, watch.usage).await?;
-                record(&watch, offset, Instant::now()).await;
-                return Ok(ended);
+                r.ended.exit_code = status?;
+                return r.last(Instant::now()).await;
             }
-            _ = watch.cancel.cancelled(), if !ended.cancelled => {
-                ended.cancelled = true;
+            _ = cancel.cancelled(), if !r.ended.cancelled => {
+                r.ended.cancelled = true;
             }
             _ = detach.cancelled(), if !signalled => {
                 guard.pgid = None;
-                ended.detached = true;
-                offset += drain(&mut reader, &mut line, &mut ended, watch.usage).await?;
-                record(&watch, offset, last_sign).await;
-                return Ok(ended);
+                r.ended.detached = true;
+                let at = r.last_sign;
+                return r.last(at).await;
             }
-            _ = &mut deadline, if !ended.timed_out => {
-                ended.timed_out = true;
-                if let Some(w) = watch.limits.wall {
-                    ended.watchdog.get_or_insert_with(|| format!(
-                        "the session ran past its wall-clock limit of {} (`[supervision] task_timeout_secs`)",
-                        human(w)));
-                }
-            }
+            _ = &mut deadline, if !r.ended.timed_out => r.past_wall(),
             _ = &mut kill, if stopping => {
                 stop(nix::sys::signal::Signal::SIGKILL);
                 stopping = false;
             }
             _ = tick.tick() => {
-                let n = drain(&mut reader, &mut line, &mut ended, watch.usage).await?;
-                if n > 0 {
-                    offset += n;
-                    last_sign = Instant::now();
-                }
-                seen_init |= ended.agent_session.is_some();
+                r.look().await?;
                 if let Proc::Adopted(id) = &proc
                     && !id.alive()
                 {
                     guard.pgid = None;
-                    offset += drain(&mut reader, &mut line, &mut ended, watch.usage).await?;
-                    record(&watch, offset, Instant::now()).await;
-                    return Ok(ended);
+                    return r.last(Instant::now()).await;
                 }
-                if let Some(r) = &watch.record
-                    && let Some(t) = r.activity.last(&r.session)
-                    && t > last_sign
-                {
-                    last_sign = t;
-                }
-                if offset != recorded.0 && recorded.1.elapsed() >= RECORD_EVERY {
-                    record(&watch, offset, last_sign).await;
-                    recorded = (offset, Instant::now());
-                }
-                if ended.watchdog.is_none() {
-                    ended.watchdog = watchdog(&watch.limits, seen_init, began, last_sign);
-                }
+                r.keep(began).await;
             }
         }
-        if !signalled
-            && (ended.cancelled || ended.timed_out || ended.mcp_failed || ended.watchdog.is_some())
-        {
+        let e = &r.ended;
+        if !signalled && (e.cancelled || e.timed_out || e.mcp_failed || e.watchdog.is_some()) {
             stop(nix::sys::signal::Signal::SIGTERM);
             signalled = true;
             stopping = true;
             kill.as_mut().reset(tokio::time::Instant::now() + GRACE);
         }
-    }
-}
-
-/// Why a watchdog stops the session now, if one does.
-fn watchdog(
-    limits: &Limits,
-    seen_init: bool,
-    began: Instant,
-    last_sign: Instant,
-) -> Option<String> {
-    if !seen_init
-        && let Some(s) = limits.startup
-        && began.elapsed() > s
-    {
-        return Some(format!(
-            "the session wrote no `system/init` within {} of starting (`[supervision] startup_secs`)",
-            human(s)
-        ));
-    }
-    if let Some(s) = limits.stall
-        && last_sign.elapsed() > s
-    {
-        return Some(format!(
-            "the session stalled: no output and no MCP call for {} (`[supervision] stall_secs`)",
-            human(s)
-        ));
-    }
-    None
-}
-
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m", s / 60),
-        _ => format!("{}h", s / 3600),
-    }
-}
-
-/// Writes the parse position and the last sign of life to the session's row.
-async fn record(watch: &Watch<'_>, offset: u64, last_sign: Instant) {
-    let Some(r) = &watch.record else { return };
-    let at = crate::store::time_text::now()
-        - time::Duration::try_from(last_sign.elapsed()).unwrap_or(time::Duration::ZERO);
-    let s = r.session.clone();
-    if let Err(e) =
-        r.db.call(move |c| crate::store::sessions::set_followed(c, &s, offset, at))
-            .await
-    {
-        tracing::warn!(session = %r.session, cause = %e, "cannot record a session's progress");
     }
 }
 
@@ -394,98 +314,6 @@ impl Drop for GroupGuard {
         if let Some(p) = self.pgid {
             let _ = nix::sys::signal::killpg(p, nix::sys::signal::Signal::SIGTERM);
         }
-    }
-}
-
-/// Lines longer than this are skipped, not parsed (a model printing a 50 MB line must not
-/// cost the daemon 50 MB per session); none of the events the daemon acts on comes close.
-pub const MAX_LINE: usize = 4 << 20;
-
-/// The line being read: bytes up to the next `\n`, kept across reads, so a file that ends
-/// inside a line (or inside a multibyte character) is simply read on later.
-#[derive(Default)]
-pub struct Line {
-    buf: Vec<u8>,
-    /// Bytes of the current line not kept (it is longer than [`MAX_LINE`]).
-    skipped: u64,
-}
-
-/// Reads every complete line written so far; returns the bytes consumed (of complete lines:
-/// a restart reads on from there).
-async fn drain(
-    reader: &mut tokio::io::BufReader<tokio::fs::File>,
-    line: &mut Line,
-    ended: &mut Ended,
-    usage: Option<&crate::usage::Usage>,
-) -> std::io::Result<u64> {
-    use tokio::io::AsyncBufReadExt;
-    let mut consumed = 0u64;
-    loop {
-        let chunk = reader.fill_buf().await?;
-        if chunk.is_empty() {
-            return Ok(consumed);
-        }
-        let (part, complete) = match chunk.iter().position(|b| *b == b'\n') {
-            Some(i) => (&chunk[..=i], true),
-            None => (chunk, false),
-        };
-        let n = part.len();
-        if line.buf.len() + n <= MAX_LINE {
-            line.buf.extend_from_slice(part);
-        } else {
-            line.skipped += (line.buf.len() + n) as u64;
-            line.buf.clear();
-        }
-        reader.consume(n);
-        if !complete {
-            continue;
-        }
-        consumed += line.skipped + line.buf.len() as u64;
-        if line.skipped > 0 {
-            tracing::warn!(
-                bytes = line.skipped,
-                "skipped a session output line over {MAX_LINE} bytes"
-            );
-        } else {
-            let text = String::from_utf8_lossy(&line.buf);
-            handle(&text, ended, usage);
-        }
-        line.buf.clear();
-        line.skipped = 0;
-    }
-}
-
-/// Acts on one complete stream-json line.
-fn handle(line: &str, ended: &mut Ended, usage: Option<&crate::usage::Usage>) {
-    match parse_line(line) {
-        Some(StreamEvent::Init {
-            session_id, mcp, ..
-        }) => {
-            ended.agent_session = Some(session_id);
-            ended.mcp_failed = mcp
-                .iter()
-                .any(|(name, connected)| name == SERVER_NAME && !connected);
-        }
-        Some(StreamEvent::ToolUse { .. }) => ended.tool_calls += 1,
-        Some(StreamEvent::RateLimit {
-            rejected,
-            kind,
-            resets_at,
-            utilization,
-        }) => {
-            if let Some(u) = usage {
-                u.rate_limit_event(rejected, kind.as_deref(), resets_at, utilization);
-            }
-        }
-        Some(StreamEvent::Result(o)) => {
-            if o.is_usage_limit()
-                && let Some(u) = usage
-            {
-                u.limit_hit(None);
-            }
-            ended.outcome = Some(o);
-        }
-        _ => {}
     }
 }
 

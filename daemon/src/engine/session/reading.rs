@@ -1,0 +1,239 @@
+//! Reading a session's stdout as it grows: complete lines only (a line longer than
+//! [`MAX_LINE`] is cut, never held whole), each parsed as it arrives into what the session
+//! [`Ended`] with; how far it was read and when the session last showed a sign of life,
+//! recorded now and then; and the watchdogs that judge it.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::agents::stream::{StreamEvent, parse_line};
+
+/// A session's output as it is followed: how far it was read, what it said so far, and when
+/// the session last showed a sign of life.
+pub(super) struct Reading<'w> {
+    pub(super) reader: tokio::io::BufReader<tokio::fs::File>,
+    pub(super) line: Line,
+    pub(super) ended: Ended,
+    pub(super) offset: u64,
+    pub(super) last_sign: Instant,
+    /// The offset last written to the database, and when.
+    pub(super) recorded: (u64, Instant),
+    /// The agent said it started (its init line), so the startup watchdog is over.
+    pub(super) seen_init: bool,
+    pub(super) watch: Watch<'w>,
+}
+
+impl<'w> Reading<'w> {
+    pub(super) fn new(
+        reader: tokio::io::BufReader<tokio::fs::File>,
+        offset: u64,
+        started: bool,
+        watch: Watch<'w>,
+    ) -> Self {
+        Reading {
+            reader,
+            line: Line::default(),
+            ended: Ended::default(),
+            offset,
+            last_sign: Instant::now(),
+            recorded: (offset, Instant::now()),
+            seen_init: started,
+            watch,
+        }
+    }
+
+    /// The session ran past its wall-clock limit: the watchdog says so (it is stopped).
+    pub(super) fn past_wall(&mut self) {
+        self.ended.timed_out = true;
+        if let Some(w) = self.watch.limits.wall {
+            self.ended.watchdog.get_or_insert_with(|| {
+                format!(
+                    "the session ran past its wall-clock limit of {} (`[supervision] \
+                     task_timeout_secs`)",
+                    human(w)
+                )
+            });
+        }
+    }
+
+    /// Reads what the session wrote since the last look; new output is a sign of life.
+    pub(super) async fn look(&mut self) -> std::io::Result<()> {
+        let usage = self.watch.usage;
+        let n = drain(&mut self.reader, &mut self.line, &mut self.ended, usage).await?;
+        if n > 0 {
+            self.offset += n;
+            self.last_sign = Instant::now();
+        }
+        self.seen_init |= self.ended.agent_session.is_some();
+        Ok(())
+    }
+
+    /// Between looks: an MCP call is a sign of life too, the offset is recorded now and then,
+    /// and the watchdogs judge.
+    pub(super) async fn keep(&mut self, began: Instant) {
+        if let Some(r) = &self.watch.record
+            && let Some(t) = r.activity.last(&r.session)
+            && t > self.last_sign
+        {
+            self.last_sign = t;
+        }
+        if self.offset != self.recorded.0 && self.recorded.1.elapsed() >= RECORD_EVERY {
+            record(&self.watch, self.offset, self.last_sign).await;
+            self.recorded = (self.offset, Instant::now());
+        }
+        if self.ended.watchdog.is_none() {
+            let limits = &self.watch.limits;
+            self.ended.watchdog = watchdog(limits, self.seen_init, began, self.last_sign);
+        }
+    }
+
+    /// The session is over (or left running): the rest of its output, recorded as of `at`.
+    pub(super) async fn last(mut self, at: Instant) -> std::io::Result<Ended> {
+        let usage = self.watch.usage;
+        self.offset += drain(&mut self.reader, &mut self.line, &mut self.ended, usage).await?;
+        record(&self.watch, self.offset, at).await;
+        Ok(self.ended)
+    }
+}
+
+/// Why a watchdog stops the session now, if one does.
+pub(super) fn watchdog(
+    limits: &Limits,
+    seen_init: bool,
+    began: Instant,
+    last_sign: Instant,
+) -> Option<String> {
+    if !seen_init
+        && let Some(s) = limits.startup
+        && began.elapsed() > s
+    {
+        return Some(format!(
+            "the session wrote no `system/init` within {} of starting (`[supervision] startup_secs`)",
+            human(s)
+        ));
+    }
+    if let Some(s) = limits.stall
+        && last_sign.elapsed() > s
+    {
+        return Some(format!(
+            "the session stalled: no output and no MCP call for {} (`[supervision] stall_secs`)",
+            human(s)
+        ));
+    }
+    None
+}
+
+pub(super) fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        _ => format!("{}h", s / 3600),
+    }
+}
+
+/// Writes the parse position and the last sign of life to the session's row.
+pub(super) async fn record(watch: &Watch<'_>, offset: u64, last_sign: Instant) {
+    let Some(r) = &watch.record else { return };
+    let at = crate::store::time_text::now()
+        - time::Duration::try_from(last_sign.elapsed()).unwrap_or(time::Duration::ZERO);
+    let s = r.session.clone();
+    if let Err(e) =
+        r.db.call(move |c| crate::store::sessions::set_followed(c, &s, offset, at))
+            .await
+    {
+        tracing::warn!(session = %r.session, cause = %e, "cannot record a session's progress");
+    }
+}
+
+/// Lines longer than this are skipped, not parsed (a model printing a 50 MB line must not
+/// cost the daemon 50 MB per session); none of the events the daemon acts on comes close.
+pub const MAX_LINE: usize = 4 << 20;
+
+/// The line being read: bytes up to the next `\n`, kept across reads, so a file that ends
+/// inside a line (or inside a multibyte character) is simply read on later.
+#[derive(Default)]
+pub struct Line {
+    pub(super) buf: Vec<u8>,
+    /// Bytes of the current line not kept (it is longer than [`MAX_LINE`]).
+    skipped: u64,
+}
+
+/// Reads every complete line written so far; returns the bytes consumed (of complete lines:
+/// a restart reads on from there).
+pub(super) async fn drain(
+    reader: &mut tokio::io::BufReader<tokio::fs::File>,
+    line: &mut Line,
+    ended: &mut Ended,
+    usage: Option<&crate::usage::Usage>,
+) -> std::io::Result<u64> {
+    use tokio::io::AsyncBufReadExt;
+    let mut consumed = 0u64;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(consumed);
+        }
+        let (part, complete) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (&chunk[..=i], true),
+            None => (chunk, false),
+        };
+        let n = part.len();
+        if line.buf.len() + n <= MAX_LINE {
+            line.buf.extend_from_slice(part);
+        } else {
+            line.skipped += (line.buf.len() + n) as u64;
+            line.buf.clear();
+        }
+        reader.consume(n);
+        if !complete {
+            continue;
+        }
+        consumed += line.skipped + line.buf.len() as u64;
+        if line.skipped > 0 {
+            tracing::warn!(
+                bytes = line.skipped,
+                "skipped a session output line over {MAX_LINE} bytes"
+            );
+        } else {
+            let text = String::from_utf8_lossy(&line.buf);
+            handle(&text, ended, usage);
+        }
+        line.buf.clear();
+        line.skipped = 0;
+    }
+}
+
+/// Acts on one complete stream-json line.
+pub(super) fn handle(line: &str, ended: &mut Ended, usage: Option<&crate::usage::Usage>) {
+    match parse_line(line) {
+        Some(StreamEvent::Init {
+            session_id, mcp, ..
+        }) => {
+            ended.agent_session = Some(session_id);
+            ended.mcp_failed = mcp
+                .iter()
+                .any(|(name, connected)| name == SERVER_NAME && !connected);
+        }
+        Some(StreamEvent::ToolUse { .. }) => ended.tool_calls += 1,
+        Some(StreamEvent::RateLimit {
+            rejected,
+            kind,
+            resets_at,
+            utilization,
+        }) => {
+            if let Some(u) = usage {
+                u.rate_limit_event(rejected, kind.as_deref(), resets_at, utilization);
+            }
+        }
+        Some(StreamEvent::Result(o)) => {
+            if o.is_usage_limit()
+                && let Some(u) = usage
+            {
+                u.limit_hit(None);
+            }
+            ended.outcome = Some(o);
+        }
+        _ => {}
+    }
+}
