@@ -106,8 +106,16 @@ pub async fn checks(client: &Client, dir: &Path) -> Vec<Check> {
             None,
         ));
     }
+    out.extend(ignored_checks(&top, setup.as_deref()));
+    out
+}
+
+/// The project's ignored files that a new worktree lacks: install folders (a setup creates
+/// them, or a warning names one) and configuration (.worktreeinclude copies it, or a warning).
+fn ignored_checks(top: &Path, setup: Option<&str>) -> Vec<Check> {
+    let mut out = Vec::new();
     let ignored = git_lines(
-        &top,
+        top,
         &[
             "ls-files",
             "-z",
@@ -121,14 +129,14 @@ pub async fn checks(client: &Client, dir: &Path) -> Vec<Check> {
     let include = top.join(".worktreeinclude");
     let copied: Vec<String> = if include.is_file() {
         let from = format!("--exclude-from={}", include.display());
-        git_lines(&top, &["ls-files", "-z", "--others", "--ignored", &from]).unwrap_or_default()
+        git_lines(top, &["ls-files", "-z", "--others", "--ignored", &from]).unwrap_or_default()
     } else {
         Vec::new()
     };
     for entry in &ignored {
         let name = entry.trim_end_matches('/');
-        if let Some(suggested) = install_folder(name, &top) {
-            out.push(match &setup {
+        if let Some(suggested) = install_folder(name, top) {
+            out.push(match setup {
                 Some(s) => check(
                     name,
                     CheckStatus::Ok,

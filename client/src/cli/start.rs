@@ -80,8 +80,35 @@ pub struct StartArgs {
 }
 
 pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
+    check_numbers(&a)?;
+    let req = request(&a)?;
+    let run = client.submit(&req).await?;
+    let dirty = uncommitted(std::path::Path::new(&run.project));
+    if a.format.json {
+        output::json(&run)?;
+        if let Some(n) = dirty {
+            eprintln!("{}", uncommitted_note(n, &run.base_commit));
+        }
+    } else {
+        if let Some(n) = dirty {
+            crate::outln!("{}", uncommitted_note(n, &run.base_commit));
+        }
+        started(&run, a.verbose);
+    }
+    if a.follow {
+        client
+            .follow(&run.id, None, |e| {
+                output::event_line(&e);
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// JSON has no NaN or infinity: the numbers are caught here rather than sent as `null`.
+fn check_numbers(a: &StartArgs) -> Result<(), ClientError> {
     if !a.usage_threshold.is_finite() {
-        // JSON has no NaN or infinity; catch it here rather than send `null`.
         return Err(ClientError::usage(
             format!("--usage-threshold {} is not a number", a.usage_threshold),
             format!(
@@ -98,11 +125,16 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
             "give the most the run may spend in US dollars, e.g. --max-budget-usd 20",
         ));
     }
+    Ok(())
+}
+
+/// The run to submit, from the arguments.
+fn request(a: &StartArgs) -> Result<SubmitRun, ClientError> {
     let context_file = a.context_file.as_deref().map(absolute).transpose()?;
     let forward = crate::forward::names(&a.env_names);
     let req = SubmitRun {
         project: absolute(&a.project)?,
-        feature: a.feature,
+        feature: a.feature.clone(),
         options: RunOptions {
             concurrency: a.concurrency,
             max_cycles: a.max_cycles,
@@ -128,50 +160,34 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
         },
         forward,
     };
-    let run = client.submit(&req).await?;
-    let dirty = uncommitted(std::path::Path::new(&run.project));
-    if a.format.json {
-        output::json(&run)?;
-        if let Some(n) = dirty {
-            eprintln!("{}", uncommitted_note(n, &run.base_commit));
-        }
-    } else {
-        if let Some(n) = dirty {
-            crate::outln!("{}", uncommitted_note(n, &run.base_commit));
-        }
+    Ok(req)
+}
+
+/// What `start` says of a run it started.
+fn started(run: &orchestrator_proto::Run, verbose: bool) {
+    crate::outln!(
+        "Started run {} on branch {}, from {}.",
+        run.id,
+        run.branch,
+        &run.base_commit[..run.base_commit.len().min(12)]
+    );
+    if let Some(setup) = &run.options.setup {
+        crate::outln!("  setup:   {setup}");
+    }
+    if let Some(gate) = &run.options.gate {
         crate::outln!(
-            "Started run {} on branch {}, from {}.",
-            run.id,
-            run.branch,
-            &run.base_commit[..run.base_commit.len().min(12)]
+            "  gate:    {gate} (stopped after {})",
+            humantime::format_duration(std::time::Duration::from_secs(
+                run.options.gate_timeout_secs
+            ))
         );
-        if let Some(setup) = &run.options.setup {
-            crate::outln!("  setup:   {setup}");
-        }
-        if let Some(gate) = &run.options.gate {
-            crate::outln!(
-                "  gate:    {gate} (stopped after {})",
-                humantime::format_duration(std::time::Duration::from_secs(
-                    run.options.gate_timeout_secs
-                ))
-            );
-        }
-        if a.verbose {
-            output::run_summary(&run);
-        }
-        crate::outln!("  status:  orchestrate status --project {}", run.project);
-        crate::outln!("  log:     orchestrate log -f --project {}", run.project);
-        crate::outln!("  state:   {}/.orchestrator/", run.project);
     }
-    if a.follow {
-        client
-            .follow(&run.id, None, |e| {
-                output::event_line(&e);
-                Ok(())
-            })
-            .await?;
+    if verbose {
+        output::run_summary(run);
     }
-    Ok(())
+    crate::outln!("  status:  orchestrate status --project {}", run.project);
+    crate::outln!("  log:     orchestrate log -f --project {}", run.project);
+    crate::outln!("  state:   {}/.orchestrator/", run.project);
 }
 
 /// How many tracked files have uncommitted changes in the user's checkout, if any.

@@ -146,55 +146,77 @@ pub fn validate(plan: &PlanInput, existing: &HashSet<String>) -> Result<(), Plan
     }
     let mut seen = HashSet::new();
     for (i, t) in plan.tasks.iter().enumerate() {
-        let name = if t.id.is_empty() {
-            format!("task #{}", i + 1)
-        } else {
-            format!("task {:?}", t.id)
-        };
-        if !valid_id(&t.id) {
-            p.push(format!(
-                "{name}: id must be 1-{MAX_ID} characters of letters, digits, '-', '_' or '.'"
-            ));
-        } else if let Some(why) = git_unfit(&t.id) {
-            p.push(format!(
-                "{name}: {why} (the id names the task's git branch); use e.g. {:?}",
-                suggest(&t.id)
-            ));
-        } else if !seen.insert(t.id.as_str()) {
-            p.push(format!(
-                "{name}: the id is used twice; give each task its own id"
-            ));
-        } else if existing.contains(&t.id) {
-            p.push(format!(
-                "{name}: the id already belongs to a task of an earlier plan in this run; choose a new id"
-            ));
-        }
-        text(&mut p, &format!("{name}: title"), &t.title, MAX_TITLE);
-        text(
-            &mut p,
-            &format!("{name}: description"),
-            &t.description,
-            MAX_TEXT,
-        );
-        list(
-            &mut p,
-            &format!("{name}: acceptance_criteria"),
-            &t.acceptance_criteria,
-            true,
-        );
-        list(&mut p, &format!("{name}: files"), &t.files, false);
-        list(&mut p, &format!("{name}: depends_on"), &t.depends_on, false);
-        list(&mut p, &format!("{name}: verify"), &t.verify, false);
-        if t.verify.len() > MAX_VERIFY {
-            p.push(format!(
-                "{name}: verify has {} commands; give at most {MAX_VERIFY} (join related checks in one command)",
-                t.verify.len()
-            ));
-        }
-        if t.verify.iter().any(|c| c.trim().is_empty()) {
-            p.push(format!("{name}: verify has an empty command; remove it"));
-        }
+        task_problems(&mut p, i, t, &mut seen, existing);
     }
+    dependency_problems(&mut p, plan, existing);
+    if let Some(cycle) = find_cycle(plan) {
+        p.push(format!(
+            "the dependencies form a cycle ({}); break it so the tasks can run in some order",
+            cycle.join(" -> ")
+        ));
+    }
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(PlanProblems(p))
+    }
+}
+
+/// What is wrong with the `i`th task on its own (its id, texts and lists).
+fn task_problems<'a>(
+    p: &mut Vec<String>,
+    i: usize,
+    t: &'a TaskInput,
+    seen: &mut HashSet<&'a str>,
+    existing: &HashSet<String>,
+) {
+    let name = if t.id.is_empty() {
+        format!("task #{}", i + 1)
+    } else {
+        format!("task {:?}", t.id)
+    };
+    if !valid_id(&t.id) {
+        p.push(format!(
+            "{name}: id must be 1-{MAX_ID} characters of letters, digits, '-', '_' or '.'"
+        ));
+    } else if let Some(why) = git_unfit(&t.id) {
+        p.push(format!(
+            "{name}: {why} (the id names the task's git branch); use e.g. {:?}",
+            suggest(&t.id)
+        ));
+    } else if !seen.insert(t.id.as_str()) {
+        p.push(format!(
+            "{name}: the id is used twice; give each task its own id"
+        ));
+    } else if existing.contains(&t.id) {
+        p.push(format!(
+            "{name}: the id already belongs to a task of an earlier plan in this run; choose a new id"
+        ));
+    }
+    text(p, &format!("{name}: title"), &t.title, MAX_TITLE);
+    text(p, &format!("{name}: description"), &t.description, MAX_TEXT);
+    list(
+        p,
+        &format!("{name}: acceptance_criteria"),
+        &t.acceptance_criteria,
+        true,
+    );
+    list(p, &format!("{name}: files"), &t.files, false);
+    list(p, &format!("{name}: depends_on"), &t.depends_on, false);
+    list(p, &format!("{name}: verify"), &t.verify, false);
+    if t.verify.len() > MAX_VERIFY {
+        p.push(format!(
+            "{name}: verify has {} commands; give at most {MAX_VERIFY} (join related checks in one command)",
+            t.verify.len()
+        ));
+    }
+    if t.verify.iter().any(|c| c.trim().is_empty()) {
+        p.push(format!("{name}: verify has an empty command; remove it"));
+    }
+}
+
+/// Dependencies on the task itself or on no task of this plan or an earlier one.
+fn dependency_problems(p: &mut Vec<String>, plan: &PlanInput, existing: &HashSet<String>) {
     let ids: HashSet<&str> = plan.tasks.iter().map(|t| t.id.as_str()).collect();
     for t in &plan.tasks {
         for d in &t.depends_on {
@@ -210,17 +232,6 @@ pub fn validate(plan: &PlanInput, existing: &HashSet<String>) -> Result<(), Plan
                 ));
             }
         }
-    }
-    if let Some(cycle) = find_cycle(plan) {
-        p.push(format!(
-            "the dependencies form a cycle ({}); break it so the tasks can run in some order",
-            cycle.join(" -> ")
-        ));
-    }
-    if p.is_empty() {
-        Ok(())
-    } else {
-        Err(PlanProblems(p))
     }
 }
 
