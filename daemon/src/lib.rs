@@ -10,6 +10,7 @@ pub mod config;
 pub mod confine;
 pub mod engine;
 pub mod git;
+pub mod ids;
 pub mod layout;
 pub mod mcp;
 pub mod mirror;

@@ -7,7 +7,7 @@ use crate::store::{EscalationRow, EventRow, RunRow};
 
 pub fn run(r: &RunRow) -> proto::Run {
     proto::Run {
-        id: r.id.clone(),
+        id: r.id.to_string(),
         project: r.project.clone(),
         feature: r.feature.clone(),
         branch: r.branch.clone(),
@@ -33,7 +33,7 @@ pub fn run(r: &RunRow) -> proto::Run {
 pub fn event(e: &EventRow) -> proto::Event {
     proto::Event {
         seq: e.seq,
-        run_id: e.run_id.clone(),
+        run_id: e.run_id.to_string(),
         at: e.at,
         level: e.level,
         kind: e.kind,
@@ -45,9 +45,9 @@ pub fn event(e: &EventRow) -> proto::Event {
 pub fn escalation(e: &EscalationRow) -> proto::Escalation {
     proto::Escalation {
         id: e.id,
-        run_id: e.run_id.clone(),
+        run_id: e.run_id.to_string(),
         project: e.project.clone(),
-        task_id: e.task_id.clone(),
+        task_id: e.task_id.as_ref().map(ToString::to_string),
         kind: e.kind,
         question: e.question.clone(),
         context: e.context.clone(),
@@ -60,15 +60,15 @@ pub fn escalation(e: &EscalationRow) -> proto::Escalation {
 
 pub fn task(t: &crate::store::board::TaskRow) -> proto::Task {
     proto::Task {
-        id: t.id.clone(),
+        id: t.id.to_string(),
         title: t.title.clone(),
         description: t.description.clone(),
         acceptance_criteria: t.acceptance.clone(),
         files: t.files.clone(),
         status: t.status,
-        assignee: t.assignee.clone(),
+        assignee: t.assignee.as_ref().map(ToString::to_string),
         attempts: t.attempts,
-        depends_on: t.depends_on.clone(),
+        depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
         progress: t.progress.clone(),
         result: t.result.clone(),
         updated_at: t.updated_at,

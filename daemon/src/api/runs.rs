@@ -103,7 +103,7 @@ pub async fn cancel(
 /// finishes, the daemon stops or the client hangs up.
 pub async fn events(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<crate::ids::RunId>,
     Query(q): Query<ReadEvents>,
 ) -> Result<Response, ApiError> {
     s.runs.get(&id).await?;
@@ -146,7 +146,7 @@ async fn send_all(tx: &Lines, events: &[EventRow], last: &mut u64) -> bool {
 
 async fn follow(
     runs: Runs,
-    id: String,
+    id: crate::ids::RunId,
     after: u64,
     history: Vec<EventRow>,
     live: Option<broadcast::Receiver<EventRow>>,
@@ -179,7 +179,7 @@ async fn follow(
 /// The run's tasks, in plan order.
 pub async fn tasks(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<crate::ids::RunId>,
 ) -> Result<axum::Json<orchestrator_proto::TaskList>, ApiError> {
     s.runs.get(&id).await?;
     let rows = s

@@ -30,7 +30,7 @@ pub async fn open(
         .runs
         .command(&id, |reply| Command::OpenSession {
             role,
-            task: req.task,
+            task: req.task.map(crate::ids::TaskId::from),
             ttl: Duration::from_secs(ttl),
             reply,
         })
@@ -38,7 +38,7 @@ pub async fn open(
     Ok((
         StatusCode::CREATED,
         axum::Json(SessionGrant {
-            session: grant.session,
+            session: grant.session.into(),
             run_id: id,
             role: req.role,
             token: grant.token,
@@ -56,7 +56,7 @@ pub async fn end(
     let ended = s
         .runs
         .command(&id, |reply| Command::EndSession {
-            session: sid,
+            session: sid.into(),
             usage: None,
             reply,
         })

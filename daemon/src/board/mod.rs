@@ -18,6 +18,7 @@ use orchestrator_proto::TaskStatus;
 use rusqlite::Connection;
 use serde_json::json;
 
+use crate::ids::{RunId, SessionId, TaskId};
 use crate::store::board::{self as rows, MessageRow, NewTask, TaskRow};
 use crate::store::sessions;
 use crate::store::{NewEscalation, NewEvent, RunRow, StoreError, escalations, events, time_text};
@@ -32,12 +33,12 @@ pub use orchestrator_proto::SessionRole as Role;
 /// Who is calling, as established by the bearer token of this very request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
-    pub session: String,
-    pub run: String,
+    pub session: SessionId,
+    pub run: RunId,
     pub role: Role,
     /// The task the engine started this session for: it holds that task and no other, and is
     /// not shown `claim_task`.
-    pub dispatched: Option<String>,
+    pub dispatched: Option<TaskId>,
 }
 
 /// Where a message goes.
@@ -45,7 +46,7 @@ pub struct Caller {
 pub enum To {
     All,
     Orchestrator,
-    Task(String),
+    Task(TaskId),
 }
 
 /// One board operation.
@@ -193,7 +194,7 @@ impl Apply<'_> {
     }
 
     /// The task the caller holds, or a refusal that says what to do.
-    fn need_task(&self) -> Result<String, BoardError> {
+    fn need_task(&self) -> Result<TaskId, BoardError> {
         self.session
             .task_id
             .clone()

@@ -14,7 +14,7 @@ pub(super) fn my_task(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
     for d in &task.depends_on {
         if let Some(t) = rows::task(a.tx, &a.run.id, d)? {
             deps.push(reply::Dependency {
-                id: t.id,
+                id: t.id.into(),
                 title: t.title,
                 status: t.status,
                 result: t.result,
@@ -121,7 +121,7 @@ pub(super) fn progress(a: &mut Apply<'_>, note: String) -> Result<Reply, BoardEr
     a.out.tasks.extend(rows::task(a.tx, &a.run.id, &id)?);
     Ok(Reply::Progress(reply::Progress {
         recorded: true,
-        task: id,
+        task: id.into(),
     }))
 }
 
@@ -163,7 +163,7 @@ pub(super) fn complete(a: &mut Apply<'_>, summary: String) -> Result<Reply, Boar
     a.out.tasks.extend(rows::task(a.tx, &a.run.id, &id)?);
     Ok(Reply::Complete(reply::Complete {
         completed: true,
-        task: id,
+        task: id.into(),
         next,
     }))
 }
@@ -218,7 +218,7 @@ pub(super) fn fail(
     a.out.tasks.extend(rows::task(a.tx, &a.run.id, &id)?);
     Ok(Reply::Fail(reply::Fail {
         recorded: true,
-        task: id,
+        task: id.into(),
         status,
     }))
 }
@@ -227,11 +227,11 @@ pub(super) fn board(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
     let tasks = rows::tasks(a.tx, &a.run.id)?
         .into_iter()
         .map(|t| reply::BoardTask {
-            id: t.id,
+            id: t.id.into(),
             title: t.title,
             status: t.status,
-            assignee: t.assignee,
-            depends_on: t.depends_on,
+            assignee: t.assignee.map(Into::into),
+            depends_on: t.depends_on.into_iter().map(Into::into).collect(),
         })
         .collect();
     Ok(Reply::Board(reply::Board { tasks }))
@@ -285,7 +285,7 @@ pub(super) fn read_messages(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
         a.tx,
         &a.run.id,
         &a.caller.session,
-        a.session.task_id.as_deref(),
+        a.session.task_id.as_ref(),
         a.at,
     )?;
     Ok(Reply::Messages(reply::Messages {
@@ -347,7 +347,7 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<Reply, B
     let (superseded, dropped) = rows::supersede_own_plans(a.tx, &a.run.id, &a.caller.session)?;
     let existing: HashSet<String> = rows::tasks(a.tx, &a.run.id)?
         .into_iter()
-        .map(|t| t.id)
+        .map(|t| t.id.into())
         .collect();
     plan::validate(&plan, &existing).map_err(|p| refused(p.to_string()))?;
     let tasks: Vec<NewTask<'_>> = plan
@@ -410,7 +410,7 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<Reply, B
         .collect();
     a.out.tasks = rows::tasks(a.tx, &a.run.id)?
         .into_iter()
-        .filter(|t| !existing.contains(&t.id))
+        .filter(|t| !existing.contains(t.id.as_str()))
         .collect();
     a.out.plan = Some((version, plan));
     Ok(Reply::Plan(accepted))

@@ -19,13 +19,13 @@ pub enum EngineError {
     Git(#[from] GitError),
     #[error("cannot create the worktree for task {task}: {source}")]
     Worktree {
-        task: String,
+        task: crate::ids::TaskId,
         #[source]
         source: GitError,
     },
     #[error("cannot open a session{}: {source}", .task.as_deref().map(|t| format!(" for task {t}")).unwrap_or_default())]
     Session {
-        task: Option<String>,
+        task: Option<crate::ids::TaskId>,
         #[source]
         source: PortError,
     },
@@ -69,9 +69,9 @@ pub enum ReviewError {
 
 impl EngineError {
     /// A worker's session for `task` could not be opened.
-    pub fn session(task: &str) -> impl FnOnce(PortError) -> Self + '_ {
+    pub fn session(task: &crate::ids::TaskId) -> impl FnOnce(PortError) -> Self + '_ {
         move |source| EngineError::Session {
-            task: Some(task.to_owned()),
+            task: Some(task.clone()),
             source,
         }
     }

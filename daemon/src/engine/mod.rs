@@ -82,12 +82,12 @@ impl EngineConfig {
     pub fn record(
         &self,
         db: &crate::store::Db,
-        session: &str,
+        session: &crate::ids::SessionId,
         place: Option<crate::store::sessions::WorkerPlace>,
     ) -> session::Record {
         session::Record {
             db: db.clone(),
-            session: session.to_owned(),
+            session: session.clone(),
             place,
             activity: self.activity.clone(),
         }
@@ -101,7 +101,7 @@ pub const PLANNER_ATTEMPTS: u32 = 3;
 pub async fn claude_for(
     db: &crate::store::Db,
     cfg: &EngineConfig,
-    run: &str,
+    run: &crate::ids::RunId,
 ) -> Result<
     (
         crate::agents::claude::ClaudeCode,
@@ -127,9 +127,9 @@ pub async fn claude_for(
 /// The run's session environment (the user's, as captured by `orchestrate start`).
 pub async fn run_env(
     db: &crate::store::Db,
-    run: &str,
+    run: &crate::ids::RunId,
 ) -> Result<orchestrator_proto::SessionEnv, error::EngineError> {
-    let id = run.to_owned();
+    let id = run.clone();
     Ok(db.call(move |c| crate::store::runs::env(c, &id)).await?)
 }
 
@@ -166,10 +166,10 @@ pub(crate) async fn note_with(
 /// Ends a session (revoking its token), recording its cost and tokens when known.
 pub(crate) async fn end_session(
     handle: &crate::engine::port::Port,
-    session: &str,
+    session: &crate::ids::SessionId,
     usage: Option<(f64, u64, u64)>,
 ) {
-    let session = session.to_owned();
+    let session = session.clone();
     let _ = handle
         .ask(|reply| crate::engine::port::Ask::EndSession {
             session,
@@ -182,7 +182,7 @@ pub(crate) async fn end_session(
 /// Ends a Claude session with what its `result` line says it cost.
 pub(crate) async fn end(
     handle: &crate::engine::port::Port,
-    session: &str,
+    session: &crate::ids::SessionId,
     ended: Option<&session::Ended>,
 ) {
     let usage = ended

@@ -11,12 +11,13 @@ use super::executor::Executed;
 use super::planner::Planned;
 use super::review::Reviewed;
 use crate::board::Role;
+use crate::ids::{SessionId, TaskId};
 use crate::store::NewEvent;
 
 /// A new session's identity and its bearer token, shown once.
 #[derive(Debug, Clone)]
 pub struct SessionGrant {
-    pub session: String,
+    pub session: SessionId,
     pub token: String,
     pub expires_at: time::OffsetDateTime,
 }
@@ -39,13 +40,13 @@ pub enum Ask {
     /// A session for an agent the engine is about to start (`task`: the worker's own).
     OpenSession {
         role: Role,
-        task: Option<String>,
+        task: Option<TaskId>,
         ttl: Duration,
         reply: Reply<SessionGrant>,
     },
     /// The session is over: revoke its token, record its cost and tokens.
     EndSession {
-        session: String,
+        session: SessionId,
         usage: Option<(f64, u64, u64)>,
         reply: Reply<bool>,
     },
@@ -53,7 +54,7 @@ pub enum Ask {
     Note { event: NewEvent, reply: Reply<()> },
     /// A task's new status (merged, back to the board, failed) with its event.
     TaskUpdate {
-        task: String,
+        task: TaskId,
         status: orchestrator_proto::TaskStatus,
         failure: Option<String>,
         event: NewEvent,
@@ -62,7 +63,7 @@ pub enum Ask {
     /// A worker was interrupted: its task goes back to pending, its attempt unspent, with
     /// where it left off (`None`: nothing to continue, it starts afresh).
     TaskInterrupted {
-        task: String,
+        task: TaskId,
         resume: Option<crate::store::sessions::WorkerPlace>,
         event: NewEvent,
         reply: Reply<()>,

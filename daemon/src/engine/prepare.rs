@@ -20,7 +20,7 @@ use super::include;
 pub struct Prep {
     pub project: PathBuf,
     pub data_dir: PathBuf,
-    pub run: String,
+    pub run: crate::ids::RunId,
     pub env: SessionEnv,
     pub options: RunOptions,
     pub cancel: CancellationToken,

@@ -39,15 +39,15 @@ pub fn stop(id: Identity) {
 pub async fn reap(
     handle: &Port,
     db: &Db,
-    run: &str,
+    run: &crate::ids::RunId,
     since: time::OffsetDateTime,
-    keep: &HashSet<String>,
+    keep: &HashSet<crate::ids::SessionId>,
 ) {
-    let id = run.to_owned();
+    let id = run.clone();
     let rows = match db.call(move |c| sessions::open(c, &id)).await {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(run, cause = %e, "cannot list the run's open sessions");
+            tracing::error!(run = %run, cause = %e, "cannot list the run's open sessions");
             return;
         }
     };

@@ -94,9 +94,9 @@ impl Reconcile {
     }
 
     /// The runs restored at start-up, which have to reconcile.
-    pub fn expect(&self, runs: impl IntoIterator<Item = String>) {
+    pub fn expect(&self, runs: impl IntoIterator<Item = crate::ids::RunId>) {
         let mut s = self.lock();
-        s.pending.extend(runs);
+        s.pending.extend(runs.into_iter().map(String::from));
         if s.pending.is_empty() {
             s.took = Some(s.started.elapsed());
         }
@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn reconciliation_ends_when_the_last_restored_run_is_done() {
         let r = Reconcile::default();
-        r.expect(["a".to_owned(), "b".to_owned()]);
+        r.expect(["a".into(), "b".into()]);
         assert_eq!(r.state(), (2, None));
         r.done("a");
         r.done("x");

@@ -302,7 +302,7 @@ impl OrchestratorMcp {
         let to = match a.to.trim() {
             "all" => To::All,
             "orchestrator" => To::Orchestrator,
-            t => To::Task(t.to_owned()),
+            t => To::Task(t.into()),
         };
         self.call(&p, Op::Send { to, body: a.body }).await
     }

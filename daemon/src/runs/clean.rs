@@ -50,7 +50,7 @@ struct Cleaner<'a> {
 impl Cleaner<'_> {
     fn item(&self, kind: LeftoverKind, name: String, reason: String) -> CleanItem {
         CleanItem {
-            run_id: self.run.id.clone(),
+            run_id: self.run.id.to_string(),
             kind,
             name,
             reason,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod slug;
 pub mod submit;
 
+use crate::ids::RunId;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -38,7 +39,7 @@ struct Inner {
     /// Fixed facts the run engine needs (MCP URL, where worktrees go, permissions).
     engine: Arc<crate::engine::EngineConfig>,
     /// Live actors by run id. A std mutex: it is never held across an `.await`.
-    handles: Mutex<HashMap<String, RunHandle>>,
+    handles: Mutex<HashMap<RunId, RunHandle>>,
     /// Serialises submits so two racing `start`s cannot both pass the one-active-run check.
     submit_lock: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
@@ -126,7 +127,7 @@ impl Runs {
         });
     }
 
-    fn lock_handles(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunHandle>> {
+    fn lock_handles(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, RunHandle>> {
         // A panic while holding this lock leaves the map itself consistent.
         self.inner
             .handles
@@ -216,7 +217,7 @@ impl Runs {
     }
 
     pub async fn get(&self, id: &str) -> Result<RunRow, RunError> {
-        let key = id.to_owned();
+        let key = RunId::from(id);
         self.inner
             .db
             .call(move |c| runs::get(c, &key))
@@ -279,8 +280,8 @@ impl Runs {
             .filter_map(|r| {
                 let p = crate::engine::reap::live(&r)?;
                 Some(orchestrator_proto::session::StraySession {
-                    run_id: r.run_id,
-                    session: r.id,
+                    run_id: r.run_id.into(),
+                    session: r.id.into(),
                     role: r.role,
                     pid: p.pid,
                 })
@@ -321,11 +322,11 @@ impl Runs {
 
     pub async fn events(
         &self,
-        id: &str,
+        id: &RunId,
         after: u64,
         tail: Option<u32>,
     ) -> Result<Vec<EventRow>, RunError> {
-        let key = id.to_owned();
+        let key = id.clone();
         Ok(self
             .inner
             .db
@@ -379,8 +380,8 @@ impl Runs {
     }
 
     /// The environment the run's sessions inherit.
-    pub async fn env(&self, id: &str) -> Result<orchestrator_proto::SessionEnv, RunError> {
-        let id = id.to_owned();
+    pub async fn env(&self, id: &RunId) -> Result<orchestrator_proto::SessionEnv, RunError> {
+        let id = id.clone();
         Ok(self.inner.db.call(move |c| runs::env(c, &id)).await?)
     }
 

@@ -337,9 +337,9 @@ pub async fn choose_branch(db: &Db, project: &Path, feature: &str) -> Result<Str
     .hint("delete old orchestrate/* branches (git branch -D …) and try again"))
 }
 
-pub fn new_run_id() -> String {
+pub fn new_run_id() -> crate::ids::RunId {
     let hex = uuid::Uuid::new_v4().simple().to_string();
-    format!("r-{}", &hex[..12])
+    format!("r-{}", &hex[..12]).into()
 }
 
 /// The row to insert for a validated submit on `branch`.

@@ -3,6 +3,8 @@
 //! `sessions`, daemon settings in `settings`.
 
 use orchestrator_proto::TaskStatus;
+
+use crate::ids::{RunId, SessionId, TaskId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
@@ -11,15 +13,15 @@ use super::{Cached, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRow {
-    pub id: String,
+    pub id: TaskId,
     pub cycle: u32,
     pub title: String,
     pub description: String,
     pub acceptance: Vec<String>,
     pub files: Vec<String>,
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<TaskId>,
     pub status: TaskStatus,
-    pub assignee: Option<String>,
+    pub assignee: Option<SessionId>,
     pub attempts: u32,
     pub result: Option<String>,
     pub progress: Option<String>,
@@ -46,7 +48,7 @@ const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, 
      t.verify, t.checks \
      FROM tasks t";
 
-fn json_list(s: String) -> rusqlite::Result<Vec<String>> {
+fn json_list<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<Vec<T>> {
     serde_json::from_str(&s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
@@ -78,21 +80,21 @@ fn task_from(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     })
 }
 
-pub fn task(c: &Connection, run: &str, id: &str) -> Result<Option<TaskRow>, StoreError> {
+pub fn task(c: &Connection, run: &RunId, id: &TaskId) -> Result<Option<TaskRow>, StoreError> {
     let sql = format!("{TASK} WHERE t.run_id = ?1 AND t.id = ?2");
     Ok(c.prepare_cached(&sql)?
         .query_row(params![run, id], task_from)
         .optional()?)
 }
 
-pub fn tasks(c: &Connection, run: &str) -> Result<Vec<TaskRow>, StoreError> {
+pub fn tasks(c: &Connection, run: &RunId) -> Result<Vec<TaskRow>, StoreError> {
     let sql = format!("{TASK} WHERE t.run_id = ?1 ORDER BY t.rowid");
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map([run], task_from)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn task_exists(c: &Connection, run: &str, id: &str) -> Result<bool, StoreError> {
+pub fn task_exists(c: &Connection, run: &RunId, id: &TaskId) -> Result<bool, StoreError> {
     Ok(
         c.prepare_cached("SELECT 1 FROM tasks WHERE run_id = ?1 AND id = ?2")?
             .exists(params![run, id])?,
@@ -103,10 +105,10 @@ pub fn task_exists(c: &Connection, run: &str, id: &str) -> Result<bool, StoreErr
 /// dependency that is done but not merged is not on the branch a worker starts from) to `session`.
 pub fn claim_next(
     c: &Connection,
-    run: &str,
-    session: &str,
+    run: &RunId,
+    session: &SessionId,
     at: OffsetDateTime,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<TaskId>, StoreError> {
     Ok(c.prepare_cached(
         "UPDATE tasks SET status = 'in_progress', assignee = ?2, attempts = attempts + 1, \
            progress = NULL, updated_at = ?3 \
@@ -133,9 +135,9 @@ pub struct Finish<'a> {
 /// Gives `task` (pending) to `session`, as the engine does when it dispatches a worker.
 pub fn assign_task(
     c: &Connection,
-    run: &str,
-    task: &str,
-    session: &str,
+    run: &RunId,
+    task: &TaskId,
+    session: &SessionId,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let n = c.exec(
@@ -151,8 +153,8 @@ pub fn assign_task(
 /// worker left off. Returns whether it was in progress.
 pub fn interrupt_task(
     c: &Connection,
-    run: &str,
-    task: &str,
+    run: &RunId,
+    task: &TaskId,
     resume: Option<&super::sessions::WorkerPlace>,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
@@ -168,8 +170,8 @@ pub fn interrupt_task(
 /// Sets a task's status as the engine decides (merged, back to pending, failed).
 pub fn set_task_status(
     c: &Connection,
-    run: &str,
-    task: &str,
+    run: &RunId,
+    task: &TaskId,
     status: TaskStatus,
     failure: Option<&str>,
     at: OffsetDateTime,
@@ -186,7 +188,11 @@ pub fn set_task_status(
 /// After a human's answer every unmerged task starts a fresh set of attempts (not only those
 /// that failed: one whose last attempt was still running or waiting for its merge when the run
 /// escalated would otherwise fail again at once); failed ones go back on the board.
-pub fn fresh_attempts(c: &Connection, run: &str, at: OffsetDateTime) -> Result<usize, StoreError> {
+pub fn fresh_attempts(
+    c: &Connection,
+    run: &RunId,
+    at: OffsetDateTime,
+) -> Result<usize, StoreError> {
     Ok(c.exec(
         "UPDATE tasks SET attempts = 0, updated_at = ?2, \
            status = CASE WHEN status = 'failed' THEN 'pending' ELSE status END, \
@@ -199,9 +205,9 @@ pub fn fresh_attempts(c: &Connection, run: &str, at: OffsetDateTime) -> Result<u
 /// Moves a task held by `session` out of `in_progress`. Returns whether it was held.
 pub fn finish_task(
     c: &Connection,
-    run: &str,
-    id: &str,
-    session: &str,
+    run: &RunId,
+    id: &TaskId,
+    session: &SessionId,
     f: Finish<'_>,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
@@ -228,7 +234,12 @@ pub fn finish_task(
 }
 
 /// Records the results of a task's verify commands (JSON).
-pub fn set_checks(c: &Connection, run: &str, id: &str, checks: &str) -> Result<(), StoreError> {
+pub fn set_checks(
+    c: &Connection,
+    run: &RunId,
+    id: &TaskId,
+    checks: &str,
+) -> Result<(), StoreError> {
     c.exec(
         "UPDATE tasks SET checks = ?3 WHERE run_id = ?1 AND id = ?2",
         params![run, id, checks],
@@ -238,9 +249,9 @@ pub fn set_checks(c: &Connection, run: &str, id: &str, checks: &str) -> Result<(
 
 pub fn set_progress(
     c: &Connection,
-    run: &str,
-    id: &str,
-    session: &str,
+    run: &RunId,
+    id: &TaskId,
+    session: &SessionId,
     note: &str,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
@@ -267,10 +278,10 @@ pub struct NewTask<'a> {
 /// Stores a plan and its tasks; returns the plan's version (1, 2, … per run).
 pub fn insert_plan(
     c: &Connection,
-    run: &str,
+    run: &RunId,
     cycle: u32,
     summary: &str,
-    session: &str,
+    session: &SessionId,
     tasks: &[NewTask<'_>],
     at: OffsetDateTime,
 ) -> Result<u32, StoreError> {
@@ -320,7 +331,7 @@ pub fn insert_plan(
 /// ran); returns their ids. Their dependency rows go with them.
 pub fn delete_plan_tasks(
     c: &Connection,
-    run: &str,
+    run: &RunId,
     version: u32,
 ) -> Result<Vec<String>, StoreError> {
     let mut stmt = c.prepare_cached(
@@ -335,8 +346,8 @@ pub fn delete_plan_tasks(
 /// tasks and returns `(versions, task ids)`.
 pub fn supersede_own_plans(
     c: &Connection,
-    run: &str,
-    session: &str,
+    run: &RunId,
+    session: &SessionId,
 ) -> Result<(Vec<u32>, Vec<String>), StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT p.version FROM plans p WHERE p.run_id = ?1 AND p.session_id = ?2 \
@@ -357,7 +368,7 @@ pub fn supersede_own_plans(
 }
 
 /// The newest plan's summary, if any.
-pub fn latest_plan(c: &Connection, run: &str) -> Result<Option<(u32, String)>, StoreError> {
+pub fn latest_plan(c: &Connection, run: &RunId) -> Result<Option<(u32, String)>, StoreError> {
     Ok(c.row(
         "SELECT version, summary FROM plans WHERE run_id = ?1 ORDER BY version DESC LIMIT 1",
         [run],
@@ -367,7 +378,7 @@ pub fn latest_plan(c: &Connection, run: &str) -> Result<Option<(u32, String)>, S
 }
 
 /// The cycle the plan `version` was submitted in.
-pub fn plan_cycle(c: &Connection, run: &str, version: u32) -> Result<Option<u32>, StoreError> {
+pub fn plan_cycle(c: &Connection, run: &RunId, version: u32) -> Result<Option<u32>, StoreError> {
     Ok(c.row(
         "SELECT cycle FROM plans WHERE run_id = ?1 AND version = ?2",
         params![run, version],
@@ -389,7 +400,7 @@ pub struct MessageRow {
 
 pub fn insert_message(
     c: &Connection,
-    run: &str,
+    run: &RunId,
     from_session: Option<&str>,
     to_kind: &str,
     to_id: Option<&str>,
@@ -429,9 +440,9 @@ fn message(c: &Connection, id: u64) -> Result<Option<MessageRow>, StoreError> {
 /// marks them read.
 pub fn take_unread(
     c: &Connection,
-    run: &str,
-    session: &str,
-    task: Option<&str>,
+    run: &RunId,
+    session: &SessionId,
+    task: Option<&TaskId>,
     at: OffsetDateTime,
 ) -> Result<Vec<MessageRow>, StoreError> {
     let sql = format!(
@@ -477,16 +488,16 @@ mod tests {
                     verify: none,
                 })
                 .collect();
-            insert_plan(c, "r1", 1, "plan", "s", &tasks, now())?;
+            insert_plan(c, &"r1".into(), 1, "plan", &"s".into(), &tasks, now())?;
             c.exec("UPDATE tasks SET attempts = 3 WHERE run_id = 'r1'", [])?;
             for (id, status) in [
                 ("failed", TaskStatus::Failed),
                 ("running", TaskStatus::InProgress),
                 ("merged", TaskStatus::Merged),
             ] {
-                set_task_status(c, "r1", id, status, None, now())?;
+                set_task_status(c, &"r1".into(), &id.into(), status, None, now())?;
             }
-            assert_eq!(fresh_attempts(c, "r1", now())?, 3);
+            assert_eq!(fresh_attempts(c, &"r1".into(), now())?, 3);
             let got: Vec<(String, String, u32)> = tasks_of(c)?;
             assert_eq!(
                 got,
@@ -505,9 +516,9 @@ mod tests {
 
     /// Every task as (id, status, attempts), the status as the database holds it.
     fn tasks_of(c: &Connection) -> Result<Vec<(String, String, u32)>, StoreError> {
-        let mut t: Vec<_> = tasks(c, "r1")?
+        let mut t: Vec<_> = tasks(c, &"r1".into())?
             .into_iter()
-            .map(|t| (t.id, t.status.to_string(), t.attempts))
+            .map(|t| (t.id.into(), t.status.to_string(), t.attempts))
             .collect();
         t.sort();
         Ok(t)
@@ -535,9 +546,9 @@ mod status_tests {
                 depends_on: none,
                 verify: none,
             }];
-            insert_plan(c, "r1", 1, "plan", "s", &t, now())?;
+            insert_plan(c, &"r1".into(), 1, "plan", &"s".into(), &t, now())?;
             for s in TaskStatus::ALL {
-                set_task_status(c, "r1", "t", s, None, now())?;
+                set_task_status(c, &"r1".into(), &"t".into(), s, None, now())?;
                 let raw: String =
                     c.row("SELECT status FROM tasks WHERE id = 't'", [], |r| r.get(0))?;
                 assert_eq!(
@@ -547,7 +558,12 @@ mod status_tests {
                         .as_str()
                         .expect("str")
                 );
-                assert_eq!(task(c, "r1", "t")?.expect("the task").status, s);
+                assert_eq!(
+                    task(c, &"r1".into(), &"t".into())?
+                        .expect("the task")
+                        .status,
+                    s
+                );
             }
             Ok(())
         })

@@ -11,9 +11,9 @@ use super::time_text::{format, parse, parse_opt};
 #[derive(Debug, Clone, PartialEq)]
 pub struct EscalationRow {
     pub id: u64,
-    pub run_id: String,
+    pub run_id: crate::ids::RunId,
     pub project: String,
-    pub task_id: Option<String>,
+    pub task_id: Option<crate::ids::TaskId>,
     pub kind: EscalationKind,
     pub question: String,
     pub context: Option<String>,
@@ -79,8 +79,8 @@ pub fn answer(
 /// What `insert` needs.
 #[derive(Debug, Clone)]
 pub struct NewEscalation {
-    pub run_id: String,
-    pub task_id: Option<String>,
+    pub run_id: crate::ids::RunId,
+    pub task_id: Option<crate::ids::TaskId>,
     pub kind: EscalationKind,
     pub question: String,
     pub context: Option<String>,

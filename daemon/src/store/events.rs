@@ -1,5 +1,6 @@
 //! The append-only `events` table: a run's log. `seq` counts from 1 without gaps per run.
 
+use crate::ids::RunId;
 use orchestrator_proto::{EventKind, Level};
 use rusqlite::{Connection, Row, params};
 use time::OffsetDateTime;
@@ -10,7 +11,7 @@ use super::{Cached, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
-    pub run_id: String,
+    pub run_id: crate::ids::RunId,
     pub seq: u64,
     pub at: OffsetDateTime,
     pub level: Level,
@@ -96,7 +97,7 @@ pub fn bounded(s: String, max: usize) -> String {
 
 pub fn append(
     conn: &Connection,
-    run_id: &str,
+    run_id: &RunId,
     at: OffsetDateTime,
     mut event: NewEvent,
 ) -> Result<EventRow, StoreError> {
@@ -134,7 +135,7 @@ pub fn append(
 /// Events with `seq > after`, oldest first; with `tail`, only the last `tail` of those.
 pub fn read(
     conn: &Connection,
-    run_id: &str,
+    run_id: &RunId,
     after: u64,
     tail: Option<u32>,
 ) -> Result<Vec<EventRow>, StoreError> {
@@ -161,18 +162,21 @@ mod tests {
             for i in 0..5 {
                 let e = append(
                     c,
-                    "r1",
+                    &"r1".into(),
                     now(),
                     NewEvent::info(EventKind::TaskProgress, format!("m{i}")),
                 )?;
                 assert_eq!(e.seq, i + 1);
             }
-            let tail: Vec<_> = read(c, "r1", 0, Some(2))?
+            let tail: Vec<_> = read(c, &"r1".into(), 0, Some(2))?
                 .into_iter()
                 .map(|e| e.seq)
                 .collect();
             assert_eq!(tail, [4, 5]);
-            let after: Vec<_> = read(c, "r1", 3, None)?.into_iter().map(|e| e.seq).collect();
+            let after: Vec<_> = read(c, &"r1".into(), 3, None)?
+                .into_iter()
+                .map(|e| e.seq)
+                .collect();
             assert_eq!(after, [4, 5]);
             assert!(c.execute("UPDATE events SET message = 'x'", []).is_err());
             Ok(())

@@ -1,6 +1,7 @@
 //! The `reviews` and `findings` tables: what each Codex review concluded, and the ledger of
 //! findings under stable ids across rounds (what makes reviews converge instead of looping).
 
+use crate::ids::RunId;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
@@ -65,7 +66,7 @@ const REVIEW: &str =
     "SELECT id, kind, cycle, plan_version, outcome, summary, dir, created_at FROM reviews";
 
 /// A run's reviews, oldest first.
-pub fn list(c: &Connection, run: &str) -> Result<Vec<ReviewRow>, StoreError> {
+pub fn list(c: &Connection, run: &RunId) -> Result<Vec<ReviewRow>, StoreError> {
     let mut stmt = c.prepare_cached(&format!("{REVIEW} WHERE run_id = ?1 ORDER BY id"))?;
     let rows = stmt.query_map([run], review)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -74,7 +75,7 @@ pub fn list(c: &Connection, run: &str) -> Result<Vec<ReviewRow>, StoreError> {
 /// The newest review of a kind.
 pub fn latest(
     c: &Connection,
-    run: &str,
+    run: &RunId,
     kind: ReviewKind,
 ) -> Result<Option<ReviewRow>, StoreError> {
     Ok(c.query_row(
@@ -98,7 +99,7 @@ pub struct NewReview {
 
 pub fn insert(
     c: &Connection,
-    run: &str,
+    run: &RunId,
     new: &NewReview,
     at: OffsetDateTime,
 ) -> Result<u64, StoreError> {
@@ -179,7 +180,7 @@ fn finding(r: &Row<'_>) -> rusqlite::Result<FindingRow> {
 /// The ledger of one kind, in id order (P1, P2, …, P10).
 pub fn findings(
     c: &Connection,
-    run: &str,
+    run: &RunId,
     kind: ReviewKind,
 ) -> Result<Vec<FindingRow>, StoreError> {
     let mut stmt = c.prepare_cached(
@@ -191,7 +192,7 @@ pub fn findings(
 }
 
 /// Inserts or replaces ledger entries.
-pub fn upsert_findings(c: &Connection, run: &str, rows: &[FindingRow]) -> Result<(), StoreError> {
+pub fn upsert_findings(c: &Connection, run: &RunId, rows: &[FindingRow]) -> Result<(), StoreError> {
     let mut stmt = c.prepare_cached(
         "INSERT OR REPLACE INTO findings (run_id, id, kind, priority, title, body, location, \
            first_review, last_review, raised, status) \

@@ -1,5 +1,6 @@
 //! The `runs` and `projects` tables.
 
+use crate::ids::RunId;
 use orchestrator_proto::{Phase, RunOptions, RunStatus};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
@@ -11,7 +12,7 @@ use super::{Cached, StoreError};
 /// A run as stored. Converted to `proto::Run` at the API edge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRow {
-    pub id: String,
+    pub id: crate::ids::RunId,
     /// Canonical path of the project's work tree.
     pub project: String,
     pub feature: String,
@@ -41,7 +42,7 @@ pub struct RunRow {
 /// What `insert` needs; the rest starts at its initial value.
 #[derive(Debug, Clone)]
 pub struct NewRun {
-    pub id: String,
+    pub id: RunId,
     pub project: String,
     pub feature: String,
     pub branch: String,
@@ -144,7 +145,7 @@ pub fn insert(conn: &Connection, new: &NewRun) -> Result<RunRow, StoreError> {
     get(conn, &new.id)?.ok_or(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
 }
 
-pub fn get(conn: &Connection, id: &str) -> Result<Option<RunRow>, StoreError> {
+pub fn get(conn: &Connection, id: &RunId) -> Result<Option<RunRow>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?1"
     );
@@ -190,7 +191,7 @@ pub fn current(conn: &Connection, project: &str) -> Result<Option<RunRow>, Store
 
 /// What a run's sessions cost so far (USD) and how many budget escalations were answered
 /// (each answer grants the budget once more).
-pub fn budget_spent(conn: &Connection, run: &str) -> Result<(f64, u32), StoreError> {
+pub fn budget_spent(conn: &Connection, run: &RunId) -> Result<(f64, u32), StoreError> {
     let spent = conn.row(
         "SELECT coalesce(sum(cost_usd), 0.0) FROM sessions WHERE run_id = ?1",
         [run],
@@ -206,7 +207,7 @@ pub fn budget_spent(conn: &Connection, run: &str) -> Result<(f64, u32), StoreErr
 }
 
 /// Records why a run's code was not reviewed (`None`: it was).
-pub fn set_unreviewed(conn: &Connection, id: &str, why: Option<&str>) -> Result<(), StoreError> {
+pub fn set_unreviewed(conn: &Connection, id: &RunId, why: Option<&str>) -> Result<(), StoreError> {
     conn.exec(
         "UPDATE runs SET unreviewed = ?2 WHERE id = ?1",
         params![id, why],
@@ -215,7 +216,7 @@ pub fn set_unreviewed(conn: &Connection, id: &str, why: Option<&str>) -> Result<
 }
 
 /// Replaces a run's options (`resume`/`answer` changed its commands).
-pub fn set_options(conn: &Connection, id: &str, options: &RunOptions) -> Result<(), StoreError> {
+pub fn set_options(conn: &Connection, id: &RunId, options: &RunOptions) -> Result<(), StoreError> {
     let text = serde_json::to_string(options).map_err(|e| conversion(8, e))?;
     conn.exec(
         "UPDATE runs SET options = ?2 WHERE id = ?1",
@@ -273,7 +274,7 @@ pub fn count_active(conn: &Connection) -> Result<u32, StoreError> {
 /// Keeps the environment the run's agent sessions inherit. Never exposed by the API or mirror.
 pub fn set_env(
     conn: &Connection,
-    run: &str,
+    run: &RunId,
     env: &orchestrator_proto::SessionEnv,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(env).map_err(|e| conversion(1, e))?;
@@ -286,7 +287,7 @@ pub fn set_env(
 }
 
 /// The run's session environment (empty when none was sent).
-pub fn env(conn: &Connection, run: &str) -> Result<orchestrator_proto::SessionEnv, StoreError> {
+pub fn env(conn: &Connection, run: &RunId) -> Result<orchestrator_proto::SessionEnv, StoreError> {
     let json: Option<String> = conn
         .query_row("SELECT env FROM run_env WHERE run_id = ?1", [run], |r| {
             r.get(0)
@@ -303,7 +304,7 @@ pub fn env(conn: &Connection, run: &str) -> Result<orchestrator_proto::SessionEn
 pub fn newest_active_env(
     conn: &Connection,
 ) -> Result<Option<orchestrator_proto::SessionEnv>, StoreError> {
-    let id: Option<String> = conn
+    let id: Option<RunId> = conn
         .query_row(
             "SELECT id FROM runs WHERE status IN ('queued','running','paused','escalated','planned') \
              ORDER BY created_at DESC LIMIT 1",
@@ -366,7 +367,7 @@ mod tests {
                 n.options.concurrency = 7;
                 n.context = Some("ctx".into());
                 let a = insert(c, &n)?;
-                let b = get(c, "r1")?;
+                let b = get(c, &"r1".into())?;
                 Ok((a, b))
             })
             .await

@@ -13,6 +13,8 @@ use time::OffsetDateTime;
 
 use orchestrator_proto::SessionRole;
 
+use crate::ids::{RunId, SessionId, TaskId};
+
 use super::time_text::{format, parse, parse_opt};
 use super::word::{enum_from_text, enum_text};
 use super::{Cached, StoreError};
@@ -45,15 +47,15 @@ impl FromSql for WorkerPlace {
 /// One row of the `sessions` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
-    pub id: String,
-    pub run_id: String,
+    pub id: SessionId,
+    pub run_id: RunId,
     pub role: SessionRole,
     /// The task it holds now.
-    pub task_id: Option<String>,
+    pub task_id: Option<TaskId>,
     /// The task it worked on last (kept once it let the task go).
-    pub worked_task: Option<String>,
+    pub worked_task: Option<TaskId>,
     /// The task the engine started this session for; such a session may hold no other.
-    pub dispatched: Option<String>,
+    pub dispatched: Option<TaskId>,
     /// Not ended yet (`status = 'active'`): its token works until it expires.
     pub active: bool,
     pub expires_at: Option<OffsetDateTime>,
@@ -93,10 +95,10 @@ fn session_from(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
 pub const ACTIVE: &str = "active";
 
 pub struct NewSession<'a> {
-    pub id: &'a str,
-    pub run_id: &'a str,
+    pub id: &'a SessionId,
+    pub run_id: &'a RunId,
     pub role: SessionRole,
-    pub task_id: Option<&'a str>,
+    pub task_id: Option<&'a TaskId>,
     pub agent: &'a str,
     pub token_hash: &'a [u8],
     pub expires_at: OffsetDateTime,
@@ -120,7 +122,7 @@ pub fn session_by_token(c: &Connection, hash: &[u8]) -> Result<Option<SessionRow
         .optional()?)
 }
 
-pub fn session(c: &Connection, id: &str) -> Result<Option<SessionRow>, StoreError> {
+pub fn session(c: &Connection, id: &SessionId) -> Result<Option<SessionRow>, StoreError> {
     let sql = format!("{SESSION} WHERE id = ?1");
     Ok(c.prepare_cached(&sql)?
         .query_row([id], session_from)
@@ -128,7 +130,7 @@ pub fn session(c: &Connection, id: &str) -> Result<Option<SessionRow>, StoreErro
 }
 
 /// Ends a session and revokes its token. Returns whether it was still active.
-pub fn end_session(c: &Connection, id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+pub fn end_session(c: &Connection, id: &SessionId, at: OffsetDateTime) -> Result<bool, StoreError> {
     let n = c.exec(
         "UPDATE sessions SET status = 'ended', ended_at = ?2, token_hash = NULL \
          WHERE id = ?1 AND status = 'active'",
@@ -140,7 +142,7 @@ pub fn end_session(c: &Connection, id: &str, at: OffsetDateTime) -> Result<bool,
 /// Records what a session cost (from its `result` line).
 pub fn set_session_usage(
     c: &Connection,
-    id: &str,
+    id: &SessionId,
     cost_usd: f64,
     input_tokens: u64,
     output_tokens: u64,
@@ -152,7 +154,11 @@ pub fn set_session_usage(
     Ok(())
 }
 
-pub fn set_session_task(c: &Connection, id: &str, task: Option<&str>) -> Result<(), StoreError> {
+pub fn set_session_task(
+    c: &Connection,
+    id: &SessionId,
+    task: Option<&TaskId>,
+) -> Result<(), StoreError> {
     c.exec(
         "UPDATE sessions SET task_id = ?2, worked_task = coalesce(?2, worked_task) WHERE id = ?1",
         params![id, task],
@@ -160,7 +166,7 @@ pub fn set_session_task(c: &Connection, id: &str, task: Option<&str>) -> Result<
     Ok(())
 }
 
-pub fn heartbeat(c: &Connection, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+pub fn heartbeat(c: &Connection, id: &SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
     c.prepare_cached("UPDATE sessions SET heartbeat_at = ?2 WHERE id = ?1")?
         .execute(params![id, format(at)])?;
     Ok(())
@@ -169,7 +175,7 @@ pub fn heartbeat(c: &Connection, id: &str, at: OffsetDateTime) -> Result<(), Sto
 /// Records the process a session runs as, and where its worker works.
 pub fn set_process(
     c: &Connection,
-    session: &str,
+    session: &SessionId,
     pid: i32,
     start: i64,
     place: Option<&WorkerPlace>,
@@ -183,7 +189,7 @@ pub fn set_process(
 }
 
 /// Where a worker session works, if recorded.
-pub fn place(c: &Connection, session: &str) -> Result<Option<WorkerPlace>, StoreError> {
+pub fn place(c: &Connection, session: &SessionId) -> Result<Option<WorkerPlace>, StoreError> {
     Ok(
         c.prepare_cached("SELECT place FROM sessions WHERE id = ?1")?
             .query_row([session], |r| r.get::<_, Option<WorkerPlace>>(0))
@@ -194,7 +200,11 @@ pub fn place(c: &Connection, session: &str) -> Result<Option<WorkerPlace>, Store
 
 /// Records where a worker works, before its process starts (so a daemon that dies in between
 /// still knows where the work is).
-pub fn set_place(c: &Connection, session: &str, place: &WorkerPlace) -> Result<(), StoreError> {
+pub fn set_place(
+    c: &Connection,
+    session: &SessionId,
+    place: &WorkerPlace,
+) -> Result<(), StoreError> {
     c.exec(
         "UPDATE sessions SET place = ?2 WHERE id = ?1",
         params![session, place],
@@ -205,7 +215,7 @@ pub fn set_place(c: &Connection, session: &str, place: &WorkerPlace) -> Result<(
 /// Records how far the session's stdout was parsed and when it last showed a sign of life.
 pub fn set_followed(
     c: &Connection,
-    session: &str,
+    session: &SessionId,
     offset: u64,
     activity: OffsetDateTime,
 ) -> Result<(), StoreError> {
@@ -217,7 +227,7 @@ pub fn set_followed(
 }
 
 /// The run's sessions the daemon has not ended, oldest first.
-pub fn open(c: &Connection, run: &str) -> Result<Vec<SessionRow>, StoreError> {
+pub fn open(c: &Connection, run: &RunId) -> Result<Vec<SessionRow>, StoreError> {
     let sql =
         format!("{SESSION} WHERE run_id = ?1 AND status = 'active' ORDER BY started_at, rowid");
     let mut st = c.prepare_cached(&sql)?;
@@ -228,8 +238,8 @@ pub fn open(c: &Connection, run: &str) -> Result<Vec<SessionRow>, StoreError> {
 /// The newest worker session that worked on `task` and knows where it worked.
 pub fn last_worker(
     c: &Connection,
-    run: &str,
-    task: &str,
+    run: &RunId,
+    task: &TaskId,
 ) -> Result<Option<SessionRow>, StoreError> {
     let sql = format!(
         "{SESSION} WHERE run_id = ?1 AND worked_task = ?2 AND role = 'worker' AND place IS NOT NULL \
@@ -280,8 +290,8 @@ mod tests {
             insert_session(
                 c,
                 &NewSession {
-                    id: "s1",
-                    run_id: "r1",
+                    id: &"s1".into(),
+                    run_id: &"r1".into(),
                     role: SessionRole::Worker,
                     task_id: None,
                     agent: "claude",
@@ -296,13 +306,16 @@ mod tests {
                 branch: "orchestrate/x--t.1".into(),
                 base: "abc".into(),
             };
-            set_place(c, "s1", &p)?;
-            assert_eq!(place(c, "s1")?, Some(p));
+            set_place(c, &"s1".into(), &p)?;
+            assert_eq!(place(c, &"s1".into())?, Some(p));
             c.exec(
                 "UPDATE sessions SET place = '{\"worktree\": 3}' WHERE id = 's1'",
                 [],
             )?;
-            assert!(place(c, "s1").is_err(), "a bad place must not read as none");
+            assert!(
+                place(c, &"s1".into()).is_err(),
+                "a bad place must not read as none"
+            );
             Ok(())
         })
         .await

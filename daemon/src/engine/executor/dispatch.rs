@@ -201,7 +201,7 @@ struct Work {
     prompt: String,
     dir: PathBuf,
     cancel: CancellationToken,
-    task: String,
+    task: TaskId,
     cfg: Arc<EngineConfig>,
     record: session::Record,
     /// How to prepare its worktree; `None` for a resumed one, prepared before.
@@ -209,7 +209,7 @@ struct Work {
     handle: Port,
     /// The worktree's name in setup logs (`<task>.<attempt>`).
     name: String,
-    session: String,
+    session: SessionId,
     place: Resume,
 }
 

@@ -35,6 +35,7 @@ use crate::board::Role;
 use crate::engine::port::{Ask, Port};
 use crate::engine::prepare::{Prep, Prepared};
 use crate::git::{self, Merge};
+use crate::ids::{RunId, SessionId, TaskId};
 use crate::store::board::{self as rows, TaskRow};
 use crate::store::{Db, NewEvent, RunRow};
 
@@ -74,13 +75,13 @@ pub enum Executed {
 
 /// A worker session that ended.
 struct Finished {
-    task: String,
+    task: TaskId,
     /// The Claude session id (`--session-id` / `--resume`).
     session_uuid: String,
     branch: String,
     base: String,
     worktree: PathBuf,
-    session: String,
+    session: SessionId,
     ended: std::io::Result<session::Ended>,
     /// How preparing its new worktree went (`None`: a resumed worktree, prepared before).
     prepared: Option<Prepared>,
@@ -121,7 +122,7 @@ impl Ctx {
 
 async fn update(
     ctx: &Ctx,
-    task: &str,
+    task: &TaskId,
     status: TaskStatus,
     failure: Option<String>,
     level: Level,
@@ -153,7 +154,7 @@ async fn wind_down(
     ctx: &Ctx,
     cancel: &CancellationToken,
     running: &mut JoinSet<Finished>,
-    busy: &mut HashMap<String, Vec<String>>,
+    busy: &mut HashMap<TaskId, Vec<String>>,
     why: String,
 ) -> Option<Executed> {
     if running.is_empty() {
@@ -180,7 +181,7 @@ async fn wind_down(
 
 /// Puts a task back on the board without spending its attempt, with where to continue it
 /// (`None`: it starts afresh) and the event that says why.
-async fn put_back(ctx: &Ctx, task: &str, resume: Option<Resume>, event: NewEvent) {
+async fn put_back(ctx: &Ctx, task: &TaskId, resume: Option<Resume>, event: NewEvent) {
     let task = task.to_owned();
     let _ = ctx
         .handle
@@ -193,7 +194,7 @@ async fn put_back(ctx: &Ctx, task: &str, resume: Option<Resume>, event: NewEvent
         .await;
 }
 
-async fn tasks(db: &Db, run: &str) -> Vec<TaskRow> {
+async fn tasks(db: &Db, run: &RunId) -> Vec<TaskRow> {
     let id = run.to_owned();
     db.call(move |c| rows::tasks(c, &id))
         .await
@@ -277,7 +278,7 @@ pub async fn execute(
         blocked: std::sync::Mutex::new(None),
     };
     let mut running: JoinSet<Finished> = JoinSet::new();
-    let mut busy: HashMap<String, Vec<String>> = HashMap::new();
+    let mut busy: HashMap<TaskId, Vec<String>> = HashMap::new();
     // What a previous daemon (or a pause) left: live workers re-attached, the rest finished.
     let adopted = reconcile(&ctx, &cancel, &mut running, &mut busy).await;
     super::reap::reap(

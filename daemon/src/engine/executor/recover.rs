@@ -44,8 +44,8 @@ pub(super) async fn reconcile(
     ctx: &Ctx,
     cancel: &CancellationToken,
     running: &mut JoinSet<Finished>,
-    busy: &mut HashMap<String, Vec<String>>,
-) -> HashSet<String> {
+    busy: &mut HashMap<TaskId, Vec<String>>,
+) -> HashSet<SessionId> {
     let mut adopted = HashSet::new();
     repair_worktrees(ctx).await;
     roll_back_half_merge(ctx).await;
@@ -131,7 +131,7 @@ async fn reattach(
     ctx: &Ctx,
     cancel: &CancellationToken,
     running: &mut JoinSet<Finished>,
-    task: &str,
+    task: &TaskId,
     row: crate::store::sessions::SessionRow,
     place: Resume,
     id: crate::engine::process::Identity,
@@ -174,7 +174,7 @@ async fn reattach(
 /// recorded the worker's process, or this daemon's executor stopped it): back on the board
 /// afresh, its attempt unspent — losing the worker was not the task's fault. The previous
 /// daemon's session is ended so its token stops working.
-pub(super) async fn requeue(ctx: &Ctx, task: &str) {
+pub(super) async fn requeue(ctx: &Ctx, task: &TaskId) {
     let key = (ctx.run.id.clone(), task.to_owned());
     let since = ctx.cfg.started_at;
     let stale = ctx
@@ -204,9 +204,9 @@ pub(super) async fn requeue(ctx: &Ctx, task: &str) {
 /// The task's newest worker session and where it worked, as far as they were recorded.
 pub(super) async fn last_place(
     ctx: &Ctx,
-    task: &str,
+    task: &TaskId,
 ) -> (Option<crate::store::sessions::SessionRow>, Option<Resume>) {
-    let key = (ctx.run.id.clone(), task.to_owned());
+    let key = (ctx.run.id.clone(), task.clone());
     let row = ctx
         .db
         .call(move |c| crate::store::sessions::last_worker(c, &key.0, &key.1))
@@ -229,7 +229,7 @@ pub(super) async fn finish_orphan(ctx: &Ctx, t: &TaskRow) {
 /// verify-and-merge (or back to the board).
 pub(super) async fn finish_gone(
     ctx: &Ctx,
-    task: &str,
+    task: &TaskId,
     row: crate::store::sessions::SessionRow,
     place: Resume,
 ) {
@@ -248,7 +248,7 @@ pub(super) async fn finish_gone(
 }
 
 /// A completed task whose work cannot be found (no recorded place): done again.
-pub(super) async fn redo_unknown(ctx: &Ctx, task: &str) {
+pub(super) async fn redo_unknown(ctx: &Ctx, task: &TaskId) {
     update(
         ctx,
         task,

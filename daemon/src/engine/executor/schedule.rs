@@ -42,8 +42,8 @@ pub(super) struct Schedule {
     pub(super) forced_at: Option<time::OffsetDateTime>,
     pub(super) running: JoinSet<Finished>,
     /// Running workers' tasks with their declared files.
-    pub(super) busy: HashMap<String, Vec<String>>,
-    pub(super) waits: HashMap<String, Waits>,
+    pub(super) busy: HashMap<TaskId, Vec<String>>,
+    pub(super) waits: HashMap<TaskId, Waits>,
     /// Setups that failed since the last one that passed.
     pub(super) setup_streak: u32,
 }
@@ -198,7 +198,7 @@ impl Schedule {
             .filter(|t| !waiting(&t.id))
             .filter(|t| t.depends_on.iter().all(|d| merged.contains(d.as_str())))
             .collect();
-        ready.sort_by_key(|t| std::cmp::Reverse(cp.get(&t.id).copied().unwrap_or(0)));
+        ready.sort_by_key(|t| std::cmp::Reverse(cp.get(t.id.as_str()).copied().unwrap_or(0)));
         for t in ready {
             if self.busy.len() >= self.ctx.run.options.concurrency as usize {
                 break;

@@ -179,7 +179,7 @@ pub async fn review(
 async fn tools(
     db: &Db,
     cfg: &EngineConfig,
-    run: &str,
+    run: &crate::ids::RunId,
 ) -> Result<(orchestrator_proto::SessionEnv, Codex), String> {
     let env = super::run_env(db, run).await.map_err(|e| e.to_string())?;
     let bin =

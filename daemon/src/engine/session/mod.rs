@@ -103,7 +103,7 @@ pub struct Watch<'a> {
 #[derive(Clone)]
 pub struct Record {
     pub db: crate::store::Db,
-    pub session: String,
+    pub session: crate::ids::SessionId,
     /// Where a worker works (the executor's JSON), recorded with the process.
     pub place: Option<crate::store::sessions::WorkerPlace>,
     pub activity: Activity,

@@ -13,7 +13,7 @@ impl RunActor {
     pub(super) async fn escalate(
         &mut self,
         kind: orchestrator_proto::EscalationKind,
-        task: Option<String>,
+        task: Option<crate::ids::TaskId>,
         question: String,
         evidence: String,
     ) -> Result<(), RunError> {
@@ -190,7 +190,7 @@ type Answered = (
 /// `Err(RunError)` when there is no such escalation or it was answered already.
 fn record_answer(
     c: &mut rusqlite::Connection,
-    run_id: &str,
+    run_id: &crate::ids::RunId,
     id: u64,
     answer: &str,
     at: time::OffsetDateTime,

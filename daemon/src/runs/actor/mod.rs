@@ -86,13 +86,13 @@ pub enum Command {
     /// Registers a new agent session and its token (only the hash is stored).
     OpenSession {
         role: Role,
-        task: Option<String>,
+        task: Option<crate::ids::TaskId>,
         ttl: Duration,
         reply: Reply<SessionGrant>,
     },
     /// Ends a session and revokes its token, recording what it cost when known.
     EndSession {
-        session: String,
+        session: crate::ids::SessionId,
         usage: Option<(f64, u64, u64)>,
         reply: Reply<bool>,
     },

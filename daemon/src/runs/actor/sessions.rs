@@ -4,6 +4,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::ids::{SessionId, TaskId};
 use orchestrator_proto::EventKind;
 
 impl RunActor {
@@ -60,11 +61,11 @@ impl RunActor {
     pub(super) async fn open_session(
         &mut self,
         role: Role,
-        task: Option<String>,
+        task: Option<TaskId>,
         ttl: Duration,
     ) -> Result<SessionGrant, RunError> {
         let (token, hash) = token::mint();
-        let session = format!("s-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let session = SessionId::mint();
         let at = time_text::now();
         let expires_at = at + ttl;
         let (run, s, t) = (self.run.id.clone(), session.clone(), task.clone());
@@ -91,7 +92,7 @@ impl RunActor {
                         id: &s,
                         run_id: &run,
                         role,
-                        task_id: t.as_deref(),
+                        task_id: t.as_ref(),
                         agent: if role == Role::Reviewer {
                             "codex"
                         } else {
@@ -139,7 +140,7 @@ impl RunActor {
     /// Ends a session, then checks the run's budget with what it cost.
     pub(super) async fn end_session_and_check_budget(
         &mut self,
-        session: String,
+        session: SessionId,
         usage: Option<(f64, u64, u64)>,
     ) -> Result<bool, RunError> {
         let ended = self.end_session(session, usage).await;
@@ -153,7 +154,7 @@ impl RunActor {
 
     async fn end_session(
         &mut self,
-        session: String,
+        session: SessionId,
         usage: Option<(f64, u64, u64)>,
     ) -> Result<bool, RunError> {
         let (run, s) = (self.run.id.clone(), session.clone());

@@ -3,11 +3,12 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::ids::{RunId, TaskId};
 
 impl RunActor {
     pub(super) async fn task_update(
         &mut self,
-        task: String,
+        task: TaskId,
         status: TaskStatus,
         failure: Option<String>,
         event: NewEvent,
@@ -20,7 +21,7 @@ impl RunActor {
 
     pub(super) async fn task_interrupted(
         &mut self,
-        task: String,
+        task: TaskId,
         resume: Option<crate::store::sessions::WorkerPlace>,
         event: NewEvent,
     ) -> Result<(), RunError> {
@@ -34,12 +35,12 @@ impl RunActor {
     /// event broadcast and the task's mirror file rewritten.
     pub(super) async fn change_task(
         &mut self,
-        task: String,
+        task: TaskId,
         event: NewEvent,
         change: impl FnOnce(
             &rusqlite::Transaction<'_>,
-            &str,
-            &str,
+            &RunId,
+            &TaskId,
             time::OffsetDateTime,
         ) -> Result<(), crate::store::StoreError>
         + Send
