@@ -5,11 +5,11 @@
 //! so claude's retries and fallbacks get consistent answers), streamed as SSE when the request
 //! asks for `stream`, else as one JSON message. Every request is kept for assertions.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+
+pub use crate::fake_http::{Answer, Handler, Request, listen};
 
 /// What the fake model says next.
 #[derive(Debug, Clone)]
@@ -80,127 +80,6 @@ pub fn tool_names(req: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// One HTTP request to a fake API.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    /// Header names in lower case.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub at: std::time::Instant,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP answer of a fake API.
-pub struct Answer {
-    /// Send nothing at all and hold the connection until the client closes it.
-    pub stall: bool,
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub content_type: &'static str,
-    pub body: String,
-}
-
-impl Answer {
-    pub fn ok(content_type: &'static str, body: String) -> Self {
-        Self {
-            stall: false,
-            status: 200,
-            headers: Vec::new(),
-            content_type,
-            body,
-        }
-    }
-}
-
-/// What a fake API does with a request.
-pub type Handler = Arc<dyn Fn(&Request) -> Answer + Send + Sync>;
-
-/// Serves `handler` on a fresh loopback port (keep-alive connections, one thread each) for the
-/// rest of the test process; returns the base URL.
-pub fn listen(handler: Handler) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a fake API");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let handler = handler.clone();
-            std::thread::spawn(move || {
-                let _ = serve(conn, &handler);
-            });
-        }
-    });
-    url
-}
-
-fn serve(conn: TcpStream, handler: &Handler) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut conn = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_owned();
-        let path = parts.next().unwrap_or("").to_owned();
-        let mut len = 0usize;
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-            }
-        }
-        let mut body = vec![0u8; len];
-        reader.read_exact(&mut body)?;
-        let a = handler(&Request {
-            method,
-            path,
-            headers,
-            body,
-            at: std::time::Instant::now(),
-        });
-        if a.stall {
-            let mut sink = [0u8; 1024];
-            while reader.read(&mut sink)? > 0 {}
-            return Ok(());
-        }
-        let extra: String = a
-            .headers
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}\r\n"))
-            .collect();
-        // One write: some clients parse a response head that arrives in pieces badly.
-        let response = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nCache-Control: no-cache\r\n{extra}Content-Length: {}\r\n\r\n{}",
-            a.status,
-            if a.status < 400 { "OK" } else { "Error" },
-            a.content_type,
-            a.body.len(),
-            a.body
-        );
-        conn.write_all(response.as_bytes())?;
-        conn.flush()?;
-    }
 }
 
 fn messages(r: &Request, script: &Script, log: &Mutex<Vec<Value>>) -> Answer {

@@ -6,6 +6,7 @@
 pub mod bins;
 pub mod deps;
 pub mod fake_daemon;
+pub mod fake_http;
 pub mod fake_model;
 pub mod fake_openai;
 pub mod fixtures;
