@@ -465,5 +465,54 @@ mod tests {
                 proptest::prop_assert!(ok, "accepted {id:?}, but git refuses {branch:?}");
             }
         }
+
+        /// Dependencies only on earlier tasks never form a cycle; one edge back to a later
+        /// task that reaches the earlier one does, and the cycle found is made of real edges
+        /// and returns to where it started.
+        #[test]
+        fn a_cycle_is_found_exactly_when_there_is_one(
+            n in 2usize..12,
+            edges in proptest::collection::vec((0usize..12, 0usize..12), 0..30),
+            back in (0usize..12, 0usize..12),
+        ) {
+            let ids: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+            let mut deps: Vec<Vec<String>> = vec![Vec::new(); n];
+            for (a, b) in edges {
+                let (a, b) = (a % n, b % n);
+                if b < a && !deps[a].contains(&ids[b]) {
+                    deps[a].push(ids[b].clone());
+                }
+            }
+            let build = |deps: &Vec<Vec<String>>| {
+                let tasks = (0..n)
+                    .map(|i| {
+                        let d: Vec<&str> = deps[i].iter().map(String::as_str).collect();
+                        task(&ids[i], &d)
+                    })
+                    .collect();
+                plan(tasks)
+            };
+            proptest::prop_assert_eq!(find_cycle(&build(&deps)), None);
+            // A chain from `hi` down to `lo` and an edge back from `lo` to `hi`.
+            let (lo, hi) = (back.0 % n, back.1 % n);
+            let (lo, hi) = (lo.min(hi), lo.max(hi).max(lo.min(hi) + 1).min(n - 1));
+            proptest::prop_assume!(lo < hi);
+            for i in lo + 1..=hi {
+                if !deps[i].contains(&ids[i - 1]) {
+                    deps[i].push(ids[i - 1].clone());
+                }
+            }
+            deps[lo].push(ids[hi].clone());
+            let with_cycle = build(&deps);
+            let cycle = find_cycle(&with_cycle);
+            proptest::prop_assert!(cycle.is_some(), "no cycle found in {deps:?}");
+            let cycle = cycle.unwrap_or_default();
+            proptest::prop_assert_eq!(cycle.first(), cycle.last(), "{:?}", cycle);
+            for pair in cycle.windows(2) {
+                let from = with_cycle.tasks.iter().find(|t| t.id == pair[0]);
+                let real = from.is_some_and(|t| t.depends_on.contains(&pair[1]));
+                proptest::prop_assert!(real, "{} -> {} is not an edge: {:?}", pair[0], pair[1], cycle);
+            }
+        }
     }
 }
