@@ -90,6 +90,9 @@ pub fn run_summary(r: &Run) {
         on_off(!r.options.skip_codex),
         on_off(r.options.dry_run)
     );
+    if let Some(m) = r.options.models.summary() {
+        crate::outln!("  models     {m}");
+    }
     if let Some(f) = &r.context_file {
         crate::outln!("  context    {f}");
     }
@@ -156,6 +159,21 @@ fn run_progress(r: &Run) {
             p.output_tokens
         );
     }
+    if p.models.iter().any(|m| m.model.is_some()) {
+        let by_model: Vec<String> = p
+            .models
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} ${:.4} ({})",
+                    m.model.as_deref().unwrap_or("unknown"),
+                    m.cost_usd,
+                    orchestrator_proto::words::count(m.sessions, "session")
+                )
+            })
+            .collect();
+        crate::outln!("  by model   {}", by_model.join(" · "));
+    }
     if p.project_cost_usd > 0.0 {
         let by_cycle: Vec<String> = p
             .cycles
@@ -210,8 +228,13 @@ pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
                 .last_activity_at
                 .map(|a| format!(" · last activity {}", ago(a)))
                 .unwrap_or_default();
+            let on = t
+                .model
+                .as_deref()
+                .map(|m| format!(" · {m}"))
+                .unwrap_or_default();
             crate::outln!(
-                "{}{} attempt {} · session {}{seen}",
+                "{}{} attempt {} · session {}{on}{seen}",
                 label(),
                 t.id,
                 t.attempts,

@@ -37,6 +37,8 @@ pub struct Config {
     pub supervision: crate::engine::watch::Limits,
     /// `[worktrees]`: how new worktrees are prepared.
     pub worktrees: WorktreesSection,
+    /// `[models]`: the models and effort of a project's first run when `start` gives none.
+    pub models: orchestrator_proto::Models,
     /// Where the log goes when not to stderr (`--log-dir`): a file a day, a week kept.
     pub log_dir: Option<PathBuf>,
 }
@@ -106,6 +108,8 @@ pub struct FileConfig {
     pub supervision: SupervisionSection,
     #[serde(default)]
     pub worktrees: WorktreesSection,
+    #[serde(default)]
+    pub models: orchestrator_proto::Models,
 }
 
 /// `[worktrees]`.
@@ -251,6 +255,7 @@ impl Config {
             worktrees: WorktreesSection {
                 setup: file.worktrees.setup.filter(|s| !s.trim().is_empty()),
             },
+            models: file.models,
             log_dir: None,
         })
     }

@@ -136,6 +136,7 @@ async fn engine_config(
         started_at: store::time_text::now(),
         confined: confined(&config.data_dir).await,
         default_setup: config.worktrees.setup.clone(),
+        default_models: config.models.clone(),
     }
 }
 

@@ -80,5 +80,7 @@ pub fn task(t: &crate::store::board::TaskRow) -> proto::Task {
             .checks
             .as_deref()
             .and_then(|c| serde_json::from_str(c).ok()),
+        model: t.model.clone(),
+        effort: t.effort,
     }
 }

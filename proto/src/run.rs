@@ -171,6 +171,9 @@ pub struct RunOptions {
     /// Pause and escalate once the run's sessions have cost this much (USD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_budget_usd: Option<f64>,
+    /// Which model and effort the planner and the workers run with.
+    #[serde(default, skip_serializing_if = "crate::Models::is_default")]
+    pub models: crate::Models,
 }
 
 fn default_true() -> bool {
@@ -210,6 +213,7 @@ impl Default for RunOptions {
             setup_timeout_secs: defaults::SETUP_TIMEOUT_SECS,
             auto_resume: true,
             max_budget_usd: None,
+            models: crate::Models::default(),
         }
     }
 }
@@ -246,6 +250,9 @@ pub struct SubmitRun {
 pub struct Inherit {
     #[serde(default)]
     pub setup: bool,
+    /// The models and effort of the project's previous run (or the daemon's `[models]`).
+    #[serde(default)]
+    pub models: bool,
     #[serde(default)]
     pub gate: bool,
     #[serde(default)]
@@ -361,6 +368,21 @@ pub struct Progress {
     /// Spend of every run of this project, this one included.
     #[serde(default)]
     pub project_cost_usd: f64,
+    /// Spend by model, largest first (`null` model: the session said none, e.g. it never
+    /// started).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelCost>,
+}
+
+/// What one model's sessions of a run cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCost {
+    pub model: Option<String>,
+    pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub sessions: u32,
 }
 
 /// One cycle's spend.

@@ -106,6 +106,12 @@ pub struct Task {
     /// How they went the last time they ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Vec<TaskCheck>>,
+    /// The model the plan gave it (else the run's worker model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The effort the plan gave it (else the run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<crate::Effort>,
 }
 
 /// One run of one of a task's `verify` commands.

@@ -8,6 +8,7 @@ mod doctor_project;
 mod escalations;
 mod list;
 mod log;
+mod models;
 mod service;
 mod setup;
 mod start;

@@ -72,6 +72,8 @@ pub struct StartArgs {
     /// How long the setup may run in one worktree (default 30m)
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
     setup_timeout: std::time::Duration,
+    #[command(flatten)]
+    models: super::models::ModelArgs,
     /// Stay and print the run's log as it happens
     #[arg(long, short = 'f')]
     follow: bool,
@@ -150,6 +152,7 @@ fn request(a: &StartArgs) -> Result<SubmitRun, ClientError> {
             setup_timeout_secs: a.setup_timeout.as_secs(),
             auto_resume: !a.no_auto_resume,
             max_budget_usd: a.max_budget_usd,
+            models: a.models.models().unwrap_or_default(),
         },
         context_file,
         env: orchestrator_proto::SessionEnv::capture_with(&forward),
@@ -157,6 +160,7 @@ fn request(a: &StartArgs) -> Result<SubmitRun, ClientError> {
             setup: a.setup.is_none() && !a.no_setup,
             gate: a.gate.is_none() && !a.no_gate,
             gate_timeout: a.gate_timeout.is_none(),
+            models: a.models.models().is_none(),
         },
         forward,
     };
@@ -181,6 +185,9 @@ fn started(run: &orchestrator_proto::Run, verbose: bool) {
                 run.options.gate_timeout_secs
             ))
         );
+    }
+    if let Some(m) = run.options.models.summary() {
+        crate::outln!("  models:  {m}");
     }
     if verbose {
         output::run_summary(run);

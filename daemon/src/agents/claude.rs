@@ -104,6 +104,7 @@ impl ClaudeCode {
                 (orchestrator_proto::defaults::MAX_GATE_TIMEOUT_SECS * 1000).to_string(),
             );
         }
+        models(&mut c, spec);
         if spec.env.get("CLAUDE_CODE_MAX_RETRIES").is_none() {
             // Fail fast on API errors: the daemon retries sessions itself.
             c.env("CLAUDE_CODE_MAX_RETRIES", "2");
@@ -115,6 +116,31 @@ impl ClaudeCode {
             .process_group(0)
             .kill_on_drop(false);
         c
+    }
+}
+
+/// The session's model, effort and fallback: as arguments, and over what the forwarded
+/// environment says (call after the environment is set).
+fn models(c: &mut tokio::process::Command, spec: &SessionSpec) {
+    if let Some(m) = &spec.model {
+        c.args(["--model", m]);
+        // --model beats ANTHROPIC_MODEL already; this keeps the two from disagreeing in
+        // anything claude spawns itself.
+        c.env_remove("ANTHROPIC_MODEL");
+    }
+    if let Some(e) = spec.effort {
+        c.args(["--effort", e.as_str()]);
+        // The environment beats --effort in claude: a forwarded CLAUDE_CODE_EFFORT_LEVEL must
+        // not override the effort the run chose.
+        c.env("CLAUDE_CODE_EFFORT_LEVEL", e.as_str());
+    }
+    // claude refuses a fallback that is its main model; it would change nothing anyway.
+    if let Some(f) = spec
+        .fallback
+        .as_ref()
+        .filter(|f| spec.model.as_ref() != Some(*f))
+    {
+        c.args(["--fallback-model", f]);
     }
 }
 
@@ -134,7 +160,61 @@ mod tests {
                 [("ANTHROPIC_API_KEY".to_owned(), "k".to_owned())].into(),
             ),
             confine: None,
+            model: None,
+            effort: None,
+            fallback: None,
         }
+    }
+
+    #[test]
+    fn model_effort_and_fallback_are_passed_and_the_effort_beats_the_environment() {
+        let mut s = spec();
+        s.env
+            .0
+            .insert("CLAUDE_CODE_EFFORT_LEVEL".into(), "max".into());
+        s.env.0.insert("ANTHROPIC_MODEL".into(), "haiku".into());
+        let c = ClaudeCode {
+            bin: "claude".into(),
+            permissions: Permissions::Allowlist,
+        };
+        let args_env = |s: &SessionSpec| {
+            let cmd = c.command(s);
+            let std = cmd.as_std();
+            let args: Vec<String> = std
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let env: Vec<(String, Option<String>)> = std
+                .get_envs()
+                .map(|(k, v)| {
+                    let v = v.map(|v| v.to_string_lossy().into_owned());
+                    (k.to_string_lossy().into_owned(), v)
+                })
+                .collect();
+            (args.join(" "), env)
+        };
+        let (plain, _) = args_env(&s);
+        assert!(
+            !plain.contains("--model") && !plain.contains("--effort"),
+            "{plain}"
+        );
+        s.model = Some("opus".into());
+        s.effort = Some(orchestrator_proto::Effort::High);
+        s.fallback = Some("sonnet".into());
+        let (args, env) = args_env(&s);
+        assert!(
+            args.contains("--model opus --effort high --fallback-model sonnet"),
+            "{args}"
+        );
+        let var = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(var("CLAUDE_CODE_EFFORT_LEVEL"), Some(Some("high".into())));
+        assert_eq!(var("ANTHROPIC_MODEL").flatten(), None, "not passed on");
+        s.fallback = Some("opus".into());
+        let (args, _) = args_env(&s);
+        assert!(
+            !args.contains("--fallback-model"),
+            "not the main model: {args}"
+        );
     }
 
     #[test]

@@ -123,6 +123,10 @@ pub struct SessionSpec {
     pub env: SessionEnv,
     /// Kept out of the user's checkout (`crate::confine`), where the system allows it.
     pub confine: Option<crate::confine::Confinement>,
+    /// `--model`, `--effort` and `--fallback-model` (`None`: claude's own choice).
+    pub model: Option<String>,
+    pub effort: Option<orchestrator_proto::Effort>,
+    pub fallback: Option<String>,
 }
 
 /// A backend: turns a session into the command that runs it. The engine spawns and follows

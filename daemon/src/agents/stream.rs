@@ -13,6 +13,8 @@ pub enum StreamEvent {
     /// `system/init`: the session id, each MCP server's status, the tools loaded.
     Init {
         session_id: String,
+        /// The model it runs (an alias resolved: `opus` reads as `claude-opus-5-5`).
+        model: Option<String>,
         /// Each MCP server by name, and whether claude connected to it.
         mcp: Vec<(String, bool)>,
         tools: Vec<String>,
@@ -123,6 +125,7 @@ pub fn parse_line(line: &str) -> Option<StreamEvent> {
     match v["type"].as_str()? {
         "system" if v["subtype"] == "init" => Some(StreamEvent::Init {
             session_id: v["session_id"].as_str().unwrap_or_default().to_owned(),
+            model: v["model"].as_str().map(str::to_owned),
             mcp: v["mcp_servers"]
                 .as_array()
                 .map(|a| {
@@ -180,6 +183,7 @@ mod tests {
             parse_line(line),
             Some(StreamEvent::Init {
                 session_id: "abc".into(),
+                model: None,
                 mcp: vec![("orch".into(), false)],
                 tools: vec!["Bash".into(), "mcp__orch__claim_task".into()],
             })

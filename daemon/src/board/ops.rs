@@ -349,7 +349,8 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<Reply, B
         .into_iter()
         .map(|t| t.id.into())
         .collect();
-    plan::validate(&plan, &existing).map_err(|p| refused(p.to_string()))?;
+    let models = a.run.options.models.choices();
+    plan::validate(&plan, &existing, &models).map_err(|p| refused(p.to_string()))?;
     let tasks: Vec<NewTask<'_>> = plan
         .tasks
         .iter()
@@ -361,6 +362,8 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<Reply, B
             files: &t.files,
             depends_on: &t.depends_on,
             verify: &t.verify,
+            model: t.model.as_deref(),
+            effort: t.effort,
         })
         .collect();
     let version = rows::insert_plan(

@@ -48,6 +48,13 @@ pub struct TaskInput {
     /// fails. Give them wherever the project has a way to check.
     #[serde(default)]
     pub verify: Vec<String>,
+    /// The model for this task's worker, one of the models the run allows (the prompt lists
+    /// them); omit it for the workers' model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// How hard its worker thinks (low, medium, high, xhigh, max); omit it for the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<orchestrator_proto::Effort>,
 }
 
 /// Every problem found, one line each, so the planner can fix them all in one go.
@@ -132,7 +139,11 @@ fn suggest(id: &str) -> String {
 }
 
 /// Checks a plan against the rules and the ids already used by the run.
-pub fn validate(plan: &PlanInput, existing: &HashSet<String>) -> Result<(), PlanProblems> {
+pub fn validate(
+    plan: &PlanInput,
+    existing: &HashSet<String>,
+    models: &[&str],
+) -> Result<(), PlanProblems> {
     let mut p = Vec::new();
     text(&mut p, "summary", &plan.summary, MAX_TEXT);
     if plan.tasks.is_empty() {
@@ -147,6 +158,23 @@ pub fn validate(plan: &PlanInput, existing: &HashSet<String>) -> Result<(), Plan
     let mut seen = HashSet::new();
     for (i, t) in plan.tasks.iter().enumerate() {
         task_problems(&mut p, i, t, &mut seen, existing);
+        if let Some(m) = &t.model
+            && !models.contains(&m.as_str())
+        {
+            p.push(match models {
+                [] => format!(
+                    "task {:?}: this run gives no choice of model; remove \"model\" (its worker \
+                     runs the run's model)",
+                    t.id
+                ),
+                _ => format!(
+                    "task {:?}: model {m:?} is not one this run allows ({}); use one of them or \
+                     remove \"model\"",
+                    t.id,
+                    models.join(", ")
+                ),
+            });
+        }
     }
     dependency_problems(&mut p, plan, existing);
     if let Some(cycle) = find_cycle(plan) {
@@ -298,6 +326,8 @@ mod tests {
             depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
             files: vec![],
             verify: vec![],
+            model: None,
+            effort: None,
         }
     }
 
@@ -308,8 +338,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_task_model_must_be_one_the_run_allows() {
+        let mut t = task("a", &[]);
+        t.model = Some("opus".into());
+        t.effort = Some(orchestrator_proto::Effort::High);
+        assert_eq!(problems(&plan(vec![t.clone()])), Vec::<String>::new());
+        t.model = Some("gpt-9".into());
+        assert_eq!(
+            problems(&plan(vec![t.clone()])),
+            [
+                "task \"a\": model \"gpt-9\" is not one this run allows (sonnet, opus); use one \
+              of them or remove \"model\""
+            ]
+        );
+        let none = validate(&plan(vec![t]), &HashSet::new(), &[]);
+        let said = none.err().map(|e| e.0.join("")).unwrap_or_default();
+        assert!(said.contains("gives no choice of model"), "{said}");
+    }
+
     fn problems(p: &PlanInput) -> Vec<String> {
-        validate(p, &HashSet::new())
+        validate(p, &HashSet::new(), &["sonnet", "opus"])
             .err()
             .map(|e| e.0)
             .unwrap_or_default()
@@ -443,9 +492,9 @@ mod tests {
     fn ids_of_earlier_plans_are_taken_but_can_be_depended_on() {
         let existing: HashSet<String> = ["old".to_owned()].into();
         let p = plan(vec![task("old", &[])]);
-        assert!(validate(&p, &existing).is_err());
+        assert!(validate(&p, &existing, &[]).is_err());
         let p = plan(vec![task("new", &["old"])]);
-        assert!(validate(&p, &existing).is_ok());
+        assert!(validate(&p, &existing, &[]).is_ok());
     }
 
     proptest::proptest! {
@@ -453,7 +502,7 @@ mod tests {
         /// An id the plan accepts always makes a branch git accepts (checked by git itself).
         #[test]
         fn an_accepted_id_is_always_a_valid_branch(id in "[A-Za-z0-9._/@{}~^:?*\\[\\\\ -]{1,24}") {
-            let accepted = validate(&plan(vec![task(&id, &[])]), &HashSet::new()).is_ok();
+            let accepted = validate(&plan(vec![task(&id, &[])]), &HashSet::new(), &[]).is_ok();
             if accepted {
                 let branch = format!("orchestrate/feature--{id}.1");
                 let ok = std::process::Command::new("git")

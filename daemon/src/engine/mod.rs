@@ -58,6 +58,8 @@ pub struct EngineConfig {
     pub started_at: time::OffsetDateTime,
     /// `[worktrees] setup`: the setup of a project's first run when `start` gives none.
     pub default_setup: Option<String>,
+    /// `[models]`: the models of a project's first run when `start` gives none.
+    pub default_models: orchestrator_proto::Models,
     /// Agent sessions run with the user's checkout read-only (`crate::confine`): the system
     /// allowed it when the daemon started.
     pub confined: bool,
@@ -167,7 +169,7 @@ pub(crate) async fn note_with(
 pub(crate) async fn end_session(
     handle: &crate::engine::port::Port,
     session: &crate::ids::SessionId,
-    usage: Option<(f64, u64, u64)>,
+    usage: Option<crate::store::sessions::Spent>,
 ) {
     let session = session.clone();
     let _ = handle
@@ -185,8 +187,14 @@ pub(crate) async fn end(
     session: &crate::ids::SessionId,
     ended: Option<&session::Ended>,
 ) {
-    let usage = ended
-        .and_then(|e| e.outcome.as_ref())
-        .map(|o| (o.cost_usd, o.input_tokens, o.output_tokens));
+    let usage = ended.and_then(|e| {
+        let o = e.outcome.as_ref()?;
+        Some(crate::store::sessions::Spent {
+            cost_usd: o.cost_usd,
+            input_tokens: o.input_tokens,
+            output_tokens: o.output_tokens,
+            model: e.model.clone(),
+        })
+    });
     end_session(handle, session, usage).await;
 }

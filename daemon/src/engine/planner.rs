@@ -91,7 +91,28 @@ fn prompt(run: &RunRow) -> String {
             "\nEvery merged task must also pass the gate `{gate}`.\n"
         ));
     }
+    p.push_str(&models_note(&run.options.models));
     p
+}
+
+/// What the planner may choose of a task's model and effort, and how to choose.
+fn models_note(m: &orchestrator_proto::Models) -> String {
+    let effort = "`effort` (low, medium, high, xhigh or max): higher for hard, cross-cutting or \
+                  risky tasks, lower for mechanical ones";
+    match m.choices().as_slice() {
+        [] => format!(
+            "\n# Models\n\nDo not give tasks a `model`: this run gives no choice. You may give \
+             a task {effort}; omit it for the run's.\n"
+        ),
+        choices => format!(
+            "\n# Models\n\nWorkers run {} unless a task says otherwise. You may give a task \
+             `model`, one of: {}; and {effort}. Spend the strongest model on tasks that are \
+             hard, cross-cutting or risky, and the cheapest on mechanical ones (renames, \
+             boilerplate, docs); omit both for the run's.\n",
+            m.worker.as_deref().unwrap_or("claude's default model"),
+            choices.join(", ")
+        ),
+    }
 }
 
 /// What this planning is for, read from the database so a restarted daemon plans the same.
@@ -370,6 +391,9 @@ impl Planning {
             resume: false,
             env: self.env.clone(),
             confine: cfg.confinement(&self.project, worktree, &self.env),
+            model: run.options.models.planner.clone(),
+            effort: run.options.models.effort,
+            fallback: run.options.models.fallback.clone(),
         };
         let dir = crate::mirror::session_dir(&self.project, &cfg.data_dir, &run.id, &grant.session);
         let watch = session::Watch {

@@ -47,7 +47,7 @@ pub enum Ask {
     /// The session is over: revoke its token, record its cost and tokens.
     EndSession {
         session: SessionId,
-        usage: Option<(f64, u64, u64)>,
+        usage: Option<crate::store::sessions::Spent>,
         reply: Reply<bool>,
     },
     /// An event that changes no state (progress, a warning).

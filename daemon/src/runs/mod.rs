@@ -152,6 +152,7 @@ impl Runs {
             &self.inner.db,
             &mut v,
             self.inner.engine.default_setup.as_deref(),
+            &self.inner.engine.default_models,
         )
         .await?;
         let branch = submit::choose_branch(&self.inner.db, &v.project, &v.feature).await?;

@@ -28,6 +28,7 @@ pub struct Validated {
 }
 
 pub fn check_options(o: &RunOptions) -> Result<(), RunError> {
+    check_models(&o.models)?;
     if o.setup.as_deref().is_some_and(|g| g.trim().is_empty()) {
         return Err(RunError::invalid("--setup is empty").hint(
             "give the command that prepares a worktree, e.g. --setup \"npm ci\", or leave the option out",
@@ -244,13 +245,36 @@ pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Valid
     })
 }
 
+/// A model is a name claude takes (`opus`, `claude-sonnet-5-5`): one word of at most 100
+/// characters.
+fn check_models(m: &orchestrator_proto::Models) -> Result<(), RunError> {
+    let named = [
+        ("--planner-model", &m.planner),
+        ("--worker-model", &m.worker),
+        ("--fallback-model", &m.fallback),
+    ];
+    let all = named
+        .iter()
+        .filter_map(|(flag, v)| v.as_deref().map(|v| (*flag, v)))
+        .chain(m.allowed.iter().map(|v| ("--allow-model", v.as_str())));
+    for (flag, v) in all {
+        if v.is_empty() || v.len() > 100 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(RunError::invalid(format!("{flag} {v:?} is not a model name")).hint(
+                "give a model alias or id as claude takes it, e.g. opus, sonnet or claude-sonnet-5-5",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Fills in what `start` was not given from the project's previous run — its `--setup`,
-/// `--gate` and `--gate-timeout` — and a setup from the daemon's `[worktrees] setup` when the
-/// project has none yet. Returns what was taken, for the log.
+/// `--gate`, `--gate-timeout` and models — and a setup and models from the daemon's
+/// `[worktrees] setup` and `[models]` when the project has none yet. Returns what was taken, for the log.
 pub async fn remembered(
     db: &Db,
     v: &mut Validated,
     default_setup: Option<&str>,
+    default_models: &orchestrator_proto::Models,
 ) -> Result<Vec<String>, RunError> {
     let key = v.project.display().to_string();
     let previous = db.call(move |c| run_rows::current(c, &key)).await?;
@@ -273,6 +297,16 @@ pub async fn remembered(
                 }
             }
         }
+    }
+    if v.inherit.models {
+        let (models, from) = match &last {
+            Some(l) => (l.models.clone(), "the previous run"),
+            None => (default_models.clone(), "[models]"),
+        };
+        if let Some(m) = models.summary() {
+            taken.push(format!("models ({m}) from {from}"));
+        }
+        o.models = models;
     }
     if let Some(l) = &last {
         if v.inherit.gate {

@@ -37,6 +37,9 @@ pub struct TaskRow {
     pub verify: Vec<String>,
     /// The last run of `verify` (JSON, `engine::verify::Check`s), if any.
     pub checks: Option<String>,
+    /// The model and effort the plan gave it (`None`: the run's).
+    pub model: Option<String>,
+    pub effort: Option<orchestrator_proto::Effort>,
 }
 
 const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, t.files, \
@@ -45,7 +48,7 @@ const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, 
      t.resume, \
      (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s WHERE s.run_id = t.run_id AND s.worked_task = t.id), \
      (SELECT coalesce(s.last_activity_at, s.started_at) FROM sessions s WHERE s.id = t.assignee AND t.status = 'in_progress'), \
-     t.verify, t.checks \
+     t.verify, t.checks, t.model, t.effort \
      FROM tasks t";
 
 fn json_list<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<Vec<T>> {
@@ -77,6 +80,11 @@ fn task_from(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         last_activity_at: parse_opt(r.get(16)?)?,
         verify: json_list(r.get(17)?)?,
         checks: r.get(18)?,
+        model: r.get(19)?,
+        effort: r
+            .get::<_, Option<String>>(20)?
+            .map(|e| super::word::enum_from_text(20, e))
+            .transpose()?,
     })
 }
 
@@ -273,6 +281,8 @@ pub struct NewTask<'a> {
     pub files: &'a [String],
     pub depends_on: &'a [String],
     pub verify: &'a [String],
+    pub model: Option<&'a str>,
+    pub effort: Option<orchestrator_proto::Effort>,
 }
 
 /// Stores a plan and its tasks; returns the plan's version (1, 2, … per run).
@@ -300,8 +310,8 @@ pub fn insert_plan(
     for t in tasks {
         c.exec(
             "INSERT INTO tasks (run_id, id, cycle, title, description, acceptance, files, status, \
-               plan_version, created_at, updated_at, verify) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?9, ?10)",
+               plan_version, created_at, updated_at, verify, model, effort) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?9, ?10, ?11, ?12)",
             params![
                 run,
                 t.id,
@@ -312,7 +322,9 @@ pub fn insert_plan(
                 to_json(t.files),
                 version,
                 at,
-                to_json(t.verify)
+                to_json(t.verify),
+                t.model,
+                t.effort.map(super::word::enum_text)
             ],
         )?;
     }
@@ -486,6 +498,8 @@ mod tests {
                     files: none,
                     depends_on: none,
                     verify: none,
+                    model: None,
+                    effort: None,
                 })
                 .collect();
             insert_plan(c, &"r1".into(), 1, "plan", &"s".into(), &tasks, now())?;
@@ -545,6 +559,8 @@ mod status_tests {
                 files: none,
                 depends_on: none,
                 verify: none,
+                model: None,
+                effort: None,
             }];
             insert_plan(c, &"r1".into(), 1, "plan", &"s".into(), &t, now())?;
             for s in TaskStatus::ALL {

@@ -69,7 +69,13 @@ const COLUMNS: &str = "r.id, p.path, r.feature, r.branch, r.base_commit, r.statu
          FROM sessions s WHERE s.run_id = r.id GROUP BY 1 ORDER BY 1)), \
      (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s JOIN runs r2 ON r2.id = s.run_id \
         WHERE r2.project_id = r.project_id), \
-     r.unreviewed";
+     r.unreviewed, \
+     (SELECT json_group_array(json_object('model', m, 'cost_usd', cost, 'input_tokens', i, \
+          'output_tokens', o, 'sessions', n)) FROM \
+        (SELECT s.model AS m, sum(coalesce(s.cost_usd, 0.0)) AS cost, \
+           sum(coalesce(s.input_tokens, 0)) AS i, sum(coalesce(s.output_tokens, 0)) AS o, \
+           count(*) AS n \
+         FROM sessions s WHERE s.run_id = r.id GROUP BY 1 ORDER BY 2 DESC, 1))";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     let options: String = r.get(8)?;
@@ -101,6 +107,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
             cycles: serde_json::from_str(&r.get::<_, String>(25)?)
                 .map_err(|e| conversion(25, e))?,
             project_cost_usd: r.get(26)?,
+            models: serde_json::from_str(&r.get::<_, String>(28)?)
+                .map_err(|e| conversion(28, e))?,
         },
         hold_kind: r
             .get::<_, Option<String>>(23)?

@@ -139,17 +139,27 @@ pub fn end_session(c: &Connection, id: &SessionId, at: OffsetDateTime) -> Result
     Ok(n == 1)
 }
 
-/// Records what a session cost (from its `result` line).
-pub fn set_session_usage(
-    c: &Connection,
-    id: &SessionId,
-    cost_usd: f64,
-    input_tokens: u64,
-    output_tokens: u64,
-) -> Result<(), StoreError> {
+/// What a session cost and which model it ran (from its init and `result` lines).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spent {
+    pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub model: Option<String>,
+}
+
+/// Records what a session cost and the model it ran.
+pub fn set_session_usage(c: &Connection, id: &SessionId, s: &Spent) -> Result<(), StoreError> {
     c.exec(
-        "UPDATE sessions SET cost_usd = ?2, input_tokens = ?3, output_tokens = ?4 WHERE id = ?1",
-        params![id, cost_usd, input_tokens as i64, output_tokens as i64],
+        "UPDATE sessions SET cost_usd = ?2, input_tokens = ?3, output_tokens = ?4, \
+           model = coalesce(?5, model) WHERE id = ?1",
+        params![
+            id,
+            s.cost_usd,
+            s.input_tokens as i64,
+            s.output_tokens as i64,
+            s.model
+        ],
     )?;
     Ok(())
 }

@@ -40,6 +40,7 @@ fn the_mcp_service_passes_the_conformance_suite() {
             reconcile: Default::default(),
             confined: false,
             default_setup: None,
+            default_models: Default::default(),
             started_at: time::OffsetDateTime::now_utc(),
         });
         let runs = orchestratord::runs::Runs::new(db, cancel.child_token(), engine);

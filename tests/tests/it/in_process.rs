@@ -34,6 +34,7 @@ impl InProcess {
             usage: Default::default(),
             supervision: Default::default(),
             worktrees: Default::default(),
+            models: Default::default(),
             log_dir: None,
         };
         let (tx, rx) = oneshot::channel::<()>();

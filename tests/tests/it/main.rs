@@ -38,6 +38,7 @@ mod in_process;
 mod lifecycle;
 mod mcp;
 mod misbehave;
+mod models;
 mod planning;
 mod projects;
 mod real_claude;

@@ -174,6 +174,9 @@ fn the_real_claude_with_our_mcp_endpoint_down_is_classified_as_mcp_failed() {
         resume: false,
         env: orchestrator_proto::SessionEnv(env.into_iter().collect()),
         confine: None,
+        model: None,
+        effort: None,
+        fallback: None,
     };
     let out = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -149,6 +149,7 @@ pub(super) async fn launch(
     } else {
         worker_prompt(&ctx.run, t, &place.branch, &place.worktree)
     };
+    let models = &ctx.run.options.models;
     let spec = SessionSpec {
         prompt: prompt + &crate::engine::planner::guidance(&ctx.db, &ctx.run).await,
         cwd: place.worktree.clone(),
@@ -158,6 +159,9 @@ pub(super) async fn launch(
         resume,
         env: ctx.env.clone(),
         confine: ctx.cfg.confinement(&ctx.project, &place.worktree, &ctx.env),
+        model: t.model.clone().or_else(|| models.worker.clone()),
+        effort: t.effort.or(models.effort),
+        fallback: models.fallback.clone(),
     };
     let work = Work {
         cmd: ctx.agent.command(&spec),

@@ -302,7 +302,12 @@ impl Attempt<'_> {
         super::end_session(
             handle,
             &grant.session,
-            Some((0.0, events.input_tokens, events.output_tokens)),
+            Some(crate::store::sessions::Spent {
+                cost_usd: 0.0,
+                input_tokens: events.input_tokens,
+                output_tokens: events.output_tokens,
+                model: self.codex.model.clone(),
+            }),
         )
         .await;
         let ended = ran.map_err(|source| EngineError::Spawn {

@@ -52,6 +52,8 @@ pub struct Ended {
     pub exit_code: Option<i32>,
     /// Claude's own session id (for `--resume`).
     pub agent_session: Option<String>,
+    /// The model it ran, as its init line said.
+    pub model: Option<String>,
     pub tool_calls: u64,
 }
 

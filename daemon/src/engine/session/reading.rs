@@ -208,9 +208,13 @@ pub(super) async fn drain(
 pub(super) fn handle(line: &str, ended: &mut Ended, usage: Option<&crate::usage::Usage>) {
     match parse_line(line) {
         Some(StreamEvent::Init {
-            session_id, mcp, ..
+            session_id,
+            model,
+            mcp,
+            ..
         }) => {
             ended.agent_session = Some(session_id);
+            ended.model = model;
             ended.mcp_failed = mcp
                 .iter()
                 .any(|(name, connected)| name == SERVER_NAME && !connected);

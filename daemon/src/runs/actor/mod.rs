@@ -93,7 +93,7 @@ pub enum Command {
     /// Ends a session and revokes its token, recording what it cost when known.
     EndSession {
         session: crate::ids::SessionId,
-        usage: Option<(f64, u64, u64)>,
+        usage: Option<crate::store::sessions::Spent>,
         reply: Reply<bool>,
     },
     /// Records an event that changes no state.

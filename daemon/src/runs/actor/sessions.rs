@@ -141,7 +141,7 @@ impl RunActor {
     pub(super) async fn end_session_and_check_budget(
         &mut self,
         session: SessionId,
-        usage: Option<(f64, u64, u64)>,
+        usage: Option<crate::store::sessions::Spent>,
     ) -> Result<bool, RunError> {
         let ended = self.end_session(session, usage).await;
         if ended.is_ok()
@@ -155,7 +155,7 @@ impl RunActor {
     async fn end_session(
         &mut self,
         session: SessionId,
-        usage: Option<(f64, u64, u64)>,
+        usage: Option<crate::store::sessions::Spent>,
     ) -> Result<bool, RunError> {
         let (run, s) = (self.run.id.clone(), session.clone());
         let at = time_text::now();
@@ -171,8 +171,8 @@ impl RunActor {
                     ))));
                 };
                 let ended = crate::store::sessions::end_session(&tx, &row.id, at)?;
-                if let Some((cost, input, output)) = usage {
-                    crate::store::sessions::set_session_usage(&tx, &row.id, cost, input, output)?;
+                if let Some(spent) = &usage {
+                    crate::store::sessions::set_session_usage(&tx, &row.id, spent)?;
                 }
                 let e = if ended {
                     Some(events::append(

@@ -1,0 +1,50 @@
+//! `start`'s model flags: which model and effort the planner and the workers run with. Given
+//! none, the run takes the project's previous run's (or the daemon's `[models]`); given any,
+//! the run has exactly those.
+
+use clap::Args;
+use orchestrator_proto::{Effort, Models};
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// The model of the planner and the workers (e.g. opus, sonnet, or a full model id)
+    #[arg(long, value_name = "MODEL")]
+    model: Option<String>,
+    /// The planner's model (instead of --model)
+    #[arg(long, value_name = "MODEL")]
+    planner_model: Option<String>,
+    /// The workers' model (instead of --model); the plan may give a task another allowed one
+    #[arg(long, value_name = "MODEL")]
+    worker_model: Option<String>,
+    /// How hard the sessions think; the plan may give a task another
+    #[arg(long, value_name = "LEVEL", value_parser = effort)]
+    effort: Option<Effort>,
+    /// The model claude switches to when the model is unavailable (never on a usage limit)
+    #[arg(long, value_name = "MODEL")]
+    fallback_model: Option<String>,
+    /// Another model the planner may give a task (repeat for more); the planner's and the
+    /// workers' models are always allowed
+    #[arg(long = "allow-model", value_name = "MODEL")]
+    allow: Vec<String>,
+}
+
+fn effort(s: &str) -> Result<Effort, String> {
+    s.parse::<Effort>().map_err(|_| {
+        let all: Vec<&str> = Effort::ALL.iter().map(|e| e.as_str()).collect();
+        format!("one of {}", all.join(", "))
+    })
+}
+
+impl ModelArgs {
+    /// The run's models, or `None` when no flag was given (the run inherits them).
+    pub fn models(&self) -> Option<Models> {
+        let m = Models {
+            planner: self.planner_model.clone().or_else(|| self.model.clone()),
+            worker: self.worker_model.clone().or_else(|| self.model.clone()),
+            effort: self.effort,
+            fallback: self.fallback_model.clone(),
+            allowed: self.allow.clone(),
+        };
+        (!m.is_default()).then_some(m)
+    }
+}

@@ -1,0 +1,104 @@
+//! Which model and effort each role's sessions run with. The run's [`Models`] come from
+//! `start` (or the project's previous run, or the daemon's `[models]`), and the planner may
+//! give a task its own model (one the run allows) and effort.
+
+use serde::{Deserialize, Serialize};
+
+crate::states::states! {
+    /// How hard claude thinks (`--effort`, sent as `output_config.effort`).
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    pub enum Effort {
+        Low = "low",
+        Medium = "medium",
+        High = "high",
+        Xhigh = "xhigh",
+        Max = "max",
+    }
+}
+
+/// The run's models. `None` leaves claude's own default (it depends on the account).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Models {
+    /// The planner's model (`--planner-model`, or `--model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planner: Option<String>,
+    /// The workers' model unless the plan gives a task another (`--worker-model`, `--model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Every session's effort unless the plan gives a task another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<Effort>,
+    /// `--fallback-model`, passed through: claude switches to it when the model is
+    /// unavailable (never on a usage limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// More models the planner may give a task (`--allow-model`), besides the two above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<String>,
+}
+
+impl Models {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The models a plan may give a task: the workers', the planner's and the allowed ones.
+    pub fn choices(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = Vec::new();
+        for m in self
+            .worker
+            .iter()
+            .chain(self.planner.iter())
+            .chain(self.allowed.iter())
+        {
+            if !all.contains(&m.as_str()) {
+                all.push(m);
+            }
+        }
+        all
+    }
+
+    /// One line for people: "planner opus · workers sonnet · effort high".
+    pub fn summary(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(p) = &self.planner {
+            parts.push(format!("planner {p}"));
+        }
+        if let Some(w) = &self.worker {
+            parts.push(format!("workers {w}"));
+        }
+        if let Some(e) = self.effort {
+            parts.push(format!("effort {e}"));
+        }
+        if let Some(f) = &self.fallback {
+            parts.push(format!("fallback {f}"));
+        }
+        if !self.allowed.is_empty() {
+            parts.push(format!("also allowed {}", self.allowed.join(", ")));
+        }
+        (!parts.is_empty()).then(|| parts.join(" · "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Effort, Models};
+
+    #[test]
+    fn choices_are_the_run_s_models_once_each_and_words_agree() {
+        crate::states::check_words(Effort::ALL);
+        let m = Models {
+            planner: Some("opus".into()),
+            worker: Some("sonnet".into()),
+            allowed: vec!["haiku".into(), "opus".into()],
+            ..Models::default()
+        };
+        assert_eq!(m.choices(), ["sonnet", "opus", "haiku"]);
+        assert_eq!(
+            m.summary().as_deref(),
+            Some("planner opus · workers sonnet · also allowed haiku, opus")
+        );
+        assert!(Models::default().summary().is_none());
+    }
+}
