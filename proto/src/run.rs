@@ -140,6 +140,10 @@ pub struct RunOptions {
     /// Pause when the 5-hour window's utilization reaches this fraction, in (0, 1].
     #[serde(default = "default_usage_threshold")]
     pub usage_threshold: f64,
+    /// Pause when a 7-day window reaches this fraction (`None`: `usage_threshold`); a window
+    /// of one model family (`seven_day_opus`) pauses only runs whose workers run that family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly_threshold: Option<f64>,
     /// Skip the Codex plan and code reviews.
     #[serde(default)]
     pub skip_codex: bool,
@@ -204,6 +208,7 @@ impl Default for RunOptions {
             concurrency: defaults::CONCURRENCY,
             max_cycles: defaults::MAX_CYCLES,
             usage_threshold: defaults::USAGE_THRESHOLD,
+            weekly_threshold: None,
             skip_codex: false,
             dry_run: false,
             verbose: false,

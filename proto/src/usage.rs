@@ -11,6 +11,10 @@ pub struct UsageReport {
     pub five_hour: Option<UsageWindow>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seven_day: Option<UsageWindow>,
+    /// Every other window the account reported, by its name (`seven_day_opus`,
+    /// `seven_day_sonnet`, …).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub others: std::collections::BTreeMap<String, UsageWindow>,
     /// A limit was hit; work waits for its reset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_hit: Option<LimitHit>,
@@ -37,7 +41,7 @@ pub struct UsageWindow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitHit {
-    /// `five_hour`, `seven_day`, …
+    /// `five_hour`, `seven_day`, `seven_day_opus`, …
     pub kind: String,
     #[serde(
         default,

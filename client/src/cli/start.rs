@@ -26,6 +26,10 @@ pub struct StartArgs {
     /// Pause when the 5-hour usage window reaches this fraction (0-1]
     #[arg(long, default_value_t = defaults::USAGE_THRESHOLD)]
     usage_threshold: f64,
+    /// Pause when a 7-day window reaches this fraction (0-1]; default: --usage-threshold. A
+    /// window of one model family (7-day Opus) pauses only runs whose workers run it
+    #[arg(long, value_name = "FRACTION")]
+    weekly_threshold: Option<f64>,
     /// Skip the Codex plan and code reviews
     #[arg(long)]
     skip_codex: bool,
@@ -119,6 +123,14 @@ fn check_numbers(a: &StartArgs) -> Result<(), ClientError> {
             ),
         ));
     }
+    if let Some(w) = a.weekly_threshold
+        && !w.is_finite()
+    {
+        return Err(ClientError::usage(
+            format!("--weekly-threshold {w} is not a number"),
+            "use a fraction above 0 and at most 1, e.g. 0.95",
+        ));
+    }
     if let Some(b) = a.max_budget_usd
         && !b.is_finite()
     {
@@ -141,6 +153,7 @@ fn request(a: &StartArgs) -> Result<SubmitRun, ClientError> {
             concurrency: a.concurrency,
             max_cycles: a.max_cycles,
             usage_threshold: a.usage_threshold,
+            weekly_threshold: a.weekly_threshold,
             skip_codex: a.skip_codex,
             dry_run: a.dry_run,
             verbose: a.verbose,

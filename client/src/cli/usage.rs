@@ -1,4 +1,5 @@
-//! `orchestrate usage`: the Claude account's 5-hour and 7-day windows as the daemon knows them
+//! `orchestrate usage`: the Claude account's windows as the daemon knows them (5-hour, 7-day
+//! and the 7-day window of each model family the account reports)
 //! — utilization, reset times, where each figure came from and how old it is — and the usage
 //! poller's state (which token source, last success or error, next poll).
 
@@ -14,6 +15,23 @@ use crate::output::{ago, clock};
 pub struct UsageArgs {
     #[command(flatten)]
     format: Format,
+}
+
+/// A window's name for people: `seven_day_opus` → "7-day Opus".
+pub fn human(kind: &str) -> String {
+    match kind.strip_prefix("seven_day_") {
+        Some(f) => {
+            let mut c = f.chars();
+            let f: String = c
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .into_iter()
+                .chain(c)
+                .collect();
+            format!("7-day {}", f.replace('_', " "))
+        }
+        None => kind.replace('_', " "),
+    }
 }
 
 fn window(name: &str, w: Option<&UsageWindow>) {
@@ -46,6 +64,9 @@ pub async fn run(client: &Client, a: UsageArgs) -> Result<(), ClientError> {
     crate::outln!("Claude account usage");
     window("5-hour", r.five_hour.as_ref());
     window("7-day", r.seven_day.as_ref());
+    for (kind, w) in &r.others {
+        window(&human(kind), Some(w));
+    }
     if let Some(l) = &r.limit_hit {
         crate::outln!(
             "  limit hit  {}{} — runs wait for the reset",

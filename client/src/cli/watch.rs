@@ -35,13 +35,18 @@ fn usage_line(u: &UsageReport) -> Option<String> {
             format!("{name} {:.0}%{resets}", w.utilization_percent)
         })
     };
+    let others = u
+        .others
+        .iter()
+        .filter_map(|(k, w)| window(&super::usage::human(k), &Some(w.clone())));
     let parts: Vec<String> = [
         window("5-hour", &u.five_hour),
         window("7-day", &u.seven_day),
-        u.limit_hit.as_ref().map(|_| "limit hit".to_owned()),
     ]
     .into_iter()
     .flatten()
+    .chain(others)
+    .chain(u.limit_hit.as_ref().map(|_| "limit hit".to_owned()))
     .collect();
     (!parts.is_empty()).then(|| format!("usage {}\n", parts.join(" · ")))
 }

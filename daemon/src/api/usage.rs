@@ -20,13 +20,20 @@ pub async fn get(State(s): State<AppState>) -> axum::Json<UsageReport> {
     let a = s.usage.snapshot();
     let now = time::OffsetDateTime::now_utc();
     axum::Json(UsageReport {
-        five_hour: a.five_hour.as_ref().map(|w| window(w, now)),
-        seven_day: a.seven_day.as_ref().map(|w| window(w, now)),
+        five_hour: a.window("five_hour").map(|w| window(&w, now)),
+        seven_day: a.window("seven_day").map(|w| window(&w, now)),
+        others: a
+            .windows
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "five_hour" | "seven_day"))
+            .map(|(k, w)| (k.clone(), window(w, now)))
+            .collect(),
         limit_hit: a
             .rejected
+            .as_ref()
             .filter(|r| r.until.is_none_or(|u| u > now))
             .map(|r| LimitHit {
-                kind: r.kind.to_owned(),
+                kind: r.kind.clone(),
                 until: r.until,
             }),
         poller: PollerReport {

@@ -1,6 +1,7 @@
 //! The run engine: what moves a run forward. The run's actor starts it, owns its cancel token,
-//! and is the only one to change the run's status; engine tasks ask the actor through its
-//! handle (opening sessions, reporting outcomes) like any other caller.
+//! and is the only one to change the run's status; engine tasks ask the actor through their
+//! `port::Port` (a closed `Ask` enum: opening and ending sessions, notes, task reports) and end
+//! with an `Outcome` the actor awaits.
 //!
 //! A cycle: the planner (a Claude Code session) submits a plan through the MCP endpoint; Codex
 //! may review it (`review`) and the planner revise it; workers execute it (`executor`, with the
@@ -96,7 +97,7 @@ impl EngineConfig {
     }
 }
 
-/// Planner sessions tried before the run fails for want of a plan.
+/// Planner sessions tried before the run asks a human for want of a plan.
 pub const PLANNER_ATTEMPTS: u32 = 3;
 
 /// The run's session environment and its Claude Code backend, or why there is none.

@@ -86,6 +86,15 @@ pub fn check_options(o: &RunOptions) -> Result<(), RunError> {
             defaults::USAGE_THRESHOLD
         )));
     }
+    if let Some(w) = o.weekly_threshold
+        && !(w > 0.0 && w <= 1.0)
+    {
+        return Err(
+            RunError::invalid(format!("--weekly-threshold {w} is out of range")).hint(
+                "give a fraction of the 7-day windows greater than 0 and at most 1, e.g. 0.95",
+            ),
+        );
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 pub mod credentials;
 pub mod poller;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -56,18 +57,25 @@ impl Window {
 /// What the daemon knows of the account.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Account {
-    pub five_hour: Option<Window>,
-    pub seven_day: Option<Window>,
+    /// Every window the account reported, by its name: `five_hour`, `seven_day` and the
+    /// weekly ones of one model family (`seven_day_opus`, `seven_day_sonnet`, …).
+    pub windows: BTreeMap<String, Window>,
     /// A limit was hit: no work until then (`None` inside: the time is unknown).
     pub rejected: Option<Rejection>,
     /// The endpoint poller's last outcome, for `orchestrate usage`.
     pub poll: PollState,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+impl Account {
+    pub fn window(&self, kind: &str) -> Option<Window> {
+        self.windows.get(kind).copied()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
-    /// Which limit (`five_hour`, `seven_day`, …).
-    pub kind: &'static str,
+    /// Which limit (`five_hour`, `seven_day`, `seven_day_opus`, …).
+    pub kind: String,
     pub until: Option<OffsetDateTime>,
     pub observed_at: OffsetDateTime,
 }
@@ -91,81 +99,141 @@ pub struct Hold {
     pub rejected: bool,
 }
 
+/// What a run holds for: its thresholds, and the model its workers run (a weekly window of
+/// one model family holds only a run whose workers run that family).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy<'a> {
+    /// `--usage-threshold`, for the 5-hour window.
+    pub threshold: f64,
+    /// `--weekly-threshold` (else the threshold above), for every 7-day window.
+    pub weekly: f64,
+    /// The workers' model (`None`: claude's default, whose family is not known here).
+    pub model: Option<&'a str>,
+}
+
+impl Policy<'_> {
+    /// A run's policy from its options.
+    pub fn of(o: &orchestrator_proto::RunOptions) -> Policy<'_> {
+        Policy {
+            threshold: o.usage_threshold,
+            weekly: o.weekly_threshold.unwrap_or(o.usage_threshold),
+            model: o.models.worker.as_deref(),
+        }
+    }
+
+    /// The threshold that applies to window `kind` for this run, if any does.
+    fn threshold_for(&self, kind: &str) -> Option<f64> {
+        if kind == "five_hour" {
+            return Some(self.threshold);
+        }
+        let rest = kind.strip_prefix("seven_day")?;
+        match family(kind) {
+            // A family's window holds only the runs whose workers run it.
+            Some(f) => self
+                .model
+                .is_some_and(|m| m.to_ascii_lowercase().contains(f))
+                .then_some(self.weekly),
+            None if rest.is_empty() || rest.starts_with('_') => Some(self.weekly),
+            None => None,
+        }
+    }
+}
+
 /// Work resumes this long after a window's reset, by default.
 pub const RESET_MARGIN: time::Duration = time::Duration::seconds(60);
 
-fn kind_name(kind: &str) -> &'static str {
-    match kind {
-        "five_hour" => "five_hour",
-        "seven_day" => "seven_day",
-        "seven_day_opus" => "seven_day_opus",
-        "seven_day_sonnet" => "seven_day_sonnet",
-        "overage" => "overage",
-        _ => "usage",
+/// A window's name as the account gives it, if it is a plain one (else `usage`).
+fn kind_name(kind: &str) -> String {
+    let plain = !kind.is_empty()
+        && kind.len() <= 40
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain { kind } else { "usage" }.to_owned()
+}
+
+/// The model family of a weekly window of one family (`seven_day_opus` → `opus`).
+fn family(kind: &str) -> Option<&'static str> {
+    let f = kind.strip_prefix("seven_day_")?;
+    ["opus", "sonnet", "haiku"].into_iter().find(|m| *m == f)
+}
+
+/// A window's name for people: "5-hour", "7-day", "7-day Opus".
+pub fn human(kind: &str) -> String {
+    match (kind, family(kind)) {
+        ("five_hour", _) => "5-hour".into(),
+        ("seven_day", _) => "7-day".into(),
+        (_, Some(f)) => {
+            let mut c = f.chars();
+            let f: String = c
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .into_iter()
+                .chain(c)
+                .collect();
+            format!("7-day {f}")
+        }
+        (k, None) => k.replace('_', " "),
     }
 }
 
-fn human(kind: &str) -> &'static str {
-    match kind {
-        "five_hour" => "5-hour",
-        "seven_day" | "seven_day_opus" | "seven_day_sonnet" => "7-day",
-        _ => "usage",
-    }
-}
-
-/// Whether a run with `threshold` (0–1] must hold now; work resumes `margin` after a reset.
+/// Whether a run with `policy` must hold now; work resumes `margin` after a reset. Of the
+/// windows over their threshold, the one that resets last says until when.
 pub fn hold(
     account: &Account,
-    threshold: f64,
+    policy: &Policy<'_>,
     now: OffsetDateTime,
     margin: time::Duration,
 ) -> Option<Hold> {
-    if let Some(r) = account.rejected
+    if let Some(r) = &account.rejected
         && r.until.is_none_or(|u| u > now)
+        // A family's limit stops only the runs of that family; any other stops every run.
+        && (family(&r.kind).is_none() || policy.threshold_for(&r.kind).is_some())
     {
         return Some(Hold {
-            reason: format!("the account hit its {} limit", human(r.kind)),
+            reason: format!("the account hit its {} limit", human(&r.kind)),
             until: r.until.map(|u| u + margin),
             rejected: true,
         });
     }
-    let w = account.five_hour?;
-    let u = w.current(now);
-    if u >= threshold {
-        return Some(Hold {
-            reason: format!(
-                "the 5-hour window is at {:.0}% (threshold {:.0}%, from the {})",
-                u * 100.0,
-                threshold * 100.0,
-                w.source.as_str()
-            ),
-            until: w.resets_at.map(|r| r + margin),
-            rejected: false,
-        });
-    }
-    None
+    let over = account.windows.iter().filter_map(|(kind, w)| {
+        let t = policy.threshold_for(kind)?;
+        let u = w.current(now);
+        (u >= t).then_some((kind, w, u, t))
+    });
+    let (kind, w, u, t) = over.max_by_key(|(_, w, _, _)| w.resets_at)?;
+    let weekly = if kind == "five_hour" { "" } else { "weekly " };
+    Some(Hold {
+        reason: format!(
+            "the {} window is at {:.0}% ({weekly}threshold {:.0}%, from the {})",
+            human(kind),
+            u * 100.0,
+            t * 100.0,
+            w.source.as_str()
+        ),
+        until: w.resets_at.map(|r| r + margin),
+        rejected: false,
+    })
 }
 
 /// The newest observation the account state is based on.
 pub fn newest(a: &Account) -> Option<OffsetDateTime> {
-    [
-        a.five_hour.map(|w| w.observed_at),
-        a.rejected.map(|r| r.observed_at),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
+    a.windows
+        .values()
+        .map(|w| w.observed_at)
+        .chain(a.rejected.as_ref().map(|r| r.observed_at))
+        .max()
 }
 
 /// [`hold`], except that figures not newer than `forced_at` (when the user resumed over a
 /// hold) are not acted on.
 pub fn hold_since(
     account: &Account,
-    threshold: f64,
+    policy: &Policy<'_>,
     margin: time::Duration,
     forced_at: Option<OffsetDateTime>,
 ) -> Option<Hold> {
-    let h = hold(account, threshold, OffsetDateTime::now_utc(), margin)?;
+    let h = hold(account, policy, OffsetDateTime::now_utc(), margin)?;
     if let Some(f) = forced_at
         && newest(account).is_none_or(|n| n <= f)
     {
@@ -221,18 +289,17 @@ impl Usage {
         self.tx.send_modify(|a| {
             if rejected {
                 a.rejected = Some(Rejection {
-                    kind,
+                    kind: kind.clone(),
                     until: resets,
                     observed_at: now,
                 });
-                if kind == "five_hour" {
-                    a.five_hour = Some(Window {
-                        utilization: 1.0,
-                        resets_at: resets,
-                        source: Source::Stream,
-                        observed_at: now,
-                    });
-                }
+                let full = Window {
+                    utilization: 1.0,
+                    resets_at: resets,
+                    source: Source::Stream,
+                    observed_at: now,
+                };
+                a.windows.insert(kind, full);
                 return;
             }
             let Some(u) = utilization else { return };
@@ -242,11 +309,7 @@ impl Usage {
                 source: Source::Stream,
                 observed_at: now,
             };
-            match kind {
-                "five_hour" => a.five_hour = Some(w),
-                "seven_day" => a.seven_day = Some(w),
-                _ => {}
-            }
+            a.windows.insert(kind, w);
         });
     }
 
@@ -254,34 +317,37 @@ impl Usage {
     pub fn limit_hit(&self, resets_at: Option<OffsetDateTime>) {
         let now = OffsetDateTime::now_utc();
         self.tx.send_modify(|a| {
-            let known = a.rejected.filter(|r| r.until.is_some_and(|u| u > now));
+            let known = a
+                .rejected
+                .as_ref()
+                .filter(|r| r.until.is_some_and(|u| u > now));
             if known.is_none() {
+                let five = a.window("five_hour");
                 a.rejected = Some(Rejection {
-                    kind: "five_hour",
-                    until: resets_at.or_else(|| a.five_hour.and_then(|w| w.resets_at)),
+                    kind: "five_hour".into(),
+                    until: resets_at.or_else(|| five.and_then(|w| w.resets_at)),
                     observed_at: now,
                 });
             }
         });
     }
 
-    /// The usage endpoint's answer.
-    pub fn polled(&self, five_hour: Option<Window>, seven_day: Option<Window>) {
+    /// The usage endpoint's answer: every window it gave.
+    pub fn polled(&self, windows: BTreeMap<String, Window>) {
         let now = OffsetDateTime::now_utc();
         self.tx.send_modify(|a| {
-            // The newer figure wins: a worker's stream may be fresher than the poll.
-            if five_hour.is_some_and(|p| a.five_hour.is_none_or(|s| s.observed_at <= p.observed_at))
-            {
-                a.five_hour = five_hour;
-            }
-            if seven_day.is_some_and(|p| a.seven_day.is_none_or(|s| s.observed_at <= p.observed_at))
-            {
-                a.seven_day = seven_day;
+            for (kind, p) in windows {
+                // The newer figure wins: a worker's stream may be fresher than the poll.
+                if a.window(&kind)
+                    .is_none_or(|s| s.observed_at <= p.observed_at)
+                {
+                    a.windows.insert(kind, p);
+                }
             }
             // A poll that shows room again clears a rejection whose time is unknown.
-            if let Some(r) = a.rejected
+            if let Some(r) = &a.rejected
                 && r.until.is_none()
-                && five_hour.is_some_and(|w| w.current(now) < 1.0)
+                && a.window(&r.kind).is_some_and(|w| w.current(now) < 1.0)
                 && r.observed_at < now
             {
                 a.rejected = None;
@@ -300,6 +366,12 @@ impl Usage {
 mod tests {
     use super::*;
 
+    const P: Policy<'static> = Policy {
+        threshold: 0.8,
+        weekly: 0.9,
+        model: Some("claude-opus-5-5"),
+    };
+
     #[test]
     fn thresholds_rejections_and_resets() {
         let usage = Usage::new();
@@ -311,26 +383,76 @@ mod tests {
             Some(reset.unix_timestamp()),
             Some(0.82),
         );
-        let h = hold(&usage.snapshot(), 0.8, now, RESET_MARGIN).expect("over the threshold");
+        let h = hold(&usage.snapshot(), &P, now, RESET_MARGIN).expect("over the threshold");
         assert!(!h.rejected && h.reason.contains("82%"), "{h:?}");
         assert_eq!(
             h.until.map(|u| u.unix_timestamp()),
             Some((reset + RESET_MARGIN).unix_timestamp())
         );
-        assert_eq!(hold(&usage.snapshot(), 0.9, now, RESET_MARGIN), None);
+        let lax = Policy {
+            threshold: 0.9,
+            ..P
+        };
+        assert_eq!(hold(&usage.snapshot(), &lax, now, RESET_MARGIN), None);
         // After the reset the old figure no longer holds anyone.
-        assert_eq!(
-            hold(
-                &usage.snapshot(),
-                0.8,
-                reset + time::Duration::seconds(1),
-                RESET_MARGIN
-            ),
-            None
-        );
+        let later = reset + time::Duration::seconds(1);
+        assert_eq!(hold(&usage.snapshot(), &P, later, RESET_MARGIN), None);
         usage.rate_limit_event(true, Some("seven_day"), Some(reset.unix_timestamp()), None);
-        let h = hold(&usage.snapshot(), 0.99, now, RESET_MARGIN).expect("rejected");
+        let h = hold(&usage.snapshot(), &lax, now, RESET_MARGIN).expect("rejected");
         assert!(h.rejected && h.reason.contains("7-day"), "{h:?}");
+    }
+
+    /// The weekly windows have their own threshold; a family's window holds only the runs
+    /// whose workers run that family, and says so.
+    #[test]
+    fn weekly_windows_hold_by_their_own_threshold_and_family() {
+        let usage = Usage::new();
+        let now = OffsetDateTime::now_utc();
+        let week = now + time::Duration::days(3);
+        usage.rate_limit_event(
+            false,
+            Some("seven_day"),
+            Some(week.unix_timestamp()),
+            Some(0.85),
+        );
+        assert_eq!(
+            hold(&usage.snapshot(), &P, now, RESET_MARGIN),
+            None,
+            "85% < weekly 90%"
+        );
+        usage.rate_limit_event(
+            false,
+            Some("seven_day_opus"),
+            Some(week.unix_timestamp()),
+            Some(0.95),
+        );
+        let h = hold(&usage.snapshot(), &P, now, RESET_MARGIN).expect("an opus run holds");
+        assert!(
+            h.reason
+                .contains("7-day Opus window is at 95% (weekly threshold 90%"),
+            "{h:?}"
+        );
+        assert_eq!(
+            h.until.map(|u| u.unix_timestamp()),
+            Some((week + RESET_MARGIN).unix_timestamp())
+        );
+        let sonnet = Policy {
+            model: Some("sonnet"),
+            ..P
+        };
+        assert_eq!(hold(&usage.snapshot(), &sonnet, now, RESET_MARGIN), None);
+        let unknown = Policy { model: None, ..P };
+        assert_eq!(hold(&usage.snapshot(), &unknown, now, RESET_MARGIN), None);
+        // A hit Opus limit stops Opus runs only; the 5-hour one, every run.
+        usage.rate_limit_event(
+            true,
+            Some("seven_day_opus"),
+            Some(week.unix_timestamp()),
+            None,
+        );
+        assert!(hold(&usage.snapshot(), &P, now, RESET_MARGIN).is_some_and(|h| h.rejected));
+        assert_eq!(hold(&usage.snapshot(), &sonnet, now, RESET_MARGIN), None);
+        assert_eq!(human("seven_day_sonnet"), "7-day Sonnet");
     }
 
     #[test]
@@ -338,17 +460,15 @@ mod tests {
         let usage = Usage::new();
         usage.limit_hit(None);
         let now = OffsetDateTime::now_utc();
-        assert!(hold(&usage.snapshot(), 0.8, now, RESET_MARGIN).is_some_and(|h| h.until.is_none()));
+        assert!(hold(&usage.snapshot(), &P, now, RESET_MARGIN).is_some_and(|h| h.until.is_none()));
         let later = now + time::Duration::seconds(1);
-        usage.polled(
-            Some(Window {
-                utilization: 0.1,
-                resets_at: None,
-                source: Source::Endpoint,
-                observed_at: later,
-            }),
-            None,
-        );
-        assert_eq!(hold(&usage.snapshot(), 0.8, later, RESET_MARGIN), None);
+        let room = Window {
+            utilization: 0.1,
+            resets_at: None,
+            source: Source::Endpoint,
+            observed_at: later,
+        };
+        usage.polled([("five_hour".to_owned(), room)].into());
+        assert_eq!(hold(&usage.snapshot(), &P, later, RESET_MARGIN), None);
     }
 }

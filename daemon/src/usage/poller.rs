@@ -55,7 +55,8 @@ async fn token(db: &crate::store::Db) -> (Option<Found>, Option<String>) {
 
 /// What one poll learnt.
 enum Polled {
-    Ok(Option<Window>, Option<Window>),
+    /// Every window the endpoint gave, by its name.
+    Ok(std::collections::BTreeMap<String, Window>),
     /// Back off; at least this long when the server said so.
     Busy(String, Option<Duration>),
     Failed(String),
@@ -114,7 +115,15 @@ async fn poll(http: &reqwest::Client, cfg: &PollerConfig, token: &Found) -> Poll
     match resp.json::<serde_json::Value>().await {
         Ok(v) => {
             let now = OffsetDateTime::now_utc();
-            Polled::Ok(window(&v["five_hour"], now), window(&v["seven_day"], now))
+            // Every object with a utilization is a window: five_hour, seven_day and the
+            // weekly ones of a model family (seven_day_opus, …), whatever the account has.
+            let windows = v
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, w)| Some((k.clone(), window(w, now)?)))
+                .collect();
+            Polled::Ok(windows)
         }
         Err(e) => Polled::Failed(format!(
             "{url} answered something that is not usage JSON: {}",
@@ -182,9 +191,9 @@ pub async fn run(usage: Usage, cfg: PollerConfig, db: crate::store::Db, stop: Ca
                     p = poll(&http, &cfg, &found) => p,
                 };
                 match polled {
-                    Polled::Ok(five, seven) => {
+                    Polled::Ok(windows) => {
                         failures = 0;
-                        usage.polled(five, seven);
+                        usage.polled(windows);
                         jitter(cfg.interval)
                     }
                     Polled::Busy(why, after) => {

@@ -24,6 +24,10 @@
 //! - `services`: the slash command setup, the systemd unit and launchd agent.
 //! - `in_process`: `orchestratord::run` in this process, for races and restarts.
 //! - `snapshots`: what the CLI prints, pinned with insta.
+//! - `misbehave`: workers that misbehave as real models do, with kill -9, every invariant kept.
+//! - `models`: models and effort per role and per task, with the real `claude`.
+//! - `projects`: Node, Python and Rust fixture projects: setup, checks, the gate.
+//! - `source`: the source tree's rooms stay small; no state compared as a string.
 
 mod api;
 mod bounded;

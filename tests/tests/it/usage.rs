@@ -544,3 +544,75 @@ fn the_usage_poller_trusts_the_ca_that_ssl_cert_file_names() {
     assert_eq!(with["five_hour"]["utilization_percent"], 37.0, "{with}");
     assert_eq!(with["five_hour"]["source"], "usage endpoint", "{with}");
 }
+
+/// The account reports a 7-day window per model family: at 96% on Opus, a run whose workers
+/// run Opus waits for that window's reset (and says which window), a Sonnet run goes on, and
+/// `orchestrate usage` lists the window.
+#[test]
+fn a_weekly_window_of_one_model_family_pauses_only_the_runs_of_that_family() {
+    let sb = Sandbox::new();
+    sb.orchestrate(&["--version"]).ok();
+    let week = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    let fmt = &time::format_description::well_known::Rfc3339;
+    let body = json!({
+        "five_hour": {"utilization": 10.0, "resets_at": null},
+        "seven_day": {"utilization": 50.0, "resets_at": week.format(fmt).expect("fmt")},
+        "seven_day_opus": {"utilization": 96.0, "resets_at": week.format(fmt).expect("fmt")},
+        "seven_day_sonnet": null,
+    })
+    .to_string();
+    let url = listen(Arc::new(move |_: &Request| {
+        Answer::ok("application/json", body.clone())
+    }));
+    config(
+        &sb,
+        &format!("base_url = \"{url}\"\npoll_interval_secs = 1\n"),
+    );
+    let (opus, sonnet) = (sb.repo("opus-app"), sb.repo("sonnet-app"));
+    let env = [("CLAUDE_CODE_OAUTH_TOKEN", SECRET)];
+    wait::until("the poll to show the Opus window", wait::DEADLINE, || {
+        let u = sb
+            .orchestrate_env(&opus, &["usage", "--json"], &env)
+            .ok()
+            .json();
+        (u["others"]["seven_day_opus"]["utilization_percent"] == 96.0).then_some(u)
+    });
+    let human = sb.orchestrate_env(&opus, &["usage"], &env).ok().stdout;
+    assert!(human.contains("7-day Opus 96%"), "{human}");
+    let plan = plan_file(&sb, vec![task("a", &[], &["a.txt"])]);
+    let start = |repo: &Path, model: &str| {
+        let args = [
+            "start",
+            "One step",
+            "--skip-codex",
+            "--worker-model",
+            model,
+            "--weekly-threshold",
+            "0.95",
+        ];
+        sb.orchestrate_env(repo, &args, &[("CLAUDE_FAKE_SCRIPT", &plan), env[0]])
+            .ok();
+    };
+    start(&opus, "opus");
+    start(&sonnet, "sonnet");
+    let paused = wait_status(&sb, &opus, "paused");
+    let why = paused["status_reason"].as_str().unwrap_or("");
+    assert!(
+        why.contains(
+            "the 7-day Opus window is at 96% (weekly threshold 95%, from the usage endpoint)"
+        ),
+        "{paused}"
+    );
+    assert_eq!(paused["hold"]["kind"], "usage", "{paused}");
+    let until = paused["hold"]["until"].as_str().unwrap_or("");
+    assert!(
+        until.starts_with(&week.date().to_string()),
+        "until the week's reset: {paused}"
+    );
+    let done = wait_final(&sb, &sonnet);
+    assert_eq!(
+        done["status"], "completed",
+        "the Sonnet run goes on: {done}"
+    );
+    assert_eq!(status(&sb, &opus)["status"], "paused");
+}

@@ -112,7 +112,7 @@ pub(super) async fn finish(ctx: &Ctx, f: Finished) {
     }
     match t.status {
         TaskStatus::Done => merge(ctx, &f, &t).await,
-        TaskStatus::Failed => {} // the worker gave up for good; the loop fails the run
+        TaskStatus::Failed => {} // the worker gave up for good; the loop ends execution
         _ => {
             // Ended without completing (or fail_task retryable): back on the board, bounded.
             let keep = keep_worktree(&ctx.project, &f).await;

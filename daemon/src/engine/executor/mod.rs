@@ -8,7 +8,7 @@
 //! ends, a completed task is verified (leftovers committed, new commits or an explanation) and
 //! merged, one at a time, into `orchestrate/<slug>` in the daemon's integration worktree. A
 //! conflict or a session that ends without completing puts the task back, up to
-//! [`TASK_ATTEMPTS`]; then the run fails with the reason.
+//! [`TASK_ATTEMPTS`]; then execution ends `Failed` with the reason and the run asks a human.
 //!
 //! **Invariant:** a worktree is removed only once its branch is merged (or had nothing to
 //! merge); one with unmerged commits or uncommitted changes is kept and named in the log.

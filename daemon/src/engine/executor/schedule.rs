@@ -6,7 +6,7 @@
 //!
 //! **Invariants:** never more than `--concurrency` workers, never two at once whose declared
 //! files overlap; no new worker while the run drains, is paused, has a failed task, or the
-//! account is over its usage threshold; a task out of attempts fails the run only once every
+//! account is over its usage threshold; a task out of attempts ends execution only once every
 //! other worker has ended and been merged.
 
 use std::collections::{HashMap, HashSet};
@@ -133,8 +133,9 @@ impl Schedule {
             }
             return Board::Again;
         }
-        // A task out of attempts fails the run, but only once the other workers have
-        // finished and their work is merged: one task's failure never stops another's worker.
+        // A task out of attempts ends execution (the run asks a human), but only once the
+        // other workers have finished and their work is merged: one task's failure never
+        // stops another's worker.
         let failed = all.iter().find(|t| t.status == TaskStatus::Failed);
         if let Some(t) = failed
             && self.running.is_empty()
@@ -154,7 +155,7 @@ impl Schedule {
             || failed.is_some()
             || crate::usage::hold_since(
                 &self.ctx.cfg.usage.snapshot(),
-                self.ctx.run.options.usage_threshold,
+                &crate::usage::Policy::of(&self.ctx.run.options),
                 self.ctx.cfg.usage_margin,
                 self.forced_at,
             )

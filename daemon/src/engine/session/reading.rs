@@ -1,5 +1,5 @@
 //! Reading a session's stdout as it grows: complete lines only (a line longer than
-//! [`MAX_LINE`] is cut, never held whole), each parsed as it arrives into what the session
+//! [`MAX_LINE`] is skipped, never held whole), each parsed as it arrives into what the session
 //! [`Ended`] with; how far it was read and when the session last showed a sign of life,
 //! recorded now and then; and the watchdogs that judge it.
 

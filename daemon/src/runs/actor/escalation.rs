@@ -1,5 +1,5 @@
 //! Escalations: asking a human (the question and its context as an escalation row, the
-//! escalated status, `ESCALATION.md` in the mirror), and the answer — a message to the asker,
+//! escalated status, `.orchestrator/escalation.json` in the mirror), and the answer — a message to the asker,
 //! commands changed for the rest of the run (`--gate`, `--setup`), and the run going on once no
 //! blocking question is left.
 

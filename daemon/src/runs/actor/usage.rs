@@ -28,7 +28,7 @@ impl RunActor {
     pub(super) fn usage_hold(&self, account: &Account) -> Option<usage::Hold> {
         usage::hold_since(
             account,
-            self.run.options.usage_threshold,
+            &usage::Policy::of(&self.run.options),
             self.engine.usage_margin,
             self.forced_at,
         )
