@@ -55,6 +55,8 @@ crate::states::states! {
         SetupFailed = "setup_failed",
         /// A worker session started for a task.
         TaskDispatched = "task_dispatched",
+        /// A task starts on another model than planned (`--on-limit downgrade`).
+        ModelSwitched = "model_switched",
         /// A session claimed a task.
         TaskClaimed = "task_claimed",
         /// A worker reported progress.

@@ -22,7 +22,7 @@ pub mod words;
 pub use env::SessionEnv;
 pub use error::{ErrorBody, ErrorCode};
 pub use event::{EscalationKind, EventKind};
-pub use models::{Effort, Models};
+pub use models::{Effort, Models, OnLimit};
 pub use run::*;
 pub use session::{OpenSession, SessionEnded, SessionGrant, SessionRole};
 pub use task::*;

@@ -16,6 +16,28 @@ crate::states::states! {
     }
 }
 
+crate::states::states! {
+    /// What a run does when a model family's 7-day window reaches its threshold.
+    #[derive(Default)]
+    pub enum OnLimit {
+        /// Wait for the reset (the run pauses).
+        #[default]
+        Pause = "pause",
+        /// Start the tasks not yet started on the next cheaper model the run allows (Opus →
+        /// Sonnet → Haiku) whose window has room; back on the planned model after the reset.
+        Downgrade = "downgrade",
+    }
+}
+
+/// The model families from the strongest to the cheapest, as model names contain them.
+pub const FAMILIES: [&str; 3] = ["opus", "sonnet", "haiku"];
+
+/// The family of a model name (`claude-opus-5-5` and `opus` are `opus`), if it names one.
+pub fn family(model: &str) -> Option<&'static str> {
+    let m = model.to_ascii_lowercase();
+    FAMILIES.into_iter().find(|f| m.contains(f))
+}
+
 /// The run's models. `None` leaves claude's own default (it depends on the account).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +58,13 @@ pub struct Models {
     /// More models the planner may give a task (`--allow-model`), besides the two above.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed: Vec<String>,
+    /// `--on-limit`: what a model family's 7-day window at its threshold does to the run.
+    #[serde(default, skip_serializing_if = "is_pause")]
+    pub on_limit: OnLimit,
+}
+
+fn is_pause(o: &OnLimit) -> bool {
+    *o == OnLimit::Pause
 }
 
 impl Models {
@@ -76,6 +105,9 @@ impl Models {
         }
         if !self.allowed.is_empty() {
             parts.push(format!("also allowed {}", self.allowed.join(", ")));
+        }
+        if self.on_limit != OnLimit::Pause {
+            parts.push(format!("on limit {}", self.on_limit));
         }
         (!parts.is_empty()).then(|| parts.join(" · "))
     }

@@ -3,7 +3,7 @@
 //! the run has exactly those.
 
 use clap::Args;
-use orchestrator_proto::{Effort, Models};
+use orchestrator_proto::{Effort, Models, OnLimit};
 
 #[derive(Debug, Args)]
 pub struct ModelArgs {
@@ -26,6 +26,15 @@ pub struct ModelArgs {
     /// workers' models are always allowed
     #[arg(long = "allow-model", value_name = "MODEL")]
     allow: Vec<String>,
+    /// When a model family's 7-day window reaches --weekly-threshold: pause (wait for the
+    /// reset), or downgrade (start tasks on the next cheaper allowed model with room)
+    #[arg(long, value_name = "POLICY", value_parser = on_limit)]
+    on_limit: Option<OnLimit>,
+}
+
+fn on_limit(s: &str) -> Result<OnLimit, String> {
+    s.parse::<OnLimit>()
+        .map_err(|_| "pause or downgrade".to_owned())
 }
 
 fn effort(s: &str) -> Result<Effort, String> {
@@ -44,6 +53,7 @@ impl ModelArgs {
             effort: self.effort,
             fallback: self.fallback_model.clone(),
             allowed: self.allow.clone(),
+            on_limit: self.on_limit.unwrap_or_default(),
         };
         (!m.is_default()).then_some(m)
     }

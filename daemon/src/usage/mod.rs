@@ -100,8 +100,9 @@ pub struct Hold {
 }
 
 /// What a run holds for: its thresholds, and the model its workers run (a weekly window of
-/// one model family holds only a run whose workers run that family).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// one model family holds only a run whose workers run that family — unless the run may
+/// downgrade to a cheaper allowed model whose window has room).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy<'a> {
     /// `--usage-threshold`, for the 5-hour window.
     pub threshold: f64,
@@ -109,15 +110,19 @@ pub struct Policy<'a> {
     pub weekly: f64,
     /// The workers' model (`None`: claude's default, whose family is not known here).
     pub model: Option<&'a str>,
+    /// `--on-limit downgrade`: the models the run may move a task to.
+    pub downgrade: Option<Vec<&'a str>>,
 }
 
 impl Policy<'_> {
     /// A run's policy from its options.
     pub fn of(o: &orchestrator_proto::RunOptions) -> Policy<'_> {
+        let m = &o.models;
         Policy {
             threshold: o.usage_threshold,
             weekly: o.weekly_threshold.unwrap_or(o.usage_threshold),
-            model: o.models.worker.as_deref(),
+            model: m.worker.as_deref(),
+            downgrade: (m.on_limit == orchestrator_proto::OnLimit::Downgrade).then(|| m.choices()),
         }
     }
 
@@ -129,14 +134,48 @@ impl Policy<'_> {
         let rest = kind.strip_prefix("seven_day")?;
         match family(kind) {
             // A family's window holds only the runs whose workers run it.
-            Some(f) => self
-                .model
-                .is_some_and(|m| m.to_ascii_lowercase().contains(f))
+            Some(f) => (self.model.and_then(orchestrator_proto::models::family) == Some(f))
                 .then_some(self.weekly),
             None if rest.is_empty() || rest.starts_with('_') => Some(self.weekly),
             None => None,
         }
     }
+}
+
+/// Where a task planned on `model` runs instead, and why, when the run may downgrade and that
+/// model family's 7-day window is at the weekly threshold: the strongest cheaper model the run
+/// allows whose own window has room. `None`: it runs as planned.
+pub fn downgrade(
+    account: &Account,
+    policy: &Policy<'_>,
+    model: &str,
+    now: OffsetDateTime,
+) -> Option<(String, String)> {
+    use orchestrator_proto::models::{FAMILIES, family as family_of};
+    let choices = policy.downgrade.as_ref()?;
+    let from = family_of(model)?;
+    let over = |f: &str| {
+        account
+            .window(&format!("seven_day_{f}"))
+            .is_some_and(|w| w.current(now) >= policy.weekly)
+    };
+    if !over(from) {
+        return None;
+    }
+    let rank = |f: &str| FAMILIES.iter().position(|x| *x == f);
+    let to = choices
+        .iter()
+        .filter_map(|c| Some((*c, family_of(c)?)))
+        .filter(|(_, f)| rank(f) > rank(from) && !over(f))
+        .min_by_key(|(_, f)| rank(f))?;
+    let w = account.window(&format!("seven_day_{from}"))?;
+    let why = format!(
+        "the {} window is at {:.0}% (weekly threshold {:.0}%)",
+        human(&format!("seven_day_{from}")),
+        w.current(now) * 100.0,
+        policy.weekly * 100.0
+    );
+    Some((to.0.to_owned(), why))
 }
 
 /// Work resumes this long after a window's reset, by default.
@@ -199,7 +238,12 @@ pub fn hold(
     let over = account.windows.iter().filter_map(|(kind, w)| {
         let t = policy.threshold_for(kind)?;
         let u = w.current(now);
-        (u >= t).then_some((kind, w, u, t))
+        // A run that can move its workers to a cheaper model with room does not wait.
+        let moved = family(kind).is_some()
+            && policy
+                .model
+                .is_some_and(|m| downgrade(account, policy, m, now).is_some());
+        (u >= t && !moved).then_some((kind, w, u, t))
     });
     let (kind, w, u, t) = over.max_by_key(|(_, w, _, _)| w.resets_at)?;
     let weekly = if kind == "five_hour" { "" } else { "weekly " };
@@ -370,6 +414,7 @@ mod tests {
         threshold: 0.8,
         weekly: 0.9,
         model: Some("claude-opus-5-5"),
+        downgrade: None,
     };
 
     #[test]
@@ -453,6 +498,46 @@ mod tests {
         assert!(hold(&usage.snapshot(), &P, now, RESET_MARGIN).is_some_and(|h| h.rejected));
         assert_eq!(hold(&usage.snapshot(), &sonnet, now, RESET_MARGIN), None);
         assert_eq!(human("seven_day_sonnet"), "7-day Sonnet");
+    }
+
+    /// With `--on-limit downgrade`, a run whose workers' family is over its weekly threshold
+    /// does not wait while a cheaper allowed model has room: tasks move to the strongest such.
+    #[test]
+    fn downgrade_moves_to_the_strongest_cheaper_allowed_model_with_room() {
+        let usage = Usage::new();
+        let now = OffsetDateTime::now_utc();
+        let week = (now + time::Duration::days(3)).unix_timestamp();
+        usage.rate_limit_event(false, Some("seven_day_opus"), Some(week), Some(0.95));
+        let down = Policy {
+            downgrade: Some(vec!["opus", "haiku", "claude-sonnet-5-5"]),
+            ..P
+        };
+        let a = usage.snapshot();
+        let (to, why) = downgrade(&a, &down, "opus", now).expect("moved");
+        assert_eq!(to, "claude-sonnet-5-5");
+        assert!(why.contains("7-day Opus window is at 95%"), "{why}");
+        assert_eq!(hold(&a, &down, now, RESET_MARGIN), None, "it does not wait");
+        assert_eq!(downgrade(&a, &down, "sonnet", now), None, "sonnet has room");
+        assert_eq!(
+            downgrade(&a, &P, "opus", now),
+            None,
+            "only with --on-limit downgrade"
+        );
+        usage.rate_limit_event(false, Some("seven_day_sonnet"), Some(week), Some(0.99));
+        let a = usage.snapshot();
+        assert_eq!(
+            downgrade(&a, &down, "opus", now).map(|d| d.0).as_deref(),
+            Some("haiku")
+        );
+        let no_haiku = Policy {
+            downgrade: Some(vec!["opus", "sonnet"]),
+            ..P
+        };
+        assert_eq!(downgrade(&a, &no_haiku, "opus", now), None);
+        assert!(
+            hold(&a, &no_haiku, now, RESET_MARGIN).is_some(),
+            "nowhere to go: wait"
+        );
     }
 
     #[test]

@@ -168,11 +168,14 @@ fn main() {
         std::thread::sleep(std::time::Duration::from_millis(50));
         connected = connect();
     }
-    say(
-        json!({"type": "system", "subtype": "init", "session_id": session,
-               "mcp_servers": [{"name": "orch", "status": if connected { "connected" } else { "failed" }}],
-               "tools": ["Bash", "Edit", "Read", "mcp__orch__submit_plan"]}),
-    );
+    let mut init = json!({"type": "system", "subtype": "init", "session_id": session,
+           "mcp_servers": [{"name": "orch", "status": if connected { "connected" } else { "failed" }}],
+           "tools": ["Bash", "Edit", "Read", "mcp__orch__submit_plan"]});
+    // Like claude, it names its model (only when given one, so runs without --model say none).
+    if let Some(m) = arg_after(&args, "--model") {
+        init["model"] = json!(m);
+    }
+    say(init);
     if worker {
         // With CLAUDE_FAKE_ONCE, only the first worker finds the MCP server down.
         let mcp_down = std::env::var("CLAUDE_FAKE_WORKER").as_deref() == Ok("mcp-failed")

@@ -616,3 +616,75 @@ fn a_weekly_window_of_one_model_family_pauses_only_the_runs_of_that_family() {
     );
     assert_eq!(status(&sb, &opus)["status"], "paused");
 }
+
+/// With `--on-limit downgrade`, a run whose workers run Opus while the 7-day Opus window is
+/// over its threshold does not wait: its tasks start on the cheaper allowed Sonnet, the log
+/// says so with the reason, and the spend shows Sonnet.
+#[test]
+fn on_limit_downgrade_starts_tasks_on_a_cheaper_allowed_model_instead_of_waiting() {
+    let sb = Sandbox::new();
+    sb.orchestrate(&["--version"]).ok();
+    let week = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    let fmt = &time::format_description::well_known::Rfc3339;
+    let body = json!({
+        "five_hour": {"utilization": 10.0, "resets_at": null},
+        "seven_day_opus": {"utilization": 96.0, "resets_at": week.format(fmt).expect("fmt")},
+    })
+    .to_string();
+    let url = listen(Arc::new(move |_: &Request| {
+        Answer::ok("application/json", body.clone())
+    }));
+    config(
+        &sb,
+        &format!("base_url = \"{url}\"\npoll_interval_secs = 1\n"),
+    );
+    let repo = sb.repo("app");
+    let env = [("CLAUDE_CODE_OAUTH_TOKEN", SECRET)];
+    wait::until("the poll to show the Opus window", wait::DEADLINE, || {
+        let u = sb
+            .orchestrate_env(&repo, &["usage", "--json"], &env)
+            .ok()
+            .json();
+        (u["others"]["seven_day_opus"]["utilization_percent"] == 96.0).then_some(u)
+    });
+    let plan = plan_file(
+        &sb,
+        vec![task("a", &[], &["a.txt"]), task("b", &[], &["b.txt"])],
+    );
+    let args = [
+        "start",
+        "Two steps",
+        "--skip-codex",
+        "--worker-model",
+        "claude-opus-5-5",
+        "--allow-model",
+        "sonnet",
+        "--allow-model",
+        "haiku",
+        "--on-limit",
+        "downgrade",
+        "--weekly-threshold",
+        "0.95",
+    ];
+    sb.orchestrate_env(&repo, &args, &[("CLAUDE_FAKE_SCRIPT", &plan), env[0]])
+        .ok();
+    let done = wait_final(&sb, &repo);
+    let log = log(&sb, &repo);
+    assert_eq!(done["status"], "completed", "{done}\n{log}");
+    assert!(
+        log.contains("Task a starts on sonnet instead of claude-opus-5-5: the 7-day Opus window is at 96% (weekly threshold 95%)"),
+        "{log}"
+    );
+    let models: Vec<&str> = done["progress"]["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .filter_map(|m| m["model"].as_str())
+        .collect();
+    assert_eq!(models, ["sonnet"], "both workers ran sonnet: {done}");
+    let bad = sb
+        .orchestrate_in(&repo, &["start", "Again", "--on-limit", "route"])
+        .fails_with(2)
+        .stderr;
+    assert!(bad.contains("pause or downgrade"), "{bad}");
+}

@@ -150,6 +150,7 @@ pub(super) async fn launch(
         worker_prompt(&ctx.run, t, &place.branch, &place.worktree)
     };
     let models = &ctx.run.options.models;
+    let model = task_model(ctx, t).await;
     let spec = SessionSpec {
         prompt: prompt + &crate::engine::planner::guidance(&ctx.db, &ctx.run).await,
         cwd: place.worktree.clone(),
@@ -159,7 +160,7 @@ pub(super) async fn launch(
         resume,
         env: ctx.env.clone(),
         confine: ctx.cfg.confinement(&ctx.project, &place.worktree, &ctx.env),
-        model: t.model.clone().or_else(|| models.worker.clone()),
+        model,
         effort: t.effort.or(models.effort),
         fallback: models.fallback.clone(),
     };
@@ -178,6 +179,32 @@ pub(super) async fn launch(
         place,
     };
     Ok(work.run())
+}
+
+/// The model a task's worker runs: the plan's for it, else the run's workers' — or, with
+/// `--on-limit downgrade` while that model family's 7-day window is at its threshold, the
+/// strongest cheaper allowed model with room (said in the log). Back on the planned model once
+/// the window has room again.
+async fn task_model(ctx: &Ctx, t: &TaskRow) -> Option<String> {
+    let planned = t
+        .model
+        .clone()
+        .or_else(|| ctx.run.options.models.worker.clone())?;
+    let policy = crate::usage::Policy::of(&ctx.run.options);
+    let account = ctx.cfg.usage.snapshot();
+    let now = time::OffsetDateTime::now_utc();
+    let Some((to, why)) = crate::usage::downgrade(&account, &policy, &planned, now) else {
+        return Some(planned);
+    };
+    let message = format!(
+        "Task {} starts on {to} instead of {planned}: {why}; tasks go back to {planned} once \
+         the window has room",
+        t.id
+    );
+    let data = serde_json::json!({"task": t.id, "from": planned, "to": to});
+    let kind = EventKind::ModelSwitched;
+    crate::engine::note_with(&ctx.handle, Level::Info, kind, message, data).await;
+    Some(to)
 }
 
 /// The log's sentence for a worker started (or continued) on a task.
