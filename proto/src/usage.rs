@@ -4,6 +4,24 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+/// A window's name for people: `five_hour` → "5-hour", `seven_day` → "7-day",
+/// `seven_day_opus` → "7-day Opus"; any other with its underscores as spaces.
+pub fn window_name(kind: &str) -> String {
+    match kind {
+        "five_hour" => "5-hour".into(),
+        "seven_day" => "7-day".into(),
+        k => match k.strip_prefix("seven_day_") {
+            Some(rest) => {
+                let mut c = rest.chars();
+                let first = c.next().map(|c| c.to_ascii_uppercase());
+                let rest: String = first.into_iter().chain(c).collect();
+                format!("7-day {}", rest.replace('_', " "))
+            }
+            None => k.replace('_', " "),
+        },
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageReport {
@@ -71,4 +89,17 @@ pub struct PollerReport {
         skip_serializing_if = "Option::is_none"
     )]
     pub next_at: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn windows_have_names_for_people() {
+        let n = super::window_name;
+        assert_eq!(n("five_hour"), "5-hour");
+        assert_eq!(n("seven_day"), "7-day");
+        assert_eq!(n("seven_day_opus"), "7-day Opus");
+        assert_eq!(n("seven_day_oauth_apps"), "7-day Oauth apps");
+        assert_eq!(n("overage"), "overage");
+    }
 }

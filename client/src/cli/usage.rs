@@ -17,23 +17,6 @@ pub struct UsageArgs {
     format: Format,
 }
 
-/// A window's name for people: `seven_day_opus` → "7-day Opus".
-pub fn human(kind: &str) -> String {
-    match kind.strip_prefix("seven_day_") {
-        Some(f) => {
-            let mut c = f.chars();
-            let f: String = c
-                .next()
-                .map(|c| c.to_ascii_uppercase())
-                .into_iter()
-                .chain(c)
-                .collect();
-            format!("7-day {}", f.replace('_', " "))
-        }
-        None => kind.replace('_', " "),
-    }
-}
-
 fn window(name: &str, w: Option<&UsageWindow>) {
     match w {
         None => {
@@ -65,7 +48,7 @@ pub async fn run(client: &Client, a: UsageArgs) -> Result<(), ClientError> {
     window("5-hour", r.five_hour.as_ref());
     window("7-day", r.seven_day.as_ref());
     for (kind, w) in &r.others {
-        window(&human(kind), Some(w));
+        window(&orchestrator_proto::usage::window_name(kind), Some(w));
     }
     if let Some(l) = &r.limit_hit {
         crate::outln!(

@@ -38,7 +38,7 @@ fn usage_line(u: &UsageReport) -> Option<String> {
     let others = u
         .others
         .iter()
-        .filter_map(|(k, w)| window(&super::usage::human(k), &Some(w.clone())));
+        .filter_map(|(k, w)| window(&orchestrator_proto::usage::window_name(k), &Some(w.clone())));
     let parts: Vec<String> = [
         window("5-hour", &u.five_hour),
         window("7-day", &u.seven_day),

@@ -199,21 +199,7 @@ fn family(kind: &str) -> Option<&'static str> {
 
 /// A window's name for people: "5-hour", "7-day", "7-day Opus".
 pub fn human(kind: &str) -> String {
-    match (kind, family(kind)) {
-        ("five_hour", _) => "5-hour".into(),
-        ("seven_day", _) => "7-day".into(),
-        (_, Some(f)) => {
-            let mut c = f.chars();
-            let f: String = c
-                .next()
-                .map(|c| c.to_ascii_uppercase())
-                .into_iter()
-                .chain(c)
-                .collect();
-            format!("7-day {f}")
-        }
-        (k, None) => k.replace('_', " "),
-    }
+    orchestrator_proto::usage::window_name(kind)
 }
 
 /// Whether a run with `policy` must hold now; work resumes `margin` after a reset. Of the
