@@ -210,7 +210,18 @@ pub async fn plan(
         .await;
         return Planned::Plan(version);
     }
-    let planning = Planning::new(handle, db, cfg, run, cancel, agent, env, brief);
+    let planning = Planning {
+        project: Path::new(&run.project).to_path_buf(),
+        prep: super::prepare::Prep::for_run(&cfg, &run, &env, &cancel),
+        handle,
+        db,
+        cfg,
+        run,
+        cancel,
+        agent,
+        env,
+        brief,
+    };
     let mut setup_failures = 0;
     let mut last = String::from("the planner never ran");
     for attempt in 1..=PLANNER_ATTEMPTS {
@@ -274,41 +285,6 @@ enum Attempt {
 }
 
 impl Planning {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        handle: Port,
-        db: Db,
-        cfg: Arc<EngineConfig>,
-        run: RunRow,
-        cancel: CancellationToken,
-        agent: crate::agents::claude::ClaudeCode,
-        env: orchestrator_proto::SessionEnv,
-        brief: Brief,
-    ) -> Self {
-        let project = Path::new(&run.project).to_path_buf();
-        let prep = super::prepare::Prep {
-            project: project.clone(),
-            data_dir: cfg.data_dir.clone(),
-            run: run.id.clone(),
-            env: env.clone(),
-            options: run.options.clone(),
-            cancel: cancel.clone(),
-            stopping: cfg.stopping.clone(),
-        };
-        Planning {
-            handle,
-            db,
-            cfg,
-            run,
-            cancel,
-            agent,
-            env,
-            project,
-            prep,
-            brief,
-        }
-    }
-
     /// One planner session in a fresh worktree, set up like a worker's.
     async fn attempt(&self, attempt: u32) -> Attempt {
         let (handle, cfg, run) = (&self.handle, &self.cfg, &self.run);

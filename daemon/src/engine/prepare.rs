@@ -27,6 +27,26 @@ pub struct Prep {
     pub stopping: CancellationToken,
 }
 
+impl Prep {
+    /// How the worktrees of `run` are prepared, with the run's environment and tokens.
+    pub fn for_run(
+        cfg: &super::EngineConfig,
+        run: &crate::store::RunRow,
+        env: &SessionEnv,
+        cancel: &CancellationToken,
+    ) -> Self {
+        Prep {
+            project: PathBuf::from(&run.project),
+            data_dir: cfg.data_dir.clone(),
+            run: run.id.clone(),
+            env: env.clone(),
+            options: run.options.clone(),
+            cancel: cancel.clone(),
+            stopping: cfg.stopping.clone(),
+        }
+    }
+}
+
 /// How preparing one worktree ended.
 #[derive(Debug)]
 pub enum Prepared {

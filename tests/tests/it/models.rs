@@ -3,13 +3,10 @@
 //! per-task choice is limited to what the run allows, a project's next run keeps them, and
 //! the run's spend is summed per model.
 
-use std::sync::Arc;
-
-use orchestrator_tests::fake_model::FakeModel;
 use orchestrator_tests::{Sandbox, deps, wait};
 use serde_json::{Value, json};
 
-use crate::real_claude::{daemon_env, planner_reply, steps, worker_reply};
+use crate::real_claude::{daemon_env, greeting_model};
 
 /// Which (model, effort) the fake API saw for requests whose text contains `marker`.
 fn seen(requests: &[Value], marker: &str) -> Vec<(String, String)> {
@@ -41,19 +38,7 @@ fn each_role_and_task_runs_its_own_model_and_effort_with_the_real_claude() {
         {"id": "cli", "title": "Write main.txt", "description": "Create main.txt that uses greet",
          "acceptance_criteria": ["main.txt mentions greet"], "depends_on": ["lib"], "files": ["main.txt"]}
     ]});
-    let fake = FakeModel::start(Arc::new(move |req: &Value| {
-        let text = req.to_string();
-        let n = steps(req);
-        if text.contains("You are the planner") {
-            return planner_reply(&plan, n);
-        }
-        let (file, body) = if text.contains("Your task: lib") {
-            ("greet.txt", "hello\n")
-        } else {
-            ("main.txt", "uses greet\n")
-        };
-        worker_reply(&text, n, file, body)
-    }));
+    let fake = greeting_model(plan);
     let claude = deps::claude();
     let claude = claude.to_str().expect("utf-8 path");
     let mut env = daemon_env(claude, &fake.url);

@@ -276,19 +276,11 @@ pub(crate) fn steps(req: &Value) -> usize {
         .unwrap_or(0)
 }
 
-#[test]
-fn a_whole_run_with_the_real_claude_plans_builds_merges_and_completes() {
-    let sb = Sandbox::new();
-    let repo = sb.repo("app");
-    let plan = json!({"summary": "Greeting in two steps", "tasks": [
-        {"id": "lib", "title": "Write greet.txt", "description": "Create greet.txt saying hello",
-         "acceptance_criteria": ["greet.txt says hello"], "files": ["greet.txt"]},
-        {"id": "cli", "title": "Write main.txt", "description": "Create main.txt that uses greet",
-         "acceptance_criteria": ["main.txt mentions greet"], "depends_on": ["lib"], "files": ["main.txt"]}
-    ]});
-    // The fake model plays the planner (submit the plan) and each worker (write its file with
-    // claude's own Write tool, commit with Bash, complete over MCP), from the request alone.
-    let fake = FakeModel::start(Arc::new(move |req: &Value| {
+/// The fake model of a two-task greeting run: it plays the planner (submit `plan`) and each
+/// worker (write its file with claude's own Write tool, commit with Bash, complete over MCP),
+/// from the request alone. Task `lib` writes greet.txt, any other main.txt.
+pub(crate) fn greeting_model(plan: Value) -> FakeModel {
+    FakeModel::start(Arc::new(move |req: &Value| {
         let text = req.to_string();
         let n = steps(req);
         if text.contains("You are the planner") {
@@ -300,7 +292,20 @@ fn a_whole_run_with_the_real_claude_plans_builds_merges_and_completes() {
             ("main.txt", "uses greet\n")
         };
         worker_reply(&text, n, file, body)
-    }));
+    }))
+}
+
+#[test]
+fn a_whole_run_with_the_real_claude_plans_builds_merges_and_completes() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = json!({"summary": "Greeting in two steps", "tasks": [
+        {"id": "lib", "title": "Write greet.txt", "description": "Create greet.txt saying hello",
+         "acceptance_criteria": ["greet.txt says hello"], "files": ["greet.txt"]},
+        {"id": "cli", "title": "Write main.txt", "description": "Create main.txt that uses greet",
+         "acceptance_criteria": ["main.txt mentions greet"], "depends_on": ["lib"], "files": ["main.txt"]}
+    ]});
+    let fake = greeting_model(plan);
     let claude = deps::claude();
     let claude = claude.to_str().expect("utf-8 path");
     sb.orchestrate_env(

@@ -545,12 +545,10 @@ fn the_usage_poller_trusts_the_ca_that_ssl_cert_file_names() {
     assert_eq!(with["five_hour"]["source"], "usage endpoint", "{with}");
 }
 
-/// The account reports a 7-day window per model family: at 96% on Opus, a run whose workers
-/// run Opus waits for that window's reset (and says which window), a Sonnet run goes on, and
-/// `orchestrate usage` lists the window.
-#[test]
-fn a_weekly_window_of_one_model_family_pauses_only_the_runs_of_that_family() {
-    let sb = Sandbox::new();
+/// The account as a usage endpoint answers it on every poll — the 5-hour window at 10%, the
+/// 7-day one at 50% and the 7-day Opus one at 96%, both resetting in two days — with the
+/// daemon polling it every second; returns once `usage` shows the Opus window, with the reset.
+fn opus_week_at_96(sb: &Sandbox, repo: &Path) -> time::OffsetDateTime {
     sb.orchestrate(&["--version"]).ok();
     let week = time::OffsetDateTime::now_utc() + time::Duration::days(2);
     let fmt = &time::format_description::well_known::Rfc3339;
@@ -565,18 +563,29 @@ fn a_weekly_window_of_one_model_family_pauses_only_the_runs_of_that_family() {
         Answer::ok("application/json", body.clone())
     }));
     config(
-        &sb,
+        sb,
         &format!("base_url = \"{url}\"\npoll_interval_secs = 1\n"),
     );
-    let (opus, sonnet) = (sb.repo("opus-app"), sb.repo("sonnet-app"));
     let env = [("CLAUDE_CODE_OAUTH_TOKEN", SECRET)];
     wait::until("the poll to show the Opus window", wait::DEADLINE, || {
         let u = sb
-            .orchestrate_env(&opus, &["usage", "--json"], &env)
+            .orchestrate_env(repo, &["usage", "--json"], &env)
             .ok()
             .json();
         (u["others"]["seven_day_opus"]["utilization_percent"] == 96.0).then_some(u)
     });
+    week
+}
+
+/// The account reports a 7-day window per model family: at 96% on Opus, a run whose workers
+/// run Opus waits for that window's reset (and says which window), a Sonnet run goes on, and
+/// `orchestrate usage` lists the window.
+#[test]
+fn a_weekly_window_of_one_model_family_pauses_only_the_runs_of_that_family() {
+    let sb = Sandbox::new();
+    let (opus, sonnet) = (sb.repo("opus-app"), sb.repo("sonnet-app"));
+    let week = opus_week_at_96(&sb, &opus);
+    let env = [("CLAUDE_CODE_OAUTH_TOKEN", SECRET)];
     let human = sb.orchestrate_env(&opus, &["usage"], &env).ok().stdout;
     assert!(human.contains("7-day Opus 96%"), "{human}");
     let plan = plan_file(&sb, vec![task("a", &[], &["a.txt"])]);
@@ -623,30 +632,9 @@ fn a_weekly_window_of_one_model_family_pauses_only_the_runs_of_that_family() {
 #[test]
 fn on_limit_downgrade_starts_tasks_on_a_cheaper_allowed_model_instead_of_waiting() {
     let sb = Sandbox::new();
-    sb.orchestrate(&["--version"]).ok();
-    let week = time::OffsetDateTime::now_utc() + time::Duration::days(2);
-    let fmt = &time::format_description::well_known::Rfc3339;
-    let body = json!({
-        "five_hour": {"utilization": 10.0, "resets_at": null},
-        "seven_day_opus": {"utilization": 96.0, "resets_at": week.format(fmt).expect("fmt")},
-    })
-    .to_string();
-    let url = listen(Arc::new(move |_: &Request| {
-        Answer::ok("application/json", body.clone())
-    }));
-    config(
-        &sb,
-        &format!("base_url = \"{url}\"\npoll_interval_secs = 1\n"),
-    );
     let repo = sb.repo("app");
+    opus_week_at_96(&sb, &repo);
     let env = [("CLAUDE_CODE_OAUTH_TOKEN", SECRET)];
-    wait::until("the poll to show the Opus window", wait::DEADLINE, || {
-        let u = sb
-            .orchestrate_env(&repo, &["usage", "--json"], &env)
-            .ok()
-            .json();
-        (u["others"]["seven_day_opus"]["utilization_percent"] == 96.0).then_some(u)
-    });
     let plan = plan_file(
         &sb,
         vec![task("a", &[], &["a.txt"]), task("b", &[], &["b.txt"])],

@@ -255,15 +255,7 @@ pub async fn execute(
             run.branch
         ));
     }
-    let prep = Prep {
-        project: project.clone(),
-        data_dir: cfg.data_dir.clone(),
-        run: run.id.clone(),
-        env: env.clone(),
-        options: run.options.clone(),
-        cancel: cancel.clone(),
-        stopping: cfg.stopping.clone(),
-    };
+    let prep = Prep::for_run(&cfg, &run, &env, &cancel);
     let ctx = Ctx {
         agent,
         handle,
