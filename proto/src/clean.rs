@@ -14,7 +14,7 @@ pub struct CleanRequest {
     pub dry_run: bool,
 }
 
-crate::states::states! {
+crate::states! {
     /// What a finished run left.
     pub enum LeftoverKind {
         Worktree = "worktree",

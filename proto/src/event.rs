@@ -2,7 +2,7 @@
 //! in `orchestrate log --json`. A kind the daemon writes and the CLI reads is checked by the
 //! compiler, not compared as a string.
 
-crate::states::states! {
+crate::states! {
     /// What an event records.
     pub enum EventKind {
         /// Run submitted (started or queued).
@@ -122,7 +122,7 @@ crate::states::states! {
     }
 }
 
-crate::states::states! {
+crate::states! {
     /// Why a run asks a human.
     pub enum EscalationKind {
         /// A worker asked (the `escalate` tool).

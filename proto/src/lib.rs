@@ -15,6 +15,12 @@ pub mod models;
 pub mod run;
 pub mod session;
 mod states;
+
+/// What the exported `states!` macro needs from this crate.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}
 pub mod task;
 pub mod usage;
 pub mod words;

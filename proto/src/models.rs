@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-crate::states::states! {
+crate::states! {
     /// How hard claude thinks (`--effort`, sent as `output_config.effort`).
     #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
     pub enum Effort {
@@ -16,7 +16,7 @@ crate::states::states! {
     }
 }
 
-crate::states::states! {
+crate::states! {
     /// What a run does when a model family's 7-day window reaches its threshold.
     #[derive(Default)]
     pub enum OnLimit {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-crate::states::states! {
+crate::states! {
     /// What a session may do on the board.
     pub enum SessionRole {
         Planner = "planner",

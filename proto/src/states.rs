@@ -3,11 +3,13 @@
 //! `ALL`, so the daemon, the database, the mirror and the CLI read the same word, and a test
 //! can check every variant.
 
-/// Defines `pub enum $name { $variant, … }` whose words are the given literals.
+/// Defines `pub enum $name { $variant, … }` whose words are the given literals. Exported so
+/// the daemon's store-only states (`word_enum!`) are made the same way.
+#[macro_export]
 macro_rules! states {
     ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, $crate::__private::serde::Serialize, $crate::__private::serde::Deserialize)]
         pub enum $name {
             $($(#[$vm])* #[serde(rename = $word)] $variant),+
         }
@@ -43,8 +45,6 @@ macro_rules! states {
         }
     };
 }
-
-pub(crate) use states;
 
 /// Serde, `Display` and parsing agree for every variant of each enum given.
 #[cfg(test)]

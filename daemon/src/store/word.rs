@@ -3,34 +3,14 @@
 //! mirror and messages read the same word and a bad one in the database is an error, never a
 //! silent default.
 
-/// Defines `pub enum $name { $variant, … }` whose words are the given literals.
+/// Defines `pub enum $name { $variant, … }` whose words are the given literals: proto's
+/// `states!` (words, `Display`, `FromStr`, `ALL`) plus the store's `ToSql`/`FromSql`.
 macro_rules! word_enum {
     ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The word in the database, the mirror and messages.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $word),+
-                }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == s)
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                // `pad`, so `{:<12}` lines up a table.
-                f.pad(self.as_str())
+        orchestrator_proto::states! {
+            $(#[$m])*
+            pub enum $name {
+                $($(#[$vm])* $variant = $word),+
             }
         }
 
@@ -43,11 +23,8 @@ macro_rules! word_enum {
         impl rusqlite::types::FromSql for $name {
             fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
                 let s = v.as_str()?;
-                Self::parse(s).ok_or_else(|| {
-                    rusqlite::types::FromSqlError::Other(
-                        format!("no {} {s:?}", stringify!($name)).into(),
-                    )
-                })
+                s.parse::<Self>()
+                    .map_err(|e| rusqlite::types::FromSqlError::Other(e.into()))
             }
         }
     };
@@ -104,8 +81,8 @@ mod tests {
         round_trip(ReviewOutcome::ALL);
         round_trip(FindingStatus::ALL);
         assert_eq!(
-            ReviewOutcome::parse("changes"),
-            Some(ReviewOutcome::Changes)
+            "changes".parse::<ReviewOutcome>(),
+            Ok(ReviewOutcome::Changes)
         );
         let c = rusqlite::Connection::open_in_memory().expect("db");
         let bad = c.query_row("SELECT 'maybe'", [], |r| r.get::<_, ReviewOutcome>(0));
