@@ -57,6 +57,8 @@ crate::states! {
         TaskDispatched = "task_dispatched",
         /// A task starts on another model than planned (`--on-limit downgrade`).
         ModelSwitched = "model_switched",
+        /// A task waits for its model family's usage window while the run goes on.
+        TaskHeld = "task_held",
         /// A session claimed a task.
         TaskClaimed = "task_claimed",
         /// A worker reported progress.

@@ -246,6 +246,35 @@ pub fn hold(
     })
 }
 
+/// Whether a task planned on `model` must wait although its run goes on: that model family's
+/// 7-day window is at the weekly threshold and the run cannot move the task to a cheaper
+/// model with room. (A run whose workers' own family is over waits as a whole: [`hold`].)
+pub fn task_hold(
+    account: &Account,
+    policy: &Policy<'_>,
+    model: &str,
+    now: OffsetDateTime,
+    margin: time::Duration,
+) -> Option<Hold> {
+    let from = orchestrator_proto::models::family(model)?;
+    let kind = format!("seven_day_{from}");
+    let w = account.window(&kind)?;
+    let u = w.current(now);
+    if u < policy.weekly || downgrade(account, policy, model, now).is_some() {
+        return None;
+    }
+    Some(Hold {
+        reason: format!(
+            "the {} window is at {:.0}% (weekly threshold {:.0}%)",
+            human(&kind),
+            u * 100.0,
+            policy.weekly * 100.0
+        ),
+        until: w.resets_at.map(|r| r + margin),
+        rejected: false,
+    })
+}
+
 /// The newest observation the account state is based on.
 pub fn newest(a: &Account) -> Option<OffsetDateTime> {
     a.windows

@@ -676,3 +676,50 @@ fn on_limit_downgrade_starts_tasks_on_a_cheaper_allowed_model_instead_of_waiting
         .stderr;
     assert!(bad.contains("pause or downgrade"), "{bad}");
 }
+
+/// A Sonnet run whose plan gives one task Opus while the 7-day Opus window is over its
+/// threshold: the run goes on and its other task lands, the Opus task waits for the window's
+/// reset and the log says so once.
+#[test]
+fn a_task_of_a_held_model_family_waits_while_the_rest_of_its_run_goes_on() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    opus_week_at_96(&sb, &repo);
+    let env = [("CLAUDE_CODE_OAUTH_TOKEN", SECRET)];
+    let mut strong = task("a", &[], &["a.txt"]);
+    strong["model"] = json!("opus");
+    let plan = plan_file(&sb, vec![strong, task("b", &[], &["b.txt"])]);
+    let args = [
+        "start",
+        "Two steps",
+        "--skip-codex",
+        "--worker-model",
+        "sonnet",
+        "--allow-model",
+        "opus",
+        "--weekly-threshold",
+        "0.95",
+    ];
+    sb.orchestrate_env(&repo, &args, &[("CLAUDE_FAKE_SCRIPT", &plan), env[0]])
+        .ok();
+    let b_merged = wait::until("task b to land", wait::DEADLINE, || {
+        let s = status(&sb, &repo);
+        (s["progress"]["merged"] == 1).then_some(s)
+    });
+    assert_eq!(b_merged["status"], "running", "{b_merged}");
+    let log = log(&sb, &repo);
+    assert!(log.contains("Task b merged"), "{log}");
+    assert!(!log.contains("Task a dispatched"), "{log}");
+    assert_eq!(
+        log.matches("Task a waits for opus until ").count(),
+        1,
+        "said once: {log}"
+    );
+    assert!(
+        log.contains(
+            "the 7-day Opus window is at 96% (weekly threshold 95%); the rest of the run goes on"
+        ),
+        "{log}"
+    );
+    sb.orchestrate_in(&repo, &["cancel"]).ok();
+}

@@ -27,6 +27,8 @@ pub(super) struct Waits {
     undispatched: u32,
     /// Not dispatched again before this.
     not_before: Option<Instant>,
+    /// Its model family's 7-day window holds it until then (said once in the log).
+    held_until: Option<Option<time::OffsetDateTime>>,
 }
 
 /// The loop's state for one execution of a run.
@@ -207,6 +209,9 @@ impl Schedule {
             if self.busy.values().flatten().any(|f| t.files.contains(f)) {
                 continue;
             }
+            if self.held_by_its_model(t).await {
+                continue;
+            }
             match dispatch(&self.ctx, t, &self.cancel).await {
                 Ok(fut) => {
                     self.busy.insert(t.id.clone(), t.files.clone());
@@ -215,6 +220,42 @@ impl Schedule {
                 Err(reason) => self.undispatched(t, reason.to_string()).await,
             }
         }
+    }
+
+    /// Whether the task waits for its model family's 7-day window (a task the plan gave
+    /// another model than the workers'; the workers' own family holds the whole run). It is
+    /// not dispatched before the window's reset (or ten minutes, when that is unknown).
+    async fn held_by_its_model(&mut self, t: &TaskRow) -> bool {
+        let o = &self.ctx.run.options;
+        let Some(model) = t.model.as_deref().or(o.models.worker.as_deref()) else {
+            return false;
+        };
+        let account = self.ctx.cfg.usage.snapshot();
+        let now = time::OffsetDateTime::now_utc();
+        let policy = crate::usage::Policy::of(o);
+        let margin = self.ctx.cfg.usage_margin;
+        let Some(h) = crate::usage::task_hold(&account, &policy, model, now, margin) else {
+            return false;
+        };
+        let w = self.waits.entry(t.id.clone()).or_default();
+        let wait = h
+            .until
+            .map(|u| (u - now).try_into().unwrap_or_default())
+            .unwrap_or(std::time::Duration::from_secs(600));
+        w.not_before = Some(Instant::now() + wait);
+        if w.held_until != Some(h.until) {
+            w.held_until = Some(h.until);
+            let until = h
+                .until
+                .map(|u| format!(" until {}", crate::store::time_text::format(u)))
+                .unwrap_or_default();
+            let message = format!(
+                "Task {} waits for {model}{until}: {}; the rest of the run goes on",
+                t.id, h.reason
+            );
+            note(&self.ctx.handle, Level::Info, EventKind::TaskHeld, message).await;
+        }
+        true
     }
 
     /// A worker that could not start: this task alone waits and tries again (a git lock held
