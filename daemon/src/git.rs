@@ -51,10 +51,17 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
         .arg("-C")
         .arg(dir)
         .args(args)
-        // A daemon started from inside a hook or another repo must not inherit that repo.
+        // A daemon started from inside a hook or another repo must not inherit that repo, nor
+        // write its objects and refs anywhere but the project's own store (a hook's
+        // quarantine directory is deleted when its push is refused).
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_COMMON_DIR")
+        .env_remove("GIT_OBJECT_DIRECTORY")
+        .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
+        .env_remove("GIT_QUARANTINE_PATH")
+        .env_remove("GIT_NAMESPACE")
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .stdout(out)
