@@ -16,7 +16,8 @@ pub struct ModelArgs {
     /// The workers' model (instead of --model); the plan may give a task another allowed one
     #[arg(long, value_name = "MODEL")]
     worker_model: Option<String>,
-    /// How hard the sessions think; the plan may give a task another
+    /// How hard the sessions think: low, medium, high, xhigh or max; the plan may give a task
+    /// another
     #[arg(long, value_name = "LEVEL", value_parser = effort)]
     effort: Option<Effort>,
     /// The model claude switches to when the model is unavailable (never on a usage limit)
