@@ -315,29 +315,13 @@ pub struct Run {
     pub unreviewed: Option<String>,
 }
 
-/// What a paused run waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HoldKind {
-    /// The usage window's reset: it resumes by itself at `until` unless auto-resume is off.
-    Usage,
-    /// More budget, given by answering the escalation.
-    Budget,
-}
-
-impl HoldKind {
-    /// The name on the wire, in the database and in messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldKind::Usage => "usage",
-            HoldKind::Budget => "budget",
-        }
-    }
-}
-
-impl std::fmt::Display for HoldKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
+crate::states! {
+    /// What a paused run waits for.
+    pub enum HoldKind {
+        /// The usage window's reset: it resumes by itself at `until` unless auto-resume is off.
+        Usage = "usage",
+        /// More budget, given by answering the escalation.
+        Budget = "budget",
     }
 }
 

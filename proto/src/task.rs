@@ -3,59 +3,20 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// Where a task stands on its run's board.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
-    /// Waiting for its dependencies or a worker.
-    Pending,
-    /// A worker holds it.
-    InProgress,
-    /// Completed by its worker, not merged yet.
-    Done,
-    /// On the run's branch.
-    Merged,
-    /// Out of attempts, or given up for good.
-    Failed,
-}
-
-impl TaskStatus {
-    pub const ALL: [TaskStatus; 5] = [
-        TaskStatus::Pending,
-        TaskStatus::InProgress,
-        TaskStatus::Done,
-        TaskStatus::Merged,
-        TaskStatus::Failed,
-    ];
-
-    /// The name on the wire, in the database and in messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Pending => "pending",
-            TaskStatus::InProgress => "in_progress",
-            TaskStatus::Done => "done",
-            TaskStatus::Merged => "merged",
-            TaskStatus::Failed => "failed",
-        }
-    }
-}
-
-impl std::fmt::Display for TaskStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // `pad`, so `{:<12}` lines up a table.
-        f.pad(self.as_str())
-    }
-}
-
-impl std::str::FromStr for TaskStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("no task status {s:?}"))
+crate::states! {
+    /// Where a task stands on its run's board.
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    pub enum TaskStatus {
+        /// Waiting for its dependencies or a worker.
+        Pending = "pending",
+        /// A worker holds it.
+        InProgress = "in_progress",
+        /// Completed by its worker, not merged yet.
+        Done = "done",
+        /// On the run's branch.
+        Merged = "merged",
+        /// Out of attempts, or given up for good.
+        Failed = "failed",
     }
 }
 
@@ -140,16 +101,8 @@ mod tests {
 
     #[test]
     fn serde_display_and_parsing_agree() {
-        for s in TaskStatus::ALL {
-            let json = serde_json::to_value(s).expect("serialises");
-            assert_eq!(json, serde_json::Value::String(s.as_str().to_owned()));
-            assert_eq!(s.to_string(), s.as_str());
-            assert_eq!(s.as_str().parse::<TaskStatus>(), Ok(s));
-        }
+        crate::states::check_words(TaskStatus::ALL);
+        crate::states::check_words(crate::HoldKind::ALL);
         assert!("waiting".parse::<TaskStatus>().is_err());
-        for h in [crate::HoldKind::Usage, crate::HoldKind::Budget] {
-            let json = serde_json::to_value(h).expect("serialises");
-            assert_eq!(json, serde_json::Value::String(h.to_string()));
-        }
     }
 }

@@ -563,7 +563,7 @@ mod status_tests {
                 effort: None,
             }];
             insert_plan(c, &"r1".into(), 1, "plan", &"s".into(), &t, now())?;
-            for s in TaskStatus::ALL {
+            for &s in TaskStatus::ALL {
                 set_task_status(c, &"r1".into(), &"t".into(), s, None, now())?;
                 let raw: String =
                     c.row("SELECT status FROM tasks WHERE id = 't'", [], |r| r.get(0))?;
