@@ -22,10 +22,6 @@ macro_rules! id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
-
-            pub fn into_string(self) -> String {
-                self.0
-            }
         }
 
         impl Deref for $name {
@@ -39,18 +35,6 @@ macro_rules! id {
         impl Borrow<str> for $name {
             fn borrow(&self) -> &str {
                 &self.0
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl AsRef<std::path::Path> for $name {
-            fn as_ref(&self) -> &std::path::Path {
-                self.0.as_ref()
             }
         }
 
@@ -79,33 +63,9 @@ macro_rules! id {
             }
         }
 
-        impl From<&String> for $name {
-            fn from(s: &String) -> Self {
-                Self(s.clone())
-            }
-        }
-
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0
-            }
-        }
-
-        impl PartialEq<str> for $name {
-            fn eq(&self, other: &str) -> bool {
-                self.0 == other
-            }
-        }
-
-        impl PartialEq<&str> for $name {
-            fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
-            }
-        }
-
-        impl PartialEq<String> for $name {
-            fn eq(&self, other: &String) -> bool {
-                &self.0 == other
             }
         }
 
