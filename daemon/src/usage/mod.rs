@@ -248,7 +248,8 @@ pub fn hold(
 
 /// Whether a task planned on `model` must wait although its run goes on: that model family's
 /// 7-day window is at the weekly threshold and the run cannot move the task to a cheaper
-/// model with room. (A run whose workers' own family is over waits as a whole: [`hold`].)
+/// model with room. Never for the workers' own family: that one holds the whole run
+/// ([`hold`]), which is also what a user's resume overrides.
 pub fn task_hold(
     account: &Account,
     policy: &Policy<'_>,
@@ -257,6 +258,9 @@ pub fn task_hold(
     margin: time::Duration,
 ) -> Option<Hold> {
     let from = orchestrator_proto::models::family(model)?;
+    if policy.model.and_then(orchestrator_proto::models::family) == Some(from) {
+        return None;
+    }
     let kind = format!("seven_day_{from}");
     let w = account.window(&kind)?;
     let u = w.current(now);

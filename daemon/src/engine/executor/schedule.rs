@@ -202,6 +202,7 @@ impl Schedule {
             .filter(|t| t.depends_on.iter().all(|d| merged.contains(d.as_str())))
             .collect();
         ready.sort_by_key(|t| std::cmp::Reverse(cp.get(t.id.as_str()).copied().unwrap_or(0)));
+        let account = self.ctx.cfg.usage.snapshot();
         for t in ready {
             if self.busy.len() >= self.ctx.run.options.concurrency as usize {
                 break;
@@ -209,7 +210,7 @@ impl Schedule {
             if self.busy.values().flatten().any(|f| t.files.contains(f)) {
                 continue;
             }
-            if self.held_by_its_model(t).await {
+            if self.held_by_its_model(t, &account).await {
                 continue;
             }
             match dispatch(&self.ctx, t, &self.cancel).await {
@@ -225,16 +226,21 @@ impl Schedule {
     /// Whether the task waits for its model family's 7-day window (a task the plan gave
     /// another model than the workers'; the workers' own family holds the whole run). It is
     /// not dispatched before the window's reset (or ten minutes, when that is unknown).
-    async fn held_by_its_model(&mut self, t: &TaskRow) -> bool {
-        let o = &self.ctx.run.options;
-        let Some(model) = t.model.as_deref().or(o.models.worker.as_deref()) else {
+    async fn held_by_its_model(&mut self, t: &TaskRow, account: &crate::usage::Account) -> bool {
+        let Some(model) = t.model.as_deref() else {
             return false;
         };
-        let account = self.ctx.cfg.usage.snapshot();
+        // The user resumed over a hold: figures not newer than that are not acted on.
+        if self
+            .forced_at
+            .is_some_and(|f| crate::usage::newest(account).is_none_or(|n| n <= f))
+        {
+            return false;
+        }
         let now = time::OffsetDateTime::now_utc();
-        let policy = crate::usage::Policy::of(o);
+        let policy = crate::usage::Policy::of(&self.ctx.run.options);
         let margin = self.ctx.cfg.usage_margin;
-        let Some(h) = crate::usage::task_hold(&account, &policy, model, now, margin) else {
+        let Some(h) = crate::usage::task_hold(account, &policy, model, now, margin) else {
             return false;
         };
         let w = self.waits.entry(t.id.clone()).or_default();
