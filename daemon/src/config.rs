@@ -191,6 +191,14 @@ pub enum ConfigError {
         #[source]
         source: Box<toml::de::Error>,
     },
+    #[error(
+        "the config file {path} is invalid: [models] {key} = {value:?} is not a model name; give a model alias or id as claude takes it (opus, sonnet, claude-sonnet-5-5)"
+    )]
+    Model {
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+    },
     #[error("{name}={value:?} is not {expected}; fix or unset it")]
     Env {
         name: &'static str,
@@ -213,10 +221,18 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             });
         }
     };
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         source: Box::new(e),
-    })
+    })?;
+    if let Some((_, key, value)) = file.models.not_a_name() {
+        return Err(ConfigError::Model {
+            path: path.to_path_buf(),
+            key,
+            value: value.to_owned(),
+        });
+    }
+    Ok(file)
 }
 
 impl Config {
@@ -335,5 +351,25 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains(&path.display().to_string()), "{text}");
         assert!(text.contains("lgo"), "{text}");
+    }
+
+    #[test]
+    fn a_models_section_is_read_and_a_bad_model_or_effort_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        let write = |t: &str| std::fs::write(&path, t).expect("write");
+        write("[models]\nworker = \"sonnet\"\neffort = \"high\"\n");
+        let m = read_file(&path).expect("parses").models;
+        assert_eq!(m.worker.as_deref(), Some("sonnet"));
+        assert_eq!(m.effort, Some(orchestrator_proto::Effort::High));
+        write("[models]\nworker = \"so net\"\n");
+        let text = read_file(&path).expect_err("not a name").to_string();
+        assert!(
+            text.contains("[models] worker = \"so net\" is not a model name"),
+            "{text}"
+        );
+        write("[models]\neffort = \"huge\"\n");
+        let text = read_file(&path).expect_err("not an effort").to_string();
+        assert!(text.contains("expected one of `low`"), "{text}");
     }
 }

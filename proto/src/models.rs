@@ -88,6 +88,28 @@ impl Models {
         all
     }
 
+    /// The first model that is not a name claude takes (one word of at most 100 characters),
+    /// with the `start` flag and the `[models]` key that give it.
+    pub fn not_a_name(&self) -> Option<(&'static str, &'static str, &str)> {
+        let named = [
+            ("--planner-model", "planner", &self.planner),
+            ("--worker-model", "worker", &self.worker),
+            ("--fallback-model", "fallback", &self.fallback),
+        ];
+        let all = named
+            .into_iter()
+            .filter_map(|(flag, key, v)| Some((flag, key, v.as_deref()?)))
+            .chain(
+                self.allowed
+                    .iter()
+                    .map(|v| ("--allow-model", "allowed", v.as_str())),
+            );
+        let bad = |v: &str| {
+            v.is_empty() || v.len() > 100 || v.chars().any(|c| c.is_whitespace() || c.is_control())
+        };
+        all.into_iter().find(|(_, _, v)| bad(v))
+    }
+
     /// One line for people: "planner opus · workers sonnet · effort high".
     pub fn summary(&self) -> Option<String> {
         let mut parts = Vec::new();
@@ -132,5 +154,14 @@ mod tests {
             Some("planner opus · workers sonnet · also allowed haiku, opus")
         );
         assert!(Models::default().summary().is_none());
+        assert_eq!(m.not_a_name(), None);
+        let bad = Models {
+            allowed: vec!["so net".into()],
+            ..m
+        };
+        assert_eq!(
+            bad.not_a_name(),
+            Some(("--allow-model", "allowed", "so net"))
+        );
     }
 }

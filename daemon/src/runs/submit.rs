@@ -257,23 +257,11 @@ pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Valid
 /// A model is a name claude takes (`opus`, `claude-sonnet-5-5`): one word of at most 100
 /// characters.
 fn check_models(m: &orchestrator_proto::Models) -> Result<(), RunError> {
-    let named = [
-        ("--planner-model", &m.planner),
-        ("--worker-model", &m.worker),
-        ("--fallback-model", &m.fallback),
-    ];
-    let all = named
-        .iter()
-        .filter_map(|(flag, v)| v.as_deref().map(|v| (*flag, v)))
-        .chain(m.allowed.iter().map(|v| ("--allow-model", v.as_str())));
-    for (flag, v) in all {
-        if v.is_empty() || v.len() > 100 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(RunError::invalid(format!("{flag} {v:?} is not a model name")).hint(
-                "give a model alias or id as claude takes it, e.g. opus, sonnet or claude-sonnet-5-5",
-            ));
-        }
+    match m.not_a_name() {
+        None => Ok(()),
+        Some((flag, _, v)) => Err(RunError::invalid(format!("{flag} {v:?} is not a model name"))
+            .hint("give a model alias or id as claude takes it, e.g. opus, sonnet or claude-sonnet-5-5")),
     }
-    Ok(())
 }
 
 /// Fills in what `start` was not given from the project's previous run — its `--setup`,
