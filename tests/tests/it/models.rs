@@ -3,7 +3,7 @@
 //! per-task choice is limited to what the run allows, a project's next run keeps them, and
 //! the run's spend is summed per model.
 
-use orchestrator_tests::{Sandbox, deps, wait};
+use orchestrator_tests::{Sandbox, deps};
 use serde_json::{Value, json};
 
 use crate::real_claude::{daemon_env, greeting_model};
@@ -67,14 +67,7 @@ fn each_role_and_task_runs_its_own_model_and_effort_with_the_real_claude() {
         started.contains("models:  planner claude-fake-planner · workers claude-fake-worker · effort high · also allowed claude-fake-special"),
         "{started}"
     );
-    let run = wait::until(
-        "the run to finish",
-        std::time::Duration::from_secs(300),
-        || {
-            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
-            matches!(s["status"].as_str(), Some("completed" | "failed")).then_some(s)
-        },
-    );
+    let run = crate::real_failures::wait_final(&sb, &repo);
     let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
     assert_eq!(run["status"], "completed", "{run}\n{log}");
     let requests = fake.requests();

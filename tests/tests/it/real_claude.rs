@@ -314,14 +314,7 @@ fn a_whole_run_with_the_real_claude_plans_builds_merges_and_completes() {
         &daemon_env(claude, &fake.url),
     )
     .ok();
-    let run = wait::until(
-        "the run to finish",
-        std::time::Duration::from_secs(300),
-        || {
-            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
-            matches!(s["status"].as_str(), Some("completed" | "failed")).then_some(s)
-        },
-    );
+    let run = crate::real_failures::wait_final(&sb, &repo);
     let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
     assert_eq!(run["status"], "completed", "{run}\n{log}");
     let branch = run["branch"].as_str().expect("branch");

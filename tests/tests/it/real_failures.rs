@@ -28,7 +28,8 @@ fn error(status: u16, message: &str) -> Reply {
     }
 }
 
-fn wait_final(sb: &Sandbox, repo: &std::path::Path) -> Value {
+/// The run's status once it is over or needs a human (five minutes at most: the real claude).
+pub(crate) fn wait_final(sb: &Sandbox, repo: &std::path::Path) -> Value {
     wait::until("the run to finish", Duration::from_secs(300), || {
         let s = sb.orchestrate_in(repo, &["status", "--json"]).ok().json();
         matches!(
