@@ -64,11 +64,13 @@ impl Default for UsageSettings {
     }
 }
 
-/// `[codex]`: how reviews run.
+/// `[codex]`: how reviews and Codex workers run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CodexSettings {
     /// `-m`, if set; otherwise Codex's own default.
     pub model: Option<String>,
+    /// `-m` of Codex workers (a task's own model wins); else `model` above.
+    pub worker_model: Option<String>,
     /// Extra `-c key=value` overrides passed to every review.
     pub overrides: Vec<String>,
     /// Plan review rounds (review, revise, review again…) before the run proceeds.
@@ -81,6 +83,7 @@ impl Default for CodexSettings {
     fn default() -> Self {
         Self {
             model: None,
+            worker_model: None,
             overrides: Vec::new(),
             plan_review_rounds: 2,
             timeout: std::time::Duration::from_secs(20 * 60),
@@ -142,6 +145,7 @@ pub struct UsageSection {
 #[serde(deny_unknown_fields)]
 pub struct CodexSection {
     pub model: Option<String>,
+    pub worker_model: Option<String>,
     pub config: Option<Vec<String>>,
     pub plan_review_rounds: Option<u32>,
     pub timeout_secs: Option<u64>,
@@ -159,6 +163,8 @@ pub struct AgentsSection {
     pub permissions: Option<crate::agents::claude::Permissions>,
     pub claude_bin: Option<PathBuf>,
     pub codex_bin: Option<PathBuf>,
+    /// The workers' CLI of a project's first run when `start` gives none (`claude`, `codex`).
+    pub worker: Option<orchestrator_proto::Agent>,
     /// More variables of the user's shell for the sessions (the CLI reads this key too).
     pub forward_env: Option<Vec<String>>,
 }
@@ -271,7 +277,10 @@ impl Config {
             worktrees: WorktreesSection {
                 setup: file.worktrees.setup.filter(|s| !s.trim().is_empty()),
             },
-            models: file.models,
+            models: orchestrator_proto::Models {
+                worker_agent: file.agents.worker.unwrap_or(file.models.worker_agent),
+                ..file.models
+            },
             log_dir: None,
         })
     }
@@ -319,6 +328,7 @@ impl From<CodexSection> for CodexSettings {
         let d = CodexSettings::default();
         CodexSettings {
             model: f.model.filter(|m| !m.is_empty()),
+            worker_model: f.worker_model.filter(|m| !m.is_empty()),
             overrides: f.config.unwrap_or_default(),
             plan_review_rounds: f.plan_review_rounds.unwrap_or(d.plan_review_rounds),
             timeout: f

@@ -82,5 +82,6 @@ pub fn task(t: &crate::store::board::TaskRow) -> proto::Task {
             .and_then(|c| serde_json::from_str(c).ok()),
         model: t.model.clone(),
         effort: t.effort,
+        agent: t.agent,
     }
 }

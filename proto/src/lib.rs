@@ -28,7 +28,7 @@ pub mod words;
 pub use env::SessionEnv;
 pub use error::{ErrorBody, ErrorCode};
 pub use event::{EscalationKind, EventKind};
-pub use models::{Effort, Models, OnLimit};
+pub use models::{Agent, Effort, Models, OnLimit};
 pub use run::*;
 pub use session::{OpenSession, SessionEnded, SessionGrant, SessionRole};
 pub use task::*;
@@ -40,7 +40,7 @@ use time::OffsetDateTime;
 /// to a daemon of another protocol version and says how to restart it. The closed word lists
 /// (`EventKind`, `EscalationKind`, `LeftoverKind`, the statuses) are part of it: a new word is
 /// a new version, since a client refuses a word it does not know.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -26,6 +26,22 @@ crate::states! {
         /// Start the tasks not yet started on the next cheaper model the run allows (Opus →
         /// Sonnet → Haiku) whose window has room; back on the planned model after the reset.
         Downgrade = "downgrade",
+        /// Start the tasks not yet started as Codex workers while Claude's window is at its
+        /// threshold or spent; back on Claude after the reset.
+        Codex = "codex",
+    }
+}
+
+crate::states! {
+    /// The CLI a worker session runs.
+    #[derive(Default)]
+    #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+    pub enum Agent {
+        /// Claude Code (`claude -p`).
+        #[default]
+        Claude = "claude",
+        /// OpenAI Codex (`codex exec`).
+        Codex = "codex",
     }
 }
 
@@ -61,10 +77,17 @@ pub struct Models {
     /// `--on-limit`: what a model family's 7-day window at its threshold does to the run.
     #[serde(default, skip_serializing_if = "is_pause")]
     pub on_limit: OnLimit,
+    /// `--worker-agent`: the CLI workers run unless the plan gives a task another.
+    #[serde(default, skip_serializing_if = "is_claude")]
+    pub worker_agent: Agent,
 }
 
 fn is_pause(o: &OnLimit) -> bool {
     *o == OnLimit::Pause
+}
+
+fn is_claude(a: &Agent) -> bool {
+    *a == Agent::Claude
 }
 
 impl Models {
@@ -86,6 +109,12 @@ impl Models {
             }
         }
         all
+    }
+
+    /// Whether the plan may give a task to Codex: the run uses Codex workers already
+    /// (`--worker-agent codex`) or may route to them (`--on-limit codex`).
+    pub fn codex_allowed(&self) -> bool {
+        self.worker_agent == Agent::Codex || self.on_limit == OnLimit::Codex
     }
 
     /// The first model that is not a name claude takes (one word of at most 100 characters),
@@ -128,6 +157,9 @@ impl Models {
         if !self.allowed.is_empty() {
             parts.push(format!("also allowed {}", self.allowed.join(", ")));
         }
+        if self.worker_agent != Agent::Claude {
+            parts.push(format!("{} workers", self.worker_agent));
+        }
         if self.on_limit != OnLimit::Pause {
             parts.push(format!("on limit {}", self.on_limit));
         }
@@ -142,6 +174,8 @@ mod tests {
     #[test]
     fn choices_are_the_run_s_models_once_each_and_words_agree() {
         crate::states::check_words(Effort::ALL);
+        crate::states::check_words(super::Agent::ALL);
+        crate::states::check_words(super::OnLimit::ALL);
         let m = Models {
             planner: Some("opus".into()),
             worker: Some("sonnet".into()),

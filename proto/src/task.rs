@@ -73,6 +73,9 @@ pub struct Task {
     /// The effort the plan gave it (else the run's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effort: Option<crate::Effort>,
+    /// The CLI the plan gave it (else the run's workers').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::Agent>,
 }
 
 /// One run of one of a task's `verify` commands.

@@ -3,7 +3,7 @@
 //! the run has exactly those.
 
 use clap::Args;
-use orchestrator_proto::{Effort, Models, OnLimit};
+use orchestrator_proto::{Agent, Effort, Models, OnLimit};
 
 #[derive(Debug, Args)]
 pub struct ModelArgs {
@@ -27,15 +27,24 @@ pub struct ModelArgs {
     /// workers' models are always allowed
     #[arg(long = "allow-model", value_name = "MODEL")]
     allow: Vec<String>,
-    /// When a model family's 7-day window reaches --weekly-threshold: pause (wait for the
-    /// reset), or downgrade (start tasks on the next cheaper allowed model with room)
+    /// When a usage window reaches its threshold: pause (wait for the reset), downgrade
+    /// (start tasks on the next cheaper allowed model with room), or codex (start them as
+    /// Codex workers while Claude's window is spent)
     #[arg(long, value_name = "POLICY", value_parser = on_limit)]
     on_limit: Option<OnLimit>,
+    /// The CLI the workers run: claude (Claude Code) or codex (OpenAI Codex); the plan may
+    /// give a task the other when the run uses Codex
+    #[arg(long, value_name = "AGENT", value_parser = agent)]
+    worker_agent: Option<Agent>,
 }
 
 fn on_limit(s: &str) -> Result<OnLimit, String> {
     s.parse::<OnLimit>()
-        .map_err(|_| "pause or downgrade".to_owned())
+        .map_err(|_| "pause, downgrade or codex".to_owned())
+}
+
+fn agent(s: &str) -> Result<Agent, String> {
+    s.parse::<Agent>().map_err(|_| "claude or codex".to_owned())
 }
 
 fn effort(s: &str) -> Result<Effort, String> {
@@ -55,6 +64,7 @@ impl ModelArgs {
             fallback: self.fallback_model.clone(),
             allowed: self.allow.clone(),
             on_limit: self.on_limit.unwrap_or_default(),
+            worker_agent: self.worker_agent.unwrap_or_default(),
         };
         (!m.is_default()).then_some(m)
     }

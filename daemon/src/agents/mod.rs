@@ -17,10 +17,20 @@ use std::path::{Path, PathBuf};
 use orchestrator_proto::SessionEnv;
 
 /// The agents the daemon knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AgentKind {
+    #[default]
     Claude,
     Codex,
+}
+
+impl From<orchestrator_proto::Agent> for AgentKind {
+    fn from(a: orchestrator_proto::Agent) -> Self {
+        match a {
+            orchestrator_proto::Agent::Claude => Self::Claude,
+            orchestrator_proto::Agent::Codex => Self::Codex,
+        }
+    }
 }
 
 impl AgentKind {

@@ -32,6 +32,10 @@ pub enum StreamEvent {
     },
     /// The final `result` line.
     Result(Outcome),
+    /// What the model said (Codex's `agent_message`; its last one is the session's answer).
+    Message(String),
+    /// A warning or error the CLI printed without ending the session (Codex's `error`).
+    Warning(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

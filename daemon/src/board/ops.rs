@@ -350,7 +350,8 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<Reply, B
         .map(|t| t.id.into())
         .collect();
     let models = a.run.options.models.choices();
-    plan::validate(&plan, &existing, &models).map_err(|p| refused(p.to_string()))?;
+    let codex = a.run.options.models.codex_allowed();
+    plan::validate(&plan, &existing, &models, codex).map_err(|p| refused(p.to_string()))?;
     let tasks: Vec<NewTask<'_>> = plan
         .tasks
         .iter()
@@ -364,6 +365,7 @@ pub(super) fn submit_plan(a: &mut Apply<'_>, plan: PlanInput) -> Result<Reply, B
             verify: &t.verify,
             model: t.model.as_deref(),
             effort: t.effort,
+            agent: t.agent,
         })
         .collect();
     let version = rows::insert_plan(

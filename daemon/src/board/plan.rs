@@ -55,6 +55,10 @@ pub struct TaskInput {
     /// How hard its worker thinks (low, medium, high, xhigh, max); omit it for the run's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effort: Option<orchestrator_proto::Effort>,
+    /// The CLI of its worker (claude or codex), when the run uses Codex workers; omit it for
+    /// the run's workers'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<orchestrator_proto::Agent>,
 }
 
 /// Every problem found, one line each, so the planner can fix them all in one go.
@@ -138,11 +142,13 @@ fn suggest(id: &str) -> String {
     if s.is_empty() { "task-1".into() } else { s }
 }
 
-/// Checks a plan against the rules and the ids already used by the run.
+/// Checks a plan against the rules, the ids already used by the run, the models it allows and
+/// whether it allows Codex workers.
 pub fn validate(
     plan: &PlanInput,
     existing: &HashSet<String>,
     models: &[&str],
+    codex: bool,
 ) -> Result<(), PlanProblems> {
     let mut p = Vec::new();
     text(&mut p, "summary", &plan.summary, MAX_TEXT);
@@ -158,6 +164,13 @@ pub fn validate(
     let mut seen = HashSet::new();
     for (i, t) in plan.tasks.iter().enumerate() {
         task_problems(&mut p, i, t, &mut seen, existing);
+        if t.agent == Some(orchestrator_proto::Agent::Codex) && !codex {
+            p.push(format!(
+                "task {:?}: this run has no Codex workers (it was not started with \
+                 --worker-agent codex or --on-limit codex); remove \"agent\"",
+                t.id
+            ));
+        }
         if let Some(m) = &t.model
             && !models.contains(&m.as_str())
         {
@@ -328,6 +341,7 @@ mod tests {
             verify: vec![],
             model: None,
             effort: None,
+            agent: None,
         }
     }
 
@@ -352,13 +366,27 @@ mod tests {
               of them or remove \"model\""
             ]
         );
-        let none = validate(&plan(vec![t]), &HashSet::new(), &[]);
+        let none = validate(&plan(vec![t]), &HashSet::new(), &[], false);
         let said = none.err().map(|e| e.0.join("")).unwrap_or_default();
         assert!(said.contains("gives no choice of model"), "{said}");
     }
 
+    #[test]
+    fn a_task_goes_to_codex_only_in_a_run_with_codex_workers() {
+        let mut t = task("a", &[]);
+        t.agent = Some(orchestrator_proto::Agent::Codex);
+        let said = validate(&plan(vec![t.clone()]), &HashSet::new(), &[], false)
+            .err()
+            .map(|e| e.0.join(""))
+            .unwrap_or_default();
+        assert!(said.contains("--worker-agent codex"), "{said}");
+        assert!(validate(&plan(vec![t.clone()]), &HashSet::new(), &[], true).is_ok());
+        t.agent = Some(orchestrator_proto::Agent::Claude);
+        assert!(validate(&plan(vec![t]), &HashSet::new(), &[], false).is_ok());
+    }
+
     fn problems(p: &PlanInput) -> Vec<String> {
-        validate(p, &HashSet::new(), &["sonnet", "opus"])
+        validate(p, &HashSet::new(), &["sonnet", "opus"], false)
             .err()
             .map(|e| e.0)
             .unwrap_or_default()
@@ -492,9 +520,9 @@ mod tests {
     fn ids_of_earlier_plans_are_taken_but_can_be_depended_on() {
         let existing: HashSet<String> = ["old".to_owned()].into();
         let p = plan(vec![task("old", &[])]);
-        assert!(validate(&p, &existing, &[]).is_err());
+        assert!(validate(&p, &existing, &[], false).is_err());
         let p = plan(vec![task("new", &["old"])]);
-        assert!(validate(&p, &existing, &[]).is_ok());
+        assert!(validate(&p, &existing, &[], false).is_ok());
     }
 
     proptest::proptest! {
@@ -502,7 +530,7 @@ mod tests {
         /// An id the plan accepts always makes a branch git accepts (checked by git itself).
         #[test]
         fn an_accepted_id_is_always_a_valid_branch(id in "[A-Za-z0-9._/@{}~^:?*\\[\\\\ -]{1,24}") {
-            let accepted = validate(&plan(vec![task(&id, &[])]), &HashSet::new(), &[]).is_ok();
+            let accepted = validate(&plan(vec![task(&id, &[])]), &HashSet::new(), &[], false).is_ok();
             if accepted {
                 let branch = format!("orchestrate/feature--{id}.1");
                 let ok = std::process::Command::new("git")

@@ -92,7 +92,22 @@ fn prompt(run: &RunRow) -> String {
         ));
     }
     p.push_str(&models_note(&run.options.models));
+    p.push_str(&agents_note(&run.options.models));
     p
+}
+
+/// When the run uses Codex: the planner may give a task to either CLI.
+fn agents_note(m: &orchestrator_proto::Models) -> String {
+    if !m.codex_allowed() {
+        return String::new();
+    }
+    format!(
+        "\n# Agents\n\nWorkers run {} unless a task says otherwise. You may give a task `agent`: \
+         \"claude\" (Claude Code) or \"codex\" (OpenAI Codex); spread independent tasks over \
+         both to spend both accounts, and keep a task that needs the other's strengths on it. \
+         A Codex task's `model`, if any, must be a Codex model the run allows.\n",
+        m.worker_agent
+    )
 }
 
 /// What the planner may choose of a task's model and effort, and how to choose.
@@ -381,6 +396,7 @@ impl Planning {
             },
             usage: Some(&cfg.usage),
             record: Some(cfg.record(db, &grant.session, None)),
+            agent: crate::agents::AgentKind::Claude,
         };
         let ended = session::run(self.agent.command(&spec), &dir, Some(&spec.prompt), watch).await;
         end(handle, &grant.session, ended.as_ref().ok()).await;

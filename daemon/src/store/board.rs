@@ -40,6 +40,8 @@ pub struct TaskRow {
     /// The model and effort the plan gave it (`None`: the run's).
     pub model: Option<String>,
     pub effort: Option<orchestrator_proto::Effort>,
+    /// The CLI the plan gave it (`None`: the run's workers').
+    pub agent: Option<orchestrator_proto::Agent>,
 }
 
 const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, t.files, \
@@ -48,7 +50,7 @@ const TASK: &str = "SELECT t.id, t.cycle, t.title, t.description, t.acceptance, 
      t.resume, \
      (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s WHERE s.run_id = t.run_id AND s.worked_task = t.id), \
      (SELECT coalesce(s.last_activity_at, s.started_at) FROM sessions s WHERE s.id = t.assignee AND t.status = 'in_progress'), \
-     t.verify, t.checks, t.model, t.effort \
+     t.verify, t.checks, t.model, t.effort, t.agent \
      FROM tasks t";
 
 fn json_list<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<Vec<T>> {
@@ -84,6 +86,10 @@ fn task_from(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         effort: r
             .get::<_, Option<String>>(20)?
             .map(|e| super::word::enum_from_text(20, e))
+            .transpose()?,
+        agent: r
+            .get::<_, Option<String>>(21)?
+            .map(|e| super::word::enum_from_text(21, e))
             .transpose()?,
     })
 }
@@ -283,6 +289,7 @@ pub struct NewTask<'a> {
     pub verify: &'a [String],
     pub model: Option<&'a str>,
     pub effort: Option<orchestrator_proto::Effort>,
+    pub agent: Option<orchestrator_proto::Agent>,
 }
 
 /// Stores a plan and its tasks; returns the plan's version (1, 2, … per run).
@@ -310,8 +317,8 @@ pub fn insert_plan(
     for t in tasks {
         c.exec(
             "INSERT INTO tasks (run_id, id, cycle, title, description, acceptance, files, status, \
-               plan_version, created_at, updated_at, verify, model, effort) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?9, ?10, ?11, ?12)",
+               plan_version, created_at, updated_at, verify, model, effort, agent) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
             params![
                 run,
                 t.id,
@@ -324,7 +331,8 @@ pub fn insert_plan(
                 at,
                 to_json(t.verify),
                 t.model,
-                t.effort.map(super::word::enum_text)
+                t.effort.map(super::word::enum_text),
+                t.agent.map(super::word::enum_text)
             ],
         )?;
     }
@@ -500,6 +508,7 @@ mod tests {
                     verify: none,
                     model: None,
                     effort: None,
+                    agent: None,
                 })
                 .collect();
             insert_plan(c, &"r1".into(), 1, "plan", &"s".into(), &tasks, now())?;
@@ -561,6 +570,7 @@ mod status_tests {
                 verify: none,
                 model: None,
                 effort: None,
+                agent: None,
             }];
             insert_plan(c, &"r1".into(), 1, "plan", &"s".into(), &t, now())?;
             for &s in TaskStatus::ALL {

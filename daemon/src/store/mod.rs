@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_verify.sql"),
     include_str!("migrations/0011_unreviewed.sql"),
     include_str!("migrations/0012_models.sql"),
+    include_str!("migrations/0013_agents.sql"),
 ];
 
 /// `execute` and `query_row` through the connection's prepared-statement cache: the board's

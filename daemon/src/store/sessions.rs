@@ -24,10 +24,15 @@ use super::{Cached, StoreError};
 /// and `tasks.resume`; a value that does not read as one is an error, never dropped.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkerPlace {
+    /// The agent's own session id to continue: claude's `--session-id` (minted before it
+    /// starts), Codex's thread id (known once its stream says it; empty before).
     pub session: String,
     pub worktree: PathBuf,
     pub branch: String,
     pub base: String,
+    /// The CLI that works there (a session is continued by the CLI that started it).
+    #[serde(default)]
+    pub agent: orchestrator_proto::Agent,
 }
 
 impl ToSql for WorkerPlace {
@@ -222,6 +227,21 @@ pub fn set_place(
     Ok(())
 }
 
+/// Records the agent's own session id in the session's place once its output says it (a Codex
+/// thread id is known only then), so an interrupted worker can be continued.
+pub fn set_agent_session(
+    c: &Connection,
+    session: &SessionId,
+    agent_session: &str,
+) -> Result<(), StoreError> {
+    c.exec(
+        "UPDATE sessions SET place = json_set(place, '$.session', ?2) \
+         WHERE id = ?1 AND place IS NOT NULL",
+        params![session, agent_session],
+    )?;
+    Ok(())
+}
+
 /// Records how far the session's stdout was parsed and when it last showed a sign of life.
 pub fn set_followed(
     c: &Connection,
@@ -315,9 +335,13 @@ mod tests {
                 worktree: "/w/t.1".into(),
                 branch: "orchestrate/x--t.1".into(),
                 base: "abc".into(),
+                agent: orchestrator_proto::Agent::Codex,
             };
             set_place(c, &"s1".into(), &p)?;
-            assert_eq!(place(c, &"s1".into())?, Some(p));
+            assert_eq!(place(c, &"s1".into())?, Some(p.clone()));
+            set_agent_session(c, &"s1".into(), "019a-thread")?;
+            let recorded = place(c, &"s1".into())?.map(|p| p.session);
+            assert_eq!(recorded.as_deref(), Some("019a-thread"));
             c.exec(
                 "UPDATE sessions SET place = '{\"worktree\": 3}' WHERE id = 's1'",
                 [],

@@ -7,6 +7,7 @@
 #[allow(clippy::wildcard_imports)]
 use super::*;
 use crate::engine::error::EngineError;
+use orchestrator_proto::Agent;
 use orchestrator_proto::EventKind;
 
 pub(super) fn worker_prompt(
@@ -98,10 +99,11 @@ pub(super) async fn dispatch(
             source,
         })?;
     let place = Resume {
-        session: uuid::Uuid::new_v4().to_string(),
+        session: String::new(),
         worktree,
         branch,
         base,
+        agent: orchestrator_proto::Agent::Claude,
     };
     launch(ctx, t, cancel, attempt, place, false).await
 }
@@ -109,16 +111,32 @@ pub(super) async fn dispatch(
 /// Where a worker works (or left off): its Claude session, worktree, branch and base commit.
 pub(super) use crate::store::sessions::WorkerPlace as Resume;
 
-/// Opens the worker's session and returns the future that runs it; `resume` continues the
-/// Claude session `place.session` instead of starting it.
+/// Opens the worker's session and returns the future that runs it; `resume` works on in the
+/// worktree `place` an interrupted worker left, continuing its session when the same CLI
+/// takes it up (`claude --resume`, `codex exec resume`) and afresh there otherwise.
 pub(super) async fn launch(
     ctx: &Ctx,
     t: &TaskRow,
     cancel: &CancellationToken,
     attempt: u32,
-    place: Resume,
+    mut place: Resume,
     resume: bool,
 ) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, EngineError> {
+    let choice = super::route::choose(ctx, t, resume.then_some(&place)).await;
+    let continuing = resume && place.agent == choice.agent && !place.session.is_empty();
+    if !continuing {
+        // Claude's session id is ours to choose; Codex's thread id is known once it starts.
+        place.session = match choice.agent {
+            Agent::Claude => uuid::Uuid::new_v4().to_string(),
+            Agent::Codex => String::new(),
+        };
+    }
+    place.agent = choice.agent;
+    // Found before the session opens: a task for a Codex that is not installed says so.
+    let codex = match choice.agent {
+        Agent::Codex => Some(codex_for(ctx)?),
+        Agent::Claude => None,
+    };
     let task = t.id.clone();
     let grant = ctx
         .handle
@@ -137,35 +155,41 @@ pub(super) async fn launch(
             .call(move |c| crate::store::sessions::set_place(c, &s, &place))
             .await;
     }
-    let said = dispatched(t, &grant.session, &place, attempt, resume);
+    let said = dispatched(t, &grant.session, &place, attempt, continuing);
     note(&ctx.handle, Level::Info, EventKind::TaskDispatched, said).await;
-    let prompt = if resume {
+    let prompt = if continuing {
         format!(
             "You were interrupted (the run was paused). Continue your task {} where you left off, \
              in the same worktree; call `get_task` on the `orch` MCP server if you need the brief \
              again, and finish with `complete_task` (or `fail_task`) as before.\n",
             t.id
         )
+    } else if resume {
+        worker_prompt(&ctx.run, t, &place.branch, &place.worktree) + TAKEN_OVER
     } else {
         worker_prompt(&ctx.run, t, &place.branch, &place.worktree)
     };
     let models = &ctx.run.options.models;
-    let model = task_model(ctx, t).await;
+    let model = choice.model;
     let spec = SessionSpec {
         prompt: prompt + &crate::engine::planner::guidance(&ctx.db, &ctx.run).await,
         cwd: place.worktree.clone(),
         mcp_url: ctx.cfg.mcp_url.clone(),
         token: grant.token.clone(),
         session_uuid: place.session.clone(),
-        resume,
+        resume: continuing,
         env: ctx.env.clone(),
         confine: ctx.cfg.confinement(&ctx.project, &place.worktree, &ctx.env),
         model,
         effort: t.effort.or(models.effort),
         fallback: models.fallback.clone(),
     };
+    let cmd = match &codex {
+        Some(c) => c.command(&spec),
+        None => ctx.claude.command(&spec),
+    };
     let work = Work {
-        cmd: ctx.agent.command(&spec),
+        cmd,
         prompt: spec.prompt,
         dir: session_dir(ctx, &grant.session),
         cancel: cancel.clone(),
@@ -181,45 +205,46 @@ pub(super) async fn launch(
     Ok(work.run())
 }
 
-/// The model a task's worker runs: the plan's for it, else the run's workers' — or, with
-/// `--on-limit downgrade` while that model family's 7-day window is at its threshold, the
-/// strongest cheaper allowed model with room (said in the log). Back on the planned model once
-/// the window has room again.
-async fn task_model(ctx: &Ctx, t: &TaskRow) -> Option<String> {
-    let planned = t
-        .model
-        .clone()
-        .or_else(|| ctx.run.options.models.worker.clone())?;
-    let policy = crate::usage::Policy::of(&ctx.run.options);
-    let account = ctx.cfg.usage.snapshot();
-    let now = time::OffsetDateTime::now_utc();
-    let Some((to, why)) = crate::usage::downgrade(&account, &policy, &planned, now) else {
-        return Some(planned);
-    };
-    let message = format!(
-        "Task {} starts on {to} instead of {planned}: {why}; tasks go back to {planned} once \
-         the window has room",
-        t.id
-    );
-    let data = serde_json::json!({"task": t.id, "from": planned, "to": to});
-    let kind = EventKind::ModelSwitched;
-    crate::engine::note_with(&ctx.handle, Level::Info, kind, message, data).await;
-    Some(to)
+/// Codex as a worker: found when the run's execution began, or now (installed since).
+fn codex_for(ctx: &Ctx) -> Result<crate::agents::codex::worker::CodexWorker, EngineError> {
+    if let Some(c) = &ctx.codex {
+        return Ok(c.clone());
+    }
+    crate::agents::locate(AgentKind::Codex, &ctx.env, ctx.cfg.codex_bin.as_deref())?;
+    codex_worker(&ctx.cfg, &ctx.env, &ctx.project).ok_or_else(|| {
+        EngineError::Agent(crate::agents::AgentError::NotFound {
+            program: "codex",
+            path: String::new(),
+            hint: "install Codex (npm install -g @openai/codex)",
+            var: "ORCHESTRATOR_CODEX_BIN",
+        })
+    })
 }
+
+/// Added to the prompt of a worker that takes over a worktree another CLI's session left.
+const TAKEN_OVER: &str = "\n# Where the previous session stopped\n\nAn earlier session on this \
+     task was interrupted in this worktree. What it committed, and any changes it left \
+     uncommitted, are here: look at `git log` and `git status` first and carry on from there.\n";
 
 /// The log's sentence for a worker started (or continued) on a task.
 fn dispatched(t: &TaskRow, session: &str, place: &Resume, attempt: u32, resume: bool) -> String {
+    let codex = if place.agent == Agent::Codex {
+        " as a Codex worker"
+    } else {
+        ""
+    };
     if resume {
         format!(
-            "Task {} continues in session {session} (claude --resume {}, attempt {attempt} of \
-             {TASK_ATTEMPTS}) in {}",
+            "Task {} continues in session {session} ({}, attempt {attempt} of {TASK_ATTEMPTS}) \
+             in {}",
             t.id,
-            place.session,
+            continued_by(place).trim_start_matches("with "),
             place.worktree.display()
         )
     } else {
         format!(
-            "Task {} dispatched to session {session} (attempt {attempt} of {TASK_ATTEMPTS}) on {}",
+            "Task {} dispatched to session {session}{codex} (attempt {attempt} of \
+             {TASK_ATTEMPTS}) on {}",
             t.id, place.branch
         )
     }
@@ -262,6 +287,7 @@ impl Work {
         } = self;
         let finished = |ended, prepared| Finished {
             task: task.clone(),
+            agent: place.agent,
             session_uuid: place.session.clone(),
             branch: place.branch.clone(),
             base: place.base.clone(),
@@ -286,7 +312,7 @@ impl Work {
                 }
             }
         }
-        let watch = worker_watch(&cfg, &cancel, record);
+        let watch = worker_watch(&cfg, &cancel, record, place.agent.into());
         let ended = session::run(cmd, &dir, Some(&prompt), watch).await;
         finished(ended, prepared)
     }
@@ -329,6 +355,7 @@ pub(super) fn worker_watch<'a>(
     cfg: &'a EngineConfig,
     cancel: &'a CancellationToken,
     record: session::Record,
+    agent: AgentKind,
 ) -> session::Watch<'a> {
     session::Watch {
         cancel,
@@ -336,6 +363,7 @@ pub(super) fn worker_watch<'a>(
         limits: cfg.limits,
         usage: Some(&cfg.usage),
         record: Some(record),
+        agent,
     }
 }
 

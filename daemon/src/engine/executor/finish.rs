@@ -38,23 +38,28 @@ pub(super) async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
         return;
     }
     crate::engine::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
-    let resume = Resume {
-        session: f.session_uuid.clone(),
-        worktree: f.worktree.clone(),
-        branch: f.branch.clone(),
-        base: f.base.clone(),
-    };
+    let resume = f.place();
     let event = NewEvent::info(
         EventKind::TaskInterrupted,
         format!(
-            "Task {} interrupted ({why}); it continues with claude --resume {} in {} {then}",
+            "Task {} interrupted ({why}); it continues {} in {} {then}",
             f.task,
-            f.session_uuid,
+            continued_by(&resume),
             f.worktree.display()
         ),
     )
     .with_data(serde_json::json!({ "task": f.task, "session": f.session }));
     put_back(ctx, &f.task, Some(resume), event).await;
+}
+
+/// How an interrupted worker continues, for the log: `claude --resume <id>`, `codex exec
+/// resume <thread>`, or afresh in its worktree when its Codex thread never started.
+pub(super) fn continued_by(place: &Resume) -> String {
+    match (place.agent, place.session.as_str()) {
+        (orchestrator_proto::Agent::Claude, s) => format!("with claude --resume {s}"),
+        (orchestrator_proto::Agent::Codex, "") => "with a new Codex session".to_owned(),
+        (orchestrator_proto::Agent::Codex, s) => format!("with codex exec resume {s}"),
+    }
 }
 
 /// After a worker session: verify and merge a completed task, or put it back.

@@ -28,9 +28,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{EngineConfig, note, salvage, session};
-use crate::agents::SessionSpec;
 use crate::agents::claude::ClaudeCode;
 use crate::agents::stream::Failure;
+use crate::agents::{AgentKind, SessionSpec};
 use crate::board::Role;
 use crate::engine::port::{Ask, Port};
 use crate::engine::prepare::{Prep, Prepared};
@@ -43,6 +43,7 @@ mod dispatch;
 mod finish;
 mod merge;
 mod recover;
+mod route;
 mod schedule;
 
 pub use dispatch::SETUP_FAILURES;
@@ -76,8 +77,11 @@ pub enum Executed {
 /// A worker session that ended.
 struct Finished {
     task: TaskId,
-    /// The Claude session id (`--session-id` / `--resume`).
+    /// The agent's own session id (claude's `--session-id`, Codex's thread; empty while
+    /// unknown).
     session_uuid: String,
+    /// The CLI that ran it.
+    agent: orchestrator_proto::Agent,
     branch: String,
     base: String,
     worktree: PathBuf,
@@ -94,7 +98,9 @@ struct Ctx {
     run: RunRow,
     project: PathBuf,
     integration: PathBuf,
-    agent: ClaudeCode,
+    claude: ClaudeCode,
+    /// Codex as a worker (`None`: not installed; a task for it says why when it starts).
+    codex: Option<crate::agents::codex::worker::CodexWorker>,
     env: orchestrator_proto::SessionEnv,
     /// The run's pause/cancel token (the gate stops with it).
     cancel: CancellationToken,
@@ -233,6 +239,45 @@ fn critical_path(all: &[TaskRow]) -> HashMap<String, usize> {
     memo
 }
 
+/// Codex as the run's worker CLI, from the config and the run's environment, if installed.
+fn codex_worker(
+    cfg: &EngineConfig,
+    env: &orchestrator_proto::SessionEnv,
+    project: &std::path::Path,
+) -> Option<crate::agents::codex::worker::CodexWorker> {
+    let bin = crate::agents::locate(AgentKind::Codex, env, cfg.codex_bin.as_deref()).ok()?;
+    Some(crate::agents::codex::worker::CodexWorker {
+        bin,
+        model: cfg.codex.worker_model.clone().or(cfg.codex.model.clone()),
+        overrides: cfg.codex.overrides.clone(),
+        permissions: cfg.permissions,
+        git_dir: Some(project.join(".git")).filter(|g| g.is_dir()),
+    })
+}
+
+impl Finished {
+    /// Where its worker left off, to continue it: the agent's session id as recorded, or as
+    /// its output said when the recording came too late.
+    fn place(&self) -> Resume {
+        let said = self
+            .ended
+            .as_ref()
+            .ok()
+            .and_then(|e| e.agent_session.clone());
+        let session = match (self.session_uuid.is_empty(), said) {
+            (true, Some(s)) => s,
+            _ => self.session_uuid.clone(),
+        };
+        Resume {
+            session,
+            worktree: self.worktree.clone(),
+            branch: self.branch.clone(),
+            base: self.base.clone(),
+            agent: self.agent,
+        }
+    }
+}
+
 /// Executes the run's plan to the end; never changes the run's status itself.
 pub async fn execute(
     handle: Port,
@@ -256,8 +301,10 @@ pub async fn execute(
         ));
     }
     let prep = Prep::for_run(&cfg, &run, &env, &cancel);
+    let codex = codex_worker(&cfg, &env, &project);
     let ctx = Ctx {
-        agent,
+        claude: agent,
+        codex,
         handle,
         db,
         cfg,

@@ -155,10 +155,11 @@ async fn reattach(
     let record = cfg.record(&ctx.db, &row.id, None);
     let (task, session, offset) = (task.to_owned(), row.id, row.output_offset);
     running.spawn(async move {
-        let watch = worker_watch(&cfg, &cancel, record);
+        let watch = worker_watch(&cfg, &cancel, record, place.agent.into());
         let ended = session::reattach(id, &dir, offset, elapsed, watch).await;
         Finished {
             task,
+            agent: place.agent,
             session_uuid: place.session,
             branch: place.branch,
             base: place.base,
@@ -236,11 +237,12 @@ pub(super) async fn finish_gone(
     let dir = session_dir(ctx, &row.id);
     let f = Finished {
         task: task.to_owned(),
+        agent: place.agent,
+        ended: session::finalize(&dir, 0, place.agent.into()).await,
         session_uuid: place.session,
         branch: place.branch,
         base: place.base,
         worktree: place.worktree,
-        ended: session::finalize(&dir, 0).await,
         session: row.id,
         prepared: None,
     };

@@ -223,13 +223,11 @@ impl Schedule {
         }
     }
 
-    /// Whether the task waits for its model family's 7-day window (a task the plan gave
-    /// another model than the workers'; the workers' own family holds the whole run). It is
-    /// not dispatched before the window's reset (or ten minutes, when that is unknown).
+    /// Whether the task waits for its model family's 7-day window, or for its agent's
+    /// account (a task the plan gave another model or CLI than the workers'; the workers'
+    /// own hold the whole run). It is not dispatched before the window's reset (or ten
+    /// minutes, when that is unknown).
     async fn held_by_its_model(&mut self, t: &TaskRow, account: &crate::usage::Account) -> bool {
-        let Some(model) = t.model.as_deref() else {
-            return false;
-        };
         // The user resumed over a hold: figures not newer than that are not acted on.
         if self
             .forced_at
@@ -240,7 +238,18 @@ impl Schedule {
         let now = time::OffsetDateTime::now_utc();
         let policy = crate::usage::Policy::of(&self.ctx.run.options);
         let margin = self.ctx.cfg.usage_margin;
-        let Some(h) = crate::usage::task_hold(account, &policy, model, now, margin) else {
+        let agent = (t.resume.as_ref().map(|p| p.agent))
+            .or(t.agent)
+            .unwrap_or(policy.workers);
+        let by_agent = match crate::usage::route(account, &policy, agent, now, margin) {
+            crate::usage::Route::Wait(h) => Some((agent_name(agent), h)),
+            _ => None,
+        };
+        let by_model = t.model.as_deref().and_then(|model| {
+            let h = crate::usage::task_hold(account, &policy, model, now, margin)?;
+            Some((model, h))
+        });
+        let Some((model, h)) = by_agent.or(by_model) else {
             return false;
         };
         let w = self.waits.entry(t.id.clone()).or_default();
@@ -263,7 +272,17 @@ impl Schedule {
         }
         true
     }
+}
 
+/// An agent's name in a sentence.
+fn agent_name(a: orchestrator_proto::Agent) -> &'static str {
+    match a {
+        orchestrator_proto::Agent::Claude => "Claude",
+        orchestrator_proto::Agent::Codex => "Codex",
+    }
+}
+
+impl Schedule {
     /// A worker that could not start: this task alone waits and tries again (a git lock held
     /// elsewhere passes); after [`DISPATCH_RETRIES`] it fails. Other workers are never touched.
     async fn undispatched(&mut self, t: &TaskRow, reason: String) {

@@ -55,6 +55,12 @@ pub struct Ended {
     /// The model it ran, as its init line said.
     pub model: Option<String>,
     pub tool_calls: u64,
+    /// Which CLI wrote the output (how its lines read).
+    pub agent: crate::agents::AgentKind,
+    /// What the model said last (Codex's answer, which its result line does not carry).
+    pub said: Option<String>,
+    /// The last warning or error the CLI printed without ending (Codex's `error` lines).
+    pub warning: Option<String>,
 }
 
 impl Ended {
@@ -76,8 +82,12 @@ impl Ended {
             }
             Some(_) => format!("{who} ended without {instead}"),
             None => format!(
-                "{who} exited (code {}) without a result",
-                self.exit_code.map_or("none".into(), |c| c.to_string())
+                "{who} exited (code {}) without a result{}",
+                self.exit_code.map_or("none".into(), |c| c.to_string()),
+                self.warning
+                    .as_deref()
+                    .map(|w| format!(": {w}"))
+                    .unwrap_or_default()
             ),
         }
     }
@@ -99,6 +109,8 @@ pub struct Watch<'a> {
     pub usage: Option<&'a crate::usage::Usage>,
     /// Record the process and the parse position in the session's row.
     pub record: Option<Record>,
+    /// Which CLI the session runs (how its output reads).
+    pub agent: crate::agents::AgentKind,
 }
 
 /// The session's row, and its MCP calls (a sign of life as good as output).
@@ -197,10 +209,17 @@ pub async fn reattach(
     .await
 }
 
-/// What the output of a session whose process is gone says, from `offset` on.
-pub async fn finalize(dir: &Path, offset: u64) -> std::io::Result<Ended> {
+/// What the output of a session of `agent` whose process is gone says, from `offset` on.
+pub async fn finalize(
+    dir: &Path,
+    offset: u64,
+    agent: crate::agents::AgentKind,
+) -> std::io::Result<Ended> {
     let (out_path, _) = files(dir);
-    let mut ended = Ended::default();
+    let mut ended = Ended {
+        agent,
+        ..Ended::default()
+    };
     let mut file = match tokio::fs::File::open(&out_path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ended),
@@ -351,10 +370,12 @@ mod tests {
         let init = "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"abc\",\"mcp_servers\":[]}\n";
         let result = "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\",\"total_cost_usd\":0.5}\n";
         std::fs::write(&out, format!("{init}{result}{{\"type\":\"partial")).expect("write");
-        let all = finalize(dir.path(), 0).await.expect("finalize");
+        let all = finalize(dir.path(), 0, Default::default())
+            .await
+            .expect("finalize");
         assert_eq!(all.agent_session.as_deref(), Some("abc"));
         assert_eq!(all.outcome.as_ref().map(|o| o.cost_usd), Some(0.5));
-        let rest = finalize(dir.path(), init.len() as u64)
+        let rest = finalize(dir.path(), init.len() as u64, Default::default())
             .await
             .expect("finalize");
         assert!(
@@ -362,7 +383,7 @@ mod tests {
             "the init line was before the offset"
         );
         assert!(rest.outcome.is_some());
-        let none = finalize(&dir.path().join("missing"), 0)
+        let none = finalize(&dir.path().join("missing"), 0, Default::default())
             .await
             .expect("no file");
         assert!(none.outcome.is_none());

@@ -33,7 +33,10 @@ impl<'w> Reading<'w> {
         Reading {
             reader,
             line: Line::default(),
-            ended: Ended::default(),
+            ended: Ended {
+                agent: watch.agent,
+                ..Ended::default()
+            },
             offset,
             last_sign: Instant::now(),
             recorded: (offset, Instant::now()),
@@ -63,6 +66,16 @@ impl<'w> Reading<'w> {
         if n > 0 {
             self.offset += n;
             self.last_sign = Instant::now();
+        }
+        if !self.seen_init
+            && self.ended.agent == crate::agents::AgentKind::Codex
+            && let (Some(r), Some(thread)) = (&self.watch.record, &self.ended.agent_session)
+        {
+            // A Codex thread id is known only now: recorded, so the worker can be continued.
+            let (s, thread) = (r.session.clone(), thread.clone());
+            let _ =
+                r.db.call(move |c| crate::store::sessions::set_agent_session(c, &s, &thread))
+                    .await;
         }
         self.seen_init |= self.ended.agent_session.is_some();
         Ok(())
@@ -204,9 +217,15 @@ pub(super) async fn drain(
     }
 }
 
-/// Acts on one complete stream-json line.
+/// Acts on one complete line of the session's output (stream-json, or Codex's `--json`).
 pub(super) fn handle(line: &str, ended: &mut Ended, usage: Option<&crate::usage::Usage>) {
-    match parse_line(line) {
+    let codex = ended.agent == crate::agents::AgentKind::Codex;
+    let event = if codex {
+        crate::agents::codex::events::parse_line(line)
+    } else {
+        parse_line(line)
+    };
+    match event {
         Some(StreamEvent::Init {
             session_id,
             model,
@@ -230,14 +249,23 @@ pub(super) fn handle(line: &str, ended: &mut Ended, usage: Option<&crate::usage:
                 u.rate_limit_event(rejected, kind.as_deref(), resets_at, utilization);
             }
         }
-        Some(StreamEvent::Result(o)) => {
+        Some(StreamEvent::Result(mut o)) => {
             if o.is_usage_limit()
                 && let Some(u) = usage
             {
-                u.limit_hit(None);
+                if codex {
+                    u.codex_limit_hit(o.text.as_deref().unwrap_or(""));
+                } else {
+                    u.limit_hit(None);
+                }
+            }
+            if o.text.is_none() {
+                o.text = ended.said.clone();
             }
             ended.outcome = Some(o);
         }
-        _ => {}
+        Some(StreamEvent::Message(text)) => ended.said = Some(text),
+        Some(StreamEvent::Warning(text)) => ended.warning = Some(text),
+        None => {}
     }
 }

@@ -1,10 +1,15 @@
-//! OpenAI Codex as the reviewer: `codex exec` in a read-only sandbox, the prompt on stdin from
+//! OpenAI Codex: the reviewer here, the worker in [`worker`] (its stream read by [`events`]).
+//!
+//! As the reviewer: `codex exec` in a read-only sandbox, the prompt on stdin from
 //! a file, the verdict forced into a JSON Schema (`--output-schema`) and written to a file
 //! (`-o`), and `--json` events to the session's stdout file. Codex never gets an MCP token: it
 //! only reads the worktree and answers.
 //!
 //! Its `--json` stream is read leniently like Claude's: unknown types and non-JSON lines are
 //! ignored.
+
+pub mod events;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
