@@ -19,6 +19,7 @@
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
 //! - `real_codex`: the real `codex` CLI reviews a whole run, offline against a fake Responses API.
+//! - `codex_workers`: the real `codex` CLI as the workers of whole runs, resumed after a pause.
 //! - `real_failures`: the real `claude` on 500, 529, 401, a stalled stream and our MCP down.
 //! - `conformance`: the official MCP conformance suite against our MCP service.
 //! - `services`: the slash command setup, the systemd unit and launchd agent.
@@ -32,6 +33,7 @@
 mod api;
 mod bounded;
 mod chaos;
+mod codex_workers;
 mod conformance;
 mod daemon;
 mod durability;

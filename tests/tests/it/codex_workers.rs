@@ -1,0 +1,185 @@
+//! The real `codex` binary (0.169.0) as the workers of whole runs, offline: the suite's fake
+//! Responses API plays the model, calling our MCP tools (`get_task`, `complete_task`) through
+//! the `mcp__orch` namespace codex offers them in, and codex's own shell tool to write and
+//! commit files. Planning is the fast tier's fake claude.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use orchestrator_tests::fake_openai::{
+    FakeOpenAi, Turn, call_outputs, exec_command, mcp_call, message, user_texts,
+};
+use orchestrator_tests::{Sandbox, deps, wait};
+use serde_json::{Value, json};
+
+use crate::execution::{task, wait_final};
+
+/// The task a worker's conversation is about ("# Your task: <id> — …" in its prompt).
+fn task_of(req: &Value) -> String {
+    let text = user_texts(req);
+    text.split("# Your task: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" — ").next())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// A Codex worker that does its task: reads it, writes `<task>.txt` and commits it with the
+/// shell, completes it, and says so. Reviews (a JSON schema asked for) approve.
+fn worker_turn(req: &Value) -> Turn {
+    if req["text"]["format"]["type"] == "json_schema" {
+        let v = json!({"verdict": "approve", "summary": "Fine.", "findings": []});
+        return Turn::Items(vec![message(&v.to_string())]);
+    }
+    let id = task_of(req);
+    Turn::Items(vec![match call_outputs(req).len() {
+        0 => mcp_call("c1", "get_task", json!({})),
+        1 => exec_command(
+            "c2",
+            &format!(
+                "printf '%s\\n' {id} > {id}.txt && git add -A && git commit -qm 'Add {id}' \
+                 && git log --oneline -1"
+            ),
+        ),
+        2 => mcp_call("c3", "complete_task", json!({"summary": format!("wrote {id}.txt")})),
+        _ => message(&format!("Task {id} is done.")),
+    }])
+}
+
+fn codex_env<'a>(home: &'a str, codex: &'a str, plan: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("CLAUDE_FAKE_SCRIPT", plan),
+        ("ORCHESTRATOR_CODEX_BIN", codex),
+        ("CODEX_HOME", home),
+        ("OPENAI_API_KEY", "dummy"),
+    ]
+}
+
+fn plan_file(sb: &Sandbox, tasks: Vec<Value>) -> String {
+    let path = sb.root().join("plan.json");
+    std::fs::write(&path, json!({"summary": "Plan", "tasks": tasks}).to_string())
+        .expect("write the plan");
+    format!("plan:{}", path.display())
+}
+
+#[test]
+fn the_real_codex_builds_a_whole_run_as_its_workers() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let fake = FakeOpenAi::agent(Arc::new(worker_turn));
+    let home = sb.root().join("codex-home");
+    fake.codex_home(&home);
+    let plan = plan_file(
+        &sb,
+        vec![
+            task("lib", &[], &["lib.txt"]),
+            task("cli", &["lib"], &["cli.txt"]),
+            task("docs", &[], &["docs.txt"]),
+        ],
+    );
+    let codex = deps::codex();
+    let (home_s, codex_s) = (home.display().to_string(), codex.display().to_string());
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Add a greeting", "--worker-agent", "codex", "--concurrency", "2"],
+        &codex_env(&home_s, &codex_s, &plan),
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert_eq!(run["progress"]["merged"], 3, "{run}");
+    let branch = run["branch"].as_str().expect("branch");
+    for id in ["lib", "cli", "docs"] {
+        let text = sb.git(&repo, &["show", &format!("{branch}:{id}.txt")]);
+        assert_eq!(text.trim(), id, "{id}.txt merged as the worker wrote it");
+    }
+    assert!(
+        log.contains("as a Codex worker"),
+        "the log says which CLI works: {log}"
+    );
+    // Each worker's tool calls reached the fake as codex's (namespaced MCP, shell).
+    let requests = fake.requests();
+    let tools: Vec<String> = requests
+        .iter()
+        .flat_map(|r| r["tools"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+    assert!(tools.iter().any(|t| t == "mcp__orch"), "{tools:?}");
+    let outputs: Vec<String> = requests.iter().flat_map(call_outputs).collect();
+    assert!(
+        outputs.iter().any(|o| o.contains("\"status\":\"completed\"")
+            || o.contains("completed")),
+        "complete_task answered: {outputs:?}"
+    );
+    let status = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+    assert!(
+        status["progress"]["input_tokens"].as_u64().unwrap_or(0) > 0
+            || status["progress"]["sessions"].as_u64().unwrap_or(0) >= 4,
+        "codex sessions are in the ledger: {status}"
+    );
+}
+
+/// A Codex worker stopped by a pause mid-task continues its own thread on resume (`codex exec
+/// resume`): the resumed conversation carries what it did before.
+#[test]
+fn an_interrupted_codex_worker_resumes_its_thread() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let stalled = Arc::new(AtomicBool::new(false));
+    let once = stalled.clone();
+    let fake = FakeOpenAi::agent(Arc::new(move |req: &Value| {
+        let first_time = call_outputs(req).len() == 1 && !once.swap(true, Ordering::SeqCst);
+        if first_time {
+            return Turn::Stall;
+        }
+        worker_turn(req)
+    }));
+    let home = sb.root().join("codex-home");
+    fake.codex_home(&home);
+    let plan = plan_file(&sb, vec![task("only", &[], &["only.txt"])]);
+    let codex = deps::codex();
+    let (home_s, codex_s) = (home.display().to_string(), codex.display().to_string());
+    let env = codex_env(&home_s, &codex_s, &plan);
+    sb.orchestrate_env(
+        &repo,
+        &["start", "One part", "--worker-agent", "codex", "--skip-codex"],
+        &env,
+    )
+    .ok();
+    wait::until("the worker to stall after get_task", wait::DEADLINE, || {
+        stalled.load(Ordering::SeqCst).then_some(())
+    });
+    sb.orchestrate_in(&repo, &["pause"]).ok();
+    let paused = wait::polled(wait::DEADLINE, || {
+        let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+        (s["status"] == "paused" && s["progress"]["in_progress"] == 0).then_some(())
+    });
+    if paused.is_none() {
+        let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().stdout;
+        let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
+        panic!("the run did not pause: {s}\n{log}");
+    }
+    sb.orchestrate_env(&repo, &["resume"], &env).ok();
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    let thread = log
+        .split("codex exec resume ")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ')', ' ']).next())
+        .unwrap_or_else(|| panic!("the log names the thread it resumes: {log}"));
+    assert!(!thread.is_empty(), "{log}");
+    let requests = fake.requests();
+    let resumed = requests
+        .iter()
+        .find(|r| user_texts(r).contains("You were interrupted"))
+        .unwrap_or_else(|| panic!("a resumed turn: {log}"));
+    assert!(
+        call_outputs(resumed).len() >= 1 && user_texts(resumed).contains("# Your task: only"),
+        "the resumed thread carries the first turn's brief and get_task: {resumed}"
+    );
+    let branch = run["branch"].as_str().expect("branch");
+    let text = sb.git(&repo, &["show", &format!("{branch}:only.txt")]);
+    assert_eq!(text.trim(), "only");
+}
