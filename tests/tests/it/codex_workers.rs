@@ -41,7 +41,11 @@ fn worker_turn(req: &Value) -> Turn {
                  && git log --oneline -1"
             ),
         ),
-        2 => mcp_call("c3", "complete_task", json!({"summary": format!("wrote {id}.txt")})),
+        2 => mcp_call(
+            "c3",
+            "complete_task",
+            json!({"summary": format!("wrote {id}.txt")}),
+        ),
         _ => message(&format!("Task {id} is done.")),
     }])
 }
@@ -57,8 +61,11 @@ fn codex_env<'a>(home: &'a str, codex: &'a str, plan: &'a str) -> Vec<(&'a str, 
 
 fn plan_file(sb: &Sandbox, tasks: Vec<Value>) -> String {
     let path = sb.root().join("plan.json");
-    std::fs::write(&path, json!({"summary": "Plan", "tasks": tasks}).to_string())
-        .expect("write the plan");
+    std::fs::write(
+        &path,
+        json!({"summary": "Plan", "tasks": tasks}).to_string(),
+    )
+    .expect("write the plan");
     format!("plan:{}", path.display())
 }
 
@@ -81,7 +88,14 @@ fn the_real_codex_builds_a_whole_run_as_its_workers() {
     let (home_s, codex_s) = (home.display().to_string(), codex.display().to_string());
     sb.orchestrate_env(
         &repo,
-        &["start", "Add a greeting", "--worker-agent", "codex", "--concurrency", "2"],
+        &[
+            "start",
+            "Add a greeting",
+            "--worker-agent",
+            "codex",
+            "--concurrency",
+            "2",
+        ],
         &codex_env(&home_s, &codex_s, &plan),
     )
     .ok();
@@ -108,8 +122,9 @@ fn the_real_codex_builds_a_whole_run_as_its_workers() {
     assert!(tools.iter().any(|t| t == "mcp__orch"), "{tools:?}");
     let outputs: Vec<String> = requests.iter().flat_map(call_outputs).collect();
     assert!(
-        outputs.iter().any(|o| o.contains("\"status\":\"completed\"")
-            || o.contains("completed")),
+        outputs
+            .iter()
+            .any(|o| o.contains("\"status\":\"completed\"") || o.contains("completed")),
         "complete_task answered: {outputs:?}"
     );
     let status = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
@@ -143,7 +158,13 @@ fn an_interrupted_codex_worker_resumes_its_thread() {
     let env = codex_env(&home_s, &codex_s, &plan);
     sb.orchestrate_env(
         &repo,
-        &["start", "One part", "--worker-agent", "codex", "--skip-codex"],
+        &[
+            "start",
+            "One part",
+            "--worker-agent",
+            "codex",
+            "--skip-codex",
+        ],
         &env,
     )
     .ok();
@@ -182,4 +203,116 @@ fn an_interrupted_codex_worker_resumes_its_thread() {
     let branch = run["branch"].as_str().expect("branch");
     let text = sb.git(&repo, &["show", &format!("{branch}:only.txt")]);
     assert_eq!(text.trim(), "only");
+}
+
+/// Starts a run of Claude workers (the fast tier's fake) that may route to the real Codex:
+/// the fake claude's workers behave as `worker` says.
+fn routed_run(sb: &Sandbox, worker: &str, tasks: Vec<Value>) -> (std::path::PathBuf, FakeOpenAi) {
+    let repo = sb.repo("app");
+    let fake = FakeOpenAi::agent(Arc::new(worker_turn));
+    let home = sb.root().join("codex-home");
+    fake.codex_home(&home);
+    let plan = plan_file(sb, tasks);
+    let codex = deps::codex();
+    let (home_s, codex_s) = (home.display().to_string(), codex.display().to_string());
+    let once = sb.root().join("warned-once");
+    let mut env = codex_env(&home_s, &codex_s, &plan);
+    let once_s = once.display().to_string();
+    env.extend([
+        ("CLAUDE_FAKE_WORKER", worker),
+        ("CLAUDE_FAKE_RESET_SECS", "3600"),
+        ("CLAUDE_FAKE_ONCE", once_s.as_str()),
+    ]);
+    sb.orchestrate_env(
+        &repo,
+        &[
+            "start",
+            "Parts",
+            "--on-limit",
+            "codex",
+            "--skip-codex",
+            "--concurrency",
+            "1",
+        ],
+        &env,
+    )
+    .ok();
+    (repo, fake)
+}
+
+/// Which CLI each task's merged worker ran, from the log's dispatch lines.
+fn ran_as(log: &str, id: &str) -> &'static str {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| {
+            l.contains(&format!("Task {id} dispatched"))
+                || l.contains(&format!("Task {id} continues"))
+        })
+        .unwrap_or_else(|| panic!("task {id} was started: {log}"));
+    if line.contains("Codex") || line.contains("codex") {
+        "codex"
+    } else {
+        "claude"
+    }
+}
+
+/// `--on-limit codex`: once Claude's 5-hour window crosses its threshold mid-run, the tasks
+/// not started yet start as Codex workers, and the run never pauses.
+#[test]
+fn past_claude_s_threshold_tasks_start_as_codex_workers_without_a_pause() {
+    let sb = Sandbox::new();
+    let tasks = vec![
+        task("a", &[], &["a.txt"]),
+        task("b", &["a"], &["b.txt"]),
+        task("c", &["b"], &["c.txt"]),
+    ];
+    let (repo, fake) = routed_run(&sb, "warn", tasks);
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert_eq!(run["progress"]["merged"], 3, "{run}");
+    assert_eq!(ran_as(&log, "a"), "claude", "{log}");
+    assert_eq!(
+        (ran_as(&log, "b"), ran_as(&log, "c")),
+        ("codex", "codex"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "Task b starts as a Codex worker instead of Claude: the 5-hour window is at 90%"
+        ),
+        "the switch is said with its reason: {log}"
+    );
+    assert!(!log.contains("paused"), "no pause: {log}");
+    assert!(fake.requests().len() >= 8, "two Codex workers ran");
+}
+
+/// `--on-limit codex`: a Claude worker that hits the limit mid-task is interrupted, and a
+/// Codex worker takes its worktree over, partial work included; the run never pauses.
+#[test]
+fn a_claude_worker_cut_off_by_the_limit_is_taken_over_by_codex() {
+    let sb = Sandbox::new();
+    let (repo, _fake) = routed_run(&sb, "limit", vec![task("a", &[], &["a.txt"])]);
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert!(!log.contains("paused"), "no pause: {log}");
+    assert!(
+        log.contains(
+            "Task a starts as a Codex worker instead of Claude: the account hit its 5-hour limit"
+        ),
+        "{log}"
+    );
+    let branch = run["branch"].as_str().expect("branch");
+    let partial = sb.git(&repo, &["show", &format!("{branch}:partial-a.txt")]);
+    assert_eq!(
+        partial.trim(),
+        "half done",
+        "the cut-off worker's work was kept"
+    );
+    assert_eq!(
+        sb.git(&repo, &["show", &format!("{branch}:a.txt")]).trim(),
+        "a"
+    );
 }
