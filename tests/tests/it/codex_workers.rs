@@ -197,7 +197,7 @@ fn an_interrupted_codex_worker_resumes_its_thread() {
         .find(|r| user_texts(r).contains("You were interrupted"))
         .unwrap_or_else(|| panic!("a resumed turn: {log}"));
     assert!(
-        call_outputs(resumed).len() >= 1 && user_texts(resumed).contains("# Your task: only"),
+        !call_outputs(resumed).is_empty() && user_texts(resumed).contains("# Your task: only"),
         "the resumed thread carries the first turn's brief and get_task: {resumed}"
     );
     let branch = run["branch"].as_str().expect("branch");

@@ -674,7 +674,7 @@ fn on_limit_downgrade_starts_tasks_on_a_cheaper_allowed_model_instead_of_waiting
         .orchestrate_in(&repo, &["start", "Again", "--on-limit", "route"])
         .fails_with(2)
         .stderr;
-    assert!(bad.contains("pause or downgrade"), "{bad}");
+    assert!(bad.contains("pause, downgrade or codex"), "{bad}");
 }
 
 /// A Sonnet run whose plan gives one task Opus while the 7-day Opus window is over its

@@ -137,38 +137,10 @@ pub(super) async fn launch(
         Agent::Codex => Some(codex_for(ctx)?),
         Agent::Claude => None,
     };
-    let task = t.id.clone();
-    let grant = ctx
-        .handle
-        .ask(|reply| Ask::OpenSession {
-            role: Role::Worker,
-            task: Some(task),
-            ttl: std::time::Duration::from_secs(orchestrator_proto::session::defaults::TTL_SECS),
-            reply,
-        })
-        .await
-        .map_err(EngineError::session(&t.id))?;
-    {
-        let (s, place) = (grant.session.clone(), place.clone());
-        let _ = ctx
-            .db
-            .call(move |c| crate::store::sessions::set_place(c, &s, &place))
-            .await;
-    }
+    let grant = open_worker(ctx, t, &place).await?;
     let said = dispatched(t, &grant.session, &place, attempt, continuing);
     note(&ctx.handle, Level::Info, EventKind::TaskDispatched, said).await;
-    let prompt = if continuing {
-        format!(
-            "You were interrupted (the run was paused). Continue your task {} where you left off, \
-             in the same worktree; call `get_task` on the `orch` MCP server if you need the brief \
-             again, and finish with `complete_task` (or `fail_task`) as before.\n",
-            t.id
-        )
-    } else if resume {
-        worker_prompt(&ctx.run, t, &place.branch, &place.worktree) + TAKEN_OVER
-    } else {
-        worker_prompt(&ctx.run, t, &place.branch, &place.worktree)
-    };
+    let prompt = launch_prompt(ctx, t, &place, resume, continuing);
     let models = &ctx.run.options.models;
     let model = choice.model;
     let spec = SessionSpec {
@@ -203,6 +175,48 @@ pub(super) async fn launch(
         place,
     };
     Ok(work.run())
+}
+
+/// Opens the worker's session (its token) and records where it works.
+async fn open_worker(
+    ctx: &Ctx,
+    t: &TaskRow,
+    place: &Resume,
+) -> Result<crate::engine::port::SessionGrant, EngineError> {
+    let task = t.id.clone();
+    let grant = ctx
+        .handle
+        .ask(|reply| Ask::OpenSession {
+            role: Role::Worker,
+            task: Some(task),
+            ttl: std::time::Duration::from_secs(orchestrator_proto::session::defaults::TTL_SECS),
+            reply,
+        })
+        .await
+        .map_err(EngineError::session(&t.id))?;
+    let (s, place) = (grant.session.clone(), place.clone());
+    let _ = ctx
+        .db
+        .call(move |c| crate::store::sessions::set_place(c, &s, &place))
+        .await;
+    Ok(grant)
+}
+
+/// The worker's prompt: the task's, or "continue" for a session continued, or the task's
+/// with a word on the worktree another CLI's session left.
+fn launch_prompt(ctx: &Ctx, t: &TaskRow, place: &Resume, resume: bool, continuing: bool) -> String {
+    if continuing {
+        format!(
+            "You were interrupted (the run was paused). Continue your task {} where you left off, \
+             in the same worktree; call `get_task` on the `orch` MCP server if you need the brief \
+             again, and finish with `complete_task` (or `fail_task`) as before.\n",
+            t.id
+        )
+    } else if resume {
+        worker_prompt(&ctx.run, t, &place.branch, &place.worktree) + TAKEN_OVER
+    } else {
+        worker_prompt(&ctx.run, t, &place.branch, &place.worktree)
+    }
 }
 
 /// Codex as a worker: found when the run's execution began, or now (installed since).
