@@ -36,6 +36,9 @@ pub struct UsageReport {
     /// A limit was hit; work waits for its reset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_hit: Option<LimitHit>,
+    /// Codex's account hit its limit (a Codex worker said so); Codex work waits until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codex_limit_hit: Option<LimitHit>,
     pub poller: PollerReport,
 }
 

@@ -1,7 +1,8 @@
 //! `orchestrate usage`: the Claude account's windows as the daemon knows them (5-hour, 7-day
 //! and the 7-day window of each model family the account reports)
 //! — utilization, reset times, where each figure came from and how old it is — and the usage
-//! poller's state (which token source, last success or error, next poll).
+//! poller's state (which token source, last success or error, next poll); and whether Codex's
+//! account hit its limit.
 
 use clap::Args;
 use orchestrator_proto::usage::{UsageReport, UsageWindow};
@@ -75,6 +76,14 @@ pub async fn run(client: &Client, a: UsageArgs) -> Result<(), ClientError> {
     }
     if let (Some(t), Some(_)) = (p.next_at, &p.token_source) {
         crate::outln!("  next poll  {}", clock(t));
+    }
+    if let Some(l) = &r.codex_limit_hit {
+        crate::outln!(
+            "Codex account\n  limit hit  Codex work waits{}",
+            l.until
+                .map(|u| format!(" until {} (then Codex is tried again)", clock(u)))
+                .unwrap_or_default()
+        );
     }
     Ok(())
 }

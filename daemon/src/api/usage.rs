@@ -36,6 +36,12 @@ pub async fn get(State(s): State<AppState>) -> axum::Json<UsageReport> {
                 kind: r.kind.clone(),
                 until: r.until,
             }),
+        codex_limit_hit: crate::usage::codex_hold(&a, now, time::Duration::ZERO).map(|h| {
+            LimitHit {
+                kind: "codex".into(),
+                until: h.until,
+            }
+        }),
         poller: PollerReport {
             token_source: a.poll.token_source.clone(),
             last_ok: a.poll.last_ok,

@@ -1,5 +1,5 @@
 //! Starting a worker: its worktree and task branch from the run branch's tip (or the place an
-//! interrupted worker left, to continue it with `claude --resume`), its session and token, its
+//! interrupted worker left, to continue its session), its session and token, its
 //! prompt (the task, its checks, the gate), and the future that prepares the worktree
 //! (`.worktreeinclude`, `--setup`) and runs the session. A worker whose worktree could not be
 //! prepared never ran: it goes back unspent ([`unprepared`]).
@@ -156,12 +156,17 @@ pub(super) async fn launch(
         effort: t.effort.or(models.effort),
         fallback: models.fallback.clone(),
     };
-    let cmd = match &codex {
-        Some(c) => c.command(&spec),
-        None => ctx.claude.command(&spec),
+    let (cmd, model) = match &codex {
+        // Codex's stream does not name its model: the ledger says the one it was given.
+        Some(c) => {
+            let m = spec.model.clone().or_else(|| c.model.clone());
+            (c.command(&spec), Some(m.unwrap_or_else(|| "codex".into())))
+        }
+        None => (ctx.claude.command(&spec), None),
     };
     let work = Work {
         cmd,
+        model,
         prompt: spec.prompt,
         dir: session_dir(ctx, &grant.session),
         cancel: cancel.clone(),
@@ -268,6 +273,8 @@ fn dispatched(t: &TaskRow, session: &str, place: &Resume, attempt: u32, resume: 
 /// claude to its end.
 struct Work {
     cmd: tokio::process::Command,
+    /// The model to record when the session's output does not say it (Codex's).
+    model: Option<String>,
     prompt: String,
     dir: PathBuf,
     cancel: CancellationToken,
@@ -287,6 +294,7 @@ impl Work {
     async fn run(self) -> Finished {
         let Work {
             cmd,
+            model,
             prompt,
             dir,
             cancel,
@@ -327,7 +335,10 @@ impl Work {
             }
         }
         let watch = worker_watch(&cfg, &cancel, record, place.agent.into());
-        let ended = session::run(cmd, &dir, Some(&prompt), watch).await;
+        let mut ended = session::run(cmd, &dir, Some(&prompt), watch).await;
+        if let Ok(e) = &mut ended {
+            e.model = e.model.take().or(model);
+        }
         finished(ended, prepared)
     }
 }

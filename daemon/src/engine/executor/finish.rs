@@ -19,10 +19,10 @@ pub(super) fn limited(f: &Finished) -> bool {
 /// finished its task anyway, the task goes back to pending, without spending the attempt, with
 /// where it left off; `then` says when it continues.
 pub(super) async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
-    let why = if limited(&f) {
-        "the account hit its usage limit"
-    } else {
-        why
+    let why = match (limited(&f), f.agent) {
+        (true, orchestrator_proto::Agent::Codex) => "Codex hit its usage limit",
+        (true, orchestrator_proto::Agent::Claude) => "the account hit its usage limit",
+        (false, _) => why,
     };
     let id = (ctx.run.id.clone(), f.task.clone());
     let status = ctx

@@ -16,7 +16,7 @@
 //! Interruptions are not attempts: a worker stopped by a pause (the user's or the usage
 //! governor's) or by the account's usage limit goes back to pending with where it left off
 //! (its Claude session, worktree and branch), and its next dispatch continues that session with
-//! `claude --resume` in the same worktree. `drain` stops new dispatches but lets running
+//! `claude --resume` (or `codex exec resume`) in the same worktree. `drain` stops new dispatches but lets running
 //! workers finish (the usage governor's grace period).
 
 use std::collections::{HashMap, HashSet};

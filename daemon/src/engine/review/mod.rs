@@ -307,7 +307,8 @@ impl Attempt<'_> {
                 cost_usd: 0.0,
                 input_tokens: events.input_tokens,
                 output_tokens: events.output_tokens,
-                model: self.codex.model.clone(),
+                // Codex's stream does not name its model: the one it was given, or its own.
+                model: Some(self.codex.model.clone().unwrap_or_else(|| "codex".into())),
             }),
         )
         .await;

@@ -68,7 +68,7 @@ impl RunActor {
             )
         } else {
             self.stop_work();
-            "running workers are interrupted and continue with `claude --resume` later".to_owned()
+            "running workers are interrupted and continue their sessions later".to_owned()
         };
         let next = if self.run.options.auto_resume {
             format!("resumes by itself at {}", clock(until))
@@ -101,7 +101,7 @@ impl RunActor {
                         level: Level::Warn,
                         ..NewEvent::info(
                             EventKind::GraceOver,
-                            "The grace period is over: interrupting the running workers (they continue with `claude --resume` when the run resumes)",
+                            "The grace period is over: interrupting the running workers (they continue their sessions when the run resumes)",
                         )
                     })
                     .await;
