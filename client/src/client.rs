@@ -179,6 +179,13 @@ impl Client {
             .tasks)
     }
 
+    pub async fn cost(
+        &self,
+        id: &str,
+    ) -> Result<orchestrator_proto::cost::CostLedger, ClientError> {
+        self.get(&format!("/v1/runs/{id}/cost"), &()).await
+    }
+
     pub async fn escalations(&self, q: &ListEscalations) -> Result<Vec<Escalation>, ClientError> {
         Ok(self
             .get::<EscalationList>("/v1/escalations", q)

@@ -6,6 +6,7 @@
 //! API edge. [`locate`] is the other half of the rendezvous: where the socket and the data live.
 
 pub mod clean;
+pub mod cost;
 pub mod doctor;
 pub mod env;
 pub mod error;

@@ -2,6 +2,7 @@
 
 mod answer;
 mod clean;
+mod cost;
 mod daemon;
 mod doctor;
 mod doctor_project;
@@ -65,6 +66,8 @@ enum Cmd {
     Clean(clean::CleanArgs),
     /// The Claude account's usage windows: utilization, resets, where the figures come from
     Usage(usage::UsageArgs),
+    /// What a run cost, by model: the run, its project, each cycle and each task
+    Cost(cost::CostArgs),
     /// Manage the daemon
     Daemon(daemon::DaemonArgs),
     /// Install the /orchestrate slash command for Claude Code
@@ -178,6 +181,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Clean(a) => clean::run(&client, a).await,
         Cmd::Answer(a) => answer::run(&client, a).await,
         Cmd::Usage(a) => usage::run(&client, a).await,
+        Cmd::Cost(a) => cost::run(&client, a).await,
         Cmd::Daemon(_)
         | Cmd::Setup(_)
         | Cmd::Doctor(_)

@@ -192,3 +192,22 @@ pub async fn tasks(
         tasks: rows.iter().map(wire::task).collect(),
     }))
 }
+
+/// The run's cost ledger: by model, for the run, its project, each cycle and each task.
+pub async fn cost(
+    State(s): State<AppState>,
+    Path(id): Path<crate::ids::RunId>,
+) -> Result<axum::Json<orchestrator_proto::cost::CostLedger>, ApiError> {
+    let run = s.runs.get(&id).await?;
+    let rows = s
+        .runs
+        .db()
+        .call(move |c| crate::store::cost::ledger(c, &id))
+        .await
+        .map_err(crate::runs::RunError::from)?;
+    Ok(axum::Json(orchestrator_proto::cost::CostLedger {
+        run: run.id.to_string(),
+        project: run.project.clone(),
+        rows,
+    }))
+}

@@ -6,6 +6,7 @@
 //! order at open; `PRAGMA user_version` records how far a database has come.
 
 pub mod board;
+pub mod cost;
 pub mod durable;
 pub mod escalations;
 pub mod events;

@@ -220,9 +220,10 @@ pub fn set_place(
     session: &SessionId,
     place: &WorkerPlace,
 ) -> Result<(), StoreError> {
+    // The place says which CLI works there: the row's agent follows it.
     c.exec(
-        "UPDATE sessions SET place = ?2 WHERE id = ?1",
-        params![session, place],
+        "UPDATE sessions SET place = ?2, agent = ?3 WHERE id = ?1",
+        params![session, place, enum_text(place.agent)],
     )?;
     Ok(())
 }

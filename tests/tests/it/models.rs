@@ -116,6 +116,52 @@ fn each_role_and_task_runs_its_own_model_and_effort_with_the_real_claude() {
     assert_eq!(mirrored["effort"], "low");
     let status = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
     assert!(status.contains("  by model   "), "{status}");
+    ledger_sums_by_model(&sb, &repo, &run);
+}
+
+/// `orchestrate cost`: each task's spend is its own model's; the run's rows sum to the run's
+/// cost, and the project's (one run) to the same.
+fn ledger_sums_by_model(sb: &Sandbox, repo: &std::path::Path, run: &Value) {
+    let ledger = sb.orchestrate_in(repo, &["cost", "--json"]).ok().json();
+    let rows = ledger["rows"].as_array().expect("rows").clone();
+    let of = |scope: &str, key: Option<&str>| -> Vec<(String, f64)> {
+        rows.iter()
+            .filter(|r| r["scope"] == scope && r["key"].as_str() == key)
+            .map(|r| {
+                let m = r["model"].as_str().unwrap_or("unknown").to_owned();
+                (m, r["cost_usd"].as_f64().unwrap_or(-1.0))
+            })
+            .collect()
+    };
+    let lib = of("task", Some("lib"));
+    assert_eq!(lib.len(), 1, "{ledger}");
+    assert!(
+        lib[0].0 == "claude-fake-special" && lib[0].1 > 0.0,
+        "{ledger}"
+    );
+    assert_eq!(
+        of("task", Some("cli"))[0].0,
+        "claude-fake-worker",
+        "{ledger}"
+    );
+    let total = |v: Vec<(String, f64)>| v.iter().map(|(_, c)| c).sum::<f64>();
+    let run_cost = run["progress"]["cost_usd"].as_f64().expect("cost");
+    assert!(
+        (total(of("run", None)) - run_cost).abs() < 1e-9,
+        "{ledger}\n{run}"
+    );
+    assert!(
+        (total(of("project", None)) - run_cost).abs() < 1e-9,
+        "{ledger}"
+    );
+    assert_eq!(of("run", None).len(), 3, "three models: {ledger}");
+    let text = sb.orchestrate_in(repo, &["cost"]).ok().stdout;
+    assert!(
+        text.contains("task lib")
+            && text.contains("claude-fake-special")
+            && text.contains("project"),
+        "{text}"
+    );
 }
 
 /// A plan naming a model the run does not allow is refused with the allowed ones; a run

@@ -1,0 +1,47 @@
+//! The cost ledger: the sessions table summed by model for each task, each cycle, the run
+//! and its project, in one statement.
+
+use orchestrator_proto::cost::{CostRow, CostScope};
+use rusqlite::{Connection, params};
+
+use super::StoreError;
+use super::word::enum_from_text;
+use crate::ids::RunId;
+
+const LEDGER: &str = "\
+    WITH spent AS (SELECT s.*, coalesce(s.cost_usd, 0.0) AS usd, \
+                          coalesce(s.input_tokens, 0) AS tin, coalesce(s.output_tokens, 0) AS tout \
+                   FROM sessions s) \
+    SELECT 'run', NULL, model, count(*), sum(usd), sum(tin), sum(tout), 0 \
+      FROM spent WHERE run_id = ?1 GROUP BY model \
+    UNION ALL \
+    SELECT 'project', NULL, model, count(*), sum(usd), sum(tin), sum(tout), 1 \
+      FROM spent WHERE run_id IN (SELECT id FROM runs WHERE project_id = \
+                                  (SELECT project_id FROM runs WHERE id = ?1)) \
+      GROUP BY model \
+    UNION ALL \
+    SELECT 'cycle', CAST(coalesce(cycle, 0) AS TEXT), model, count(*), sum(usd), sum(tin), \
+           sum(tout), 2 \
+      FROM spent WHERE run_id = ?1 GROUP BY coalesce(cycle, 0), model \
+    UNION ALL \
+    SELECT 'task', worked_task, model, count(*), sum(usd), sum(tin), sum(tout), 3 \
+      FROM spent WHERE run_id = ?1 AND worked_task IS NOT NULL GROUP BY worked_task, model \
+    ORDER BY 8, 2, 5 DESC, 3";
+
+/// The run's ledger rows: the run, the project, each cycle, each task; by model within each,
+/// the costliest first.
+pub fn ledger(c: &Connection, run: &RunId) -> Result<Vec<CostRow>, StoreError> {
+    let mut stmt = c.prepare_cached(LEDGER)?;
+    let rows = stmt.query_map(params![run], |r| {
+        Ok(CostRow {
+            scope: enum_from_text::<CostScope>(0, r.get(0)?)?,
+            key: r.get(1)?,
+            model: r.get(2)?,
+            sessions: r.get(3)?,
+            cost_usd: r.get(4)?,
+            input_tokens: r.get(5)?,
+            output_tokens: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,53 @@
+//! The cost ledger (`GET /v1/runs/{id}/cost`, `orchestrate cost`): what a run's sessions cost
+//! and used, by model, for each of its tasks and cycles, for the run, and for its project (all
+//! the project's runs).
+
+use serde::{Deserialize, Serialize};
+
+crate::states! {
+    /// What a ledger row sums over.
+    pub enum CostScope {
+        /// One task's worker sessions (`key`: the task id).
+        Task = "task",
+        /// One cycle's sessions (`key`: the cycle number; 0 before the first cycle).
+        Cycle = "cycle",
+        /// The whole run.
+        Run = "run",
+        /// Every run of the run's project.
+        Project = "project",
+    }
+}
+
+/// One model's spend within one scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostRow {
+    pub scope: CostScope,
+    /// The task id or the cycle number; absent for the run and the project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The model the sessions ran (absent: they never said, e.g. never started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub sessions: u32,
+    pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// A run's ledger: rows by scope (run, project, cycles, tasks), then by cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostLedger {
+    pub run: String,
+    pub project: String,
+    pub rows: Vec<CostRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scope_words_agree() {
+        crate::states::check_words(super::CostScope::ALL);
+    }
+}
