@@ -98,6 +98,7 @@ pub fn run_summary(r: &Run) {
     }
     run_commands(r);
     run_progress(r);
+    forecast(r);
     if let Some(reason) = &r.status_reason {
         crate::outln!("  why        {reason}");
     }
@@ -188,6 +189,29 @@ fn run_progress(r: &Run) {
             p.project_cost_usd
         );
     }
+}
+
+/// What the rest of the run will likely cost, and what share of each usage window.
+fn forecast(r: &Run) {
+    let Some(f) = &r.forecast else { return };
+    let windows: String = f
+        .windows
+        .iter()
+        .map(|w| {
+            format!(
+                " · ≈ {:.0}% of the {} window (at {:.0}% now)",
+                w.share_percent,
+                orchestrator_proto::usage::window_name(&w.kind),
+                w.now_percent
+            )
+        })
+        .collect();
+    crate::outln!(
+        "  estimate   {} to go ≈ {} (the median cost of this project's {}){windows}",
+        orchestrator_proto::words::count(f.tasks, "task"),
+        orchestrator_proto::words::usd(f.cost_usd),
+        orchestrator_proto::words::count(f.basis, "past task"),
+    );
 }
 
 /// What the run waits for (a usage or budget hold) and what it has spent of its budget.

@@ -27,6 +27,7 @@ pub fn run(r: &RunRow) -> proto::Run {
             until: r.hold_until,
         }),
         unreviewed: r.unreviewed.clone(),
+        forecast: None,
     }
 }
 

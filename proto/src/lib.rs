@@ -26,6 +26,7 @@ pub mod task;
 pub mod usage;
 pub mod words;
 
+pub use cost::{CycleCost, Forecast, ModelCost, WindowShare};
 pub use env::SessionEnv;
 pub use error::{ErrorBody, ErrorCode};
 pub use event::{EscalationKind, EventKind};

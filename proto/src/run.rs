@@ -313,6 +313,10 @@ pub struct Run {
     /// (*completed, not reviewed*).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreviewed: Option<String>,
+    /// What the rest of the run will likely cost (a dry run: its whole plan), from the
+    /// project's past tasks; only for one run asked for, and only with history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<crate::cost::Forecast>,
 }
 
 crate::states! {
@@ -353,34 +357,14 @@ pub struct Progress {
     pub output_tokens: u64,
     /// Spend by cycle (0: sessions before the first cycle).
     #[serde(default)]
-    pub cycles: Vec<CycleCost>,
+    pub cycles: Vec<crate::cost::CycleCost>,
     /// Spend of every run of this project, this one included.
     #[serde(default)]
     pub project_cost_usd: f64,
     /// Spend by model, largest first (`null` model: the session said none, e.g. it never
     /// started).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub models: Vec<ModelCost>,
-}
-
-/// What one model's sessions of a run cost.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelCost {
-    pub model: Option<String>,
-    pub cost_usd: f64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub sessions: u32,
-}
-
-/// One cycle's spend.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CycleCost {
-    pub cycle: u32,
-    pub cost_usd: f64,
-    pub sessions: u32,
+    pub models: Vec<crate::cost::ModelCost>,
 }
 
 /// `GET /v1/runs`.

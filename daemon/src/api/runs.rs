@@ -41,14 +41,46 @@ pub async fn current(
     State(s): State<AppState>,
     Query(q): Query<CurrentRun>,
 ) -> Result<axum::Json<Run>, ApiError> {
-    Ok(axum::Json(wire::run(&s.runs.current(&q.project).await?)))
+    let row = s.runs.current(&q.project).await?;
+    Ok(axum::Json(with_forecast(&s, &row).await))
+}
+
+/// The run with its estimate to go, when it has tasks left and the project has history.
+async fn with_forecast(s: &AppState, row: &crate::store::RunRow) -> Run {
+    let mut run = wire::run(row);
+    if !row.status.is_active() || row.progress.merged >= row.progress.tasks {
+        return run;
+    }
+    let id = row.id.clone();
+    let Ok(tasks) = s
+        .runs
+        .db()
+        .call(move |c| crate::store::board::tasks(c, &id))
+        .await
+    else {
+        return run;
+    };
+    let models = &row.options.models;
+    let left: Vec<Option<&str>> = tasks
+        .iter()
+        .filter(|t| t.status != orchestrator_proto::TaskStatus::Merged)
+        .map(|t| match t.agent.unwrap_or(models.worker_agent) {
+            orchestrator_proto::Agent::Codex => Some(t.model.as_deref().unwrap_or("codex")),
+            orchestrator_proto::Agent::Claude => t.model.as_deref().or(models.worker.as_deref()),
+        })
+        .collect();
+    let outlook =
+        crate::usage::outlook::Outlook::read(s.runs.db(), &row.project, &s.usage.snapshot()).await;
+    run.forecast = outlook.ok().and_then(|o| o.to_go(&left));
+    run
 }
 
 pub async fn get(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Run>, ApiError> {
-    Ok(axum::Json(wire::run(&s.runs.get(&id).await?)))
+    let row = s.runs.get(&id).await?;
+    Ok(axum::Json(with_forecast(&s, &row).await))
 }
 
 pub async fn pause(

@@ -4,8 +4,8 @@
 use orchestrator_proto::cost::{CostRow, CostScope};
 use rusqlite::{Connection, params};
 
-use super::StoreError;
 use super::word::enum_from_text;
+use super::{Cached, StoreError};
 use crate::ids::RunId;
 
 const LEDGER: &str = "\
@@ -44,4 +44,31 @@ pub fn ledger(c: &Connection, run: &RunId) -> Result<Vec<CostRow>, StoreError> {
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The cost of every task of `project`'s runs that landed (merged), with the model its worker
+/// sessions ran: the history forecasts are made from.
+pub fn task_history(
+    c: &Connection,
+    project: &str,
+) -> Result<Vec<(Option<String>, f64)>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT max(s.model), sum(coalesce(s.cost_usd, 0.0)) FROM sessions s \
+         JOIN tasks t ON t.run_id = s.run_id AND t.id = s.worked_task \
+         JOIN runs r ON r.id = s.run_id JOIN projects p ON p.id = r.project_id \
+         WHERE p.path = ?1 AND t.status = 'merged' AND s.role = 'worker' \
+         GROUP BY s.run_id, s.worked_task",
+    )?;
+    let rows = stmt.query_map(params![project], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// What every session of every run spent since `since` (the start of a usage window).
+pub fn spent_since(c: &Connection, since: time::OffsetDateTime) -> Result<f64, StoreError> {
+    Ok(c.row(
+        "SELECT coalesce(sum(cost_usd), 0.0) FROM sessions \
+         WHERE julianday(started_at) >= julianday(?1)",
+        params![super::time_text::format(since)],
+        |r| r.get(0),
+    )?)
 }

@@ -9,6 +9,8 @@
 
 mod agents;
 pub mod credentials;
+pub mod forecast;
+pub mod outlook;
 pub mod poller;
 
 pub use agents::{Route, codex_hold, hold, route};
@@ -138,7 +140,7 @@ impl Policy<'_> {
     }
 
     /// The threshold that applies to window `kind` for this run, if any does.
-    fn threshold_for(&self, kind: &str) -> Option<f64> {
+    pub fn threshold_for(&self, kind: &str) -> Option<f64> {
         if kind == "five_hour" {
             return Some(self.threshold);
         }

@@ -26,7 +26,7 @@ fn task_of(req: &Value) -> String {
 
 /// A Codex worker that does its task: reads it, writes `<task>.txt` and commits it with the
 /// shell, completes it, and says so. Reviews (a JSON schema asked for) approve.
-fn worker_turn(req: &Value) -> Turn {
+pub(crate) fn worker_turn(req: &Value) -> Turn {
     if req["text"]["format"]["type"] == "json_schema" {
         let v = json!({"verdict": "approve", "summary": "Fine.", "findings": []});
         return Turn::Items(vec![message(&v.to_string())]);

@@ -15,6 +15,8 @@
 //! - `execution`: whole runs with the fake claude: workers, merge queue, retries, conflicts.
 //! - `planning`: the planner phase with the fake claude: plan, retries, dry-run, pause.
 //! - `review`: Codex reviews with the fake codex: revisions, cycles, the ledger, escalations.
+//! - `forecast`: estimates from a project's history; a task that would not fit waits or goes
+//!   to Codex.
 //! - `usage`: the usage governor: pauses, resumes at the reset, `--resume`, the poller, budget.
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
@@ -38,6 +40,7 @@ mod conformance;
 mod daemon;
 mod durability;
 mod execution;
+mod forecast;
 mod fuzz;
 mod hostile;
 mod in_process;

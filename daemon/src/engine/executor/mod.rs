@@ -110,6 +110,8 @@ struct Ctx {
     /// setup failing twice in a row, a gate that cannot run): nothing more is dispatched or
     /// merged, and once the running workers end the run stops for a human with this.
     blocked: std::sync::Mutex<Option<String>>,
+    /// The forecast as of the last dispatch pass (`None`: no window to size, or no history).
+    outlook: std::sync::Mutex<Option<Arc<crate::usage::outlook::Outlook>>>,
 }
 
 impl Ctx {
@@ -315,6 +317,7 @@ pub async fn execute(
         cancel: cancel.clone(),
         prep,
         blocked: std::sync::Mutex::new(None),
+        outlook: std::sync::Mutex::new(None),
     };
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: HashMap<TaskId, Vec<String>> = HashMap::new();

@@ -34,8 +34,12 @@ pub(super) async fn choose(ctx: &Ctx, t: &TaskRow, resumed: Option<&Resume>) -> 
             model: model.flatten(),
         };
     }
+    let planned_model = t.model.as_deref().or(models.worker.as_deref());
     if ctx.codex.is_some()
-        && let Some(why) = to_codex(ctx)
+        && let Some(why) = to_codex(ctx).or_else(|| {
+            let (why, _) = no_room(ctx, planned_model)?;
+            codex_has_room(ctx).then_some(why)
+        })
     {
         let message = format!(
             "Task {} starts as a Codex worker instead of Claude: {why}; tasks go back to Claude \
@@ -59,6 +63,57 @@ pub(super) async fn choose(ctx: &Ctx, t: &TaskRow, resumed: Option<&Resume>) -> 
     Choice {
         agent: Agent::Claude,
         model: task_model(ctx, t).await,
+    }
+}
+
+/// Why the forecast keeps a Claude task planned on `model` from starting now, if it does: its
+/// estimate does not fit in what is left of a window before the limit (and when that window
+/// resets).
+pub(super) fn no_room(
+    ctx: &Ctx,
+    model: Option<&str>,
+) -> Option<(String, Option<time::OffsetDateTime>)> {
+    let outlook = ctx.outlook.lock().ok()?.clone()?;
+    let e = outlook.history.estimate(model)?;
+    let policy = crate::usage::Policy::of(&ctx.run.options);
+    let (w, share, left) = outlook.no_room(&policy, e.usd)?;
+    let why = format!(
+        "its estimated {} (≈ {:.0}% of the {} window, the median of {}) does not fit in \
+         the {:.0}% left before the limit",
+        orchestrator_proto::words::usd(e.usd),
+        share * 100.0,
+        crate::usage::human(&w.kind),
+        orchestrator_proto::words::count(e.basis as u64, "past task"),
+        left * 100.0
+    );
+    Some((why, w.window.resets_at))
+}
+
+/// Whether a task may go to Codex instead of waiting: the run routes (`--on-limit codex`),
+/// Codex is installed and its account has room.
+pub(super) fn codex_has_room(ctx: &Ctx) -> bool {
+    let now = time::OffsetDateTime::now_utc();
+    ctx.run.options.models.on_limit == orchestrator_proto::OnLimit::Codex
+        && ctx.codex.is_some()
+        && crate::usage::codex_hold(&ctx.cfg.usage.snapshot(), now, ctx.cfg.usage_margin).is_none()
+}
+
+/// Reads the forecast for this dispatch pass: only when some window of the account is in use
+/// (else no window can be sized and nothing is read).
+pub(super) async fn refresh_outlook(ctx: &Ctx, account: &crate::usage::Account) {
+    let now = time::OffsetDateTime::now_utc();
+    let in_use = account.windows.values().any(|w| w.current(now) > 0.0);
+    let outlook = if in_use {
+        crate::usage::outlook::Outlook::read(&ctx.db, &ctx.run.project, account)
+            .await
+            .ok()
+            .filter(|o| o.history.tasks() > 0 && !o.windows.is_empty())
+            .map(Arc::new)
+    } else {
+        None
+    };
+    if let Ok(mut o) = ctx.outlook.lock() {
+        *o = outlook;
     }
 }
 

@@ -203,6 +203,7 @@ impl Schedule {
             .collect();
         ready.sort_by_key(|t| std::cmp::Reverse(cp.get(t.id.as_str()).copied().unwrap_or(0)));
         let account = self.ctx.cfg.usage.snapshot();
+        super::route::refresh_outlook(&self.ctx, &account).await;
         for t in ready {
             if self.busy.len() >= self.ctx.run.options.concurrency as usize {
                 break;
@@ -249,7 +250,19 @@ impl Schedule {
             let h = crate::usage::task_hold(account, &policy, model, now, margin)?;
             Some((model, h))
         });
-        let Some((model, h)) = by_agent.or(by_model) else {
+        let by_forecast = (agent == orchestrator_proto::Agent::Claude)
+            .then(|| {
+                let model = t.model.as_deref().or(policy.model);
+                let (reason, until) = super::route::no_room(&self.ctx, model)?;
+                let hold = crate::usage::Hold {
+                    reason,
+                    until: until.map(|u| u + margin),
+                    rejected: false,
+                };
+                (!super::route::codex_has_room(&self.ctx)).then_some(("room in the window", hold))
+            })
+            .flatten();
+        let Some((model, h)) = by_agent.or(by_model).or(by_forecast) else {
             return false;
         };
         let w = self.waits.entry(t.id.clone()).or_default();
