@@ -153,6 +153,21 @@ pub struct Spent {
     pub model: Option<String>,
 }
 
+/// The tokens the other sessions that worked in Codex thread `thread` recorded: a resumed
+/// thread reports its whole history's usage, theirs included.
+pub fn thread_tokens(
+    c: &Connection,
+    thread: &str,
+    except: &SessionId,
+) -> Result<(u64, u64), StoreError> {
+    Ok(c.row(
+        "SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) FROM sessions \
+         WHERE agent = 'codex' AND json_extract(place, '$.session') = ?1 AND id != ?2",
+        params![thread, except],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
 /// Records what a session cost and the model it ran.
 pub fn set_session_usage(c: &Connection, id: &SessionId, s: &Spent) -> Result<(), StoreError> {
     c.exec(

@@ -334,12 +334,31 @@ impl Work {
                 }
             }
         }
+        let record_db = record.db.clone();
         let watch = worker_watch(&cfg, &cancel, record, place.agent.into());
+        let db = record_db.clone();
         let mut ended = session::run(cmd, &dir, Some(&prompt), watch).await;
         if let Ok(e) = &mut ended {
             e.model = e.model.take().or(model);
+            if place.agent == orchestrator_proto::Agent::Codex && !place.session.is_empty() {
+                own_tokens(&db, &session, &place.session, e).await;
+            }
         }
         finished(ended, prepared)
+    }
+}
+
+/// A resumed Codex thread reports the tokens of its whole history: the session keeps only its
+/// own, less what the thread's earlier sessions recorded.
+async fn own_tokens(db: &Db, session: &SessionId, thread: &str, e: &mut session::Ended) {
+    let Some(o) = e.outcome.as_mut() else { return };
+    let (s, t) = (session.clone(), thread.to_owned());
+    if let Ok((input, output)) = db
+        .call(move |c| crate::store::sessions::thread_tokens(c, &t, &s))
+        .await
+    {
+        o.input_tokens = o.input_tokens.saturating_sub(input);
+        o.output_tokens = o.output_tokens.saturating_sub(output);
     }
 }
 

@@ -121,7 +121,8 @@ pub(super) fn watchdog(
         && began.elapsed() > s
     {
         return Some(format!(
-            "the session wrote no `system/init` within {} of starting (`[supervision] startup_secs`)",
+            "the session wrote no start line (claude's `system/init`, codex's `thread.started`) \
+             within {} of starting (`[supervision] startup_secs`)",
             human(s)
         ));
     }
