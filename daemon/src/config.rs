@@ -352,6 +352,31 @@ mod tests {
         );
     }
 
+    /// Every key the reference shows is one the daemon reads, with a value it takes.
+    #[test]
+    fn every_key_of_the_reference_is_a_real_one() {
+        let uncommented: String = REFERENCE
+            .lines()
+            .map(|l| {
+                let key = l.strip_prefix("# ").filter(|rest| {
+                    rest.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    })
+                });
+                key.unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed: FileConfig =
+            toml::from_str(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(
+            parsed.agents.worker,
+            Some(orchestrator_proto::Agent::Claude)
+        );
+        assert_eq!(parsed.codex.worker_model.as_deref(), Some("gpt-5-codex"));
+        assert_eq!(parsed.models.on_limit, orchestrator_proto::OnLimit::Pause);
+    }
+
     #[test]
     fn unknown_keys_are_refused_with_the_path() {
         let dir = tempfile::tempdir().expect("tempdir");
