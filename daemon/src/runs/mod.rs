@@ -155,6 +155,7 @@ impl Runs {
             &self.inner.engine.default_models,
         )
         .await?;
+        submit::check_codex(&v, self.inner.engine.codex_bin.as_deref())?;
         let branch = submit::choose_branch(&self.inner.db, &v.project, &v.feature).await?;
         let new = submit::new_run(&v, branch);
         git::create_branch(&v.project, &new.branch, &new.base_commit).await?;

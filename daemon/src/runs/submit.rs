@@ -254,6 +254,29 @@ pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Valid
     })
 }
 
+/// A run that uses Codex workers needs codex: refused at start, not at its first task.
+pub fn check_codex(v: &Validated, codex_bin: Option<&Path>) -> Result<(), RunError> {
+    let m = &v.options.models;
+    let flag = if m.worker_agent == orchestrator_proto::Agent::Codex {
+        "--worker-agent codex"
+    } else if m.on_limit == orchestrator_proto::OnLimit::Codex {
+        "--on-limit codex"
+    } else {
+        return Ok(());
+    };
+    match crate::agents::locate(crate::agents::AgentKind::Codex, &v.env, codex_bin) {
+        Ok(_) => Ok(()),
+        Err(crate::agents::AgentError::NotFound { path, .. }) => Err(RunError::invalid(format!(
+            "this run uses Codex workers ({flag}), but codex is not on your PATH ({path})"
+        ))
+        .hint(format!(
+            "install Codex (npm install -g @openai/codex) or set ORCHESTRATOR_CODEX_BIN, or \
+             start without {flag}"
+        ))),
+        Err(e) => Err(RunError::invalid(e.to_string())),
+    }
+}
+
 /// A model is a name claude takes (`opus`, `claude-sonnet-5-5`): one word of at most 100
 /// characters.
 fn check_models(m: &orchestrator_proto::Models) -> Result<(), RunError> {

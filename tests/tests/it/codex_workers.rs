@@ -316,3 +316,32 @@ fn a_claude_worker_cut_off_by_the_limit_is_taken_over_by_codex() {
         "a"
     );
 }
+
+/// A run of Codex workers without codex installed is refused at start, saying how to fix it,
+/// rather than failing each task at its first dispatch.
+#[test]
+fn codex_workers_without_codex_are_refused_at_start() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    for flags in [["--worker-agent", "codex"], ["--on-limit", "codex"]] {
+        let mut args = vec!["start", "Parts"];
+        args.extend(flags);
+        let out = sb
+            .orchestrate_env(&repo, &args, &[("PATH", "/usr/bin:/bin")])
+            .fails_with(2);
+        let flag = flags.join(" ");
+        assert!(
+            out.stderr.contains(&format!(
+                "this run uses Codex workers ({flag}), but codex is not on your PATH"
+            )) && out.stderr.contains("npm install -g @openai/codex"),
+            "{}",
+            out.stderr
+        );
+    }
+    let list = sb.orchestrate_in(&repo, &["list", "--json"]).ok().json();
+    assert_eq!(
+        list["runs"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was created: {list}"
+    );
+}
