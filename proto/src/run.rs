@@ -17,6 +17,10 @@ pub mod defaults {
     pub const MAX_GATE_TIMEOUT_SECS: u64 = 24 * 3600;
     /// How long a `--setup` may run in one worktree before it is stopped (30 minutes).
     pub const SETUP_TIMEOUT_SECS: u64 = 30 * 60;
+    /// `--priority`: every run weighs the same unless told otherwise.
+    pub const PRIORITY: u32 = 1;
+    /// The largest `--priority`.
+    pub const MAX_PRIORITY: u32 = 100;
 }
 
 /// Where a run stands. `queued`, `running`, `paused` and `escalated` are *active*: a project has
@@ -178,6 +182,21 @@ pub struct RunOptions {
     /// Which model and effort the planner and the workers run with.
     #[serde(default, skip_serializing_if = "crate::Models::is_default")]
     pub models: crate::Models,
+    /// Its weight when runs share the account's window (`--priority`, 1-100): concurrent runs
+    /// get the window in proportion.
+    #[serde(
+        default = "default_priority",
+        skip_serializing_if = "is_default_priority"
+    )]
+    pub priority: u32,
+}
+
+fn default_priority() -> u32 {
+    defaults::PRIORITY
+}
+
+fn is_default_priority(p: &u32) -> bool {
+    *p == defaults::PRIORITY
 }
 
 fn default_true() -> bool {
@@ -219,6 +238,7 @@ impl Default for RunOptions {
             auto_resume: true,
             max_budget_usd: None,
             models: crate::Models::default(),
+            priority: defaults::PRIORITY,
         }
     }
 }

@@ -39,7 +39,26 @@ pub struct UsageReport {
     /// Codex's account hit its limit (a Codex worker said so); Codex work waits until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codex_limit_hit: Option<LimitHit>,
+    /// The active runs' shares of the 5-hour window (`--priority`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunShare>,
     pub poller: PollerReport,
+}
+
+/// One active run's share of the 5-hour window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunShare {
+    pub run: String,
+    pub project: String,
+    pub priority: u32,
+    pub share_percent: f64,
+    /// What its sessions spent since the window began.
+    pub spent_usd: f64,
+    /// Its share of the window up to its threshold, in dollars, once the window's size is
+    /// known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowance_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -30,6 +30,10 @@ pub struct StartArgs {
     /// window of one model family (7-day Opus) pauses only runs whose workers run it
     #[arg(long, value_name = "FRACTION")]
     weekly_threshold: Option<f64>,
+    /// This run's weight when runs share the account's usage window (1-100): concurrent runs
+    /// get the window in proportion
+    #[arg(long, default_value_t = defaults::PRIORITY, value_parser = clap::value_parser!(u32).range(1..=defaults::MAX_PRIORITY as i64))]
+    priority: u32,
     /// Skip the Codex plan and code reviews
     #[arg(long)]
     skip_codex: bool,
@@ -166,6 +170,7 @@ fn request(a: &StartArgs) -> Result<SubmitRun, ClientError> {
             auto_resume: !a.no_auto_resume,
             max_budget_usd: a.max_budget_usd,
             models: a.models.models().unwrap_or_default(),
+            priority: a.priority,
         },
         context_file,
         env: orchestrator_proto::SessionEnv::capture_with(&forward),

@@ -77,6 +77,23 @@ pub async fn run(client: &Client, a: UsageArgs) -> Result<(), ClientError> {
     if let (Some(t), Some(_)) = (p.next_at, &p.token_source) {
         crate::outln!("  next poll  {}", clock(t));
     }
+    if !r.runs.is_empty() {
+        crate::outln!("Runs sharing the 5-hour window");
+        for s in &r.runs {
+            let allowance = s
+                .allowance_usd
+                .map(|a| format!(" of {}", orchestrator_proto::words::usd(a)))
+                .unwrap_or_default();
+            crate::outln!(
+                "  {}  priority {} · {:.0}% share · spent {}{allowance} · {}",
+                s.run,
+                s.priority,
+                s.share_percent,
+                orchestrator_proto::words::usd(s.spent_usd),
+                s.project
+            );
+        }
+    }
     if let Some(l) = &r.codex_limit_hit {
         crate::outln!(
             "Codex account\n  limit hit  Codex work waits{}",

@@ -1,8 +1,9 @@
 //! `GET /v1/usage`: the account's usage windows as the daemon knows them, with where each
-//! figure came from and when; the poller's state. Never the token.
+//! figure came from and when; the active runs' shares of the 5-hour window; the poller's state.
+//! Never the token.
 
 use axum::extract::State;
-use orchestrator_proto::usage::{LimitHit, PollerReport, UsageReport, UsageWindow};
+use orchestrator_proto::usage::{LimitHit, PollerReport, RunShare, UsageReport, UsageWindow};
 
 use super::AppState;
 use crate::usage::Window;
@@ -16,9 +17,29 @@ fn window(w: &Window, now: time::OffsetDateTime) -> UsageWindow {
     }
 }
 
+/// The active runs' shares of the 5-hour window.
+async fn shares(s: &AppState, a: &crate::usage::Account) -> Vec<RunShare> {
+    let Ok(shares) = crate::usage::share::Shares::read(s.runs.db(), a).await else {
+        return Vec::new();
+    };
+    shares
+        .claims
+        .iter()
+        .map(|c| RunShare {
+            run: c.run.clone(),
+            project: c.project.clone(),
+            priority: c.priority,
+            share_percent: (shares.share(&c.run) * 1000.0).round() / 10.0,
+            spent_usd: c.spent,
+            allowance_usd: shares.allowance(&c.run),
+        })
+        .collect()
+}
+
 pub async fn get(State(s): State<AppState>) -> axum::Json<UsageReport> {
     let a = s.usage.snapshot();
     let now = time::OffsetDateTime::now_utc();
+    let runs = shares(&s, &a).await;
     axum::Json(UsageReport {
         five_hour: a.window("five_hour").map(|w| window(&w, now)),
         seven_day: a.window("seven_day").map(|w| window(&w, now)),
@@ -42,6 +63,7 @@ pub async fn get(State(s): State<AppState>) -> axum::Json<UsageReport> {
                 until: h.until,
             }
         }),
+        runs,
         poller: PollerReport {
             token_source: a.poll.token_source.clone(),
             last_ok: a.poll.last_ok,

@@ -86,6 +86,14 @@ pub fn check_options(o: &RunOptions) -> Result<(), RunError> {
             defaults::USAGE_THRESHOLD
         )));
     }
+    if !(1..=defaults::MAX_PRIORITY).contains(&o.priority) {
+        return Err(
+            RunError::invalid(format!("--priority {} is out of range", o.priority)).hint(format!(
+                "give a weight from 1 to {} (runs sharing the window get it in proportion)",
+                defaults::MAX_PRIORITY
+            )),
+        );
+    }
     if let Some(w) = o.weekly_threshold
         && !(w > 0.0 && w <= 1.0)
     {

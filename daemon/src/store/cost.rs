@@ -72,3 +72,29 @@ pub fn spent_since(c: &Connection, since: time::OffsetDateTime) -> Result<f64, S
         |r| r.get(0),
     )?)
 }
+
+/// Every active run (queued or running) with its priority, threshold and what its sessions
+/// spent since `since`: the claims on the account's window.
+pub fn window_claims(
+    c: &Connection,
+    since: time::OffsetDateTime,
+) -> Result<Vec<crate::usage::share::Claim>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT r.id, p.path, coalesce(json_extract(r.options, '$.priority'), 1), \
+           coalesce(json_extract(r.options, '$.usage_threshold'), 0.8), \
+           (SELECT coalesce(sum(s.cost_usd), 0.0) FROM sessions s \
+            WHERE s.run_id = r.id AND julianday(s.started_at) >= julianday(?1)) \
+         FROM runs r JOIN projects p ON p.id = r.project_id \
+         WHERE r.status IN ('queued', 'running') ORDER BY r.created_at",
+    )?;
+    let rows = stmt.query_map(params![super::time_text::format(since)], |r| {
+        Ok(crate::usage::share::Claim {
+            run: r.get(0)?,
+            project: r.get(1)?,
+            priority: r.get(2)?,
+            threshold: r.get(3)?,
+            spent: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

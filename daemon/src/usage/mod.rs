@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod forecast;
 pub mod outlook;
 pub mod poller;
+pub mod share;
 
 pub use agents::{Route, codex_hold, hold, route};
 

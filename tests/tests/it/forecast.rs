@@ -119,3 +119,58 @@ fn with_on_limit_codex_a_task_that_would_not_fit_starts_as_a_codex_worker() {
     );
     assert!(!log.contains("paused"), "{log}");
 }
+
+/// Two runs share the 5-hour window: one whose planner is still thinking (it has spent
+/// nothing), one that has spent its half (the window's size is its spend over the 55% a worker
+/// reported). The second's next task waits, leaving the rest to the first; `orchestrate
+/// usage` shows both runs' shares.
+#[test]
+fn a_run_that_has_spent_its_share_of_the_window_leaves_the_rest_to_the_other() {
+    let sb = Sandbox::new();
+    let other = sb.repo("other");
+    sb.orchestrate_env(
+        &other,
+        &["start", "Think long", "--skip-codex"],
+        &[("CLAUDE_FAKE_SCRIPT", "hang")],
+    )
+    .ok();
+    let repo = sb.repo("app");
+    let plan = plan_file(
+        &sb,
+        "chain.json",
+        vec![task("a", &[], &["a.txt"]), task("b", &["a"], &["b.txt"])],
+    );
+    let once = sb.root().join("warned").display().to_string();
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Chain", "--skip-codex", "--usage-threshold", "1"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", plan.as_str()),
+            ("CLAUDE_FAKE_WORKER", "warn"),
+            ("CLAUDE_FAKE_ONCE", once.as_str()),
+            ("CLAUDE_FAKE_UTILIZATION", "0.55"),
+            ("CLAUDE_FAKE_RESET_SECS", "3600"),
+        ],
+    )
+    .ok();
+    let log = wait::until("b to wait for its share", wait::DEADLINE, || {
+        let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+        log.contains("Task b waits").then_some(log)
+    });
+    assert!(
+        log.contains("Task b waits for the other runs' share: the run has spent $0.0030 of the 5-hour window, its 50% share (priority 1 of 2 active runs)"),
+        "{log}"
+    );
+    let usage = sb.orchestrate_in(&repo, &["usage", "--json"]).ok().json();
+    let runs = usage["runs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), 2, "{usage}");
+    assert!(runs.iter().all(|r| r["share_percent"] == 50.0), "{usage}");
+    let text = sb.orchestrate_in(&repo, &["usage"]).ok().stdout;
+    assert!(
+        text.contains("Runs sharing the 5-hour window")
+            && text.contains("priority 1 · 50% share · spent $0.0030 of $0.0027"),
+        "{text}"
+    );
+    sb.orchestrate_in(&repo, &["cancel"]).ok();
+    sb.orchestrate_in(&other, &["cancel"]).ok();
+}

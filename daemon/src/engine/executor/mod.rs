@@ -112,6 +112,8 @@ struct Ctx {
     blocked: std::sync::Mutex<Option<String>>,
     /// The forecast as of the last dispatch pass (`None`: no window to size, or no history).
     outlook: std::sync::Mutex<Option<Arc<crate::usage::outlook::Outlook>>>,
+    /// The active runs' shares of the window as of the last dispatch pass.
+    shares: std::sync::Mutex<Option<Arc<crate::usage::share::Shares>>>,
 }
 
 impl Ctx {
@@ -318,6 +320,7 @@ pub async fn execute(
         prep,
         blocked: std::sync::Mutex::new(None),
         outlook: std::sync::Mutex::new(None),
+        shares: std::sync::Mutex::new(None),
     };
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: HashMap<TaskId, Vec<String>> = HashMap::new();

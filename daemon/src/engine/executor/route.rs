@@ -37,7 +37,9 @@ pub(super) async fn choose(ctx: &Ctx, t: &TaskRow, resumed: Option<&Resume>) -> 
     let planned_model = t.model.as_deref().or(models.worker.as_deref());
     if ctx.codex.is_some()
         && let Some(why) = to_codex(ctx).or_else(|| {
-            let (why, _) = no_room(ctx, planned_model)?;
+            let why = no_room(ctx, planned_model)
+                .map(|(why, _)| why)
+                .or_else(|| over_share(ctx))?;
             codex_has_room(ctx).then_some(why)
         })
     {
@@ -103,18 +105,34 @@ pub(super) fn codex_has_room(ctx: &Ctx) -> bool {
 pub(super) async fn refresh_outlook(ctx: &Ctx, account: &crate::usage::Account) {
     let now = time::OffsetDateTime::now_utc();
     let in_use = account.windows.values().any(|w| w.current(now) > 0.0);
-    let outlook = if in_use {
-        crate::usage::outlook::Outlook::read(&ctx.db, &ctx.run.project, account)
+    let (outlook, shares) = if in_use {
+        let outlook = crate::usage::outlook::Outlook::read(&ctx.db, &ctx.run.project, account)
             .await
             .ok()
             .filter(|o| o.history.tasks() > 0 && !o.windows.is_empty())
-            .map(Arc::new)
+            .map(Arc::new);
+        let shares = crate::usage::share::Shares::read(&ctx.db, account)
+            .await
+            .ok()
+            .filter(|s| s.claims.len() > 1 && s.capacity.is_some())
+            .map(Arc::new);
+        (outlook, shares)
     } else {
-        None
+        (None, None)
     };
     if let Ok(mut o) = ctx.outlook.lock() {
         *o = outlook;
     }
+    if let Ok(mut s) = ctx.shares.lock() {
+        *s = shares;
+    }
+}
+
+/// Why this run starts no new task now, if it has spent its share of the window while
+/// another active run has not (`--priority`).
+pub(super) fn over_share(ctx: &Ctx) -> Option<String> {
+    let shares = ctx.shares.lock().ok()?.clone()?;
+    shares.over(&ctx.run.id)
 }
 
 /// Why a Claude task goes to Codex now, if it does (`--on-limit codex`).

@@ -262,7 +262,19 @@ impl Schedule {
                 (!super::route::codex_has_room(&self.ctx)).then_some(("room in the window", hold))
             })
             .flatten();
-        let Some((model, h)) = by_agent.or(by_model).or(by_forecast) else {
+        let by_share = (agent == orchestrator_proto::Agent::Claude)
+            .then(|| super::route::over_share(&self.ctx))
+            .flatten()
+            .filter(|_| !super::route::codex_has_room(&self.ctx))
+            .map(|reason| {
+                let hold = crate::usage::Hold {
+                    reason,
+                    until: None,
+                    rejected: false,
+                };
+                ("the other runs' share", hold)
+            });
+        let Some((model, h)) = by_agent.or(by_model).or(by_forecast).or(by_share) else {
             return false;
         };
         let w = self.waits.entry(t.id.clone()).or_default();
