@@ -53,7 +53,7 @@ pub async fn run(client: &Client, a: UsageArgs) -> Result<(), ClientError> {
     }
     if let Some(l) = &r.limit_hit {
         crate::outln!(
-            "  limit hit  {}{} — runs wait for the reset",
+            "  limit hit  {}{} — Claude work waits for the reset (runs with --on-limit codex go on as Codex workers)",
             l.kind,
             l.until
                 .map(|u| format!(" until {}", clock(u)))
