@@ -364,15 +364,25 @@ pub fn escalation(e: &Escalation) {
     if let Some(t) = &e.task_id {
         crate::outln!("  task      {t}");
     }
-    crate::outln!("  question  {}", e.question.trim());
-    if let Some(c) = &e.context {
+    let mut question = e.question.trim().lines();
+    crate::outln!("  question  {}", question.next().unwrap_or(""));
+    for line in question {
+        crate::outln!("            {line}");
+    }
+    // The evidence, unless the question already says it all (no text twice).
+    if let Some(c) = e
+        .context
+        .as_deref()
+        .filter(|c| !e.question.contains(c.trim()))
+    {
         for line in c.trim().lines() {
             crate::outln!("            {line}");
         }
     }
-    match &e.answer {
-        Some(a) => crate::outln!("  answer    {}", a.trim()),
-        None => crate::outln!(
+    match (&e.answer, &e.closed) {
+        (Some(a), _) => crate::outln!("  answer    {}", a.trim()),
+        (None, Some(why)) => crate::outln!("  closed    {why}, unanswered"),
+        (None, None) => crate::outln!(
             "  answer it: orchestrate answer {} \"<your guidance>\"",
             e.id
         ),

@@ -56,6 +56,9 @@ pub fn escalation(e: &EscalationRow) -> proto::Escalation {
         created_at: e.created_at,
         answer: e.answer.clone(),
         answered_at: e.answered_at,
+        closed_at: e.closed_at,
+        closed: e.closed_why.clone(),
+        superseded_by: e.superseded_by,
     }
 }
 

@@ -502,6 +502,19 @@ pub struct Escalation {
         skip_serializing_if = "Option::is_none"
     )]
     pub answered_at: Option<OffsetDateTime>,
+    /// Closed without an answer (its run was cancelled, resumed or ended, or asked again).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub closed_at: Option<OffsetDateTime>,
+    /// Why it was closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<String>,
+    /// The escalation that replaced it, when its run asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<u64>,
 }
 
 /// `GET /v1/escalations`.
@@ -515,11 +528,12 @@ pub struct EscalationList {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListEscalations {
+    /// Only this project's (any directory inside its work tree); none: every project's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
-    /// Include answered ones too.
+    /// Include answered and closed ones too.
     #[serde(default)]
-    pub all: bool,
+    pub history: bool,
 }
 
 /// `POST /v1/escalations/{id}/answer`.

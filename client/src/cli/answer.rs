@@ -57,7 +57,7 @@ pub async fn run(client: &Client, a: AnswerArgs) -> Result<(), ClientError> {
                     } else {
                         Some(project.clone())
                     },
-                    all: false,
+                    history: false,
                 })
                 .await?;
             let place = match &run {
@@ -72,7 +72,7 @@ pub async fn run(client: &Client, a: AnswerArgs) -> Result<(), ClientError> {
                 [] => {
                     return Err(ClientError::usage(
                         format!("no escalation is waiting in {place}"),
-                        "`orchestrate escalations` lists the pending ones of every project",
+                        "`orchestrate escalations --all` lists the ones waiting in every project",
                     ));
                 }
                 many => {

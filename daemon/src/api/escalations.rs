@@ -14,7 +14,7 @@ pub async fn list(
     State(s): State<AppState>,
     Query(q): Query<ListEscalations>,
 ) -> Result<axum::Json<EscalationList>, ApiError> {
-    let rows = s.runs.escalations(q.project, q.all).await?;
+    let rows = s.runs.escalations(q.project, q.history).await?;
     Ok(axum::Json(EscalationList {
         escalations: rows.iter().map(wire::escalation).collect(),
     }))

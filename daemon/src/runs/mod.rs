@@ -339,7 +339,7 @@ impl Runs {
     pub async fn escalations(
         &self,
         project: Option<String>,
-        all: bool,
+        history: bool,
     ) -> Result<Vec<EscalationRow>, RunError> {
         let key = match project {
             Some(p) => Some(project_key(&p).await),
@@ -348,7 +348,7 @@ impl Runs {
         Ok(self
             .inner
             .db
-            .call(move |c| escalations::list(c, key.as_deref(), all))
+            .call(move |c| escalations::list(c, key.as_deref(), history))
             .await?)
     }
 
@@ -372,6 +372,10 @@ impl Runs {
                 RunError::not_found(format!("no escalation {id}"))
                     .hint("`orchestrate escalations` lists the pending ones")
             })?;
+        // Refused here too: a closed escalation's run may be gone (cancelled).
+        if let Some(refused) = not_live(&esc) {
+            return Err(refused);
+        }
         self.command(&esc.run_id, |reply| Command::Answer {
             escalation: id,
             answer,
@@ -432,4 +436,27 @@ pub async fn project_key(path: &str) -> String {
         Ok(Some(top)) => top.display().to_string(),
         _ => path.trim_end_matches('/').to_owned(),
     }
+}
+
+/// Why an escalation takes no answer: it was answered already, or closed (its run cancelled,
+/// resumed or ended, or it was superseded by a newer one, which the hint names).
+pub(crate) fn not_live(e: &EscalationRow) -> Option<RunError> {
+    let id = e.id;
+    if e.answer.is_some() {
+        return Some(
+            RunError::conflict(format!("escalation {id} was already answered"))
+                .hint("`orchestrate escalations --history` shows the answer"),
+        );
+    }
+    let why = e.closed_why.as_deref()?;
+    let hint = match e.superseded_by {
+        Some(n) => format!("answer escalation {n} instead: orchestrate answer {n} \"<guidance>\""),
+        None => "`orchestrate escalations` lists the ones still waiting".to_owned(),
+    };
+    Some(
+        RunError::conflict(format!(
+            "escalation {id} is closed ({why}); nothing waits for its answer"
+        ))
+        .hint(hint),
+    )
 }

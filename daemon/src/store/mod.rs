@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_unreviewed.sql"),
     include_str!("migrations/0012_models.sql"),
     include_str!("migrations/0013_agents.sql"),
+    include_str!("migrations/0014_escalations_closed.sql"),
 ];
 
 /// `execute` and `query_row` through the connection's prepared-statement cache: the board's

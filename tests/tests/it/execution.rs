@@ -542,3 +542,96 @@ fn the_run_never_moves_its_branch_while_the_user_has_it_checked_out() {
     let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
     assert!(log.contains("is free again; merges go on"), "{log}");
 }
+
+/// Escalations that behave: cancelling or resuming a run closes its live escalations (and
+/// removes `escalation.json`); `escalations` lists only live ones, this project's by default;
+/// answering a closed one is refused with why.
+#[test]
+fn cancelled_and_resumed_runs_close_their_escalations() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let elsewhere = sb.repo("other");
+    let plan = write_plan(&sb, vec![task("only", &[], &["only.txt"])]);
+    let red = "printf 'data%s\\n' 'base not reachable'; exit 1";
+    let start = |feature: &str| {
+        sb.orchestrate_env(
+            &repo,
+            &["start", feature, "--gate", red, "--skip-codex"],
+            &[("CLAUDE_FAKE_SCRIPT", &plan)],
+        )
+        .ok();
+        assert_eq!(wait_final(&sb, &repo)["status"], "escalated");
+    };
+    let live = |dir: &Path| -> Vec<Value> {
+        let list = sb
+            .orchestrate_in(dir, &["escalations", "--json"])
+            .ok()
+            .json();
+        list["escalations"].as_array().cloned().unwrap_or_default()
+    };
+    start("First");
+    let first = live(&repo)[0]["id"].as_u64().expect("an escalation");
+    assert!(
+        live(&elsewhere).is_empty(),
+        "another project's are not listed there"
+    );
+    let mine = sb.orchestrate_in(&elsewhere, &["escalations"]).ok().stdout;
+    assert!(mine.contains("(`--all` shows every project's)"), "{mine}");
+    let every = sb
+        .orchestrate_in(&elsewhere, &["escalations", "--all", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        every["escalations"].as_array().map(Vec::len),
+        Some(1),
+        "{every}"
+    );
+
+    sb.orchestrate_in(&repo, &["cancel"]).ok();
+    assert!(
+        live(&repo).is_empty(),
+        "a cancelled run's escalation is closed"
+    );
+    assert!(!repo.join(".orchestrator/escalation.json").exists());
+    let refused = sb
+        .orchestrate_in(&repo, &["answer", &first.to_string(), "go on"])
+        .fails_with(2)
+        .stderr;
+    assert!(
+        refused.contains(&format!(
+            "escalation {first} is closed (the run was cancelled)"
+        )),
+        "{refused}"
+    );
+    let history = sb
+        .orchestrate_in(&repo, &["escalations", "--history"])
+        .ok()
+        .stdout;
+    assert!(
+        history.contains("closed    the run was cancelled, unanswered"),
+        "{history}"
+    );
+
+    start("Second");
+    let second = live(&repo)[0]["id"].as_u64().expect("an escalation");
+    sb.orchestrate_in(&repo, &["resume"]).ok();
+    // The gate is still red: the resumed run asks again, with a new escalation.
+    wait::until("the run to ask again", wait::DEADLINE, || {
+        let l = live(&repo);
+        (l.len() == 1 && l[0]["id"].as_u64() != Some(second)).then_some(())
+    });
+    let refused = sb
+        .orchestrate_in(&repo, &["answer", &second.to_string(), "go on"])
+        .fails_with(2)
+        .stderr;
+    assert!(
+        refused.contains("(the run was resumed without an answer)"),
+        "{refused}"
+    );
+    let listed = sb.orchestrate_in(&repo, &["escalations"]).ok().stdout;
+    assert_eq!(
+        listed.matches("database not reachable").count(),
+        1,
+        "the question is printed once: {listed}"
+    );
+}

@@ -124,8 +124,10 @@ impl RunActor {
 
     async fn complete(&mut self, summary: String) -> Result<(), RunError> {
         self.set_state(RunStatus::Completed, Phase::Done, summary)
-            .await
-            .map(drop)
+            .await?;
+        // A question nobody answered while it ran waits for nothing now.
+        self.close_escalations("the run completed".into()).await;
+        Ok(())
     }
 
     async fn merged_summary(&self) -> Result<String, RunError> {

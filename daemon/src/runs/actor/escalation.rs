@@ -28,7 +28,16 @@ impl RunActor {
             blocking: true,
             at,
         };
-        let esc = self.db.call(move |c| escalations::insert(c, &new)).await?;
+        let esc = self
+            .db
+            .call(move |c| {
+                let esc = escalations::insert(c, &new)?;
+                // The run asks again: what it asked before is no longer waiting.
+                let why = format!("superseded by escalation {}", esc.id);
+                escalations::close_live(c, &new.run_id, &why, Some(esc.id), at)?;
+                Ok(esc)
+            })
+            .await?;
         // The file first: whoever sees the run escalated finds it.
         self.write_escalation_file().await;
         self.set_status(
@@ -37,6 +46,20 @@ impl RunActor {
         )
         .await?;
         Ok(())
+    }
+
+    /// Closes the run's live escalations without an answer (`why`: the run was cancelled,
+    /// resumed, ended) and removes `.orchestrator/escalation.json`.
+    pub(super) async fn close_escalations(&self, why: String) {
+        let (id, at) = (self.run.id.clone(), time_text::now());
+        if let Err(e) = self
+            .db
+            .call(move |c| escalations::close_live(c, &id, &why, None, at))
+            .await
+        {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot close the run's escalations");
+        }
+        self.write_escalation_file().await;
     }
 
     /// `.orchestrator/escalation.json`: the pending blocking escalations, or no file.
@@ -199,11 +222,8 @@ fn record_answer(
     let Some(existing) = escalations::get(&tx, id)? else {
         return Ok(Err(RunError::not_found(format!("no escalation {id}"))));
     };
-    if existing.answer.is_some() {
-        return Ok(Err(RunError::conflict(format!(
-            "escalation {id} was already answered"
-        ))
-        .hint("`orchestrate escalations --all` shows the answer")));
+    if let Some(refused) = crate::runs::not_live(&existing) {
+        return Ok(Err(refused));
     }
     escalations::answer(&tx, id, answer, at)?;
     // The asker learns the answer from its messages.

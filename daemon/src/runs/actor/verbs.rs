@@ -57,6 +57,8 @@ impl RunActor {
         }
         if self.run.status == RunStatus::Escalated {
             let reason = reason.unwrap_or_else(|| "resumed by the user without an answer".into());
+            self.close_escalations("the run was resumed without an answer".into())
+                .await;
             self.continue_after_escalation(reason).await?;
             return Ok(self.run.clone());
         }
@@ -87,6 +89,7 @@ impl RunActor {
         self.stop_work();
         self.clear_hold();
         let row = self.set_status(RunStatus::Cancelled, reason).await?;
+        self.close_escalations("the run was cancelled".into()).await;
         self.record(NewEvent::info(
             EventKind::BranchKept,
             format!("Branch {branch} is kept with whatever work it holds; delete it with `git branch -D {branch}` if unwanted"),
