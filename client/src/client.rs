@@ -140,14 +140,17 @@ impl Client {
     }
 
     /// Streams the run's events to `each` until the run finishes or the daemon stops.
+    /// Follows the run's events after `after` (the last `tail` of them first) until the run
+    /// finishes, the daemon stops or `each` says stop (`false`).
     pub async fn follow(
         &self,
         id: &str,
+        after: Option<u64>,
         tail: Option<u32>,
-        mut each: impl FnMut(Event) -> Result<(), ClientError>,
+        mut each: impl FnMut(Event) -> Result<bool, ClientError>,
     ) -> Result<(), ClientError> {
         let q = ReadEvents {
-            after: None,
+            after,
             tail,
             follow: true,
         };
@@ -166,7 +169,9 @@ impl Client {
                 let line: Vec<u8> = buf.drain(..=nl).collect();
                 let event = serde_json::from_slice(&line)
                     .map_err(|e| ClientError::Decode(e.to_string()))?;
-                each(event)?;
+                if !each(event)? {
+                    return Ok(());
+                }
             }
         }
         Ok(())

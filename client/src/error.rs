@@ -10,6 +10,14 @@ pub mod exit {
     pub const USER: u8 = 2;
     /// The daemon could not be reached or started, or failed inside.
     pub const DAEMON: u8 = 1;
+    /// `start --follow`, `log -f`, `watch` and `wait` end with the run's state: it waits for
+    /// a human (escalated), is paused, failed, or was cancelled (completed is 0).
+    pub const ESCALATED: u8 = 10;
+    pub const PAUSED: u8 = 11;
+    pub const FAILED: u8 = 12;
+    pub const CANCELLED: u8 = 13;
+    /// `wait --timeout`: the time ran out with the run still going.
+    pub const STILL_RUNNING: u8 = 14;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +54,13 @@ pub enum ClientError {
     Decode(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A following command ended with the run in a state that is not success; already said
+    /// on stdout, so nothing more is printed.
+    #[error("the run is {0}")]
+    Ended(orchestrator_proto::RunStatus),
+    /// `wait --timeout` ran out.
+    #[error("the run is still {0} after the timeout")]
+    StillRunning(orchestrator_proto::RunStatus),
 }
 
 impl ClientError {
@@ -84,6 +99,15 @@ impl ClientError {
     }
 
     pub fn exit_code(&self) -> u8 {
+        use orchestrator_proto::RunStatus;
+        match self {
+            Self::Ended(RunStatus::Escalated) => return exit::ESCALATED,
+            Self::Ended(RunStatus::Paused) => return exit::PAUSED,
+            Self::Ended(RunStatus::Failed) => return exit::FAILED,
+            Self::Ended(RunStatus::Cancelled) => return exit::CANCELLED,
+            Self::StillRunning(_) => return exit::STILL_RUNNING,
+            _ => {}
+        }
         if self.is_user_error() {
             exit::USER
         } else {

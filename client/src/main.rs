@@ -22,6 +22,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The run's state was printed already; the code says it.
+        Err(e @ orchestrate::error::ClientError::Ended(_)) => ExitCode::from(e.exit_code()),
         Err(e) => {
             eprintln!("error: {e}");
             let mut source = std::error::Error::source(&e);

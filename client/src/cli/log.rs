@@ -15,7 +15,7 @@ pub struct LogArgs {
     /// Number of lines to show
     #[arg(short = 'n', long, default_value_t = 100)]
     lines: u32,
-    /// Keep printing new lines until the run finishes
+    /// Keep printing new lines until the run needs you or ends (the exit code says which)
     #[arg(short = 'f', long)]
     follow: bool,
     /// With --json: one JSON event a line
@@ -27,16 +27,15 @@ pub async fn run(client: &Client, a: LogArgs) -> Result<(), ClientError> {
     let run = client.run(&a.target.resolve()?).await?;
     if a.follow {
         let json = a.format.json;
-        return client
-            .follow(&run.id, Some(a.lines), |e| {
-                if json {
-                    crate::outln!("{}", serde_json::to_string(&e).unwrap_or_default());
-                } else {
-                    output::event_line(&e);
-                }
-                Ok(())
-            })
-            .await;
+        let end = super::ended::follow(client, &run.id, Some(a.lines), |e| {
+            if json {
+                crate::outln!("{}", serde_json::to_string(e).unwrap_or_default());
+            } else {
+                output::event_line(e);
+            }
+        })
+        .await?;
+        return super::ended::report(client, &end, json).await;
     }
     let q = ReadEvents {
         after: None,

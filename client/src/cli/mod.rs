@@ -6,6 +6,7 @@ mod cost;
 mod daemon;
 mod doctor;
 mod doctor_project;
+mod ended;
 mod escalations;
 mod list;
 mod log;
@@ -16,6 +17,7 @@ mod start;
 mod status;
 mod transition;
 mod usage;
+mod wait;
 mod watch;
 
 use std::path::PathBuf;
@@ -68,6 +70,9 @@ enum Cmd {
     Usage(usage::UsageArgs),
     /// What a run cost, by model: the run, its project, each cycle and each task
     Cost(cost::CostArgs),
+    /// Wait until the run needs you or ends; the exit code says which (0 completed, 10
+    /// escalated, 11 paused, 12 failed, 13 cancelled, 14 still running at --timeout)
+    Wait(wait::WaitArgs),
     /// Manage the daemon
     Daemon(daemon::DaemonArgs),
     /// Install the /orchestrate slash command for Claude Code
@@ -182,6 +187,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Answer(a) => answer::run(&client, a).await,
         Cmd::Usage(a) => usage::run(&client, a).await,
         Cmd::Cost(a) => cost::run(&client, a).await,
+        Cmd::Wait(a) => wait::run(&client, a).await,
         Cmd::Daemon(_)
         | Cmd::Setup(_)
         | Cmd::Doctor(_)

@@ -106,12 +106,8 @@ pub async fn run(client: &Client, a: StartArgs) -> Result<(), ClientError> {
         started(&run, a.verbose);
     }
     if a.follow {
-        client
-            .follow(&run.id, None, |e| {
-                output::event_line(&e);
-                Ok(())
-            })
-            .await?;
+        let end = super::ended::follow(client, &run.id, None, output::event_line).await?;
+        return super::ended::report(client, &end, false).await;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `orchestrate watch`: a live view of a run — status, progress and cost, the account's usage
 //! windows, every task with its worker's last activity and last progress note, and the latest
-//! events — redrawn in place until the run ends or Ctrl-C. Without a terminal it prints a frame
-//! only when something changed.
+//! events — redrawn in place until the run needs you or ends (the exit code says which:
+//! `error::exit`) or Ctrl-C. Without a terminal it prints a frame only when something changed.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -155,11 +155,12 @@ pub async fn run(client: &Client, a: WatchArgs) -> Result<(), ClientError> {
             }
             last = f;
         }
-        if !r.status.is_active() {
-            return Ok(());
+        if super::ended::stops(&r) {
+            return super::ended::report(client, &r, false).await;
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
+                // The user stopped watching; nothing about the run to report.
                 crate::outln!();
                 return Ok(());
             }

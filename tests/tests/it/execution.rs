@@ -571,6 +571,13 @@ fn cancelled_and_resumed_runs_close_their_escalations() {
     };
     start("First");
     let first = live(&repo)[0]["id"].as_u64().expect("an escalation");
+    // `wait` returns at once with the question and 10.
+    let waited = sb.orchestrate_in(&repo, &["wait"]).fails_with(10).stdout;
+    assert!(
+        waited.contains("is escalated")
+            && waited.contains(&format!("#{first} [execution_blocked]")),
+        "{waited}"
+    );
     assert!(
         live(&elsewhere).is_empty(),
         "another project's are not listed there"

@@ -124,7 +124,50 @@ fn log_tails_and_follow_streams_until_the_run_ends() {
     let rest: Vec<String> = lines.map(|l| l.expect("read")).collect();
     assert!(rest.iter().any(|l| l.contains("cancelled")), "{rest:?}");
     let status = follow.wait().expect("wait");
-    assert!(status.success(), "log -f ends with the run");
+    assert_eq!(
+        status.code(),
+        Some(13),
+        "log -f ends with the run, cancelled: 13"
+    );
+}
+
+/// `orchestrate wait` blocks until the run needs a human or ends; its exit code says which
+/// (10 escalated, 11 paused, 13 cancelled, 14 still running at the timeout), and what it
+/// prints says where the run stands.
+#[test]
+fn wait_returns_when_the_run_needs_you_with_a_code_for_each_state() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    // The planner never answers: the run stays running until the user acts.
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Think", "--skip-codex"],
+        &[("CLAUDE_FAKE_SCRIPT", "hang")],
+    )
+    .ok();
+    let out = sb
+        .orchestrate_in(&repo, &["wait", "--timeout", "300ms"])
+        .fails_with(14);
+    assert!(out.stdout.contains("is still running"), "{out}");
+    sb.orchestrate_in(&repo, &["pause"]).ok();
+    let out = sb.orchestrate_in(&repo, &["wait"]).fails_with(11);
+    assert!(
+        out.stdout.contains("is paused: paused by the user"),
+        "{out}"
+    );
+    let json = sb
+        .orchestrate_in(&repo, &["wait", "--json"])
+        .fails_with(11)
+        .json();
+    assert_eq!(json["run"]["status"], "paused", "{json}");
+    sb.orchestrate_in(&repo, &["cancel"]).ok();
+    let out = sb
+        .orchestrate_in(&repo, &["wait", "--until", "finished"])
+        .fails_with(13);
+    assert!(
+        out.stderr.is_empty(),
+        "the state is said on stdout only: {out}"
+    );
 }
 
 /// A refused `resume` (the run is not paused) changes nothing: it used to replace the run's
