@@ -256,6 +256,10 @@ pub struct SubmitRun {
     /// Absolute path of a pre-gathered context file (requirements, Q&A).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_file: Option<String>,
+    /// The context itself, when it came on the client's stdin (`--context-file -`) rather
+    /// than from a file; at most one of the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
     /// The client's environment for the run's agent sessions (see [`crate::env`]).
     #[serde(default, skip_serializing_if = "crate::SessionEnv::is_empty")]
     pub env: crate::SessionEnv,

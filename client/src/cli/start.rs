@@ -46,7 +46,7 @@ pub struct StartArgs {
     /// Generate the plan only; do not execute it
     #[arg(long)]
     dry_run: bool,
-    /// Pre-gathered context file (requirements, Q&A)
+    /// Pre-gathered context file (requirements, Q&A); `-` reads it from stdin
     #[arg(long, value_name = "PATH")]
     context_file: Option<PathBuf>,
     /// Verbose logging in the run's log
@@ -144,7 +144,13 @@ fn check_numbers(a: &StartArgs) -> Result<(), ClientError> {
 
 /// The run to submit, from the arguments.
 fn request(a: &StartArgs) -> Result<SubmitRun, ClientError> {
-    let context_file = a.context_file.as_deref().map(absolute).transpose()?;
+    // `-`: the context comes on stdin, so no file is left in the checkout.
+    let (context_file, context) = match a.context_file.as_deref() {
+        Some(p) if p == std::path::Path::new("-") => {
+            (None, Some(std::io::read_to_string(std::io::stdin())?))
+        }
+        other => (other.map(absolute).transpose()?, None),
+    };
     let forward = crate::forward::names(&a.env_names);
     let req = SubmitRun {
         project: absolute(&a.project)?,
@@ -169,6 +175,7 @@ fn request(a: &StartArgs) -> Result<SubmitRun, ClientError> {
             priority: a.priority,
         },
         context_file,
+        context,
         env: orchestrator_proto::SessionEnv::capture_with(&forward),
         inherit: orchestrator_proto::Inherit {
             setup: a.setup.is_none() && !a.no_setup,

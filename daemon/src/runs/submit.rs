@@ -216,34 +216,7 @@ pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Valid
             "make a first commit (git commit --allow-empty -m init) so the run has a base",
         )
     })?;
-    let (context_file, context) = match req.context_file {
-        None => (None, None),
-        Some(path) => {
-            if !Path::new(&path).is_absolute() {
-                return Err(RunError::invalid(format!(
-                    "context file path `{path}` is not absolute"
-                ))
-                .hint("send an absolute path (the orchestrate CLI does this for you)"));
-            }
-            let text = tokio::fs::read(&path).await.map_err(|e| {
-                RunError::invalid(format!("cannot read the context file {path}: {e}"))
-                    .hint("check the path given with --context-file")
-            })?;
-            if text.len() > CONTEXT_MAX {
-                return Err(RunError::invalid(format!(
-                    "the context file {path} is {} KiB; the most a run takes is {} KiB",
-                    text.len() / 1024,
-                    CONTEXT_MAX / 1024
-                ))
-                .hint("give the parts that matter for this feature (claude refuses prompts of about 3 MB)"));
-            }
-            let text = String::from_utf8(text).map_err(|_| {
-                RunError::invalid(format!("the context file {path} is not UTF-8 text"))
-                    .hint("give a Markdown or plain-text file")
-            })?;
-            (Some(path), Some(text))
-        }
-    };
+    let (context_file, context) = read_context(req.context_file, req.context).await?;
     let env = req.env.filtered_with(&req.forward);
     crate::agents::locate(crate::agents::AgentKind::Claude, &env, claude_bin).map_err(|e| {
         RunError::invalid(e.to_string()).hint(
@@ -260,6 +233,54 @@ pub async fn validate(req: SubmitRun, claude_bin: Option<&Path>) -> Result<Valid
         env,
         inherit: req.inherit,
     })
+}
+
+/// The run's context: a file the client named (read here), or the text it sent (`--context-file
+/// -`), never both; at most `CONTEXT_MAX`.
+async fn read_context(
+    file: Option<String>,
+    text: Option<String>,
+) -> Result<(Option<String>, Option<String>), RunError> {
+    let too_big = |what: &str, len: usize| {
+        RunError::invalid(format!(
+            "{what} is {} KiB; the most a run takes is {} KiB",
+            len / 1024,
+            CONTEXT_MAX / 1024
+        ))
+        .hint("give the parts that matter for this feature (claude refuses prompts of about 3 MB)")
+    };
+    let path = match (file, text) {
+        (Some(_), Some(_)) => {
+            return Err(RunError::invalid(
+                "both a context file and context text were sent; send one",
+            )
+            .hint("give --context-file a path, or - to read it from stdin"));
+        }
+        (None, Some(text)) if text.len() > CONTEXT_MAX => {
+            return Err(too_big("the context on stdin", text.len()));
+        }
+        (None, Some(text)) => return Ok((None, Some(text))),
+        (None, None) => return Ok((None, None)),
+        (Some(path), None) => path,
+    };
+    if !Path::new(&path).is_absolute() {
+        return Err(
+            RunError::invalid(format!("context file path `{path}` is not absolute"))
+                .hint("send an absolute path (the orchestrate CLI does this for you)"),
+        );
+    }
+    let bytes = tokio::fs::read(&path).await.map_err(|e| {
+        RunError::invalid(format!("cannot read the context file {path}: {e}"))
+            .hint("check the path given with --context-file")
+    })?;
+    if bytes.len() > CONTEXT_MAX {
+        return Err(too_big(&format!("the context file {path}"), bytes.len()));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        RunError::invalid(format!("the context file {path} is not UTF-8 text"))
+            .hint("give a Markdown or plain-text file")
+    })?;
+    Ok((Some(path), Some(text)))
 }
 
 /// A run that uses Codex workers needs codex: refused at start, not at its first task.

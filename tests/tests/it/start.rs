@@ -257,6 +257,38 @@ fn the_context_file_lands_in_context_md() {
     );
 }
 
+/// `--context-file -` reads the context from stdin, so the slash command leaves no file in the
+/// checkout.
+#[test]
+fn the_context_can_come_on_stdin() {
+    use std::io::Write;
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let mut child = sb
+        .command(&orchestrator_tests::bins::bins().orchestrate)
+        .args(["start", "Dark mode", "--context-file", "-"])
+        .current_dir(&repo)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn start");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"## Q&A\n- Where? The header.\n")
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("start");
+    assert!(out.status.success(), "{out:?}");
+    let md = read(&repo.join(".orchestrator/context.md"));
+    assert!(md.contains("- Where? The header."), "{md}");
+    let status = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+    assert!(
+        status.get("context_file").is_none(),
+        "no file named: {status}"
+    );
+}
+
 #[test]
 fn slugs_are_bounded_ascii_and_unique() {
     let sb = Sandbox::new();
