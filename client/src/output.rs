@@ -276,7 +276,8 @@ pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
             continue;
         }
         if retried && let Some(f) = &t.failure {
-            crate::outln!("              retried: {}", cut(f, 100));
+            // Whole: the reason is often on the lines after the first (a gate's output).
+            crate::outln!("{}", indented("              retried: ", f));
         }
     }
     let checked: Vec<String> = tasks
@@ -295,6 +296,19 @@ pub fn task_lines(tasks: &[orchestrator_proto::Task]) {
     if !checked.is_empty() {
         crate::outln!("  checks     {}", checked.join(" · "));
     }
+}
+
+/// `text` whole after `lead`, its later lines indented to line up under the first.
+pub fn indented(lead: &str, text: &str) -> String {
+    let pad = " ".repeat(lead.chars().count());
+    let mut lines = text.trim_end().lines();
+    let mut out = format!("{lead}{}", lines.next().unwrap_or(""));
+    for l in lines {
+        out.push('\n');
+        out.push_str(&pad);
+        out.push_str(l);
+    }
+    out
 }
 
 pub fn cut(s: &str, n: usize) -> String {
@@ -343,7 +357,8 @@ pub fn run_table(runs: &[Run]) {
 }
 
 pub fn event_line(e: &Event) {
-    crate::outln!("{} {:<5} {}", clock(e.at), e.level.as_str(), e.message);
+    let lead = format!("{} {:<5} ", clock(e.at), e.level.as_str());
+    crate::outln!("{}", indented(&lead, &e.message));
 }
 
 pub fn escalation(e: &Escalation) {

@@ -69,7 +69,7 @@ fn frame(r: &Run, tasks: &[Task], events: &[Event], usage: Option<&UsageReport>)
         f.push_str(&line);
     }
     if let Some(why) = &r.status_reason {
-        f.push_str(&format!("{}\n", cut(why, 120)));
+        f.push_str(&format!("{}\n", output::indented("", why)));
     }
     if !tasks.is_empty() {
         f.push_str(&format!(
@@ -98,6 +98,24 @@ fn frame(r: &Run, tasks: &[Task], events: &[Event], usage: Option<&UsageReport>)
                     60
                 )
             ));
+        }
+    }
+    // Why tasks failed or came back, whole (a gate's output is on the lines after the first).
+    let failures: Vec<String> = tasks
+        .iter()
+        .filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::Pending))
+        .filter_map(|t| {
+            Some(output::indented(
+                &format!("  {}: ", t.id),
+                t.failure.as_deref()?,
+            ))
+        })
+        .collect();
+    if !failures.is_empty() {
+        f.push_str("\nwhy tasks came back\n");
+        for l in failures {
+            f.push_str(&l);
+            f.push('\n');
         }
     }
     if !events.is_empty() {

@@ -571,6 +571,17 @@ fn cancelled_and_resumed_runs_close_their_escalations() {
     };
     start("First");
     let first = live(&repo)[0]["id"].as_u64().expect("an escalation");
+    // The failure's reason is shown whole, the gate's output after its first line included.
+    let status = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
+    assert!(
+        status.contains("retried: ") && status.contains("database not reachable"),
+        "{status}"
+    );
+    let watched = sb.orchestrate_in(&repo, &["watch"]).fails_with(10).stdout;
+    assert!(
+        watched.contains("why tasks came back") && watched.contains("database not reachable"),
+        "{watched}"
+    );
     // `wait` returns at once with the question and 10.
     let waited = sb.orchestrate_in(&repo, &["wait"]).fails_with(10).stdout;
     assert!(
