@@ -9,6 +9,20 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
+tokio::task_local! {
+    /// Where the git commands a task runs are told, with how long each took: a `--verbose`
+    /// run's executor sets it around its loop ([`told`]).
+    static TOLD: crate::engine::session::ToolSink;
+}
+
+/// Runs `fut` with every git command it runs (on its own task) told to `sink`.
+pub async fn told<F: std::future::Future>(
+    sink: crate::engine::session::ToolSink,
+    fut: F,
+) -> F::Output {
+    TOLD.scope(sink, fut).await
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("cannot run git: {0}; install git and make sure it is on the daemon's PATH")]
@@ -39,6 +53,23 @@ pub enum GitError {
 /// a command hung past [`GIT_TIMEOUT`] is stopped, with its process group (hooks included);
 /// at most [`GIT_OUTPUT_MAX`] of its output and the last 64 KiB of its errors are read.
 async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
+    let began = std::time::Instant::now();
+    let result = run_git(dir, args).await;
+    let _ = TOLD.try_with(|tell| {
+        let how = match &result {
+            Ok(_) => "",
+            Err(_) => ", did not succeed",
+        };
+        tell(&format!(
+            "git {} ({} ms{how})",
+            args.join(" "),
+            began.elapsed().as_millis()
+        ));
+    });
+    result
+}
+
+async fn run_git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     let (out, err) = match (tempfile::tempfile(), tempfile::tempfile()) {
         (Ok(o), Ok(e)) => (o, e),
         (Err(e), _) | (_, Err(e)) => return Err(GitError::Spawn(e)),

@@ -79,6 +79,8 @@ crate::states! {
         TaskMerged = "task_merged",
         /// Work a worker left in a bad state was recovered.
         WorkerSalvaged = "worker_salvaged",
+        /// A worker called a tool (`--verbose` runs only; debug level).
+        ToolCalled = "tool_called",
         /// Commits were kept under refs/orchestrator.
         BranchKept = "branch_kept",
         /// A worker could not be started; it is tried again.

@@ -19,8 +19,9 @@ pub enum StreamEvent {
         mcp: Vec<(String, bool)>,
         tools: Vec<String>,
     },
-    /// The model called a tool.
-    ToolUse { name: String },
+    /// The model called a tool; `what` is a one-line summary of its input (the command, the
+    /// file), when there is one.
+    ToolUse { name: String, what: Option<String> },
     /// `rate_limit_event` (subscription sessions only).
     RateLimit {
         /// `status: "rejected"`: the account is over its limit (else `allowed`, or
@@ -113,6 +114,20 @@ impl Outcome {
     }
 }
 
+/// A tool input in one line for people: its command, file, path, pattern or URL, at most 120
+/// characters.
+pub fn summary(input: &Value) -> Option<String> {
+    let text = ["command", "file_path", "path", "pattern", "url", "query"]
+        .iter()
+        .find_map(|k| input[*k].as_str())?;
+    let line = text.lines().next().unwrap_or("").trim();
+    Some(if line.chars().count() > 120 {
+        line.chars().take(119).collect::<String>() + "…"
+    } else {
+        line.to_owned()
+    })
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -151,6 +166,7 @@ pub fn parse_line(line: &str) -> Option<StreamEvent> {
             .find(|b| b["type"] == "tool_use")
             .map(|b| StreamEvent::ToolUse {
                 name: b["name"].as_str().unwrap_or_default().to_owned(),
+                what: summary(&b["input"]),
             }),
         "rate_limit_event" => {
             let i = &v["rate_limit_info"];

@@ -166,6 +166,18 @@ pub(crate) async fn note_with(
         .await;
 }
 
+/// For `--verbose` runs: each tool call of a session as a debug event, "`who`: Bash npm test".
+pub(crate) fn tool_sink(handle: &crate::engine::port::Port, who: String) -> session::ToolSink {
+    let handle = handle.clone();
+    std::sync::Arc::new(move |call: &str| {
+        let (h, message) = (handle.clone(), format!("{who}: {call}"));
+        tokio::spawn(async move {
+            let kind = orchestrator_proto::EventKind::ToolCalled;
+            note(&h, orchestrator_proto::Level::Debug, kind, message).await;
+        });
+    })
+}
+
 /// Ends a session (revoking its token), recording its cost and tokens when known.
 pub(crate) async fn end_session(
     handle: &crate::engine::port::Port,

@@ -397,6 +397,10 @@ impl Planning {
             usage: Some(&cfg.usage),
             record: Some(cfg.record(db, &grant.session, None)),
             agent: crate::agents::AgentKind::Claude,
+            tools: run
+                .options
+                .verbose
+                .then(|| super::tool_sink(handle, format!("The planner ({})", grant.session))),
         };
         let ended = session::run(self.agent.command(&spec), &dir, Some(&spec.prompt), watch).await;
         end(handle, &grant.session, ended.as_ref().ok()).await;

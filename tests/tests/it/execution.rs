@@ -653,3 +653,57 @@ fn cancelled_and_resumed_runs_close_their_escalations() {
         "the question is printed once: {listed}"
     );
 }
+
+/// `--verbose` puts each tool call of each worker and every git command of the executor (with
+/// how long it took) in the run's log at debug level; without it there are none.
+#[test]
+fn verbose_logs_each_tool_call_and_each_git_command() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(&sb, vec![task("only", &[], &["only.txt"])]);
+    let env = [("CLAUDE_FAKE_SCRIPT", plan.as_str())];
+    sb.orchestrate_env(&repo, &["start", "Quiet", "--skip-codex"], &env)
+        .ok();
+    assert_eq!(wait_final(&sb, &repo)["status"], "completed");
+    let quiet = sb
+        .orchestrate_in(&repo, &["log", "--json", "-n", "1000"])
+        .ok()
+        .json();
+    let called = |log: &Value| -> Vec<String> {
+        log["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["kind"] == "tool_called")
+            .map(|e| {
+                assert_eq!(e["level"], "debug", "{e}");
+                e["message"].as_str().unwrap_or("").to_owned()
+            })
+            .collect()
+    };
+    assert!(called(&quiet).is_empty(), "{quiet}");
+    sb.orchestrate_env(&repo, &["start", "Loud", "--skip-codex", "--verbose"], &env)
+        .ok();
+    assert_eq!(wait_final(&sb, &repo)["status"], "completed");
+    let loud = called(
+        &sb.orchestrate_in(&repo, &["log", "--json", "-n", "1000"])
+            .ok()
+            .json(),
+    );
+    assert!(
+        loud.iter()
+            .any(|m| m.starts_with("Task only (session s-")
+                && m.ends_with(": mcp__orch__complete_task")),
+        "{loud:?}"
+    );
+    assert!(
+        loud.iter().any(|m| m.starts_with("The planner (s-")),
+        "{loud:?}"
+    );
+    assert!(
+        loud.iter().any(|m| m.starts_with("The executor: git ")
+            && m.contains(" merge --no-ff ")
+            && m.ends_with(" ms)")),
+        "{loud:?}"
+    );
+}

@@ -25,7 +25,10 @@ pub fn parse_line(line: &str) -> Option<StreamEvent> {
             mcp: Vec::new(),
             tools: Vec::new(),
         }),
-        "item.started" => tool_name(&v["item"]).map(|name| StreamEvent::ToolUse { name }),
+        "item.started" => tool_name(&v["item"]).map(|name| StreamEvent::ToolUse {
+            name,
+            what: crate::agents::stream::summary(&v["item"]),
+        }),
         "item.completed" if v["item"]["type"] == "agent_message" => {
             Some(StreamEvent::Message(v["item"]["text"].as_str()?.to_owned()))
         }
@@ -109,13 +112,15 @@ mod tests {
         assert_eq!(
             ev[1],
             StreamEvent::ToolUse {
-                name: "mcp__orch__get_task".into()
+                name: "mcp__orch__get_task".into(),
+                what: None,
             }
         );
         assert_eq!(
             ev[2],
             StreamEvent::ToolUse {
-                name: "Bash".into()
+                name: "Bash".into(),
+                what: Some("git commit".into()),
             }
         );
         assert_eq!(ev[3], StreamEvent::Message("Done.".into()));

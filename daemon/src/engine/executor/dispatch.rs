@@ -165,6 +165,7 @@ pub(super) async fn launch(
         None => (ctx.claude.command(&spec), None),
     };
     let work = Work {
+        tools: worker_tools(ctx, &t.id, &grant.session),
         cmd,
         model,
         prompt: spec.prompt,
@@ -273,6 +274,8 @@ fn dispatched(t: &TaskRow, session: &str, place: &Resume, attempt: u32, resume: 
 /// claude to its end.
 struct Work {
     cmd: tokio::process::Command,
+    /// Told each tool call (`--verbose`).
+    tools: Option<session::ToolSink>,
     /// The model to record when the session's output does not say it (Codex's).
     model: Option<String>,
     prompt: String,
@@ -294,6 +297,7 @@ impl Work {
     async fn run(self) -> Finished {
         let Work {
             cmd,
+            tools,
             model,
             prompt,
             dir,
@@ -335,7 +339,7 @@ impl Work {
             }
         }
         let record_db = record.db.clone();
-        let watch = worker_watch(&cfg, &cancel, record, place.agent.into());
+        let watch = worker_watch(&cfg, &cancel, record, place.agent.into(), tools);
         let db = record_db.clone();
         let mut ended = session::run(cmd, &dir, Some(&prompt), watch).await;
         if let Ok(e) = &mut ended {
@@ -400,6 +404,7 @@ pub(super) fn worker_watch<'a>(
     cancel: &'a CancellationToken,
     record: session::Record,
     agent: AgentKind,
+    tools: Option<session::ToolSink>,
 ) -> session::Watch<'a> {
     session::Watch {
         cancel,
@@ -408,7 +413,17 @@ pub(super) fn worker_watch<'a>(
         usage: Some(&cfg.usage),
         record: Some(record),
         agent,
+        tools,
     }
+}
+
+/// Each tool call of task `task`'s worker as a debug event, in `--verbose` runs.
+pub(super) fn worker_tools(ctx: &Ctx, task: &TaskId, session: &str) -> Option<session::ToolSink> {
+    let who = format!("Task {task} (session {session})");
+    ctx.run
+        .options
+        .verbose
+        .then(|| crate::engine::tool_sink(&ctx.handle, who))
 }
 
 /// Where a session's stdout and stderr go.

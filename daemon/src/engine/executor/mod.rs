@@ -336,7 +336,10 @@ pub async fn execute(
     .await;
     ctx.cfg.reconcile.done(&ctx.run.id);
     let stopping = ctx.cfg.stopping.clone();
-    Schedule {
+    // `--verbose`: every git command of the loop (worktrees, merges) in the log, timed.
+    let told = (ctx.run.options.verbose)
+        .then(|| crate::engine::tool_sink(&ctx.handle, "The executor".into()));
+    let schedule = Schedule {
         ctx,
         cancel,
         drain,
@@ -346,9 +349,11 @@ pub async fn execute(
         busy,
         waits: HashMap::new(),
         setup_streak: 0,
+    };
+    match told {
+        Some(sink) => git::told(sink, schedule.run()).await,
+        None => schedule.run().await,
     }
-    .run()
-    .await
 }
 
 /// The integration worktree, detached at the branch tip: the branch itself only moves once a

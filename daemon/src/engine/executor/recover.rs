@@ -153,9 +153,10 @@ async fn reattach(
         .unwrap_or_default();
     let (cancel, cfg) = (cancel.clone(), ctx.cfg.clone());
     let record = cfg.record(&ctx.db, &row.id, None);
+    let tools = worker_tools(ctx, task, &row.id);
     let (task, session, offset) = (task.to_owned(), row.id, row.output_offset);
     running.spawn(async move {
-        let watch = worker_watch(&cfg, &cancel, record, place.agent.into());
+        let watch = worker_watch(&cfg, &cancel, record, place.agent.into(), tools);
         let ended = session::reattach(id, &dir, offset, elapsed, watch).await;
         Finished {
             task,

@@ -294,6 +294,7 @@ impl Attempt<'_> {
                     usage: None,
                     record: Some(cfg.record(self.db, &grant.session, None)),
                     agent: crate::agents::AgentKind::Codex,
+                    tools: None,
                 };
                 session::run(cmd, &attempt_dir, None, watch).await
             }

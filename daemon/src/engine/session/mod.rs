@@ -111,7 +111,12 @@ pub struct Watch<'a> {
     pub record: Option<Record>,
     /// Which CLI the session runs (how its output reads).
     pub agent: crate::agents::AgentKind,
+    /// Told each tool call ("Bash npm test") as it is read (`--verbose` runs).
+    pub tools: Option<ToolSink>,
 }
+
+/// Receives a one-line summary of each tool call a session makes.
+pub type ToolSink = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The session's row, and its MCP calls (a sign of life as good as output).
 #[derive(Clone)]
@@ -228,7 +233,7 @@ pub async fn finalize(
     file.seek(std::io::SeekFrom::Start(offset)).await?;
     let mut reader = tokio::io::BufReader::new(file);
     let mut line = Line::default();
-    drain(&mut reader, &mut line, &mut ended, None).await?;
+    drain(&mut reader, &mut line, &mut ended, &Sinks::default()).await?;
     Ok(ended)
 }
 
@@ -405,7 +410,7 @@ mod tests {
             tokio::io::BufReader::new(tokio::fs::File::open(&path).await.expect("open"));
         let (mut line, mut ended) = (Line::default(), Ended::default());
         assert_eq!(
-            drain(&mut reader, &mut line, &mut ended, None)
+            drain(&mut reader, &mut line, &mut ended, &Sinks::default())
                 .await
                 .expect("partial"),
             0
@@ -420,7 +425,7 @@ mod tests {
         let result =
             "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"ok\"}\n";
         f.write_all(result.as_bytes()).expect("write the result");
-        let n = drain(&mut reader, &mut line, &mut ended, None)
+        let n = drain(&mut reader, &mut line, &mut ended, &Sinks::default())
             .await
             .expect("the rest");
         assert_eq!(n as usize, text.len() + huge.len() + result.len());

@@ -61,8 +61,8 @@ impl<'w> Reading<'w> {
 
     /// Reads what the session wrote since the last look; new output is a sign of life.
     pub(super) async fn look(&mut self) -> std::io::Result<()> {
-        let usage = self.watch.usage;
-        let n = drain(&mut self.reader, &mut self.line, &mut self.ended, usage).await?;
+        let sinks = Sinks::of(&self.watch);
+        let n = drain(&mut self.reader, &mut self.line, &mut self.ended, &sinks).await?;
         if n > 0 {
             self.offset += n;
             self.last_sign = Instant::now();
@@ -102,8 +102,8 @@ impl<'w> Reading<'w> {
 
     /// The session is over (or left running): the rest of its output, recorded as of `at`.
     pub(super) async fn last(mut self, at: Instant) -> std::io::Result<Ended> {
-        let usage = self.watch.usage;
-        self.offset += drain(&mut self.reader, &mut self.line, &mut self.ended, usage).await?;
+        let sinks = Sinks::of(&self.watch);
+        self.offset += drain(&mut self.reader, &mut self.line, &mut self.ended, &sinks).await?;
         record(&self.watch, self.offset, at).await;
         Ok(self.ended)
     }
@@ -160,6 +160,23 @@ pub(super) async fn record(watch: &Watch<'_>, offset: u64, last_sign: Instant) {
     }
 }
 
+/// Where what a session's lines say goes besides its [`Ended`]: the account's usage, and
+/// (for `--verbose` runs) each tool call.
+#[derive(Default)]
+pub struct Sinks<'a> {
+    pub usage: Option<&'a crate::usage::Usage>,
+    pub tools: Option<&'a ToolSink>,
+}
+
+impl<'a> Sinks<'a> {
+    fn of(w: &'a Watch<'_>) -> Self {
+        Sinks {
+            usage: w.usage,
+            tools: w.tools.as_ref(),
+        }
+    }
+}
+
 /// Lines longer than this are skipped, not parsed (a model printing a 50 MB line must not
 /// cost the daemon 50 MB per session); none of the events the daemon acts on comes close.
 pub const MAX_LINE: usize = 4 << 20;
@@ -179,7 +196,7 @@ pub(super) async fn drain(
     reader: &mut tokio::io::BufReader<tokio::fs::File>,
     line: &mut Line,
     ended: &mut Ended,
-    usage: Option<&crate::usage::Usage>,
+    sinks: &Sinks<'_>,
 ) -> std::io::Result<u64> {
     use tokio::io::AsyncBufReadExt;
     let mut consumed = 0u64;
@@ -211,7 +228,7 @@ pub(super) async fn drain(
             );
         } else {
             let text = String::from_utf8_lossy(&line.buf);
-            handle(&text, ended, usage);
+            handle(&text, ended, sinks);
         }
         line.buf.clear();
         line.skipped = 0;
@@ -219,7 +236,8 @@ pub(super) async fn drain(
 }
 
 /// Acts on one complete line of the session's output (stream-json, or Codex's `--json`).
-pub(super) fn handle(line: &str, ended: &mut Ended, usage: Option<&crate::usage::Usage>) {
+pub(super) fn handle(line: &str, ended: &mut Ended, sinks: &Sinks<'_>) {
+    let usage = sinks.usage;
     let codex = ended.agent == crate::agents::AgentKind::Codex;
     let event = if codex {
         crate::agents::codex::events::parse_line(line)
@@ -239,7 +257,15 @@ pub(super) fn handle(line: &str, ended: &mut Ended, usage: Option<&crate::usage:
                 .iter()
                 .any(|(name, connected)| name == SERVER_NAME && !connected);
         }
-        Some(StreamEvent::ToolUse { .. }) => ended.tool_calls += 1,
+        Some(StreamEvent::ToolUse { name, what }) => {
+            ended.tool_calls += 1;
+            if let Some(t) = sinks.tools {
+                t(&match what {
+                    Some(w) => format!("{name} {w}"),
+                    None => name,
+                });
+            }
+        }
         Some(StreamEvent::RateLimit {
             rejected,
             kind,
