@@ -12,6 +12,14 @@ pub struct CleanRequest {
     /// Report what would be removed, remove nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Only this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// With `run`: remove its worktrees and task branches even with work in them — their
+    /// commits kept under `refs/orchestrator/<run>/forced/`, uncommitted changes lost (the
+    /// report says which).
+    #[serde(default)]
+    pub force: bool,
 }
 
 crate::states! {

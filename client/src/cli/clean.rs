@@ -1,5 +1,7 @@
 //! `orchestrate clean`: removes the worktrees, task branches and backup refs that finished
-//! runs left, only where nothing would be lost, and says what it kept and why.
+//! runs left, only where nothing would be lost, and says what it kept and why. `--run <id>
+//! --force` removes one finished run's worktrees and task branches with work in them too, after
+//! saying what would be lost (`--dry-run`): their commits stay under `refs/orchestrator/`.
 
 use clap::Args;
 use orchestrator_proto::clean::{CleanItem, CleanRequest, LeftoverKind};
@@ -13,8 +15,16 @@ use crate::output;
 #[derive(Debug, Args)]
 pub struct CleanArgs {
     /// Only this project's runs (default: every project's finished runs)
-    #[arg(long, short = 'p', value_name = "DIR")]
+    #[arg(long, short = 'p', value_name = "DIR", conflicts_with = "run")]
     project: Option<std::path::PathBuf>,
+    /// Only this finished run (from `orchestrate list`)
+    #[arg(long, value_name = "ID")]
+    run: Option<String>,
+    /// With --run: remove its worktrees and task branches even with work in them; their
+    /// commits are kept under refs/orchestrator/<run>/forced/, uncommitted changes are lost
+    /// (see them first with --dry-run)
+    #[arg(long, requires = "run")]
+    force: bool,
     /// Show what would be removed; remove nothing
     #[arg(long)]
     dry_run: bool,
@@ -39,6 +49,8 @@ pub async fn run(client: &Client, a: CleanArgs) -> Result<(), ClientError> {
     let req = CleanRequest {
         project: a.project.as_deref().map(absolute).transpose()?,
         dry_run: a.dry_run,
+        run: a.run.clone(),
+        force: a.force,
     };
     let r = client.clean(&req).await?;
     if a.format.json {

@@ -10,5 +10,5 @@ pub async fn clean(
     State(s): State<AppState>,
     Json(req): Json<CleanRequest>,
 ) -> Result<axum::Json<CleanReport>, ApiError> {
-    Ok(axum::Json(s.runs.clean(req.project, req.dry_run).await?))
+    Ok(axum::Json(s.runs.clean(req).await?))
 }

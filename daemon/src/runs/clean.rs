@@ -15,8 +15,19 @@ use orchestrator_proto::clean::{CleanItem, CleanReport, LeftoverKind};
 use crate::git;
 use crate::store::RunRow;
 
+/// How to clean.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct How {
+    /// Report only.
+    pub dry_run: bool,
+    /// Remove worktrees and task branches with work in them too (one run, `--force`): their
+    /// commits are backed up first, uncommitted changes are lost and said so.
+    pub force: bool,
+}
+
 /// Cleans the finished runs among `runs`.
-pub async fn clean(data_dir: &Path, runs: &[RunRow], dry_run: bool) -> CleanReport {
+pub async fn clean(data_dir: &Path, runs: &[RunRow], how: How) -> CleanReport {
+    let dry_run = how.dry_run;
     let mut report = CleanReport {
         dry_run,
         ..Default::default()
@@ -32,6 +43,7 @@ pub async fn clean(data_dir: &Path, runs: &[RunRow], dry_run: bool) -> CleanRepo
             run,
             project: Path::new(&run.project),
             dry_run,
+            force: how.force,
             report: &mut report,
         }
         .clean(&crate::layout::run_worktrees(data_dir, &run.id))
@@ -44,6 +56,7 @@ struct Cleaner<'a> {
     run: &'a RunRow,
     project: &'a Path,
     dry_run: bool,
+    force: bool,
     report: &'a mut CleanReport,
 }
 
@@ -114,18 +127,53 @@ impl Cleaner<'_> {
             self.removed(LeftoverKind::Worktree, name, "an empty leftover directory");
             return;
         }
-        if let Some(why) = self.why_keep(dir, project_git).await {
-            self.keep(LeftoverKind::Worktree, name, why);
-            return;
-        }
+        let forced = match self.why_keep(dir, project_git).await {
+            None => None,
+            Some(Keep::Work(why)) if self.force => Some(self.save_work(dir, why).await),
+            Some(Keep::Work(why) | Keep::Doubt(why)) => {
+                self.keep(LeftoverKind::Worktree, name, why);
+                return;
+            }
+        };
         if !self.dry_run
-            && let Err(e) = git::worktree_remove(self.project, dir, false).await
+            && let Err(e) = git::worktree_remove(self.project, dir, forced.is_some()).await
         {
             let why = format!("git refused to remove it: {e}");
             self.keep(LeftoverKind::Worktree, name, why);
             return;
         }
-        self.removed(LeftoverKind::Worktree, name, "clean and merged");
+        let reason = forced.unwrap_or_else(|| "clean and merged".into());
+        self.removed(LeftoverKind::Worktree, name, &reason);
+    }
+
+    /// Before a forced removal: the worktree's commits kept under
+    /// `refs/orchestrator/<run>/forced/<name>`; says what is kept and what is lost.
+    async fn save_work(&self, dir: &Path, why: String) -> String {
+        let leaf = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = format!("{}/forced/{}", self.run.id, leaf.unwrap_or_default());
+        let mut said = format!("forced ({why})");
+        if self.unmerged(dir, "HEAD").await.is_some_and(|n| n > 0)
+            && let Ok(tip) = git::rev_parse(dir, "HEAD").await
+        {
+            if !self.dry_run && git::backup(self.project, &name, &tip).await.is_err() {
+                return format!("{said}; its commits could not be backed up");
+            }
+            said.push_str(&format!(
+                "; its commits are kept as refs/orchestrator/{name}"
+            ));
+        }
+        let dirty = git::porcelain(dir)
+            .await
+            .map(|p| p.lines().count())
+            .unwrap_or(0);
+        if dirty > 0 {
+            said.push_str(&format!(
+                "; {} of uncommitted changes {} lost",
+                orchestrator_proto::words::count(dirty as u64, "file"),
+                if self.dry_run { "would be" } else { "are" }
+            ));
+        }
+        said
     }
 
     /// Why a worktree must stay (`None`: it is the project's, clean and merged).
@@ -133,15 +181,16 @@ impl Cleaner<'_> {
         &self,
         dir: &Path,
         project_git: &Result<PathBuf, git::GitError>,
-    ) -> Option<String> {
-        // Any doubt keeps it: a worktree git cannot read, or one of another repository (the
-        // project re-cloned at the same path), may hold the only copy of a worker's output.
+    ) -> Option<Keep> {
+        // Any doubt keeps it, even forced: a worktree git cannot read, or one of another
+        // repository (the project re-cloned at the same path), may hold the only copy of a
+        // worker's output.
         let doubt = |why: String| {
-            Some(format!(
+            Some(Keep::Doubt(format!(
                 "{why}; it may hold a worker's uncommitted output, so it is kept — look at it, \
                  then remove it yourself (rm -rf {})",
                 dir.display()
-            ))
+            )))
         };
         match (git::common_dir(dir).await, project_git) {
             (Ok(mine), Ok(project)) if &mine == project => {}
@@ -159,7 +208,7 @@ impl Cleaner<'_> {
             (_, Err(e)) => return doubt(format!("git cannot read the project ({e})")),
         }
         match git::porcelain(dir).await {
-            Ok(p) if !p.is_empty() => return Some("it has uncommitted changes".into()),
+            Ok(p) if !p.is_empty() => return Some(Keep::Work("it has uncommitted changes".into())),
             Ok(_) => {}
             Err(e) => {
                 return doubt(format!(
@@ -172,13 +221,13 @@ impl Cleaner<'_> {
             Some(n) => {
                 let branch = git::current_branch(dir).await.ok().flatten();
                 let on = branch.map(|b| format!(" (branch {b})")).unwrap_or_default();
-                Some(format!(
+                Some(Keep::Work(format!(
                     "{} not merged into {}{on}",
                     orchestrator_proto::words::count(n, "commit"),
                     self.run.branch
-                ))
+                )))
             }
-            None => Some(format!("cannot compare it with {}", self.run.branch)),
+            None => doubt(format!("cannot compare it with {}", self.run.branch)),
         }
     }
 
@@ -188,6 +237,7 @@ impl Cleaner<'_> {
             .await
         {
             Some(0) => {}
+            Some(n) if self.force => return self.force_branch(branch, n).await,
             Some(n) => {
                 self.keep(
                     LeftoverKind::Branch,
@@ -220,6 +270,32 @@ impl Cleaner<'_> {
             return;
         }
         self.removed(LeftoverKind::Branch, branch.to_owned(), "merged");
+    }
+
+    /// A task branch with `n` unmerged commits, removed anyway (`--force`): its tip is kept
+    /// under `refs/orchestrator/<run>/forced/<branch>` first.
+    async fn force_branch(&mut self, branch: &str, n: u64) {
+        let name = format!("{}/forced/{branch}", self.run.id);
+        let commits = orchestrator_proto::words::count(n, "commit");
+        let tip = git::rev_parse(self.project, &format!("refs/heads/{branch}")).await;
+        let done = match (&tip, self.dry_run) {
+            (Err(e), _) => Err(format!("cannot read it: {e}")),
+            (Ok(_), true) => Ok(()),
+            (Ok(tip), false) => match git::backup(self.project, &name, tip).await {
+                Err(e) => Err(format!("its commits could not be backed up: {e}")),
+                Ok(()) => git::delete_branch_at(self.project, branch, tip)
+                    .await
+                    .map_err(|e| format!("not deleted: {e}")),
+            },
+        };
+        match done {
+            Ok(()) => self.removed(
+                LeftoverKind::Branch,
+                branch.to_owned(),
+                &format!("forced ({commits} not merged, kept as refs/orchestrator/{name})"),
+            ),
+            Err(why) => self.keep(LeftoverKind::Branch, branch.to_owned(), why),
+        }
     }
 
     async fn backup(&mut self, name: &str, commit: &str) {
@@ -258,6 +334,13 @@ impl Cleaner<'_> {
             "its commits are on the run's branch",
         );
     }
+}
+
+/// Why a worktree stays: work in it (which `--force` removes, its commits kept), or doubt about
+/// what it is (which nothing removes).
+enum Keep {
+    Work(String),
+    Doubt(String),
 }
 
 async fn is_empty(dir: &Path) -> bool {

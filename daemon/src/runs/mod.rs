@@ -261,11 +261,32 @@ impl Runs {
     /// Removes what the project's (or every project's) finished runs left, where that is safe.
     pub async fn clean(
         &self,
-        project: Option<String>,
-        dry_run: bool,
+        req: orchestrator_proto::clean::CleanRequest,
     ) -> Result<orchestrator_proto::clean::CleanReport, RunError> {
-        let runs = self.list(project, None).await?;
-        Ok(clean::clean(&self.inner.engine.data_dir, &runs, dry_run).await)
+        if req.force && req.run.is_none() {
+            return Err(RunError::invalid("--force cleans one run at a time").hint(
+                "name it: orchestrate clean --run <id> --force (orchestrate list shows ids)",
+            ));
+        }
+        let runs = match &req.run {
+            Some(id) => {
+                let run = self.get(id).await?;
+                if run.status.is_active() {
+                    return Err(RunError::conflict(format!(
+                        "run {id} is {}; only a finished run is cleaned",
+                        run.status
+                    ))
+                    .hint("cancel it first: orchestrate cancel --run <id>"));
+                }
+                vec![run]
+            }
+            None => self.list(req.project, None).await?,
+        };
+        let how = clean::How {
+            dry_run: req.dry_run,
+            force: req.force,
+        };
+        Ok(clean::clean(&self.inner.engine.data_dir, &runs, how).await)
     }
 
     /// Agent processes still running for sessions that are over.

@@ -215,3 +215,95 @@ fn a_refused_resume_leaves_the_sessions_environment_alone() {
     .ok();
     assert!(env().contains("key-of-another-shell"));
 }
+
+/// `clean --run <id> --force`: a cancelled run's worktree with a worker's commit and an
+/// uncommitted file goes, after `--dry-run` said what would be lost; the commit stays under
+/// `refs/orchestrator/<run>/forced/`. Without `--force` it is kept; `--force` alone and an
+/// active run are refused.
+#[test]
+fn clean_force_removes_a_cancelled_run_s_work_keeping_its_commits() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = sb.root().join("plan.json");
+    std::fs::write(
+        &plan,
+        serde_json::json!({"summary": "s", "tasks": [crate::execution::task("a", &[], &["a.txt"])]})
+            .to_string(),
+    )
+    .expect("plan");
+    let script = format!("plan:{}", plan.display());
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Half done", "--skip-codex"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &script),
+            ("CLAUDE_FAKE_WORKER", "hang"),
+        ],
+    )
+    .ok();
+    let run = orchestrator_tests::wait::until(
+        "the worker to start",
+        orchestrator_tests::wait::DEADLINE,
+        || {
+            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+            (s["progress"]["in_progress"] == 1).then_some(s)
+        },
+    );
+    let id = run["id"].as_str().expect("id").to_owned();
+    let refused = sb
+        .orchestrate_in(&repo, &["clean", "--run", &id])
+        .fails_with(2)
+        .stderr;
+    assert!(
+        refused.contains("only a finished run is cleaned"),
+        "{refused}"
+    );
+    sb.orchestrate_in(&repo, &["cancel"]).ok();
+    // What the worker had done: one commit, one file not committed.
+    let wt = sb.data_dir().join("worktrees").join(&id).join("a.1");
+    std::fs::write(wt.join("a.txt"), "a\n").expect("write");
+    sb.git(&wt, &["add", "a.txt"]);
+    sb.git(&wt, &["commit", "-qm", "Half of a"]);
+    std::fs::write(wt.join("notes.txt"), "draft\n").expect("write");
+
+    let kept = sb
+        .orchestrate_in(&repo, &["clean", "--run", &id])
+        .ok()
+        .stdout;
+    assert!(kept.contains("it has uncommitted changes"), "{kept}");
+    assert!(wt.exists());
+    let said = sb
+        .orchestrate_in(&repo, &["clean", "--run", &id, "--force", "--dry-run"])
+        .ok()
+        .stdout;
+    assert!(
+        said.contains("Would remove 1 worktree, 1 branch")
+            && said.contains(&format!(
+                "its commits are kept as refs/orchestrator/{id}/forced/a.1"
+            ))
+            && said.contains("1 file of uncommitted changes would be lost"),
+        "{said}"
+    );
+    assert!(wt.exists(), "a dry run removes nothing");
+    let done = sb
+        .orchestrate_in(&repo, &["clean", "--run", &id, "--force"])
+        .ok()
+        .stdout;
+    assert!(done.contains("Removed 1 worktree, 1 branch"), "{done}");
+    assert!(!wt.exists(), "{done}");
+    let kept_as = sb.git(
+        &repo,
+        &[
+            "log",
+            "--format=%s",
+            "-1",
+            &format!("refs/orchestrator/{id}/forced/a.1"),
+        ],
+    );
+    assert_eq!(kept_as.trim(), "Half of a", "{done}");
+    let alone = sb
+        .orchestrate_in(&repo, &["clean", "--force"])
+        .fails_with(2)
+        .stderr;
+    assert!(alone.contains("--run"), "{alone}");
+}
