@@ -17,6 +17,9 @@ pub struct TransitionArgs {
     /// Verbose output
     #[arg(long, short = 'v')]
     verbose: bool,
+    /// pause, resume: every run of every project at once (an emergency stop, and back)
+    #[arg(long, conflicts_with = "run")]
+    all: bool,
     #[command(flatten)]
     format: Format,
 }
@@ -94,6 +97,9 @@ async fn finish(
     change: orchestrator_proto::OptionsChange,
     names: Vec<String>,
 ) -> Result<(), ClientError> {
+    if a.all {
+        return every(client, a, verb, done, change, names).await;
+    }
     let run = transition(client, &a.target, verb, a.reason, change, names).await?;
     if a.format.json {
         return output::json(&run);
@@ -101,6 +107,67 @@ async fn finish(
     crate::outln!("{done} run {} ({}).", run.id, run.status);
     if a.verbose {
         output::run_summary(&run);
+    }
+    Ok(())
+}
+
+/// `pause --all` / `resume --all`: every run that can take the verb, one after the other;
+/// one that refuses does not stop the others (it is said, and the exit code is 2).
+async fn every(
+    client: &Client,
+    a: TransitionArgs,
+    verb: &str,
+    done: &str,
+    change: orchestrator_proto::OptionsChange,
+    names: Vec<String>,
+) -> Result<(), ClientError> {
+    use orchestrator_proto::RunStatus;
+    let takes = |s: RunStatus| match verb {
+        "pause" => matches!(s, RunStatus::Queued | RunStatus::Running),
+        "resume" => s == RunStatus::Paused,
+        _ => false,
+    };
+    if verb == "cancel" {
+        return Err(ClientError::usage(
+            "cancel takes one run at a time",
+            "cancel each with `orchestrate cancel --run <id>` (orchestrate list shows them)",
+        ));
+    }
+    let runs = client
+        .list(&orchestrator_proto::ListRuns::default())
+        .await?;
+    let mut moved = Vec::new();
+    let mut refused = 0;
+    for r in runs.iter().filter(|r| takes(r.status)) {
+        let (reason, names) = (a.reason.clone(), names.clone());
+        match client
+            .transition(&r.id, verb, reason, change.clone(), names)
+            .await
+        {
+            Ok(run) => {
+                if !a.format.json {
+                    crate::outln!("{done} run {} ({}) of {}.", run.id, run.status, run.project);
+                }
+                moved.push(run);
+            }
+            Err(e) => {
+                refused += 1;
+                crate::outln!("Run {} of {}: {e}", r.id, r.project);
+            }
+        }
+    }
+    if a.format.json {
+        output::json(&orchestrator_proto::RunList {
+            runs: moved.clone(),
+        })?;
+    } else if moved.is_empty() && refused == 0 {
+        crate::outln!("No run to {verb}.");
+    }
+    if refused > 0 {
+        return Err(ClientError::usage(
+            format!("{refused} of the runs did not {verb}"),
+            "the lines above say why",
+        ));
     }
     Ok(())
 }

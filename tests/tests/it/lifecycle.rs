@@ -307,3 +307,46 @@ fn clean_force_removes_a_cancelled_run_s_work_keeping_its_commits() {
         .stderr;
     assert!(alone.contains("--run"), "{alone}");
 }
+
+/// `pause --all` stops every run of every project at once and `resume --all` brings them back;
+/// `cancel --all` is refused (one run at a time).
+#[test]
+fn pause_all_and_resume_all_move_every_run() {
+    let sb = Sandbox::new();
+    let repos = [sb.repo("one"), sb.repo("two")];
+    for r in &repos {
+        sb.orchestrate_env(
+            r,
+            &["start", "Think", "--skip-codex"],
+            &[("CLAUDE_FAKE_SCRIPT", "hang")],
+        )
+        .ok();
+    }
+    let statuses = || -> Vec<String> {
+        repos
+            .iter()
+            .map(|r| {
+                let s = sb.orchestrate_in(r, &["status", "--json"]).ok().json();
+                s["status"].as_str().unwrap_or("").to_owned()
+            })
+            .collect()
+    };
+    let out = sb.orchestrate(&["pause", "--all"]).ok().stdout;
+    assert_eq!(out.matches("Paused run").count(), 2, "{out}");
+    assert_eq!(statuses(), ["paused", "paused"]);
+    let out = sb.orchestrate(&["resume", "--all"]).ok().stdout;
+    assert_eq!(out.matches("Resumed run").count(), 2, "{out}");
+    assert!(
+        statuses().iter().all(|s| s == "queued" || s == "running"),
+        "{:?}",
+        statuses()
+    );
+    let refused = sb.orchestrate(&["cancel", "--all"]).fails_with(2).stderr;
+    assert!(
+        refused.contains("cancel takes one run at a time"),
+        "{refused}"
+    );
+    for r in &repos {
+        sb.orchestrate_in(r, &["cancel"]).ok();
+    }
+}
