@@ -191,6 +191,14 @@ impl Client {
         self.get(&format!("/v1/runs/{id}/cost"), &()).await
     }
 
+    pub async fn tell(
+        &self,
+        id: &str,
+        tell: &orchestrator_proto::Tell,
+    ) -> Result<orchestrator_proto::Told, ClientError> {
+        self.post(&format!("/v1/runs/{id}/messages"), tell).await
+    }
+
     pub async fn escalations(&self, q: &ListEscalations) -> Result<Vec<Escalation>, ClientError> {
         Ok(self
             .get::<EscalationList>("/v1/escalations", q)

@@ -77,3 +77,22 @@ pub struct AnswerEscalation {
     #[serde(default, skip_serializing_if = "OptionsChange::is_none")]
     pub change: OptionsChange,
 }
+
+/// `POST /v1/runs/{id}/messages` (`orchestrate tell`): a message from the user to one task's
+/// worker or to every worker, delivered through `read_messages`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tell {
+    /// A task id, or `all`.
+    pub to: String,
+    pub text: String,
+}
+
+/// What `tell` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Told {
+    pub message_id: u64,
+    /// The tasks whose workers are running now and will be told at their next tool call.
+    pub running: Vec<String>,
+}

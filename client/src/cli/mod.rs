@@ -15,6 +15,7 @@ mod service;
 mod setup;
 mod start;
 mod status;
+mod tell;
 mod transition;
 mod usage;
 mod wait;
@@ -70,6 +71,8 @@ enum Cmd {
     Usage(usage::UsageArgs),
     /// What a run cost, by model: the run, its project, each cycle and each task
     Cost(cost::CostArgs),
+    /// Tell a task's worker (or all) something while it works; it reads it at its next tool call
+    Tell(tell::TellArgs),
     /// Wait until the run needs you or ends; the exit code says which (0 completed, 10
     /// escalated, 11 paused, 12 failed, 13 cancelled, 14 still running at --timeout)
     Wait(wait::WaitArgs),
@@ -188,6 +191,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Usage(a) => usage::run(&client, a).await,
         Cmd::Cost(a) => cost::run(&client, a).await,
         Cmd::Wait(a) => wait::run(&client, a).await,
+        Cmd::Tell(a) => tell::run(&client, a).await,
         Cmd::Daemon(_)
         | Cmd::Setup(_)
         | Cmd::Doctor(_)

@@ -243,3 +243,16 @@ pub async fn cost(
         rows,
     }))
 }
+
+/// `orchestrate tell`: a message from the user to a task's worker or to every worker.
+pub async fn tell(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    super::extract::Json(tell): super::extract::Json<orchestrator_proto::Tell>,
+) -> Result<axum::Json<orchestrator_proto::Told>, ApiError> {
+    let told = s
+        .runs
+        .command(&id, |reply| Command::Tell { tell, reply })
+        .await?;
+    Ok(axum::Json(told))
+}

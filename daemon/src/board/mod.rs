@@ -110,6 +110,15 @@ fn refused(msg: impl Into<String>) -> BoardError {
 pub struct Applied {
     pub reply: Reply,
     pub changes: Changes,
+    /// Messages the caller has not read yet (its reply says so, so it reads them).
+    pub unread: u32,
+}
+
+/// What the caller gets: the reply, and how many messages wait for it.
+#[derive(Debug)]
+pub struct Answered {
+    pub reply: Reply,
+    pub unread: u32,
 }
 
 /// What an operation changed, for the actor to publish and mirror.
@@ -168,9 +177,14 @@ pub fn apply(
         } => escalate(&mut a, question, context, blocking)?,
         Op::SubmitPlan(plan) => submit_plan(&mut a, plan)?,
     };
+    let unread = rows::count_unread(&tx, &run.id, &caller.session, a.session.task_id.as_ref())?;
     let changes = a.out;
     tx.commit().map_err(StoreError::from)?;
-    Ok(Applied { reply, changes })
+    Ok(Applied {
+        reply,
+        changes,
+        unread,
+    })
 }
 
 /// One operation's transaction, and what it knows of its caller.

@@ -117,7 +117,7 @@ impl OrchestratorMcp {
             .command(&run, |reply| Command::Board { caller, op, reply })
             .await;
         match result {
-            Ok(Ok(reply)) => success(reply),
+            Ok(Ok(answered)) => success(answered.reply, answered.unread),
             Ok(Err(refused)) => Ok(refusal(&refused)),
             Err(e @ RunError::Rejected { .. }) => Ok(refusal(&e.to_string())),
             Err(e) => Err(McpError::internal_error(e.to_string(), None)),
@@ -125,7 +125,9 @@ impl OrchestratorMcp {
     }
 }
 
-fn success(reply: Reply) -> Result<CallToolResult, McpError> {
+/// The reply as structured content plus a line of text — which, when messages wait for the
+/// caller (a person's `orchestrate tell`, another worker's), says so, so that it reads them.
+fn success(reply: Reply, unread: u32) -> Result<CallToolResult, McpError> {
     let v = serde_json::to_value(&reply)
         .map_err(|e| McpError::internal_error(format!("cannot serialise a reply: {e}"), None))?;
     let text = reply.next().map(str::to_owned).unwrap_or_else(|| {
@@ -136,6 +138,14 @@ fn success(reply: Reply) -> Result<CallToolResult, McpError> {
             s
         }
     });
+    let text = match (unread, &reply) {
+        (0, _) | (_, Reply::Messages(_)) => text,
+        (n, _) => format!(
+            "{text}\n\nYou have {} unread: call read_messages now and act on {}.",
+            orchestrator_proto::words::count(u64::from(n), "message"),
+            if n == 1 { "it" } else { "them" }
+        ),
+    };
     let mut r = CallToolResult::structured(v);
     r.content = vec![ContentBlock::text(text)];
     Ok(r)

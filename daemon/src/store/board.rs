@@ -456,6 +456,24 @@ fn message(c: &Connection, id: u64) -> Result<Option<MessageRow>, StoreError> {
     Ok(c.row(&sql, [id], message_from).optional()?)
 }
 
+/// How many messages for `session` (to everyone, or to its task) it has not read.
+pub fn count_unread(
+    c: &Connection,
+    run: &RunId,
+    session: &SessionId,
+    task: Option<&TaskId>,
+) -> Result<u32, StoreError> {
+    Ok(c.row(
+        "SELECT count(*) FROM messages m WHERE m.run_id = ?1 \
+           AND (m.from_session IS NULL OR m.from_session <> ?2) \
+           AND (m.to_kind = 'all' OR (m.to_kind = 'task' AND m.to_id = ?3)) \
+           AND NOT EXISTS (SELECT 1 FROM message_reads r \
+                           WHERE r.message_id = m.id AND r.session_id = ?2)",
+        params![run, session, task],
+        |r| r.get(0),
+    )?)
+}
+
 /// Messages for `session` (to everyone, or to its task) it has not read and did not send;
 /// marks them read.
 pub fn take_unread(

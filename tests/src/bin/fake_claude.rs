@@ -40,6 +40,8 @@
 //!   first and completes; when the completion is refused (a verify command failed), it copies
 //!   the good version and completes again in the same session. The refusal text is kept in
 //!   `$CLAUDE_FAKE_CODE/<task>.refused`.
+//! - `listen` — report progress until a reply says a message waits, read it into
+//!   `told-<task>.txt`, then work as `work` does.
 //! - `warn` — print a `rate_limit_event` `allowed_warning` at `CLAUDE_FAKE_UTILIZATION`
 //!   (default 0.9) resetting in `CLAUDE_FAKE_RESET_SECS`, then work. With `CLAUDE_FAKE_ONCE`
 //!   set to a path, only the first session warns (it creates the file).
@@ -344,6 +346,9 @@ fn work(mcp: &Mcp, session: &str, resumed: bool) {
         code(mcp, session, &task, &id);
         return;
     }
+    if mode == "listen" {
+        listen(mcp, &id);
+    }
     if mode == "flaky" && task["attempts"] == 1 {
         say(
             json!({"type": "result", "subtype": "success", "is_error": false,
@@ -411,6 +416,29 @@ fn git_out(args: &[&str]) -> String {
 }
 
 /// The task's files, each written with the line the suite checks for.
+/// `listen`: reports progress until a tool reply says a message waits (a person's `orchestrate
+/// tell`), then reads it and keeps what it says in `told-<task>.txt` (committed with the work).
+fn listen(mcp: &Mcp, id: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = call(mcp, "report_progress", json!({"note": "listening"}));
+        let text = r["content"][0]["text"].as_str().unwrap_or("").to_owned();
+        if text.contains("unread: call read_messages") {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "no message came");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = call(mcp, "read_messages", json!({}));
+    let said: Vec<String> = r["structuredContent"]["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["body"].as_str().map(str::to_owned))
+        .collect();
+    std::fs::write(format!("told-{id}.txt"), said.join("\n") + "\n").expect("write what was told");
+}
+
 fn write_files(task: &Value, id: &str) {
     for f in task["files"].as_array().into_iter().flatten() {
         let Some(f) = f.as_str() else { continue };

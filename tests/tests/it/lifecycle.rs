@@ -350,3 +350,60 @@ fn pause_all_and_resume_all_move_every_run() {
         sb.orchestrate_in(r, &["cancel"]).ok();
     }
 }
+
+/// `orchestrate tell`: the user's message reaches a running worker — its next tool reply says
+/// a message waits, `read_messages` gives it — and the log says it was sent; an unknown task
+/// is refused.
+#[test]
+fn tell_reaches_a_running_worker_at_its_next_tool_call() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = sb.root().join("plan.json");
+    std::fs::write(
+        &plan,
+        serde_json::json!({"summary": "s", "tasks": [crate::execution::task("a", &[], &["a.txt"])]})
+            .to_string(),
+    )
+    .expect("plan");
+    let script = format!("plan:{}", plan.display());
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Listen", "--skip-codex"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &script),
+            ("CLAUDE_FAKE_WORKER", "listen"),
+        ],
+    )
+    .ok();
+    orchestrator_tests::wait::until(
+        "the worker to run",
+        orchestrator_tests::wait::DEADLINE,
+        || {
+            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+            (s["progress"]["in_progress"] == 1).then_some(())
+        },
+    );
+    let refused = sb
+        .orchestrate_in(&repo, &["tell", "zz", "hello"])
+        .fails_with(2)
+        .stderr;
+    assert!(refused.contains("has no task \"zz\""), "{refused}");
+    let told = sb
+        .orchestrate_in(&repo, &["tell", "a", "Use tabs, not spaces"])
+        .ok()
+        .stdout;
+    assert!(
+        told.contains("Told task a (message") && told.contains("a will see it"),
+        "{told}"
+    );
+    let run = crate::execution::wait_final(&sb, &repo);
+    assert_eq!(run["status"], "completed", "{run}");
+    let branch = run["branch"].as_str().expect("branch");
+    let read = sb.git(&repo, &["show", &format!("{branch}:told-a.txt")]);
+    assert_eq!(read.trim(), "From the user: Use tabs, not spaces");
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
+    assert!(
+        log.contains("You told task a: Use tabs, not spaces"),
+        "{log}"
+    );
+}

@@ -155,6 +155,71 @@ impl RunActor {
         Ok(())
     }
 
+    /// `orchestrate tell`: the user's message to a task's worker (or every worker), delivered
+    /// through `read_messages`; a running worker's next tool reply says it is there.
+    pub(super) async fn tell(
+        &mut self,
+        tell: orchestrator_proto::Tell,
+    ) -> Result<orchestrator_proto::Told, RunError> {
+        if tell.text.trim().is_empty() {
+            return Err(RunError::invalid("the message is empty")
+                .hint("orchestrate tell <task|all> \"<what the worker should know>\""));
+        }
+        let (id, at) = (self.run.id.clone(), time_text::now());
+        let to = tell.to.clone();
+        let (message, event, running) = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let tasks = crate::store::board::tasks(&tx, &id)?;
+                let (kind, target) = match to.as_str() {
+                    "all" => ("all", None),
+                    t if tasks.iter().any(|x| x.id.as_str() == t) => ("task", Some(t)),
+                    t => {
+                        return Ok(Err(RunError::not_found(format!(
+                            "run {id} has no task {t:?}"
+                        ))
+                        .hint("give a task id from `orchestrate status` or `all`")));
+                    }
+                };
+                let body = format!("From the user: {}", tell.text.trim());
+                let m =
+                    crate::store::board::insert_message(&tx, &id, None, kind, target, &body, at)?;
+                let event = events::append(
+                    &tx,
+                    &id,
+                    at,
+                    NewEvent::info(
+                        EventKind::MessageSent,
+                        format!(
+                            "You told {}: {}",
+                            target.map_or("every worker".to_owned(), |t| format!("task {t}")),
+                            tell.text.trim()
+                        ),
+                    )
+                    .with_data(serde_json::json!({"message": m.id})),
+                )?;
+                let running = tasks
+                    .iter()
+                    .filter(|t| t.status == orchestrator_proto::TaskStatus::InProgress)
+                    .filter(|t| target.is_none_or(|x| t.id.as_str() == x))
+                    .map(|t| t.id.to_string())
+                    .collect::<Vec<_>>();
+                tx.commit()?;
+                Ok(Ok((m, event, running)))
+            })
+            .await??;
+        self.published(vec![event]).await;
+        let line = board::reply::Message::from(&message);
+        if let Err(e) = self.mirror.append_messages(&[line]).await {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a message");
+        }
+        Ok(orchestrator_proto::Told {
+            message_id: message.id,
+            running,
+        })
+    }
+
     pub(super) async fn answer(
         &mut self,
         id: u64,

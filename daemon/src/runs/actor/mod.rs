@@ -77,11 +77,16 @@ pub enum Command {
         change: orchestrator_proto::OptionsChange,
         reply: Reply<EscalationRow>,
     },
+    /// A message from the user to a task's worker or to every worker (`orchestrate tell`).
+    Tell {
+        tell: orchestrator_proto::Tell,
+        reply: Reply<orchestrator_proto::Told>,
+    },
     /// A board operation from an MCP session; the inner `Err` is a refusal for the model.
     Board {
         caller: Caller,
         op: Op,
-        reply: Reply<Result<board::Reply, String>>,
+        reply: Reply<Result<board::Answered, String>>,
     },
     /// Registers a new agent session and its token (only the hash is stored).
     OpenSession {
@@ -275,6 +280,9 @@ impl RunActor {
             }
             Command::Board { caller, op, reply } => {
                 let _ = reply.send(self.board(caller, op).await);
+            }
+            Command::Tell { tell, reply } => {
+                let _ = reply.send(self.tell(tell).await);
             }
             Command::OpenSession {
                 role,

@@ -12,14 +12,14 @@ impl RunActor {
         &mut self,
         caller: Caller,
         op: Op,
-    ) -> Result<Result<board::Reply, String>, RunError> {
+    ) -> Result<Result<board::Answered, String>, RunError> {
         let run = self.run.clone();
         let applied = self
             .db
             .call(move |c| Ok(board::apply(c, &run, &caller, op)))
             .await?;
-        let (reply, a) = match applied {
-            Ok(a) => (a.reply, a.changes),
+        let (reply, unread, a) = match applied {
+            Ok(a) => (a.reply, a.unread, a.changes),
             Err(BoardError::Refused(m)) => return Ok(Err(m)),
             Err(BoardError::Store(e)) => return Err(e.into()),
         };
@@ -55,7 +55,7 @@ impl RunActor {
         if let Err(e) = mirrored.await {
             tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a board change; SQLite has it");
         }
-        Ok(Ok(reply))
+        Ok(Ok(board::Answered { reply, unread }))
     }
 
     pub(super) async fn open_session(
