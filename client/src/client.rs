@@ -191,6 +191,17 @@ impl Client {
         self.get(&format!("/v1/runs/{id}/cost"), &()).await
     }
 
+    pub async fn task_output(
+        &self,
+        id: &str,
+        task: &str,
+        after: u64,
+    ) -> Result<orchestrator_proto::session::TaskOutput, ClientError> {
+        let q = orchestrator_proto::session::ReadOutput { after: Some(after) };
+        self.get(&format!("/v1/runs/{id}/tasks/{task}/output"), &q)
+            .await
+    }
+
     pub async fn tell(
         &self,
         id: &str,

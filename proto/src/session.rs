@@ -70,3 +70,28 @@ pub struct StraySession {
 pub struct StrayList {
     pub sessions: Vec<StraySession>,
 }
+
+/// Query of `GET /v1/runs/{id}/tasks/{task}/output`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadOutput {
+    /// Bytes of the session's output already read (the previous answer's `offset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+}
+
+/// A task's newest worker session's output (`orchestrate tail`): complete lines of its stream
+/// (claude's stream-json or codex's `--json`) from `after` on, at most 1 MiB a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskOutput {
+    /// The session, if a worker ever started on the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    pub agent: crate::Agent,
+    /// Where the next read starts.
+    pub offset: u64,
+    pub lines: Vec<String>,
+    /// The session is still running (more may come).
+    pub live: bool,
+}

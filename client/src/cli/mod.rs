@@ -15,6 +15,7 @@ mod service;
 mod setup;
 mod start;
 mod status;
+mod tail;
 mod tell;
 mod transition;
 mod usage;
@@ -71,6 +72,8 @@ enum Cmd {
     Usage(usage::UsageArgs),
     /// What a run cost, by model: the run, its project, each cycle and each task
     Cost(cost::CostArgs),
+    /// What a task's worker is doing: its session rendered for people (-f: live; --raw: JSON)
+    Tail(tail::TailArgs),
     /// Tell a task's worker (or all) something while it works; it reads it at its next tool call
     Tell(tell::TellArgs),
     /// Wait until the run needs you or ends; the exit code says which (0 completed, 10
@@ -192,6 +195,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Cost(a) => cost::run(&client, a).await,
         Cmd::Wait(a) => wait::run(&client, a).await,
         Cmd::Tell(a) => tell::run(&client, a).await,
+        Cmd::Tail(a) => tail::run(&client, a).await,
         Cmd::Daemon(_)
         | Cmd::Setup(_)
         | Cmd::Doctor(_)

@@ -256,3 +256,13 @@ pub async fn tell(
         .await?;
     Ok(axum::Json(told))
 }
+
+/// `orchestrate tail`: a task's newest worker session's output lines from an offset.
+pub async fn output(
+    State(s): State<AppState>,
+    Path((id, task)): Path<(crate::ids::RunId, crate::ids::TaskId)>,
+    Query(q): Query<orchestrator_proto::session::ReadOutput>,
+) -> Result<axum::Json<orchestrator_proto::session::TaskOutput>, ApiError> {
+    let out = s.runs.task_output(&id, &task, q.after.unwrap_or(0)).await?;
+    Ok(axum::Json(out))
+}

@@ -7,6 +7,7 @@
 mod actor;
 pub mod clean;
 pub mod error;
+mod output;
 pub mod slug;
 pub mod submit;
 

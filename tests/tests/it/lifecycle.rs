@@ -383,6 +383,15 @@ fn tell_reaches_a_running_worker_at_its_next_tool_call() {
             (s["progress"]["in_progress"] == 1).then_some(())
         },
     );
+    // `tail -f` follows the worker live until its session ends.
+    let tail = sb
+        .command(&orchestrator_tests::bins::bins().orchestrate)
+        .args(["tail", "a", "-f"])
+        .current_dir(&repo)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tail -f");
     let refused = sb
         .orchestrate_in(&repo, &["tell", "zz", "hello"])
         .fails_with(2)
@@ -406,4 +415,24 @@ fn tell_reaches_a_running_worker_at_its_next_tool_call() {
         log.contains("You told task a: Use tabs, not spaces"),
         "{log}"
     );
+    let followed = tail.wait_with_output().expect("tail -f");
+    let seen = String::from_utf8_lossy(&followed.stdout);
+    assert!(followed.status.success(), "{seen}");
+    assert!(
+        seen.contains("── task a · session s-")
+            && seen.contains("→ mcp__orch__report_progress listening")
+            && seen.contains("→ mcp__orch__read_messages")
+            && seen.contains("■ done"),
+        "{seen}"
+    );
+    let raw = sb
+        .orchestrate_in(&repo, &["tail", "a", "--raw"])
+        .ok()
+        .stdout;
+    assert!(raw.lines().all(|l| l.starts_with('{')), "{raw}");
+    let none = sb
+        .orchestrate_in(&repo, &["tail", "zz"])
+        .fails_with(2)
+        .stderr;
+    assert!(none.contains("has no task \"zz\""), "{none}");
 }
