@@ -202,6 +202,14 @@ impl Client {
             .await
     }
 
+    pub async fn pr(
+        &self,
+        id: &str,
+        req: &orchestrator_proto::pr::OpenPr,
+    ) -> Result<orchestrator_proto::pr::PrReport, ClientError> {
+        self.post(&format!("/v1/runs/{id}/pr"), req).await
+    }
+
     pub async fn tell(
         &self,
         id: &str,

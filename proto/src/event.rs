@@ -81,6 +81,9 @@ crate::states! {
         WorkerSalvaged = "worker_salvaged",
         /// A worker called a tool (`--verbose` runs only; debug level).
         ToolCalled = "tool_called",
+        /// The run's branch was pushed and a pull request opened (or could not be).
+        PrOpened = "pr_opened",
+        PrFailed = "pr_failed",
         /// Commits were kept under refs/orchestrator.
         BranchKept = "branch_kept",
         /// A worker could not be started; it is tried again.

@@ -14,6 +14,7 @@ pub mod escalation;
 pub mod event;
 pub mod locate;
 pub mod models;
+pub mod pr;
 pub mod run;
 pub mod session;
 mod states;

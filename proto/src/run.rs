@@ -189,6 +189,9 @@ pub struct RunOptions {
         skip_serializing_if = "is_default_priority"
     )]
     pub priority: u32,
+    /// `start --pr`: open a pull request when the run completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr: Option<crate::pr::OpenPr>,
 }
 
 fn default_priority() -> u32 {
@@ -239,6 +242,7 @@ impl Default for RunOptions {
             max_budget_usd: None,
             models: crate::Models::default(),
             priority: defaults::PRIORITY,
+            pr: None,
         }
     }
 }

@@ -330,7 +330,9 @@ fn is_zombie(pid: i32) -> bool {
 
 /// The test process's `PATH` without directories that hold a `codex`: a run only gets Codex
 /// reviews when a test opts in, whatever is installed on the machine.
-fn path_without_codex() -> std::ffi::OsString {
+/// The test process's PATH without any directory that holds a `codex` (so runs find none unless
+/// a test gives one).
+pub fn path_without_codex() -> std::ffi::OsString {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs: Vec<PathBuf> = std::env::split_paths(&path)
         .filter(|d| !d.join("codex").exists())

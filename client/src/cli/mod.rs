@@ -11,6 +11,7 @@ mod escalations;
 mod list;
 mod log;
 mod models;
+mod pr;
 mod service;
 mod setup;
 mod start;
@@ -72,6 +73,8 @@ enum Cmd {
     Usage(usage::UsageArgs),
     /// What a run cost, by model: the run, its project, each cycle and each task
     Cost(cost::CostArgs),
+    /// Push a completed run's branch and open its pull request (with gh)
+    Pr(pr::PrArgs),
     /// What a task's worker is doing: its session rendered for people (-f: live; --raw: JSON)
     Tail(tail::TailArgs),
     /// Tell a task's worker (or all) something while it works; it reads it at its next tool call
@@ -196,6 +199,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Wait(a) => wait::run(&client, a).await,
         Cmd::Tell(a) => tell::run(&client, a).await,
         Cmd::Tail(a) => tail::run(&client, a).await,
+        Cmd::Pr(a) => pr::run(&client, a).await,
         Cmd::Daemon(_)
         | Cmd::Setup(_)
         | Cmd::Doctor(_)

@@ -37,6 +37,12 @@ pub struct StartArgs {
     /// Skip the Codex plan and code reviews
     #[arg(long)]
     skip_codex: bool,
+    /// When the run completes, push its branch and open a pull request (with gh)
+    #[arg(long)]
+    pr: bool,
+    /// With --pr: open it as a draft
+    #[arg(long, requires = "pr")]
+    draft: bool,
     /// After a usage pause, wait for `orchestrate resume` instead of resuming at the reset
     #[arg(long)]
     no_auto_resume: bool,
@@ -173,6 +179,10 @@ fn request(a: &StartArgs) -> Result<SubmitRun, ClientError> {
             max_budget_usd: a.max_budget_usd,
             models: a.models.models().unwrap_or_default(),
             priority: a.priority,
+            pr: a.pr.then(|| orchestrator_proto::pr::OpenPr {
+                draft: a.draft,
+                ..Default::default()
+            }),
         },
         context_file,
         context,

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}/tasks", get(runs::tasks))
         .route("/v1/runs/{id}/cost", get(runs::cost))
         .route("/v1/runs/{id}/messages", post(runs::tell))
+        .route("/v1/runs/{id}/pr", post(runs::pr))
         .route("/v1/runs/{id}/tasks/{task}/output", get(runs::output))
         .route("/v1/runs/{id}/pause", post(runs::pause))
         .route("/v1/runs/{id}/resume", post(runs::resume))

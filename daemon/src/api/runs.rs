@@ -266,3 +266,12 @@ pub async fn output(
     let out = s.runs.task_output(&id, &task, q.after.unwrap_or(0)).await?;
     Ok(axum::Json(out))
 }
+
+/// `orchestrate pr`: the completed run's branch pushed and its pull request opened.
+pub async fn pr(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJson(req): OptionalJson<orchestrator_proto::pr::OpenPr>,
+) -> Result<axum::Json<orchestrator_proto::pr::PrReport>, ApiError> {
+    Ok(axum::Json(s.runs.pr(&id, req).await?))
+}

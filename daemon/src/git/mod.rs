@@ -482,3 +482,27 @@ pub async fn throwaway_worktree(top: &Path, dir: &Path, commit: &str) -> Result<
     }
     worktree_add_detached(top, dir, commit).await
 }
+
+/// The project's remotes.
+pub async fn remotes(top: &Path) -> Result<Vec<String>, GitError> {
+    Ok(git(top, &["remote"])
+        .await?
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// `remote`'s URL.
+pub async fn remote_url(top: &Path, remote: &str) -> Result<String, GitError> {
+    git(top, &["remote", "get-url", remote]).await
+}
+
+/// The branch `remote`'s `HEAD` names (its default branch), if known.
+pub async fn remote_head(top: &Path, remote: &str) -> Result<Option<String>, GitError> {
+    let r = format!("refs/remotes/{remote}/HEAD");
+    match git(top, &["symbolic-ref", "--quiet", "--short", &r]).await {
+        Ok(s) => Ok(s.strip_prefix(&format!("{remote}/")).map(str::to_owned)),
+        Err(GitError::Failed { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

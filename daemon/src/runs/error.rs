@@ -52,6 +52,14 @@ impl RunError {
         self
     }
 
+    /// The fix this error suggests, if any.
+    pub fn hint_text(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::rejected(RejectKind::InvalidArgument, message)
     }

@@ -8,6 +8,7 @@ mod actor;
 pub mod clean;
 pub mod error;
 mod output;
+pub mod pr;
 pub mod slug;
 pub mod submit;
 

@@ -17,6 +17,7 @@
 //! - `review`: Codex reviews with the fake codex: revisions, cycles, the ledger, escalations.
 //! - `forecast`: estimates from a project's history; a task that would not fit waits or goes
 //!   to Codex.
+//! - `pr`: `start --pr` and `orchestrate pr` against a bare remote and a recording `gh`.
 //! - `usage`: the usage governor: pauses, resumes at the reset, `--resume`, the poller, budget.
 //! - `mcp`: the workers' MCP endpoint: board rules, plans, auth, racing sessions.
 //! - `real_claude`: the real `claude` CLI, offline against a fake model API, uses our MCP tools.
@@ -49,6 +50,7 @@ mod mcp;
 mod misbehave;
 mod models;
 mod planning;
+mod pr;
 mod projects;
 mod real_claude;
 mod real_codex;

@@ -123,11 +123,65 @@ impl RunActor {
     }
 
     async fn complete(&mut self, summary: String) -> Result<(), RunError> {
+        // Before the status says completed, so whoever waits for it finds the PR in the log.
+        if let Some(req) = self.run.options.pr.clone() {
+            self.open_pr(req).await;
+        }
         self.set_state(RunStatus::Completed, Phase::Done, summary)
             .await?;
         // A question nobody answered while it ran waits for nothing now.
         self.close_escalations("the run completed".into()).await;
         Ok(())
+    }
+
+    /// `start --pr`: the completed run's branch pushed and its pull request opened; what came
+    /// of it (the URL, or why not and what to do) is in the log. Never changes the run.
+    async fn open_pr(&mut self, req: orchestrator_proto::pr::OpenPr) {
+        let id = self.run.id.clone();
+        let env = self
+            .db
+            .call(move |c| crate::store::runs::env(c, &id))
+            .await
+            .unwrap_or_default();
+        let logs = self.engine.data_dir.join("pr");
+        let opened = match crate::runs::pr::facts(&self.db, self.run.clone()).await {
+            Ok(facts) => crate::runs::pr::open(&facts, &env, &req, &logs).await,
+            Err(e) => Err(e),
+        };
+        let event = match opened {
+            Ok(r) => NewEvent::info(
+                EventKind::PrOpened,
+                match (&r.url, &r.note) {
+                    (Some(url), _) => {
+                        format!("Pushed {} to {}; pull request: {url}", r.branch, r.remote)
+                    }
+                    (None, note) => format!(
+                        "Pushed {} to {}; no pull request: {}{}",
+                        r.branch,
+                        r.remote,
+                        note.as_deref().unwrap_or("gh opened none"),
+                        r.compare_url
+                            .as_deref()
+                            .map(|c| format!(" — open it at {c}"))
+                            .unwrap_or_default()
+                    ),
+                },
+            )
+            .with_data(serde_json::json!({"url": r.url, "compare_url": r.compare_url})),
+            Err(e) => NewEvent {
+                level: orchestrator_proto::Level::Warn,
+                ..NewEvent::info(
+                    EventKind::PrFailed,
+                    format!(
+                        "No pull request: {e}{}",
+                        e.hint_text().map(|h| format!(" ({h})")).unwrap_or_default()
+                    ),
+                )
+            },
+        };
+        if let Err(e) = self.record(event).await {
+            tracing::warn!(run = %self.run.id, cause = %e, "cannot record the pull request");
+        }
     }
 
     async fn merged_summary(&self) -> Result<String, RunError> {
