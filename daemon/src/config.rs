@@ -29,6 +29,8 @@ pub struct Config {
     pub codex_bin: Option<PathBuf>,
     /// Desktop notifications on escalation, pause, completion and failure.
     pub notifications: bool,
+    /// And these webhooks.
+    pub webhooks: Vec<crate::notify::webhook::Webhook>,
     /// How Codex reviews run.
     pub codex: CodexSettings,
     /// The usage governor.
@@ -155,6 +157,8 @@ pub struct CodexSection {
 #[serde(deny_unknown_fields)]
 pub struct NotificationsSection {
     pub enabled: Option<bool>,
+    /// `[[notifications.webhook]]`: where else notices go.
+    pub webhook: Option<Vec<crate::notify::webhook::Webhook>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,6 +275,7 @@ impl Config {
             claude_bin: file.agents.claude_bin,
             codex_bin: file.agents.codex_bin,
             notifications: file.notifications.enabled.unwrap_or(true),
+            webhooks: file.notifications.webhook.unwrap_or_default(),
             usage: file.usage.into(),
             supervision: file.supervision.into(),
             codex: file.codex.into(),
@@ -359,9 +364,10 @@ mod tests {
             .lines()
             .map(|l| {
                 let key = l.strip_prefix("# ").filter(|rest| {
-                    rest.split_once(" = ").is_some_and(|(k, _)| {
-                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-                    })
+                    rest.starts_with("[[")
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        })
                 });
                 key.unwrap_or(l)
             })
@@ -375,6 +381,9 @@ mod tests {
         );
         assert_eq!(parsed.codex.worker_model.as_deref(), Some("gpt-5-codex"));
         assert_eq!(parsed.models.on_limit, orchestrator_proto::OnLimit::Pause);
+        let hooks = parsed.notifications.webhook.unwrap_or_default();
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0].format, crate::notify::webhook::Format::Ntfy);
     }
 
     #[test]

@@ -124,6 +124,7 @@ async fn engine_config(
         permissions: config.permissions,
         claude_bin: config.claude_bin.clone(),
         notifications: config.notifications,
+        webhooks: config.webhooks.clone(),
         codex_bin: config.codex_bin.clone(),
         codex: config.codex.clone(),
         usage: usage.clone(),

@@ -37,6 +37,8 @@ pub struct EngineConfig {
     pub claude_bin: Option<PathBuf>,
     /// Desktop notifications on.
     pub notifications: bool,
+    /// Webhooks told of the same notices.
+    pub webhooks: Vec<crate::notify::webhook::Webhook>,
     /// `[agents] codex_bin` from the config file, if set.
     pub codex_bin: Option<PathBuf>,
     /// `[codex]`.

@@ -29,6 +29,7 @@ fn the_mcp_service_passes_the_conformance_suite() {
             permissions: Default::default(),
             claude_bin: None,
             notifications: false,
+            webhooks: Vec::new(),
             codex_bin: None,
             codex: Default::default(),
             usage: Default::default(),

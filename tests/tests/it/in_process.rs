@@ -30,6 +30,7 @@ impl InProcess {
             claude_bin: None,
             codex_bin: None,
             notifications: false,
+            webhooks: Vec::new(),
             codex: Default::default(),
             usage: Default::default(),
             supervision: Default::default(),

@@ -412,3 +412,112 @@ fn once_installed_start_stop_restart_go_through_systemctl() {
     }
     run(&["daemon", "uninstall"]);
 }
+
+/// `[[notifications.webhook]]`: an escalation and a completion reach a loopback receiver in
+/// each format (generic JSON, ntfy, Slack-compatible); a hook that fails once is retried; the
+/// URL's secret never reaches the daemon's log.
+#[test]
+fn webhooks_carry_escalations_and_completions_in_each_format() {
+    use std::sync::{Arc, Mutex};
+
+    use std::time::Duration;
+
+    use orchestrator_tests::fake_http::{Answer, Request, listen};
+    let sb = Sandbox::new();
+    let seen: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let failed_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (log, once) = (seen.clone(), failed_once.clone());
+    let url = listen(Arc::new(move |r: &Request| {
+        if r.path.ends_with("/flaky-s3cr3t")
+            && !once.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Answer {
+                status: 500,
+                ..Answer::ok("text/plain", "down".into())
+            };
+        }
+        log.lock().expect("log").push(r.clone());
+        Answer::ok("text/plain", "ok".into())
+    }));
+    std::fs::write(
+        sb.config_file(),
+        format!(
+            "[notifications]\nenabled = false\n\
+             [[notifications.webhook]]\nurl = \"{url}/json\"\n\
+             [[notifications.webhook]]\nurl = \"{url}/ntfy\"\nformat = \"ntfy\"\n\
+             [[notifications.webhook]]\nurl = \"{url}/flaky-s3cr3t\"\nformat = \"slack\"\n"
+        ),
+    )
+    .expect("config");
+    let repo = sb.repo("app");
+    let plan = sb.root().join("plan.json");
+    std::fs::write(
+        &plan,
+        r#"{"summary":"s","tasks":[{"id":"a","title":"A","description":"D","acceptance_criteria":["ok"],"files":["a.txt"]}]}"#,
+    )
+    .expect("plan");
+    let script = format!("plan:{}", plan.display());
+    sb.orchestrate_env(
+        &repo,
+        &[
+            "start",
+            "Tell me anywhere",
+            "--skip-codex",
+            "--gate",
+            "exit 1",
+        ],
+        &[("CLAUDE_FAKE_SCRIPT", &script)],
+    )
+    .ok();
+    let got = |path: &str, event: &str| -> Option<Request> {
+        seen.lock()
+            .expect("log")
+            .iter()
+            .find(|r| {
+                r.path.ends_with(path)
+                    && (String::from_utf8_lossy(&r.body).contains(event)
+                        || r.header("title").is_some_and(|t| t.contains(event)))
+            })
+            .cloned()
+    };
+    let json =
+        orchestrator_tests::wait::until("the escalation's JSON", Duration::from_secs(60), || {
+            got("/json", "escalated")
+        });
+    let body: serde_json::Value = serde_json::from_slice(&json.body).expect("JSON");
+    assert_eq!(body["event"], "escalated", "{body}");
+    assert!(
+        body["feature"] == "Tell me anywhere" && body["run"].as_str().is_some(),
+        "{body}"
+    );
+    let ntfy = orchestrator_tests::wait::until("ntfy", Duration::from_secs(10), || {
+        got("/ntfy", "needs you")
+    });
+    assert_eq!(ntfy.header("priority"), Some("high"));
+    assert!(String::from_utf8_lossy(&ntfy.body).starts_with("Tell me anywhere — "));
+    let slack =
+        orchestrator_tests::wait::until("the retried Slack hook", Duration::from_secs(10), || {
+            got("/flaky-s3cr3t", "needs you")
+        });
+    let text: serde_json::Value = serde_json::from_slice(&slack.body).expect("JSON");
+    assert!(
+        text["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("*orchestrator: run needs you*")),
+        "{text}"
+    );
+    assert!(
+        failed_once.load(std::sync::atomic::Ordering::SeqCst),
+        "the first try failed"
+    );
+    let daemon_log = sb.daemon_log();
+    assert!(
+        daemon_log.contains("a webhook refused a notification"),
+        "the failed try is logged: {daemon_log}"
+    );
+    assert!(
+        !daemon_log.contains("s3cr3t"),
+        "the URL leaked: {daemon_log}"
+    );
+    sb.orchestrate_in(&repo, &["cancel"]).ok();
+}

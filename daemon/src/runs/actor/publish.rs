@@ -57,7 +57,16 @@ impl RunActor {
             .await?;
         self.run = next;
         self.published(vec![event]).await;
-        if self.engine.notifications && status != from {
+        if status != from {
+            self.notify(status);
+        }
+        self.rewrite_mirror(false).await;
+        Ok(self.run.clone())
+    }
+
+    /// Tells the user (desktop, webhooks) when the run needs them or is done.
+    fn notify(&self, status: RunStatus) {
+        {
             let what = match status {
                 RunStatus::Escalated => Some("needs you"),
                 RunStatus::Paused => Some("is paused"),
@@ -68,19 +77,24 @@ impl RunActor {
                 RunStatus::Failed => Some("failed"),
                 _ => None,
             };
-            if let Some(what) = what {
-                crate::notify::send(
-                    &format!("orchestrator: run {what}"),
-                    &format!(
-                        "{} — {}",
-                        self.run.feature.lines().next().unwrap_or(""),
-                        reason_text(&self.run)
-                    ),
-                );
+            let Some(what) = what else { return };
+            let title = format!("orchestrator: run {what}");
+            let feature = self.run.feature.lines().next().unwrap_or("").to_owned();
+            let message = format!("{feature} — {}", reason_text(&self.run));
+            if self.engine.notifications {
+                crate::notify::send(&title, &message);
             }
+            let notice = crate::notify::webhook::Notice {
+                event: status.as_str(),
+                title,
+                message,
+                run: self.run.id.to_string(),
+                project: self.run.project.clone(),
+                feature,
+                reason: reason_text(&self.run),
+            };
+            crate::notify::webhook::send_all(&self.engine.webhooks, &notice);
         }
-        self.rewrite_mirror(false).await;
-        Ok(self.run.clone())
     }
 
     /// Appends an event that changes no state.

@@ -1,7 +1,9 @@
 //! Desktop notifications when a run needs the user or is done: escalated, paused, completed,
 //! failed. `notify-send` on Linux, `osascript` on macOS, when installed; fire-and-forget, so
 //! a notification can never fail or slow a run. `[notifications] enabled = false` turns them
-//! off.
+//! off. Webhooks ([`webhook`]) carry the same notices anywhere else.
+
+pub mod webhook;
 
 use std::process::Stdio;
 
