@@ -304,6 +304,10 @@ fn a_claude_worker_cut_off_by_the_limit_is_taken_over_by_codex() {
         ),
         "{log}"
     );
+    assert!(
+        log.contains("it continues afresh in ") && log.contains(" now, as a Codex worker"),
+        "the interruption says what happens next: {log}"
+    );
     let branch = run["branch"].as_str().expect("branch");
     let partial = sb.git(&repo, &["show", &format!("{branch}:partial-a.txt")]);
     assert_eq!(

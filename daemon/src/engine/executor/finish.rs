@@ -44,7 +44,11 @@ pub(super) async fn interrupted(ctx: &Ctx, f: Finished, why: &str, then: &str) {
         format!(
             "Task {} interrupted ({why}); it continues {} in {} {then}",
             f.task,
-            continued_by(&resume),
+            if then.contains("Codex") {
+                "afresh".to_owned()
+            } else {
+                continued_by(&resume)
+            },
             f.worktree.display()
         ),
     )

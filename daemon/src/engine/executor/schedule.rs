@@ -378,7 +378,15 @@ impl Schedule {
             None => {}
         }
         if limited(&f) {
-            interrupted(ctx, f, "the account hit its usage limit", RESUMES).await;
+            // With --on-limit codex a Claude task goes on at once, on Codex.
+            let routed =
+                f.agent == orchestrator_proto::Agent::Claude && super::route::codex_has_room(ctx);
+            let then = if routed {
+                "now, as a Codex worker"
+            } else {
+                RESUMES
+            };
+            interrupted(ctx, f, "the account hit its usage limit", then).await;
             return None;
         }
         if self.cancel.is_cancelled() {
