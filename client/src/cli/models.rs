@@ -55,8 +55,17 @@ fn effort(s: &str) -> Result<Effort, String> {
 }
 
 impl ModelArgs {
-    /// The run's models, or `None` when no flag was given (the run inherits them).
+    /// The run's models, or `None` when no flag was given (the run inherits them). A flag
+    /// given with its default value counts (`--on-limit pause` undoes an inherited `codex`).
     pub fn models(&self) -> Option<Models> {
+        let given = self.model.is_some()
+            || self.planner_model.is_some()
+            || self.worker_model.is_some()
+            || self.effort.is_some()
+            || self.fallback_model.is_some()
+            || !self.allow.is_empty()
+            || self.on_limit.is_some()
+            || self.worker_agent.is_some();
         let m = Models {
             planner: self.planner_model.clone().or_else(|| self.model.clone()),
             worker: self.worker_model.clone().or_else(|| self.model.clone()),
@@ -66,6 +75,6 @@ impl ModelArgs {
             on_limit: self.on_limit.unwrap_or_default(),
             worker_agent: self.worker_agent.unwrap_or_default(),
         };
-        (!m.is_default()).then_some(m)
+        given.then_some(m)
     }
 }

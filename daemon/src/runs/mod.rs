@@ -150,6 +150,7 @@ impl Runs {
         let _one_at_a_time = self.inner.submit_lock.lock().await;
         let project_key = v.project.display().to_string();
         submit::check_no_active_run(&self.inner.db, &project_key).await?;
+        let models_given = !v.inherit.models;
         let taken = submit::remembered(
             &self.inner.db,
             &mut v,
@@ -157,7 +158,7 @@ impl Runs {
             &self.inner.engine.default_models,
         )
         .await?;
-        submit::check_codex(&v, self.inner.engine.codex_bin.as_deref())?;
+        submit::check_codex(&v, self.inner.engine.codex_bin.as_deref(), models_given)?;
         let branch = submit::choose_branch(&self.inner.db, &v.project, &v.feature).await?;
         let new = submit::new_run(&v, branch);
         git::create_branch(&v.project, &new.branch, &new.base_commit).await?;

@@ -284,7 +284,9 @@ async fn read_context(
 }
 
 /// A run that uses Codex workers needs codex: refused at start, not at its first task.
-pub fn check_codex(v: &Validated, codex_bin: Option<&Path>) -> Result<(), RunError> {
+/// `given`: the models came from `start`'s flags (else from the project's previous run or the
+/// config, which the message says).
+pub fn check_codex(v: &Validated, codex_bin: Option<&Path>, given: bool) -> Result<(), RunError> {
     let m = &v.options.models;
     let flag = if m.worker_agent == orchestrator_proto::Agent::Codex {
         "--worker-agent codex"
@@ -295,13 +297,25 @@ pub fn check_codex(v: &Validated, codex_bin: Option<&Path>) -> Result<(), RunErr
     };
     match crate::agents::locate(crate::agents::AgentKind::Codex, &v.env, codex_bin) {
         Ok(_) => Ok(()),
-        Err(crate::agents::AgentError::NotFound { path, .. }) => Err(RunError::invalid(format!(
-            "this run uses Codex workers ({flag}), but codex is not on your PATH ({path})"
-        ))
-        .hint(format!(
-            "install Codex (npm install -g @openai/codex) or set ORCHESTRATOR_CODEX_BIN, or \
-             start without {flag}"
-        ))),
+        Err(crate::agents::AgentError::NotFound { path, .. }) => {
+            let (from, instead) = if given {
+                ("", format!("start without {flag}"))
+            } else {
+                (
+                    ", kept from the project's previous run or [models]",
+                    "give start the model flags you want (e.g. --on-limit pause --worker-agent \
+                     claude)"
+                        .to_owned(),
+                )
+            };
+            Err(RunError::invalid(format!(
+                "this run uses Codex workers ({flag}{from}), but codex is not on your PATH ({path})"
+            ))
+            .hint(format!(
+                "install Codex (npm install -g @openai/codex) or set ORCHESTRATOR_CODEX_BIN, or \
+                 {instead}"
+            )))
+        }
         Err(e) => Err(RunError::invalid(e.to_string())),
     }
 }

@@ -349,3 +349,57 @@ fn codex_workers_without_codex_are_refused_at_start() {
         "nothing was created: {list}"
     );
 }
+
+/// `--on-limit codex` is kept for the project's next run like every model flag; without codex
+/// that run is refused naming where it came from, and `--on-limit pause` alone undoes it.
+#[test]
+fn an_inherited_codex_routing_is_named_when_refused_and_undone_by_a_flag() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = plan_file(&sb, vec![task("only", &[], &["only.txt"])]);
+    let codex = deps::codex().display().to_string();
+    // The daemon starts without codex in its own environment; the first run brings it.
+    sb.orchestrate(&["list"]).ok();
+    sb.orchestrate_env(
+        &repo,
+        &["start", "First", "--skip-codex", "--on-limit", "codex"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &plan),
+            ("ORCHESTRATOR_CODEX_BIN", &codex),
+        ],
+    )
+    .ok();
+    assert_eq!(wait_final(&sb, &repo)["status"], "completed");
+    let refused = sb
+        .orchestrate_env(
+            &repo,
+            &["start", "Second", "--skip-codex"],
+            &[("CLAUDE_FAKE_SCRIPT", &plan)],
+        )
+        .fails_with(2)
+        .stderr;
+    assert!(
+        refused.contains("(--on-limit codex, kept from the project's previous run or [models])")
+            && refused.contains("--on-limit pause"),
+        "{refused}"
+    );
+    let started = sb
+        .orchestrate_env(
+            &repo,
+            &[
+                "start",
+                "Second",
+                "--skip-codex",
+                "--on-limit",
+                "pause",
+                "--json",
+            ],
+            &[("CLAUDE_FAKE_SCRIPT", &plan)],
+        )
+        .ok()
+        .json();
+    assert!(
+        started["options"].get("models").is_none(),
+        "back to the defaults: {started}"
+    );
+}
