@@ -128,7 +128,7 @@ impl OrchestratorMcp {
 /// The reply as structured content plus a line of text — which, when messages wait for the
 /// caller (a person's `orchestrate tell`, another worker's), says so, so that it reads them.
 fn success(reply: Reply, unread: u32) -> Result<CallToolResult, McpError> {
-    let v = serde_json::to_value(&reply)
+    let mut v = serde_json::to_value(&reply)
         .map_err(|e| McpError::internal_error(format!("cannot serialise a reply: {e}"), None))?;
     let text = reply.next().map(str::to_owned).unwrap_or_else(|| {
         let s = v.to_string();
@@ -138,6 +138,13 @@ fn success(reply: Reply, unread: u32) -> Result<CallToolResult, McpError> {
             s
         }
     });
+    // In the structured reply too: Codex shows the model only that.
+    if unread > 0
+        && !matches!(reply, Reply::Messages(_))
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert("unread_messages".into(), json!(unread));
+    }
     let text = match (unread, &reply) {
         (0, _) | (_, Reply::Messages(_)) => text,
         (n, _) => format!(

@@ -424,6 +424,10 @@ fn listen(mcp: &Mcp, id: &str) {
         let r = call(mcp, "report_progress", json!({"note": "listening"}));
         let text = r["content"][0]["text"].as_str().unwrap_or("").to_owned();
         if text.contains("unread: call read_messages") {
+            assert_eq!(
+                r["structuredContent"]["unread_messages"], 1,
+                "the structured reply says it too: {r}"
+            );
             break;
         }
         assert!(std::time::Instant::now() < end, "no message came");
