@@ -175,6 +175,27 @@ async fn signalled() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        pid = outlived() => tracing::info!(pid, "the process this daemon serves is gone: shutting down"),
+    }
+}
+
+/// With `ORCHESTRATOR_EXIT_WITH=<pid>` (a test suite or a benchmark starting throwaway
+/// daemons), returns once that process is gone, so a harness killed mid-run leaves no daemon
+/// behind; without it, never.
+async fn outlived() -> i32 {
+    let pid = std::env::var("ORCHESTRATOR_EXIT_WITH")
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .filter(|p| *p > 1);
+    let Some(pid) = pid else {
+        return std::future::pending().await;
+    };
+    let target = nix::unistd::Pid::from_raw(pid);
+    loop {
+        if nix::sys::signal::kill(target, None) == Err(nix::errno::Errno::ESRCH) {
+            return pid;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
 

@@ -136,6 +136,8 @@ impl Sandbox {
             .env("ORCHESTRATOR_DATA_DIR", self.data_dir())
             .env("ORCHESTRATOR_CONFIG", self.config_file())
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            // A suite or bench killed mid-run leaves no daemon behind.
+            .env("ORCHESTRATOR_EXIT_WITH", std::process::id().to_string())
             // Runs use the fast tier's fake claude; by default it idles until stopped.
             .env("ORCHESTRATOR_CLAUDE_BIN", &bins().fake_claude)
             .env("CLAUDE_FAKE_SCRIPT", "hang")

@@ -218,3 +218,35 @@ fn a_daemon_of_another_protocol_gets_a_clear_error_naming_the_restart() {
     assert!(out.stderr.contains("protocol 999"), "{out}");
     assert!(out.stderr.contains("orchestrate daemon stop"), "{out}");
 }
+
+/// With `ORCHESTRATOR_EXIT_WITH=<pid>` (what the suite and the bench give their daemons), the
+/// daemon stops once that process is gone: a harness killed mid-run leaves no daemon behind.
+#[test]
+fn a_daemon_told_whom_it_serves_exits_when_that_process_is_gone() {
+    let sb = Sandbox::new();
+    let mut parent = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn a stand-in parent");
+    let pid = parent.id().to_string();
+    sb.orchestrate_env(
+        sb.root(),
+        &["daemon", "start"],
+        &[("ORCHESTRATOR_EXIT_WITH", &pid)],
+    )
+    .ok();
+    sb.orchestrate(&["daemon", "status"]).ok();
+    parent.kill().expect("kill");
+    parent.wait().expect("reap");
+    orchestrator_tests::wait::until(
+        "the daemon to stop",
+        std::time::Duration::from_secs(20),
+        || (sb.orchestrate(&["daemon", "status"]).code() == Some(3)).then_some(()),
+    );
+    assert!(
+        sb.daemon_log()
+            .contains("the process this daemon serves is gone"),
+        "{}",
+        sb.daemon_log()
+    );
+}
