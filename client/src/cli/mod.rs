@@ -53,7 +53,7 @@ enum Cmd {
     Status(status::StatusArgs),
     /// Show a run's log
     Log(log::LogArgs),
-    /// Live view of a run: tasks, workers, merges, cost (until it ends or Ctrl-C)
+    /// Live view of a run: tasks, workers, merges, cost (until it needs you or ends, or Ctrl-C)
     Watch(watch::WatchArgs),
     /// Resume a paused, planned (--dry-run) or escalated run
     Resume(transition::ResumeArgs),
