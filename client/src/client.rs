@@ -210,6 +210,31 @@ impl Client {
         self.post(&format!("/v1/runs/{id}/pr"), req).await
     }
 
+    pub async fn attach(
+        &self,
+        id: &str,
+        task: &str,
+    ) -> Result<orchestrator_proto::session::Attached, ClientError> {
+        self.post(
+            &format!("/v1/runs/{id}/tasks/{task}/attach"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn detach(
+        &self,
+        id: &str,
+        task: &str,
+        session: &str,
+    ) -> Result<orchestrator_proto::session::Detached, ClientError> {
+        let req = orchestrator_proto::session::Detach {
+            session: session.to_owned(),
+        };
+        self.post(&format!("/v1/runs/{id}/tasks/{task}/detach"), &req)
+            .await
+    }
+
     pub async fn tell(
         &self,
         id: &str,

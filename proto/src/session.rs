@@ -95,3 +95,34 @@ pub struct TaskOutput {
     /// The session is still running (more may come).
     pub live: bool,
 }
+
+/// `POST /v1/runs/{id}/tasks/{task}/attach` (`orchestrate attach`): a paused run's interrupted
+/// Claude worker handed to a person — where it works, the Claude session to resume, and a
+/// worker session (token) of its own for the task's MCP tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attached {
+    pub session: String,
+    pub token: String,
+    pub mcp_url: String,
+    pub worktree: String,
+    pub branch: String,
+    /// The Claude session the worker had (`claude --resume`).
+    pub claude_session: String,
+}
+
+/// `POST /v1/runs/{id}/tasks/{task}/detach`: the person is done; the task continues headless
+/// from where they left it (unless they completed it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detach {
+    pub session: String,
+}
+
+/// What detaching left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detached {
+    /// The task's status now (`pending`: it continues headless; `done`: completed there).
+    pub status: crate::TaskStatus,
+}

@@ -1,6 +1,7 @@
 //! The `orchestrate` command line: one module per subcommand, dispatched from [`run`].
 
 mod answer;
+mod attach;
 mod clean;
 mod cost;
 mod daemon;
@@ -73,6 +74,8 @@ enum Cmd {
     Usage(usage::UsageArgs),
     /// What a run cost, by model: the run, its project, each cycle and each task
     Cost(cost::CostArgs),
+    /// Take over a task's Claude worker interactively (the run pauses; quit to hand it back)
+    Attach(attach::AttachArgs),
     /// Push a completed run's branch and open its pull request (with gh)
     Pr(pr::PrArgs),
     /// What a task's worker is doing: its session rendered for people (-f: live; --raw: JSON)
@@ -200,6 +203,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Tell(a) => tell::run(&client, a).await,
         Cmd::Tail(a) => tail::run(&client, a).await,
         Cmd::Pr(a) => pr::run(&client, a).await,
+        Cmd::Attach(a) => attach::run(&client, a).await,
         Cmd::Daemon(_)
         | Cmd::Setup(_)
         | Cmd::Doctor(_)

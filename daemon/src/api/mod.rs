@@ -70,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}/messages", post(runs::tell))
         .route("/v1/runs/{id}/pr", post(runs::pr))
         .route("/v1/runs/{id}/tasks/{task}/output", get(runs::output))
+        .route("/v1/runs/{id}/tasks/{task}/attach", post(runs::attach))
+        .route("/v1/runs/{id}/tasks/{task}/detach", post(runs::detach))
         .route("/v1/runs/{id}/pause", post(runs::pause))
         .route("/v1/runs/{id}/resume", post(runs::resume))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))

@@ -275,3 +275,40 @@ pub async fn pr(
 ) -> Result<axum::Json<orchestrator_proto::pr::PrReport>, ApiError> {
     Ok(axum::Json(s.runs.pr(&id, req).await?))
 }
+
+/// `orchestrate attach`: a paused run's interrupted Claude worker handed to a person.
+pub async fn attach(
+    State(s): State<AppState>,
+    Path((id, task)): Path<(String, crate::ids::TaskId)>,
+) -> Result<axum::Json<orchestrator_proto::session::Attached>, ApiError> {
+    let (grant, place) = s
+        .runs
+        .command(&id, |reply| Command::Attach { task, reply })
+        .await?;
+    Ok(axum::Json(orchestrator_proto::session::Attached {
+        session: grant.session.to_string(),
+        token: grant.token,
+        mcp_url: s.info.mcp_url.clone(),
+        worktree: place.worktree.display().to_string(),
+        branch: place.branch,
+        claude_session: place.session,
+    }))
+}
+
+/// The person is done with the task they took over.
+pub async fn detach(
+    State(s): State<AppState>,
+    Path((id, task)): Path<(String, crate::ids::TaskId)>,
+    Json(req): Json<orchestrator_proto::session::Detach>,
+) -> Result<axum::Json<orchestrator_proto::session::Detached>, ApiError> {
+    let session = crate::ids::SessionId::from(req.session);
+    let status = s
+        .runs
+        .command(&id, |reply| Command::Detach {
+            task,
+            session,
+            reply,
+        })
+        .await?;
+    Ok(axum::Json(orchestrator_proto::session::Detached { status }))
+}

@@ -436,3 +436,56 @@ fn tell_reaches_a_running_worker_at_its_next_tool_call() {
         .stderr;
     assert!(none.contains("has no task \"zz\""), "{none}");
 }
+
+/// `orchestrate attach`: the run pauses, the task's worker session opens "interactively" (the
+/// fake claude, resumed in the task's worktree with the run's MCP server, completes it), and
+/// when it quits the task is handed back done; the run resumes and merges it.
+#[test]
+fn attach_takes_over_a_worker_and_hands_the_task_back() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = sb.root().join("plan.json");
+    std::fs::write(
+        &plan,
+        serde_json::json!({"summary": "s", "tasks": [crate::execution::task("a", &[], &["a.txt"])]})
+            .to_string(),
+    )
+    .expect("plan");
+    let script = format!("plan:{}", plan.display());
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Take over", "--skip-codex"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &script),
+            ("CLAUDE_FAKE_WORKER", "hang"),
+        ],
+    )
+    .ok();
+    orchestrator_tests::wait::until(
+        "the worker to run",
+        orchestrator_tests::wait::DEADLINE,
+        || {
+            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+            (s["progress"]["in_progress"] == 1).then_some(())
+        },
+    );
+    let out = sb
+        .orchestrate_env(&repo, &["attach", "a"], &[("CLAUDE_FAKE_WORKER", "work")])
+        .ok()
+        .stdout;
+    assert!(
+        out.contains("Task a is yours in ")
+            && out.contains("You completed task a; the run verifies and merges it.")
+            && out.contains("The run goes on."),
+        "{out}"
+    );
+    let run = crate::execution::wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "300"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert!(
+        log.contains("You took over task a") && log.contains("You left task a: you completed it"),
+        "{log}"
+    );
+    let branch = run["branch"].as_str().expect("branch");
+    sb.git(&repo, &["show", &format!("{branch}:a.txt")]);
+}

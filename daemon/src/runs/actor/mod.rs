@@ -15,6 +15,7 @@
 //! `publish.rs` (status changes, events, notifications, the mirror) and `usage.rs` (the usage
 //! governor's pauses and resumes, and the budget).
 
+mod attach;
 mod cycle;
 mod escalation;
 mod publish;
@@ -76,6 +77,17 @@ pub enum Command {
         answer: String,
         change: orchestrator_proto::OptionsChange,
         reply: Reply<EscalationRow>,
+    },
+    /// A person takes over a task's interrupted worker (`orchestrate attach`).
+    Attach {
+        task: crate::ids::TaskId,
+        reply: Reply<(SessionGrant, crate::store::sessions::WorkerPlace)>,
+    },
+    /// The person is done with it.
+    Detach {
+        task: crate::ids::TaskId,
+        session: crate::ids::SessionId,
+        reply: Reply<orchestrator_proto::TaskStatus>,
     },
     /// A message from the user to a task's worker or to every worker (`orchestrate tell`).
     Tell {
@@ -283,6 +295,16 @@ impl RunActor {
             }
             Command::Tell { tell, reply } => {
                 let _ = reply.send(self.tell(tell).await);
+            }
+            Command::Attach { task, reply } => {
+                let _ = reply.send(self.attach(task).await);
+            }
+            Command::Detach {
+                task,
+                session,
+                reply,
+            } => {
+                let _ = reply.send(self.detach(task, session).await);
             }
             Command::OpenSession {
                 role,
