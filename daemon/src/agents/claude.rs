@@ -89,10 +89,7 @@ impl ClaudeCode {
                 c.arg("--dangerously-skip-permissions");
             }
         }
-        c.env_clear();
-        for (k, v) in &spec.env.0 {
-            c.env(k, v);
-        }
+        crate::agents::run_env(&mut c, &spec.env);
         if self.permissions == Permissions::Bypass && nix::unistd::geteuid().is_root() {
             c.env("IS_SANDBOX", "1");
         }

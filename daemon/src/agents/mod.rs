@@ -146,6 +146,14 @@ pub trait Agent: Send + Sync {
     fn command(&self, spec: &SessionSpec) -> tokio::process::Command;
 }
 
+/// Gives `c` the run's forwarded environment and nothing of the daemon's.
+pub fn run_env(c: &mut tokio::process::Command, env: &SessionEnv) {
+    c.env_clear();
+    for (k, v) in &env.0 {
+        c.env(k, v);
+    }
+}
+
 /// The name of the variable that carries the token into the child.
 pub const TOKEN_VAR: &str = "ORCHESTRATOR_MCP_TOKEN";
 /// The MCP server's name as the agent sees it (tools are `mcp__orch__<tool>`).

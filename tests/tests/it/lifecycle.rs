@@ -223,32 +223,8 @@ fn a_refused_resume_leaves_the_sessions_environment_alone() {
 #[test]
 fn clean_force_removes_a_cancelled_run_s_work_keeping_its_commits() {
     let sb = Sandbox::new();
-    let repo = sb.repo("app");
-    let plan = sb.root().join("plan.json");
-    std::fs::write(
-        &plan,
-        serde_json::json!({"summary": "s", "tasks": [crate::execution::task("a", &[], &["a.txt"])]})
-            .to_string(),
-    )
-    .expect("plan");
-    let script = format!("plan:{}", plan.display());
-    sb.orchestrate_env(
-        &repo,
-        &["start", "Half done", "--skip-codex"],
-        &[
-            ("CLAUDE_FAKE_SCRIPT", &script),
-            ("CLAUDE_FAKE_WORKER", "hang"),
-        ],
-    )
-    .ok();
-    let run = orchestrator_tests::wait::until(
-        "the worker to start",
-        orchestrator_tests::wait::DEADLINE,
-        || {
-            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
-            (s["progress"]["in_progress"] == 1).then_some(s)
-        },
-    );
+    let repo = one_running_task(&sb, "Half done", "hang");
+    let run = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
     let id = run["id"].as_str().expect("id").to_owned();
     let refused = sb
         .orchestrate_in(&repo, &["clean", "--run", &id])
@@ -357,32 +333,7 @@ fn pause_all_and_resume_all_move_every_run() {
 #[test]
 fn tell_reaches_a_running_worker_at_its_next_tool_call() {
     let sb = Sandbox::new();
-    let repo = sb.repo("app");
-    let plan = sb.root().join("plan.json");
-    std::fs::write(
-        &plan,
-        serde_json::json!({"summary": "s", "tasks": [crate::execution::task("a", &[], &["a.txt"])]})
-            .to_string(),
-    )
-    .expect("plan");
-    let script = format!("plan:{}", plan.display());
-    sb.orchestrate_env(
-        &repo,
-        &["start", "Listen", "--skip-codex"],
-        &[
-            ("CLAUDE_FAKE_SCRIPT", &script),
-            ("CLAUDE_FAKE_WORKER", "listen"),
-        ],
-    )
-    .ok();
-    orchestrator_tests::wait::until(
-        "the worker to run",
-        orchestrator_tests::wait::DEADLINE,
-        || {
-            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
-            (s["progress"]["in_progress"] == 1).then_some(())
-        },
-    );
+    let repo = one_running_task(&sb, "Listen", "listen");
     // `tail -f` follows the worker live until its session ends.
     let tail = sb
         .command(&orchestrator_tests::bins::bins().orchestrate)
@@ -443,32 +394,7 @@ fn tell_reaches_a_running_worker_at_its_next_tool_call() {
 #[test]
 fn attach_takes_over_a_worker_and_hands_the_task_back() {
     let sb = Sandbox::new();
-    let repo = sb.repo("app");
-    let plan = sb.root().join("plan.json");
-    std::fs::write(
-        &plan,
-        serde_json::json!({"summary": "s", "tasks": [crate::execution::task("a", &[], &["a.txt"])]})
-            .to_string(),
-    )
-    .expect("plan");
-    let script = format!("plan:{}", plan.display());
-    sb.orchestrate_env(
-        &repo,
-        &["start", "Take over", "--skip-codex"],
-        &[
-            ("CLAUDE_FAKE_SCRIPT", &script),
-            ("CLAUDE_FAKE_WORKER", "hang"),
-        ],
-    )
-    .ok();
-    orchestrator_tests::wait::until(
-        "the worker to run",
-        orchestrator_tests::wait::DEADLINE,
-        || {
-            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
-            (s["progress"]["in_progress"] == 1).then_some(())
-        },
-    );
+    let repo = one_running_task(&sb, "Take over", "hang");
     let out = sb
         .orchestrate_env(&repo, &["attach", "a"], &[("CLAUDE_FAKE_WORKER", "work")])
         .ok()
@@ -488,4 +414,36 @@ fn attach_takes_over_a_worker_and_hands_the_task_back() {
     );
     let branch = run["branch"].as_str().expect("branch");
     sb.git(&repo, &["show", &format!("{branch}:a.txt")]);
+}
+
+/// A run of one task `a` whose worker behaves as `worker`, started in a new repository of the
+/// sandbox, once that worker is running; returns the repository.
+fn one_running_task(sb: &Sandbox, feature: &str, worker: &str) -> std::path::PathBuf {
+    let repo = sb.repo("app");
+    let plan = sb.root().join("plan.json");
+    std::fs::write(
+        &plan,
+        serde_json::json!({"summary": "s", "tasks": [crate::execution::task("a", &[], &["a.txt"])]})
+            .to_string(),
+    )
+    .expect("plan");
+    let script = format!("plan:{}", plan.display());
+    sb.orchestrate_env(
+        &repo,
+        &["start", feature, "--skip-codex"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &script),
+            ("CLAUDE_FAKE_WORKER", worker),
+        ],
+    )
+    .ok();
+    orchestrator_tests::wait::until(
+        "the worker to run",
+        orchestrator_tests::wait::DEADLINE,
+        || {
+            let s = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+            (s["progress"]["in_progress"] == 1).then_some(())
+        },
+    );
+    repo
 }

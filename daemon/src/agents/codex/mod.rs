@@ -61,10 +61,7 @@ impl Codex {
             c.arg("-c").arg(o);
         }
         c.arg("-");
-        c.env_clear();
-        for (k, v) in &spec.env.0 {
-            c.env(k, v);
-        }
+        crate::agents::run_env(&mut c, &spec.env);
         c.current_dir(&spec.cwd)
             .stdin(Stdio::from(stdin))
             .process_group(0)

@@ -133,10 +133,7 @@ impl CodexWorker {
             c.arg("-c").arg(o);
         }
         c.arg("-");
-        c.env_clear();
-        for (k, v) in &spec.env.0 {
-            c.env(k, v);
-        }
+        crate::agents::run_env(&mut c, &spec.env);
         c.env(TOKEN_VAR, &spec.token)
             .current_dir(&spec.cwd)
             .stdin(Stdio::null())

@@ -140,10 +140,7 @@ pub async fn open(
 
 fn command(program: &Path, project: &Path, env: &SessionEnv) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(program);
-    c.env_clear();
-    for (k, v) in &env.0 {
-        c.env(k, v);
-    }
+    crate::agents::run_env(&mut c, env);
     c.env("GIT_TERMINAL_PROMPT", "0").current_dir(project);
     c
 }
