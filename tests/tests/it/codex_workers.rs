@@ -120,19 +120,24 @@ fn the_real_codex_builds_a_whole_run_as_its_workers() {
         .filter_map(|t| t["name"].as_str().map(str::to_owned))
         .collect();
     assert!(tools.iter().any(|t| t == "mcp__orch"), "{tools:?}");
-    let outputs: Vec<String> = requests.iter().flat_map(call_outputs).collect();
-    assert!(
-        outputs
-            .iter()
-            .any(|o| o.contains("\"status\":\"completed\"") || o.contains("completed")),
-        "complete_task answered: {outputs:?}"
-    );
-    let status = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
-    assert!(
-        status["progress"]["input_tokens"].as_u64().unwrap_or(0) > 0
-            || status["progress"]["sessions"].as_u64().unwrap_or(0) >= 4,
-        "codex sessions are in the ledger: {status}"
-    );
+    // Every worker's last turn came after get_task, its commit and complete_task answered.
+    let finished = requests
+        .iter()
+        .filter(|r| call_outputs(r).len() == 3)
+        .count();
+    assert_eq!(finished, 3, "one final turn per worker");
+    // Each task's Codex session is in the ledger, with the tokens codex reported.
+    let ledger = sb.orchestrate_in(&repo, &["cost", "--json"]).ok().json();
+    for id in ["lib", "cli", "docs"] {
+        let row = ledger["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["scope"] == "task" && r["key"] == id)
+            .unwrap_or_else(|| panic!("task {id} in the ledger: {ledger}"));
+        assert_eq!(row["model"], "codex", "{row}");
+        assert!(row["input_tokens"].as_u64().unwrap_or(0) > 0, "{row}");
+    }
 }
 
 /// A Codex worker stopped by a pause mid-task continues its own thread on resume (`codex exec

@@ -348,6 +348,15 @@ fn tell_reaches_a_running_worker_at_its_next_tool_call() {
         .fails_with(2)
         .stderr;
     assert!(refused.contains("has no task \"zz\""), "{refused}");
+    let long = "x".repeat(30_000);
+    let refused = sb
+        .orchestrate_in(&repo, &["tell", "a", &long])
+        .fails_with(2)
+        .stderr;
+    assert!(
+        refused.contains("a message holds at most 20000"),
+        "{refused}"
+    );
     let told = sb
         .orchestrate_in(&repo, &["tell", "a", "Use tabs, not spaces"])
         .ok()

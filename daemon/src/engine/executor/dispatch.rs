@@ -134,7 +134,7 @@ pub(super) async fn launch(
     place.agent = choice.agent;
     // Found before the session opens: a task for a Codex that is not installed says so.
     let codex = match choice.agent {
-        Agent::Codex => Some(codex_for(ctx)?),
+        Agent::Codex => Some(codex_for(ctx).await?),
         Agent::Claude => None,
     };
     let grant = open_worker(ctx, t, &place).await?;
@@ -226,19 +226,12 @@ fn launch_prompt(ctx: &Ctx, t: &TaskRow, place: &Resume, resume: bool, continuin
 }
 
 /// Codex as a worker: found when the run's execution began, or now (installed since).
-fn codex_for(ctx: &Ctx) -> Result<crate::agents::codex::worker::CodexWorker, EngineError> {
+async fn codex_for(ctx: &Ctx) -> Result<crate::agents::codex::worker::CodexWorker, EngineError> {
     if let Some(c) = &ctx.codex {
         return Ok(c.clone());
     }
-    crate::agents::locate(AgentKind::Codex, &ctx.env, ctx.cfg.codex_bin.as_deref())?;
-    codex_worker(&ctx.cfg, &ctx.env, &ctx.project).ok_or_else(|| {
-        EngineError::Agent(crate::agents::AgentError::NotFound {
-            program: "codex",
-            path: String::new(),
-            hint: "install Codex (npm install -g @openai/codex)",
-            var: "ORCHESTRATOR_CODEX_BIN",
-        })
-    })
+    let bin = crate::agents::locate(AgentKind::Codex, &ctx.env, ctx.cfg.codex_bin.as_deref())?;
+    Ok(codex_worker(&ctx.cfg, bin, &ctx.project).await)
 }
 
 /// Added to the prompt of a worker that takes over a worktree another CLI's session left.

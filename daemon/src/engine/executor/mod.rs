@@ -243,20 +243,20 @@ fn critical_path(all: &[TaskRow]) -> HashMap<String, usize> {
     memo
 }
 
-/// Codex as the run's worker CLI, from the config and the run's environment, if installed.
-fn codex_worker(
+/// Codex as the run's worker CLI: `bin`, the config's model and overrides, and the project's
+/// git directory (its common one, wherever `.git` points), which worktree commits write.
+async fn codex_worker(
     cfg: &EngineConfig,
-    env: &orchestrator_proto::SessionEnv,
+    bin: PathBuf,
     project: &std::path::Path,
-) -> Option<crate::agents::codex::worker::CodexWorker> {
-    let bin = crate::agents::locate(AgentKind::Codex, env, cfg.codex_bin.as_deref()).ok()?;
-    Some(crate::agents::codex::worker::CodexWorker {
+) -> crate::agents::codex::worker::CodexWorker {
+    crate::agents::codex::worker::CodexWorker {
         bin,
         model: cfg.codex.worker_model.clone().or(cfg.codex.model.clone()),
         overrides: cfg.codex.overrides.clone(),
         permissions: cfg.permissions,
-        git_dir: Some(project.join(".git")).filter(|g| g.is_dir()),
-    })
+        git_dir: git::common_dir(project).await.ok(),
+    }
 }
 
 impl Finished {
@@ -305,7 +305,10 @@ pub async fn execute(
         ));
     }
     let prep = Prep::for_run(&cfg, &run, &env, &cancel);
-    let codex = codex_worker(&cfg, &env, &project);
+    let codex = match crate::agents::locate(AgentKind::Codex, &env, cfg.codex_bin.as_deref()) {
+        Ok(bin) => Some(codex_worker(&cfg, bin, &project).await),
+        Err(_) => None,
+    };
     let ctx = Ctx {
         claude: agent,
         codex,

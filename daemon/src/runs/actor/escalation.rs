@@ -165,6 +165,15 @@ impl RunActor {
             return Err(RunError::invalid("the message is empty")
                 .hint("orchestrate tell <task|all> \"<what the worker should know>\""));
         }
+        // The same bound as a worker's own messages: every tool reply may lead to reading it.
+        if tell.text.len() > board::BODY_MAX {
+            return Err(RunError::invalid(format!(
+                "the message is {} bytes; a message holds at most {}",
+                tell.text.len(),
+                board::BODY_MAX
+            ))
+            .hint("say what the worker needs to know, and point to a file for the rest"));
+        }
         let (id, at) = (self.run.id.clone(), time_text::now());
         let to = tell.to.clone();
         let (message, event, running) = self
