@@ -76,15 +76,19 @@ impl Runs {
     }
 }
 
-/// Complete lines from `after` (at most [`CHUNK`] bytes' worth), and where the next read
-/// starts. A missing file reads as nothing yet.
-fn read_lines(path: &Path, after: u64) -> (Vec<String>, u64) {
+/// The output file, never through a symlink.
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let Ok(mut f) = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
-    else {
+}
+
+/// Complete lines from `after` (at most [`CHUNK`] bytes' worth), and where the next read
+/// starts. A missing file reads as nothing yet.
+fn read_lines(path: &Path, after: u64) -> (Vec<String>, u64) {
+    let Ok(mut f) = open(path) else {
         return (Vec::new(), after);
     };
     if f.seek(std::io::SeekFrom::Start(after)).is_err() {
@@ -116,7 +120,7 @@ fn read_lines(path: &Path, after: u64) -> (Vec<String>, u64) {
 
 /// Past a line longer than [`CHUNK`] that starts at `at`, if it is complete.
 fn skip_long_line(path: &Path, at: u64) -> (Vec<String>, u64) {
-    let Ok(f) = std::fs::File::open(path) else {
+    let Ok(f) = open(path) else {
         return (Vec::new(), at);
     };
     let mut r = std::io::BufReader::new(f);
@@ -160,5 +164,12 @@ mod tests {
         let (more, again) = read_lines(&p, offset);
         assert!(more.is_empty() && again == offset, "the partial line waits");
         assert_eq!(read_lines(&dir.path().join("missing"), 7), (Vec::new(), 7));
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&p, &link).expect("symlink");
+        assert_eq!(
+            read_lines(&link, 0),
+            (Vec::new(), 0),
+            "never through a symlink"
+        );
     }
 }
