@@ -9,6 +9,7 @@ mod doctor;
 mod doctor_project;
 mod ended;
 mod escalations;
+mod keys;
 mod list;
 mod log;
 mod models;

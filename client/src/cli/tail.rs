@@ -31,26 +31,39 @@ const POLL: Duration = Duration::from_millis(300);
 
 pub async fn run(client: &Client, a: TailArgs) -> Result<(), ClientError> {
     let run = client.run(&a.target.resolve()?).await?;
+    show(client, &run.id, &a.task, a.raw, a.follow).await
+}
+
+/// Prints what task `task` of run `run`'s worker has said so far, rendered (or `raw`), and with
+/// `follow` everything it says after, until its session ends. `watch` shows a task's tail
+/// with it too.
+pub async fn show(
+    client: &Client,
+    run: &str,
+    task: &str,
+    raw: bool,
+    follow: bool,
+) -> Result<(), ClientError> {
     let mut offset = 0;
     let mut said_session = None;
     loop {
-        let out = client.task_output(&run.id, &a.task, offset).await?;
+        let out = client.task_output(run, task, offset).await?;
         if out.session.is_none() {
-            crate::outln!("Task {} has not had a worker yet.", a.task);
+            crate::outln!("Task {task} has not had a worker yet.");
             return Ok(());
         }
         if said_session != out.session {
             if said_session.is_some() {
                 offset = 0;
             }
-            if !a.raw {
+            if !raw {
                 let s = out.session.as_deref().unwrap_or("");
-                crate::outln!("── task {} · session {s} ({}) ──", a.task, out.agent);
+                crate::outln!("── task {task} · session {s} ({}) ──", out.agent);
             }
             said_session = out.session.clone();
         }
         for line in &out.lines {
-            if a.raw {
+            if raw {
                 crate::outln!("{line}");
             } else if let Some(text) = render(line) {
                 crate::outln!("{text}");
@@ -61,7 +74,7 @@ pub async fn run(client: &Client, a: TailArgs) -> Result<(), ClientError> {
         if moved {
             continue;
         }
-        if !a.follow || !out.live {
+        if !follow || !out.live {
             return Ok(());
         }
         tokio::time::sleep(POLL).await;

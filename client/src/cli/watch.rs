@@ -1,7 +1,9 @@
 //! `orchestrate watch`: a live view of a run — status, progress and cost, the account's usage
 //! windows, every task with its worker's last activity and last progress note, and the latest
 //! events — redrawn in place until the run needs you or ends (the exit code says which:
-//! `error::exit`) or Ctrl-C. Without a terminal it prints a frame only when something changed.
+//! `error::exit`) or Ctrl-C. On a terminal each task has a key that opens its worker's live
+//! output (as `orchestrate tail -f` shows it; any key returns), and `q` quits. Without a
+//! terminal it prints a frame only when something changed.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use orchestrator_proto::usage::UsageReport;
 use orchestrator_proto::{Event, ReadEvents, Run, Task, TaskStatus};
 
 use super::Target;
+use super::keys::{self, Keys};
 use crate::client::{Client, RunRef};
 use crate::error::ClientError;
 use crate::output::{self, cut};
@@ -51,7 +54,14 @@ fn usage_line(u: &UsageReport) -> Option<String> {
     (!parts.is_empty()).then(|| format!("usage {}\n", parts.join(" · ")))
 }
 
-fn frame(r: &Run, tasks: &[Task], events: &[Event], usage: Option<&UsageReport>) -> String {
+/// One frame; with `keyed`, each task's row starts with the key that opens its tail.
+fn frame(
+    r: &Run,
+    tasks: &[Task],
+    events: &[Event],
+    usage: Option<&UsageReport>,
+    keyed: bool,
+) -> String {
     let p = &r.progress;
     let mut f = format!(
         "{}  {} ({})  ·  {}\n{}\n",
@@ -72,13 +82,23 @@ fn frame(r: &Run, tasks: &[Task], events: &[Event], usage: Option<&UsageReport>)
         f.push_str(&format!("{}\n", output::indented("", why)));
     }
     if !tasks.is_empty() {
+        let key = |k: Option<char>| match (keyed, k) {
+            (false, _) => String::new(),
+            (true, k) => format!("{:<4}", k.map(String::from).unwrap_or_default()),
+        };
         f.push_str(&format!(
-            "\n{:<16} {:<12} {:>3}  {:<15} {}\n",
-            "TASK", "STATUS", "TRY", "ACTIVE", "LATEST"
+            "\n{}{:<16} {:<12} {:>3}  {:<15} {}\n",
+            if keyed { "KEY " } else { "" },
+            "TASK",
+            "STATUS",
+            "TRY",
+            "ACTIVE",
+            "LATEST"
         ));
-        for t in tasks {
+        for (i, t) in tasks.iter().enumerate() {
             f.push_str(&format!(
-                "{:<16} {:<12} {:>3}  {:<15} {}\n",
+                "{}{:<16} {:<12} {:>3}  {:<15} {}\n",
+                key(keys::task_key(i)),
                 cut(&t.id, 16),
                 t.status,
                 t.attempts,
@@ -128,11 +148,18 @@ fn frame(r: &Run, tasks: &[Task], events: &[Event], usage: Option<&UsageReport>)
             ));
         }
     }
+    if keyed && !tasks.is_empty() {
+        f.push_str("\npress a task's key for its worker's live output · q quits\n");
+    }
     f
 }
 
-/// One frame of the run, fetched now.
-async fn draw(client: &Client, id: &str) -> Result<(Run, String), ClientError> {
+/// One frame of the run, fetched now, with the run and its tasks (in the table's order).
+async fn draw(
+    client: &Client,
+    id: &str,
+    keyed: bool,
+) -> Result<(Run, Vec<Task>, String), ClientError> {
     let r = client.run(&RunRef::Id(id.to_owned())).await?;
     let tasks = client.tasks(id).await?;
     let q = ReadEvents {
@@ -143,17 +170,53 @@ async fn draw(client: &Client, id: &str) -> Result<(Run, String), ClientError> {
     let events = client.events(id, &q).await?;
     // The usage figures are the daemon's; a daemon without them still draws the run.
     let usage = client.usage().await.ok();
-    let f = frame(&r, &tasks, &events, usage.as_ref());
-    Ok((r, f))
+    let f = frame(&r, &tasks, &events, usage.as_ref(), keyed);
+    Ok((r, tasks, f))
+}
+
+/// What the user asked for in a task's tail.
+enum Back {
+    /// Any key: back to the run.
+    ToRun,
+    /// Ctrl-C: stop watching.
+    Quit,
+}
+
+/// Task `task`'s worker, live, until a key is pressed.
+async fn tail(client: &Client, id: &str, task: &str, keys: &mut Keys) -> Result<Back, ClientError> {
+    crate::out!("\x1b[H\x1b[2J── task {task}, live · any key returns to the run ──\n");
+    tokio::select! {
+        shown = super::tail::show(client, id, task, false, true) => {
+            shown?;
+            crate::outln!("── its session ended · any key returns to the run ──");
+            tokio::select! {
+                _ = keys.next() => {}
+                _ = tokio::signal::ctrl_c() => return Ok(Back::Quit),
+            }
+        }
+        _ = keys.next() => {}
+        _ = tokio::signal::ctrl_c() => return Ok(Back::Quit),
+    }
+    keys.drain();
+    Ok(Back::ToRun)
+}
+
+/// The next key, or never when there are no keys.
+async fn key(keys: &mut Option<Keys>) -> Option<u8> {
+    match keys {
+        Some(k) => k.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 pub async fn run(client: &Client, a: WatchArgs) -> Result<(), ClientError> {
     let id = client.run(&a.target.resolve()?).await?.id;
     let tty = std::io::stdout().is_terminal();
     let interval = Duration::from_secs_f64(a.interval.clamp(0.1, 60.0));
+    let mut keys = if tty { Keys::open() } else { None };
     let mut last = String::new();
     loop {
-        let (r, f) = match draw(client, &id).await {
+        let (r, tasks, f) = match draw(client, &id, keys.is_some()).await {
             Ok(x) => x,
             // The daemon went away (a crash, a restart): start it again, as any command would,
             // and carry on; its workers are re-attached meanwhile.
@@ -183,6 +246,22 @@ pub async fn run(client: &Client, a: WatchArgs) -> Result<(), ClientError> {
                 return Ok(());
             }
             _ = tokio::time::sleep(interval) => {}
+            k = key(&mut keys) => match k {
+                Some(b'q' | b'Q') => return Ok(()),
+                Some(k) => {
+                    let picked = keys::row_of(k).and_then(|row| tasks.get(row));
+                    if let (Some(t), Some(ks)) = (picked, keys.as_mut()) {
+                        if let Back::Quit = tail(client, &id, &t.id, ks).await? {
+                            crate::outln!();
+                            return Ok(());
+                        }
+                        // Draw the run again at once, over the tail.
+                        last.clear();
+                    }
+                }
+                // Stdin closed: no more keys, the view goes on.
+                None => keys = None,
+            },
         }
     }
 }

@@ -427,7 +427,7 @@ fn attach_takes_over_a_worker_and_hands_the_task_back() {
 
 /// A run of one task `a` whose worker behaves as `worker`, started in a new repository of the
 /// sandbox, once that worker is running; returns the repository.
-fn one_running_task(sb: &Sandbox, feature: &str, worker: &str) -> std::path::PathBuf {
+pub(crate) fn one_running_task(sb: &Sandbox, feature: &str, worker: &str) -> std::path::PathBuf {
     let repo = sb.repo("app");
     let plan = sb.root().join("plan.json");
     std::fs::write(

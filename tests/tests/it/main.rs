@@ -31,6 +31,7 @@
 //! - `misbehave`: workers that misbehave as real models do, with kill -9, every invariant kept.
 //! - `models`: models and effort per role and per task, with the real `claude`.
 //! - `projects`: Node, Python and Rust fixture projects: setup, checks, the gate.
+//! - `watch`: `watch` on a pseudo-terminal: a task's key opens its live output.
 //! - `source`: the source tree's rooms stay small; no state compared as a string.
 
 mod api;
@@ -63,3 +64,4 @@ mod source;
 mod start;
 mod supervision;
 mod usage;
+mod watch;
