@@ -54,6 +54,49 @@ fn usage_line(u: &UsageReport) -> Option<String> {
     (!parts.is_empty()).then(|| format!("usage {}\n", parts.join(" · ")))
 }
 
+/// The task table; with `keyed`, each row starts with the key that opens its tail.
+fn table(tasks: &[Task], keyed: bool) -> String {
+    let mut f = String::new();
+    let key = |k: Option<char>| match (keyed, k) {
+        (false, _) => String::new(),
+        (true, k) => format!("{:<4}", k.map(String::from).unwrap_or_default()),
+    };
+    f.push_str(&format!(
+        "\n{}{:<16} {:<12} {:>3}  {:<15} {}\n",
+        if keyed { "KEY " } else { "" },
+        "TASK",
+        "STATUS",
+        "TRY",
+        "ACTIVE",
+        "LATEST"
+    ));
+    for (i, t) in tasks.iter().enumerate() {
+        f.push_str(&format!(
+            "{}{:<16} {:<12} {:>3}  {:<15} {}\n",
+            key(keys::task_key(i)),
+            cut(&t.id, 16),
+            t.status,
+            t.attempts,
+            match (t.status, t.last_activity_at) {
+                (TaskStatus::InProgress, Some(a)) => output::ago(a),
+                (TaskStatus::InProgress, None) => "started".into(),
+                _ => "-".into(),
+            },
+            cut(
+                t.progress
+                    .as_deref()
+                    .or(t
+                        .failure
+                        .as_deref()
+                        .filter(|_| t.status == TaskStatus::Pending))
+                    .unwrap_or(&t.title),
+                60
+            )
+        ));
+    }
+    f
+}
+
 /// One frame; with `keyed`, each task's row starts with the key that opens its tail.
 fn frame(
     r: &Run,
@@ -82,43 +125,7 @@ fn frame(
         f.push_str(&format!("{}\n", output::indented("", why)));
     }
     if !tasks.is_empty() {
-        let key = |k: Option<char>| match (keyed, k) {
-            (false, _) => String::new(),
-            (true, k) => format!("{:<4}", k.map(String::from).unwrap_or_default()),
-        };
-        f.push_str(&format!(
-            "\n{}{:<16} {:<12} {:>3}  {:<15} {}\n",
-            if keyed { "KEY " } else { "" },
-            "TASK",
-            "STATUS",
-            "TRY",
-            "ACTIVE",
-            "LATEST"
-        ));
-        for (i, t) in tasks.iter().enumerate() {
-            f.push_str(&format!(
-                "{}{:<16} {:<12} {:>3}  {:<15} {}\n",
-                key(keys::task_key(i)),
-                cut(&t.id, 16),
-                t.status,
-                t.attempts,
-                match (t.status, t.last_activity_at) {
-                    (TaskStatus::InProgress, Some(a)) => output::ago(a),
-                    (TaskStatus::InProgress, None) => "started".into(),
-                    _ => "-".into(),
-                },
-                cut(
-                    t.progress
-                        .as_deref()
-                        .or(t
-                            .failure
-                            .as_deref()
-                            .filter(|_| t.status == TaskStatus::Pending))
-                        .unwrap_or(&t.title),
-                    60
-                )
-            ));
-        }
+        f.push_str(&table(tasks, keyed));
     }
     // Why tasks failed or came back, whole (a gate's output is on the lines after the first).
     let failures: Vec<String> = tasks

@@ -11,7 +11,7 @@ pub(crate) fn task(id: &str, deps: &[&str], files: &[&str]) -> Value {
            "acceptance_criteria": [format!("{id} exists")], "depends_on": deps, "files": files})
 }
 
-fn write_plan(sb: &Sandbox, tasks: Vec<Value>) -> String {
+pub(crate) fn write_plan(sb: &Sandbox, tasks: Vec<Value>) -> String {
     let path = sb.root().join("plan.json");
     std::fs::write(
         &path,

@@ -25,6 +25,7 @@
 //! - `codex_workers`: the real `codex` CLI as the workers of whole runs, resumed after a pause.
 //! - `real_failures`: the real `claude` on 500, 529, 401, a stalled stream and our MCP down.
 //! - `conformance`: the official MCP conformance suite against our MCP service.
+//! - `slash_command`: the real `claude` runs `/orchestrate` through an escalation to the branch.
 //! - `services`: the slash command setup, the systemd unit and launchd agent.
 //! - `in_process`: `orchestratord::run` in this process, for races and restarts.
 //! - `snapshots`: what the CLI prints, pinned with insta.
@@ -59,6 +60,7 @@ mod real_failures;
 mod recovery;
 mod review;
 mod services;
+mod slash_command;
 mod snapshots;
 mod source;
 mod start;

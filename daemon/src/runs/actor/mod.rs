@@ -496,7 +496,7 @@ impl RunActor {
                 self.escalate(
                     EscalationKind::ExecutionBlocked,
                     None,
-                    format!("The run cannot go on: {reason}. What should change?"),
+                    question("The run cannot go on", &reason, "What should change?"),
                     reason,
                 )
                 .await
@@ -549,7 +549,11 @@ impl RunActor {
                 self.escalate(
                     EscalationKind::PlannerFailed,
                     None,
-                    format!("The planner could not produce a valid plan: {reason}. How should it proceed?"),
+                    question(
+                        "The planner could not produce a valid plan",
+                        &reason,
+                        "How should it proceed?",
+                    ),
                     reason,
                 )
                 .await
@@ -558,7 +562,7 @@ impl RunActor {
                 self.escalate(
                     EscalationKind::SetupFailed,
                     None,
-                    format!("The run cannot go on: {reason}. What should change?"),
+                    question("The run cannot go on", &reason, "What should change?"),
                     reason,
                 )
                 .await
@@ -579,5 +583,16 @@ async fn wait(
     match work {
         Some(h) => h.await,
         None => std::future::pending().await,
+    }
+}
+
+/// An escalation's question: `what: reason. ask`, or, when the reason runs over several lines
+/// (a gate's output), the reason whole on its own lines and the question after it.
+fn question(what: &str, reason: &str, ask: &str) -> String {
+    let reason = reason.trim_end();
+    if reason.contains('\n') {
+        format!("{what}: {reason}\n\n{ask}")
+    } else {
+        format!("{what}: {reason}. {ask}")
     }
 }
