@@ -202,6 +202,13 @@ impl Client {
             .await
     }
 
+    pub async fn ui_login(
+        &self,
+        req: &orchestrator_proto::ui::UiLogin,
+    ) -> Result<orchestrator_proto::ui::UiLoginUrl, ClientError> {
+        self.post("/v1/ui/login", req).await
+    }
+
     pub async fn pr(
         &self,
         id: &str,

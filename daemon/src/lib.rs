@@ -18,6 +18,7 @@ pub mod notify;
 pub mod runs;
 pub mod socket;
 pub mod store;
+pub mod ui;
 pub mod usage;
 pub mod wire;
 
@@ -71,10 +72,6 @@ pub async fn run(
     if restored > 0 {
         tracing::info!(runs = restored, "restored active runs");
     }
-    let mcp_app = mcp::router(runs.clone(), stop.child_token());
-    let mcp_stop = stop.clone();
-    let mcp_served =
-        tokio::spawn(async move { mcp::serve::serve(mcp_listener, mcp_app, mcp_stop).await });
     let state = api::AppState {
         reconcile: engine.reconcile.clone(),
         runs: runs.clone(),
@@ -88,7 +85,14 @@ pub async fn run(
         }),
         shutdown: stop.clone(),
         usage: usage.clone(),
+        ui: Arc::default(),
     };
+    // The loopback port serves the workers' MCP endpoint and the dashboard.
+    let mcp_app = mcp::router(runs.clone(), stop.child_token())
+        .merge(ui::router(state.clone(), mcp_addr.port()));
+    let mcp_stop = stop.clone();
+    let mcp_served =
+        tokio::spawn(async move { mcp::serve::serve(mcp_listener, mcp_app, mcp_stop).await });
     let external = stop.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -138,6 +142,7 @@ async fn engine_config(
         confined: confined(&config.data_dir).await,
         default_setup: config.worktrees.setup.clone(),
         default_models: config.models.clone(),
+        feed: engine::feed::Feed::default(),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod event;
 pub mod locate;
 pub mod models;
 pub mod pr;
+pub mod review;
 pub mod run;
 pub mod session;
 mod states;
@@ -25,6 +26,7 @@ pub mod __private {
     pub use serde;
 }
 pub mod task;
+pub mod ui;
 pub mod usage;
 pub mod words;
 
@@ -45,7 +47,7 @@ use time::OffsetDateTime;
 /// to a daemon of another protocol version and says how to restart it. The closed word lists
 /// (`EventKind`, `EscalationKind`, `LeftoverKind`, the statuses) are part of it: a new word is
 /// a new version, since a client refuses a word it does not know.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// `GET /v1/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

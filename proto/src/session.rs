@@ -126,3 +126,37 @@ pub struct Detached {
     /// The task's status now (`pending`: it continues headless; `done`: completed there).
     pub status: crate::TaskStatus,
 }
+
+/// One agent session of a run, as the dashboard's timeline draws it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpan {
+    pub session: String,
+    pub role: SessionRole,
+    /// The task it worked on (workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The CLI that ran it (`claude`, `codex`).
+    pub agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<u32>,
+    pub cost_usd: f64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Still running while `None`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// `GET /v1/runs/{id}/sessions`: every session of the run, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionList {
+    pub sessions: Vec<SessionSpan>,
+}

@@ -21,6 +21,7 @@ mod status;
 mod tail;
 mod tell;
 mod transition;
+mod ui;
 mod usage;
 mod wait;
 mod watch;
@@ -75,6 +76,8 @@ enum Cmd {
     Usage(usage::UsageArgs),
     /// What a run cost, by model: the run, its project, each cycle and each task
     Cost(cost::CostArgs),
+    /// Open the web dashboard (every run, the task graph, live output, answers)
+    Ui(ui::UiArgs),
     /// Take over a task's Claude worker interactively (the run pauses; quit to hand it back)
     Attach(attach::AttachArgs),
     /// Push a completed run's branch and open its pull request (with gh)
@@ -200,6 +203,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Answer(a) => answer::run(&client, a).await,
         Cmd::Usage(a) => usage::run(&client, a).await,
         Cmd::Cost(a) => cost::run(&client, a).await,
+        Cmd::Ui(a) => ui::run(&client, a).await,
         Cmd::Wait(a) => wait::run(&client, a).await,
         Cmd::Tell(a) => tell::run(&client, a).await,
         Cmd::Tail(a) => tail::run(&client, a).await,

@@ -9,8 +9,10 @@ mod daemon;
 pub mod error;
 mod escalations;
 mod extract;
+mod history;
 mod runs;
 mod sessions;
+mod ui;
 mod usage;
 
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub usage: crate::usage::Usage,
     /// Restored runs still reconciling, for `/v1/health`.
     pub reconcile: crate::engine::watch::Reconcile,
+    /// The dashboard's login tokens not used yet.
+    pub ui: Arc<crate::ui::auth::Logins>,
 }
 
 /// Facts about this daemon process, for `/v1/health`.
@@ -67,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}/events", get(runs::events))
         .route("/v1/runs/{id}/tasks", get(runs::tasks))
         .route("/v1/runs/{id}/cost", get(runs::cost))
+        .route("/v1/runs/{id}/reviews", get(history::reviews))
         .route("/v1/runs/{id}/messages", post(runs::tell))
         .route("/v1/runs/{id}/pr", post(runs::pr))
         .route("/v1/runs/{id}/tasks/{task}/output", get(runs::output))
@@ -75,13 +80,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}/pause", post(runs::pause))
         .route("/v1/runs/{id}/resume", post(runs::resume))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
-        .route("/v1/runs/{id}/sessions", post(sessions::open))
+        .route(
+            "/v1/runs/{id}/sessions",
+            get(history::sessions).post(sessions::open),
+        )
         .route(
             "/v1/runs/{id}/sessions/{session}",
             axum::routing::delete(sessions::end),
         )
         .route("/v1/usage", get(usage::get))
         .route("/v1/clean", post(clean::clean))
+        .route("/v1/ui/login", post(ui::login))
         .route("/v1/sessions/stray", get(sessions::stray))
         .route("/v1/escalations", get(escalations::list))
         .route("/v1/escalations/{id}/answer", post(escalations::answer))
@@ -89,6 +98,30 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// What the dashboard may call, under `/ui/api` behind its session (`crate::ui`): reading
+/// runs and their parts, the account's usage and escalations, and the user's own pause,
+/// resume, cancel and answers — never a session's token, `clean`, or the daemon's shutdown.
+pub fn ui_routes() -> Router<AppState> {
+    Router::new()
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::get))
+        .route("/runs/{id}/events", get(runs::events))
+        .route("/runs/{id}/tasks", get(runs::tasks))
+        .route("/runs/{id}/cost", get(runs::cost))
+        .route("/runs/{id}/sessions", get(history::sessions))
+        .route("/runs/{id}/reviews", get(history::reviews))
+        .route("/runs/{id}/tasks/{task}/output", get(runs::output))
+        .route("/runs/{id}/pause", post(runs::pause))
+        .route("/runs/{id}/resume", post(runs::resume))
+        .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/usage", get(usage::get))
+        .route("/escalations", get(escalations::list))
+        .route("/escalations/{id}/answer", post(escalations::answer))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 async fn unknown_route(uri: axum::http::Uri) -> ApiError {

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod executor;
+pub mod feed;
 pub mod include;
 pub mod planner;
 pub mod port;
@@ -66,6 +67,8 @@ pub struct EngineConfig {
     /// Agent sessions run with the user's checkout read-only (`crate::confine`): the system
     /// allowed it when the daemon started.
     pub confined: bool,
+    /// Every run's events, for the dashboard.
+    pub feed: feed::Feed,
 }
 
 impl EngineConfig {

@@ -14,7 +14,9 @@ pub mod reviews;
 pub mod runs;
 pub mod sessions;
 pub mod settings;
+pub mod spans;
 pub mod time_text;
+pub mod ui;
 mod word;
 
 pub use escalations::{EscalationRow, NewEscalation};
@@ -43,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_models.sql"),
     include_str!("migrations/0013_agents.sql"),
     include_str!("migrations/0014_escalations_closed.sql"),
+    include_str!("migrations/0015_ui_sessions.sql"),
 ];
 
 /// `execute` and `query_row` through the connection's prepared-statement cache: the board's

@@ -42,6 +42,7 @@ fn the_mcp_service_passes_the_conformance_suite() {
             confined: false,
             default_setup: None,
             default_models: Default::default(),
+            feed: Default::default(),
             started_at: time::OffsetDateTime::now_utc(),
         });
         let runs = orchestratord::runs::Runs::new(db, cancel.child_token(), engine);

@@ -32,11 +32,14 @@
 //! - `misbehave`: workers that misbehave as real models do, with kill -9, every invariant kept.
 //! - `models`: models and effort per role and per task, with the real `claude`.
 //! - `projects`: Node, Python and Rust fixture projects: setup, checks, the gate.
+//! - `ui`: the web dashboard: its security rules, and whole scenarios in headless Chromium
+//!   (`browser` drives it).
 //! - `watch`: `watch` on a pseudo-terminal: a task's key opens its live output.
 //! - `source`: the source tree's rooms stay small; no state compared as a string.
 
 mod api;
 mod bounded;
+mod browser;
 mod chaos;
 mod codex_workers;
 mod conformance;
@@ -65,5 +68,6 @@ mod snapshots;
 mod source;
 mod start;
 mod supervision;
+mod ui;
 mod usage;
 mod watch;

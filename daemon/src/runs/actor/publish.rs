@@ -114,6 +114,7 @@ impl RunActor {
         for e in &events {
             tracing::info!(run = %self.run.id, kind = %e.kind, "{}", e.message);
             let _ = self.events.send(e.clone());
+            self.engine.feed.send(e);
         }
         if !self.mirror.root().join("state.json").exists() {
             // The mirror was deleted: rebuild all of it, whole log included, from SQLite.
@@ -145,6 +146,7 @@ impl RunActor {
             .call(move |c| events::append(c, &id, at, event))
             .await
         {
+            self.engine.feed.send(&row);
             let _ = self.events.send(row);
         }
     }
