@@ -12,17 +12,25 @@ async function failure(r) {
   return e;
 }
 
+// fetch, with "the daemon is down" said as such.
+async function call(path, init) {
+  try {
+    return await fetch(`/ui/api${path}`, { credentials: 'same-origin', ...init });
+  } catch {
+    throw new Error('orchestratord is not answering; this page reconnects by itself when it is back');
+  }
+}
+
 export async function get(path) {
-  const r = await fetch(`/ui/api${path}`, { credentials: 'same-origin' });
+  const r = await call(path);
   if (!r.ok) throw await failure(r);
   return r.json();
 }
 
 export async function post(path, body) {
   if (!csrf) csrf = (await get('/session')).csrf;
-  const r = await fetch(`/ui/api${path}`, {
+  const r = await call(path, {
     method: 'POST',
-    credentials: 'same-origin',
     headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
     body: JSON.stringify(body ?? {}),
   });

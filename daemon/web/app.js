@@ -21,7 +21,8 @@ let connected = false;
 live((event) => shown.event(event), (state) => {
   conn.dataset.state = state;
   conn.textContent = { live: 'live', lagged: 'catching up', down: 'reconnecting…' }[state];
-  if (state === 'live' && connected) shown.refresh();
+  // A reconnection, or a first load that failed: read everything again.
+  if (state === 'live' && (connected || !shown.loaded())) shown.refresh();
   if (state === 'lagged') shown.refresh();
   if (state === 'live') connected = true;
 });

@@ -38,6 +38,7 @@ export function runPage(main, crumbs, id) {
     card('Log', log));
 
   let run = null, tasks = [], sessions = [], events = [], selected = null, lastSeq = 0, timer = null;
+  let loaded = false;
   let tail = { task: null, session: null, offset: 0, lines: [], busy: false };
   const graph = dag(graphBox, (t) => { selected = t; graph.select(t); drawDetail(); follow(t); });
 
@@ -170,21 +171,21 @@ export function runPage(main, crumbs, id) {
     timeline(timeBox, sessions, events, timeBox.clientWidth || 900);
     cycleBox.replaceChildren(cycles(rv));
     costBox.replaceChildren(costs(c));
-    const fresh = await get(`${path}/events?after=${lastSeq}`);
+    const fresh = await get(`${path}/events?${lastSeq ? `after=${lastSeq}` : 'tail=500'}`);
     addEvents(fresh.events);
+    toast.hidden = true;
+    if (!loaded) {
+      loaded = true;
+      // When the page first showed the whole run (read by the browser test's timing).
+      performance.mark('orchestrator:ready');
+    }
   }
 
-  async function start() {
-    const first = await get(`${path}/events?tail=500`);
-    addEvents(first.events);
-    await refresh();
-    // When the page first showed the whole run (read by the browser test's timing).
-    performance.mark('orchestrator:ready');
-  }
-
-  start().catch((e) => main.replaceChildren(el('p', { class: 'error' }, e.message, e.hint ? ` — ${e.hint}` : '')));
+  // A failure (the daemon restarting) leaves the page as it was; the reconnection reads again.
+  refresh().catch(fail);
   setInterval(readOutput, 400);
   return {
+    loaded: () => loaded,
     refresh: () => refresh().catch(fail),
     event(e) {
       if (e.run_id !== id) return;

@@ -84,10 +84,15 @@ export function runsPage(main, crumbs) {
         shown.length ? table : el('p', { class: 'muted' }, 'No runs yet: start one with `orchestrate start`.')));
   }
 
-  refresh().then(() => performance.mark('orchestrator:ready'))
-    .catch((e) => main.replaceChildren(el('p', { class: 'error' }, e.message)));
+  let loaded = false;
+  const load = () => refresh().then(() => {
+    if (!loaded) performance.mark('orchestrator:ready');
+    loaded = true;
+  });
+  load().catch((e) => main.replaceChildren(el('p', { class: 'error' }, e.message)));
   return {
-    refresh: () => refresh().catch(() => {}),
+    loaded: () => loaded,
+    refresh: () => load().catch(() => {}),
     // Coalesce a burst of events into one read.
     event: () => { clearTimeout(timer); timer = setTimeout(() => refresh().catch(() => {}), 50); },
   };

@@ -113,9 +113,7 @@ impl Page<'_> {
     pub fn wait(&self, what: &str, js: &str) -> Value {
         let found = orchestrator_tests::wait::polled(orchestrator_tests::wait::DEADLINE, || {
             let v = self.eval(js);
-            let truthy = !matches!(v, Value::Null | Value::Bool(false))
-                && v != 0
-                && v != "";
+            let truthy = !matches!(v, Value::Null | Value::Bool(false)) && v != 0 && v != "";
             truthy.then_some(v)
         });
         found.unwrap_or_else(|| {

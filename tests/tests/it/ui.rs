@@ -213,7 +213,8 @@ fn a_run_is_followed_live_and_its_escalation_answered_from_the_page() {
         "window.__loaded = performance.timeOrigin; window.__seen = []; \
          (() => { const n = document.querySelector('[data-task=a]'); \
            window.__seen.push(n.dataset.status); \
-           new MutationObserver(() => window.__seen.push(n.dataset.status)) \
+           new MutationObserver(() => { window.__seen.push(n.dataset.status); \
+             window.__at = Date.now(); }) \
              .observe(n, { attributes: true, attributeFilter: ['data-status'] }); })()",
     );
     // Its worker's output, live, as `orchestrate tail` renders it.
@@ -225,6 +226,12 @@ fn a_run_is_followed_live_and_its_escalation_answered_from_the_page() {
         "task a to turn merged without a reload",
         "window.__seen.includes('in_progress') && window.__seen.at(-1) === 'merged'",
     );
+    // How long after the merge was committed the page showed it.
+    let lag = page.eval(&format!(
+        "fetch('/ui/api/runs/{run}/events').then((r) => r.json()).then((l) => \
+           window.__at - Date.parse(l.events.find((e) => e.kind === 'task_merged').at))"
+    ));
+    println!("dashboard: task a's merge reached the open page {lag} ms after it was committed");
     page.screenshot(&screenshots().join("run.png"));
 
     // c's merge fails the gate until the run escalates; the answer goes from the page.
@@ -267,4 +274,160 @@ fn a_run_is_followed_live_and_its_escalation_answered_from_the_page() {
         &format!("document.querySelector('[data-run=\"{run}\"]')"),
     );
     page.screenshot(&screenshots().join("runs.png"));
+}
+
+/// A plan of `n` tasks, each depending on up to three earlier ones (seeded, so every run draws
+/// the same graph).
+fn wide_plan(n: usize, seed: u64) -> Vec<Value> {
+    let mut rng = orchestrator_tests::rng::Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            let deps: Vec<String> = (0..rng.below(4))
+                .filter(|_| i > 0)
+                .map(|_| format!("t{}", rng.below(i as u64)))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+            task(&format!("t{i}"), &deps, &[&format!("f{i}.txt")])
+        })
+        .collect()
+}
+
+/// When the page first showed the whole run, in ms after navigation started.
+fn ready_ms(page: &crate::browser::Page<'_>) -> f64 {
+    page.wait(
+        "the page to be ready",
+        "performance.getEntriesByName('orchestrator:ready')[0]?.startTime",
+    )
+    .as_f64()
+    .expect("a time")
+}
+
+/// The longest gap between animation frames over `ms`: how long the page could not answer.
+fn longest_frame_gap(page: &crate::browser::Page<'_>, ms: u32) -> f64 {
+    page.eval(&format!(
+        "new Promise((done) => {{ let last = performance.now(), worst = 0; \
+           const end = last + {ms}; \
+           const tick = (t) => {{ worst = Math.max(worst, t - last); last = t; \
+             if (t < end) requestAnimationFrame(tick); else done(worst); }}; \
+           requestAnimationFrame(tick); }})"
+    ))
+    .as_f64()
+    .expect("a gap")
+}
+
+/// Timings, printed (a benchmark is not a timed test): a 200-task plan's page load, and the
+/// page's responsiveness while 64 workers report progress.
+#[test]
+fn a_200_task_plan_loads_and_64_live_workers_keep_the_page_responsive() {
+    let sb = Sandbox::new();
+    let big = sb.repo("big");
+    let plan = write_plan(&sb, wide_plan(200, 7));
+    sb.orchestrate_env(
+        &big,
+        &["start", "Two hundred tasks", "--dry-run", "--skip-codex"],
+        &[("CLAUDE_FAKE_SCRIPT", &plan)],
+    )
+    .ok();
+    wait::until("the 200-task plan", wait::DEADLINE, || {
+        let s = sb.orchestrate_in(&big, &["status", "--json"]).ok().json();
+        (s["status"] == "planned").then_some(())
+    });
+    let big_run = run_id(&sb, &big);
+    let (url, addr) = login_url(&sb, Some(&big_run));
+    let browser = Browser::launch(sb.root());
+    let page = browser.open(&url);
+    let first = ready_ms(&page);
+    page.wait(
+        "200 nodes",
+        "document.querySelectorAll('svg.dag .node').length === 200",
+    );
+    let mut loads = vec![first];
+    for _ in 0..4 {
+        page.goto(&format!("http://{addr}/ui/runs/{big_run}"));
+        loads.push(ready_ms(&page));
+    }
+    loads.sort_by(f64::total_cmp);
+
+    let live = sb.repo("live");
+    let tasks: Vec<Value> = (0..64)
+        .map(|i| task(&format!("w{i}"), &[], &[&format!("w{i}.txt")]))
+        .collect();
+    let plan = write_plan(&sb, tasks);
+    sb.orchestrate_env(
+        &live,
+        &[
+            "start",
+            "Sixty-four workers",
+            "--skip-codex",
+            "--concurrency",
+            "64",
+        ],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &plan),
+            ("CLAUDE_FAKE_WORKER", "listen"),
+        ],
+    )
+    .ok();
+    wait::until("64 workers", wait::DEADLINE, || {
+        let s = sb.orchestrate_in(&live, &["status", "--json"]).ok().json();
+        (s["progress"]["in_progress"] == 64).then_some(())
+    });
+    page.goto(&format!("http://{addr}/ui/runs/{}", run_id(&sb, &live)));
+    let live_ready = ready_ms(&page);
+    page.wait(
+        "64 running nodes",
+        "document.querySelectorAll('svg.dag .node.st-in_progress').length === 64",
+    );
+    let gap = longest_frame_gap(&page, 3000);
+    let events = sb
+        .orchestrate_in(&live, &["log", "-n", "100000"])
+        .ok()
+        .stdout
+        .lines()
+        .count();
+    println!(
+        "dashboard: 200-task run page ready in {:.0} ms (median of {}, first {:.0} ms); \
+         64 live workers: ready in {live_ready:.0} ms, longest frame gap over 3 s {gap:.0} ms \
+         ({events} events in the run's log)",
+        loads[loads.len() / 2],
+        loads.len(),
+        first
+    );
+    sb.orchestrate_in(&live, &["cancel"]).ok();
+}
+
+/// A daemon restart under an open page: the page says it is reconnecting, reconnects by
+/// itself with the same session, and shows what changed meanwhile — without a reload.
+#[test]
+fn an_open_page_reconnects_after_a_daemon_restart_and_catches_up() {
+    let sb = Sandbox::new();
+    let repo = crate::lifecycle::one_running_task(&sb, "Reconnect", "hang");
+    let run = run_id(&sb, &repo);
+    let (url, _) = login_url(&sb, Some(&run));
+    let browser = Browser::launch(sb.root());
+    let page = browser.open(&url);
+    page.wait(
+        "the live connection",
+        "document.getElementById('conn').dataset.state === 'live'",
+    );
+    page.eval("window.__loaded = performance.timeOrigin");
+    sb.orchestrate(&["daemon", "stop"]).ok();
+    page.wait(
+        "the page to notice",
+        "document.getElementById('conn').dataset.state === 'down'",
+    );
+    sb.orchestrate_in(&repo, &["pause"]).ok();
+    page.wait(
+        "the pause, caught up",
+        "document.getElementById('conn').dataset.state === 'live' \
+         && document.querySelector('.head .pill')?.textContent === 'paused'",
+    );
+    assert_eq!(
+        page.eval("window.__loaded === performance.timeOrigin"),
+        Value::Bool(true),
+        "the page was never reloaded"
+    );
+    sb.orchestrate_in(&repo, &["cancel"]).ok();
 }
