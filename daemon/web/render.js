@@ -18,6 +18,12 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+// Replaces an element's children, skipping the null, undefined and false of optional parts
+// (the DOM's own replaceChildren would show them as text).
+export function fill(parent, ...children) {
+  parent.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 export const usd = (x) => `$${(x ?? 0).toFixed(x >= 100 ? 0 : x >= 1 ? 2 : 4)}`;
 
 export function ago(iso) {

@@ -4,7 +4,7 @@
 // the log — all kept current by the event stream.
 
 import { get, post } from './api.js';
-import { el, usd, clock, base, pill, renderLine } from './render.js';
+import { el, fill, usd, clock, base, pill, renderLine } from './render.js';
 import { dag } from './dag.js';
 import { timeline } from './timeline.js';
 import { taskDetail, cycles, costs } from './panels.js';
@@ -56,7 +56,7 @@ export function runPage(main, crumbs, id) {
     const p = run.progress;
     const active = ACTIVE.has(run.status);
     crumbs.replaceChildren(el('a', { href: '/ui/' }, 'runs'), ' / ', el('span', {}, `${base(run.project)} · ${run.id}`));
-    head.replaceChildren(
+    fill(head,
       el('div', { class: 'row' },
         el('h1', { title: run.feature }, run.feature.split('\n')[0]), pill(run.status),
         el('span', { class: 'muted', id: 'phase' }, run.phase),
@@ -94,9 +94,12 @@ export function runPage(main, crumbs, id) {
         await refresh();
       } catch (err) { fail(err); }
     };
-    esc.replaceChildren(el('h2', {}, `Escalation #${e.id} waits for you`),
+    const about = [e.kind.replaceAll('_', ' '), e.task_id ? `task ${e.task_id}` : null].filter(Boolean).join(', ');
+    fill(esc, el('h2', {}, `Escalation #${e.id} (${about}) waits for you`),
       el('pre', { class: 'question' }, e.question),
-      e.context && !e.question.includes(e.context.trim()) ? el('pre', { class: 'evidence' }, e.context) : null,
+      e.context && !e.question.includes(e.context.trim()) ? [el('h4', {}, 'Evidence'), el('pre', { class: 'evidence' }, e.context)] : null,
+      el('p', { class: 'muted' }, 'Answer to go on with your guidance (and, if the environment was the problem, a new setup or gate command); '
+        + 'Resume goes on without an answer; Cancel stops the run, keeping its branch.'),
       el('form', { class: 'answer', onsubmit: send }, answer, setup, gate,
         el('button', { type: 'submit', id: 'send-answer' }, 'Answer and continue')));
   }
@@ -132,9 +135,13 @@ export function runPage(main, crumbs, id) {
       const out = await get(`${path}/tasks/${encodeURIComponent(mine.task)}/output?after=${mine.offset}`);
       if (mine !== tail) return;
       if (out.session && out.session !== mine.session) {
-        if (mine.session) { mine.offset = 0; mine.lines = []; }
+        // A new session (a retry, or the first once the task started) starts the pane afresh,
+        // read from its own beginning.
+        const fromStart = mine.offset === 0;
+        mine.offset = 0;
         mine.session = out.session;
-        mine.lines.push(`── task ${mine.task} · session ${out.session} (${out.agent}) ──`);
+        mine.lines = [`── task ${mine.task} · session ${out.session} (${out.agent}) ──`];
+        if (!fromStart) return;
       }
       for (const l of out.lines) { const r = renderLine(l); if (r) mine.lines.push(r); }
       if (mine.lines.length > OUTPUT_LINES) mine.lines.splice(0, mine.lines.length - OUTPUT_LINES);

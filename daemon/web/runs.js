@@ -2,7 +2,7 @@
 // usage windows as bars, and the escalations waiting for the user.
 
 import { get } from './api.js';
-import { el, usd, ago, base, pill, clock } from './render.js';
+import { el, fill, usd, ago, base, pill, clock } from './render.js';
 
 function windowBar(name, w) {
   const pct = Math.min(100, Math.max(0, w.utilization_percent));
@@ -76,8 +76,8 @@ export function runsPage(main, crumbs) {
         el('td', { class: 'num' }, usd(r.progress.cost_usd)),
         el('td', { class: 'mono' }, r.branch),
         el('td', { title: r.created_at }, ago(r.created_at))))));
-    main.replaceChildren(
-      escalationsBlock(escalations) ?? '',
+    fill(main,
+      escalationsBlock(escalations),
       usageBlock(usage),
       el('section', { class: 'card' },
         el('div', { class: 'row' }, el('h2', {}, `Runs (${shown.length})`), select('project', projects), select('status', statuses)),

@@ -209,6 +209,15 @@ fn a_run_is_followed_live_and_its_escalation_answered_from_the_page() {
         "document.querySelectorAll('svg.dag .node').length === 3 \
          && document.querySelectorAll('svg.dag .edge').length === 2",
     );
+    // The critical path is a chain of two: a and one of b, c.
+    assert_eq!(
+        page.eval(
+            "[document.querySelectorAll('svg.dag .node.critical').length, \
+              document.querySelectorAll('svg.dag .edge.critical').length, \
+              document.querySelector('[data-task=a]').classList.contains('critical')]"
+        ),
+        json!([2, 1, true])
+    );
     page.eval(
         "window.__loaded = performance.timeOrigin; window.__seen = []; \
          (() => { const n = document.querySelector('[data-task=a]'); \
@@ -226,6 +235,12 @@ fn a_run_is_followed_live_and_its_escalation_answered_from_the_page() {
         "task a to turn merged without a reload",
         "window.__seen.includes('in_progress') && window.__seen.at(-1) === 'merged'",
     );
+    // A task's click shows its brief, attempts and model (and follows its worker).
+    page.click("[data-task=b]");
+    page.wait(
+        "task b's details",
+        "document.querySelector('#detail [data-task=b]')?.textContent.includes('Write [\"b.txt\"]')",
+    );
     // How long after the merge was committed the page showed it.
     let lag = page.eval(&format!(
         "fetch('/ui/api/runs/{run}/events').then((r) => r.json()).then((l) => \
@@ -238,6 +253,12 @@ fn a_run_is_followed_live_and_its_escalation_answered_from_the_page() {
     page.wait(
         "the escalation on the page",
         "!document.getElementById('escalation').hidden && document.getElementById('send-answer')",
+    );
+    assert_eq!(
+        page.eval("/\\b(null|undefined|NaN)\\b/.test(document.body.innerText)"),
+        Value::Bool(false),
+        "{}",
+        page.eval("document.body.innerText")
     );
     let question = page.eval("document.querySelector('#escalation .question').textContent");
     assert!(
