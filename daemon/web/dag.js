@@ -4,7 +4,7 @@
 // change each node's status.
 
 const NS = 'http://www.w3.org/2000/svg';
-const W = 170, H = 34, GX = 60, GY = 14, PAD = 12;
+const W = 160, H = 34, GX = 46, GY = 14, PAD = 12;
 
 function svg(tag, attrs = {}, ...children) {
   const e = document.createElementNS(NS, tag);
@@ -83,7 +83,7 @@ export function dag(container, onSelect) {
     const at = new Map();
     cols.forEach((c, i) => c.forEach((id, j) => at.set(id, { x: PAD + i * (W + GX), y: PAD + j * (H + GY) })));
     const width = PAD * 2 + Math.max(1, cols.length) * (W + GX) - GX;
-    const height = PAD * 2 + Math.max(1, ...cols.map((c) => c.length)) * (H + GY) - GY;
+    const height = PAD * 2 + Math.max(1, ...cols.map((c) => c.length)) * (H + GY);
     const root = svg('svg', { class: 'dag', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img' });
     root.append(svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 8 8', refX: 8, refY: 4, markerWidth: 8, markerHeight: 8, markerUnits: 'userSpaceOnUse', orient: 'auto' },
       svg('path', { d: 'M0,0 L8,4 L0,8 z', class: 'arrowhead' }))));
@@ -93,8 +93,14 @@ export function dag(container, onSelect) {
         if (!at.has(d)) continue;
         const a = at.get(d), b = at.get(t.id);
         const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, mx = (x1 + x2) / 2;
+        // An edge over more than one column runs in the gap under its source's row, never
+        // behind the tasks between.
+        const gy = a.y + H + GY / 2, xa = x1 + GX / 2, xb = x2 - GX / 2;
+        const path = depth.get(t.id) - depth.get(d) > 1
+          ? `M${x1},${y1} C${xa},${y1} ${x1},${gy} ${xa},${gy} L${xb},${gy} C${x2},${gy} ${xb},${y2} ${x2},${y2}`
+          : `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
         edges.append(svg('path', {
-          d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`,
+          d: path,
           class: crit.edges.has(`${d}>${t.id}`) ? 'edge critical' : 'edge',
           'marker-end': 'url(#arrow)', 'data-edge': `${d}>${t.id}`,
         }));

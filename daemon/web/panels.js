@@ -4,7 +4,6 @@
 import { el, usd, clock } from './render.js';
 
 export function taskDetail(t) {
-  if (!t) return el('p', { class: 'muted' }, 'Click a task for its brief, attempts and checks.');
   const checks = (t.checks ?? []).map((c) => el('li', { class: c.passed ? 'ok' : 'bad' },
     `${c.passed ? '✓' : '✗'} `, el('code', {}, c.command), ` — ${c.how} in ${c.secs.toFixed(1)}s`));
   return el('div', { class: 'task-detail', 'data-task': t.id },

@@ -22,6 +22,7 @@ export function runPage(main, crumbs, id) {
   const esc = el('section', { class: 'card attention', hidden: true, id: 'escalation' });
   const graphBox = el('div', { class: 'graph', id: 'graph' });
   const detail = el('aside', { class: 'detail', id: 'detail' });
+  const graphRow = el('div', { class: 'graph-row' }, graphBox, detail);
   const tabs = el('div', { class: 'tabs', id: 'workers' });
   const output = el('pre', { class: 'output', id: 'output' });
   const timeBox = el('div', { class: 'timeline-box', id: 'timeline' });
@@ -30,7 +31,7 @@ export function runPage(main, crumbs, id) {
   const log = el('ol', { class: 'log', id: 'log' });
   const toast = el('p', { class: 'error', hidden: true });
   main.replaceChildren(head, toast, esc,
-    card('Task graph', el('div', { class: 'graph-row' }, graphBox, detail)),
+    card('Task graph', el('p', { class: 'muted hint' }, 'Click a task for its brief, attempts and checks; the thick amber edges are the critical path.'), graphRow),
     card('Workers', tabs, output),
     card('Timeline', timeBox),
     card('Cycles and Codex findings', cycleBox),
@@ -104,8 +105,13 @@ export function runPage(main, crumbs, id) {
         el('button', { type: 'submit', id: 'send-answer' }, 'Answer and continue')));
   }
 
+  // A task's details beside the graph while one is selected; the graph has the width otherwise.
   function drawDetail() {
-    detail.replaceChildren(taskDetail(tasks.find((t) => t.id === selected)));
+    const t = tasks.find((x) => x.id === selected);
+    graphRow.classList.toggle('with-detail', Boolean(t));
+    if (!t) return detail.replaceChildren();
+    const close = el('button', { class: 'close', title: 'Close', onclick: () => { selected = null; graph.select(null); drawDetail(); } }, '×');
+    detail.replaceChildren(close, taskDetail(t));
   }
 
   function drawWorkers() {

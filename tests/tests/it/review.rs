@@ -224,6 +224,62 @@ fn blocking_findings_start_a_second_cycle_which_fixes_them() {
              "body": "Naming nit: fix it.", "location": null, "raised": 1, "status": "open"}
         ])
     );
+    // The same ledger and reviews through the API (the dashboard's cycles), and every session
+    // as a span of time (its timeline).
+    let id = run["id"].as_str().expect("id");
+    let api = sb.get(&format!("/v1/runs/{id}/reviews")).json();
+    let reviews: Vec<(String, u64, String)> = api["reviews"]
+        .as_array()
+        .expect("reviews")
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap_or("").to_owned(),
+                r["cycle"].as_u64().unwrap_or(0),
+                r["outcome"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reviews,
+        [
+            ("plan".into(), 1, "approved".into()),
+            ("code".into(), 1, "changes".into()),
+            ("code".into(), 2, "approved".into())
+        ],
+        "{api}"
+    );
+    let findings: Vec<(&str, &str, bool)> = api["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap_or(""),
+                f["status"].as_str().unwrap_or(""),
+                f["blocking"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        findings,
+        [("F1", "resolved", true), ("F2", "open", false)],
+        "{api}"
+    );
+    let spans = sb.get(&format!("/v1/runs/{id}/sessions")).json();
+    let spans = spans["sessions"].as_array().expect("sessions");
+    let workers: Vec<&str> = spans
+        .iter()
+        .filter(|s| s["role"] == "worker")
+        .filter_map(|s| s["task"].as_str())
+        .collect();
+    assert_eq!(workers, ["a", "fix1"], "{spans:?}");
+    assert!(
+        spans
+            .iter()
+            .all(|s| s["ended_at"].is_string() && s.get("token").is_none()),
+        "{spans:?}"
+    );
 }
 
 #[test]
