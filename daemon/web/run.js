@@ -11,6 +11,9 @@ import { taskDetail, cycles, costs } from './panels.js';
 
 const ACTIVE = new Set(['queued', 'running', 'paused', 'escalated', 'planned']);
 const OUTPUT_LINES = 400;
+const LOG_LINES = 500;
+// However many events arrive, the page reads the run again at most this often.
+const REFRESH_EVERY_MS = 250;
 
 function card(title, ...body) {
   return el('section', { class: 'card' }, el('h2', {}, title), ...body);
@@ -159,21 +162,26 @@ export function runPage(main, crumbs, id) {
     } catch { /* the next tick tries again */ } finally { mine.busy = false; }
   }
 
+  // New events into the log, in one DOM change; the page keeps the last LOG_LINES.
   function addEvents(list) {
-    for (const e of list) {
-      if (e.seq <= lastSeq) continue;
-      lastSeq = e.seq;
-      events.push(e);
-      log.append(el('li', { class: `lvl-${e.level}`, 'data-kind': e.kind }, el('time', {}, clock(e.at)), ' ', e.message));
+    const fresh = list.filter((e) => e.seq > lastSeq);
+    if (!fresh.length) return;
+    lastSeq = fresh[fresh.length - 1].seq;
+    events.push(...fresh);
+    if (events.length > LOG_LINES) events.splice(0, events.length - LOG_LINES);
+    const lines = document.createDocumentFragment();
+    for (const e of fresh.slice(-LOG_LINES)) {
+      lines.append(el('li', { class: `lvl-${e.level}`, 'data-kind': e.kind }, el('time', {}, clock(e.at)), ' ', e.message));
     }
-    if (events.length > 500) events.splice(0, events.length - 500);
-    while (log.children.length > 500) log.firstChild.remove();
+    log.append(lines);
+    for (let extra = log.children.length - LOG_LINES; extra > 0; extra--) log.firstChild.remove();
     log.scrollTop = log.scrollHeight;
   }
 
   async function refresh() {
-    const [r, t, s, rv, c, es] = await Promise.all([get(path), get(`${path}/tasks`), get(`${path}/sessions`),
-      get(`${path}/reviews`), get(`${path}/cost`), get('/escalations').catch(() => ({ escalations: [] }))]);
+    const [r, t, s, rv, c, es, fresh] = await Promise.all([get(path), get(`${path}/tasks`), get(`${path}/sessions`),
+      get(`${path}/reviews`), get(`${path}/cost`), get('/escalations').catch(() => ({ escalations: [] })),
+      get(`${path}/events?${lastSeq ? `after=${lastSeq}` : 'tail=500'}`)]);
     run = r; tasks = t.tasks; sessions = s.sessions;
     document.title = `${run.status} · ${run.feature.split('\n')[0]} — orchestrator`;
     drawHead();
@@ -184,7 +192,6 @@ export function runPage(main, crumbs, id) {
     timeline(timeBox, sessions, events, timeBox.clientWidth || 900);
     cycleBox.replaceChildren(cycles(rv));
     costBox.replaceChildren(costs(c));
-    const fresh = await get(`${path}/events?${lastSeq ? `after=${lastSeq}` : 'tail=500'}`);
     addEvents(fresh.events);
     toast.hidden = true;
     if (!loaded) {
@@ -197,14 +204,52 @@ export function runPage(main, crumbs, id) {
   // A failure (the daemon restarting) leaves the page as it was; the reconnection reads again.
   refresh().catch(fail);
   setInterval(readOutput, 400);
+  // What events say exactly is shown at once — a task's new status, the run's — before the
+  // next read brings the rest.
+  function apply(list) {
+    addEvents(list);
+    let tasksMoved = false;
+    for (const e of list) {
+      const t = e.data?.task && e.data?.status ? tasks.find((x) => x.id === e.data.task) : null;
+      if (t && t.status !== e.data.status) { t.status = e.data.status; tasksMoved = true; }
+      if (run && e.kind === 'status_changed' && e.data?.to) {
+        run.status = e.data.to;
+        run.status_reason = e.data.reason ?? run.status_reason;
+        drawHead();
+      }
+    }
+    if (tasksMoved) { graph.update(tasks); drawWorkers(); }
+  }
+
+  // Reads after events: the first soon after a quiet spell, then at most one in flight and one
+  // every REFRESH_EVERY_MS, so a flood of events never floods the page.
+  let refreshing = false, again = false, lastRefresh = -Infinity, queued = [], flushing = false;
+  function schedule() {
+    if (refreshing) { again = true; return; }
+    if (timer) return;
+    const wait = Math.max(30, REFRESH_EVERY_MS - (performance.now() - lastRefresh));
+    timer = setTimeout(async () => {
+      timer = null;
+      refreshing = true;
+      try { await refresh(); } catch (e) { fail(e); } finally {
+        refreshing = false;
+        lastRefresh = performance.now();
+        if (again) { again = false; schedule(); }
+      }
+    }, wait);
+  }
+
   return {
     loaded: () => loaded,
     refresh: () => refresh().catch(fail),
     event(e) {
       if (e.run_id !== id) return;
-      addEvents([e]);
-      clearTimeout(timer);
-      timer = setTimeout(() => refresh().catch(fail), 30);
+      queued.push(e);
+      if (!flushing) {
+        flushing = true;
+        requestAnimationFrame(() => { flushing = false; apply(queued.splice(0)); });
+      }
+      schedule();
     },
   };
 }

@@ -42,7 +42,7 @@ function escalationsBlock(list) {
 export function runsPage(main, crumbs) {
   crumbs.replaceChildren(el('span', {}, 'runs'));
   const filters = { project: '', status: '' };
-  let timer = null;
+  let timer = null, last = -Infinity;
 
   async function refresh() {
     const [runs, usage, escalations] = await Promise.all([
@@ -93,7 +93,13 @@ export function runsPage(main, crumbs) {
   return {
     loaded: () => loaded,
     refresh: () => load().catch(() => {}),
-    // Coalesce a burst of events into one read.
-    event: () => { clearTimeout(timer); timer = setTimeout(() => refresh().catch(() => {}), 50); },
+    // A burst of events is one read; a flood, one read every quarter second.
+    event: () => {
+      if (timer) return;
+      const wait = Math.max(30, 250 - (performance.now() - last));
+      timer = setTimeout(() => {
+        refresh().catch(() => {}).finally(() => { timer = null; last = performance.now(); });
+      }, wait);
+    },
   };
 }

@@ -8,13 +8,15 @@
 //! MCP tool calls/s and latency at 1–256 sessions; `status` over the socket and as a whole
 //! process; daemon memory idle and under 10 runs × 4 workers; scheduling efficiency against
 //! the lower bound on seeded random DAGs with the fake claude; scale (many runs × workers ×
-//! tasks); and the time to reconcile unfinished runs after a restart.
+//! tasks); the time to reconcile unfinished runs after a restart; and the bytes of our tools
+//! and instructions in each request the real claude sends, per role.
 //!
 //! Rows whose unit is `bool` are invariant checks (each task completed exactly once, …): the
 //! bench exits 1 when one of them fails, after printing and writing everything.
 
 mod common;
 mod figures;
+mod tokens;
 
 use serde_json::{Value, json};
 
@@ -70,13 +72,14 @@ fn main() {
     let started = std::time::Instant::now();
     let mut rows: Vec<Row> = Vec::new();
     type Figure = fn(bool) -> Vec<Row>;
-    let all: [(&str, Figure); 6] = [
+    let all: [(&str, Figure); 7] = [
         ("mcp", figures::mcp),
         ("status", figures::status),
         ("memory", figures::memory),
         ("scheduling", figures::scheduling),
         ("scale", figures::scale),
         ("restart", figures::restart),
+        ("tokens", tokens::tokens),
     ];
     for (name, f) in all {
         if want(name) {
