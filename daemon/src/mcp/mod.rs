@@ -12,6 +12,7 @@
 //! across restarts whenever possible.
 
 pub mod auth;
+pub mod lean;
 pub mod serve;
 pub mod token;
 pub mod tools;

@@ -13,25 +13,30 @@ use crate::board::{Caller, Op, PlanInput, Reply, To, reply};
 use crate::runs::{Command, RunError, Runs};
 use orchestrator_proto::EventKind;
 
-/// What every session reads first (Claude Code puts it in the model's context).
+/// What a session reads first (Claude Code puts it in the model's context on every turn, so
+/// each role gets only its own part: [`instructions`]); a client of no role gets all of it.
 pub const INSTRUCTIONS: &str = "\
-This server is orchestratord, which coordinates the sessions building one feature. Your bearer \
-token identifies you, your run and your role; you only ever see your own run, and only the \
-tools of your role.
+orchestratord coordinates the sessions building one feature.
 
-Planner: study the codebase and the feature, then call submit_plan once with a summary and \
-tasks (unique ids, dependencies by id, acceptance criteria, files). If it is refused, the error \
-lists exactly what to fix; fix all of it and submit again.
+Planner: study the codebase and the feature, then call submit_plan once; a refusal lists \
+everything to fix.
 
-Worker: you were started for one task. Call get_task for its brief, do it in your working \
-directory, call report_progress now and then (it is also your heartbeat), and finish with \
-complete_task (a summary of what you changed and how you verified it) or fail_task (why; \
-retryable if someone could succeed later). Then stop: the orchestrator merges your work and \
-starts a new session for every other task.
+Worker: get_task, do the task in your worktree, report_progress now and then, end with \
+complete_task or fail_task, and stop.
 
-Everyone: list_tasks shows the board; send_message reaches a task's worker (by task id), \
-\"all\", or \"orchestrator\"; read_messages returns what was sent to you since you last asked \
-— check it between steps. escalate asks a human; the answer arrives as a message.";
+Everyone: check read_messages between steps; escalate asks a human.";
+
+/// The part of [`INSTRUCTIONS`] for `role`.
+pub fn instructions(role: crate::board::Role) -> String {
+    use crate::board::Role;
+    let parts: Vec<&str> = INSTRUCTIONS.split("\n\n").collect();
+    let own = match role {
+        Role::Planner => vec![parts[0], parts[1]],
+        Role::Worker => vec![parts[0], parts[2], parts[3]],
+        Role::Reviewer => vec![parts[0], parts[3]],
+    };
+    own.join("\n\n")
+}
 
 /// The tools a caller may see and call: its role's, and `claim_task` only for a worker that
 /// was not started for a task (a session opened through the API).
@@ -57,28 +62,28 @@ pub struct OrchestratorMcp {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ProgressArgs {
-    /// What you did since the last report and what comes next (one or two sentences).
+    /// Done since the last report, and next (a sentence or two).
     pub note: String,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct CompleteArgs {
-    /// What you changed and how you verified it against the acceptance criteria.
+    /// What you changed and how you verified it.
     pub summary: String,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct FailArgs {
-    /// Why the task cannot be done (what you tried, what blocked you).
+    /// What you tried and what blocked you.
     pub reason: String,
-    /// True if another attempt could succeed (the task goes back to the board).
+    /// Another attempt could succeed.
     #[serde(default)]
     pub retryable: bool,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct SendArgs {
-    /// A task id (reaches the worker holding it), "all", or "orchestrator".
+    /// A task id, "all" or "orchestrator".
     pub to: String,
     /// The message.
     pub body: String,
@@ -86,12 +91,12 @@ pub struct SendArgs {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct EscalateArgs {
-    /// The question for a human, answerable on its own.
+    /// A question answerable on its own.
     pub question: String,
-    /// What you know already: options considered, what depends on the answer.
+    /// What you considered.
     #[serde(default)]
     pub context: Option<String>,
-    /// True if you cannot continue without the answer.
+    /// You cannot go on without the answer.
     #[serde(default)]
     pub blocking: bool,
 }
@@ -158,6 +163,14 @@ fn success(reply: Reply, unread: u32) -> Result<CallToolResult, McpError> {
     Ok(r)
 }
 
+/// The session making the request, from its bearer token (`auth::bearer`).
+fn caller_of(context: &rmcp::service::RequestContext<rmcp::RoleServer>) -> Option<&Caller> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Caller>())
+}
+
 fn refusal(message: &str) -> CallToolResult {
     let mut r = CallToolResult::structured_error(json!({ "error": message }));
     r.content = vec![ContentBlock::text(message.to_owned())];
@@ -167,7 +180,7 @@ fn refusal(message: &str) -> CallToolResult {
 #[tool_router]
 impl OrchestratorMcp {
     #[tool(
-        description = "Worker: take the next ready task (pending, dependencies done). Returns it, or why none is ready.",
+        description = "Take the next ready task, or hear why none is ready.",
         output_schema = schema_for_output::<reply::Claim>(),
     )]
     async fn claim_task(
@@ -178,7 +191,7 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Worker: your current task with everything needed to do it: feature, plan summary, task text, acceptance criteria, files, and the results of the tasks it depends on.",
+        description = "Your task's full brief, with what its dependencies produced.",
         output_schema = schema_for_output::<reply::MyTask>(),
     )]
     async fn get_task(
@@ -189,7 +202,7 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Worker: record progress on your task; also your heartbeat, so call it every few minutes.",
+        description = "Record progress; also your heartbeat (every few minutes).",
         output_schema = schema_for_output::<reply::Progress>(),
     )]
     async fn report_progress(
@@ -201,7 +214,7 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Worker: finish your task with a summary of what changed and how you verified it.",
+        description = "Finish your task; its checks run before it is accepted.",
         output_schema = schema_for_output::<reply::Complete>(),
     )]
     async fn complete_task(
@@ -278,7 +291,7 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Worker: give up your task, saying why; retryable puts it back on the board.",
+        description = "Give up your task, saying why.",
         output_schema = schema_for_output::<reply::Fail>(),
     )]
     async fn fail_task(
@@ -297,7 +310,7 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "The task board: every task's id, title, status, assignee and dependencies.",
+        description = "Every task's id, title, status, assignee and dependencies.",
         output_schema = schema_for_output::<reply::Board>(),
     )]
     async fn list_tasks(
@@ -308,7 +321,7 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Send a message to the worker of a task (by task id), to \"all\", or to \"orchestrator\".",
+        description = "Message a task's worker, all workers, or the orchestrator.",
         output_schema = schema_for_output::<reply::Sent>(),
     )]
     async fn send_message(
@@ -325,7 +338,7 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Messages sent to you (your task, or all) since you last asked; each is returned once.",
+        description = "Messages to you since you last asked.",
         output_schema = schema_for_output::<reply::Messages>(),
     )]
     async fn read_messages(
@@ -336,7 +349,7 @@ impl OrchestratorMcp {
     }
 
     #[tool(
-        description = "Ask a human. Blocking means you cannot continue without the answer. The answer arrives as a message.",
+        description = "Ask a human; the answer comes as a message.",
         output_schema = schema_for_output::<reply::Escalated>(),
     )]
     async fn escalate(
@@ -375,20 +388,55 @@ impl ServerHandler for OrchestratorMcp {
         _request: Option<rmcp::model::PaginatedRequestParams>,
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::ListToolsResult, McpError> {
-        let caller = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|p| p.extensions.get::<Caller>());
+        let caller = caller_of(&context);
         let tools = self
             .tool_router
             .list_all()
             .into_iter()
             .filter(|t| caller.is_none_or(|c| visible(c, &t.name)))
+            .map(|mut t| {
+                let mut schema = (*t.input_schema).clone();
+                super::lean::lean(&mut schema);
+                t.input_schema = std::sync::Arc::new(schema);
+                t
+            })
             .collect();
         Ok(rmcp::model::ListToolsResult {
             tools,
+            // Each role sees its own.
+            cache_scope: Some(rmcp::model::CacheScope::Private),
             ..Default::default()
         })
+    }
+
+    /// Discovery (the lifecycle without `initialize`, which claude uses), with the
+    /// instructions of the caller's role only; private to the caller, as the tools are.
+    async fn discover(
+        &self,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::DiscoverResult, McpError> {
+        let mut info = self.get_info();
+        if let Some(c) = caller_of(&context) {
+            info.instructions = Some(instructions(c.role));
+        }
+        Ok(rmcp::model::DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            info,
+        ))
+    }
+
+    /// The handshake, with the instructions of the caller's role only.
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, McpError> {
+        context.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request)?;
+        if let Some(c) = caller_of(&context) {
+            result.instructions = Some(instructions(c.role));
+        }
+        Ok(result)
     }
 
     fn get_info(&self) -> rmcp::model::ServerConfig {
@@ -402,5 +450,23 @@ impl ServerHandler for OrchestratorMcp {
             env!("CARGO_PKG_VERSION"),
         ))
         .with_instructions(INSTRUCTIONS.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{INSTRUCTIONS, instructions};
+    use crate::board::Role;
+
+    #[test]
+    fn each_role_reads_only_its_own_instructions() {
+        let w = instructions(Role::Worker);
+        assert!(w.contains("Worker: get_task") && w.contains("read_messages"));
+        assert!(!w.contains("submit_plan"));
+        let p = instructions(Role::Planner);
+        assert!(p.contains("submit_plan") && !p.contains("Worker:"));
+        let r = instructions(Role::Reviewer);
+        assert!(!r.contains("Worker:") && !r.contains("Planner:"));
+        assert!(w.len() < INSTRUCTIONS.len() && p.len() < INSTRUCTIONS.len());
     }
 }

@@ -25,27 +25,57 @@ fn tool_bytes(req: &Value) -> (usize, usize) {
                 .is_some_and(|n| n.starts_with("mcp__orch__"))
         })
         .collect();
+    if std::env::var_os("BENCH_DUMP_TOOLS").is_some() {
+        ours.iter()
+            .for_each(|t| eprintln!("{} {t}", t.to_string().len()));
+    }
     let bytes = ours.iter().map(|t| t.to_string().len()).sum();
     (ours.len(), bytes)
 }
 
-/// Bytes of our server's instructions in the request's system prompt: the text claude puts
-/// under the server's name, up to the next heading.
-fn instruction_bytes(req: &Value) -> usize {
-    let system: String = match &req["system"] {
-        Value::String(s) => s.clone(),
-        Value::Array(blocks) => blocks
+/// Every text of the request: the system prompt's and each message's blocks.
+fn blocks(v: &Value) -> Vec<&str> {
+    match v {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(a) => a.iter().filter_map(|b| b["text"].as_str()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn texts(req: &Value) -> Vec<&str> {
+    let mut all = blocks(&req["system"]);
+    for m in req["messages"].as_array().into_iter().flatten() {
+        all.extend(blocks(&m["content"]));
+    }
+    all
+}
+
+/// Bytes of our server's instructions in the request: what the endpoint's `initialize` gives
+/// this session, checked to be in what claude sent.
+fn instruction_bytes(req: &Value, grant: &Value) -> usize {
+    let mcp = orchestrator_tests::mcp::Mcp::new(
+        grant["mcp_url"].as_str().expect("url"),
+        grant["token"].as_str(),
+    );
+    let init = mcp
+        .post(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "0"}}}),
+            &[],
+        )
+        .json();
+    let said = init["result"]["instructions"].as_str().unwrap_or("");
+    assert!(
+        texts(req).iter().any(|t| t.contains(said)),
+        "claude did not pass on our instructions: {said}\n---\n{}",
+        texts(req)
             .iter()
-            .filter_map(|b| b["text"].as_str())
+            .filter_map(|t| t.find("## orch").map(|i| &t[i..(i + 1500).min(t.len())]))
             .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    };
-    let Some(at) = system.find("## orch") else {
-        return 0;
-    };
-    let rest = &system[at + "## orch".len()..];
-    rest.find("\n#").unwrap_or(rest.len())
+            .join("\n")
+    );
+    said.len()
 }
 
 /// The first request the real claude sends with our server attached for `grant`'s session.
@@ -115,7 +145,7 @@ pub fn tokens(_quick: bool) -> Vec<Row> {
         let grant = sb.open_session(&run, body);
         let req = first_request(&sb, &grant);
         let (n, tools) = tool_bytes(&req);
-        let instructions = instruction_bytes(&req);
+        let instructions = instruction_bytes(&req, &grant);
         let total = tools + instructions;
         let goal = (role == "worker").then_some("≤ 2,500 B per request");
         let mut row = Row::new(
