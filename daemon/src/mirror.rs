@@ -338,6 +338,30 @@ impl Mirror {
         write_atomic(&dir.join(format!("{}.json", task.id)), &bytes).await
     }
 
+    /// [`Mirror::write_task`], unless the file already says exactly that (a restore's check
+    /// of every task: most files are current, and reading is cheaper than rewriting).
+    pub async fn write_task_if_changed(
+        &self,
+        task: &orchestrator_proto::Task,
+    ) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(task).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        let path = self.root.join("tasks").join(format!("{}.json", task.id));
+        let p = path.clone();
+        let same = tokio::task::spawn_blocking(move || {
+            safe_dir(p.parent().unwrap_or(&p)).is_ok()
+                && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file())
+                && std::fs::read(&p).is_ok_and(|old| old == bytes)
+        })
+        .await
+        .unwrap_or(false);
+        if same {
+            Ok(())
+        } else {
+            self.write_task(task).await
+        }
+    }
+
     /// Removes `tasks/<id>.json` (a task of a superseded plan).
     pub async fn remove_task(&self, id: &str) -> std::io::Result<()> {
         let dir = self.root.join("tasks");

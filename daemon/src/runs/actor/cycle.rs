@@ -9,6 +9,7 @@
 use orchestrator_proto::{Level, Phase, RunStatus};
 
 use super::RunActor;
+use super::behind::Job;
 use crate::engine::review::ledger::{self, Next, Round};
 use crate::engine::review::{Reviewed, verdict::Verdict};
 use crate::runs::error::RunError;
@@ -420,9 +421,7 @@ impl RunActor {
             .call(move |c| crate::store::board::delete_plan_tasks(c, &run, v))
             .await?;
         for t in &dropped {
-            if let Err(e) = self.mirror.remove_task(t).await {
-                tracing::warn!(run = %self.run.id, cause = %e, "cannot remove a task's mirror file");
-            }
+            self.behind.send(Job::RemoveTask(t.to_string()));
         }
         self.start_work(
             Phase::Planning,

@@ -220,9 +220,7 @@ impl RunActor {
             .await??;
         self.published(vec![event]).await;
         let line = board::reply::Message::from(&message);
-        if let Err(e) = self.mirror.append_messages(&[line]).await {
-            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a message");
-        }
+        self.behind.send(Job::Messages(vec![line]));
         Ok(orchestrator_proto::Told {
             message_id: message.id,
             running,

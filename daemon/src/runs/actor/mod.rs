@@ -16,6 +16,9 @@
 //! governor's pauses and resumes, and the budget).
 
 mod attach;
+mod behind;
+mod command;
+use behind::Job;
 mod cycle;
 mod escalation;
 mod publish;
@@ -52,101 +55,15 @@ const COMMAND_QUEUE: usize = 32;
 /// Events kept for slow `log --follow` readers before they fall back to the database.
 const EVENT_BUFFER: usize = 256;
 
-type Reply<T> = oneshot::Sender<Result<T, RunError>>;
-
-/// What others may ask of a run.
-pub enum Command {
-    Pause {
-        reason: Option<String>,
-        reply: Reply<RunRow>,
-    },
-    Resume {
-        reason: Option<String>,
-        /// The resuming shell's environment for later sessions; stored only if it resumes.
-        env: Option<orchestrator_proto::SessionEnv>,
-        /// Commands to change for the rest of the run; applied only if it resumes.
-        change: orchestrator_proto::OptionsChange,
-        reply: Reply<RunRow>,
-    },
-    Cancel {
-        reason: Option<String>,
-        reply: Reply<RunRow>,
-    },
-    Answer {
-        escalation: u64,
-        answer: String,
-        change: orchestrator_proto::OptionsChange,
-        reply: Reply<EscalationRow>,
-    },
-    /// A person takes over a task's interrupted worker (`orchestrate attach`).
-    Attach {
-        task: crate::ids::TaskId,
-        reply: Reply<(SessionGrant, crate::store::sessions::WorkerPlace)>,
-    },
-    /// The person is done with it.
-    Detach {
-        task: crate::ids::TaskId,
-        session: crate::ids::SessionId,
-        reply: Reply<orchestrator_proto::TaskStatus>,
-    },
-    /// A message from the user to a task's worker or to every worker (`orchestrate tell`).
-    Tell {
-        tell: orchestrator_proto::Tell,
-        reply: Reply<orchestrator_proto::Told>,
-    },
-    /// A board operation from an MCP session; the inner `Err` is a refusal for the model.
-    Board {
-        caller: Caller,
-        op: Op,
-        reply: Reply<Result<board::Answered, String>>,
-    },
-    /// Registers a new agent session and its token (only the hash is stored).
-    OpenSession {
-        role: Role,
-        task: Option<crate::ids::TaskId>,
-        ttl: Duration,
-        reply: Reply<SessionGrant>,
-    },
-    /// Ends a session and revokes its token, recording what it cost when known.
-    EndSession {
-        session: crate::ids::SessionId,
-        usage: Option<crate::store::sessions::Spent>,
-        reply: Reply<bool>,
-    },
-    /// Records an event that changes no state.
-    Note { event: NewEvent, reply: Reply<()> },
-}
-
 pub use crate::engine::port::SessionGrant;
-
-/// A cheap handle to a live run actor.
-#[derive(Clone)]
-pub struct RunHandle {
-    commands: mpsc::Sender<Command>,
-    events: broadcast::Sender<EventRow>,
-}
-
-impl RunHandle {
-    /// Sends a command built around a fresh reply channel and waits for the answer.
-    pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, RunError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| RunError::ShuttingDown)?;
-        rx.await.map_err(|_| RunError::ShuttingDown)?
-    }
-
-    /// New events of this run from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<EventRow> {
-        self.events.subscribe()
-    }
-}
+pub use command::{Command, RunHandle};
 
 pub struct RunActor {
     run: RunRow,
     db: Db,
     mirror: Mirror,
+    /// The mirror's writes behind the answer path.
+    behind: behind::Behind,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<EventRow>,
     shutdown: CancellationToken,
@@ -180,6 +97,7 @@ impl RunActor {
         let (etx, _) = broadcast::channel(EVENT_BUFFER);
         let mirror = Mirror::new(std::path::Path::new(&run.project));
         let (port, asks) = Port::new(COMMAND_QUEUE);
+        let behind = behind::Behind::start(mirror.clone(), run.id.to_string());
         let handle = RunHandle {
             commands: ctx,
             events: etx.clone(),
@@ -188,6 +106,7 @@ impl RunActor {
             run,
             db,
             mirror,
+            behind,
             commands: crx,
             events: etx,
             shutdown,
@@ -219,6 +138,7 @@ impl RunActor {
                 tracing::error!(run = %self.run.id, cause = %e, "cannot record the restore");
             }
             self.rewrite_mirror(true).await;
+            self.rewrite_task_files().await;
         }
         let mut account = self.engine.usage.subscribe();
         self.advance().await;
@@ -258,11 +178,16 @@ impl RunActor {
                     if !self.mirror.root().join("state.json").exists() {
                         self.rewrite_mirror(true).await;
                     }
+                    if let Some(why) = self.behind.take_refusal() {
+                        self.say_refused(why).await;
+                    }
                     let a = account.borrow().clone();
                     self.check_timers(&a).await;
                 }
             }
         }
+        // Nothing queued for the mirror is left behind by a clean stop.
+        self.behind.flush().await;
         tracing::debug!(run = %self.run.id, status = %self.run.status, "run actor stopped");
     }
 

@@ -121,24 +121,46 @@ impl RunActor {
             self.rewrite_mirror(true).await;
             return;
         }
-        if let Err(e) = self.mirror.append_log(&events).await {
-            tracing::warn!(run = %self.run.id, cause = %e, "cannot append to the mirror's log");
-            self.mirror_refused(&e).await;
+        self.behind.send(behind::Job::Log(events));
+    }
+
+    /// Every task's file checked against SQLite, rewritten where it fell behind (a daemon
+    /// stopped with mirror writes queued).
+    pub(super) async fn rewrite_task_files(&self) {
+        let run = self.run.id.clone();
+        match self
+            .db
+            .call(move |c| crate::store::board::tasks(c, &run))
+            .await
+        {
+            Ok(tasks) => {
+                for t in &tasks {
+                    self.behind
+                        .send(behind::Job::TaskIfChanged(crate::wire::task(t)));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(run = %self.run.id, cause = %e, "cannot read the tasks to mirror")
+            }
         }
     }
 
     /// A link in the mirror's way: said once in the run's log (the run goes on; SQLite holds
     /// everything, and the mirror is written again once the link is gone).
     pub(super) async fn mirror_refused(&self, e: &std::io::Error) {
-        if !self.mirror.first_refusal(e) {
-            return;
+        if self.mirror.first_refusal(e) {
+            self.say_refused(e.to_string()).await;
         }
+    }
+
+    /// Says in the run's log (not the mirror's: it is refused) why the mirror stopped.
+    pub(super) async fn say_refused(&self, why: String) {
         let (id, at) = (self.run.id.clone(), time_text::now());
         let event = NewEvent {
             level: orchestrator_proto::Level::Warn,
             ..NewEvent::info(
                 EventKind::MirrorRefused,
-                format!("The mirror stopped writing into the project: {e}; the run goes on"),
+                format!("The mirror stopped writing into the project: {why}; the run goes on"),
             )
         };
         if let Ok(row) = self
@@ -153,6 +175,11 @@ impl RunActor {
 
     /// Rewrites `state.json` and `context.md`; with `log`, also the whole log from SQLite.
     pub(super) async fn rewrite_mirror(&self, log: bool) {
+        // Whole files after everything queued: a rebuilt log never misses or repeats a line.
+        self.behind.flush().await;
+        if let Some(why) = self.behind.take_refusal() {
+            self.say_refused(why).await;
+        }
         let id = self.run.id.clone();
         let project = self.run.project.clone();
         let loaded = self

@@ -38,22 +38,23 @@ impl RunActor {
                 tracing::error!(run = %self.run.id, cause = %e, "cannot escalate");
             }
         }
-        let mirrored = async {
-            for t in &a.tasks {
-                self.mirror.write_task(&crate::wire::task(t)).await?;
+        // Behind the answer: the caller has its reply once the transaction committed.
+        for t in &a.tasks {
+            self.behind.send(Job::Task(crate::wire::task(t)));
+        }
+        let lines: Vec<_> = a.messages.iter().map(board::reply::Message::from).collect();
+        if !lines.is_empty() {
+            self.behind.send(Job::Messages(lines));
+        }
+        for t in &a.removed {
+            self.behind.send(Job::RemoveTask(t.to_string()));
+        }
+        if let Some((version, plan)) = &a.plan {
+            // Once per plan: written in place, after what is queued.
+            self.behind.flush().await;
+            if let Err(e) = self.mirror.write_plan(*version, plan).await {
+                tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a plan; SQLite has it");
             }
-            let lines: Vec<_> = a.messages.iter().map(board::reply::Message::from).collect();
-            self.mirror.append_messages(&lines).await?;
-            if let Some((version, plan)) = &a.plan {
-                self.mirror.write_plan(*version, plan).await?;
-            }
-            for t in &a.removed {
-                self.mirror.remove_task(t).await?;
-            }
-            std::io::Result::Ok(())
-        };
-        if let Err(e) = mirrored.await {
-            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a board change; SQLite has it");
         }
         Ok(Ok(board::Answered { reply, unread }))
     }
@@ -125,10 +126,8 @@ impl RunActor {
             .await??;
         let (event, task_row) = event;
         self.published(vec![event]).await;
-        if let Some(t) = task_row
-            && let Err(e) = self.mirror.write_task(&crate::wire::task(&t)).await
-        {
-            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a task");
+        if let Some(t) = task_row {
+            self.behind.send(Job::Task(crate::wire::task(&t)));
         }
         Ok(SessionGrant {
             session,

@@ -59,10 +59,8 @@ impl RunActor {
             })
             .await?;
         self.published(vec![e]).await;
-        if let Some(t) = row
-            && let Err(e) = self.mirror.write_task(&crate::wire::task(&t)).await
-        {
-            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a task");
+        if let Some(t) = row {
+            self.behind.send(Job::Task(crate::wire::task(&t)));
         }
         Ok(())
     }
