@@ -31,8 +31,10 @@ pub async fn run(client: &Client, a: UiArgs) -> Result<(), ClientError> {
             login.expires_in_secs,
             login.url
         ),
-        Err(e) => crate::outln!(
-            "Could not open a browser ({e}). Open this link within {}s (it works once):\n  {}",
+        // The launcher's own error repeats the link and says little more (no display, no
+        // browser configured): the link is what the user needs.
+        Err(_) => crate::outln!(
+            "No browser could be opened here. Open this link within {}s (it works once):\n  {}",
             login.expires_in_secs,
             login.url
         ),
