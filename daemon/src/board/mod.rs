@@ -136,6 +136,13 @@ pub struct Changes {
 
 pub const BODY_MAX: usize = 20_000;
 
+impl Op {
+    /// Changes nothing: answered from the read connection, without the run's actor.
+    pub fn reads_only(&self) -> bool {
+        matches!(self, Op::MyTask | Op::Board)
+    }
+}
+
 /// Runs `op` for `caller` in one transaction.
 pub fn apply(
     c: &mut Connection,

@@ -117,6 +117,9 @@ impl OrchestratorMcp {
             ));
         };
         let run = caller.run.clone();
+        if op.reads_only() && self.runs.is_live(&run) {
+            return self.read(caller, op).await;
+        }
         let result = self
             .runs
             .command(&run, |reply| Command::Board { caller, op, reply })
@@ -126,6 +129,33 @@ impl OrchestratorMcp {
             Ok(Err(refused)) => Ok(refusal(&refused)),
             Err(e @ RunError::Rejected { .. }) => Ok(refusal(&e.to_string())),
             Err(e) => Err(McpError::internal_error(e.to_string(), None)),
+        }
+    }
+}
+
+impl OrchestratorMcp {
+    /// A call that changes nothing, answered from the read connection (the last committed
+    /// state) without waiting in the run's actor behind the writes.
+    async fn read(&self, caller: Caller, op: Op) -> Result<CallToolResult, McpError> {
+        let run = caller.run.clone();
+        let applied = self
+            .runs
+            .db()
+            .read(move |c| {
+                let Some(row) = crate::store::runs::get(c, &run)? else {
+                    return Ok(Err(crate::board::BoardError::Refused(
+                        "your run no longer exists".into(),
+                    )));
+                };
+                Ok(crate::board::apply(c, &row, &caller, op))
+            })
+            .await;
+        match applied {
+            Ok(Ok(a)) => success(a.reply, a.unread),
+            Ok(Err(crate::board::BoardError::Refused(m))) => Ok(refusal(&m)),
+            Ok(Err(crate::board::BoardError::Store(e))) | Err(e) => {
+                Err(McpError::internal_error(e.to_string(), None))
+            }
         }
     }
 }

@@ -141,6 +141,11 @@ impl Runs {
         self.lock_handles().get(id).cloned()
     }
 
+    /// Whether the run has a live actor (it is active and takes commands).
+    pub fn is_live(&self, id: &str) -> bool {
+        self.lock_handles().contains_key(id)
+    }
+
     /// Validates and creates a run: branch, row, mirror, actor. Nothing is created on rejection.
     pub async fn submit(&self, req: SubmitRun) -> Result<RunRow, RunError> {
         if self.inner.shutdown.is_cancelled() {

@@ -10,6 +10,7 @@ pub mod cost;
 pub mod durable;
 pub mod escalations;
 pub mod events;
+mod reader;
 pub mod reviews;
 pub mod runs;
 pub mod sessions;
@@ -145,6 +146,8 @@ enum Msg {
 #[derive(Clone)]
 pub struct Db {
     jobs: mpsc::Sender<Msg>,
+    /// The read-only connection's thread (`reader`).
+    reads: mpsc::Sender<reader::ReadMsg>,
 }
 
 impl Db {
@@ -181,6 +184,7 @@ impl Db {
         durable::check(&conn, path)?;
         migrate(&mut conn, path)?;
         durable::check_not_emptied(&conn, path)?;
+        let reads = reader::start(path)?;
         let (jobs, mut rx) = mpsc::channel::<Msg>(1024);
         let db_path = path.to_path_buf();
         std::thread::Builder::new()
@@ -211,7 +215,24 @@ impl Db {
                 }
             })
             .map_err(StoreError::Thread)?;
-        Ok(Db { jobs })
+        Ok(Db { jobs, reads })
+    }
+
+    /// Runs `f` on the read-only connection: the last committed state, without waiting for
+    /// the writer. Only for reads whose answer needs no place in the writer's order.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.reads
+            .send(reader::ReadMsg::Job(Box::new(move |conn| {
+                let _ = tx.send(f(conn));
+            })))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Failed)?
     }
 
     /// Runs `f` on the database thread and returns its result.
@@ -245,6 +266,11 @@ impl Db {
     pub async fn close(&self) -> Result<(), StoreError> {
         if let Err(e) = self.backup().await {
             tracing::warn!(cause = %e, "cannot back up the database on the way out");
+        }
+        // The reader first: the WAL goes away only with the last connection.
+        let (tx, rx) = oneshot::channel();
+        if self.reads.send(reader::ReadMsg::Close(tx)).await.is_ok() {
+            let _ = rx.await;
         }
         let (tx, rx) = oneshot::channel();
         self.jobs
