@@ -42,6 +42,10 @@ function escalationsBlock(list) {
 export function runsPage(main, crumbs) {
   crumbs.replaceChildren(el('span', {}, 'runs'));
   const filters = { project: '', status: '' };
+  const heading = el('h2', {});
+  const list = el('div', {});
+  const waiting = el('div', { class: 'slot' });
+  const windows = el('div', { class: 'slot' });
   let timer = null, last = -Infinity;
 
   async function refresh() {
@@ -51,12 +55,25 @@ export function runsPage(main, crumbs) {
     draw(runs.runs, usage, escalations.escalations);
   }
 
+  // The filters are built once and only their options follow the runs, so a refresh never
+  // closes a list the user has open.
+  const selects = {};
   function select(name, values) {
-    const s = el('select', { 'data-filter': name, onchange: (e) => { filters[name] = e.target.value; refresh(); } },
-      el('option', { value: '' }, `every ${name}`),
-      values.map((v) => el('option', { value: v, selected: filters[name] === v }, name === 'project' ? base(v) : v)));
+    const s = selects[name] ??= el('select', {
+      'data-filter': name, onchange: (e) => { filters[name] = e.target.value; refresh(); },
+    });
+    const key = values.join('\n');
+    if (s.dataset.values !== key) {
+      s.dataset.values = key;
+      fill(s, el('option', { value: '' }, `every ${name}`),
+        values.map((v) => el('option', { value: v }, name === 'project' ? base(v) : v)));
+      s.value = filters[name];
+    }
     return s;
   }
+
+  const runsCard = el('section', { class: 'card' },
+    el('div', { class: 'row' }, heading, select('project', []), select('status', [])), list);
 
   function draw(runs, usage, escalations) {
     const projects = [...new Set(runs.map((r) => r.project))].sort();
@@ -76,12 +93,15 @@ export function runsPage(main, crumbs) {
         el('td', { class: 'num' }, usd(r.progress.cost_usd)),
         el('td', { class: 'mono' }, r.branch),
         el('td', { title: r.created_at }, ago(r.created_at))))));
-    fill(main,
-      escalationsBlock(escalations),
-      usageBlock(usage),
-      el('section', { class: 'card' },
-        el('div', { class: 'row' }, el('h2', {}, `Runs (${shown.length})`), select('project', projects), select('status', statuses)),
-        shown.length ? table : el('p', { class: 'muted' }, 'No runs yet: start one with `orchestrate start`.')));
+    heading.textContent = `Runs (${shown.length})`;
+    select('project', projects);
+    select('status', statuses);
+    const none = runs.length ? 'No run matches these filters.' : 'No runs yet: start one with `orchestrate start`.';
+    fill(list, shown.length ? table : el('p', { class: 'muted' }, none));
+    fill(waiting, escalationsBlock(escalations));
+    fill(windows, usageBlock(usage));
+    // The runs card stays in place: only what is inside it changes.
+    if (!runsCard.isConnected) fill(main, waiting, windows, runsCard);
   }
 
   let loaded = false;

@@ -295,6 +295,19 @@ fn a_run_is_followed_live_and_its_escalation_answered_from_the_page() {
         &format!("document.querySelector('[data-run=\"{run}\"]')"),
     );
     page.screenshot(&screenshots().join("runs.png"));
+    // The status filter narrows the list to the runs in that status.
+    page.eval(
+        "(() => { const s = document.querySelector('[data-filter=status]'); \
+           s.value = 'completed'; s.dispatchEvent(new Event('change')); })()",
+    );
+    page.wait(
+        "the filtered list",
+        &format!(
+            "document.querySelector('[data-filter=status]').value === 'completed' \
+             && document.querySelector('[data-run=\"{run}\"]') \
+             && [...document.querySelectorAll('.card h2')].some((h) => h.textContent === 'Runs (1)')"
+        ),
+    );
 }
 
 /// A plan of `n` tasks, each depending on up to three earlier ones (seeded, so every run draws
