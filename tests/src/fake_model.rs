@@ -11,6 +11,15 @@ use serde_json::{Value, json};
 
 pub use crate::fake_http::{Answer, Handler, Request, listen};
 
+/// What the real claude needs to run offline against a fake model API (plus its URL in
+/// `ANTHROPIC_BASE_URL`).
+pub const OFFLINE: [(&str, &str); 4] = [
+    ("ANTHROPIC_API_KEY", "dummy"),
+    ("CLAUDE_CODE_MAX_RETRIES", "0"),
+    ("DISABLE_TELEMETRY", "1"),
+    ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+];
+
 /// What the fake model says next.
 #[derive(Debug, Clone)]
 pub enum Reply {

@@ -222,6 +222,17 @@ impl Sandbox {
         out.json()["id"].as_str().expect("run id").to_owned()
     }
 
+    /// [`Sandbox::start_run`] with a planner session's plan of one task, `a`, submitted.
+    pub fn planned_one_task(&self, repo: &Path, feature: &str) -> String {
+        let run = self.start_run(repo, feature);
+        self.session(&run, "planner").ok(
+            "submit_plan",
+            serde_json::json!({"summary": "One step", "tasks": [{"id": "a", "title": "Build a",
+                   "description": "Do a", "acceptance_criteria": ["a works"]}]}),
+        );
+        run
+    }
+
     /// Opens an agent session on `run` over the API; returns the grant (token, mcp_url, …).
     pub fn open_session(&self, run: &str, body: serde_json::Value) -> serde_json::Value {
         let r = http::post_json(

@@ -418,18 +418,25 @@ impl ServerHandler for OrchestratorMcp {
         _request: Option<rmcp::model::PaginatedRequestParams>,
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::ListToolsResult, McpError> {
+        // Trimmed once per daemon: a service is built per request (stateless), the tools not.
+        static LEAN: std::sync::OnceLock<Vec<rmcp::model::Tool>> = std::sync::OnceLock::new();
+        let all = LEAN.get_or_init(|| {
+            Self::tool_router()
+                .list_all()
+                .into_iter()
+                .map(|mut t| {
+                    let mut schema = (*t.input_schema).clone();
+                    super::lean::lean(&mut schema);
+                    t.input_schema = std::sync::Arc::new(schema);
+                    t
+                })
+                .collect()
+        });
         let caller = caller_of(&context);
-        let tools = self
-            .tool_router
-            .list_all()
-            .into_iter()
+        let tools = all
+            .iter()
             .filter(|t| caller.is_none_or(|c| visible(c, &t.name)))
-            .map(|mut t| {
-                let mut schema = (*t.input_schema).clone();
-                super::lean::lean(&mut schema);
-                t.input_schema = std::sync::Arc::new(schema);
-                t
-            })
+            .cloned()
             .collect();
         Ok(rmcp::model::ListToolsResult {
             tools,

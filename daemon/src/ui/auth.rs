@@ -123,19 +123,25 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 
 /// Whether the request carries a live session's cookie.
 pub async fn signed_in(s: &UiState, headers: &HeaderMap) -> bool {
+    matches!(csrf_of(s, headers).await, Ok(Some(_)))
+}
+
+/// The CSRF token of the live session whose cookie `headers` carry (`None`: no such session).
+/// From the read connection: a page's requests never queue behind the runs' writes.
+async fn csrf_of(
+    s: &UiState,
+    headers: &HeaderMap,
+) -> Result<Option<String>, crate::store::StoreError> {
     let Some(cookie) = cookie(headers) else {
-        return false;
+        return Ok(None);
     };
     let hash = token::hash(&cookie);
     let now = crate::store::time_text::now();
-    matches!(
-        s.app
-            .runs
-            .db()
-            .call(move |c| crate::store::ui::csrf(c, &hash, now))
-            .await,
-        Ok(Some(_))
-    )
+    s.app
+        .runs
+        .db()
+        .read(move |c| crate::store::ui::csrf(c, &hash, now))
+        .await
 }
 
 fn deny(status: StatusCode, message: &str) -> Response {
@@ -151,19 +157,11 @@ fn deny(status: StatusCode, message: &str) -> Response {
 
 /// The layer in front of `/ui/api`: a live session cookie, and for a change its CSRF token.
 pub async fn session(State(s): State<UiState>, mut req: Request, next: Next) -> Response {
-    let Some(cookie) = cookie(req.headers()) else {
-        return deny(StatusCode::UNAUTHORIZED, "no dashboard session");
-    };
-    let hash = token::hash(&cookie);
-    let now = crate::store::time_text::now();
-    let csrf = match s
-        .app
-        .runs
-        .db()
-        .call(move |c| crate::store::ui::csrf(c, &hash, now))
-        .await
-    {
+    let csrf = match csrf_of(&s, req.headers()).await {
         Ok(Some(csrf)) => csrf,
+        Ok(None) if cookie(req.headers()).is_none() => {
+            return deny(StatusCode::UNAUTHORIZED, "no dashboard session");
+        }
         Ok(None) => {
             return deny(
                 StatusCode::UNAUTHORIZED,

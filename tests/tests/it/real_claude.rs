@@ -10,13 +10,7 @@ use orchestrator_tests::fake_model::{self, FakeModel, Reply};
 use orchestrator_tests::{Sandbox, deps, wait};
 use serde_json::{Value, json};
 
-/// What the real claude needs to run offline against the fake model API (plus its URL).
-pub(crate) const OFFLINE: [(&str, &str); 4] = [
-    ("ANTHROPIC_API_KEY", "dummy"),
-    ("CLAUDE_CODE_MAX_RETRIES", "0"),
-    ("DISABLE_TELEMETRY", "1"),
-    ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-];
+pub(crate) use orchestrator_tests::fake_model::OFFLINE;
 
 /// The environment `orchestrate start` forwards so the daemon's sessions run that claude
 /// offline against `fake_url`.
@@ -35,18 +29,7 @@ fn claude_connects_sees_our_tools_directly_and_its_call_reaches_the_daemon() {
     let repo = sb.repo("app");
     // --dry-run: once planned the run executes nothing itself, so no worker of its own can
     // take the task before the claude under test claims it.
-    let run = sb
-        .orchestrate_in(&repo, &["start", "Feature", "--dry-run", "--json"])
-        .ok()
-        .json()["id"]
-        .as_str()
-        .expect("run id")
-        .to_owned();
-    sb.session(&run, "planner").ok(
-        "submit_plan",
-        json!({"summary": "One step", "tasks": [{"id": "a", "title": "Build a",
-               "description": "Do a", "acceptance_criteria": ["a works"]}]}),
-    );
+    let run = sb.planned_one_task(&repo, "Feature");
     let grant = sb.open_session(&run, json!({"role": "worker"}));
 
     // The model claims a task, then reports what the tool returned.

@@ -59,13 +59,7 @@ fn path_of(url: &str) -> &str {
 fn the_dashboard_refuses_strangers_foreign_pages_replayed_logins_and_changes_without_csrf() {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
-    let run = sb
-        .orchestrate_in(&repo, &["start", "Dashboard", "--dry-run", "--json"])
-        .ok()
-        .json()["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let run = sb.start_run(&repo, "Dashboard");
     let (url, addr) = login_url(&sb, Some(&run));
     let runs = "/ui/api/runs";
 

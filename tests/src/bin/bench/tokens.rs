@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orchestrator_tests::fake_model::{FakeModel, Reply};
+use orchestrator_tests::fake_model::{FakeModel, OFFLINE, Reply};
 use orchestrator_tests::{Sandbox, deps, wait};
 use serde_json::{Value, json};
 
@@ -100,11 +100,8 @@ fn first_request(sb: &Sandbox, grant: &Value) -> Value {
             "--allowedTools",
             "mcp__orch",
         ])
-        .env("ANTHROPIC_API_KEY", "dummy")
+        .envs(OFFLINE)
         .env("ANTHROPIC_BASE_URL", &fake.url)
-        .env("CLAUDE_CODE_MAX_RETRIES", "0")
-        .env("DISABLE_TELEMETRY", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
         .env("DISABLE_AUTOUPDATER", "1")
         .env("ORCH_TOKEN", grant["token"].as_str().unwrap_or(""))
         .current_dir(sb.root())
@@ -125,18 +122,7 @@ fn first_request(sb: &Sandbox, grant: &Value) -> Value {
 pub fn tokens(_quick: bool) -> Vec<Row> {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
-    let run = sb
-        .orchestrate_in(&repo, &["start", "Tokens", "--dry-run", "--json"])
-        .ok()
-        .json()["id"]
-        .as_str()
-        .expect("run id")
-        .to_owned();
-    sb.session(&run, "planner").ok(
-        "submit_plan",
-        json!({"summary": "One step", "tasks": [{"id": "a", "title": "Build a",
-               "description": "Do a", "acceptance_criteria": ["a works"]}]}),
-    );
+    let run = sb.planned_one_task(&repo, "Tokens");
     let mut rows = Vec::new();
     for (role, body) in [
         ("worker", json!({"role": "worker", "task": "a"})),
