@@ -31,6 +31,7 @@ pub(super) fn start(path: &Path) -> Result<mpsc::Sender<ReadMsg>, StoreError> {
     })?;
     conn.set_prepared_statement_cache_capacity(256);
     conn.busy_timeout(Duration::from_secs(5))?;
+    super::stable_plans(&conn)?;
     let (tx, mut rx) = mpsc::channel::<ReadMsg>(1024);
     std::thread::Builder::new()
         .name("db-read".into())
