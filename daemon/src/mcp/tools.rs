@@ -57,7 +57,8 @@ pub struct OrchestratorMcp {
     runs: Runs,
     /// Completions refused because a verify command failed, per session.
     refusals: crate::engine::verify::Refusals,
-    tool_router: rmcp::handler::server::router::tool::ToolRouter<Self>,
+    /// Built once per daemon: a service is made per request (stateless), the router not.
+    tool_router: std::sync::Arc<rmcp::handler::server::router::tool::ToolRouter<Self>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -106,8 +107,17 @@ impl OrchestratorMcp {
         Self {
             runs,
             refusals: Default::default(),
-            tool_router: Self::tool_router(),
+            tool_router: Self::router(),
         }
+    }
+
+    fn router() -> std::sync::Arc<rmcp::handler::server::router::tool::ToolRouter<Self>> {
+        static ROUTER: std::sync::OnceLock<
+            std::sync::Arc<rmcp::handler::server::router::tool::ToolRouter<OrchestratorMcp>>,
+        > = std::sync::OnceLock::new();
+        ROUTER
+            .get_or_init(|| std::sync::Arc::new(Self::tool_router()))
+            .clone()
     }
 
     async fn call(&self, parts: &http::request::Parts, op: Op) -> Result<CallToolResult, McpError> {
@@ -421,7 +431,7 @@ impl ServerHandler for OrchestratorMcp {
         // Trimmed once per daemon: a service is built per request (stateless), the tools not.
         static LEAN: std::sync::OnceLock<Vec<rmcp::model::Tool>> = std::sync::OnceLock::new();
         let all = LEAN.get_or_init(|| {
-            Self::tool_router()
+            Self::router()
                 .list_all()
                 .into_iter()
                 .map(|mut t| {
