@@ -1,8 +1,9 @@
 //! The workers' board: what planner and worker sessions may read and change, and the rules.
 //!
 //! [`apply`] runs one [`Op`] for one [`Caller`] inside one SQLite transaction on the database
-//! thread, appending the events that record it in the same transaction. The run's actor calls
-//! it, then publishes the events and rewrites the affected mirror files.
+//! thread, appending the events that record it in the same transaction; [`apply_all`] runs the
+//! calls that arrived together, each in its own savepoint, under one commit. The run's actor
+//! calls it, then publishes the events and queues the affected mirror files.
 //!
 //! **Invariants:** a task is held by at most one session and only its holder can report on,
 //! complete or fail it (conditional UPDATEs, not read-then-write); a finished task cannot be
@@ -141,11 +142,47 @@ impl Op {
     pub fn reads_only(&self) -> bool {
         matches!(self, Op::MyTask | Op::Board)
     }
+
+    /// May share one commit with the board calls queued with it: it cannot change the run
+    /// itself (a blocking escalation stops the run's work; a plan replaces its tasks), so its
+    /// outcome does not depend on what the actor does with the calls before it.
+    pub fn groups(&self) -> bool {
+        !matches!(self, Op::Escalate { .. } | Op::SubmitPlan(_))
+    }
 }
 
 /// Runs `op` for `caller` in one transaction.
 pub fn apply(
     c: &mut Connection,
+    run: &RunRow,
+    caller: &Caller,
+    op: Op,
+) -> Result<Applied, BoardError> {
+    let mut all = apply_all(c, run, vec![(caller.clone(), op)])?;
+    all.pop().unwrap_or_else(|| Err(StoreError::Failed.into()))
+}
+
+/// Runs each of `ops`, in order, in its own savepoint of one transaction: the board calls
+/// that arrived together share one commit. A refusal (or a failed statement) rolls back its
+/// own operation only; the others' results stand once the commit succeeds, and none does if
+/// it fails.
+pub fn apply_all(
+    c: &mut Connection,
+    run: &RunRow,
+    ops: Vec<(Caller, Op)>,
+) -> Result<Vec<Result<Applied, BoardError>>, StoreError> {
+    let mut tx = c.transaction()?;
+    let mut out = Vec::with_capacity(ops.len());
+    for (caller, op) in ops {
+        out.push(apply_one(&mut tx, run, &caller, op));
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// One operation in its own savepoint.
+fn apply_one(
+    tx: &mut rusqlite::Transaction<'_>,
     run: &RunRow,
     caller: &Caller,
     op: Op,
@@ -156,12 +193,12 @@ pub fn apply(
             caller.role.as_str()
         )));
     }
-    let tx = c.transaction().map_err(StoreError::from)?;
-    let session = sessions::session(&tx, &caller.session)?
+    let sp = tx.savepoint().map_err(StoreError::from)?;
+    let session = sessions::session(&sp, &caller.session)?
         .filter(|s| s.run_id == run.id && s.active)
         .ok_or_else(|| refused("your session has ended; stop working"))?;
     let mut a = Apply {
-        tx: &tx,
+        tx: &sp,
         run,
         caller,
         session,
@@ -184,9 +221,9 @@ pub fn apply(
         } => escalate(&mut a, question, context, blocking)?,
         Op::SubmitPlan(plan) => submit_plan(&mut a, plan)?,
     };
-    let unread = rows::count_unread(&tx, &run.id, &caller.session, a.session.task_id.as_ref())?;
+    let unread = rows::count_unread(&sp, &run.id, &caller.session, a.session.task_id.as_ref())?;
     let changes = a.out;
-    tx.commit().map_err(StoreError::from)?;
+    sp.commit().map_err(StoreError::from)?;
     Ok(Applied {
         reply,
         changes,
@@ -196,7 +233,7 @@ pub fn apply(
 
 /// One operation's transaction, and what it knows of its caller.
 struct Apply<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+    tx: &'a Connection,
     run: &'a RunRow,
     caller: &'a Caller,
     /// The caller's session row (active, of this run).

@@ -55,6 +55,12 @@ const COMMAND_QUEUE: usize = 32;
 /// Events kept for slow `log --follow` readers before they fall back to the database.
 const EVENT_BUFFER: usize = 256;
 
+/// The most board calls that share one commit.
+const GROUP_MAX: usize = 64;
+
+/// A board call waiting in the actor's queue: who, what, and where the answer goes.
+type BoardCall = (Caller, Op, command::Reply<Result<board::Answered, String>>);
+
 pub use crate::engine::port::SessionGrant;
 pub use command::{Command, RunHandle};
 
@@ -65,6 +71,8 @@ pub struct RunActor {
     /// The mirror's writes behind the answer path.
     behind: behind::Behind,
     commands: mpsc::Receiver<Command>,
+    /// A command taken from the queue while grouping board calls, handled next.
+    held: Option<Command>,
     events: broadcast::Sender<EventRow>,
     shutdown: CancellationToken,
     engine: std::sync::Arc<EngineConfig>,
@@ -108,6 +116,7 @@ impl RunActor {
             mirror,
             behind,
             commands: crx,
+            held: None,
             events: etx,
             shutdown,
             engine,
@@ -150,6 +159,10 @@ impl RunActor {
         mirror_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         mirror_check.reset();
         while self.run.status.is_active() {
+            if let Some(cmd) = self.held.take() {
+                self.handle(cmd).await;
+                continue;
+            }
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 cmd = self.commands.recv() => match cmd {
@@ -216,7 +229,7 @@ impl RunActor {
                 let _ = reply.send(self.answer(escalation, answer, change).await);
             }
             Command::Board { caller, op, reply } => {
-                let _ = reply.send(self.board(caller, op).await);
+                self.board_group((caller, op, reply)).await;
             }
             Command::Tell { tell, reply } => {
                 let _ = reply.send(self.tell(tell).await);

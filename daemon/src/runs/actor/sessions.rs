@@ -8,21 +8,53 @@ use crate::ids::{SessionId, TaskId};
 use orchestrator_proto::EventKind;
 
 impl RunActor {
-    pub(super) async fn board(
-        &mut self,
-        caller: Caller,
-        op: Op,
-    ) -> Result<Result<board::Answered, String>, RunError> {
+    /// Board calls from MCP sessions: `first` and the grouping calls queued right behind it
+    /// (up to [`GROUP_MAX`]) share one transaction and one commit; each caller is answered,
+    /// in arrival order, once that commit is done. A command of another kind met in the queue
+    /// is held for the next turn.
+    pub(super) async fn board_group(&mut self, first: BoardCall) {
+        let mut group = vec![first];
+        while group[0].1.groups() && group.len() < GROUP_MAX {
+            match self.commands.try_recv() {
+                Ok(Command::Board { caller, op, reply }) if op.groups() => {
+                    group.push((caller, op, reply));
+                }
+                Ok(other) => {
+                    self.held = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let (ops, replies): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|(c, o, r)| ((c, o), r)).unzip();
         let run = self.run.clone();
-        let applied = self
-            .db
-            .call(move |c| Ok(board::apply(c, &run, &caller, op)))
-            .await?;
-        let (reply, unread, a) = match applied {
-            Ok(a) => (a.reply, a.unread, a.changes),
-            Err(BoardError::Refused(m)) => return Ok(Err(m)),
-            Err(BoardError::Store(e)) => return Err(e.into()),
-        };
+        match self.db.call(move |c| board::apply_all(c, &run, ops)).await {
+            Ok(all) => {
+                for (applied, reply) in all.into_iter().zip(replies) {
+                    let answered = match applied {
+                        Ok(a) => Ok(Ok(self.answered(a).await)),
+                        Err(BoardError::Refused(m)) => Ok(Err(m)),
+                        Err(BoardError::Store(e)) => Err(e.into()),
+                    };
+                    let _ = reply.send(answered);
+                }
+            }
+            Err(e) => {
+                tracing::error!(run = %self.run.id, cause = %e, "board calls failed");
+                let mut first = Some(e);
+                for reply in replies {
+                    let e = first.take().unwrap_or(crate::store::StoreError::Failed);
+                    let _ = reply.send(Err(e.into()));
+                }
+            }
+        }
+    }
+
+    /// What the actor does with a committed board call: publish its events, stop the run's
+    /// work for a blocking escalation, queue its mirror writes.
+    async fn answered(&mut self, a: board::Applied) -> board::Answered {
+        let (reply, unread, a) = (a.reply, a.unread, a.changes);
         self.published(a.events).await;
         if let Some(esc) = a.blocking_escalation {
             // A worker cannot go on without a human: the run waits for the answer.
@@ -56,7 +88,7 @@ impl RunActor {
                 tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror a plan; SQLite has it");
             }
         }
-        Ok(Ok(board::Answered { reply, unread }))
+        board::Answered { reply, unread }
     }
 
     pub(super) async fn open_session(
