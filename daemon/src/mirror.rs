@@ -171,35 +171,40 @@ fn open_nofollow(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> 
 
 /// Appends `text` to `path` (see [`open_append`]), off the runtime's workers.
 async fn append(path: PathBuf, text: String) -> std::io::Result<()> {
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut f = open_append(&path)?;
-        f.write_all(text.as_bytes())
-    })
-    .await
-    .map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || append_now(&path, &text))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// [`append`], blocking.
+fn append_now(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    open_append(path)?.write_all(text.as_bytes())
 }
 
 /// Writes `bytes` to `path` atomically, its folder checked by [`safe_dir`].
 pub async fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let path = path.to_path_buf();
     let bytes = bytes.to_vec();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        safe_dir(dir)?;
-        // Owner-only: the mirror holds prompts, the context and answers.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .tempfile_in(dir)?;
-        // No fsync: the mirror is derived, and SQLite (which does sync) can always rebuild it.
-        tmp.write_all(&bytes)?;
-        tmp.persist(&path).map_err(|e| e.error)?;
-        Ok(())
-    })
-    .await
-    .map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || write_atomic_now(&path, &bytes))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// [`write_atomic`], blocking.
+fn write_atomic_now(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    safe_dir(dir)?;
+    // Owner-only: the mirror holds prompts, the context and answers.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(dir)?;
+    // No fsync: the mirror is derived, and SQLite (which does sync) can always rebuild it.
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// One project's mirror.
@@ -267,13 +272,29 @@ impl Mirror {
         if events.is_empty() {
             return Ok(());
         }
-        let mut text = String::new();
-        for e in events {
-            text.push_str(&log_line(e));
-            text.push('\n');
-        }
-        append(self.root.join("logs").join("orchestrator.log"), text).await
+        append(self.log_path(), log_text(events)).await
     }
+
+    /// [`Mirror::append_log`], blocking.
+    pub fn append_log_now(&self, events: &[EventRow]) -> std::io::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        append_now(&self.log_path(), &log_text(events))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.root.join("logs").join("orchestrator.log")
+    }
+}
+
+fn log_text(events: &[EventRow]) -> String {
+    let mut text = String::new();
+    for e in events {
+        text.push_str(&log_line(e));
+        text.push('\n');
+    }
+    text
 }
 
 /// `2026-11-24T22:10:03.120Z INFO  run_submitted  Run r-… submitted …`
@@ -330,46 +351,33 @@ impl Mirror {
 }
 
 impl Mirror {
-    /// Rewrites `tasks/<id>.json`.
-    pub async fn write_task(&self, task: &orchestrator_proto::Task) -> std::io::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(task).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        let dir = self.root.join("tasks");
-        write_atomic(&dir.join(format!("{}.json", task.id)), &bytes).await
-    }
-
-    /// [`Mirror::write_task`], unless the file already says exactly that (a restore's check
-    /// of every task: most files are current, and reading is cheaper than rewriting).
-    pub async fn write_task_if_changed(
+    /// Rewrites `tasks/<id>.json` (blocking: the run's mirror writer calls it off the runtime); with `if_changed`, only when the file says
+    /// something else (a restore's check of every task: most files are current, and reading
+    /// is cheaper than rewriting).
+    pub fn write_task_now(
         &self,
         task: &orchestrator_proto::Task,
+        if_changed: bool,
     ) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(task).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         let path = self.root.join("tasks").join(format!("{}.json", task.id));
-        let p = path.clone();
-        let same = tokio::task::spawn_blocking(move || {
-            safe_dir(p.parent().unwrap_or(&p)).is_ok()
-                && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file())
-                && std::fs::read(&p).is_ok_and(|old| old == bytes)
-        })
-        .await
-        .unwrap_or(false);
-        if same {
-            Ok(())
-        } else {
-            self.write_task(task).await
+        let same = || {
+            safe_dir(path.parent().unwrap_or(&path)).is_ok()
+                && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+                && std::fs::read(&path).is_ok_and(|old| old == bytes)
+        };
+        if if_changed && same() {
+            return Ok(());
         }
+        write_atomic_now(&path, &bytes)
     }
 
-    /// Removes `tasks/<id>.json` (a task of a superseded plan).
-    pub async fn remove_task(&self, id: &str) -> std::io::Result<()> {
+    /// Removes `tasks/<id>.json` (a task of a superseded plan), blocking.
+    pub fn remove_task_now(&self, id: &str) -> std::io::Result<()> {
         let dir = self.root.join("tasks");
-        let checked = dir.clone();
-        tokio::task::spawn_blocking(move || safe_dir(&checked))
-            .await
-            .map_err(std::io::Error::other)??;
-        match tokio::fs::remove_file(dir.join(format!("{id}.json"))).await {
+        safe_dir(&dir)?;
+        match std::fs::remove_file(dir.join(format!("{id}.json"))) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -387,8 +395,8 @@ impl Mirror {
         write_atomic(&path, &bytes).await
     }
 
-    /// Appends one JSON line per message to `messages/messages.jsonl`.
-    pub async fn append_messages(
+    /// Appends one JSON line per message to `messages/messages.jsonl`, blocking.
+    pub fn append_messages_now(
         &self,
         lines: &[crate::board::reply::Message],
     ) -> std::io::Result<()> {
@@ -400,7 +408,7 @@ impl Mirror {
             text.push_str(&serde_json::to_string(l).map_err(std::io::Error::other)?);
             text.push('\n');
         }
-        append(self.root.join("messages").join("messages.jsonl"), text).await
+        append_now(&self.root.join("messages").join("messages.jsonl"), &text)
     }
 
     /// Writes `plan-v<N>.md`, the plan as the planner submitted it.

@@ -57,7 +57,10 @@ fn a_gate_printing_without_end_is_bounded_timed_out_and_stopped_by_cancel() {
     let plan = sb.root().join("plan.json");
     std::fs::write(
         &plan,
-        json!({"summary": "One", "tasks": [{"id": "a", "title": "Build a", "description": "a",
+        // Each attempt's worker works 1.5 s before it completes (which clears the last
+        // failure): the previous attempt's failure is in the task's file meanwhile.
+        json!({"summary": "One", "tasks": [{"id": "a", "title": "Build a",
+               "description": "a sleep_ms=1500",
                "acceptance_criteria": ["a exists"], "files": ["a.txt"]}]})
         .to_string(),
     )

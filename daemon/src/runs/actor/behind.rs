@@ -1,7 +1,8 @@
 //! The mirror written behind the answer path. A board call is answered once its transaction
 //! commits; its mirror writes (the task's file, the log line, the message) go to this run's
-//! writer task, which takes everything queued at once and writes it together: the last state
-//! of each task file only, one append for the log, one for the messages.
+//! writer task, which gathers what is queued within [`GATHER`] and writes it together, in one
+//! trip off the runtime: the last state of each task file only, one append for the log, one
+//! for the messages.
 //!
 //! **Invariants:** jobs are written in the order they were queued (one writer per run);
 //! [`Behind::flush`] returns once everything queued before it is on disk, so the actor's own
@@ -11,9 +12,9 @@
 //! mirror's way is said once in the run's log, as for the actor's own writes: the writer
 //! keeps the first refusal for the actor, which says it after its next flush or check.
 
-use std::sync::{Arc, Mutex};
-
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,6 +67,11 @@ impl Behind {
     }
 }
 
+/// How long the writer gathers what follows a first write before writing it all: a burst
+/// of board calls (a claim, its progress, its completion) rewrites each task file once, and
+/// the mirror is at most this far behind SQLite. A flush is written at once.
+const GATHER: Duration = Duration::from_millis(50);
+
 async fn write(
     mirror: Mirror,
     run: String,
@@ -83,40 +89,106 @@ async fn write(
     };
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        while let Ok(j) = rx.try_recv() {
-            batch.push(j);
-        }
-        // The last write (or removal) of each task file in the batch is the one that counts.
-        let mut last: HashMap<String, usize> = HashMap::new();
-        for (i, j) in batch.iter().enumerate() {
-            match j {
-                Job::Task(t) | Job::TaskIfChanged(t) => last.insert(t.id.clone(), i),
-                Job::RemoveTask(id) => last.insert(id.clone(), i),
-                _ => None,
-            };
-        }
-        let (mut log, mut messages, mut flushed) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, j) in batch.into_iter().enumerate() {
-            match j {
-                Job::Log(e) => log.extend(e),
-                Job::Messages(m) => messages.extend(m),
-                Job::Flush(tx) => flushed.push(tx),
-                Job::Task(t) if last.get(&t.id) == Some(&i) => report(mirror.write_task(&t).await),
-                Job::TaskIfChanged(t) if last.get(&t.id) == Some(&i) => {
-                    report(mirror.write_task_if_changed(&t).await);
-                }
-                Job::RemoveTask(id) if last.get(&id) == Some(&i) => {
-                    report(mirror.remove_task(&id).await);
-                }
-                Job::Task(_) | Job::TaskIfChanged(_) | Job::RemoveTask(_) => {}
-            }
-        }
-        if !log.is_empty() {
-            report(mirror.append_log(&log).await);
-        }
-        report(mirror.append_messages(&messages).await);
+        gather(&mut rx, &mut batch).await;
+        let (writes, flushed) = coalesce(batch);
+        let m = mirror.clone();
+        // One trip off the runtime for the whole batch.
+        let results = tokio::task::spawn_blocking(move || writes.apply(&m))
+            .await
+            .unwrap_or_else(|e| vec![Err(std::io::Error::other(e))]);
+        results.into_iter().for_each(report);
         for f in flushed {
             let _ = f.send(());
         }
     }
+}
+
+fn is_flush(j: &Job) -> bool {
+    matches!(j, Job::Flush(_))
+}
+
+/// Adds to `batch` what arrives within [`GATHER`], or until a flush is queued.
+async fn gather(rx: &mut mpsc::UnboundedReceiver<Job>, batch: &mut Vec<Job>) {
+    if !batch.iter().any(is_flush) {
+        let deadline = tokio::time::Instant::now() + GATHER;
+        loop {
+            tokio::select! {
+                j = rx.recv() => match j {
+                    Some(j) => {
+                        let flush = is_flush(&j);
+                        batch.push(j);
+                        if flush {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+    while let Ok(j) = rx.try_recv() {
+        batch.push(j);
+    }
+}
+
+/// What a batch writes, in order.
+#[derive(Default)]
+struct Writes {
+    tasks: Vec<TaskWrite>,
+    log: Vec<EventRow>,
+    messages: Vec<Message>,
+}
+
+enum TaskWrite {
+    Write(Box<orchestrator_proto::Task>, bool),
+    Remove(String),
+}
+
+impl Writes {
+    fn apply(self, m: &Mirror) -> Vec<std::io::Result<()>> {
+        let mut out: Vec<_> = self
+            .tasks
+            .iter()
+            .map(|t| match t {
+                TaskWrite::Write(t, if_changed) => m.write_task_now(t, *if_changed),
+                TaskWrite::Remove(id) => m.remove_task_now(id),
+            })
+            .collect();
+        out.push(m.append_log_now(&self.log));
+        out.push(m.append_messages_now(&self.messages));
+        out
+    }
+}
+
+/// The last write (or removal) of each task file in the batch is the one that counts; the
+/// log lines and messages are appended in order, once each.
+fn coalesce(batch: Vec<Job>) -> (Writes, Vec<oneshot::Sender<()>>) {
+    let mut last: HashMap<String, usize> = HashMap::new();
+    for (i, j) in batch.iter().enumerate() {
+        match j {
+            Job::Task(t) | Job::TaskIfChanged(t) => last.insert(t.id.clone(), i),
+            Job::RemoveTask(id) => last.insert(id.clone(), i),
+            _ => None,
+        };
+    }
+    let (mut w, mut flushed) = (Writes::default(), Vec::new());
+    for (i, j) in batch.into_iter().enumerate() {
+        match j {
+            Job::Log(e) => w.log.extend(e),
+            Job::Messages(m) => w.messages.extend(m),
+            Job::Flush(tx) => flushed.push(tx),
+            Job::Task(t) if last.get(&t.id) == Some(&i) => {
+                w.tasks.push(TaskWrite::Write(Box::new(t), false))
+            }
+            Job::TaskIfChanged(t) if last.get(&t.id) == Some(&i) => {
+                w.tasks.push(TaskWrite::Write(Box::new(t), true));
+            }
+            Job::RemoveTask(id) if last.get(&id) == Some(&i) => {
+                w.tasks.push(TaskWrite::Remove(id));
+            }
+            Job::Task(_) | Job::TaskIfChanged(_) | Job::RemoveTask(_) => {}
+        }
+    }
+    (w, flushed)
 }

@@ -244,13 +244,10 @@ impl RunActor {
         self.published(vec![event]).await;
         self.change_options(options, &change).await?;
         self.rewrite_mirror(false).await;
-        if let Err(e) = self
-            .mirror
-            .append_messages(&[board::reply::Message::from(&message)])
-            .await
-        {
-            tracing::warn!(run = %self.run.id, cause = %e, "cannot mirror the answer's message");
-        }
+        self.behind
+            .send(behind::Job::Messages(vec![board::reply::Message::from(
+                &message,
+            )]));
         if self.run.status == RunStatus::Escalated {
             let (rid, project) = (self.run.id.clone(), self.run.project.clone());
             let still = self
