@@ -18,6 +18,8 @@ pub struct Bins {
     pub fake_claude: PathBuf,
     /// The fast tier's stand-in for `codex` (see `src/bin/fake_codex.rs`).
     pub fake_codex: PathBuf,
+    /// The benchmark's no-op MCP server (see `src/bin/noop_mcp.rs`).
+    pub noop_mcp: PathBuf,
 }
 
 fn build() -> Bins {
@@ -28,7 +30,7 @@ fn build() -> Bins {
         .current_release()
         .exec()
         .unwrap_or_else(|e| panic!("cannot build the binaries: {e}"));
-    let (mut client, mut daemon, mut fake, mut codex) = (None, None, None, None);
+    let (mut client, mut daemon, mut fake, mut codex, mut noop) = (None, None, None, None, None);
     for m in messages {
         let m = m.unwrap_or_else(|e| panic!("cargo build failed: {e}"));
         if let Ok(escargot::format::Message::CompilerArtifact(a)) = m.decode()
@@ -39,6 +41,7 @@ fn build() -> Bins {
                 "orchestratord" => daemon = Some(exe.to_path_buf()),
                 "fake-claude" => fake = Some(exe.to_path_buf()),
                 "fake-codex" => codex = Some(exe.to_path_buf()),
+                "orchestrator-noop-mcp" => noop = Some(exe.to_path_buf()),
                 _ => {}
             }
         }
@@ -48,6 +51,7 @@ fn build() -> Bins {
         orchestratord: daemon.expect("cargo built orchestratord"),
         fake_claude: fake.expect("cargo built fake-claude"),
         fake_codex: codex.expect("cargo built fake-codex"),
+        noop_mcp: noop.expect("cargo built orchestrator-noop-mcp"),
     }
 }
 

@@ -34,7 +34,7 @@ impl Load {
     }
 }
 
-async fn call(
+pub async fn call(
     http: &reqwest::Client,
     w: &Worker,
     id: u64,

@@ -16,6 +16,7 @@
 
 mod common;
 mod figures;
+mod floor;
 mod tokens;
 
 use serde_json::{Value, json};

@@ -1,0 +1,65 @@
+//! Figure 1's anchor: the same client, at the same concurrency, against an rmcp server with
+//! one no-op tool (`orchestrator-noop-mcp`) — what the MCP transport alone costs on this
+//! machine, so the daemon's figure reads as a ratio to it.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use orchestrator_tests::bins::bins;
+
+use crate::common::{Load, Worker, call, runtime};
+
+/// `n` sessions making `calls` no-op tool calls in all (split evenly), as fast as they can.
+pub fn drive(n: usize, calls: usize) -> (Load, Duration) {
+    let mut server = Command::new(&bins().noop_mcp)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start orchestrator-noop-mcp");
+    let mut url = String::new();
+    std::io::BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut url)
+        .expect("read the no-op server's URL");
+    let w = Worker {
+        url: url.trim().to_owned(),
+        token: "none".to_owned(),
+    };
+    let each = calls.div_ceil(n);
+    let rt = runtime();
+    let t0 = Instant::now();
+    let load = rt.block_on(async {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    let mut load = Load::default();
+                    for id in 0..each {
+                        call(
+                            &http,
+                            &w,
+                            id as u64,
+                            "noop",
+                            serde_json::json!({}),
+                            &mut load,
+                        )
+                        .await;
+                    }
+                    load
+                })
+            })
+            .collect();
+        let mut all = Load::default();
+        for h in handles {
+            if let Ok(l) = h.await {
+                all.merge(l);
+            }
+        }
+        all
+    });
+    let wall = t0.elapsed();
+    drop(server.stdin.take());
+    let _ = server.wait();
+    (load, wall)
+}
