@@ -286,3 +286,105 @@ fn first_line(s: &str) -> String {
         line.to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sessions::{NewSession, insert_session};
+    use crate::store::{open_temp, runs};
+
+    fn session(c: &Connection, id: &str, role: Role) -> Caller {
+        let (sid, run) = (SessionId::from(id), RunId::from("r1"));
+        insert_session(
+            c,
+            &NewSession {
+                id: &sid,
+                run_id: &run,
+                role,
+                task_id: None,
+                agent: "claude",
+                token_hash: id.as_bytes(),
+                expires_at: time_text::now() + time::Duration::hours(1),
+                at: time_text::now(),
+            },
+        )
+        .expect("session");
+        Caller {
+            session: sid,
+            run,
+            role,
+            dispatched: None,
+        }
+    }
+
+    /// Calls that arrived together share one commit: a refused one rolls back alone, the
+    /// others stand, in order (the second claim gets the next task, not the first's).
+    #[tokio::test]
+    async fn grouped_calls_each_stand_or_fall_alone() {
+        let (_dir, db) = open_temp();
+        let results = db
+            .call(|c| {
+                runs::insert(c, &runs::new_run("r1", "/p"))?;
+                let planner = session(c, "s-plan", Role::Planner);
+                let (w1, w2) = (
+                    session(c, "s-w1", Role::Worker),
+                    session(c, "s-w2", Role::Worker),
+                );
+                let run = runs::get(c, &"r1".into())?.expect("run");
+                let tasks: Vec<serde_json::Value> = ["a", "b"]
+                    .iter()
+                    .map(|id| {
+                        json!({"id": id, "title": "T", "description": "D",
+                                     "acceptance_criteria": ["ok"]})
+                    })
+                    .collect();
+                let plan: PlanInput =
+                    serde_json::from_value(json!({"summary": "S", "tasks": tasks})).expect("plan");
+                apply(c, &run, &planner, Op::SubmitPlan(plan)).expect("plan accepted");
+                let done = Op::Complete {
+                    summary: "done".into(),
+                };
+                let all = apply_all(
+                    c,
+                    &run,
+                    vec![
+                        (w1.clone(), Op::Claim),
+                        (w2.clone(), done.clone()),
+                        (w2, Op::Claim),
+                        (w1, done),
+                    ],
+                )?;
+                let tasks = rows::tasks(c, &"r1".into())?;
+                Ok((all, tasks))
+            })
+            .await
+            .expect("db");
+        let (all, tasks) = results;
+        let said: Vec<String> = all
+            .iter()
+            .map(|r| match r {
+                Ok(a) => serde_json::to_value(&a.reply).expect("json")["task"]["id"]
+                    .as_str()
+                    .unwrap_or("ok")
+                    .to_owned(),
+                Err(BoardError::Refused(m)) => format!("refused: {m}"),
+                Err(e) => format!("error: {e}"),
+            })
+            .collect();
+        assert_eq!(said[0], "a");
+        assert!(said[1].starts_with("refused: you hold no task"), "{said:?}");
+        assert_eq!(said[2], "b");
+        assert_eq!(said[3], "ok", "{said:?}");
+        let status: Vec<(String, String)> = tasks
+            .iter()
+            .map(|t| (t.id.to_string(), t.status.to_string()))
+            .collect();
+        assert_eq!(
+            status,
+            [
+                ("a".into(), "done".into()),
+                ("b".into(), "in_progress".into())
+            ]
+        );
+    }
+}
