@@ -79,8 +79,8 @@ pub(super) fn claim(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
             Ok(Reply::Claim(Box::new(claimed)))
         }
         None => {
-            let all = rows::tasks(a.tx, &a.run.id)?;
-            let count = |s: TaskStatus| all.iter().filter(|t| t.status == s).count();
+            let all = rows::status_counts(a.tx, &a.run.id)?;
+            let count = |s: TaskStatus| all.get(&s).copied().unwrap_or(0);
             let pending = count(TaskStatus::Pending);
             Ok(Reply::Claim(Box::new(reply::Claim {
                 claimed: false,

@@ -152,7 +152,7 @@ impl OrchestratorMcp {
             .runs
             .db()
             .read(move |c| {
-                let Some(row) = crate::store::runs::get(c, &run)? else {
+                let Some(row) = crate::store::runs::get_bare(c, &run)? else {
                     return Ok(Err(crate::board::BoardError::Refused(
                         "your run no longer exists".into(),
                     )));

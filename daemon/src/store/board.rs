@@ -115,6 +115,22 @@ pub fn task_exists(c: &Connection, run: &RunId, id: &TaskId) -> Result<bool, Sto
     )
 }
 
+/// How many of a run's tasks are in each status.
+pub fn status_counts(
+    c: &Connection,
+    run: &RunId,
+) -> Result<std::collections::HashMap<TaskStatus, usize>, StoreError> {
+    let mut st =
+        c.prepare_cached("SELECT status, count(*) FROM tasks WHERE run_id = ?1 GROUP BY 1")?;
+    let rows = st.query_map([run], |r| {
+        Ok((
+            super::word::enum_from_text(0, r.get(0)?)?,
+            r.get::<_, i64>(1)?.max(0) as usize,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Gives the first ready task (pending, every dependency merged into the run's branch — a
 /// dependency that is done but not merged is not on the branch a worker starts from) to `session`.
 pub fn claim_next(

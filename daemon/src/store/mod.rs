@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_agents.sql"),
     include_str!("migrations/0014_escalations_closed.sql"),
     include_str!("migrations/0015_ui_sessions.sql"),
+    include_str!("migrations/0016_board_indexes.sql"),
 ];
 
 /// `execute` and `query_row` through the connection's prepared-statement cache: the board's

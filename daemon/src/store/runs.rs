@@ -53,9 +53,25 @@ pub struct NewRun {
     pub at: OffsetDateTime,
 }
 
-const COLUMNS: &str = "r.id, p.path, r.feature, r.branch, r.base_commit, r.status, r.phase, r.cycle, \
-     r.options, r.context_file, r.context, r.status_reason, r.created_at, r.updated_at, r.finished_at, \
-     (SELECT count(*) FROM tasks t WHERE t.run_id = r.id), \
+/// A run's row without the figures counted from its tasks and sessions, which [`COLUMNS`]
+/// adds and [`BARE`] gives as zeros.
+macro_rules! own_columns {
+    () => {
+        "r.id, p.path, r.feature, r.branch, r.base_commit, r.status, r.phase, r.cycle, \
+         r.options, r.context_file, r.context, r.status_reason, r.created_at, r.updated_at, \
+         r.finished_at, "
+    };
+}
+
+/// [`own_columns`] with zeros for the progress: what a board call needs, read on every call.
+const BARE: &str = concat!(
+    own_columns!(),
+    "0, 0, 0, 0, 0, 0.0, 0, 0, r.hold_kind, r.hold_until, '[]', 0.0, r.unreviewed, '[]'"
+);
+
+const COLUMNS: &str = concat!(
+    own_columns!(),
+    "(SELECT count(*) FROM tasks t WHERE t.run_id = r.id), \
      (SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.status = 'merged'), \
      (SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.status = 'in_progress'), \
      (SELECT count(*) FROM tasks t WHERE t.run_id = r.id AND t.status = 'failed'), \
@@ -75,7 +91,8 @@ const COLUMNS: &str = "r.id, p.path, r.feature, r.branch, r.base_commit, r.statu
         (SELECT s.model AS m, sum(coalesce(s.cost_usd, 0.0)) AS cost, \
            sum(coalesce(s.input_tokens, 0)) AS i, sum(coalesce(s.output_tokens, 0)) AS o, \
            count(*) AS n \
-         FROM sessions s WHERE s.run_id = r.id GROUP BY 1 ORDER BY 2 DESC, 1))";
+         FROM sessions s WHERE s.run_id = r.id GROUP BY 1 ORDER BY 2 DESC, 1))"
+);
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     let options: String = r.get(8)?;
@@ -157,6 +174,13 @@ pub fn get(conn: &Connection, id: &RunId) -> Result<Option<RunRow>, StoreError> 
     let sql = format!(
         "SELECT {COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?1"
     );
+    Ok(conn.row(&sql, [id], from_row).optional()?)
+}
+
+/// [`get`] without the progress (zeros): none of the counts over its tasks and sessions.
+pub fn get_bare(conn: &Connection, id: &RunId) -> Result<Option<RunRow>, StoreError> {
+    let sql =
+        format!("SELECT {BARE} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?1");
     Ok(conn.row(&sql, [id], from_row).optional()?)
 }
 
