@@ -11,6 +11,10 @@ use serde::Deserialize;
 /// The commented reference config, printed by `orchestratord --print-config`.
 pub const REFERENCE: &str = include_str!("../config.reference.toml");
 
+/// The daemon's log filter unless configured: its own events, without the MCP library's
+/// three lines for every request (`rmcp=info` brings them back).
+pub const DEFAULT_LOG: &str = "info,rmcp=warn";
+
 /// Everything the daemon needs to know to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -257,7 +261,7 @@ impl Config {
         let log = env("ORCHESTRATOR_LOG")
             .or_else(|| env("RUST_LOG"))
             .or(file.daemon.log)
-            .unwrap_or_else(|| "info".to_owned());
+            .unwrap_or_else(|| DEFAULT_LOG.to_owned());
         let mcp_port = match std::env::var("ORCHESTRATOR_MCP_PORT") {
             Ok(v) if !v.is_empty() => Some(v.parse().map_err(|_| ConfigError::Env {
                 name: "ORCHESTRATOR_MCP_PORT",

@@ -80,7 +80,7 @@ fn logging(filter: &str, dir: Option<PathBuf>) -> Option<PathBuf> {
     use std::io::IsTerminal;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
         eprintln!("orchestratord: ignoring the log filter {filter:?}: {e}");
-        EnvFilter::new("info")
+        EnvFilter::new(orchestratord::config::DEFAULT_LOG)
     });
     let files = dir.and_then(|dir| {
         tracing_appender::rolling::Builder::new()

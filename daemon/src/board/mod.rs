@@ -171,7 +171,7 @@ pub fn apply_all(
     run: &RunRow,
     ops: Vec<(Caller, Op)>,
 ) -> Result<Vec<Result<Applied, BoardError>>, StoreError> {
-    let mut tx = c.transaction()?;
+    let mut tx = c.savepoint()?;
     let mut out = Vec::with_capacity(ops.len());
     for (caller, op) in ops {
         out.push(apply_one(&mut tx, run, &caller, op));
@@ -182,7 +182,7 @@ pub fn apply_all(
 
 /// One operation in its own savepoint.
 fn apply_one(
-    tx: &mut rusqlite::Transaction<'_>,
+    tx: &mut rusqlite::Savepoint<'_>,
     run: &RunRow,
     caller: &Caller,
     op: Op,

@@ -191,7 +191,7 @@ impl Runs {
             .inner
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 let row = runs::insert(&tx, &insert)?;
                 runs::set_env(&tx, &row.id, &env)?;
                 let a = events::append(&tx, &row.id, insert.at, first_event)?;

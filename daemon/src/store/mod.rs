@@ -10,6 +10,7 @@ pub mod cost;
 pub mod durable;
 pub mod escalations;
 pub mod events;
+mod group;
 mod reader;
 pub mod reviews;
 pub mod runs;
@@ -130,9 +131,11 @@ pub enum StoreError {
     },
     #[error("cannot start the database thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("the database could not commit this change (the daemon's log says why); try again")]
+    Uncommitted,
 }
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+use group::Job;
 
 /// What the database thread is sent.
 enum Msg {
@@ -186,35 +189,11 @@ impl Db {
         migrate(&mut conn, path)?;
         durable::check_not_emptied(&conn, path)?;
         let reads = reader::start(path)?;
-        let (jobs, mut rx) = mpsc::channel::<Msg>(1024);
+        let (jobs, rx) = mpsc::channel::<Msg>(1024);
         let db_path = path.to_path_buf();
         std::thread::Builder::new()
             .name("db".into())
-            .spawn(move || {
-                let mut backed_up = None;
-                while let Some(msg) = rx.blocking_recv() {
-                    match msg {
-                        Msg::Job(job) => run_job(&mut conn, job),
-                        Msg::Backup(reply) => {
-                            let changes = conn.total_changes();
-                            let r = if backed_up == Some(changes) {
-                                Ok(None)
-                            } else {
-                                durable::backup(&conn, &db_path)
-                            };
-                            if r.is_ok() {
-                                backed_up = Some(changes);
-                            }
-                            let _ = reply.send(r);
-                        }
-                        Msg::Close(reply) => {
-                            rx.close();
-                            let _ = reply.send(durable::close(conn, &db_path));
-                            return;
-                        }
-                    }
-                }
-            })
+            .spawn(move || serve_writes(conn, rx, &db_path))
             .map_err(StoreError::Thread)?;
         Ok(Db { jobs, reads })
     }
@@ -228,15 +207,15 @@ impl Db {
     {
         let (tx, rx) = oneshot::channel();
         self.reads
-            .send(reader::ReadMsg::Job(Box::new(move |conn| {
-                let _ = tx.send(f(conn));
-            })))
+            .send(reader::ReadMsg::Job(group::job(f, tx)))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Failed)?
     }
 
-    /// Runs `f` on the database thread and returns its result.
+    /// Runs `f` on the database thread and returns its result once it is committed (it may
+    /// share a transaction with the jobs queued with it: see `group`). `f` makes its own
+    /// transaction with `savepoint()`, never `transaction()`, which cannot nest.
     pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
@@ -244,9 +223,7 @@ impl Db {
     {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .send(Msg::Job(Box::new(move |conn| {
-                let _ = tx.send(f(conn));
-            })))
+            .send(Msg::Job(group::job(f, tx)))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Failed)?
@@ -282,19 +259,47 @@ impl Db {
     }
 }
 
-/// Runs one job; a job that panics is logged and its transaction rolled back, and the thread
-/// goes on serving the others (its caller gets [`StoreError::Failed`]).
-fn run_job(conn: &mut Connection, job: Job) {
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
-    if let Err(p) = r {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        tracing::error!(panic = %what, "a database job panicked; the database thread goes on");
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
+/// The database thread: takes each job with everything queued behind it as one group
+/// (`group`), backs up and closes when asked.
+fn serve_writes(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, db_path: &Path) {
+    let (mut backed_up, mut next) = (None, None);
+    loop {
+        let Some(msg) = next.take().or_else(|| rx.blocking_recv()) else {
+            break;
+        };
+        match msg {
+            Msg::Job(job) => {
+                // Everything already queued joins it under one commit.
+                let mut jobs = vec![job];
+                while jobs.len() < group::GROUP_MAX {
+                    match rx.try_recv() {
+                        Ok(Msg::Job(j)) => jobs.push(j),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                group::run(&mut conn, jobs);
+            }
+            Msg::Backup(reply) => {
+                let changes = conn.total_changes();
+                let r = if backed_up == Some(changes) {
+                    Ok(None)
+                } else {
+                    durable::backup(&conn, db_path)
+                };
+                if r.is_ok() {
+                    backed_up = Some(changes);
+                }
+                let _ = reply.send(r);
+            }
+            Msg::Close(reply) => {
+                rx.close();
+                let _ = reply.send(durable::close(conn, db_path));
+                return;
+            }
         }
     }
 }

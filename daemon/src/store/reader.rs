@@ -11,7 +11,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Job, StoreError, run_job};
+use super::StoreError;
+use super::group::{self, Job};
 
 /// What the read thread is sent.
 pub(super) enum ReadMsg {
@@ -38,7 +39,11 @@ pub(super) fn start(path: &Path) -> Result<mpsc::Sender<ReadMsg>, StoreError> {
         .spawn(move || {
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
-                    ReadMsg::Job(job) => run_job(&mut conn, job),
+                    ReadMsg::Job(job) => {
+                        if let Some(answer) = group::run_alone(&mut conn, job) {
+                            answer(true);
+                        }
+                    }
                     ReadMsg::Close(reply) => {
                         rx.close();
                         drop(conn);

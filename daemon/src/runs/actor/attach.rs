@@ -92,7 +92,7 @@ impl RunActor {
         let status = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 let place = crate::store::sessions::place(&tx, &s)?;
                 let row = crate::store::board::task(&tx, &id, &t)?;
                 if let Some(r) = &row

@@ -268,7 +268,7 @@ impl RunActor {
         let (round, event) = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 let before = reviews::findings(&tx, &run, kind)?;
                 // The row first, for its id; the outcome follows from the ledger.
                 let id = reviews::insert(
@@ -357,7 +357,7 @@ impl RunActor {
         let e = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 reviews::insert(&tx, &run, &new, at)?;
                 let e = events::append(&tx, &run, at, event)?;
                 tx.commit()?;

@@ -179,7 +179,7 @@ impl RunActor {
         let (message, event, running) = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 let tasks = crate::store::board::tasks(&tx, &id)?;
                 let (kind, target) = match to.as_str() {
                     "all" => ("all", None),
@@ -287,7 +287,7 @@ fn record_answer(
     answer: &str,
     at: time::OffsetDateTime,
 ) -> Result<Result<Answered, RunError>, crate::store::StoreError> {
-    let tx = c.transaction()?;
+    let tx = c.savepoint()?;
     let Some(existing) = escalations::get(&tx, id)? else {
         return Ok(Err(RunError::not_found(format!("no escalation {id}"))));
     };

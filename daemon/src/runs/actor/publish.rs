@@ -48,7 +48,7 @@ impl RunActor {
         let event = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 run_rows::update(&tx, &row)?;
                 let e = events::append(&tx, &row.id, at, event)?;
                 tx.commit()?;

@@ -105,7 +105,7 @@ impl RunActor {
         let event = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 if let Some(t) = &t
                     && !crate::store::board::task_exists(&tx, &run, t)?
                 {
@@ -193,7 +193,7 @@ impl RunActor {
         let ended = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 let Some(row) =
                     crate::store::sessions::session(&tx, &s)?.filter(|r| r.run_id == run)
                 else {

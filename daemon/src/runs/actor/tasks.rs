@@ -38,7 +38,7 @@ impl RunActor {
         task: TaskId,
         event: NewEvent,
         change: impl FnOnce(
-            &rusqlite::Transaction<'_>,
+            &rusqlite::Connection,
             &RunId,
             &TaskId,
             time::OffsetDateTime,
@@ -50,7 +50,7 @@ impl RunActor {
         let (row, e) = self
             .db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.savepoint()?;
                 change(&tx, &run, &task, at)?;
                 let e = events::append(&tx, &run, at, event)?;
                 let row = crate::store::board::task(&tx, &run, &task)?;
