@@ -407,7 +407,8 @@ pub(super) fn humane(d: std::time::Duration) -> String {
 }
 
 /// The task's work is on the branch (or it needed none): its worktree and task branch have
-/// nothing left to keep, and the task is merged.
+/// nothing left to keep, and the task is merged. They are removed by [`tidy`], after the
+/// next dispatch.
 pub(super) async fn landed(ctx: &Ctx, f: &Finished, t: &TaskRow, message: String) {
     // Recorded first: a restart in between finds the task merged, and `clean` the leftovers.
     update(
@@ -420,12 +421,36 @@ pub(super) async fn landed(ctx: &Ctx, f: &Finished, t: &TaskRow, message: String
         message,
     )
     .await;
-    let _ = git::worktree_remove(&ctx.project, &f.worktree, false).await;
-    if let Ok(tip) = git::rev_parse(&ctx.project, &format!("refs/heads/{}", f.branch)).await {
-        let name = format!("{}/{}", ctx.run.id, f.branch.replace('/', "_"));
-        if git::backup(&ctx.project, &name, &tip).await.is_ok() {
-            // From the integration worktree, whose HEAD contains the branch (`-d` checks that).
-            let _ = git::delete_merged_branch(&ctx.integration, &f.branch).await;
+    if let Ok(mut l) = ctx.landed.lock() {
+        l.push(Landed {
+            worktree: f.worktree.clone(),
+            branch: f.branch.clone(),
+        });
+    }
+}
+
+/// A merged task's worktree and branch, to remove.
+pub(super) struct Landed {
+    worktree: std::path::PathBuf,
+    branch: String,
+}
+
+/// Removes merged tasks' worktrees and branches (the branch's tip kept under the run's
+/// backup refs first).
+pub(super) async fn tidy(ctx: &Ctx) {
+    let landed = ctx
+        .landed
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default();
+    for l in landed {
+        let _ = git::worktree_remove(&ctx.project, &l.worktree, false).await;
+        if let Ok(tip) = git::rev_parse(&ctx.project, &format!("refs/heads/{}", l.branch)).await {
+            let name = format!("{}/{}", ctx.run.id, l.branch.replace('/', "_"));
+            if git::backup(&ctx.project, &name, &tip).await.is_ok() {
+                // From the integration worktree, whose HEAD contains the branch (`-d` checks that).
+                let _ = git::delete_merged_branch(&ctx.integration, &l.branch).await;
+            }
         }
     }
 }

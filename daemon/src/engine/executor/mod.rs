@@ -114,6 +114,9 @@ struct Ctx {
     outlook: std::sync::Mutex<Option<Arc<crate::usage::outlook::Outlook>>>,
     /// The active runs' shares of the window as of the last dispatch pass.
     shares: std::sync::Mutex<Option<Arc<crate::usage::share::Shares>>>,
+    /// Merged tasks' worktrees and branches, removed once the next workers are dispatched
+    /// (`merge::tidy`): a freed slot does not wait on git removing files.
+    landed: std::sync::Mutex<Vec<merge::Landed>>,
 }
 
 impl Ctx {
@@ -324,6 +327,7 @@ pub async fn execute(
         blocked: std::sync::Mutex::new(None),
         outlook: std::sync::Mutex::new(None),
         shares: std::sync::Mutex::new(None),
+        landed: std::sync::Mutex::new(Vec::new()),
     };
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: HashMap<TaskId, Vec<String>> = HashMap::new();

@@ -63,6 +63,12 @@ enum Board {
 impl Schedule {
     /// Runs to the end of the plan, a stop, or a failure.
     pub(super) async fn run(mut self) -> Executed {
+        let done = self.run_loop().await;
+        merge::tidy(&self.ctx).await;
+        done
+    }
+
+    async fn run_loop(&mut self) -> Executed {
         loop {
             if let Some(why) = self.ctx.blocked() {
                 let (ctx, cancel) = (&self.ctx, &self.cancel);
@@ -73,7 +79,10 @@ impl Schedule {
                 }
                 continue;
             }
-            let held = match self.board().await {
+            let board = self.board().await;
+            // The tasks merged since the last pass are tidied once their slots are filled again.
+            merge::tidy(&self.ctx).await;
+            let held = match board {
                 Board::Again => continue,
                 Board::Over(done) => return done,
                 Board::Wait { held } => held,
@@ -172,6 +181,8 @@ impl Schedule {
     /// folder with it once nothing else is in it.
     async fn completed(&self, tasks: usize) -> Executed {
         let ctx = &self.ctx;
+        // Before the integration worktree goes: branches are deleted from it.
+        merge::tidy(ctx).await;
         let _ = git::worktree_remove(&ctx.project, &ctx.integration, false).await;
         repair_worktrees(ctx).await;
         if let Some(dir) = ctx.integration.parent() {
