@@ -1,5 +1,5 @@
 //! Serving the MCP port with bounds, so nothing a local process does to it can starve the
-//! daemon of descriptors: at most [`CONNECTIONS_MAX`] connections are held at once (one more is
+//! daemon of descriptors: at most [`connections_max`] connections are held at once (one more is
 //! accepted and closed at once, so the kernel's backlog never fills either), a connection that
 //! sends no request headers for [`HEADER_TIMEOUT`] — idle keep-alive included — is closed, and
 //! an `accept` that fails for want of descriptors backs off instead of spinning.
@@ -16,8 +16,19 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// The most MCP connections held at once (a run's workers each keep one or two).
-pub const CONNECTIONS_MAX: usize = 512;
+/// The most MCP connections ever held at once (a run's workers each keep one or two; a
+/// hundred runs of ten workers is a thousand).
+pub const CONNECTIONS_MAX: usize = 4096;
+
+/// The most MCP connections held at once here: a quarter of the descriptors the daemon may
+/// open (the soft `RLIMIT_NOFILE`, raised at start), at most [`CONNECTIONS_MAX`], at least 64.
+pub fn connections_max() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 4)
+        .unwrap_or(CONNECTIONS_MAX)
+        .clamp(64, CONNECTIONS_MAX)
+}
 
 /// How long a connection may take to send a request's headers, and may sit idle between
 /// requests, before it is closed (workers reconnect by themselves).
@@ -32,7 +43,8 @@ pub async fn serve(
     app: axum::Router,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let max = connections_max();
+    let permits = Arc::new(Semaphore::new(max));
     let mut refused = 0u64;
     loop {
         let stream = tokio::select! {
@@ -51,7 +63,7 @@ pub async fn serve(
             refused += 1;
             if refused.is_power_of_two() {
                 tracing::warn!(
-                    open = CONNECTIONS_MAX,
+                    open = max,
                     refused,
                     "too many MCP connections; new ones are closed until some end"
                 );
@@ -79,7 +91,7 @@ pub async fn serve(
         });
     }
     // Every connection gives its permit back when it ends.
-    let all = u32::try_from(CONNECTIONS_MAX).unwrap_or(u32::MAX);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), permits.acquire_many(all)).await;
     Ok(())
 }
