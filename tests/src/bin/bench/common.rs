@@ -18,6 +18,11 @@ pub struct Worker {
 #[derive(Default)]
 pub struct Load {
     pub latencies: Vec<Duration>,
+    /// The calls after each session's first (which also opens its connection, all sessions
+    /// at once): the steady state.
+    pub steady: Vec<Duration>,
+    /// This session made its first call.
+    warm: bool,
     pub errors: u64,
     pub completed: u64,
     pub first_error: Option<String>,
@@ -26,6 +31,7 @@ pub struct Load {
 impl Load {
     pub fn merge(&mut self, o: Load) {
         self.latencies.extend(o.latencies);
+        self.steady.extend(o.steady);
         self.errors += o.errors;
         self.completed += o.completed;
         if self.first_error.is_none() {
@@ -57,6 +63,10 @@ pub async fn call(
         Err(_) => None,
     };
     load.latencies.push(t.elapsed());
+    if load.warm {
+        load.steady.push(t.elapsed());
+    }
+    load.warm = true;
     match v {
         Some(v) if v["result"].is_object() => Some(v["result"].clone()),
         other => {

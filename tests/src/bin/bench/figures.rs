@@ -118,6 +118,17 @@ pub fn mcp(quick: bool) -> Vec<Row> {
             "ms",
         ));
         rows.push(p99);
+        load.steady.sort();
+        let mut steady = Row::new(
+            "mcp",
+            format!("{label}: steady-state p99 (first calls aside)"),
+            pct(&load.steady, 0.99),
+            "ms",
+        );
+        if n == 64 {
+            steady = steady.goal("≤ 20 ms at 64 sessions");
+        }
+        rows.push(steady);
         rows.push(Row::new("mcp", format!("{label}: errors"), load.errors as f64, "").goal("0"));
         rows.push(
             Row::new(
