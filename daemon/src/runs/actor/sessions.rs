@@ -44,7 +44,9 @@ impl RunActor {
                 tracing::error!(run = %self.run.id, cause = %e, "board calls failed");
                 let mut first = Some(e);
                 for reply in replies {
-                    let e = first.take().unwrap_or(crate::store::StoreError::Uncommitted);
+                    let e = first
+                        .take()
+                        .unwrap_or(crate::store::StoreError::Uncommitted);
                     let _ = reply.send(Err(e.into()));
                 }
             }
