@@ -169,14 +169,7 @@ fn open_nofollow(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> 
     })
 }
 
-/// Appends `text` to `path` (see [`open_append`]), off the runtime's workers.
-async fn append(path: PathBuf, text: String) -> std::io::Result<()> {
-    tokio::task::spawn_blocking(move || append_now(&path, &text))
-        .await
-        .map_err(std::io::Error::other)?
-}
-
-/// [`append`], blocking.
+/// Appends `text` to `path` (see [`open_append`]); blocking.
 fn append_now(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     open_append(path)?.write_all(text.as_bytes())
@@ -267,15 +260,8 @@ impl Mirror {
         .await
     }
 
-    /// Appends one line per event to `logs/orchestrator.log`.
-    pub async fn append_log(&self, events: &[EventRow]) -> std::io::Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        append(self.log_path(), log_text(events)).await
-    }
-
-    /// [`Mirror::append_log`], blocking.
+    /// Appends one line per event to `logs/orchestrator.log`; blocking (the run's mirror
+    /// writer calls it off the runtime).
     pub fn append_log_now(&self, events: &[EventRow]) -> std::io::Result<()> {
         if events.is_empty() {
             return Ok(());

@@ -228,6 +228,27 @@ pub fn not_done(sb: &Sandbox, run: &str) -> String {
     )
 }
 
+/// Runs every session to its end, concurrently, on a fresh two-worker runtime; returns the
+/// merged load and the wall time.
+pub fn drive_all<F>(sessions: Vec<F>) -> (Load, Duration)
+where
+    F: std::future::Future<Output = Load> + Send + 'static,
+{
+    let rt = runtime();
+    let t0 = Instant::now();
+    let load = rt.block_on(async {
+        let handles: Vec<_> = sessions.into_iter().map(tokio::spawn).collect();
+        let mut all = Load::default();
+        for h in handles {
+            if let Ok(l) = h.await {
+                all.merge(l);
+            }
+        }
+        all
+    });
+    (load, t0.elapsed())
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

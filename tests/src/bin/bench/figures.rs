@@ -8,24 +8,12 @@ use serde_json::{Value, json};
 
 use crate::Row;
 use crate::common::{
-    Load, cpu_seconds, done_tasks, memory_mb, not_done, pct, run_with_board, runtime, work, worker,
+    Load, cpu_seconds, done_tasks, memory_mb, not_done, pct, run_with_board, work, worker,
 };
 
-/// Runs every worker to the end, concurrently; returns the merged load and the wall time.
+/// Runs every worker's realistic loop to the end, concurrently.
 fn drive(workers: Vec<crate::common::Worker>) -> (Load, Duration) {
-    let rt = runtime();
-    let t0 = Instant::now();
-    let load = rt.block_on(async {
-        let handles: Vec<_> = workers.into_iter().map(|w| tokio::spawn(work(w))).collect();
-        let mut all = Load::default();
-        for h in handles {
-            if let Ok(l) = h.await {
-                all.merge(l);
-            }
-        }
-        all
-    });
-    (load, t0.elapsed())
+    crate::common::drive_all(workers.into_iter().map(work).collect())
 }
 
 /// 1. MCP tool calls per second and latency through the real endpoint.
@@ -74,18 +62,11 @@ pub fn mcp(quick: bool) -> Vec<Row> {
         }
         let label = format!("{n} sessions");
         let calls = load.latencies.len() as f64 / wall.as_secs_f64();
-        let mut r = Row::new("mcp", format!("{label}: tool calls/s"), calls, "1/s");
-        let mut p99 = Row::new(
-            "mcp",
-            format!("{label}: p99 latency"),
-            pct(&load.latencies, 0.99),
-            "ms",
+        let at64 = n == 64;
+        rows.push(
+            Row::new("mcp", format!("{label}: tool calls/s"), calls, "1/s")
+                .goal_if(at64, "≥ 5000/s at 64 sessions"),
         );
-        if n == 64 {
-            r = r.goal("≥ 5000/s at 64 sessions");
-            p99 = p99.goal("≤ 20 ms at 64 sessions");
-        }
-        rows.push(r);
         // The anchor: as many no-op calls through the same rmcp transport, same concurrency.
         let (floor, floor_wall) = crate::floor::drive(n, load.latencies.len());
         let floor_calls = floor.latencies.len() as f64 / floor_wall.as_secs_f64();
@@ -95,16 +76,15 @@ pub fn mcp(quick: bool) -> Vec<Row> {
             floor_calls,
             "1/s",
         ));
-        let mut ratio = Row::new(
-            "mcp",
-            format!("{label}: ratio to the floor"),
-            calls / floor_calls,
-            "×",
+        rows.push(
+            Row::new(
+                "mcp",
+                format!("{label}: ratio to the floor"),
+                calls / floor_calls,
+                "×",
+            )
+            .goal_if(at64, "≥ 0.6× at 64 sessions"),
         );
-        if n == 64 {
-            ratio = ratio.goal("≥ 0.6× at 64 sessions");
-        }
-        rows.push(ratio);
         if floor.errors > 0 {
             eprintln!(
                 "bench: mcp floor {label}: {} errors: {:?}",
@@ -117,18 +97,25 @@ pub fn mcp(quick: bool) -> Vec<Row> {
             pct(&load.latencies, 0.50),
             "ms",
         ));
-        rows.push(p99);
-        load.steady.sort();
-        let mut steady = Row::new(
-            "mcp",
-            format!("{label}: steady-state p99 (first calls aside)"),
-            pct(&load.steady, 0.99),
-            "ms",
+        rows.push(
+            Row::new(
+                "mcp",
+                format!("{label}: p99 latency"),
+                pct(&load.latencies, 0.99),
+                "ms",
+            )
+            .goal_if(at64, "≤ 20 ms at 64 sessions"),
         );
-        if n == 64 {
-            steady = steady.goal("≤ 20 ms at 64 sessions");
-        }
-        rows.push(steady);
+        load.steady.sort();
+        rows.push(
+            Row::new(
+                "mcp",
+                format!("{label}: steady-state p99 (first calls aside)"),
+                pct(&load.steady, 0.99),
+                "ms",
+            )
+            .goal_if(at64, "≤ 20 ms at 64 sessions"),
+        );
         rows.push(Row::new("mcp", format!("{label}: errors"), load.errors as f64, "").goal("0"));
         rows.push(
             Row::new(

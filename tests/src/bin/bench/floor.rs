@@ -4,11 +4,11 @@
 
 use std::io::BufRead;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use orchestrator_tests::bins::bins;
 
-use crate::common::{Load, Worker, call, runtime};
+use crate::common::{Load, Worker, call, drive_all};
 
 /// `n` sessions making `calls` no-op tool calls in all (split evenly), as fast as they can.
 pub fn drive(n: usize, calls: usize) -> (Load, Duration) {
@@ -26,39 +26,21 @@ pub fn drive(n: usize, calls: usize) -> (Load, Duration) {
         token: "none".to_owned(),
     };
     let each = calls.div_ceil(n);
-    let rt = runtime();
-    let t0 = Instant::now();
-    let load = rt.block_on(async {
-        let handles: Vec<_> = (0..n)
-            .map(|_| {
-                let w = w.clone();
-                tokio::spawn(async move {
-                    let http = reqwest::Client::new();
-                    let mut load = Load::default();
-                    for id in 0..each {
-                        call(
-                            &http,
-                            &w,
-                            id as u64,
-                            "noop",
-                            serde_json::json!({}),
-                            &mut load,
-                        )
-                        .await;
-                    }
-                    load
-                })
-            })
-            .collect();
-        let mut all = Load::default();
-        for h in handles {
-            if let Ok(l) = h.await {
-                all.merge(l);
+    let sessions = (0..n)
+        .map(|_| {
+            let w = w.clone();
+            async move {
+                let http = reqwest::Client::new();
+                let mut load = Load::default();
+                for id in 0..each {
+                    let args = serde_json::json!({});
+                    call(&http, &w, id as u64, "noop", args, &mut load).await;
+                }
+                load
             }
-        }
-        all
-    });
-    let wall = t0.elapsed();
+        })
+        .collect();
+    let (load, wall) = drive_all(sessions);
     drop(server.stdin.take());
     let _ = server.wait();
     (load, wall)

@@ -51,6 +51,11 @@ impl Row {
         self.goal = Some(g);
         self
     }
+
+    /// [`Row::goal`] when `applies` (a goal stated for one level of a figure).
+    pub fn goal_if(self, applies: bool, g: &'static str) -> Self {
+        if applies { self.goal(g) } else { self }
+    }
 }
 
 fn main() {
