@@ -47,14 +47,19 @@ pub async fn salvage(p: &Place<'_>, completed: bool) -> Salvaged {
     if !p.worktree.exists() {
         return out;
     }
-    clear_stale_locks(p, &mut out).await;
-    let before = git::rev_parse(p.project, &format!("refs/heads/{}", p.branch))
-        .await
-        .ok();
-    if completed {
-        take_the_worktree(p, before.as_deref(), &mut out).await;
-    }
-    keep_moved_away(p, before.as_deref(), &mut out).await;
+    // Independent reads run side by side: this is on the way to every merge.
+    let branch = format!("refs/heads/{}", p.branch);
+    let ((), before) = tokio::join!(
+        clear_stale_locks(p, &mut out),
+        git::rev_parse(p.project, &branch)
+    );
+    let before = before.ok();
+    let head = if completed {
+        take_the_worktree(p, before.as_deref(), &mut out).await
+    } else {
+        git::rev_parse(p.worktree, "HEAD").await.ok()
+    };
+    keep_moved_away(p, before.as_deref(), head, &mut out).await;
     out
 }
 
@@ -62,11 +67,15 @@ pub async fn salvage(p: &Place<'_>, completed: bool) -> Salvaged {
 /// nobody else works in this worktree, so they are stale once the session is over.
 async fn clear_stale_locks(p: &Place<'_>, out: &mut Salvaged) {
     let mut locks: Vec<PathBuf> = Vec::new();
-    if let Ok(dir) = git::git_dir(p.worktree).await {
-        locks.push(dir.join("index.lock"));
-        locks.push(dir.join("HEAD.lock"));
-    }
-    if let Ok(common) = git::common_dir(p.project).await {
+    let common = match git::git_dirs(p.worktree).await {
+        Ok((own, common)) => {
+            locks.push(own.join("index.lock"));
+            locks.push(own.join("HEAD.lock"));
+            Ok(common)
+        }
+        Err(_) => git::common_dir(p.project).await,
+    };
+    if let Ok(common) = common {
         locks.push(common.join(format!("refs/heads/{}.lock", p.branch)));
     }
     for lock in locks {
@@ -82,40 +91,37 @@ async fn clear_stale_locks(p: &Place<'_>, out: &mut Salvaged) {
 }
 
 /// Commits what is uncommitted, then moves the task's branch to the worktree's `HEAD` when
-/// the worker left its work elsewhere.
-async fn take_the_worktree(p: &Place<'_>, before: Option<&str>, out: &mut Salvaged) {
-    let dirty = git::porcelain(p.worktree)
-        .await
-        .map(|s| !s.is_empty())
-        .unwrap_or(false);
-    if dirty
-        && let Err(e) = git::commit_all(
-            p.worktree,
-            &format!(
-                "orchestrator: commit what the worker of task {} left uncommitted",
-                p.task
-            ),
-        )
-        .await
-    {
-        out.notes.push(format!(
-            "what its worker left uncommitted cannot be committed: {e}"
-        ));
+/// the worker left its work elsewhere; returns that `HEAD`.
+async fn take_the_worktree(
+    p: &Place<'_>,
+    before: Option<&str>,
+    out: &mut Salvaged,
+) -> Option<String> {
+    let (status, head, on) = tokio::join!(
+        git::porcelain(p.worktree),
+        git::rev_parse(p.worktree, "HEAD"),
+        git::current_branch(p.worktree),
+    );
+    let mut head = head.ok();
+    if status.is_ok_and(|s| !s.is_empty()) {
+        let message = format!(
+            "orchestrator: commit what the worker of task {} left uncommitted",
+            p.task
+        );
+        match git::commit_all(p.worktree, &message).await {
+            Ok(()) => head = git::rev_parse(p.worktree, "HEAD").await.ok(),
+            Err(e) => out.notes.push(format!(
+                "what its worker left uncommitted cannot be committed: {e}"
+            )),
+        }
     }
-    let Ok(head) = git::rev_parse(p.worktree, "HEAD").await else {
-        return;
-    };
+    let head = head?;
+    let on = on.ok().flatten();
     if before == Some(head.as_str()) {
-        if git::current_branch(p.worktree)
-            .await
-            .ok()
-            .flatten()
-            .as_deref()
-            != Some(p.branch)
-        {
+        if on.as_deref() != Some(p.branch) {
             let _ = git::attach_head(p.worktree, p.branch).await;
         }
-        return;
+        return Some(head);
     }
     if let Some(tip) = before
         && git::is_ancestor(p.project, &head, tip)
@@ -123,9 +129,9 @@ async fn take_the_worktree(p: &Place<'_>, before: Option<&str>, out: &mut Salvag
             .unwrap_or(false)
     {
         // Went back to look (at the base, say): the branch holds the work.
-        return;
+        return Some(head);
     }
-    let on = match git::current_branch(p.worktree).await.ok().flatten() {
+    let on = match on {
         Some(b) if b == p.branch => None,
         Some(b) => Some(format!("the branch {b}")),
         None => Some("a detached HEAD".to_owned()),
@@ -154,33 +160,44 @@ async fn take_the_worktree(p: &Place<'_>, before: Option<&str>, out: &mut Salvag
             p.branch
         )),
     }
+    Some(head)
 }
 
 /// Keeps every commit the session's reflogs name that nothing reaches any more.
-async fn keep_moved_away(p: &Place<'_>, before: Option<&str>, out: &mut Salvaged) {
-    let mut candidates = git::reflog(p.worktree, "HEAD", REFLOG_MAX).await;
-    candidates
-        .extend(git::reflog(p.project, &format!("refs/heads/{}", p.branch), REFLOG_MAX).await);
-    candidates.extend(before.map(str::to_owned));
-    if let Ok(head) = git::rev_parse(p.worktree, "HEAD").await {
-        // A detached HEAD holds work only as long as the worktree lives.
-        candidates.insert(0, head);
-    }
+async fn keep_moved_away(
+    p: &Place<'_>,
+    before: Option<&str>,
+    head: Option<String>,
+    out: &mut Salvaged,
+) {
     // Kept already by an earlier salvage of this session (a daemon that stopped before it
     // acted on them): they still count, and new ones are numbered after them.
     let prefix = format!("{}/kept/{}.{}-", p.run, p.task, p.attempt);
-    let earlier: Vec<String> = git::backups(p.project, &format!("{prefix}*"))
-        .await
+    let (branch, pattern) = (format!("refs/heads/{}", p.branch), format!("{prefix}*"));
+    let (mut candidates, of_branch, earlier) = tokio::join!(
+        git::reflog(p.worktree, "HEAD", REFLOG_MAX),
+        git::reflog(p.project, &branch, REFLOG_MAX),
+        git::backups(p.project, &pattern),
+    );
+    candidates.extend(of_branch);
+    candidates.extend(before.map(str::to_owned));
+    // A detached HEAD holds work only as long as the worktree lives.
+    candidates.splice(0..0, head);
+    let mut seen = std::collections::HashSet::new();
+    candidates.retain(|c| seen.insert(c.clone()));
+    let earlier: Vec<String> = earlier
         .unwrap_or_default()
         .into_iter()
         .map(|(r, _)| r)
         .collect();
     let mut kept_now = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    // Usually nothing was dropped: one command says so for all of them.
+    let all: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    if !git::any_unreachable(p.project, &all).await.unwrap_or(true) {
+        candidates.clear();
+    }
     for commit in candidates {
-        if !seen.insert(commit.clone())
-            || !git::unreachable(p.project, &commit).await.unwrap_or(false)
-        {
+        if !git::unreachable(p.project, &commit).await.unwrap_or(false) {
             continue;
         }
         let mut n = earlier.len() + kept_now.len() + 1;

@@ -414,21 +414,22 @@ pub async fn reflog(dir: &Path, name: &str, max: usize) -> Vec<String> {
 
 /// Whether `commit` holds work no branch, tag, remote or `refs/orchestrator/` ref reaches.
 pub async fn unreachable(top: &Path, commit: &str) -> Result<bool, GitError> {
-    let out = git(
-        top,
-        &[
-            "rev-list",
-            "-n1",
-            commit,
-            "--not",
-            "--branches",
-            "--tags",
-            "--remotes",
-            "--glob=refs/orchestrator/*",
-        ],
-    )
-    .await?;
-    Ok(!out.is_empty())
+    any_unreachable(top, &[commit]).await
+}
+
+/// Whether any of `commits` holds work no branch, tag, remote or `refs/orchestrator/` ref
+/// reaches (one command for all; [`unreachable`] tells which).
+pub async fn any_unreachable(top: &Path, commits: &[&str]) -> Result<bool, GitError> {
+    let mut args = vec!["rev-list", "-n1"];
+    args.extend_from_slice(commits);
+    args.extend([
+        "--not",
+        "--branches",
+        "--tags",
+        "--remotes",
+        "--glob=refs/orchestrator/*",
+    ]);
+    Ok(!git(top, &args).await?.is_empty())
 }
 
 /// Points `refs/heads/<branch>` at `new`, only if it still points at `old` (`None`: creates
@@ -453,6 +454,26 @@ pub async fn attach_head(dir: &Path, branch: &str) -> Result<(), GitError> {
     let r = format!("refs/heads/{branch}");
     git(dir, &["symbolic-ref", "HEAD", &r]).await?;
     Ok(())
+}
+
+/// The worktree's own git directory and the repository's common one, in one command.
+pub async fn git_dirs(dir: &Path) -> Result<(PathBuf, PathBuf), GitError> {
+    let args = [
+        "rev-parse",
+        "--path-format=absolute",
+        "--git-dir",
+        "--git-common-dir",
+    ];
+    let out = git(dir, &args).await?;
+    let mut lines = out.lines().map(PathBuf::from);
+    match (lines.next(), lines.next()) {
+        (Some(own), Some(common)) => Ok((own, common)),
+        _ => Err(GitError::Failed {
+            dir: dir.to_path_buf(),
+            args: args.join(" "),
+            stderr: format!("expected two directories, git printed {out:?}"),
+        }),
+    }
 }
 
 /// The worktree's own git directory (`.git/worktrees/<name>` for a linked worktree).

@@ -46,8 +46,9 @@ pub fn ledger(c: &Connection, run: &RunId) -> Result<Vec<CostRow>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The cost of every task of `project`'s runs that landed (merged), with the model its worker
-/// sessions ran: the history forecasts are made from.
+/// The cost of every task of `project`'s runs that was completed (done — its merge may still
+/// be under way — or merged), with the model its worker sessions ran: the history forecasts
+/// are made from.
 pub fn task_history(
     c: &Connection,
     project: &str,
@@ -56,7 +57,7 @@ pub fn task_history(
         "SELECT max(s.model), sum(coalesce(s.cost_usd, 0.0)) FROM sessions s \
          JOIN tasks t ON t.run_id = s.run_id AND t.id = s.worked_task \
          JOIN runs r ON r.id = s.run_id JOIN projects p ON p.id = r.project_id \
-         WHERE p.path = ?1 AND t.status = 'merged' AND s.role = 'worker' \
+         WHERE p.path = ?1 AND t.status IN ('done', 'merged') AND s.role = 'worker' \
          GROUP BY s.run_id, s.worked_task",
     )?;
     let rows = stmt.query_map(params![project], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -214,6 +214,61 @@ fn a_dry_run_plan_is_executed_by_resume() {
     assert!(status.contains("completed"), "{status}");
 }
 
+/// A gate that runs long (a real test suite) holds only the merge queue: the slot its worker
+/// freed is filled at once, and dependents wait for the merge alone.
+#[test]
+fn a_long_gate_holds_the_merge_queue_not_the_next_worker() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = write_plan(
+        &sb,
+        vec![
+            task("a", &[], &["a.txt"]),
+            task("b", &[], &["b.txt"]),
+            task("c", &[], &["c.txt"]),
+            task("d", &["a", "b", "c"], &["d.txt"]),
+        ],
+    );
+    let (started, release) = (sb.root().join("gate-started"), sb.root().join("release"));
+    // The first gate holds until the test releases it; later ones pass at once.
+    let gate = format!(
+        "touch {s}; while [ ! -f {r} ]; do sleep 0.05; done",
+        s = started.display(),
+        r = release.display()
+    );
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Slow gate", "--gate", &gate, "--concurrency", "2"],
+        &[("CLAUDE_FAKE_SCRIPT", &plan)],
+    )
+    .ok();
+    wait::until("the first gate to run", wait::DEADLINE, || {
+        started.exists().then_some(())
+    });
+    // While that gate runs, the third task gets the freed slot; the dependent waits.
+    let log = wait::until("a worker started during the gate", wait::DEADLINE, || {
+        let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+        log.contains("Task c dispatched").then_some(log)
+    });
+    assert!(!release.exists());
+    assert!(!log.contains("Task d dispatched"), "{log}");
+    assert!(!log.contains("merged into"), "nothing merged yet: {log}");
+    std::fs::write(&release, "").expect("release the gate");
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    let order = merge_order(&sb, &repo, run["branch"].as_str().expect("branch"));
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["a", "b", "c", "d"], "each merged once: {order:?}");
+    assert_eq!(order.last().map(String::as_str), Some("d"), "{order:?}");
+    assert_eq!(
+        sb.git(&repo, &["worktree", "list"]).lines().count(),
+        1,
+        "every worktree removed after its merge"
+    );
+}
+
 #[test]
 fn a_red_gate_keeps_the_branch_back_and_the_task_is_redone_with_the_output() {
     let sb = Sandbox::new();

@@ -77,7 +77,9 @@ pub(super) async fn dispatch(
     {
         return launch(ctx, t, cancel, attempt, r, true).await;
     }
-    let base = git::rev_parse(&ctx.integration, "HEAD").await?;
+    // The branch's tip, not the integration worktree's HEAD: a merge under way there (its
+    // gate still running) is not the run's until the branch moves.
+    let base = git::rev_parse(&ctx.project, &format!("refs/heads/{}", ctx.run.branch)).await?;
     // Kept branches of earlier attempts (unmerged work is never thrown away) take their names.
     let mut n = attempt;
     let (branch, worktree) = loop {

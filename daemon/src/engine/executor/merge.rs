@@ -113,14 +113,19 @@ pub(super) async fn branch_free(ctx: &Ctx) -> bool {
 
 /// Merges a completed task's branch (`salvage` made it hold the worker's result).
 pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
+    let _integration = ctx.integration_lock.lock().await;
     if ctx.blocked().is_some() {
         return; // the task stays done and is merged when the run goes on
     }
-    let Some(ahead) = to_merge(ctx, f, t).await else {
+    let (ahead, pre) = tokio::join!(
+        to_merge(ctx, f, t),
+        git::rev_parse(&ctx.integration, "HEAD")
+    );
+    let Some(ahead) = ahead else {
         return;
     };
     let message = format!("Merge task {}: {}", t.id, t.title);
-    let pre = match git::rev_parse(&ctx.integration, "HEAD").await {
+    let pre = match pre {
         Ok(p) => p,
         Err(e) => {
             update(
@@ -181,8 +186,13 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
 /// (it needed no change, a previous daemon merged it already, or its branch cannot be read):
 /// each of those is recorded here.
 async fn to_merge(ctx: &Ctx, f: &Finished, t: &TaskRow) -> Option<u64> {
-    // Counted on the branch, not in the worktree: the branch is what gets merged.
-    let ahead = match git::commits_ahead(&ctx.project, &f.base, &f.branch).await {
+    // Counted on the branch, not in the worktree: the branch is what gets merged. Whether
+    // the run's branch holds it already is asked at the same time.
+    let (ahead, merged_already) = tokio::join!(
+        git::commits_ahead(&ctx.project, &f.base, &f.branch),
+        git::commits_ahead(&ctx.project, &ctx.run.branch, &f.branch)
+    );
+    let ahead = match ahead {
         Ok(n) => n,
         Err(e) => {
             let (status, level) = retry_or_fail(t.attempts);
@@ -209,10 +219,7 @@ async fn to_merge(ctx: &Ctx, f: &Finished, t: &TaskRow) -> Option<u64> {
         return None;
     }
     // A previous daemon moved the branch but stopped before recording it: merged already.
-    if git::commits_ahead(&ctx.project, &ctx.run.branch, &f.branch)
-        .await
-        .is_ok_and(|n| n == 0)
-    {
+    if merged_already.is_ok_and(|n| n == 0) {
         let why = format!(
             "Task {} was already merged into {} ({}); recorded now",
             t.id,
@@ -235,7 +242,9 @@ async fn merged(ctx: &Ctx, f: &Finished, t: &TaskRow, pre: &str, ahead: u64) {
     if !gate_passed(ctx, t, pre, verdict).await {
         return;
     }
-    if !branch_free(ctx).await {
+    // Looked at again after a gate (it may have run for minutes); without one, the look
+    // before the merge was a moment ago.
+    if ctx.run.options.gate.is_some() && !branch_free(ctx).await {
         let _ = git::reset_hard(&ctx.integration, pre).await;
         return;
     }
@@ -408,7 +417,7 @@ pub(super) fn humane(d: std::time::Duration) -> String {
 
 /// The task's work is on the branch (or it needed none): its worktree and task branch have
 /// nothing left to keep, and the task is merged. They are removed by [`tidy`], after the
-/// next dispatch.
+/// merge.
 pub(super) async fn landed(ctx: &Ctx, f: &Finished, t: &TaskRow, message: String) {
     // Recorded first: a restart in between finds the task merged, and `clean` the leftovers.
     update(
@@ -436,7 +445,8 @@ pub(super) struct Landed {
 }
 
 /// Removes merged tasks' worktrees and branches (the branch's tip kept under the run's
-/// backup refs first).
+/// backup refs first). A branch whose worktree could not be removed stays with it; a branch
+/// that moved since its tip was read stays too (the delete is a compare-and-swap).
 pub(super) async fn tidy(ctx: &Ctx) {
     let landed = ctx
         .landed
@@ -444,12 +454,14 @@ pub(super) async fn tidy(ctx: &Ctx) {
         .map(|mut l| std::mem::take(&mut *l))
         .unwrap_or_default();
     for l in landed {
-        let _ = git::worktree_remove(&ctx.project, &l.worktree, false).await;
+        let removed = git::worktree_remove(&ctx.project, &l.worktree, false).await;
+        if removed.is_err() && l.worktree.exists() {
+            continue;
+        }
         if let Ok(tip) = git::rev_parse(&ctx.project, &format!("refs/heads/{}", l.branch)).await {
             let name = format!("{}/{}", ctx.run.id, l.branch.replace('/', "_"));
             if git::backup(&ctx.project, &name, &tip).await.is_ok() {
-                // From the integration worktree, whose HEAD contains the branch (`-d` checks that).
-                let _ = git::delete_merged_branch(&ctx.integration, &l.branch).await;
+                let _ = git::delete_branch_at(&ctx.project, &l.branch, &tip).await;
             }
         }
     }

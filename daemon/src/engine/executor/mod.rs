@@ -5,8 +5,9 @@
 //! worker runs in a worktree under `<data_dir>/worktrees/<run>/` on its own branch
 //! `orchestrate/<slug>--<task>.<attempt>` from the current tip of `orchestrate/<slug>` (git
 //! cannot hold `orchestrate/<slug>/<task>` next to `orchestrate/<slug>`). When its session
-//! ends, a completed task is verified (leftovers committed, new commits or an explanation) and
-//! merged, one at a time, into `orchestrate/<slug>` in the daemon's integration worktree. A
+//! ends, its slot is free; off the dispatch path (`finishing.rs`) a completed task is verified
+//! (leftovers committed, new commits or an explanation) and merged, one at a time, into
+//! `orchestrate/<slug>` in the daemon's integration worktree. A
 //! conflict or a session that ends without completing puts the task back, up to
 //! [`TASK_ATTEMPTS`]; then execution ends `Failed` with the reason and the run asks a human.
 //!
@@ -41,6 +42,7 @@ use crate::store::{Db, NewEvent, RunRow};
 
 mod dispatch;
 mod finish;
+mod finishing;
 mod merge;
 mod recover;
 mod route;
@@ -114,9 +116,11 @@ struct Ctx {
     outlook: std::sync::Mutex<Option<Arc<crate::usage::outlook::Outlook>>>,
     /// The active runs' shares of the window as of the last dispatch pass.
     shares: std::sync::Mutex<Option<Arc<crate::usage::share::Shares>>>,
-    /// Merged tasks' worktrees and branches, removed once the next workers are dispatched
-    /// (`merge::tidy`): a freed slot does not wait on git removing files.
+    /// Merged tasks' worktrees and branches, removed after their merge (`merge::tidy`).
     landed: std::sync::Mutex<Vec<merge::Landed>>,
+    /// The integration worktree, one user at a time: a merge with its gate, tidying (which
+    /// deletes branches from it), its removal. Fair, so merges land in the order they queued.
+    integration_lock: tokio::sync::Mutex<()>,
 }
 
 impl Ctx {
@@ -328,6 +332,7 @@ pub async fn execute(
         outlook: std::sync::Mutex::new(None),
         shares: std::sync::Mutex::new(None),
         landed: std::sync::Mutex::new(Vec::new()),
+        integration_lock: tokio::sync::Mutex::new(()),
     };
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: HashMap<TaskId, Vec<String>> = HashMap::new();
@@ -346,7 +351,9 @@ pub async fn execute(
     // `--verbose`: every git command of the loop (worktrees, merges) in the log, timed.
     let told = (ctx.run.options.verbose)
         .then(|| crate::engine::tool_sink(&ctx.handle, "The executor".into()));
+    let ctx = Arc::new(ctx);
     let schedule = Schedule {
+        finishing: finishing::Finishing::new(Arc::clone(&ctx), told.clone()),
         ctx,
         cancel,
         drain,

@@ -33,7 +33,7 @@ pub(super) struct Waits {
 
 /// The loop's state for one execution of a run.
 pub(super) struct Schedule {
-    pub(super) ctx: Ctx,
+    pub(super) ctx: std::sync::Arc<Ctx>,
     /// The run's pause/cancel token.
     pub(super) cancel: CancellationToken,
     /// Stops new dispatches, lets running workers finish (the usage governor's grace).
@@ -45,6 +45,8 @@ pub(super) struct Schedule {
     pub(super) running: JoinSet<Finished>,
     /// Running workers' tasks with their declared files.
     pub(super) busy: HashMap<TaskId, Vec<String>>,
+    /// Workers whose sessions ended, being finished (merged) off the dispatch path.
+    pub(super) finishing: super::finishing::Finishing,
     pub(super) waits: HashMap<TaskId, Waits>,
     /// Setups that failed since the last one that passed.
     pub(super) setup_streak: u32,
@@ -64,6 +66,7 @@ impl Schedule {
     /// Runs to the end of the plan, a stop, or a failure.
     pub(super) async fn run(mut self) -> Executed {
         let done = self.run_loop().await;
+        self.finishing.settle().await;
         merge::tidy(&self.ctx).await;
         done
     }
@@ -80,8 +83,6 @@ impl Schedule {
                 continue;
             }
             let board = self.board().await;
-            // The tasks merged since the last pass are tidied once their slots are filled again.
-            merge::tidy(&self.ctx).await;
             let held = match board {
                 Board::Again => continue,
                 Board::Over(done) => return done,
@@ -89,10 +90,11 @@ impl Schedule {
             };
             // After dispatching: a task that could not start just now waits its turn too.
             let wake = self.waits.values().filter_map(|w| w.not_before).min();
-            if self.running.is_empty() && held {
+            let idle = self.running.is_empty() && self.finishing.is_empty();
+            if idle && held {
                 return Executed::Stopped;
             }
-            if self.running.is_empty() && wake.is_none() {
+            if idle && wake.is_none() {
                 return Executed::Failed(
                     "no task can start: every pending task waits on one that is not merged".into(),
                 );
@@ -115,6 +117,8 @@ impl Schedule {
                     return Executed::Stopped;
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => continue,
+                // A merge landed (its dependents may be ready) or a task went back.
+                () = self.finishing.next(), if !self.finishing.is_empty() => continue,
                 d = self.running.join_next(), if !self.running.is_empty() => d,
             };
             let Some(Ok(f)) = ended else { continue };
@@ -137,6 +141,7 @@ impl Schedule {
         let orphans: Vec<&TaskRow> = all
             .iter()
             .filter(|t| !stopped && t.status == TaskStatus::Done && !self.busy.contains_key(&t.id))
+            .filter(|t| !self.finishing.holds(&t.id))
             .collect();
         if !orphans.is_empty() {
             for t in orphans {
@@ -150,6 +155,7 @@ impl Schedule {
         let failed = all.iter().find(|t| t.status == TaskStatus::Failed);
         if let Some(t) = failed
             && self.running.is_empty()
+            && self.finishing.is_empty()
         {
             return Board::Over(Executed::Failed(format!(
                 "task {} failed: {}",
@@ -157,7 +163,10 @@ impl Schedule {
                 t.failure.as_deref().unwrap_or("no reason given")
             )));
         }
-        if !all.is_empty() && all.iter().all(|t| t.status == TaskStatus::Merged) {
+        if !all.is_empty()
+            && all.iter().all(|t| t.status == TaskStatus::Merged)
+            && self.finishing.is_empty()
+        {
             return Board::Over(self.completed(all.len()).await);
         }
         // No new worker while the account is over its limit (the actor pauses the run).
@@ -183,7 +192,9 @@ impl Schedule {
         let ctx = &self.ctx;
         // Before the integration worktree goes: branches are deleted from it.
         merge::tidy(ctx).await;
+        let held = ctx.integration_lock.lock().await;
         let _ = git::worktree_remove(&ctx.project, &ctx.integration, false).await;
+        drop(held);
         repair_worktrees(ctx).await;
         if let Some(dir) = ctx.integration.parent() {
             let _ = tokio::fs::remove_dir(dir).await;
@@ -209,6 +220,7 @@ impl Schedule {
         let mut ready: Vec<&TaskRow> = all
             .iter()
             .filter(|t| t.status == TaskStatus::Pending && !self.busy.contains_key(&t.id))
+            .filter(|t| !self.finishing.holds(&t.id))
             .filter(|t| !waiting(&t.id))
             .filter(|t| t.depends_on.iter().all(|d| merged.contains(d.as_str())))
             .collect();
@@ -219,7 +231,9 @@ impl Schedule {
             if self.busy.len() >= self.ctx.run.options.concurrency as usize {
                 break;
             }
-            if self.busy.values().flatten().any(|f| t.files.contains(f)) {
+            if self.busy.values().flatten().any(|f| t.files.contains(f))
+                || self.finishing.overlaps(&t.files)
+            {
                 continue;
             }
             if self.held_by_its_model(t, &account).await {
@@ -363,7 +377,7 @@ impl Schedule {
             self.running.shutdown().await;
             return Some(Executed::Stopped);
         }
-        self.busy.remove(&f.task);
+        let files = self.busy.remove(&f.task).unwrap_or_default();
         match &f.prepared {
             Some(Prepared::Ready(_)) => self.setup_streak = 0,
             Some(Prepared::Failed(fail)) => {
@@ -404,13 +418,13 @@ impl Schedule {
             interrupted(ctx, f, "the run was paused", RESUMES).await;
             return Some(Executed::Stopped);
         }
-        self.failed_session(f).await
+        self.failed_session(f, files).await
     }
 
     /// A session the model API failed: no retry helps a failed login (the task waits,
     /// unspent, and the run asks for a human); an unavailable API is retried with growing
     /// waits, unspent, up to [`TRANSIENT_RETRIES`]. Anything else is finished as usual.
-    async fn failed_session(&mut self, f: Finished) -> Option<Executed> {
+    async fn failed_session(&mut self, f: Finished, files: Vec<String>) -> Option<Executed> {
         let ctx = &self.ctx;
         let failed = f
             .ended
@@ -444,7 +458,10 @@ impl Schedule {
                 None
             }
             _ => {
-                finish(ctx, f).await;
+                // The session is over (its token revoked) before the slot is filled again;
+                // the merge follows off the dispatch path.
+                crate::engine::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
+                self.finishing.start(f, files);
                 None
             }
         }
