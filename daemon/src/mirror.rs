@@ -184,6 +184,27 @@ pub async fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .map_err(std::io::Error::other)?
 }
 
+/// [`write_atomic`], unless the file already holds `bytes` (a regular file, not a link): a
+/// restored run's mirror is mostly current, and reading is cheaper than rewriting.
+pub async fn write_if_changed(path: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        if unchanged(&path, &bytes) {
+            return Ok(());
+        }
+        write_atomic_now(&path, &bytes)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Whether `path` is a regular file (in a directory the mirror may write) holding `bytes`.
+fn unchanged(path: &Path, bytes: &[u8]) -> bool {
+    safe_dir(path.parent().unwrap_or(path)).is_ok()
+        && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+        && std::fs::read(path).is_ok_and(|old| old == bytes)
+}
+
 /// [`write_atomic`], blocking.
 fn write_atomic_now(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -246,18 +267,16 @@ impl Mirror {
         .map_err(std::io::Error::other)?
     }
 
-    /// Rewrites everything derived from the run: `state.json` and `context.md`.
+    /// Rewrites everything derived from the run: `state.json` and `context.md` (each only when
+    /// it says something else).
     pub async fn write_run(&self, run: &RunRow, answered: &[EscalationRow]) -> std::io::Result<()> {
         self.ensure_layout().await?;
         let mut state =
             serde_json::to_vec_pretty(&crate::wire::run(run)).map_err(std::io::Error::other)?;
         state.push(b'\n');
-        write_atomic(&self.root.join("state.json"), &state).await?;
-        write_atomic(
-            &self.root.join("context.md"),
-            context_markdown(run, answered).as_bytes(),
-        )
-        .await
+        write_if_changed(&self.root.join("state.json"), state).await?;
+        let context = context_markdown(run, answered).into_bytes();
+        write_if_changed(&self.root.join("context.md"), context).await
     }
 
     /// Appends one line per event to `logs/orchestrator.log`; blocking (the run's mirror
@@ -324,7 +343,8 @@ fn context_markdown(run: &RunRow, answered: &[EscalationRow]) -> String {
 }
 
 impl Mirror {
-    /// Replaces `logs/orchestrator.log` with the whole event log (after the mirror was deleted).
+    /// Replaces `logs/orchestrator.log` with the whole event log (after the mirror was deleted,
+    /// or a restart: only where it differs).
     pub async fn rewrite_log(&self, events: &[EventRow]) -> std::io::Result<()> {
         let logs = self.root.join("logs");
         let mut text = String::new();
@@ -332,7 +352,7 @@ impl Mirror {
             text.push_str(&log_line(e));
             text.push('\n');
         }
-        write_atomic(&logs.join("orchestrator.log"), text.as_bytes()).await
+        write_if_changed(&logs.join("orchestrator.log"), text.into_bytes()).await
     }
 }
 
@@ -348,12 +368,7 @@ impl Mirror {
         let mut bytes = serde_json::to_vec_pretty(task).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         let path = self.root.join("tasks").join(format!("{}.json", task.id));
-        let same = || {
-            safe_dir(path.parent().unwrap_or(&path)).is_ok()
-                && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
-                && std::fs::read(&path).is_ok_and(|old| old == bytes)
-        };
-        if if_changed && same() {
+        if if_changed && unchanged(&path, &bytes) {
             return Ok(());
         }
         write_atomic_now(&path, &bytes)
