@@ -52,6 +52,9 @@ use orchestrator_proto::{EscalationKind, EventKind};
 const MIRROR_CHECK: Duration = Duration::from_secs(2);
 /// Queue depth of a run's command channel; senders wait when it is full.
 const COMMAND_QUEUE: usize = 32;
+
+/// How long a restored run's engine waits for the other runs' restores at most.
+const RESTORE_BOUND: Duration = Duration::from_secs(2);
 /// Events kept for slow `log --follow` readers before they fall back to the database.
 const EVENT_BUFFER: usize = 256;
 
@@ -148,6 +151,9 @@ impl RunActor {
             }
             self.rewrite_mirror(true).await;
             self.rewrite_task_files().await;
+            // Engines (planners, re-attached workers) restart behind every run's restore.
+            self.engine.reconcile.recorded(&self.run.id);
+            self.engine.reconcile.restores_recorded(RESTORE_BOUND).await;
         }
         let mut account = self.engine.usage.subscribe();
         self.advance().await;
