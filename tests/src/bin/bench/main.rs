@@ -17,6 +17,8 @@
 mod common;
 mod figures;
 mod floor;
+mod mcp;
+mod scheduling;
 mod tokens;
 
 use serde_json::{Value, json};
@@ -79,10 +81,10 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
     type Figure = fn(bool) -> Vec<Row>;
     let all: [(&str, Figure); 7] = [
-        ("mcp", figures::mcp),
+        ("mcp", mcp::mcp),
         ("status", figures::status),
         ("memory", figures::memory),
-        ("scheduling", figures::scheduling),
+        ("scheduling", scheduling::scheduling),
         ("scale", figures::scale),
         ("restart", figures::restart),
         ("tokens", tokens::tokens),
