@@ -9,7 +9,7 @@ use std::time::Duration;
 use orchestrator_tests::Sandbox;
 
 use crate::Row;
-use crate::common::{Load, done_tasks, not_done, pct, run_with_board, work, worker};
+use crate::common::{Load, cpu_seconds, done_tasks, not_done, pct, run_with_board, work, worker};
 
 /// Rounds per level in the full bench (one in `--quick`).
 const ROUNDS: usize = 3;
@@ -21,6 +21,8 @@ struct Round {
     p50: f64,
     p99: f64,
     steady_p99: f64,
+    /// The daemon's CPU time per call (user + system): steadier than a rate on shared cores.
+    cpu_us: f64,
     errors: u64,
     exact: bool,
 }
@@ -105,6 +107,12 @@ fn level_rows(n: usize, all: &[Round]) -> Vec<Row> {
         .goal_if(at64, "≤ 20 ms at 64 sessions"),
         Row::new(
             "mcp",
+            format!("{label}: daemon CPU per call{of}"),
+            median(all, |r| r.cpu_us),
+            "µs",
+        ),
+        Row::new(
+            "mcp",
             format!("{label}: errors (all rounds)"),
             all.iter().map(|r| r.errors).sum::<u64>() as f64,
             "",
@@ -134,11 +142,11 @@ fn round(n: usize, per_session: usize) -> Round {
         .map(|i| run_with_board(&sb, &format!("p{i}"), per_board))
         .collect();
     let workers = (0..n).map(|i| worker(&sb, &runs[i % runs.len()])).collect();
-    eprintln!(
-        "bench: mcp {n} sessions: load on daemon {}",
-        sb.daemon_pid()
-    );
+    let pid = sb.daemon_pid();
+    eprintln!("bench: mcp {n} sessions: load on daemon {pid}");
+    let cpu = cpu_seconds(pid);
     let (mut load, wall) = drive(workers);
+    let cpu = cpu_seconds(pid) - cpu;
     load.latencies.sort();
     load.steady.sort();
     let done: usize = runs.iter().map(|r| done_tasks(&sb, r)).sum();
@@ -172,6 +180,7 @@ fn round(n: usize, per_session: usize) -> Round {
         p50: pct(&load.latencies, 0.50),
         p99: pct(&load.latencies, 0.99),
         steady_p99: pct(&load.steady, 0.99),
+        cpu_us: cpu / load.latencies.len().max(1) as f64 * 1e6,
         errors: load.errors,
         exact,
     }
