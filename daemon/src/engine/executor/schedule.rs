@@ -190,7 +190,8 @@ impl Schedule {
     /// folder with it once nothing else is in it.
     async fn completed(&self, tasks: usize) -> Executed {
         let ctx = &self.ctx;
-        // Before the integration worktree goes: branches are deleted from it.
+        // Merged tasks' leftovers first, then the integration worktree (no merge holds it:
+        // every finish is done).
         merge::tidy(ctx).await;
         let held = ctx.integration_lock.lock().await;
         let _ = git::worktree_remove(&ctx.project, &ctx.integration, false).await;
