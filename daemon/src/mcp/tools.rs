@@ -138,7 +138,10 @@ impl OrchestratorMcp {
             Ok(Ok(answered)) => success(answered.reply, answered.unread),
             Ok(Err(refused)) => Ok(refusal(&refused)),
             Err(e @ RunError::Rejected { .. }) => Ok(refusal(&e.to_string())),
-            Err(e) => Err(McpError::internal_error(e.to_string(), None)),
+            Err(e) => {
+                tracing::warn!(run = %run, cause = %e, "a board call failed");
+                Err(McpError::internal_error(e.to_string(), None))
+            }
         }
     }
 }
@@ -164,6 +167,7 @@ impl OrchestratorMcp {
             Ok(Ok(a)) => success(a.reply, a.unread),
             Ok(Err(crate::board::BoardError::Refused(m))) => Ok(refusal(&m)),
             Ok(Err(crate::board::BoardError::Store(e))) | Err(e) => {
+                tracing::warn!(cause = %e, "a board read failed");
                 Err(McpError::internal_error(e.to_string(), None))
             }
         }

@@ -165,6 +165,15 @@ fn round(n: usize, per_session: usize) -> Round {
     }
     if let Some(e) = &load.first_error {
         eprintln!("bench: mcp {n} sessions: first error: {e}");
+        // What the daemon said about it, before the sandbox (and its log) goes.
+        let log = sb.daemon_log();
+        let said: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        for l in said.iter().rev().take(20).rev() {
+            eprintln!("bench:   daemon: {l}");
+        }
     }
     // The anchor: as many no-op calls through the same rmcp transport, same concurrency.
     let (floor, floor_wall) = crate::floor::drive(n, load.latencies.len());
