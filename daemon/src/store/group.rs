@@ -42,21 +42,11 @@ where
 /// Runs `jobs` in one transaction (a single job in its own), then answers them all.
 pub(super) fn run(conn: &mut Connection, jobs: Vec<Job>) {
     if jobs.len() == 1 || !conn.is_autocommit() {
-        for job in jobs {
-            if let Some(answer) = run_alone(conn, job) {
-                answer(true);
-            }
-        }
-        return;
+        return each_alone(conn, jobs);
     }
     if let Err(e) = conn.execute_batch("BEGIN") {
         tracing::error!(cause = %e, "cannot begin a group transaction; running its jobs alone");
-        for job in jobs {
-            if let Some(answer) = run_alone(conn, job) {
-                answer(true);
-            }
-        }
-        return;
+        return each_alone(conn, jobs);
     }
     let mut answers = Vec::with_capacity(jobs.len());
     let mut panicked = false;
@@ -76,6 +66,15 @@ pub(super) fn run(conn: &mut Connection, jobs: Vec<Job>) {
     }
     for answer in answers {
         answer(committed);
+    }
+}
+
+/// Runs each job in its own transaction, answering it at once.
+fn each_alone(conn: &mut Connection, jobs: Vec<Job>) {
+    for job in jobs {
+        if let Some(answer) = run_alone(conn, job) {
+            answer(true);
+        }
     }
 }
 

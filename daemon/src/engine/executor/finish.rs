@@ -69,6 +69,11 @@ pub(super) fn continued_by(place: &Resume) -> String {
 /// After a worker session: verify and merge a completed task, or put it back.
 pub(super) async fn finish(ctx: &Ctx, f: Finished) {
     crate::engine::end(&ctx.handle, &f.session, f.ended.as_ref().ok()).await;
+    finish_ended(ctx, f).await;
+}
+
+/// [`finish`] for a session already ended (its token revoked, its cost recorded).
+pub(super) async fn finish_ended(ctx: &Ctx, f: Finished) {
     let id = (ctx.run.id.clone(), f.task.clone());
     let row = ctx
         .db

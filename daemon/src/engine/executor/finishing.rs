@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{Ctx, Finished, finish, merge};
+use super::{Ctx, Finished, finish_ended, merge};
 use crate::engine::session::ToolSink;
 use crate::ids::TaskId;
 
@@ -43,11 +43,12 @@ impl Finishing {
         }
     }
 
-    /// Finishes `f` on its own task: salvage, then merge or back to the board.
+    /// Finishes `f`, whose session the loop has ended, on its own task: salvage, then merge or
+    /// back to the board.
     pub(super) fn start(&mut self, f: Finished, files: Vec<String>) {
         let task = f.task.clone();
         let ctx = Arc::clone(&self.ctx);
-        let id = self.spawn(async move { finish(&ctx, f).await });
+        let id = self.spawn(async move { finish_ended(&ctx, f).await });
         self.ids.insert(id, task.clone());
         self.files.insert(task, files);
     }

@@ -82,8 +82,7 @@ impl Schedule {
                 }
                 continue;
             }
-            let board = self.board().await;
-            let held = match board {
+            let held = match self.board().await {
                 Board::Again => continue,
                 Board::Over(done) => return done,
                 Board::Wait { held } => held,

@@ -58,69 +58,54 @@ fn median(all: &[Round], f: impl Fn(&Round) -> f64) -> f64 {
 
 fn level_rows(n: usize, all: &[Round]) -> Vec<Row> {
     let at64 = n == 64;
-    let label = format!("{n} sessions");
     let of = if all.len() > 1 {
         format!(" (median of {})", all.len())
     } else {
         String::new()
     };
+    // A row of the median round, its goal stated at 64 sessions only.
+    let row = |metric: &str, f: fn(&Round) -> f64, unit: &'static str, goal: &'static str| {
+        Row::new(
+            "mcp",
+            format!("{n} sessions: {metric}{of}"),
+            median(all, f),
+            unit,
+        )
+        .goal_if(at64 && !goal.is_empty(), goal)
+    };
     vec![
-        Row::new(
-            "mcp",
-            format!("{label}: tool calls/s{of}"),
-            median(all, |r| r.calls),
+        row(
+            "tool calls/s",
+            |r| r.calls,
             "1/s",
-        )
-        .goal_if(at64, "≥ 5000/s at 64 sessions"),
-        Row::new(
-            "mcp",
-            format!("{label}: no-op rmcp floor calls/s{of}"),
-            median(all, |r| r.floor),
-            "1/s",
+            "≥ 5000/s at 64 sessions",
         ),
-        Row::new(
-            "mcp",
-            format!("{label}: ratio to the floor{of}"),
-            median(all, |r| r.calls / r.floor),
+        row("no-op rmcp floor calls/s", |r| r.floor, "1/s", ""),
+        row(
+            "ratio to the floor",
+            |r| r.calls / r.floor,
             "×",
-        )
-        .goal_if(at64, "≥ 0.6× at 64 sessions"),
-        Row::new(
-            "mcp",
-            format!("{label}: p50 latency{of}"),
-            median(all, |r| r.p50),
-            "ms",
+            "≥ 0.6× at 64 sessions",
         ),
-        Row::new(
-            "mcp",
-            format!("{label}: p99 latency{of}"),
-            median(all, |r| r.p99),
+        row("p50 latency", |r| r.p50, "ms", ""),
+        row("p99 latency", |r| r.p99, "ms", "≤ 20 ms at 64 sessions"),
+        row(
+            "steady-state p99 (first calls aside)",
+            |r| r.steady_p99,
             "ms",
-        )
-        .goal_if(at64, "≤ 20 ms at 64 sessions"),
-        Row::new(
-            "mcp",
-            format!("{label}: steady-state p99 (first calls aside){of}"),
-            median(all, |r| r.steady_p99),
-            "ms",
-        )
-        .goal_if(at64, "≤ 20 ms at 64 sessions"),
-        Row::new(
-            "mcp",
-            format!("{label}: daemon CPU per call{of}"),
-            median(all, |r| r.cpu_us),
-            "µs",
+            "≤ 20 ms at 64 sessions",
         ),
+        row("daemon CPU per call", |r| r.cpu_us, "µs", ""),
         Row::new(
             "mcp",
-            format!("{label}: errors (all rounds)"),
+            format!("{n} sessions: errors (all rounds)"),
             all.iter().map(|r| r.errors).sum::<u64>() as f64,
             "",
         )
         .goal("0"),
         Row::new(
             "mcp",
-            format!("{label}: each task completed exactly once"),
+            format!("{n} sessions: each task completed exactly once"),
             if all.iter().all(|r| r.exact) {
                 1.0
             } else {

@@ -191,44 +191,26 @@ pub fn scheduling(quick: bool) -> Vec<Row> {
     merges.sort();
     let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
     let mean_policy = policy.iter().sum::<f64>() / policy.len().max(1) as f64;
+    let row = |metric: String, value, unit| Row::new("scheduling", metric, value, unit);
     vec![
-        Row::new(
-            "scheduling",
+        row(
             format!("makespan / lower bound (mean of {graphs} DAGs)"),
             mean,
             "×",
         )
         .goal("≤ 1.05"),
-        Row::new(
-            "scheduling",
-            "makespan / the same order without overhead",
+        row(
+            "makespan / the same order without overhead".into(),
             mean_policy,
             "×",
         ),
-        Row::new(
-            "scheduling",
-            "dispatch latency p50",
-            pct(&latencies, 0.5),
-            "ms",
-        ),
-        Row::new(
-            "scheduling",
-            "dispatch latency p99",
-            pct(&latencies, 0.99),
-            "ms",
-        )
-        .goal("≤ 50 ms"),
-        Row::new(
-            "scheduling",
-            "worker start + calls beyond its work p50",
+        row("dispatch latency p50".into(), pct(&latencies, 0.5), "ms"),
+        row("dispatch latency p99".into(), pct(&latencies, 0.99), "ms").goal("≤ 50 ms"),
+        row(
+            "worker start + calls beyond its work p50".into(),
             pct(&starts, 0.5),
             "ms",
         ),
-        Row::new(
-            "scheduling",
-            "completed → merged p50",
-            pct(&merges, 0.5),
-            "ms",
-        ),
+        row("completed → merged p50".into(), pct(&merges, 0.5), "ms"),
     ]
 }
