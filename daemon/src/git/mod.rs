@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 mod runner;
+mod serial;
 
 use runner::git;
 pub use runner::{GitError, told};
@@ -118,6 +119,7 @@ pub async fn ensure_excluded(top: &Path, pattern: &str) -> Result<(), std::io::E
 /// involved: worktrees have their own HEAD and index).
 pub async fn worktree_add_detached(top: &Path, dir: &Path, commit: &str) -> Result<(), GitError> {
     let d = dir.display().to_string();
+    let _one = serial::worktrees(top).await;
     git(top, &["worktree", "add", "--detach", "--quiet", &d, commit]).await?;
     Ok(())
 }
@@ -131,6 +133,7 @@ pub async fn worktree_remove(top: &Path, dir: &Path, force: bool) -> Result<(), 
         args.push("--force");
     }
     args.push(&d);
+    let _one = serial::worktrees(top).await;
     git(top, &args).await?;
     Ok(())
 }
@@ -143,6 +146,7 @@ pub async fn worktree_add_new_branch(
     start: &str,
 ) -> Result<(), GitError> {
     let d = dir.display().to_string();
+    let _one = serial::worktrees(top).await;
     git(
         top,
         &["worktree", "add", "--quiet", "-b", branch, &d, start],
@@ -154,6 +158,7 @@ pub async fn worktree_add_new_branch(
 /// Adds a worktree at `dir` with the existing `branch` checked out.
 pub async fn worktree_add_branch(top: &Path, dir: &Path, branch: &str) -> Result<(), GitError> {
     let d = dir.display().to_string();
+    let _one = serial::worktrees(top).await;
     git(top, &["worktree", "add", "--quiet", &d, branch]).await?;
     Ok(())
 }
@@ -339,6 +344,7 @@ pub async fn delete_ref(top: &Path, name: &str, commit: &str) -> Result<(), GitE
 
 /// `git worktree prune`: forgets worktrees whose directories are gone.
 pub async fn worktree_prune(top: &Path) -> Result<(), GitError> {
+    let _one = serial::worktrees(top).await;
     git(top, &["worktree", "prune"]).await?;
     Ok(())
 }

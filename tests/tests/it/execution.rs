@@ -501,6 +501,66 @@ fn merged_task_branches_are_cleaned_up_and_unmerged_ones_kept() {
     );
 }
 
+/// A worktree that takes long to create (a large checkout; here a hook that holds until the
+/// test releases it) holds only its own task: the scheduling loop goes on meanwhile, and a
+/// worker that ends is merged. (Worktree commands of one repository still run one at a time:
+/// git does not guard them against each other.)
+#[test]
+fn a_slow_checkout_holds_its_own_task_not_the_scheduling_loop() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let (held, release) = (sb.root().join("checkout-held"), sb.root().join("release"));
+    let hook = repo.join(".git/hooks/post-checkout");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncase \"$(git rev-parse --abbrev-ref HEAD)\" in *--a.*) touch {h}; \
+             while [ ! -f {r} ]; do sleep 0.05; done;; esac\n",
+            h = held.display(),
+            r = release.display()
+        ),
+    )
+    .expect("hook");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    // x is quick and readies a, whose checkout holds; b is still working then, and ends
+    // while a's checkout holds.
+    let mut b = task("b", &[], &["b.txt"]);
+    b["description"] = json!("Write b.txt sleep_ms=1500");
+    let plan = write_plan(
+        &sb,
+        vec![task("x", &[], &["x.txt"]), b, task("a", &["x"], &["a.txt"])],
+    );
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Three", "--concurrency", "2"],
+        &[("CLAUDE_FAKE_SCRIPT", &plan)],
+    )
+    .ok();
+    wait::until("a's checkout to start", wait::DEADLINE, || {
+        held.exists().then_some(())
+    });
+    let log = wait::until("b merged meanwhile", wait::DEADLINE, || {
+        let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+        log.contains("Task b merged").then_some(log)
+    });
+    assert!(!release.exists());
+    assert!(
+        !log.contains("Task a dispatched"),
+        "a's worktree is not there yet: {log}"
+    );
+    std::fs::write(&release, "").expect("release the checkout");
+    let run = wait_final(&sb, &repo);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    let order = merge_order(&sb, &repo, run["branch"].as_str().expect("branch"));
+    assert_eq!(
+        order.last().map(String::as_str),
+        Some("a"),
+        "{order:?}\n{log}"
+    );
+}
+
 /// A task whose worktree git refuses (here a hook that fails for its branch) is retried alone
 /// and then fails; the other task's worker, busy meanwhile, is never touched: it finishes on
 /// its first attempt and its work is merged before the run escalates.

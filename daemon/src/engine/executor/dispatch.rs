@@ -94,12 +94,8 @@ pub(super) async fn dispatch(
         }
         n += 1;
     };
-    git::worktree_add_new_branch(&ctx.project, &worktree, &branch, &base)
-        .await
-        .map_err(|source| EngineError::Worktree {
-            task: t.id.clone(),
-            source,
-        })?;
+    // Created by the worker's own future (`Work::run`), off the scheduling loop: a checkout
+    // of a large tree takes seconds, and the next dispatch need not wait for it.
     let place = Resume {
         session: String::new(),
         worktree,
@@ -141,7 +137,6 @@ pub(super) async fn launch(
     };
     let grant = open_worker(ctx, t, &place).await?;
     let said = dispatched(t, &grant.session, &place, attempt, continuing);
-    note(&ctx.handle, Level::Info, EventKind::TaskDispatched, said).await;
     let prompt = launch_prompt(ctx, t, &place, resume, continuing);
     let models = &ctx.run.options.models;
     let model = choice.model;
@@ -177,6 +172,7 @@ pub(super) async fn launch(
         cfg: ctx.cfg.clone(),
         record: ctx.cfg.record(&ctx.db, &grant.session, Some(place.clone())),
         prep: (!resume).then(|| ctx.prep.clone()),
+        said,
         handle: ctx.handle.clone(),
         name: format!("{}.{attempt}", t.id),
         session: grant.session,
@@ -265,8 +261,8 @@ fn dispatched(t: &TaskRow, session: &str, place: &Resume, attempt: u32, resume: 
     }
 }
 
-/// A worker's session, ready to run on its own: its worktree prepared (a new one), then
-/// claude to its end.
+/// A worker's session, ready to run on its own: its worktree created and prepared (a new
+/// one), then its agent to its end.
 struct Work {
     cmd: tokio::process::Command,
     /// Told each tool call (`--verbose`).
@@ -279,8 +275,10 @@ struct Work {
     task: TaskId,
     cfg: Arc<EngineConfig>,
     record: session::Record,
-    /// How to prepare its worktree; `None` for a resumed one, prepared before.
+    /// How to create and prepare its worktree; `None` for a resumed one, there before.
     prep: Option<Prep>,
+    /// The log's sentence for its start, said once its worktree exists.
+    said: String,
     handle: Port,
     /// The worktree's name in setup logs (`<task>.<attempt>`).
     name: String,
@@ -301,6 +299,7 @@ impl Work {
             cfg,
             record,
             prep,
+            said,
             handle,
             name,
             session,
@@ -316,7 +315,22 @@ impl Work {
             session: session.clone(),
             ended,
             prepared,
+            unborn: None,
         };
+        if let Some(prep) = &prep {
+            let (wt, branch, base) = (&place.worktree, &place.branch, &place.base);
+            if let Err(source) = git::worktree_add_new_branch(&prep.project, wt, branch, base).await
+            {
+                let task = task.clone();
+                let why = EngineError::Worktree { task, source }.to_string();
+                let ended = Err(std::io::Error::other(why.clone()));
+                return Finished {
+                    unborn: Some(why),
+                    ..finished(ended, None)
+                };
+            }
+        }
+        note(&handle, Level::Info, EventKind::TaskDispatched, said).await;
         let mut prepared = None;
         if let Some(prep) = &prep {
             match crate::engine::prepare::prepare(prep, &place.worktree, &name).await {
@@ -359,6 +373,27 @@ async fn own_tokens(db: &Db, session: &SessionId, thread: &str, e: &mut session:
         o.input_tokens = o.input_tokens.saturating_sub(input);
         o.output_tokens = o.output_tokens.saturating_sub(output);
     }
+}
+
+/// A worker whose worktree git would not create never ran: its session ends, what git may
+/// have left (a branch, a directory) goes, and the task goes back without spending an
+/// attempt; the caller counts it as a dispatch that failed.
+pub(super) async fn unborn(ctx: &Ctx, f: &Finished) {
+    crate::engine::end(&ctx.handle, &f.session, None).await;
+    let _ = git::worktree_remove(&ctx.project, &f.worktree, true).await;
+    let _ = git::delete_branch_at(&ctx.project, &f.branch, &f.base).await;
+    let event = NewEvent {
+        level: Level::Debug,
+        ..NewEvent::info(
+            EventKind::TaskInterrupted,
+            format!(
+                "Task {} goes back to the board: its worktree was not created",
+                f.task
+            ),
+        )
+    }
+    .with_data(serde_json::json!({ "task": f.task, "session": f.session }));
+    put_back(ctx, &f.task, None, event).await;
 }
 
 /// Setups failing in a row before the run stops for a human.

@@ -91,6 +91,8 @@ struct Finished {
     ended: std::io::Result<session::Ended>,
     /// How preparing its new worktree went (`None`: a resumed worktree, prepared before).
     prepared: Option<Prepared>,
+    /// Why git would not create its new worktree: the worker never ran ([`dispatch::unborn`]).
+    unborn: Option<String>,
 }
 
 struct Ctx {
@@ -184,6 +186,7 @@ async fn wind_down(
             return Some(Executed::Stopped);
         }
         match f.prepared {
+            _ if f.unborn.is_some() => unborn(ctx, &f).await,
             Some(Prepared::Failed(_) | Prepared::Stopped) => {
                 unprepared(ctx, f, "the run stopped for a human").await;
             }

@@ -168,6 +168,7 @@ async fn reattach(
             session,
             ended,
             prepared: None,
+            unborn: None,
         }
     });
 }
@@ -246,6 +247,7 @@ pub(super) async fn finish_gone(
         worktree: place.worktree,
         session: row.id,
         prepared: None,
+        unborn: None,
     };
     finish(ctx, f).await;
 }

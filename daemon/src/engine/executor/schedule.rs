@@ -244,7 +244,7 @@ impl Schedule {
                     self.busy.insert(t.id.clone(), t.files.clone());
                     self.running.spawn(fut);
                 }
-                Err(reason) => self.undispatched(t, reason.to_string()).await,
+                Err(reason) => self.undispatched(&t.id, reason.to_string()).await,
             }
         }
     }
@@ -335,16 +335,16 @@ fn agent_name(a: orchestrator_proto::Agent) -> &'static str {
 impl Schedule {
     /// A worker that could not start: this task alone waits and tries again (a git lock held
     /// elsewhere passes); after [`DISPATCH_RETRIES`] it fails. Other workers are never touched.
-    async fn undispatched(&mut self, t: &TaskRow, reason: String) {
-        let w = self.waits.entry(t.id.clone()).or_default();
+    async fn undispatched(&mut self, task: &TaskId, reason: String) {
+        let w = self.waits.entry(task.clone()).or_default();
         w.undispatched += 1;
         let n = w.undispatched;
         if n > DISPATCH_RETRIES {
-            let message = format!("Task {} cannot start: {reason}", t.id);
+            let message = format!("Task {task} cannot start: {reason}");
             let (status, kind) = (TaskStatus::Failed, EventKind::DispatchFailed);
             update(
                 &self.ctx,
-                &t.id,
+                task,
                 status,
                 Some(reason),
                 Level::Error,
@@ -361,8 +361,7 @@ impl Schedule {
             Level::Warn,
             EventKind::DispatchRetry,
             format!(
-                "Task {} cannot start ({reason}); trying again in {}s ({n} of {DISPATCH_RETRIES})",
-                t.id,
+                "Task {task} cannot start ({reason}); trying again in {}s ({n} of {DISPATCH_RETRIES})",
                 wait.as_secs()
             ),
         )
@@ -378,6 +377,11 @@ impl Schedule {
             return Some(Executed::Stopped);
         }
         let files = self.busy.remove(&f.task).unwrap_or_default();
+        if let Some(why) = f.unborn.clone() {
+            unborn(ctx, &f).await;
+            self.undispatched(&f.task, why).await;
+            return None;
+        }
         match &f.prepared {
             Some(Prepared::Ready(_)) => self.setup_streak = 0,
             Some(Prepared::Failed(fail)) => {
