@@ -7,6 +7,7 @@
 mod actor;
 pub mod clean;
 pub mod error;
+pub mod key;
 mod output;
 pub mod pr;
 pub mod slug;
@@ -14,7 +15,6 @@ pub mod submit;
 
 use crate::ids::RunId;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use orchestrator_proto::{RunStatus, SubmitRun};
@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 pub use actor::{Command, RunHandle, SessionGrant};
 pub use error::{RejectKind, RunError};
+pub use key::project_key;
 
 use crate::git;
 use crate::mirror::{self, Mirror};
@@ -456,15 +457,6 @@ impl Runs {
 fn no_run(id: &str) -> RunError {
     RunError::not_found(format!("no run {id}"))
         .hint("`orchestrate list` shows every run with its id")
-}
-
-/// The key a project is stored under: its work tree's top level when it still is one, else
-/// the path as given (a deleted project keeps its runs).
-pub async fn project_key(path: &str) -> String {
-    match git::toplevel(Path::new(path)).await {
-        Ok(Some(top)) => top.display().to_string(),
-        _ => path.trim_end_matches('/').to_owned(),
-    }
 }
 
 /// Why an escalation takes no answer: it was answered already, or closed (its run cancelled,
