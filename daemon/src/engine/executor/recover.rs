@@ -67,6 +67,21 @@ pub(super) async fn reconcile(
             }
             continue;
         };
+        if t.status == TaskStatus::InProgress && row.pid.is_none() {
+            // Its worker never started: the daemon stopped between opening its session and
+            // spawning it (while its worktree was created or prepared). Not the task's fault;
+            // the worktree goes unless something is in it (a non-forced remove refuses), and
+            // its branch only while it is still at its base.
+            requeue(ctx, &t.id).await;
+            if git::worktree_remove(&ctx.project, &place.worktree, false)
+                .await
+                .is_ok()
+                || !place.worktree.exists()
+            {
+                let _ = git::delete_branch_at(&ctx.project, &place.branch, &place.base).await;
+            }
+            continue;
+        }
         let live = row
             .active
             .then(|| crate::engine::reap::live(&row))
