@@ -73,12 +73,17 @@ fn all_final(sb: &Sandbox, ids: &[String]) -> Option<bool> {
 fn workers(sb: &Sandbox) -> Vec<(i32, PathBuf)> {
     sb.agent_processes()
         .into_iter()
+        // The fake claude (its prompt comes on stdin, so only where it runs tells a worker
+        // from a planner), never a git command the daemon runs beside it.
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains("You are a worker"))
-                .unwrap_or(false)
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|e| e.to_string_lossy().contains("fake-claude"))
         })
         .filter_map(|pid| Some((pid, std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?)))
+        .filter(|(_, cwd)| {
+            cwd.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with("planner"))
+        })
         .collect()
 }
 
@@ -212,6 +217,10 @@ fn chaos_kill_9_of_the_daemon_and_its_workers_loses_and_doubles_nothing() {
             *seen.entry(kind).or_insert(0) += n;
         }
     }
+    assert!(
+        worker_kills > 0,
+        "seed {seed}: no worker was ever found to kill"
+    );
     wait::until("no agent process left", wait::DEADLINE, || {
         sb.agent_processes().is_empty().then_some(())
     });

@@ -68,9 +68,11 @@ fn a_task_that_would_not_fit_before_the_limit_waits_for_the_reset() {
     let sb = Sandbox::new();
     let repo = project_with_history(&sb);
     second_run(&sb, &repo, &[], &[]);
+    // b is weighed when a's session ends, before a's merge lands; the estimate below counts
+    // the tasks not merged yet.
     let log = wait::until("b to wait for the forecast", wait::DEADLINE, || {
         let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
-        log.contains("Task b waits").then_some(log)
+        (log.contains("Task b waits") && log.contains("Task a merged")).then_some(log)
     });
     assert!(
         log.contains("its estimated $0.0020 (≈ 22% of the 5-hour window, the median of 3 past tasks) does not fit in the 10% left before the limit"),

@@ -84,7 +84,11 @@ fn a_worker_outlives_a_daemon_stop_and_the_next_daemon_re_attaches_it() {
     let worker = wait::until("the worker to run", wait::DEADLINE, || {
         let tasks = sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
         (tasks["progress"]["in_progress"] == 1).then_some(())?;
-        sb.agent_processes().first().copied()
+        // The worker itself, not a git command the daemon runs beside it.
+        sb.agent_processes().into_iter().find(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|e| e.to_string_lossy().contains("fake-claude"))
+        })
     });
     let status = sb.orchestrate_in(&repo, &["status"]).ok().stdout;
     assert!(
