@@ -56,6 +56,29 @@ fn merge_order(sb: &Sandbox, repo: &Path, branch: &str) -> Vec<String> {
         .collect()
 }
 
+/// A `post-checkout` hook in `repo` that runs `body` for the worktrees of branches matching
+/// `branch` (a shell pattern), as the daemon's `git worktree add` checks them out.
+fn post_checkout_hook(repo: &Path, branch: &str, body: &str) {
+    let hook = repo.join(".git/hooks/post-checkout");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncase \"$(git rev-parse --abbrev-ref HEAD)\" in {branch}) {body};; esac\n"
+        ),
+    )
+    .expect("hook");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+}
+
+/// The run's log once it says `needle`.
+fn log_saying(sb: &Sandbox, repo: &Path, what: &str, needle: &str) -> String {
+    wait::until(what, wait::DEADLINE, || {
+        let log = sb.orchestrate_in(repo, &["log", "-n", "500"]).ok().stdout;
+        log.contains(needle).then_some(log)
+    })
+}
+
 fn run_to_completion(concurrency: &str) {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
@@ -246,10 +269,12 @@ fn a_long_gate_holds_the_merge_queue_not_the_next_worker() {
         started.exists().then_some(())
     });
     // While that gate runs, the third task gets the freed slot; the dependent waits.
-    let log = wait::until("a worker started during the gate", wait::DEADLINE, || {
-        let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
-        log.contains("Task c dispatched").then_some(log)
-    });
+    let log = log_saying(
+        &sb,
+        &repo,
+        "a worker started during the gate",
+        "Task c dispatched",
+    );
     assert!(!release.exists());
     assert!(!log.contains("Task d dispatched"), "{log}");
     assert!(!log.contains("merged into"), "nothing merged yet: {log}");
@@ -510,19 +535,15 @@ fn a_slow_checkout_holds_its_own_task_not_the_scheduling_loop() {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
     let (held, release) = (sb.root().join("checkout-held"), sb.root().join("release"));
-    let hook = repo.join(".git/hooks/post-checkout");
-    std::fs::write(
-        &hook,
-        format!(
-            "#!/bin/sh\ncase \"$(git rev-parse --abbrev-ref HEAD)\" in *--a.*) touch {h}; \
-             while [ ! -f {r} ]; do sleep 0.05; done;; esac\n",
+    post_checkout_hook(
+        &repo,
+        "*--a.*",
+        &format!(
+            "touch {h}; while [ ! -f {r} ]; do sleep 0.05; done",
             h = held.display(),
             r = release.display()
         ),
-    )
-    .expect("hook");
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    );
     // x is quick and readies a, whose checkout holds; b is still working then, and ends
     // while a's checkout holds.
     let mut b = task("b", &[], &["b.txt"]);
@@ -540,10 +561,7 @@ fn a_slow_checkout_holds_its_own_task_not_the_scheduling_loop() {
     wait::until("a's checkout to start", wait::DEADLINE, || {
         held.exists().then_some(())
     });
-    let log = wait::until("b merged meanwhile", wait::DEADLINE, || {
-        let log = sb.orchestrate_in(&repo, &["log", "-n", "500"]).ok().stdout;
-        log.contains("Task b merged").then_some(log)
-    });
+    let log = log_saying(&sb, &repo, "b merged meanwhile", "Task b merged");
     assert!(!release.exists());
     assert!(
         !log.contains("Task a dispatched"),
@@ -568,14 +586,7 @@ fn a_slow_checkout_holds_its_own_task_not_the_scheduling_loop() {
 fn a_git_failure_of_one_task_never_stops_another_tasks_worker() {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
-    let hook = repo.join(".git/hooks/post-checkout");
-    std::fs::write(
-        &hook,
-        "#!/bin/sh\ncase \"$(git rev-parse --abbrev-ref HEAD)\" in *--b.*) echo 'hook: no' >&2; exit 1;; esac\n",
-    )
-    .expect("hook");
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    post_checkout_hook(&repo, "*--b.*", "echo 'hook: no' >&2; exit 1");
     let mut slow = task("a", &[], &["a.txt"]);
     slow["description"] = json!("Write a.txt sleep_ms=4000");
     let plan = write_plan(&sb, vec![slow, task("b", &[], &["b.txt"])]);
@@ -628,10 +639,7 @@ fn the_run_never_moves_its_branch_while_the_user_has_it_checked_out() {
     // The user looks at the run's branch in their own checkout, then lets the plan execute.
     sb.git(&repo, &["switch", "-q", &branch]);
     sb.orchestrate_in(&repo, &["resume"]).ok();
-    let held = wait::until("the merge to be held", wait::DEADLINE, || {
-        let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
-        log.contains("merges wait").then_some(log)
-    });
+    let held = log_saying(&sb, &repo, "the merge to be held", "merges wait");
     assert!(
         held.contains(&format!("{branch} is checked out in"))
             && held.contains(&format!("switch away from {branch}")),

@@ -379,9 +379,7 @@ async fn own_tokens(db: &Db, session: &SessionId, thread: &str, e: &mut session:
 /// have left (a branch, a directory) goes, and the task goes back without spending an
 /// attempt; the caller counts it as a dispatch that failed.
 pub(super) async fn unborn(ctx: &Ctx, f: &Finished) {
-    crate::engine::end(&ctx.handle, &f.session, None).await;
-    let _ = git::worktree_remove(&ctx.project, &f.worktree, true).await;
-    let _ = git::delete_branch_at(&ctx.project, &f.branch, &f.base).await;
+    never_ran(ctx, f).await;
     let event = NewEvent {
         level: Level::Debug,
         ..NewEvent::info(
@@ -396,15 +394,21 @@ pub(super) async fn unborn(ctx: &Ctx, f: &Finished) {
     put_back(ctx, &f.task, None, event).await;
 }
 
+/// What a worker that never ran leaves goes: its session (the token stops working), its
+/// worktree (nothing of the agent's is in it) and its branch while still at its base.
+async fn never_ran(ctx: &Ctx, f: &Finished) {
+    crate::engine::end(&ctx.handle, &f.session, None).await;
+    let _ = git::worktree_remove(&ctx.project, &f.worktree, true).await;
+    let _ = git::delete_branch_at(&ctx.project, &f.branch, &f.base).await;
+}
+
 /// Setups failing in a row before the run stops for a human.
 pub const SETUP_FAILURES: u32 = 2;
 
 /// A worker whose worktree could not be prepared never ran: its session ends, the worktree
 /// and branch (which hold nothing) go, and the task goes back without spending an attempt.
 pub(super) async fn unprepared(ctx: &Ctx, f: Finished, then: &str) {
-    crate::engine::end(&ctx.handle, &f.session, None).await;
-    let _ = git::worktree_remove(&ctx.project, &f.worktree, true).await;
-    let _ = git::delete_branch_at(&ctx.project, &f.branch, &f.base).await;
+    never_ran(ctx, &f).await;
     let (kind, level, why) = match &f.prepared {
         Some(Prepared::Failed(fail)) => (EventKind::SetupFailed, Level::Warn, fail.to_string()),
         _ => (
