@@ -45,6 +45,13 @@ pub struct Salvaged {
 pub async fn salvage(p: &Place<'_>, completed: bool) -> Salvaged {
     let mut out = Salvaged::default();
     if !p.worktree.exists() {
+        if completed {
+            out.notes.push(format!(
+                "its worktree {} is gone; its branch {} as it stands is its result",
+                p.worktree.display(),
+                p.branch
+            ));
+        }
         return out;
     }
     // Independent reads run side by side: this is on the way to every merge.
@@ -103,20 +110,28 @@ async fn take_the_worktree(
         git::current_branch(p.worktree),
     );
     let mut head = head.ok();
+    let on = on.ok().flatten();
+    let mut before = before.map(str::to_owned);
     if status.is_ok_and(|s| !s.is_empty()) {
         let message = format!(
             "orchestrator: commit what the worker of task {} left uncommitted",
             p.task
         );
         match git::commit_all(p.worktree, &message).await {
-            Ok(()) => head = git::rev_parse(p.worktree, "HEAD").await.ok(),
+            Ok(()) => {
+                head = git::rev_parse(p.worktree, "HEAD").await.ok();
+                if on.as_deref() == Some(p.branch) {
+                    // The commit moved the branch along with HEAD.
+                    before.clone_from(&head);
+                }
+            }
             Err(e) => out.notes.push(format!(
                 "what its worker left uncommitted cannot be committed: {e}"
             )),
         }
     }
     let head = head?;
-    let on = on.ok().flatten();
+    let before = before.as_deref();
     if before == Some(head.as_str()) {
         if on.as_deref() != Some(p.branch) {
             let _ = git::attach_head(p.worktree, p.branch).await;
@@ -197,7 +212,8 @@ async fn keep_moved_away(
         candidates.clear();
     }
     for commit in candidates {
-        if !git::unreachable(p.project, &commit).await.unwrap_or(false) {
+        // In doubt, kept: a ref too many costs nothing, a commit dropped is work lost.
+        if !git::unreachable(p.project, &commit).await.unwrap_or(true) {
             continue;
         }
         let mut n = earlier.len() + kept_now.len() + 1;
@@ -237,6 +253,36 @@ mod tests {
             .expect("git");
         assert!(out.status.success(), "git {args:?}: {out:?}");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Work left uncommitted on the task's branch is committed there, and that is all: the
+    /// commit moved the branch, so nothing is said about moving it.
+    #[tokio::test]
+    async fn uncommitted_work_on_the_branch_is_committed_without_complaint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (project, wt) = (dir.path().join("p"), dir.path().join("wt"));
+        std::fs::create_dir_all(&project).expect("mkdir");
+        git(&project, &["init", "-q", "-b", "main"]);
+        git(&project, &["commit", "-q", "--allow-empty", "-m", "base"]);
+        let base = git(&project, &["rev-parse", "HEAD"]);
+        let wt_arg = wt.display().to_string();
+        git(
+            &project,
+            &["worktree", "add", "-q", "-b", "task.1", &wt_arg, &base],
+        );
+        std::fs::write(wt.join("a.txt"), "work\n").expect("write");
+        let place = Place {
+            project: &project,
+            run: "r1",
+            task: "t",
+            attempt: 1,
+            worktree: &wt,
+            branch: "task.1",
+        };
+        let out = salvage(&place, true).await;
+        assert!(out.notes.is_empty() && out.kept.is_empty(), "{out:?}");
+        assert_eq!(git(&project, &["show", "task.1:a.txt"]), "work");
+        assert_eq!(git(&wt, &["status", "--porcelain"]), "");
     }
 
     /// A daemon that dies after salvaging and salvages again (the session is finished once

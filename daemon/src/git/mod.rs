@@ -424,9 +424,11 @@ pub async fn unreachable(top: &Path, commit: &str) -> Result<bool, GitError> {
 }
 
 /// Whether any of `commits` holds work no branch, tag, remote or `refs/orchestrator/` ref
-/// reaches (one command for all; [`unreachable`] tells which).
+/// reaches (one command for all; [`unreachable`] tells which). A broken ref (one naming a
+/// missing object, or garbage) is passed over: without `--ignore-missing` one such ref
+/// anywhere makes git refuse the whole question, and a caller would keep nothing.
 pub async fn any_unreachable(top: &Path, commits: &[&str]) -> Result<bool, GitError> {
-    let mut args = vec!["rev-list", "-n1"];
+    let mut args = vec!["rev-list", "-n1", "--ignore-missing"];
     args.extend_from_slice(commits);
     args.extend([
         "--not",

@@ -42,6 +42,8 @@
 //!   `$CLAUDE_FAKE_CODE/<task>.refused`.
 //! - `listen` — report progress until a reply says a message waits, read it into
 //!   `told-<task>.txt`, then work as `work` does.
+//! - `lingers` — start `sleep 3600` in its process group (its pid appended to
+//!   `CLAUDE_FAKE_LEDGER` as `lingering <pid>`), then work and exit, leaving it running.
 //! - `warn` — print a `rate_limit_event` `allowed_warning` at `CLAUDE_FAKE_UTILIZATION`
 //!   (default 0.9) resetting in `CLAUDE_FAKE_RESET_SECS`, then work. With `CLAUDE_FAKE_ONCE`
 //!   set to a path, only the first session warns (it creates the file).
@@ -348,6 +350,14 @@ fn work(mcp: &Mcp, session: &str, resumed: bool) {
     }
     if mode == "listen" {
         listen(mcp, &id);
+    }
+    if mode == "lingers" {
+        // A process of its own left running past its end, as an agent's server would be.
+        let child = std::process::Command::new("sleep")
+            .arg("3600")
+            .spawn()
+            .expect("start sleep");
+        ledger(&format!("lingering {}", child.id()));
     }
     if mode == "flaky" && task["attempts"] == 1 {
         say(

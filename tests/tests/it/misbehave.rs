@@ -175,6 +175,13 @@ fn one_run(sb: &Sandbox, seed: u64) -> Outcome {
         .ok()
         .stdout;
     let lines = std::fs::read_to_string(&ledger).unwrap_or_default();
+    // What git holds, for a failure to be read without rerunning it.
+    let refs = sb.git(
+        &repo,
+        &["for-each-ref", "--format=%(objectname:short) %(refname)"],
+    );
+    let reflog = sb.git(&repo, &["reflog", "show", "--all", "--format=%h %gD %gs"]);
+    let log = format!("{log}\nrefs:\n{refs}\nreflogs:\n{reflog}");
     assert_eq!(
         status, "completed",
         "seed {seed}: the run ended {status}:\n{log}\n{lines}"

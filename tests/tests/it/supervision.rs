@@ -251,3 +251,43 @@ fn clean_removes_what_is_merged_and_keeps_unmerged_or_dirty_work_with_why() {
         "unsaved"
     );
 }
+
+/// Whether `pid` runs (a zombie waiting to be reaped does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+/// A worker that leaves a process of its own running (a server it started, a git command cut
+/// short with it) does not outlive its session: what is left of its process group is stopped
+/// before anything reads its worktree.
+#[test]
+fn what_a_worker_leaves_running_ends_with_its_session() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    let plan = one_task_plan(&sb, "Write a.txt");
+    let ledger = sb.root().join("ledger.txt");
+    sb.orchestrate_env(
+        &repo,
+        &["start", "Lingering"],
+        &[
+            ("CLAUDE_FAKE_SCRIPT", &plan),
+            ("CLAUDE_FAKE_WORKER", "lingers"),
+            ("CLAUDE_FAKE_LEDGER", ledger.to_str().expect("path")),
+        ],
+    )
+    .ok();
+    let run = wait_final(&sb, &repo);
+    assert_eq!(run["status"], "completed", "{run}");
+    let said = std::fs::read_to_string(&ledger).expect("the ledger");
+    let pid: u32 = said
+        .lines()
+        .find_map(|l| l.strip_prefix("lingering ")?.parse().ok())
+        .expect("the lingering process's pid");
+    assert!(
+        !running(pid),
+        "the worker's sleep {pid} outlived its session, which ended before its task merged"
+    );
+}

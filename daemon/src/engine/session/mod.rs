@@ -2,7 +2,8 @@
 //! `.orchestrator/sessions/<session>/`, follow the stdout file as it grows, and stop the whole
 //! process group on cancel, when our MCP server failed to connect (the session would have no
 //! tools), or when a watchdog fires (no `system/init` in time, no sign of life, past the
-//! wall-clock limit).
+//! wall-clock limit). When the leader exits, whatever of its group is left is killed: a
+//! session's leftovers never act on its worktree after it is over.
 //!
 //! Sessions do not depend on the daemon: their output goes to files, they lead their own
 //! process group, and when the daemon stops (`detach`) they are left running. The follower
@@ -286,6 +287,9 @@ async fn follow(
                     Proc::Adopted(_) => std::future::pending().await,
                 }
             } => {
+                // Over with its leader: what it left running (a git command cut short with
+                // it, a server it started) stops before anything reads its worktree.
+                stop(nix::sys::signal::Signal::SIGKILL);
                 guard.pgid = None;
                 r.ended.exit_code = status?;
                 return r.last(Instant::now()).await;
@@ -309,6 +313,7 @@ async fn follow(
                 if let Proc::Adopted(id) = &proc
                     && !id.alive()
                 {
+                    stop(nix::sys::signal::Signal::SIGKILL);
                     guard.pgid = None;
                     return r.last(Instant::now()).await;
                 }
