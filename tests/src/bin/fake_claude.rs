@@ -352,7 +352,9 @@ fn work(mcp: &Mcp, session: &str, resumed: bool) {
         listen(mcp, &id);
     }
     if mode == "lingers" {
-        // A process of its own left running past its end, as an agent's server would be.
+        // A process of its own left running past its end, as an agent's server would be:
+        // never waited for, on purpose.
+        #[allow(clippy::zombie_processes)]
         let child = std::process::Command::new("sleep")
             .arg("3600")
             .spawn()
