@@ -32,6 +32,74 @@ impl Identity {
     }
 }
 
+/// How long what is left of a session's group gets to end by itself, and then after SIGTERM.
+const LEFTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Ends what is left of a session's process group once its leader exited. It first gets
+/// [`LEFTOVER_WAIT`] to end by itself — a `git commit` the session started finishes, where
+/// killing it between writing its commit and moving the branch would leave a commit no ref
+/// names — then SIGTERM, then SIGKILL. Returns at once when nothing is left (the usual case).
+pub async fn end_group(pgid: i32) {
+    let gone = || async {
+        let until = tokio::time::Instant::now() + LEFTOVER_WAIT;
+        while group_runs(pgid) {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
+    };
+    if gone().await {
+        return;
+    }
+    let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+    if !gone().await {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
+/// Whether any process of group `pgid` still runs (zombies do not: an orphan whose new parent
+/// has not reaped it yet can do nothing more).
+fn group_runs(pgid: i32) -> bool {
+    if killpg(Pid::from_raw(pgid), None).is_err() {
+        return false;
+    }
+    live_member(pgid).unwrap_or(true)
+}
+
+/// Whether `/proc` shows a member of group `pgid` that is not a zombie; `None` where there is
+/// no `/proc` to ask.
+#[cfg(target_os = "linux")]
+fn live_member(pgid: i32) -> Option<bool> {
+    let dir = std::fs::read_dir("/proc").ok()?;
+    Some(dir.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // After the command name: state, ppid, pgrp.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            return false;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next().unwrap_or("Z");
+        let group = f.nth(1).and_then(|g| g.parse::<i32>().ok());
+        group == Some(pgid) && state != "Z" && state != "X"
+    }))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn live_member(_pgid: i32) -> Option<bool> {
+    None
+}
+
 /// Field 22 of `/proc/<pid>/stat` (clock ticks after boot); `None` for zombies and the gone.
 #[cfg(target_os = "linux")]
 fn start_time(pid: i32) -> Option<i64> {

@@ -2,8 +2,8 @@
 //! `.orchestrator/sessions/<session>/`, follow the stdout file as it grows, and stop the whole
 //! process group on cancel, when our MCP server failed to connect (the session would have no
 //! tools), or when a watchdog fires (no `system/init` in time, no sign of life, past the
-//! wall-clock limit). When the leader exits, whatever of its group is left is killed: a
-//! session's leftovers never act on its worktree after it is over.
+//! wall-clock limit). When the leader exits, whatever of its group is left is ended
+//! (`process::end_group`): a session's leftovers never act on its worktree after it is over.
 //!
 //! Sessions do not depend on the daemon: their output goes to files, they lead their own
 //! process group, and when the daemon stops (`detach`) they are left running. The follower
@@ -287,9 +287,11 @@ async fn follow(
                     Proc::Adopted(_) => std::future::pending().await,
                 }
             } => {
-                // Over with its leader: what it left running (a git command cut short with
-                // it, a server it started) stops before anything reads its worktree.
-                stop(nix::sys::signal::Signal::SIGKILL);
+                // Over with its leader: what it left running (a git command finishing, a
+                // server it started) ends before anything reads its worktree.
+                if let Some(p) = pgid {
+                    super::process::end_group(p.as_raw()).await;
+                }
                 guard.pgid = None;
                 r.ended.exit_code = status?;
                 return r.last(Instant::now()).await;
@@ -313,7 +315,7 @@ async fn follow(
                 if let Proc::Adopted(id) = &proc
                     && !id.alive()
                 {
-                    stop(nix::sys::signal::Signal::SIGKILL);
+                    super::process::end_group(id.pid).await;
                     guard.pgid = None;
                     return r.last(Instant::now()).await;
                 }
