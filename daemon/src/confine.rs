@@ -27,6 +27,43 @@ use nix::mount::MsFlags;
 /// The daemon's hidden first argument that makes it confine itself and exec the rest.
 pub const TRAMPOLINE: &str = "__confined-exec";
 
+/// Names the descriptor on which the trampoline waits for the daemon's word before it execs
+/// the agent (`engine::session::gate`).
+pub const GATE_VAR: &str = "ORCHESTRATOR_GATE_FD";
+
+/// The daemon's binary, once `orchestratord` said it serves as the trampoline.
+static TRAMPOLINE_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Called by `orchestratord` at start: agents start through this very binary, which waits
+/// for the daemon's word before it execs them (`engine::session::gate`).
+pub fn serve_as_trampoline() {
+    // The running binary even if an upgrade replaces the file, where the system can say so.
+    let exe = if cfg!(target_os = "linux") {
+        Ok(PathBuf::from("/proc/self/exe"))
+    } else {
+        std::env::current_exe()
+    };
+    if let Ok(exe) = exe {
+        let _ = TRAMPOLINE_EXE.set(exe);
+    }
+}
+
+/// The command that runs an agent `program`: confined when `confine` says how, and in the
+/// daemon always through the trampoline (so it waits for the daemon's word before it
+/// starts). A library caller that is not the daemon (a test driving one agent) runs the
+/// program itself.
+pub fn command(confine: Option<&Confinement>, program: &Path) -> tokio::process::Command {
+    match (confine, TRAMPOLINE_EXE.get()) {
+        (Some(c), _) => c.command(program),
+        (None, Some(exe)) => {
+            let mut c = tokio::process::Command::new(exe);
+            c.arg(TRAMPOLINE).args(["-", "-", "-", "--"]).arg(program);
+            c
+        }
+        (None, None) => tokio::process::Command::new(program),
+    }
+}
+
 /// What one session's confinement is: the tree to make read-only, its writable git dir, and
 /// the directory to work in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,32 +107,43 @@ impl Confinement {
         c
     }
 
-    fn from_args(args: &[OsString]) -> Option<(Self, &[OsString])> {
+    /// The trampoline's arguments: the confinement (`None` for `- - -`) and the command.
+    fn from_args(args: &[OsString]) -> Option<(Option<Self>, &[OsString])> {
         let [project, git, cwd, dashes, rest @ ..] = args else {
             return None;
         };
+        if project == "-" {
+            return (dashes == "--" && !rest.is_empty()).then_some((None, rest));
+        }
         (dashes == "--" && !rest.is_empty()).then(|| {
             let c = Self {
                 project: project.into(),
                 git: (git != "-").then(|| git.into()),
                 cwd: cwd.into(),
             };
-            (c, rest)
+            (Some(c), rest)
         })
     }
 }
 
-/// `orchestratord __confined-exec <project> <git|-> <cwd> -- <program> <args…>`: enters the
-/// confinement and execs the program. Where confinement fails it says why on stderr and runs
-/// the program anyway unless `ORCHESTRATOR_CONFINE_STRICT` is set (the probe); returns only
-/// when the exec fails.
+/// `orchestratord __confined-exec <project|-> <git|-> <cwd|-> -- <program> <args…>`: waits
+/// for the daemon's word when [`GATE_VAR`] names a descriptor (and exits 125 without running
+/// anything if the daemon went away first), enters the confinement (none for `- - -`) and
+/// execs the program. Where confinement fails it says why on stderr and runs the program
+/// anyway unless `ORCHESTRATOR_CONFINE_STRICT` is set (the probe); returns only when the exec
+/// fails.
 pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
     use std::os::unix::process::CommandExt;
     let Some((c, rest)) = Confinement::from_args(args) else {
-        eprintln!("orchestratord {TRAMPOLINE}: <project> <git|-> <cwd> -- <program> [args…]");
+        eprintln!("orchestratord {TRAMPOLINE}: <project|-> <git|-> <cwd|-> -- <program> [args…]");
         return std::process::ExitCode::from(2);
     };
-    if let Err(e) = enter(&c) {
+    if !gate_opened() {
+        return std::process::ExitCode::from(125);
+    }
+    if let Some(c) = &c
+        && let Err(e) = enter(c)
+    {
         eprintln!(
             "orchestratord: this session can write the user's checkout {}: {e}",
             c.project.display()
@@ -104,12 +152,32 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
             return std::process::ExitCode::from(125);
         }
     }
-    let e = std::process::Command::new(&rest[0]).args(&rest[1..]).exec();
+    let e = std::process::Command::new(&rest[0])
+        .args(&rest[1..])
+        .env_remove(GATE_VAR)
+        .exec();
     eprintln!(
         "orchestratord: cannot run {}: {e}",
         rest[0].to_string_lossy()
     );
     std::process::ExitCode::from(127)
+}
+
+/// Waits for the daemon's word on the descriptor [`GATE_VAR`] names (`true` at once without
+/// one): `false` when the daemon went away before it recorded this process, so a session the
+/// daemon does not know of never starts.
+fn gate_opened() -> bool {
+    let Some(fd) = std::env::var(GATE_VAR)
+        .ok()
+        .and_then(|v| v.parse::<std::os::fd::RawFd>().ok())
+    else {
+        return true;
+    };
+    let mut word = [0u8; 1];
+    let read = std::fs::File::open(format!("/dev/fd/{fd}"))
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut word));
+    let _ = nix::unistd::close(fd);
+    matches!(read, Ok(1))
 }
 
 /// Enters a new mount namespace (and user namespace, when not root) in which `c.project` is
@@ -220,7 +288,7 @@ mod tests {
         let args: Vec<OsString> = cmd.as_std().get_args().map(Into::into).collect();
         assert_eq!(args[0], TRAMPOLINE);
         let (back, rest) = Confinement::from_args(&args[1..]).expect("parses");
-        assert_eq!(back, c);
+        assert_eq!(back.as_ref(), Some(&c));
         assert_eq!(rest, [OsString::from("claude")]);
         let bare = Confinement { git: None, ..c };
         let args: Vec<OsString> = bare
@@ -229,7 +297,10 @@ mod tests {
             .get_args()
             .map(Into::into)
             .collect();
-        assert_eq!(Confinement::from_args(&args[1..]).expect("parses").0, bare);
+        assert_eq!(
+            Confinement::from_args(&args[1..]).expect("parses").0,
+            Some(bare)
+        );
         assert!(Confinement::from_args(&args[1..4]).is_none(), "no program");
     }
 

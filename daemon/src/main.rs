@@ -115,6 +115,7 @@ fn logging(filter: &str, dir: Option<PathBuf>) -> Option<PathBuf> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let _lock = socket::lock_data_dir(&config.data_dir)?;
+    orchestratord::confine::serve_as_trampoline();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -60,10 +60,7 @@ impl ClaudeCode {
 
     /// The command for one session; the caller sets stdout/stderr and spawns it.
     pub fn command(&self, spec: &SessionSpec) -> tokio::process::Command {
-        let mut c = match &spec.confine {
-            Some(confine) => confine.command(&self.bin),
-            None => tokio::process::Command::new(&self.bin),
-        };
+        let mut c = crate::confine::command(spec.confine.as_ref(), &self.bin);
         // The prompt goes on stdin (the caller gives it; see `session::run`), never in argv.
         c.arg("-p")
             .args(["--output-format", "stream-json", "--verbose"])

@@ -96,3 +96,34 @@ fn rm_rf(dir: &std::path::Path) {
         },
     );
 }
+
+/// An agent starts only on the daemon's word, said once its process is recorded: a daemon
+/// killed in between closes the start gate's pipe and the agent never runs, so a restarted
+/// daemon may take a session without a recorded process for one that never ran.
+#[test]
+fn an_agent_the_daemon_did_not_record_never_starts() {
+    use std::os::fd::AsRawFd;
+
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ran = dir.path().join("ran");
+    for (word, runs, code) in [(false, false, 125), (true, true, 0)] {
+        let (read, write) = nix::unistd::pipe().expect("pipe");
+        // Only the read end is the child's: it sees the end of the pipe when we close ours.
+        fcntl(&write, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).expect("close-on-exec");
+        let mut child = std::process::Command::new(&orchestrator_tests::bins::bins().orchestratord)
+            .args(["__confined-exec", "-", "-", "-", "--", "/bin/sh", "-c"])
+            .arg(format!("touch '{}'", ran.display()))
+            .env("ORCHESTRATOR_GATE_FD", read.as_raw_fd().to_string())
+            .spawn()
+            .expect("spawn the trampoline");
+        drop(read);
+        if word {
+            nix::unistd::write(&write, b"g").expect("say the word");
+        }
+        drop(write);
+        let status = child.wait().expect("wait");
+        assert_eq!(status.code(), Some(code), "word said: {word}");
+        assert_eq!(ran.exists(), runs, "word said: {word}");
+    }
+}

@@ -91,10 +91,7 @@ impl CodexWorker {
     /// The command for one session; the caller sets stdout/stderr and the prompt on stdin.
     /// `spec.resume` with a thread id continues that thread.
     pub fn command(&self, spec: &SessionSpec) -> tokio::process::Command {
-        let mut c = match &spec.confine {
-            Some(confine) => confine.command(&self.bin),
-            None => tokio::process::Command::new(&self.bin),
-        };
+        let mut c = crate::confine::command(spec.confine.as_ref(), &self.bin);
         c.arg("exec").arg("-C").arg(&spec.cwd);
         match self.permissions {
             Permissions::Bypass => {

@@ -22,6 +22,7 @@ use super::watch::{Activity, Limits};
 use crate::agents::SERVER_NAME;
 use crate::agents::stream::Outcome;
 
+mod gate;
 mod reading;
 pub use reading::MAX_LINE;
 use reading::*;
@@ -165,16 +166,29 @@ pub async fn run(
         .map_err(std::io::Error::other)??
     };
     cmd.stdout(out).stderr(err);
+    let mut gate = gate::Gate::arm(&mut cmd)?;
     let child = cmd.spawn()?;
     let pid = child.id().map(|p| p as i32);
     let identity = pid.and_then(Identity::of);
-    if let (Some(r), Some(id)) = (&watch.record, identity) {
-        let (s, place) = (r.session.clone(), r.place.clone());
-        let _ =
+    // The agent waits at the gate until its process is recorded: a daemon killed before
+    // that leaves nothing running that a restart would not know of.
+    let recorded = match (&watch.record, identity) {
+        (Some(r), Some(id)) => {
+            let (s, place) = (r.session.clone(), r.place.clone());
             r.db.call(move |c| {
                 crate::store::sessions::set_process(c, &s, id.pid, id.start, place.as_ref())
             })
-            .await;
+            .await
+            .is_ok()
+        }
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    if let Some(mut g) = gate.take() {
+        g.spawned();
+        if recorded {
+            g.open();
+        }
     }
     let reader = tokio::io::BufReader::new(tokio::fs::File::open(&out_path).await?);
     follow(
@@ -261,11 +275,7 @@ async fn follow(
         detach: watch.detach.cloned(),
     };
     let mut tick = tokio::time::interval(FOLLOW);
-    let stop = |sig| {
-        if let Some(p) = pgid {
-            let _ = nix::sys::signal::killpg(p, sig);
-        }
-    };
+    let stop = |sig| pgid.map(|p| nix::sys::signal::killpg(p, sig));
     let began = Instant::now()
         .checked_sub(elapsed)
         .unwrap_or_else(Instant::now);
@@ -287,11 +297,7 @@ async fn follow(
                     Proc::Adopted(_) => std::future::pending().await,
                 }
             } => {
-                // Over with its leader: what it left running (a git command finishing, a
-                // server it started) ends before anything reads its worktree.
-                if let Some(p) = pgid {
-                    super::process::end_group(p.as_raw()).await;
-                }
+                end_leftovers(pgid).await;
                 guard.pgid = None;
                 r.ended.exit_code = status?;
                 return r.last(Instant::now()).await;
@@ -315,7 +321,7 @@ async fn follow(
                 if let Proc::Adopted(id) = &proc
                     && !id.alive()
                 {
-                    super::process::end_group(id.pid).await;
+                    end_leftovers(pgid).await;
                     guard.pgid = None;
                     return r.last(Instant::now()).await;
                 }
@@ -329,6 +335,14 @@ async fn follow(
             stopping = true;
             kill.as_mut().reset(tokio::time::Instant::now() + GRACE);
         }
+    }
+}
+
+/// A session is over with its leader: what it left running (a git command finishing, a
+/// server it started) ends before anything reads its worktree.
+async fn end_leftovers(pgid: Option<nix::unistd::Pid>) {
+    if let Some(p) = pgid {
+        super::process::end_group(p.as_raw()).await;
     }
 }
 
