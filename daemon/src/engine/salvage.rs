@@ -255,12 +255,10 @@ mod tests {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    /// Work left uncommitted on the task's branch is committed there, and that is all: the
-    /// commit moved the branch, so nothing is said about moving it.
-    #[tokio::test]
-    async fn uncommitted_work_on_the_branch_is_committed_without_complaint() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (project, wt) = (dir.path().join("p"), dir.path().join("wt"));
+    /// A project with one commit and a worktree on `task.1` at it, where a worker wrote
+    /// `a.txt` (uncommitted); returns the project, the worktree and the base commit.
+    fn worker_left(dir: &Path) -> (PathBuf, PathBuf, String) {
+        let (project, wt) = (dir.join("p"), dir.join("wt"));
         std::fs::create_dir_all(&project).expect("mkdir");
         git(&project, &["init", "-q", "-b", "main"]);
         git(&project, &["commit", "-q", "--allow-empty", "-m", "base"]);
@@ -271,14 +269,27 @@ mod tests {
             &["worktree", "add", "-q", "-b", "task.1", &wt_arg, &base],
         );
         std::fs::write(wt.join("a.txt"), "work\n").expect("write");
-        let place = Place {
-            project: &project,
+        (project, wt, base)
+    }
+
+    fn place<'a>(project: &'a Path, wt: &'a Path) -> Place<'a> {
+        Place {
+            project,
             run: "r1",
             task: "t",
             attempt: 1,
-            worktree: &wt,
+            worktree: wt,
             branch: "task.1",
-        };
+        }
+    }
+
+    /// Work left uncommitted on the task's branch is committed there, and that is all: the
+    /// commit moved the branch, so nothing is said about moving it.
+    #[tokio::test]
+    async fn uncommitted_work_on_the_branch_is_committed_without_complaint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (project, wt, _) = worker_left(dir.path());
+        let place = place(&project, &wt);
         let out = salvage(&place, true).await;
         assert!(out.notes.is_empty() && out.kept.is_empty(), "{out:?}");
         assert_eq!(git(&project, &["show", "task.1:a.txt"]), "work");
@@ -290,29 +301,12 @@ mod tests {
     #[tokio::test]
     async fn salvaging_twice_still_counts_what_the_first_time_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (project, wt) = (dir.path().join("p"), dir.path().join("wt"));
-        std::fs::create_dir_all(&project).expect("mkdir");
-        git(&project, &["init", "-q", "-b", "main"]);
-        git(&project, &["commit", "-q", "--allow-empty", "-m", "base"]);
-        let base = git(&project, &["rev-parse", "HEAD"]);
-        let wt_arg = wt.display().to_string();
-        git(
-            &project,
-            &["worktree", "add", "-q", "-b", "task.1", &wt_arg, &base],
-        );
-        std::fs::write(wt.join("a.txt"), "work\n").expect("write");
+        let (project, wt, base) = worker_left(dir.path());
         git(&wt, &["add", "-A"]);
         git(&wt, &["commit", "-q", "-m", "work"]);
         let work = git(&wt, &["rev-parse", "HEAD"]);
         git(&wt, &["reset", "-q", "--hard", &base]);
-        let place = Place {
-            project: &project,
-            run: "r1",
-            task: "t",
-            attempt: 1,
-            worktree: &wt,
-            branch: "task.1",
-        };
+        let place = place(&project, &wt);
         let first = salvage(&place, true).await;
         assert_eq!(first.kept, ["refs/orchestrator/r1/kept/t.1-1"], "{first:?}");
         let again = salvage(&place, true).await;
