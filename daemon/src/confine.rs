@@ -128,8 +128,8 @@ impl Confinement {
 
 /// `orchestratord __confined-exec <project|-> <git|-> <cwd|-> -- <program> <args…>`: waits
 /// for the daemon's word when [`GATE_VAR`] names a descriptor (and exits 125 without running
-/// anything if the daemon went away first), enters the confinement (none for `- - -`) and
-/// execs the program. Where confinement fails it says why on stderr and runs the program
+/// anything if the daemon went away first), enters the confinement (none for `- - -`), closes
+/// every descriptor but the standard three and execs the program. Where confinement fails it says why on stderr and runs the program
 /// anyway unless `ORCHESTRATOR_CONFINE_STRICT` is set (the probe); returns only when the exec
 /// fails.
 pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
@@ -152,6 +152,7 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
             return std::process::ExitCode::from(125);
         }
     }
+    close_inherited();
     let e = std::process::Command::new(&rest[0])
         .args(&rest[1..])
         .env_remove(GATE_VAR)
@@ -161,6 +162,23 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
         rest[0].to_string_lossy()
     );
     std::process::ExitCode::from(127)
+}
+
+/// Closes every descriptor but stdin, stdout and stderr: an agent gets nothing else of the
+/// daemon's (another session's gate) or of whoever started the daemon (a terminal's or an
+/// editor's descriptors `orchestrate` passed on).
+fn close_inherited() {
+    let open: Vec<std::os::fd::RawFd> = std::fs::read_dir("/dev/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // The listing's own descriptor is among them, closed already: closing it fails harmlessly.
+    for fd in open.into_iter().filter(|fd| *fd > 2) {
+        let _ = nix::unistd::close(fd);
+    }
 }
 
 /// Waits for the daemon's word on the descriptor [`GATE_VAR`] names (`true` at once without

@@ -99,7 +99,9 @@ fn rm_rf(dir: &std::path::Path) {
 
 /// An agent starts only on the daemon's word, said once its process is recorded: a daemon
 /// killed in between closes the start gate's pipe and the agent never runs, so a restarted
-/// daemon may take a session without a recorded process for one that never ran.
+/// daemon may take a session without a recorded process for one that never ran. The agent
+/// gets no descriptor but the standard three (not the gate's, not one passed on to the
+/// daemon).
 #[test]
 fn an_agent_the_daemon_did_not_record_never_starts() {
     use std::os::fd::AsRawFd;
@@ -107,13 +109,20 @@ fn an_agent_the_daemon_did_not_record_never_starts() {
     use nix::fcntl::{FcntlArg, FdFlag, fcntl};
     let dir = tempfile::tempdir().expect("tempdir");
     let ran = dir.path().join("ran");
+    // A descriptor whoever started the daemon passed on: the agent must not get it.
+    let (stray, _stray_write) = nix::unistd::pipe().expect("pipe");
     for (word, runs, code) in [(false, false, 125), (true, true, 0)] {
         let (read, write) = nix::unistd::pipe().expect("pipe");
         // Only the read end is the child's: it sees the end of the pipe when we close ours.
         fcntl(&write, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).expect("close-on-exec");
         let mut child = std::process::Command::new(&orchestrator_tests::bins::bins().orchestratord)
             .args(["__confined-exec", "-", "-", "-", "--", "/bin/sh", "-c"])
-            .arg(format!("touch '{}'", ran.display()))
+            .arg(format!(
+                "for fd in {} {}; do [ -e /dev/fd/$fd ] && exit 9; done; touch '{}'",
+                stray.as_raw_fd(),
+                read.as_raw_fd(),
+                ran.display()
+            ))
             .env("ORCHESTRATOR_GATE_FD", read.as_raw_fd().to_string())
             .spawn()
             .expect("spawn the trampoline");
