@@ -123,12 +123,24 @@ async fn start(client: &Client) -> Result<Health, ClientError> {
     }
 }
 
-/// Runs the child in a new session, so that closing the terminal does not kill the daemon.
+/// Runs the child in a new session, so that closing the terminal does not kill the daemon,
+/// and without the descriptors beyond the standard three that whoever ran `orchestrate`
+/// passed on (a terminal's or an editor's pipe): a daemon lives for weeks, and would hold
+/// them open all that time.
 #[allow(unsafe_code)]
 fn detach(cmd: &mut Command) {
-    // SAFETY: setsid() is async-signal-safe and touches no memory of the parent.
+    // SAFETY: setsid() and close_range() are plain system calls, async-signal-safe, touching
+    // no memory of the parent; close_range only marks descriptors close-on-exec (std's own
+    // exec-error pipe is already).
     unsafe {
         cmd.pre_exec(|| {
+            #[cfg(target_os = "linux")]
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             nix::unistd::setsid()
                 .map(drop)
                 .map_err(std::io::Error::from)

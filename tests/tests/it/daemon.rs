@@ -250,3 +250,27 @@ fn a_daemon_told_whom_it_serves_exits_when_that_process_is_gone() {
         sb.daemon_log()
     );
 }
+
+/// A daemon `orchestrate` starts keeps none of the descriptors its caller passed on beyond the
+/// standard three (a terminal's or an editor's pipe would stay open for the daemon's life).
+#[cfg(target_os = "linux")]
+#[test]
+fn an_autostarted_daemon_holds_nothing_its_caller_passed_on() {
+    use std::os::fd::AsRawFd;
+    let sb = Sandbox::new();
+    // Not close-on-exec: `orchestrate` gets it, as it would from a careless parent.
+    let (stray, _write) = nix::unistd::pipe().expect("pipe");
+    let pipe = std::fs::read_link(format!("/proc/self/fd/{}", stray.as_raw_fd())).expect("link");
+    sb.orchestrate(&["list", "--json"]).ok();
+    let pid = sb.daemon_pid();
+    let held: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the daemon's descriptors")
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .collect();
+    assert!(
+        !held.contains(&pipe),
+        "the daemon holds its caller's {}: {held:?}",
+        pipe.display()
+    );
+}
