@@ -34,6 +34,14 @@ pub const GATE_VAR: &str = "ORCHESTRATOR_GATE_FD";
 /// The daemon's binary, once `orchestratord` said it serves as the trampoline.
 static TRAMPOLINE_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
+/// The binary agents start through: the daemon's own (the running one on Linux, even if an
+/// upgrade replaced its file).
+fn trampoline_exe() -> &'static Path {
+    TRAMPOLINE_EXE
+        .get()
+        .map_or(Path::new("/proc/self/exe"), PathBuf::as_path)
+}
+
 /// Called by `orchestratord` at start: agents start through this very binary, which waits
 /// for the daemon's word before it execs them (`engine::session::gate`).
 pub fn serve_as_trampoline() {
@@ -55,8 +63,8 @@ pub fn serve_as_trampoline() {
 pub fn command(confine: Option<&Confinement>, program: &Path) -> tokio::process::Command {
     match (confine, TRAMPOLINE_EXE.get()) {
         (Some(c), _) => c.command(program),
-        (None, Some(exe)) => {
-            let mut c = tokio::process::Command::new(exe);
+        (None, Some(_)) => {
+            let mut c = tokio::process::Command::new(trampoline_exe());
             c.arg(TRAMPOLINE).args(["-", "-", "-", "--"]).arg(program);
             c
         }
@@ -96,8 +104,7 @@ impl Confinement {
 
     /// The command that runs `program` confined: the daemon's own binary first.
     pub fn command(&self, program: &Path) -> tokio::process::Command {
-        // The running binary even if an upgrade replaced the file meanwhile.
-        let mut c = tokio::process::Command::new("/proc/self/exe");
+        let mut c = tokio::process::Command::new(trampoline_exe());
         c.arg(TRAMPOLINE)
             .arg(&self.project)
             .arg(self.git.as_deref().unwrap_or(Path::new("-")))
@@ -129,9 +136,9 @@ impl Confinement {
 /// `orchestratord __confined-exec <project|-> <git|-> <cwd|-> -- <program> <args…>`: waits
 /// for the daemon's word when [`GATE_VAR`] names a descriptor (and exits 125 without running
 /// anything if the daemon went away first), enters the confinement (none for `- - -`), closes
-/// every descriptor but the standard three and execs the program. Where confinement fails it says why on stderr and runs the program
-/// anyway unless `ORCHESTRATOR_CONFINE_STRICT` is set (the probe); returns only when the exec
-/// fails.
+/// every descriptor but the standard three and execs the program. Where confinement fails it
+/// says why on stderr and runs the program anyway unless `ORCHESTRATOR_CONFINE_STRICT` is set
+/// (the probe); returns only when the exec fails.
 pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
     use std::os::unix::process::CommandExt;
     let Some((c, rest)) = Confinement::from_args(args) else {
@@ -139,6 +146,10 @@ pub fn trampoline(args: &[OsString]) -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     };
     if !gate_opened() {
+        eprintln!(
+            "orchestratord: not started: the daemon did not record this session (it stopped, \
+             or its database refused the write); the next daemon runs the task again"
+        );
         return std::process::ExitCode::from(125);
     }
     if let Some(c) = &c
@@ -191,10 +202,10 @@ fn gate_opened() -> bool {
     else {
         return true;
     };
+    // Read through a path of its own; the descriptor goes with the rest before the exec.
     let mut word = [0u8; 1];
     let read = std::fs::File::open(format!("/dev/fd/{fd}"))
         .and_then(|mut f| std::io::Read::read(&mut f, &mut word));
-    let _ = nix::unistd::close(fd);
     matches!(read, Ok(1))
 }
 

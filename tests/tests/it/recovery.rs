@@ -124,6 +124,7 @@ fn an_agent_the_daemon_did_not_record_never_starts() {
                 ran.display()
             ))
             .env("ORCHESTRATOR_GATE_FD", read.as_raw_fd().to_string())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn the trampoline");
         drop(read);
@@ -131,8 +132,14 @@ fn an_agent_the_daemon_did_not_record_never_starts() {
             nix::unistd::write(&write, b"g").expect("say the word");
         }
         drop(write);
-        let status = child.wait().expect("wait");
-        assert_eq!(status.code(), Some(code), "word said: {word}");
+        let out = child.wait_with_output().expect("wait");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "word said: {word}: {said}");
+        assert_eq!(
+            said.contains("did not record this session"),
+            !word,
+            "it says why it did not start: {said}"
+        );
         assert_eq!(ran.exists(), runs, "word said: {word}");
     }
 }

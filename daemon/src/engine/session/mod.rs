@@ -175,11 +175,15 @@ pub async fn run(
     let recorded = match (&watch.record, identity) {
         (Some(r), Some(id)) => {
             let (s, place) = (r.session.clone(), r.place.clone());
-            r.db.call(move |c| {
+            let set = r.db.call(move |c| {
                 crate::store::sessions::set_process(c, &s, id.pid, id.start, place.as_ref())
-            })
-            .await
-            .is_ok()
+            });
+            set.await
+                .inspect_err(|e| {
+                    tracing::warn!(session = %r.session, cause = %e,
+                        "cannot record the session's process; it is not started")
+                })
+                .is_ok()
         }
         (Some(_), None) => false,
         (None, _) => true,
