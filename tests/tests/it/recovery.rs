@@ -115,7 +115,7 @@ fn an_agent_the_daemon_did_not_record_never_starts() {
         let (read, write) = nix::unistd::pipe().expect("pipe");
         // Only the read end is the child's: it sees the end of the pipe when we close ours.
         fcntl(&write, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).expect("close-on-exec");
-        let mut child = std::process::Command::new(&orchestrator_tests::bins::bins().orchestratord)
+        let child = std::process::Command::new(&orchestrator_tests::bins::bins().orchestratord)
             .args(["__confined-exec", "-", "-", "-", "--", "/bin/sh", "-c"])
             .arg(format!(
                 "for fd in {} {}; do [ -e /dev/fd/$fd ] && exit 9; done; touch '{}'",
