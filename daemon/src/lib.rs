@@ -18,6 +18,8 @@ pub mod notify;
 pub mod runs;
 pub mod socket;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod ui;
 pub mod usage;
 pub mod wire;

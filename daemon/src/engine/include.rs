@@ -171,17 +171,7 @@ fn copy_one(project: &Path, worktree: &Path, rel: &Path, budget: u64) -> Result<
 mod tests {
     use super::*;
 
-    fn git(dir: &Path, args: &[&str]) {
-        let ok = std::process::Command::new("git")
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.invalid"])
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .status()
-            .expect("git")
-            .success();
-        assert!(ok, "git {args:?}");
-    }
+    use crate::testing::git;
 
     #[tokio::test]
     async fn only_ignored_listed_files_are_copied_never_through_a_link() {

@@ -243,17 +243,7 @@ fn short(commit: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.invalid"])
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
+    use crate::testing::git;
 
     /// A project with one commit and a worktree on `task.1` at it, where a worker wrote
     /// `a.txt` (uncommitted); returns the project, the worktree and the base commit.

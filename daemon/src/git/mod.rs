@@ -155,6 +155,21 @@ pub async fn worktree_add_new_branch(
     Ok(())
 }
 
+/// Moves the worktree at `from` to `to` (a rename; git's record of it follows).
+pub async fn worktree_move(top: &Path, from: &Path, to: &Path) -> Result<(), GitError> {
+    let (f, t) = (from.display().to_string(), to.display().to_string());
+    let _one = serial::worktrees(top).await;
+    git(top, &["worktree", "move", &f, &t]).await?;
+    Ok(())
+}
+
+/// In the worktree `dir`, a new branch `branch` at `start`, checked out (only the files that
+/// differ from what is checked out are written).
+pub async fn checkout_new_branch(dir: &Path, branch: &str, start: &str) -> Result<(), GitError> {
+    git(dir, &["checkout", "--quiet", "-b", branch, start]).await?;
+    Ok(())
+}
+
 /// Adds a worktree at `dir` with the existing `branch` checked out.
 pub async fn worktree_add_branch(top: &Path, dir: &Path, branch: &str) -> Result<(), GitError> {
     let d = dir.display().to_string();
@@ -347,6 +362,22 @@ pub async fn worktree_prune(top: &Path) -> Result<(), GitError> {
     let _one = serial::worktrees(top).await;
     git(top, &["worktree", "prune"]).await?;
     Ok(())
+}
+
+/// The refs matching any of `patterns` (full names, or globs such as `refs/heads/x--t1.*`)
+/// with their commits, in one git command.
+pub async fn refs_matching(
+    top: &Path,
+    patterns: &[&str],
+) -> Result<Vec<(String, String)>, GitError> {
+    let mut args = vec!["for-each-ref", "--format=%(refname) %(objectname)"];
+    args.extend_from_slice(patterns);
+    let out = git(top, &args).await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(r, c)| (r.to_owned(), c.to_owned()))
+        .collect())
 }
 
 /// Refs under `prefix` (a partial name such as `refs/heads/x--`) with their commits.

@@ -78,18 +78,25 @@ pub(super) async fn dispatch(
         return launch(ctx, t, cancel, attempt, r, true).await;
     }
     // The branch's tip, not the integration worktree's HEAD: a merge under way there (its
-    // gate still running) is not the run's until the branch moves.
-    let base = git::rev_parse(&ctx.project, &format!("refs/heads/{}", ctx.run.branch)).await?;
+    // gate still running) is not the run's until the branch moves. Read with the task's
+    // branches of earlier attempts, in one git command.
+    let tip = format!("refs/heads/{}", ctx.run.branch);
+    let earlier = format!("refs/heads/{}--{}.*", ctx.run.branch, t.id);
+    let refs: HashMap<String, String> = git::refs_matching(&ctx.project, &[&tip, &earlier])
+        .await?
+        .into_iter()
+        .collect();
+    let base = match refs.get(&tip) {
+        Some(c) => c.clone(),
+        // Gone: git says why.
+        None => git::rev_parse(&ctx.project, &tip).await?,
+    };
     // Kept branches of earlier attempts (unmerged work is never thrown away) take their names.
     let mut n = attempt;
     let (branch, worktree) = loop {
         let branch = format!("{}--{}.{n}", ctx.run.branch, t.id);
         let worktree = crate::layout::task_worktree(&ctx.cfg.data_dir, &ctx.run.id, &t.id, n);
-        if !worktree.exists()
-            && !git::branch_exists(&ctx.project, &branch)
-                .await
-                .unwrap_or(true)
-        {
+        if !worktree.exists() && !refs.contains_key(&format!("refs/heads/{branch}")) {
             break (branch, worktree);
         }
         n += 1;
@@ -172,6 +179,7 @@ pub(super) async fn launch(
         cfg: ctx.cfg.clone(),
         record: ctx.cfg.record(&ctx.db, &grant.session, Some(place.clone())),
         prep: (!resume).then(|| ctx.prep.clone()),
+        spares: Arc::clone(&ctx.spares),
         said,
         handle: ctx.handle.clone(),
         name: format!("{}.{attempt}", t.id),
@@ -277,6 +285,8 @@ struct Work {
     record: session::Record,
     /// How to create and prepare its worktree; `None` for a resumed one, there before.
     prep: Option<Prep>,
+    /// Where a new worktree may come from ready-made.
+    spares: Arc<super::spare::Spares>,
     /// The log's sentence for its start, said once its worktree exists.
     said: String,
     handle: Port,
@@ -299,6 +309,7 @@ impl Work {
             cfg,
             record,
             prep,
+            spares,
             said,
             handle,
             name,
@@ -317,10 +328,9 @@ impl Work {
             prepared,
             unborn: None,
         };
-        if let Some(prep) = &prep {
+        if prep.is_some() {
             let (wt, branch, base) = (&place.worktree, &place.branch, &place.base);
-            if let Err(source) = git::worktree_add_new_branch(&prep.project, wt, branch, base).await
-            {
+            if let Err(source) = spares.worktree(wt, branch, base).await {
                 let task = task.clone();
                 let why = EngineError::Worktree { task, source }.to_string();
                 let ended = Err(std::io::Error::other(why.clone()));

@@ -47,6 +47,7 @@ mod merge;
 mod recover;
 mod route;
 mod schedule;
+mod spare;
 
 pub use dispatch::SETUP_FAILURES;
 use dispatch::*;
@@ -123,6 +124,8 @@ struct Ctx {
     /// The integration worktree, one user at a time: a merge with its gate, tidying (which
     /// deletes branches from it), its removal. Fair, so merges land in the order they queued.
     integration_lock: tokio::sync::Mutex<()>,
+    /// Worktrees made ahead of need, for workers starting afresh.
+    spares: Arc<spare::Spares>,
 }
 
 impl Ctx {
@@ -320,6 +323,7 @@ pub async fn execute(
         Err(_) => None,
     };
     let ctx = Ctx {
+        spares: spare::Spares::new(&project, &cfg.data_dir, &run.id, &run.branch),
         claude: agent,
         codex,
         handle,

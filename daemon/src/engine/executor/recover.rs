@@ -32,6 +32,7 @@ pub(super) async fn repair_worktrees(ctx: &Ctx) {
             }
         }
     }
+    ctx.spares.remove_leftovers().await;
     let _ = git::worktree_prune(&ctx.project).await;
 }
 

@@ -66,6 +66,10 @@ impl Schedule {
     /// Runs to the end of the plan, a stop, or a failure.
     pub(super) async fn run(mut self) -> Executed {
         let done = self.run_loop().await;
+        // A stopping daemon leaves its spares to the next one (removed when it starts).
+        if !self.stopping.is_cancelled() {
+            self.ctx.spares.close().await;
+        }
         self.finishing.settle().await;
         merge::tidy(&self.ctx).await;
         done
@@ -182,6 +186,11 @@ impl Schedule {
         if !held {
             self.dispatch_ready(&all).await;
         }
+        // A spare worktree is kept while a task waits to start on a new one.
+        let waiting = all.iter().any(|t| {
+            t.status == TaskStatus::Pending && t.resume.is_none() && !self.busy.contains_key(&t.id)
+        });
+        self.ctx.spares.want(waiting && !held);
         Board::Wait { held }
     }
 
@@ -190,7 +199,8 @@ impl Schedule {
     async fn completed(&self, tasks: usize) -> Executed {
         let ctx = &self.ctx;
         // Merged tasks' leftovers first, then the integration worktree (no merge holds it:
-        // every finish is done).
+        // every finish is done); no spare is wanted any more.
+        ctx.spares.close().await;
         merge::tidy(ctx).await;
         let held = ctx.integration_lock.lock().await;
         let _ = git::worktree_remove(&ctx.project, &ctx.integration, false).await;

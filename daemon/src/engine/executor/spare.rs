@@ -1,0 +1,304 @@
+//! Worktrees made ahead of need. Checking out a fresh worktree is the slow part of starting a
+//! worker (seconds in a large tree), so while tasks wait for a slot the run keeps one spare:
+//! a worktree detached at the run branch's tip, under `<run>/spare-<n>`. A worker starting
+//! afresh takes it: `git worktree move` to its own path, then `git checkout -b <its branch>
+//! <base>`, which writes only the files the branch gained since the spare was made. Taking
+//! one starts the next; one that cannot be taken is removed and the worker's worktree is made
+//! as before (`git worktree add`).
+//!
+//! **Invariant:** a spare holds nothing of anyone's (no agent or setup has run in it), so it
+//! is removed whenever it is not used: when execution ends, and, left by a daemon that
+//! stopped, when the next one starts executing the run.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+
+use crate::git::{self, GitError};
+
+/// Spares kept ready at once.
+const KEEP: usize = 1;
+
+/// A spare's folder name starts so; no task, planner or review worktree's does.
+const PREFIX: &str = "spare-";
+
+/// One run's spare worktrees.
+pub(super) struct Spares {
+    project: PathBuf,
+    /// The run's worktree folder.
+    dir: PathBuf,
+    /// The run branch, whose tip a spare starts at.
+    branch: String,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    ready: Vec<PathBuf>,
+    making: Vec<JoinHandle<()>>,
+    /// Tasks wait that will want a worktree.
+    wanted: bool,
+    /// A spare could not be made or taken: none more in this execution.
+    broken: bool,
+    closed: bool,
+    made: u32,
+}
+
+impl Spares {
+    pub(super) fn new(project: &Path, data_dir: &Path, run: &str, branch: &str) -> Arc<Spares> {
+        Arc::new(Spares {
+            project: project.to_path_buf(),
+            dir: crate::layout::run_worktrees(data_dir, run),
+            branch: branch.to_owned(),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether tasks still wait to start; while they do, a spare is kept ready.
+    pub(super) fn want(self: &Arc<Self>, wanted: bool) {
+        self.state().wanted = wanted;
+        self.refill();
+    }
+
+    /// A ready spare, taken (the next one is started).
+    fn take(self: &Arc<Self>) -> Option<PathBuf> {
+        let spare = self.state().ready.pop();
+        self.refill();
+        spare
+    }
+
+    fn refill(self: &Arc<Self>) {
+        let mut s = self.state();
+        s.making.retain(|m| !m.is_finished());
+        if !s.wanted || s.broken || s.closed || s.ready.len() + s.making.len() >= KEEP {
+            return;
+        }
+        s.made += 1;
+        let path = self.dir.join(format!("{PREFIX}{}", s.made));
+        let me = Arc::clone(self);
+        s.making
+            .push(tokio::spawn(async move { me.make(path).await }));
+    }
+
+    async fn make(&self, path: PathBuf) {
+        let tip = format!("refs/heads/{}", self.branch);
+        match git::worktree_add_detached(&self.project, &path, &tip).await {
+            Ok(()) => self.state().ready.push(path),
+            Err(e) => {
+                tracing::debug!(spare = %path.display(), error = %e, "no spare worktree");
+                self.state().broken = true;
+                remove(&self.project, &path).await;
+            }
+        }
+    }
+
+    /// No more spares: the one being made is waited for, and every one removed.
+    pub(super) async fn close(&self) {
+        let making = {
+            let mut s = self.state();
+            s.closed = true;
+            std::mem::take(&mut s.making)
+        };
+        for m in making {
+            let _ = m.await;
+        }
+        let ready = std::mem::take(&mut self.state().ready);
+        for spare in ready {
+            remove(&self.project, &spare).await;
+        }
+    }
+
+    /// Removes the spares a daemon that stopped left in the run's worktree folder.
+    pub(super) async fn remove_leftovers(&self) {
+        let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
+            return;
+        };
+        while let Ok(Some(e)) = entries.next_entry().await {
+            if e.file_name().to_string_lossy().starts_with(PREFIX) {
+                remove(&self.project, &e.path()).await;
+            }
+        }
+    }
+
+    /// Makes `wt` the worktree of a new branch `branch` at `base`: a spare moved there and
+    /// switched to it, or, with none ready (or one git would not take), `git worktree add`.
+    pub(super) async fn worktree(
+        self: &Arc<Self>,
+        wt: &Path,
+        branch: &str,
+        base: &str,
+    ) -> Result<(), GitError> {
+        if let Some(spare) = self.take() {
+            match self.adopt(&spare, wt, branch, base).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::debug!(spare = %spare.display(), error = %e, "spare not taken");
+                    self.state().broken = true;
+                    remove(&self.project, &spare).await;
+                    remove(&self.project, wt).await;
+                    let _ = git::delete_branch_at(&self.project, branch, base).await;
+                }
+            }
+        }
+        git::worktree_add_new_branch(&self.project, wt, branch, base).await
+    }
+
+    async fn adopt(
+        &self,
+        spare: &Path,
+        wt: &Path,
+        branch: &str,
+        base: &str,
+    ) -> Result<(), GitError> {
+        git::worktree_move(&self.project, spare, wt).await?;
+        git::checkout_new_branch(wt, branch, base).await
+    }
+}
+
+/// Removes a worktree that holds nothing, and its folder if git did not know it (git forgets
+/// one whose folder is gone).
+async fn remove(project: &Path, dir: &Path) {
+    if !dir.exists() {
+        let _ = git::worktree_prune(project).await;
+        return;
+    }
+    let _ = git::worktree_remove(project, dir, true).await;
+    if dir.exists() {
+        let _ = tokio::fs::remove_dir_all(dir).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::git;
+
+    /// A project on `main` with one commit, the run branch `run` at it, and the run's spares.
+    fn project(dir: &Path) -> (PathBuf, Arc<Spares>) {
+        let p = dir.join("p");
+        std::fs::create_dir_all(&p).expect("mkdir");
+        git(&p, &["init", "-q", "-b", "main"]);
+        std::fs::write(p.join("a.txt"), "a\n").expect("write");
+        git(&p, &["add", "a.txt"]);
+        git(&p, &["commit", "-qm", "base"]);
+        git(&p, &["branch", "run"]);
+        let spares = Spares::new(&p, &dir.join("data"), "r1", "run");
+        (p, spares)
+    }
+
+    async fn ready(spares: &Spares) -> usize {
+        loop {
+            let made = {
+                let s = spares.state();
+                s.making
+                    .iter()
+                    .all(JoinHandle::is_finished)
+                    .then(|| s.ready.len())
+            };
+            if let Some(n) = made {
+                return n;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_takes_a_spare_at_the_branch_tip_and_the_next_one_is_made() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (p, spares) = project(dir.path());
+        spares.want(true);
+        assert_eq!(ready(&spares).await, 1);
+        // The run branch moves after the spare was made: the worker still starts at its tip.
+        std::fs::write(p.join("b.txt"), "b\n").expect("write");
+        git(&p, &["checkout", "-q", "run"]);
+        git(&p, &["add", "b.txt"]);
+        git(&p, &["commit", "-qm", "merged"]);
+        let tip = git(&p, &["rev-parse", "run"]);
+        let wt = spares.dir.join("t1.1");
+        spares
+            .worktree(&wt, "run--t1.1", &tip)
+            .await
+            .expect("worktree");
+        assert_eq!(
+            git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]),
+            "run--t1.1"
+        );
+        assert_eq!(git(&wt, &["rev-parse", "HEAD"]), tip);
+        assert!(
+            wt.join("b.txt").is_file(),
+            "the tip's files are checked out"
+        );
+        assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+        assert!(!spares.dir.join("spare-1").exists(), "the spare was moved");
+        assert_eq!(ready(&spares).await, 1, "the next spare is made");
+        assert!(spares.dir.join("spare-2").is_dir());
+        spares.close().await;
+        assert!(
+            !spares.dir.join("spare-2").exists(),
+            "closing removes the spares"
+        );
+        let list = git(&p, &["worktree", "list", "--porcelain"]);
+        assert!(!list.contains("spare-"), "{list}");
+        assert!(wt.is_dir(), "the worker's worktree stays");
+    }
+
+    #[tokio::test]
+    async fn a_spare_that_cannot_be_taken_leaves_the_worker_a_worktree_made_as_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (p, spares) = project(dir.path());
+        spares.want(true);
+        assert_eq!(ready(&spares).await, 1);
+        // Its folder gone from under git: `worktree move` refuses it.
+        std::fs::remove_dir_all(spares.dir.join("spare-1")).expect("rm");
+        let base = git(&p, &["rev-parse", "run"]);
+        let wt = spares.dir.join("t1.1");
+        spares
+            .worktree(&wt, "run--t1.1", &base)
+            .await
+            .expect("worktree");
+        assert_eq!(
+            git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]),
+            "run--t1.1"
+        );
+        assert!(wt.join("a.txt").is_file());
+        // The one started when it was taken is used; none is made after it.
+        assert_eq!(ready(&spares).await, 1);
+        let wt2 = spares.dir.join("t2.1");
+        spares
+            .worktree(&wt2, "run--t2.1", &base)
+            .await
+            .expect("worktree");
+        assert_eq!(ready(&spares).await, 0, "no spare is made once one failed");
+        spares.close().await;
+        let list = git(&p, &["worktree", "list", "--porcelain"]);
+        assert!(!list.contains("spare-"), "{list}");
+    }
+
+    #[tokio::test]
+    async fn spares_a_stopped_daemon_left_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (p, spares) = project(dir.path());
+        spares.want(true);
+        assert_eq!(ready(&spares).await, 1);
+        // The next daemon finds it, and a half-made one git never recorded.
+        let stray = spares.dir.join("spare-7");
+        std::fs::create_dir_all(stray.join("sub")).expect("mkdir");
+        let task = spares.dir.join("t1.1");
+        std::fs::create_dir_all(&task).expect("mkdir");
+        let next = Spares::new(&p, &dir.path().join("data"), "r1", "run");
+        next.remove_leftovers().await;
+        assert!(!spares.dir.join("spare-1").exists());
+        assert!(!stray.exists());
+        assert!(task.is_dir(), "a task's worktree is not a spare");
+        git(&p, &["worktree", "prune"]);
+        let list = git(&p, &["worktree", "list", "--porcelain"]);
+        assert!(!list.contains("spare-"), "{list}");
+    }
+}
