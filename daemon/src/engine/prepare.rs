@@ -81,6 +81,65 @@ impl std::fmt::Display for SetupFailure {
     }
 }
 
+/// Files whose change leaves a worktree prepared before it out of date: the dependency
+/// manifests and lockfiles of the common ecosystems, and `.worktreeinclude`.
+const INSTALLS_FROM: &[&str] = &[
+    ".worktreeinclude",
+    "package.json",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "pnpm-workspace.yaml",
+    "bun.lock",
+    "bun.lockb",
+    ".nvmrc",
+    ".node-version",
+    ".tool-versions",
+    "pyproject.toml",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile",
+    "Pipfile.lock",
+    "setup.py",
+    "setup.cfg",
+    ".python-version",
+    "Cargo.toml",
+    "Cargo.lock",
+    "rust-toolchain",
+    "rust-toolchain.toml",
+    "go.mod",
+    "go.sum",
+    "Gemfile",
+    "Gemfile.lock",
+    "composer.json",
+    "composer.lock",
+    "mix.exs",
+    "mix.lock",
+    "pom.xml",
+    "build.gradle",
+    "build.gradle.kts",
+];
+
+/// The first of `changed` (paths in the repository) that means a worktree prepared before the
+/// change must be prepared again: a manifest or lockfile ([`INSTALLS_FROM`], or any
+/// `requirements*.txt`), or a file the setup command names (`./scripts/setup.sh`).
+pub fn outdated_by<'a>(changed: &'a [String], setup: Option<&str>) -> Option<&'a String> {
+    changed.iter().find(|path| {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        INSTALLS_FROM.contains(&name)
+            || (name.starts_with("requirements") && name.ends_with(".txt"))
+            || setup.is_some_and(|s| names(s, path))
+    })
+}
+
+/// Whether the shell command `setup` names `path` as one of its words (`./` or not).
+fn names(setup: &str, path: &str) -> bool {
+    setup
+        .split(|c: char| c.is_whitespace() || ";&|()'\"<>=".contains(c))
+        .any(|w| w.trim_start_matches("./") == path)
+}
+
 /// Copies the `.worktreeinclude` files into `worktree`, then runs the setup there; `name`
 /// names its log (`<task>.<attempt>`, `integration`, `planner.<n>`).
 pub async fn prepare(p: &Prep, worktree: &Path, name: &str) -> Prepared {
@@ -133,4 +192,39 @@ pub async fn prepare(p: &Prep, worktree: &Path, name: &str) -> Prepared {
         tail: ran.tail,
         log: ran.log,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outdated_by;
+
+    fn changed(paths: &[&str]) -> Vec<String> {
+        paths.iter().map(|p| (*p).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_changed_manifest_lockfile_or_setup_script_outdates_a_prepared_worktree() {
+        let none: Option<&str> = None;
+        let first = |paths: &[&str], setup| outdated_by(&changed(paths), setup).cloned();
+        assert_eq!(
+            first(&["src/a.js", "package.json"], none),
+            Some("package.json".into())
+        );
+        assert_eq!(
+            first(&["web/yarn.lock"], none),
+            Some("web/yarn.lock".into())
+        );
+        assert_eq!(
+            first(&["requirements-dev.txt"], none),
+            Some("requirements-dev.txt".into())
+        );
+        assert_eq!(first(&["src/a.js", "README.md"], none), None);
+        let setup = Some("sh ./scripts/setup.sh && make deps");
+        assert_eq!(
+            first(&["scripts/setup.sh"], setup),
+            Some("scripts/setup.sh".into())
+        );
+        // Only a whole word of the command: `a` is not named by `make deps`.
+        assert_eq!(first(&["a", "deps/x", "scripts/setup"], setup), None);
+    }
 }

@@ -183,6 +183,20 @@ pub async fn rev_parse(dir: &Path, rev: &str) -> Result<String, GitError> {
     git(dir, &["rev-parse", "--verify", rev]).await
 }
 
+/// The paths that differ between two commits.
+pub async fn changed_files(dir: &Path, base: &str, head: &str) -> Result<Vec<String>, GitError> {
+    let out = git(
+        dir,
+        &["diff", "--name-only", "-z", "--no-renames", base, head],
+    )
+    .await?;
+    Ok(out
+        .split('\0')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 /// `git diff --stat` and the full diff between two commits.
 pub async fn diff(dir: &Path, base: &str, head: &str) -> Result<(String, String), GitError> {
     let range = format!("{base}..{head}");

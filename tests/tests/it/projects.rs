@@ -299,6 +299,51 @@ fn a_setup_failing_in_the_workers_worktrees_stops_the_run_unspent_and_resume_cha
 }
 
 #[test]
+fn a_task_that_changes_the_dependencies_is_gated_with_them_installed() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("app");
+    std::fs::write(repo.join("requirements.txt"), "base\n").expect("write");
+    std::fs::write(repo.join(".gitignore"), ".installed\n").expect("write");
+    sb.git(&repo, &["add", "-A"]);
+    sb.git(&repo, &["commit", "-qm", "dependencies"]);
+    // The first task changes what the setup installs from; the second does not.
+    let plan = serde_json::json!({"summary": "Deps", "tasks": [
+        {"id": "deps", "title": "Add a dependency", "description": "Edit requirements.txt",
+         "acceptance_criteria": ["listed"], "files": ["requirements.txt"]},
+        {"id": "b", "title": "Write b", "description": "Write b.txt", "acceptance_criteria": ["b.txt"],
+         "files": ["b.txt"], "depends_on": ["deps"]}]});
+    let file = sb.root().join("plan.json");
+    std::fs::write(&file, plan.to_string()).expect("plan");
+    let script = format!("plan:{}", file.display());
+    let start = [
+        "start",
+        "Deps",
+        "--setup",
+        "cp requirements.txt .installed",
+        "--gate",
+        "cmp requirements.txt .installed",
+        "--concurrency",
+        "1",
+    ];
+    sb.orchestrate_env(&repo, &start, &[("CLAUDE_FAKE_SCRIPT", &script)])
+        .ok();
+    let s = stopped(&sb, &repo, 120);
+    let log = sb.orchestrate_in(&repo, &["log", "-n", "200"]).ok().stdout;
+    assert_eq!(s["status"], "completed", "{s}\n{log}");
+    let again: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("prepared again"))
+        .collect();
+    assert_eq!(again.len(), 1, "{log}");
+    assert!(
+        again[0].contains("requirements.txt changed (task deps's merge)"),
+        "{log}"
+    );
+    let run = s["id"].as_str().expect("id").to_owned();
+    assert_eq!(attempts(&sb, &run), [1, 1], "{log}");
+}
+
+#[test]
 fn a_gate_that_cannot_run_stops_the_run_at_once_and_resume_gate_changes_it() {
     let sb = Sandbox::new();
     let repo = two_tasks(

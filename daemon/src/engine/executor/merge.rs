@@ -9,18 +9,34 @@
 use super::*;
 use orchestrator_proto::EventKind;
 
+/// Where the integration worktree's preparation is remembered: `<setup command>\n<commit>`,
+/// the commit on the last line (older daemons wrote the command alone).
+async fn setup_marker(ctx: &Ctx) -> Option<std::path::PathBuf> {
+    let dir = git::git_dir(&ctx.integration).await.ok()?;
+    Some(dir.join("orchestrator-setup"))
+}
+
+/// The setup command and commit the integration worktree was last prepared with.
+async fn prepared_with(marker: &std::path::Path) -> Option<(String, Option<String>)> {
+    let text = tokio::fs::read_to_string(marker).await.ok()?;
+    Some(match text.rsplit_once('\n') {
+        Some((command, commit)) => (command.to_owned(), Some(commit.trim().to_owned())),
+        None => (text, None),
+    })
+}
+
 /// Prepares the integration worktree (where the gate runs) once per setup command: the
 /// `.worktreeinclude` files and `--setup`, remembered in its git dir so a resumed run does not
-/// install again. `false` when stopped, or when it failed [`SETUP_FAILURES`] times (the run is
-/// then blocked).
+/// install again ([`still_prepared`] prepares it again when a merge changes what it installs
+/// from). `false` when stopped, or when it failed [`SETUP_FAILURES`] times (the run is then
+/// blocked).
 pub(super) async fn integration_ready(ctx: &Ctx) -> bool {
-    let marker = git::git_dir(&ctx.integration)
-        .await
-        .ok()
-        .map(|d| d.join("orchestrator-setup"));
+    let marker = setup_marker(ctx).await;
     let want = ctx.run.options.setup.clone().unwrap_or_default();
     if let Some(m) = &marker
-        && tokio::fs::read_to_string(m).await.ok().as_deref() == Some(want.as_str())
+        && prepared_with(m)
+            .await
+            .is_some_and(|(command, _)| command == want)
     {
         return true;
     }
@@ -32,7 +48,9 @@ pub(super) async fn integration_ready(ctx: &Ctx) -> bool {
                     note(&ctx.handle, Level::Info, EventKind::WorktreePrepared, text).await;
                 }
                 if let Some(m) = &marker {
-                    let _ = tokio::fs::write(m, &want).await;
+                    let at = git::rev_parse(&ctx.integration, "HEAD").await;
+                    let text = format!("{want}\n{}", at.unwrap_or_default());
+                    let _ = tokio::fs::write(m, text).await;
                 }
                 return true;
             }
@@ -51,6 +69,40 @@ pub(super) async fn integration_ready(ctx: &Ctx) -> bool {
         }
     }
     false
+}
+
+/// After task `t`'s merge (the integration worktree was at `pre`), before its gate: when what
+/// was merged since the worktree was prepared changes a manifest, a lockfile or the setup's
+/// own script (`prepare::outdated_by`), it is prepared again, so the gate sees the
+/// dependencies the merged code declares. `false` as [`integration_ready`].
+async fn still_prepared(ctx: &Ctx, t: &TaskRow, pre: &str) -> bool {
+    let Some(marker) = setup_marker(ctx).await else {
+        return true;
+    };
+    let since = match prepared_with(&marker).await {
+        Some((_, Some(at))) if !at.is_empty() => at,
+        _ => pre.to_owned(),
+    };
+    let changed = git::changed_files(&ctx.integration, &since, "HEAD")
+        .await
+        .unwrap_or_default();
+    let setup = ctx.run.options.setup.as_deref();
+    let outdated = match setup {
+        Some(_) => crate::engine::prepare::outdated_by(&changed, setup),
+        // Nothing installed: only what `.worktreeinclude` copies can be out of date.
+        None => changed.iter().find(|p| *p == ".worktreeinclude"),
+    };
+    let Some(file) = outdated else {
+        return true;
+    };
+    let text = format!(
+        "Integration worktree: {file} changed (task {}'s merge), so it is prepared again \
+         before the gate",
+        t.id
+    );
+    note(&ctx.handle, Level::Info, EventKind::WorktreePrepared, text).await;
+    let _ = tokio::fs::remove_file(&marker).await;
+    integration_ready(ctx).await
 }
 
 /// How often a held merge queue looks again whether the run's branch is free.
@@ -235,6 +287,11 @@ async fn to_merge(ctx: &Ctx, f: &Finished, t: &TaskRow) -> Option<u64> {
 /// The branch is merged in the integration worktree (at `pre` before): the gate runs on the
 /// result, and only if it passes does the run's branch advance.
 async fn merged(ctx: &Ctx, f: &Finished, t: &TaskRow, pre: &str, ahead: u64) {
+    if ctx.run.options.gate.is_some() && !still_prepared(ctx, t, pre).await {
+        // Stopped or blocked: the task stays done and is merged when the run goes on.
+        let _ = git::reset_hard(&ctx.integration, pre).await;
+        return;
+    }
     let verdict = match &ctx.run.options.gate {
         Some(gate) => run_gate(ctx, gate, t).await,
         None => Gate::Passed,
