@@ -138,6 +138,7 @@ async fn engine_config(
         usage_margin: config.usage.margin,
         limits: config.supervision,
         activity: engine::watch::Activity::default(),
+        tokens: mcp::tokens::Tokens::default(),
         stopping: stop.clone(),
         reconcile: engine::watch::Reconcile::default(),
         started_at: store::time_text::now(),

@@ -54,6 +54,8 @@ pub struct EngineConfig {
     pub limits: watch::Limits,
     /// Every session's last MCP call.
     pub activity: watch::Activity,
+    /// The MCP tokens the database accepted, remembered until a session ends.
+    pub tokens: crate::mcp::tokens::Tokens,
     /// Cancelled when the daemon stops: workers are left running, to be re-attached.
     pub stopping: tokio_util::sync::CancellationToken,
     /// Restored runs still reconciling.

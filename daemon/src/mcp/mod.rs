@@ -15,6 +15,7 @@ pub mod auth;
 pub mod lean;
 pub mod serve;
 pub mod token;
+pub mod tokens;
 pub mod tools;
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -91,6 +91,7 @@ impl Runs {
                 crate::store::sessions::finished_with_process(c)
             })
             .await?;
+        self.inner.engine.tokens.revoked();
         for (run, p) in left
             .iter()
             .filter_map(|r| Some((&r.run_id, crate::engine::reap::live(r)?)))
@@ -428,22 +429,34 @@ impl Runs {
         token: &str,
     ) -> Result<Option<crate::board::Caller>, RunError> {
         let hash = crate::mcp::token::hash(token);
-        let row = self
-            .inner
-            .db
-            .call(move |c| crate::store::sessions::session_by_token(c, &hash))
-            .await?;
         let now = crate::store::time_text::now();
-        Ok(row
-            .filter(|s| s.active && s.expires_at.is_none_or(|t| now < t))
-            .filter(|s| self.handle(&s.run_id).is_some())
-            .inspect(|s| self.inner.engine.activity.touch(&s.id))
-            .map(|s| crate::board::Caller {
-                role: s.role,
-                session: s.id,
-                run: s.run_id,
-                dispatched: s.dispatched,
-            }))
+        let tokens = &self.inner.engine.tokens;
+        let caller = match tokens.get(&hash, now) {
+            Some(c) => Some(c),
+            None => {
+                let since = tokens.generation();
+                let h = hash.clone();
+                let row = self
+                    .inner
+                    .db
+                    .call(move |c| crate::store::sessions::session_by_token(c, &h))
+                    .await?;
+                row.filter(|s| s.active && s.expires_at.is_none_or(|t| now < t))
+                    .map(|s| {
+                        let c = crate::board::Caller {
+                            role: s.role,
+                            session: s.id,
+                            run: s.run_id,
+                            dispatched: s.dispatched,
+                        };
+                        tokens.remember(hash, c.clone(), s.expires_at, since);
+                        c
+                    })
+            }
+        };
+        Ok(caller
+            .filter(|c| self.handle(&c.run).is_some())
+            .inspect(|c| self.inner.engine.activity.touch(&c.session)))
     }
 
     /// Stops every actor and waits for them (they persist as they go, so nothing is lost).

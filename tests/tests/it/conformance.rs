@@ -37,6 +37,7 @@ fn the_mcp_service_passes_the_conformance_suite() {
             usage_margin: orchestratord::usage::RESET_MARGIN,
             limits: Default::default(),
             activity: Default::default(),
+            tokens: Default::default(),
             stopping: cancel.child_token(),
             reconcile: Default::default(),
             confined: false,

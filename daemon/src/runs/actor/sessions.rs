@@ -224,6 +224,10 @@ impl RunActor {
                 Ok(Ok((ended, e)))
             })
             .await??;
+        if ended.0 {
+            // Committed: from now on the token is refused, from memory too.
+            self.engine.tokens.revoked();
+        }
         self.published(ended.1.into_iter().collect()).await;
         self.engine.activity.forget(&session);
         Ok(ended.0)
