@@ -30,9 +30,11 @@ pub struct Tokens {
 struct Inner {
     /// Bumped by every revocation.
     generation: AtomicU64,
-    /// By token hash: the caller and its expiry.
-    known: Mutex<HashMap<Vec<u8>, (Caller, Option<OffsetDateTime>)>>,
+    known: Mutex<Known>,
 }
+
+/// By token hash: the caller and its expiry.
+type Known = HashMap<Vec<u8>, (Caller, Option<OffsetDateTime>)>;
 
 /// Says how many tokens are remembered, never which.
 impl std::fmt::Debug for Tokens {
@@ -50,9 +52,7 @@ impl Tokens {
         self.inner.generation.load(Ordering::Acquire)
     }
 
-    fn known(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, (Caller, Option<OffsetDateTime>)>> {
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
         self.inner
             .known
             .lock()
