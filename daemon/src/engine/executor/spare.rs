@@ -112,21 +112,19 @@ impl Spares {
     }
 
     async fn make(&self, path: PathBuf) {
+        // However this ends (a panic, the runtime stopping), no worker waits for it after.
+        let _said = Said(self);
         let tip = format!("refs/heads/{}", self.branch);
         let made = git::worktree_add_detached(&self.project, &path, &tip).await;
         if let Err(e) = &made {
             tracing::debug!(spare = %path.display(), error = %e, "no spare worktree");
             remove(&self.project, &path).await;
         }
-        {
-            let mut s = self.state();
-            s.unmade -= 1;
-            match made {
-                Ok(()) => s.ready.push(path),
-                Err(_) => s.broken = true,
-            }
+        let mut s = self.state();
+        match made {
+            Ok(()) => s.ready.push(path),
+            Err(_) => s.broken = true,
         }
-        self.made.notify_waiters();
     }
 
     /// No more spares: the one being made is waited for, and every one removed.
@@ -189,6 +187,16 @@ impl Spares {
     ) -> Result<(), GitError> {
         git::worktree_move(&self.project, spare, wt).await?;
         git::checkout_new_branch(wt, branch, base).await
+    }
+}
+
+/// A spare's making is over: those waiting for it look again.
+struct Said<'a>(&'a Spares);
+
+impl Drop for Said<'_> {
+    fn drop(&mut self) {
+        self.0.state().unmade -= 1;
+        self.0.made.notify_waiters();
     }
 }
 
