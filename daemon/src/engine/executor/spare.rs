@@ -231,6 +231,15 @@ mod tests {
         (p, spares)
     }
 
+    /// Task `task`'s worktree on its branch `run--<task>` at `base`; checks it is on it.
+    async fn start(spares: &Arc<Spares>, task: &str, base: &str) -> PathBuf {
+        let (wt, branch) = (spares.dir.join(task), format!("run--{task}"));
+        spares.worktree(&wt, &branch, base).await.expect("worktree");
+        assert_eq!(git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]), branch);
+        assert_eq!(git(&wt, &["rev-parse", "HEAD"]), base);
+        wt
+    }
+
     async fn ready(spares: &Spares) -> usize {
         loop {
             let made = {
@@ -259,16 +268,7 @@ mod tests {
         git(&p, &["add", "b.txt"]);
         git(&p, &["commit", "-qm", "merged"]);
         let tip = git(&p, &["rev-parse", "run"]);
-        let wt = spares.dir.join("t1.1");
-        spares
-            .worktree(&wt, "run--t1.1", &tip)
-            .await
-            .expect("worktree");
-        assert_eq!(
-            git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]),
-            "run--t1.1"
-        );
-        assert_eq!(git(&wt, &["rev-parse", "HEAD"]), tip);
+        let wt = start(&spares, "t1.1", &tip).await;
         assert!(
             wt.join("b.txt").is_file(),
             "the tip's files are checked out"
@@ -294,11 +294,7 @@ mod tests {
         spares.want(true);
         // At once: the spare is still being made.
         let base = git(&p, &["rev-parse", "run"]);
-        let wt = spares.dir.join("t1.1");
-        spares
-            .worktree(&wt, "run--t1.1", &base)
-            .await
-            .expect("worktree");
+        let wt = start(&spares, "t1.1", &base).await;
         let gitdir = std::fs::read_to_string(wt.join(".git")).expect(".git");
         assert!(gitdir.trim_end().ends_with("worktrees/spare-1"), "{gitdir}");
         spares.close().await;
@@ -313,23 +309,11 @@ mod tests {
         // Its folder gone from under git: `worktree move` refuses it.
         std::fs::remove_dir_all(spares.dir.join("spare-1")).expect("rm");
         let base = git(&p, &["rev-parse", "run"]);
-        let wt = spares.dir.join("t1.1");
-        spares
-            .worktree(&wt, "run--t1.1", &base)
-            .await
-            .expect("worktree");
-        assert_eq!(
-            git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]),
-            "run--t1.1"
-        );
+        let wt = start(&spares, "t1.1", &base).await;
         assert!(wt.join("a.txt").is_file());
         // The one started when it was taken is used; none is made after it.
         assert_eq!(ready(&spares).await, 1);
-        let wt2 = spares.dir.join("t2.1");
-        spares
-            .worktree(&wt2, "run--t2.1", &base)
-            .await
-            .expect("worktree");
+        start(&spares, "t2.1", &base).await;
         assert_eq!(ready(&spares).await, 0, "no spare is made once one failed");
         spares.close().await;
         let list = git(&p, &["worktree", "list", "--porcelain"]);
