@@ -1,9 +1,9 @@
 //! The readable mirror of a run in `<project>/.orchestrator/`.
 //!
 //! **Invariant:** SQLite is the truth; these files are only ever rewritten from it, never read
-//! back. Every write is atomic (temp file in the same directory, then rename), so a reader sees
-//! the old file or the new one, never half of one. A deleted `.orchestrator/` is recreated on
-//! the next write.
+//! back. Every write is atomic (temp file in the same directory, then rename; a task file
+//! through its swap file, exchanged with it: [`swap`]), so a reader sees the old file or the new
+//! one, never half of one. A deleted `.orchestrator/` is recreated on the next write.
 //!
 //! **Invariant:** nothing is ever written through a symlink. Every folder from
 //! `.orchestrator` down is checked with `symlink_metadata` (and created, never followed)
@@ -11,6 +11,8 @@
 //! writes create a fresh temp file and rename it, which replaces a link rather than follow it.
 //! A project whose `.orchestrator` is tracked by git or is a symlink is refused at `start`; a
 //! symlink that appears during a run makes the mirror write fail (logged), never the run.
+
+mod swap;
 
 use std::path::{Path, PathBuf};
 
@@ -357,9 +359,10 @@ impl Mirror {
 }
 
 impl Mirror {
-    /// Rewrites `tasks/<id>.json` (blocking: the run's mirror writer calls it off the runtime); with `if_changed`, only when the file says
-    /// something else (a restore's check of every task: most files are current, and reading
-    /// is cheaper than rewriting).
+    /// Rewrites `tasks/<id>.json` through its swap (blocking: the run's mirror writer calls it
+    /// off the runtime); with `if_changed`, only when the file says something else (a
+    /// restore's check of every task: most files are current, and reading is cheaper than
+    /// rewriting).
     pub fn write_task_now(
         &self,
         task: &orchestrator_proto::Task,
@@ -367,18 +370,31 @@ impl Mirror {
     ) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(task).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
-        let path = self.root.join("tasks").join(format!("{}.json", task.id));
+        let name = format!("{}.json", task.id);
+        let path = self.root.join("tasks").join(&name);
         if if_changed && unchanged(&path, &bytes) {
             return Ok(());
         }
-        write_atomic_now(&path, &bytes)
+        safe_dir(&self.root.join("tasks"))?;
+        let swaps = self.root.join(swap::DIR).join("tasks");
+        // A swap that cannot be used (a link in `.swap/`'s way, …) costs only the new inode.
+        match safe_dir(&swaps).and_then(|()| swap::write(&path, &swaps.join(&name), &bytes)) {
+            Ok(()) => Ok(()),
+            Err(_) => write_atomic_now(&path, &bytes),
+        }
     }
 
     /// Removes `tasks/<id>.json` (a task of a superseded plan), blocking.
     pub fn remove_task_now(&self, id: &str) -> std::io::Result<()> {
+        let name = format!("{id}.json");
+        // Its swap first: a file left there would only be a stale copy.
+        let swaps = self.root.join(swap::DIR).join("tasks");
+        if safe_dir(&swaps).is_ok() {
+            let _ = std::fs::remove_file(swaps.join(&name));
+        }
         let dir = self.root.join("tasks");
         safe_dir(&dir)?;
-        match std::fs::remove_file(dir.join(format!("{id}.json"))) {
+        match std::fs::remove_file(dir.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
