@@ -32,7 +32,21 @@ pub fn write(path: &Path, swap: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = open(swap)?;
     f.write_all(bytes)?;
     drop(f);
-    exchange(swap, path)
+    if exchange(swap, path)? == Swapped::Renamed {
+        // The file's first write (its plan's submission): its next swap is made now, so that
+        // the board calls that follow make none.
+        let _ = create(swap);
+    }
+    Ok(())
+}
+
+/// What became of the swap.
+#[derive(Debug, PartialEq, Eq)]
+enum Swapped {
+    /// It traded places with the file, which is the next swap.
+    Exchanged,
+    /// It was renamed over the file (or into its place): there is no swap now.
+    Renamed,
 }
 
 /// The swap, empty and ours to write: reused when it is a plain file of one link, else
@@ -57,6 +71,11 @@ fn open(swap: &Path) -> std::io::Result<File> {
         // A link, a FIFO without a reader, …: not ours to write; it goes.
         Err(_) => std::fs::remove_file(swap)?,
     }
+    create(swap)
+}
+
+/// A new, empty swap; fails when anything is in its place.
+fn create(swap: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -67,22 +86,22 @@ fn open(swap: &Path) -> std::io::Result<File> {
 
 /// Puts `swap` in `path`'s place, and what was there in the swap's.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn exchange(swap: &Path, path: &Path) -> std::io::Result<()> {
+fn exchange(swap: &Path, path: &Path) -> std::io::Result<Swapped> {
     use nix::errno::Errno;
     use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
     match renameat2(AT_FDCWD, swap, AT_FDCWD, path, RenameFlags::RENAME_EXCHANGE) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(Swapped::Exchanged),
         // The task file's first write, or a file system that cannot exchange.
         Err(Errno::ENOENT | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
-            std::fs::rename(swap, path)
+            std::fs::rename(swap, path).map(|()| Swapped::Renamed)
         }
         Err(e) => Err(e.into()),
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn exchange(swap: &Path, path: &Path) -> std::io::Result<()> {
-    std::fs::rename(swap, path)
+fn exchange(swap: &Path, path: &Path) -> std::io::Result<Swapped> {
+    std::fs::rename(swap, path).map(|()| Swapped::Renamed)
 }
 
 #[cfg(test)]
@@ -106,19 +125,17 @@ mod tests {
         std::fs::symlink_metadata(p).expect("stat").ino()
     }
 
-    /// The file holds the latest bytes, the swap the ones before, and from the third write on
-    /// no new inode is made: the two files trade places.
+    /// The file holds the latest bytes, the swap the ones before, and after the first write
+    /// (which makes the next swap) no new inode is made: the two files trade places.
     #[test]
     fn rewrites_trade_places_with_the_swap_and_make_no_new_inode() {
         let (_d, tasks, swaps) = places();
         let (file, swap) = (tasks.join("a.json"), swaps.join("a.json"));
         write(&file, &swap, b"one").expect("write");
-        assert!(
-            !swap.exists(),
-            "the first write renames its swap into place"
-        );
+        let (first, second) = (ino(&swap), ino(&file));
+        assert_eq!(std::fs::read(&swap).expect("read"), b"", "the next swap is made empty");
         write(&file, &swap, b"two").expect("write");
-        let (first, second) = (ino(&file), ino(&swap));
+        assert_eq!((ino(&file), ino(&swap)), (first, second), "it made no new inode");
         assert_eq!(std::fs::read(&file).expect("read"), b"two");
         assert_eq!(std::fs::read(&swap).expect("read"), b"one");
         write(&file, &swap, b"three, longer").expect("write");

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use orchestrator_tests::bins::bins;
 
-use crate::common::{Load, Worker, call, drive_all};
+use crate::common::{Load, Worker, call, cpu_seconds, drive_all};
 
-/// `n` sessions making `calls` no-op tool calls in all (split evenly), as fast as they can.
-pub fn drive(n: usize, calls: usize) -> (Load, Duration) {
+/// `n` sessions making `calls` no-op tool calls in all (split evenly), as fast as they can;
+/// also returns the server's CPU seconds over the load.
+pub fn drive(n: usize, calls: usize) -> (Load, Duration, f64) {
     let mut server = Command::new(&bins().noop_mcp)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -40,8 +41,11 @@ pub fn drive(n: usize, calls: usize) -> (Load, Duration) {
             }
         })
         .collect();
+    let pid = i32::try_from(server.id()).unwrap_or(0);
+    let cpu = cpu_seconds(pid);
     let (load, wall) = drive_all(sessions);
+    let cpu = cpu_seconds(pid) - cpu;
     drop(server.stdin.take());
     let _ = server.wait();
-    (load, wall)
+    (load, wall, cpu)
 }

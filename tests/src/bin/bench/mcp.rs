@@ -23,6 +23,8 @@ struct Round {
     steady_p99: f64,
     /// The daemon's CPU time per call (user + system): steadier than a rate on shared cores.
     cpu_us: f64,
+    /// The no-op server's CPU time per call, the same way.
+    floor_cpu_us: f64,
     errors: u64,
     exact: bool,
 }
@@ -96,6 +98,7 @@ fn level_rows(n: usize, all: &[Round]) -> Vec<Row> {
             "≤ 20 ms at 64 sessions",
         ),
         row("daemon CPU per call", |r| r.cpu_us, "µs", ""),
+        row("no-op server CPU per call", |r| r.floor_cpu_us, "µs", ""),
         Row::new(
             "mcp",
             format!("{n} sessions: errors (all rounds)"),
@@ -161,7 +164,7 @@ fn round(n: usize, per_session: usize) -> Round {
         }
     }
     // The anchor: as many no-op calls through the same rmcp transport, same concurrency.
-    let (floor, floor_wall) = crate::floor::drive(n, load.latencies.len());
+    let (floor, floor_wall, floor_cpu) = crate::floor::drive(n, load.latencies.len());
     if floor.errors > 0 {
         eprintln!(
             "bench: mcp floor {n} sessions: {} errors: {:?}",
@@ -175,6 +178,7 @@ fn round(n: usize, per_session: usize) -> Round {
         p99: pct(&load.latencies, 0.99),
         steady_p99: pct(&load.steady, 0.99),
         cpu_us: cpu / load.latencies.len().max(1) as f64 * 1e6,
+        floor_cpu_us: floor_cpu / floor.latencies.len().max(1) as f64 * 1e6,
         errors: load.errors,
         exact,
     }
