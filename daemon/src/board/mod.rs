@@ -151,6 +151,33 @@ impl Op {
     }
 }
 
+/// `read_messages` when no message waits for the caller (the common case: a worker checking
+/// in): its empty answer, read from the last committed state without a write. `None` when
+/// messages wait (taking them marks them read: the run's actor does that) or the caller's
+/// session has ended (the actor refuses it, saying so). A message committed after this read
+/// is the next call's, as if this call had come a moment earlier.
+pub fn nothing_to_read(
+    c: &Connection,
+    run: &RunId,
+    caller: &Caller,
+) -> Result<Option<Applied>, StoreError> {
+    let Some(session) =
+        sessions::session(c, &caller.session)?.filter(|s| s.run_id == *run && s.active)
+    else {
+        return Ok(None);
+    };
+    if rows::count_unread(c, run, &caller.session, session.task_id.as_ref())? > 0 {
+        return Ok(None);
+    }
+    Ok(Some(Applied {
+        reply: Reply::Messages(reply::Messages {
+            messages: Vec::new(),
+        }),
+        changes: Changes::default(),
+        unread: 0,
+    }))
+}
+
 /// Runs `op` for `caller` in one transaction.
 pub fn apply(
     c: &mut Connection,
@@ -384,6 +411,52 @@ mod tests {
             [
                 ("a".into(), "done".into()),
                 ("b".into(), "in_progress".into())
+            ]
+        );
+    }
+
+    /// `read_messages` answers from the read side only when nothing waits and the session
+    /// is live; taking waiting messages (which marks them read) is left to the actor.
+    #[tokio::test]
+    async fn nothing_to_read_answers_only_when_nothing_waits() {
+        let (_dir, db) = open_temp();
+        let seen = db
+            .call(|c| {
+                runs::insert(c, &runs::new_run("r1", "/p"))?;
+                let (w1, w2) = (
+                    session(c, "s-w1", Role::Worker),
+                    session(c, "s-w2", Role::Worker),
+                );
+                let run = runs::get(c, &"r1".into())?.expect("run");
+                let r1 = RunId::from("r1");
+                let mut seen = Vec::new();
+                let mut look = |c: &Connection, who: &Caller| -> Result<(), StoreError> {
+                    seen.push(nothing_to_read(c, &r1, who)?.map(|a| {
+                        serde_json::to_value(&a.reply).expect("json")["messages"].clone()
+                    }));
+                    Ok(())
+                };
+                look(c, &w2)?;
+                let body = "the schema changed".to_owned();
+                apply(c, &run, &w1, Op::Send { to: To::All, body }).expect("sent");
+                look(c, &w2)?;
+                look(c, &w1)?; // its own message does not wait for it
+                apply(c, &run, &w2, Op::ReadMessages).expect("read");
+                look(c, &w2)?;
+                sessions::end_session(c, &w1.session, time_text::now())?;
+                look(c, &w1)?;
+                Ok(seen)
+            })
+            .await
+            .expect("db");
+        assert_eq!(
+            seen,
+            [
+                Some(json!([])),
+                None,
+                Some(json!([])),
+                Some(json!([])),
+                None
             ]
         );
     }

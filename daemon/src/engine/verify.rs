@@ -63,7 +63,7 @@ pub async fn verify(
     };
     let (run_id, session) = (caller.run.clone(), caller.session.clone());
     let found = db
-        .call(move |c| {
+        .read(move |c| {
             let t = crate::store::board::task(c, &run_id, &task)?;
             let run = crate::store::runs::get(c, &run_id)?;
             let env = crate::store::runs::env(c, &run_id)?;

@@ -130,6 +130,12 @@ impl OrchestratorMcp {
         if op.reads_only() && self.runs.is_live(&run) {
             return self.read(caller, op).await;
         }
+        if matches!(op, Op::ReadMessages)
+            && self.runs.is_live(&run)
+            && let Some(none) = self.nothing_to_read(&caller).await
+        {
+            return none;
+        }
         let result = self
             .runs
             .command(&run, |reply| Command::Board { caller, op, reply })
@@ -169,6 +175,27 @@ impl OrchestratorMcp {
             Ok(Err(crate::board::BoardError::Store(e))) | Err(e) => {
                 tracing::warn!(cause = %e, "a board read failed");
                 Err(McpError::internal_error(e.to_string(), None))
+            }
+        }
+    }
+}
+
+impl OrchestratorMcp {
+    /// `read_messages` answered from the read connection when nothing waits for the caller
+    /// (`board::nothing_to_read`); `None` sends it to the run's actor.
+    async fn nothing_to_read(&self, caller: &Caller) -> Option<Result<CallToolResult, McpError>> {
+        let caller = caller.clone();
+        let read = self
+            .runs
+            .db()
+            .read(move |c| crate::board::nothing_to_read(c, &caller.run, &caller))
+            .await;
+        match read {
+            Ok(Some(a)) => Some(success(a.reply, a.unread)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(cause = %e, "reading messages from the read connection failed; asking the run");
+                None
             }
         }
     }

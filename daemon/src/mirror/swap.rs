@@ -133,9 +133,17 @@ mod tests {
         let (file, swap) = (tasks.join("a.json"), swaps.join("a.json"));
         write(&file, &swap, b"one").expect("write");
         let (first, second) = (ino(&swap), ino(&file));
-        assert_eq!(std::fs::read(&swap).expect("read"), b"", "the next swap is made empty");
+        assert_eq!(
+            std::fs::read(&swap).expect("read"),
+            b"",
+            "the next swap is made empty"
+        );
         write(&file, &swap, b"two").expect("write");
-        assert_eq!((ino(&file), ino(&swap)), (first, second), "it made no new inode");
+        assert_eq!(
+            (ino(&file), ino(&swap)),
+            (first, second),
+            "it made no new inode"
+        );
         assert_eq!(std::fs::read(&file).expect("read"), b"two");
         assert_eq!(std::fs::read(&swap).expect("read"), b"one");
         write(&file, &swap, b"three, longer").expect("write");
