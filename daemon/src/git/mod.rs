@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod identity;
 mod runner;
 mod serial;
 
@@ -236,28 +237,10 @@ pub async fn porcelain(dir: &Path) -> Result<String, GitError> {
     git(dir, &["status", "--porcelain"]).await
 }
 
-/// `-c user.name=… -c user.email=…` when git has no identity configured, so the daemon's own
-/// commits never fail on a fresh machine; nothing when the user has one.
-async fn identity_args(dir: &Path) -> Vec<&'static str> {
-    let has_identity = git(dir, &["config", "user.email"])
-        .await
-        .is_ok_and(|e| !e.is_empty());
-    if has_identity {
-        Vec::new()
-    } else {
-        vec![
-            "-c",
-            "user.name=orchestrator",
-            "-c",
-            "user.email=orchestrator@localhost",
-        ]
-    }
-}
-
 /// Commits everything in the worktree, with a fallback identity when git has none configured.
 pub async fn commit_all(dir: &Path, message: &str) -> Result<(), GitError> {
     git(dir, &["add", "-A"]).await?;
-    let mut args = identity_args(dir).await;
+    let mut args = identity::args(dir).await;
     args.extend(["commit", "--quiet", "--no-verify", "-m", message]);
     git(dir, &args).await?;
     Ok(())
@@ -283,7 +266,7 @@ pub enum Merge {
 /// Merges `branch` into the worktree's current branch with a merge commit; a conflict is
 /// aborted, leaving the worktree as it was.
 pub async fn merge(dir: &Path, branch: &str, message: &str) -> Result<Merge, GitError> {
-    let mut args = identity_args(dir).await;
+    let mut args = identity::args(dir).await;
     args.extend([
         "merge",
         "--no-ff",

@@ -223,6 +223,13 @@ fn write_atomic_now(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Where a batch of task files goes, checked once ([`Mirror::task_dirs_now`]).
+pub struct TaskDirs {
+    tasks: PathBuf,
+    /// `None` when the swaps' folder cannot be used.
+    swaps: Option<PathBuf>,
+}
+
 /// One project's mirror.
 #[derive(Debug, Clone)]
 pub struct Mirror {
@@ -359,28 +366,39 @@ impl Mirror {
 }
 
 impl Mirror {
-    /// Rewrites `tasks/<id>.json` through its swap (blocking: the run's mirror writer calls it
-    /// off the runtime); with `if_changed`, only when the file says something else (a
-    /// restore's check of every task: most files are current, and reading is cheaper than
-    /// rewriting).
+    /// The folders task files are written in, checked (and made) once for a batch of
+    /// writes: `tasks/`, and `.swap/tasks/` unless a link or a file is in its way (then the
+    /// batch writes through temp files).
+    pub fn task_dirs_now(&self) -> std::io::Result<TaskDirs> {
+        let tasks = self.root.join("tasks");
+        safe_dir(&tasks)?;
+        let swaps = self.root.join(swap::DIR).join("tasks");
+        let swaps = safe_dir(&swaps).is_ok().then_some(swaps);
+        Ok(TaskDirs { tasks, swaps })
+    }
+
+    /// Rewrites `tasks/<id>.json` in `dirs` (from [`Mirror::task_dirs_now`]) through its swap
+    /// (blocking: the run's mirror writer calls it off the runtime); with `if_changed`, only
+    /// when the file says something else (a restore's check of every task: most files are
+    /// current, and reading is cheaper than rewriting).
     pub fn write_task_now(
         &self,
+        dirs: &TaskDirs,
         task: &orchestrator_proto::Task,
         if_changed: bool,
     ) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(task).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         let name = format!("{}.json", task.id);
-        let path = self.root.join("tasks").join(&name);
+        let path = dirs.tasks.join(&name);
         if if_changed && unchanged(&path, &bytes) {
             return Ok(());
         }
-        safe_dir(&self.root.join("tasks"))?;
-        let swaps = self.root.join(swap::DIR).join("tasks");
-        // A swap that cannot be used (a link in `.swap/`'s way, …) costs only the new inode.
-        match safe_dir(&swaps).and_then(|()| swap::write(&path, &swaps.join(&name), &bytes)) {
-            Ok(()) => Ok(()),
-            Err(_) => write_atomic_now(&path, &bytes),
+        // A swap that cannot be used costs only a new inode.
+        match &dirs.swaps {
+            Some(swaps) => swap::write(&path, &swaps.join(&name), &bytes)
+                .or_else(|_| write_atomic_now(&path, &bytes)),
+            None => write_atomic_now(&path, &bytes),
         }
     }
 

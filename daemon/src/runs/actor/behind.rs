@@ -147,14 +147,26 @@ enum TaskWrite {
 
 impl Writes {
     fn apply(self, m: &Mirror) -> Vec<std::io::Result<()>> {
-        let mut out: Vec<_> = self
-            .tasks
-            .iter()
-            .map(|t| match t {
-                TaskWrite::Write(t, if_changed) => m.write_task_now(t, *if_changed),
-                TaskWrite::Remove(id) => m.remove_task_now(id),
-            })
-            .collect();
+        let mut out = Vec::new();
+        let writes = self.tasks.iter().any(|t| matches!(t, TaskWrite::Write(..)));
+        // The folders are checked once for the batch's task files.
+        let dirs = match writes.then(|| m.task_dirs_now()) {
+            Some(Err(e)) => {
+                out.push(Err(e));
+                None
+            }
+            Some(Ok(d)) => Some(d),
+            None => None,
+        };
+        for t in &self.tasks {
+            match (t, &dirs) {
+                (TaskWrite::Write(t, if_changed), Some(d)) => {
+                    out.push(m.write_task_now(d, t, *if_changed));
+                }
+                (TaskWrite::Write(..), None) => {} // its folder refused: said once above
+                (TaskWrite::Remove(id), _) => out.push(m.remove_task_now(id)),
+            }
+        }
         out.push(m.append_log_now(&self.log));
         out.push(m.append_messages_now(&self.messages));
         out
