@@ -156,11 +156,8 @@ impl Op {
 /// messages wait (taking them marks them read: the run's actor does that) or the caller's
 /// session has ended (the actor refuses it, saying so). A message committed after this read
 /// is the next call's, as if this call had come a moment earlier.
-pub fn nothing_to_read(
-    c: &Connection,
-    run: &RunId,
-    caller: &Caller,
-) -> Result<Option<Applied>, StoreError> {
+pub fn nothing_to_read(c: &Connection, caller: &Caller) -> Result<Option<Applied>, StoreError> {
+    let run = &caller.run;
     let Some(session) =
         sessions::session(c, &caller.session)?.filter(|s| s.run_id == *run && s.active)
     else {
@@ -428,10 +425,9 @@ mod tests {
                     session(c, "s-w2", Role::Worker),
                 );
                 let run = runs::get(c, &"r1".into())?.expect("run");
-                let r1 = RunId::from("r1");
                 let mut seen = Vec::new();
                 let mut look = |c: &Connection, who: &Caller| -> Result<(), StoreError> {
-                    seen.push(nothing_to_read(c, &r1, who)?.map(|a| {
+                    seen.push(nothing_to_read(c, who)?.map(|a| {
                         serde_json::to_value(&a.reply).expect("json")["messages"].clone()
                     }));
                     Ok(())

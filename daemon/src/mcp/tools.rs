@@ -188,7 +188,7 @@ impl OrchestratorMcp {
         let read = self
             .runs
             .db()
-            .read(move |c| crate::board::nothing_to_read(c, &caller.run, &caller))
+            .read(move |c| crate::board::nothing_to_read(c, &caller))
             .await;
         match read {
             Ok(Some(a)) => Some(success(a.reply, a.unread)),

@@ -150,13 +150,10 @@ impl Writes {
         let mut out = Vec::new();
         let writes = self.tasks.iter().any(|t| matches!(t, TaskWrite::Write(..)));
         // The folders are checked once for the batch's task files.
-        let dirs = match writes.then(|| m.task_dirs_now()) {
-            Some(Err(e)) => {
-                out.push(Err(e));
-                None
-            }
-            Some(Ok(d)) => Some(d),
-            None => None,
+        let dirs = if writes {
+            m.task_dirs_now().map_err(|e| out.push(Err(e))).ok()
+        } else {
+            None
         };
         for t in &self.tasks {
             match (t, &dirs) {
