@@ -418,6 +418,37 @@ impl Mirror {
         }
     }
 
+    /// Removes every task file (and swap) whose task is not in `keep`: a project's mirror
+    /// shows its current run, and an earlier run's tasks (`t3.json` of a finished run beside
+    /// the new run's) would read as the new run's. Only `<id>.json` plain files or links are
+    /// removed (a link is unlinked, never followed); anything else there is left. Blocking.
+    pub fn prune_tasks_now(&self, keep: &std::collections::HashSet<String>) -> std::io::Result<()> {
+        let swaps = self.root.join(swap::DIR).join("tasks");
+        let dirs = [self.root.join("tasks"), swaps];
+        for dir in dirs {
+            if std::fs::symlink_metadata(&dir).is_err() {
+                continue; // nothing there: nothing to prune, and nothing to create
+            }
+            safe_dir(&dir)?;
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                    continue;
+                };
+                let kind = entry.file_type()?;
+                if keep.contains(id) || !(kind.is_file() || kind.is_symlink()) {
+                    continue;
+                }
+                match std::fs::remove_file(entry.path()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes a JSON file under `codex-reviews/` (a verdict, the ledger).
     pub async fn write_review_file(
         &self,
@@ -477,5 +508,49 @@ impl Mirror {
             md.as_bytes(),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn pruning_removes_other_tasks_files_and_unlinks_links_without_following_them() {
+        let project = tempfile::tempdir().expect("tempdir");
+        let m = Mirror::new(project.path());
+        let outside = project.path().join("outside.json");
+        std::fs::write(&outside, "mine").expect("outside");
+        let dirs = m.task_dirs_now().expect("dirs");
+        for id in ["old", "kept"] {
+            std::fs::write(dirs.tasks.join(format!("{id}.json")), "{}").expect("file");
+        }
+        let swaps = dirs.swaps.clone().expect("swaps");
+        std::fs::write(swaps.join("old.json"), "{}").expect("swap");
+        std::os::unix::fs::symlink(&outside, dirs.tasks.join("link.json")).expect("link");
+        std::fs::create_dir(dirs.tasks.join("dir.json")).expect("dir");
+        std::fs::write(dirs.tasks.join("notes.txt"), "user's").expect("notes");
+
+        m.prune_tasks_now(&HashSet::from(["kept".to_string()]))
+            .expect("prune");
+
+        let mut left: Vec<_> = std::fs::read_dir(&dirs.tasks)
+            .expect("tasks")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        left.sort();
+        assert_eq!(left, ["dir.json", "kept.json", "notes.txt"]);
+        assert!(!swaps.join("old.json").exists(), "its swap went too");
+        assert_eq!(std::fs::read_to_string(&outside).expect("outside"), "mine");
+    }
+
+    #[test]
+    fn pruning_a_mirror_without_task_files_makes_no_folder() {
+        let project = tempfile::tempdir().expect("tempdir");
+        let m = Mirror::new(project.path());
+        m.prune_tasks_now(&HashSet::new()).expect("prune");
+        assert!(!m.root().exists());
     }
 }

@@ -120,6 +120,13 @@ fn with_on_limit_codex_a_task_that_would_not_fit_starts_as_a_codex_worker() {
         "{log}"
     );
     assert!(!log.contains("paused"), "{log}");
+    // The mirror shows this run's tasks, not the first run's too.
+    let mut files: Vec<String> = std::fs::read_dir(repo.join(".orchestrator/tasks"))
+        .expect("tasks/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["a.json", "b.json"]);
 }
 
 /// Two runs share the 5-hour window: one whose planner is still thinking (it has spent

@@ -12,7 +12,7 @@
 //! mirror's way is said once in the run's log, as for the actor's own writes: the writer
 //! keeps the first refusal for the actor, which says it after its next flush or check.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +29,9 @@ pub(super) enum Job {
     /// Like `Task`, but only when the file says something else (a restore's check).
     TaskIfChanged(orchestrator_proto::Task),
     RemoveTask(String),
+    /// Removes the task files of tasks not in the set (an earlier run's), before the batch's
+    /// writes; a task written in the same batch is kept.
+    Prune(HashSet<String>),
     Messages(Vec<Message>),
     Flush(oneshot::Sender<()>),
 }
@@ -135,6 +138,7 @@ async fn gather(rx: &mut mpsc::UnboundedReceiver<Job>, batch: &mut Vec<Job>) {
 /// What a batch writes, in order.
 #[derive(Default)]
 struct Writes {
+    prune: Option<HashSet<String>>,
     tasks: Vec<TaskWrite>,
     log: Vec<EventRow>,
     messages: Vec<Message>,
@@ -148,6 +152,13 @@ enum TaskWrite {
 impl Writes {
     fn apply(self, m: &Mirror) -> Vec<std::io::Result<()>> {
         let mut out = Vec::new();
+        if let Some(mut keep) = self.prune {
+            keep.extend(self.tasks.iter().filter_map(|t| match t {
+                TaskWrite::Write(t, _) => Some(t.id.clone()),
+                TaskWrite::Remove(_) => None,
+            }));
+            out.push(m.prune_tasks_now(&keep));
+        }
         let writes = self.tasks.iter().any(|t| matches!(t, TaskWrite::Write(..)));
         // The folders are checked once for the batch's task files.
         let dirs = if writes {
@@ -187,6 +198,7 @@ fn coalesce(batch: Vec<Job>) -> (Writes, Vec<oneshot::Sender<()>>) {
             Job::Log(e) => w.log.extend(e),
             Job::Messages(m) => w.messages.extend(m),
             Job::Flush(tx) => flushed.push(tx),
+            Job::Prune(keep) => w.prune.get_or_insert_with(HashSet::new).extend(keep),
             Job::Task(t) if last.get(&t.id) == Some(&i) => {
                 w.tasks.push(TaskWrite::Write(Box::new(t), false))
             }

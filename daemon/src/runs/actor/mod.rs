@@ -154,6 +154,9 @@ impl RunActor {
             // Engines (planners, re-attached workers) restart behind every run's restore.
             self.engine.reconcile.recorded(&self.run.id);
             self.engine.reconcile.restores_recorded(RESTORE_BOUND).await;
+        } else {
+            // A new run: the task files an earlier run of the project left go.
+            self.behind.send(behind::Job::Prune(Default::default()));
         }
         let mut account = self.engine.usage.subscribe();
         self.advance().await;

@@ -125,7 +125,7 @@ impl RunActor {
     }
 
     /// Every task's file checked against SQLite, rewritten where it fell behind (a daemon
-    /// stopped with mirror writes queued).
+    /// stopped with mirror writes queued); files of tasks the run does not have are removed.
     pub(super) async fn rewrite_task_files(&self) {
         let run = self.run.id.clone();
         match self
@@ -134,6 +134,8 @@ impl RunActor {
             .await
         {
             Ok(tasks) => {
+                let ids = tasks.iter().map(|t| t.id.to_string()).collect();
+                self.behind.send(behind::Job::Prune(ids));
                 for t in &tasks {
                     self.behind
                         .send(behind::Job::TaskIfChanged(crate::wire::task(t)));
