@@ -9,7 +9,8 @@
 //!
 //! **Invariants:** a swap is written only when it is a regular file with a single link,
 //! opened without following a link (`O_NOFOLLOW`; `O_NONBLOCK`, so a FIFO in its place cannot
-//! hold the writer), and it is truncated only after that check; anything else in its place is
+//! hold the writer), and it is written or cut only after that check (overwritten from its start,
+//! then cut to the new length: never truncated to nothing first); anything else in its place is
 //! removed and a new swap created (`O_EXCL`). A link at the task file's place is exchanged
 //! away into `.swap/` (never written through) and removed there on the next write. Where the
 //! exchange is not available (not Linux with glibc, a file system without it) or the task
@@ -29,8 +30,14 @@ pub const DIR: &str = ".swap";
 
 /// Writes `bytes` to `path` through `swap` (both folders already checked by `safe_dir`).
 pub fn write(path: &Path, swap: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = open(swap)?;
+    let (mut f, was) = open(swap)?;
     f.write_all(bytes)?;
+    // Cut what is left of a longer previous state. Never to zero first: ext4 writes out at
+    // close a file truncated to nothing and written again (`auto_da_alloc`), the cost this
+    // file exists to avoid.
+    if was > bytes.len() as u64 {
+        f.set_len(bytes.len() as u64)?;
+    }
     drop(f);
     if exchange(swap, path)? == Swapped::Renamed {
         // The file's first write (its plan's submission): its next swap is made now, so that
@@ -49,9 +56,9 @@ enum Swapped {
     Renamed,
 }
 
-/// The swap, empty and ours to write: reused when it is a plain file of one link, else
-/// replaced by a new one.
-fn open(swap: &Path) -> std::io::Result<File> {
+/// The swap, ours to write from its start, and its length: reused when it is a plain file of
+/// one link, else replaced by a new one.
+fn open(swap: &Path) -> std::io::Result<(File, u64)> {
     let flags = (OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits();
     match OpenOptions::new()
         .write(true)
@@ -61,8 +68,7 @@ fn open(swap: &Path) -> std::io::Result<File> {
         Ok(f) => {
             let m = f.metadata()?;
             if m.is_file() && m.nlink() == 1 {
-                f.set_len(0)?;
-                return Ok(f);
+                return Ok((f, m.len()));
             }
             drop(f);
             std::fs::remove_file(swap)?;
@@ -71,7 +77,7 @@ fn open(swap: &Path) -> std::io::Result<File> {
         // A link, a FIFO without a reader, …: not ours to write; it goes.
         Err(_) => std::fs::remove_file(swap)?,
     }
-    create(swap)
+    Ok((create(swap)?, 0))
 }
 
 /// A new, empty swap; fails when anything is in its place.
