@@ -111,17 +111,28 @@ impl RunActor {
 
     /// Broadcasts committed events and appends them to the mirror's log.
     pub(super) async fn published(&self, events: Vec<EventRow>) {
-        for e in &events {
-            tracing::info!(run = %self.run.id, kind = %e.kind, "{}", e.message);
-            let _ = self.events.send(e.clone());
-            self.engine.feed.send(e);
-        }
+        self.announce(&events);
         if !self.mirror.root().join("state.json").exists() {
             // The mirror was deleted: rebuild all of it, whole log included, from SQLite.
             self.rewrite_mirror(true).await;
             return;
         }
         self.behind.send(behind::Job::Log(events));
+    }
+
+    /// Broadcasts committed events (to the run's followers, the daemon's feed and its log;
+    /// a debug event, such as a progress note, at debug level there).
+    pub(super) fn announce(&self, events: &[EventRow]) {
+        for e in events {
+            match e.level {
+                orchestrator_proto::Level::Debug => {
+                    tracing::debug!(run = %self.run.id, kind = %e.kind, "{}", e.message)
+                }
+                _ => tracing::info!(run = %self.run.id, kind = %e.kind, "{}", e.message),
+            }
+            let _ = self.events.send(e.clone());
+            self.engine.feed.send(e);
+        }
     }
 
     /// Every task's file checked against SQLite, rewritten where it fell behind (a daemon

@@ -57,7 +57,10 @@ impl RunActor {
     /// work for a blocking escalation, queue its mirror writes.
     async fn answered(&mut self, a: board::Applied) -> board::Answered {
         let (reply, unread, a) = (a.reply, a.unread, a.changes);
-        self.published(a.events).await;
+        // Not `published`: a board call does not look for a deleted mirror (a `stat` per
+        // call); the actor's periodic check rebuilds it whole.
+        self.announce(&a.events);
+        self.behind.send(Job::Log(a.events));
         if let Some(esc) = a.blocking_escalation {
             // A worker cannot go on without a human: the run waits for the answer.
             self.stop_work();
