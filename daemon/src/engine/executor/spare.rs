@@ -3,7 +3,7 @@
 //! a worktree detached at the run branch's tip, under `<run>/spare-<n>`. A worker starting
 //! afresh takes it: `git worktree move` to its own path, then `git checkout -b <its branch>
 //! <base>`, which writes only the files the branch gained since the spare was made. Taking
-//! one starts the next, and a worker that comes while it is being made waits for it (its own
+//! one starts the next once the taker's checkout is done, and a worker that comes while it is being made waits for it (its own
 //! `git worktree add` would queue behind it on the repository's worktree lock); one that
 //! cannot be taken is removed and the worker's worktree is made as before (`git worktree
 //! add`). One spare, not more: measured, a second one made the dispatch slower on two cores.
@@ -75,8 +75,9 @@ impl Spares {
         self.refill();
     }
 
-    /// A ready spare, taken (the next one is started); while one is being made, it is waited
-    /// for (a `git worktree add` of its own would queue behind it anyway).
+    /// A ready spare, taken (the caller starts the next once it has made it its own); while
+    /// one is being made, it is waited for (a `git worktree add` of its own would queue
+    /// behind it anyway).
     async fn take(self: &Arc<Self>) -> Option<PathBuf> {
         loop {
             let made = self.made.notified();
@@ -85,8 +86,6 @@ impl Spares {
             {
                 let mut s = self.state();
                 if let Some(spare) = s.ready.pop() {
-                    drop(s);
-                    self.refill();
                     return Some(spare);
                 }
                 if s.unmade == 0 {
@@ -165,7 +164,12 @@ impl Spares {
     ) -> Result<(), GitError> {
         if let Some(spare) = self.take().await {
             match self.adopt(&spare, wt, branch, base).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // The next spare after this one's checkout, not beside it: on two cores
+                    // the two side by side made the worker's start wait for both.
+                    self.refill();
+                    return Ok(());
+                }
                 Err(e) => {
                     tracing::debug!(spare = %spare.display(), error = %e, "spare not taken");
                     self.state().broken = true;
@@ -311,10 +315,11 @@ mod tests {
         let base = git(&p, &["rev-parse", "run"]);
         let wt = start(&spares, "t1.1", &base).await;
         assert!(wt.join("a.txt").is_file());
-        // The one started when it was taken is used; none is made after it.
-        assert_eq!(ready(&spares).await, 1);
-        start(&spares, "t2.1", &base).await;
+        // None is made after it: the next worker's worktree is made as before too.
         assert_eq!(ready(&spares).await, 0, "no spare is made once one failed");
+        let wt = start(&spares, "t2.1", &base).await;
+        assert!(wt.join("a.txt").is_file());
+        assert_eq!(ready(&spares).await, 0);
         spares.close().await;
         let list = git(&p, &["worktree", "list", "--porcelain"]);
         assert!(!list.contains("spare-"), "{list}");
