@@ -104,13 +104,8 @@ async fn take_the_worktree(
     before: Option<&str>,
     out: &mut Salvaged,
 ) -> Option<String> {
-    let (status, head, on) = tokio::join!(
-        git::porcelain(p.worktree),
-        git::rev_parse(p.worktree, "HEAD"),
-        git::current_branch(p.worktree),
-    );
-    let mut head = head.ok();
-    let on = on.ok().flatten();
+    let (status, (mut head, on)) =
+        tokio::join!(git::porcelain(p.worktree), head_and_branch(p, before));
     let mut before = before.map(str::to_owned);
     if status.is_ok_and(|s| !s.is_empty()) {
         let message = format!(
@@ -176,6 +171,26 @@ async fn take_the_worktree(
         )),
     }
     Some(head)
+}
+
+/// The worktree's `HEAD` commit and the branch it is on. Read from its files where they are
+/// plain: on the task's branch, the commit is the branch's tip read a moment ago (the session
+/// is over; nothing moves it meanwhile).
+async fn head_and_branch(p: &Place<'_>, before: Option<&str>) -> (Option<String>, Option<String>) {
+    match git::head(p.worktree).await {
+        Some(git::Head::Detached(id)) => (Some(id), None),
+        Some(git::Head::Branch(b)) if b == p.branch && before.is_some() => {
+            (before.map(str::to_owned), Some(b))
+        }
+        Some(git::Head::Branch(b)) => (git::rev_parse(p.worktree, "HEAD").await.ok(), Some(b)),
+        None => {
+            let (head, on) = tokio::join!(
+                git::rev_parse(p.worktree, "HEAD"),
+                git::current_branch(p.worktree),
+            );
+            (head.ok(), on.ok().flatten())
+        }
+    }
 }
 
 /// Keeps every commit the session's reflogs name that nothing reaches any more.

@@ -6,10 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
+mod head;
 mod identity;
 mod runner;
 mod serial;
 
+pub use head::Head;
 use runner::git;
 pub use runner::{GitError, told};
 
@@ -182,6 +184,25 @@ pub async fn worktree_add_branch(top: &Path, dir: &Path, branch: &str) -> Result
 /// The commit `rev` names.
 pub async fn rev_parse(dir: &Path, rev: &str) -> Result<String, GitError> {
     git(dir, &["rev-parse", "--verify", rev]).await
+}
+
+/// The `HEAD` of the worktree whose top level is `dir`, read from its files when it can be
+/// ([`head::read`]; `None` otherwise: ask git).
+pub async fn head(dir: &Path) -> Option<Head> {
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || head::read(&d))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The commit checked out in the worktree whose top level is `dir`: read from its `HEAD`
+/// file when detached there (the integration worktree always is), else from git.
+pub async fn head_id(dir: &Path) -> Result<String, GitError> {
+    match head(dir).await {
+        Some(Head::Detached(id)) => Ok(id),
+        _ => rev_parse(dir, "HEAD").await,
+    }
 }
 
 /// The paths that differ between two commits.
@@ -400,8 +421,21 @@ pub async fn common_dir(dir: &Path) -> Result<PathBuf, GitError> {
     Ok(tokio::fs::canonicalize(&p).await.unwrap_or(p))
 }
 
-/// The worktrees of the repository at `top` that have `branch` checked out.
+/// The worktrees of the repository at `top` that have `branch` checked out: read from git's
+/// files where they are plain ([`head::users_of`]), else from `git worktree list`.
 pub async fn checked_out_in(top: &Path, branch: &str) -> Result<Vec<PathBuf>, GitError> {
+    let (t, b) = (top.to_path_buf(), branch.to_owned());
+    match tokio::task::spawn_blocking(move || head::users_of(&t, &b)).await {
+        Ok(Some(found)) => Ok(found),
+        _ => checked_out_in_by_git(top, branch).await,
+    }
+}
+
+/// [`checked_out_in`], asking git.
+pub(crate) async fn checked_out_in_by_git(
+    top: &Path,
+    branch: &str,
+) -> Result<Vec<PathBuf>, GitError> {
     let out = git(top, &["worktree", "list", "--porcelain"]).await?;
     let want = format!("branch refs/heads/{branch}");
     let mut found = Vec::new();

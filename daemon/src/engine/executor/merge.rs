@@ -48,7 +48,7 @@ pub(super) async fn integration_ready(ctx: &Ctx) -> bool {
                     note(&ctx.handle, Level::Info, EventKind::WorktreePrepared, text).await;
                 }
                 if let Some(m) = &marker {
-                    let at = git::rev_parse(&ctx.integration, "HEAD").await;
+                    let at = git::head_id(&ctx.integration).await;
                     let text = format!("{want}\n{}", at.unwrap_or_default());
                     let _ = tokio::fs::write(m, text).await;
                 }
@@ -169,10 +169,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
     if ctx.blocked().is_some() {
         return; // the task stays done and is merged when the run goes on
     }
-    let (ahead, pre) = tokio::join!(
-        to_merge(ctx, f, t),
-        git::rev_parse(&ctx.integration, "HEAD")
-    );
+    let (ahead, pre) = tokio::join!(to_merge(ctx, f, t), git::head_id(&ctx.integration));
     let Some(ahead) = ahead else {
         return;
     };
@@ -305,7 +302,7 @@ async fn merged(ctx: &Ctx, f: &Finished, t: &TaskRow, pre: &str, ahead: u64) {
         let _ = git::reset_hard(&ctx.integration, pre).await;
         return;
     }
-    let advanced = match git::rev_parse(&ctx.integration, "HEAD").await {
+    let advanced = match git::head_id(&ctx.integration).await {
         Ok(new) => git::advance_branch(&ctx.project, &ctx.run.branch, &new, pre).await,
         Err(e) => Err(e),
     };

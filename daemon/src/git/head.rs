@@ -1,0 +1,183 @@
+//! What a worktree has checked out, read from git's own files instead of by starting git:
+//! these reads are on the way to every merge, where each git process costs milliseconds on a
+//! busy machine. Only the plain layout is read — a `.git` folder or `gitdir:` file, a `HEAD`
+//! that names a branch under `refs/heads/` or holds a commit id. For anything else (the
+//! reftable backend, whose `HEAD` file names `refs/heads/.invalid`; a symbolic `HEAD` outside
+//! `refs/heads/`; a file that cannot be read or parsed) these return `None` and the callers
+//! ask git, as before.
+//!
+//! **Invariant:** a `Some` answer is the one git gives for the same files (the tests compare
+//! both on real repositories).
+
+use std::path::{Path, PathBuf};
+
+/// A worktree's `HEAD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// On this branch (the short name, under `refs/heads/`).
+    Branch(String),
+    /// Detached at this commit.
+    Detached(String),
+}
+
+/// The git directory of the worktree at `dir` (its top level): `.git` itself, or where its
+/// `gitdir:` file points.
+fn git_dir_of(dir: &Path) -> Option<PathBuf> {
+    let dot = dir.join(".git");
+    let m = std::fs::symlink_metadata(&dot).ok()?;
+    if m.is_dir() {
+        return Some(dot);
+    }
+    if !m.is_file() {
+        return None;
+    }
+    let text = std::fs::read_to_string(&dot).ok()?;
+    let to = Path::new(text.strip_prefix("gitdir: ")?.trim_end());
+    Some(if to.is_absolute() {
+        to.to_path_buf()
+    } else {
+        dir.join(to)
+    })
+}
+
+fn parse(text: &str) -> Option<Head> {
+    let t = text.trim_end();
+    if let Some(r) = t.strip_prefix("ref: ") {
+        let b = r.strip_prefix("refs/heads/")?;
+        // `.invalid` is what a reftable repository keeps in the file.
+        return (!b.is_empty() && b != ".invalid").then(|| Head::Branch(b.to_owned()));
+    }
+    let id = matches!(t.len(), 40 | 64) && t.bytes().all(|c| c.is_ascii_hexdigit());
+    id.then(|| Head::Detached(t.to_owned()))
+}
+
+fn head_in(git_dir: &Path) -> Option<Head> {
+    parse(&std::fs::read_to_string(git_dir.join("HEAD")).ok()?)
+}
+
+/// The `HEAD` of the worktree whose top level is `dir` (blocking; a few small reads).
+pub fn read(dir: &Path) -> Option<Head> {
+    head_in(&git_dir_of(dir)?)
+}
+
+/// The worktrees of the repository whose main worktree is `top` that have `branch` checked
+/// out, as `git worktree list` names them (blocking). `None` when `top` is not a main
+/// worktree with a `.git` folder or any `HEAD` cannot be read this way.
+pub fn users_of(top: &Path, branch: &str) -> Option<Vec<PathBuf>> {
+    let common = top.join(".git");
+    if !std::fs::symlink_metadata(&common).ok()?.is_dir() || common.join("commondir").exists() {
+        return None;
+    }
+    let on = |h: Head| matches!(h, Head::Branch(b) if b == branch);
+    let mut found = Vec::new();
+    if on(head_in(&common)?) {
+        found.push(top.to_path_buf());
+    }
+    let linked = match std::fs::read_dir(common.join("worktrees")) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(found),
+        Err(_) => return None,
+    };
+    for entry in linked {
+        let admin = entry.ok()?.path();
+        if on(head_in(&admin)?) {
+            // `gitdir` holds the worktree's `.git` file's path.
+            let dot_git = std::fs::read_to_string(admin.join("gitdir")).ok()?;
+            found.push(Path::new(dot_git.trim_end()).parent()?.to_path_buf());
+        }
+    }
+    Some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+
+    /// A repository on `main` with a worktree on `feature`, one detached and one on `main`'s
+    /// sibling `run`; each answer is compared with git's.
+    #[tokio::test]
+    async fn heads_and_users_read_from_files_agree_with_git() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let top = dir.path().join("repo");
+        std::fs::create_dir(&top).expect("mkdir");
+        git(&top, &["init", "-q", "-b", "main"]);
+        git(
+            &top,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "a",
+            ],
+        );
+        let (feature, detached, run) = (
+            dir.path().join("wt-feature"),
+            dir.path().join("wt-detached"),
+            dir.path().join("wt-run"),
+        );
+        let path = |p: &Path| p.display().to_string();
+        git(
+            &top,
+            &["worktree", "add", "-q", "-b", "feature", &path(&feature)],
+        );
+        git(
+            &top,
+            &["worktree", "add", "-q", "--detach", &path(&detached)],
+        );
+        git(&top, &["worktree", "add", "-q", "-b", "run", &path(&run)]);
+
+        assert_eq!(read(&top), Some(Head::Branch("main".into())));
+        assert_eq!(read(&feature), Some(Head::Branch("feature".into())));
+        let id = git(&detached, &["rev-parse", "HEAD"]);
+        assert_eq!(read(&detached), Some(Head::Detached(id)));
+
+        for branch in ["main", "feature", "run", "none"] {
+            let mut by_git = crate::git::checked_out_in_by_git(&top, branch)
+                .await
+                .expect("git");
+            let mut by_files = users_of(&top, branch).expect("read");
+            by_git.sort();
+            by_files.sort();
+            assert_eq!(by_files, by_git, "{branch}");
+        }
+        // A linked worktree is not a main one: git is asked.
+        assert_eq!(users_of(&feature, "feature"), None);
+        // A HEAD this does not read (another ref namespace) leaves it to git.
+        std::fs::write(top.join(".git/HEAD"), "ref: refs/remotes/origin/main\n").expect("write");
+        assert_eq!(read(&top), None);
+        assert_eq!(users_of(&top, "main"), None);
+    }
+
+    #[test]
+    fn only_plain_heads_are_read() {
+        let id = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(parse(&format!("{id}\n")), Some(Head::Detached(id.into())));
+        assert_eq!(
+            parse("ref: refs/heads/a/b\n"),
+            Some(Head::Branch("a/b".into()))
+        );
+        assert_eq!(parse("ref: refs/heads/.invalid\n"), None);
+        assert_eq!(parse("ref: refs/tags/v1\n"), None);
+        assert_eq!(parse("0123\n"), None);
+        assert_eq!(parse(""), None);
+    }
+}
