@@ -8,7 +8,8 @@ use super::*;
 use orchestrator_proto::EventKind;
 
 /// Removes the run's worktrees whose creation a crash cut short (no valid HEAD: they hold
-/// nothing) and lets git forget worktrees whose folders are gone. Run when the executor starts
+/// nothing; the integration worktree, made ready when the executor started, is not looked
+/// at) and lets git forget worktrees whose folders are gone. Run when the executor starts
 /// and again when the run's tasks are all merged (a git command the previous daemon left
 /// running may have still been finishing the first time).
 pub(super) async fn repair_worktrees(ctx: &Ctx) {
@@ -16,7 +17,10 @@ pub(super) async fn repair_worktrees(ctx: &Ctx) {
     if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
         while let Ok(Some(e)) = entries.next_entry().await {
             let path = e.path();
-            if path.join(".git").is_file() && matches!(git::head_commit(&path).await, Ok(None)) {
+            if path != ctx.integration
+                && path.join(".git").is_file()
+                && matches!(git::head_commit(&path).await, Ok(None))
+            {
                 let _ = git::worktree_remove(&ctx.project, &path, true).await;
                 note(
                     &ctx.handle,
@@ -48,8 +52,8 @@ pub(super) async fn reconcile(
     busy: &mut HashMap<TaskId, Vec<String>>,
 ) -> HashSet<SessionId> {
     let mut adopted = HashSet::new();
-    repair_worktrees(ctx).await;
-    roll_back_half_merge(ctx).await;
+    // Apart: one removes broken worktrees, the other resets the integration worktree.
+    tokio::join!(repair_worktrees(ctx), roll_back_half_merge(ctx));
     for t in tasks(&ctx.db, &ctx.run.id)
         .await
         .into_iter()
@@ -118,9 +122,9 @@ pub(super) async fn reconcile(
 /// branch) is rolled back; its task is merged again.
 async fn roll_back_half_merge(ctx: &Ctx) {
     let branch = format!("refs/heads/{}", ctx.run.branch);
-    let (Ok(head), Ok(tip)) = (
-        git::rev_parse(&ctx.integration, "HEAD").await,
-        git::rev_parse(&ctx.project, &branch).await,
+    let (Ok(head), Ok(tip)) = tokio::join!(
+        git::head_id(&ctx.integration),
+        git::rev_parse(&ctx.project, &branch),
     ) else {
         return;
     };
