@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use futures_util::future::join_all;
 use orchestrator_proto::{EventKind, Level, TaskStatus};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -237,6 +238,7 @@ impl Schedule {
         ready.sort_by_key(|t| std::cmp::Reverse(cp.get(t.id.as_str()).copied().unwrap_or(0)));
         let account = self.ctx.cfg.usage.snapshot();
         super::route::refresh_outlook(&self.ctx, &account).await;
+        let mut chosen = Vec::new();
         for t in ready {
             if self.busy.len() >= self.ctx.run.options.concurrency as usize {
                 break;
@@ -249,12 +251,22 @@ impl Schedule {
             if self.held_by_its_model(t, &account).await {
                 continue;
             }
-            match dispatch(&self.ctx, t, &self.cancel).await {
+            self.busy.insert(t.id.clone(), t.files.clone());
+            chosen.push(t);
+        }
+        // Started side by side: each waits on git and the run's actor, not on the one before
+        // (a run's first workers, or the tasks a merge made ready, start together).
+        let (ctx, cancel) = (&self.ctx, &self.cancel);
+        let started = join_all(chosen.iter().map(|t| dispatch(ctx, t, cancel))).await;
+        for (t, started) in chosen.into_iter().zip(started) {
+            match started {
                 Ok(fut) => {
-                    self.busy.insert(t.id.clone(), t.files.clone());
                     self.running.spawn(fut);
                 }
-                Err(reason) => self.undispatched(&t.id, reason.to_string()).await,
+                Err(reason) => {
+                    self.busy.remove(&t.id);
+                    self.undispatched(&t.id, reason.to_string()).await;
+                }
             }
         }
     }
