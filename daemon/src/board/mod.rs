@@ -412,6 +412,55 @@ mod tests {
         );
     }
 
+    /// A completion of a task taken back meanwhile is refused with the task's status, and a
+    /// worker holding a task in progress cannot claim another.
+    #[tokio::test]
+    async fn a_completion_of_a_task_taken_back_says_where_the_task_is() {
+        let (_dir, db) = open_temp();
+        let said = db
+            .call(|c| {
+                runs::insert(c, &runs::new_run("r1", "/p"))?;
+                let planner = session(c, "s-plan", Role::Planner);
+                let w1 = session(c, "s-w1", Role::Worker);
+                let run = runs::get(c, &"r1".into())?.expect("run");
+                let tasks: Vec<serde_json::Value> = ["a", "b"]
+                    .iter()
+                    .map(|id| json!({"id": id, "title": "T", "description": "D", "acceptance_criteria": ["ok"]}))
+                    .collect();
+                let plan = serde_json::from_value(json!({"summary": "S", "tasks": tasks})).expect("plan");
+                apply(c, &run, &planner, Op::SubmitPlan(plan)).expect("plan accepted");
+                apply(c, &run, &w1, Op::Claim).expect("claimed");
+                let again = match apply(c, &run, &w1, Op::Claim) {
+                    Err(BoardError::Refused(m)) => m,
+                    other => panic!("{:?}", other.map(|a| a.reply)),
+                };
+                // The engine takes it back (its worker was stopped, say).
+                let back = rows::Finish {
+                    status: TaskStatus::Pending,
+                    result: None,
+                    failure: Some("stopped"),
+                };
+                rows::finish_task(c, &run.id, &"a".into(), &w1.session, back, time_text::now())?;
+                let done = Op::Complete {
+                    summary: "done".into(),
+                };
+                let completed = match apply(c, &run, &w1, done) {
+                    Err(BoardError::Refused(m)) => m,
+                    other => panic!("{:?}", other.map(|a| a.reply)),
+                };
+                Ok((again, completed))
+            })
+            .await
+            .expect("db");
+        assert!(said.0.contains("you already hold task a"), "{}", said.0);
+        assert!(
+            said.1
+                .contains("task a is pending, not in progress under your session"),
+            "{}",
+            said.1
+        );
+    }
+
     /// `read_messages` answers from the read side only when nothing waits and the session
     /// is live; taking waiting messages (which marks them read) is left to the actor.
     #[tokio::test]

@@ -49,7 +49,7 @@ pub(super) fn claim(a: &mut Apply<'_>) -> Result<Reply, BoardError> {
         )));
     }
     if let Some(id) = &a.session.task_id
-        && rows::task(a.tx, &a.run.id, id)?.is_some_and(|t| t.status == TaskStatus::InProgress)
+        && rows::task_status(a.tx, &a.run.id, id)? == Some(TaskStatus::InProgress)
     {
         return Err(refused(format!(
             "you already hold task {id}; complete_task or fail_task it before claiming another"
@@ -128,7 +128,6 @@ pub(super) fn progress(a: &mut Apply<'_>, note: String) -> Result<Reply, BoardEr
 pub(super) fn complete(a: &mut Apply<'_>, summary: String) -> Result<Reply, BoardError> {
     let id = a.need_task()?;
     bounded("summary", &summary, BODY_MAX)?;
-    let already = rows::task(a.tx, &a.run.id, &id)?;
     if !rows::finish_task(
         a.tx,
         &a.run.id,
@@ -141,7 +140,9 @@ pub(super) fn complete(a: &mut Apply<'_>, summary: String) -> Result<Reply, Boar
         },
         a.at,
     )? {
-        let status = already.map_or("gone".to_owned(), |t| t.status.to_string());
+        // Nothing changed: the status is what it was.
+        let status =
+            rows::task_status(a.tx, &a.run.id, &id)?.map_or("gone".to_owned(), |s| s.to_string());
         return Err(refused(format!(
             "task {id} is {status}, not in progress under your session; it cannot be completed again"
         )));

@@ -108,6 +108,22 @@ pub fn tasks(c: &Connection, run: &RunId) -> Result<Vec<TaskRow>, StoreError> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A task's status alone (a check that needs no more than that: the whole row costs its
+/// dependencies', cost's and activity's subqueries).
+pub fn task_status(
+    c: &Connection,
+    run: &RunId,
+    id: &TaskId,
+) -> Result<Option<TaskStatus>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT status FROM tasks WHERE run_id = ?1 AND id = ?2")?
+            .query_row(params![run, id], |r| {
+                super::word::enum_from_text(0, r.get(0)?)
+            })
+            .optional()?,
+    )
+}
+
 pub fn task_exists(c: &Connection, run: &RunId, id: &TaskId) -> Result<bool, StoreError> {
     Ok(
         c.prepare_cached("SELECT 1 FROM tasks WHERE run_id = ?1 AND id = ?2")?
