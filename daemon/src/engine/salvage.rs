@@ -56,7 +56,7 @@ pub async fn salvage(p: &Place<'_>, completed: bool) -> Salvaged {
     }
     // Independent reads run side by side: this is on the way to every merge.
     let branch = format!("refs/heads/{}", p.branch);
-    let ((), before) = tokio::join!(
+    let (dirs, before) = tokio::join!(
         clear_stale_locks(p, &mut out),
         git::rev_parse(p.project, &branch)
     );
@@ -66,21 +66,23 @@ pub async fn salvage(p: &Place<'_>, completed: bool) -> Salvaged {
     } else {
         git::rev_parse(p.worktree, "HEAD").await.ok()
     };
-    keep_moved_away(p, before.as_deref(), head, &mut out).await;
+    keep_moved_away(p, dirs, before.as_deref(), head, &mut out).await;
     out
 }
 
 /// A session killed inside `git commit` leaves `index.lock` (and maybe its branch's ref lock);
-/// nobody else works in this worktree, so they are stale once the session is over.
-async fn clear_stale_locks(p: &Place<'_>, out: &mut Salvaged) {
+/// nobody else works in this worktree, so they are stale once the session is over. Returns
+/// the worktree's own git directory and the common one, when git named them.
+async fn clear_stale_locks(p: &Place<'_>, out: &mut Salvaged) -> Option<(PathBuf, PathBuf)> {
     let mut locks: Vec<PathBuf> = Vec::new();
-    let common = match git::git_dirs(p.worktree).await {
-        Ok((own, common)) => {
+    let dirs = git::git_dirs(p.worktree).await.ok();
+    let common = match &dirs {
+        Some((own, common)) => {
             locks.push(own.join("index.lock"));
             locks.push(own.join("HEAD.lock"));
-            Ok(common)
+            Ok(common.clone())
         }
-        Err(_) => git::common_dir(p.project).await,
+        None => git::common_dir(p.project).await,
     };
     if let Ok(common) = common {
         locks.push(common.join(format!("refs/heads/{}.lock", p.branch)));
@@ -95,6 +97,7 @@ async fn clear_stale_locks(p: &Place<'_>, out: &mut Salvaged) {
             ));
         }
     }
+    dirs
 }
 
 /// Commits what is uncommitted, then moves the task's branch to the worktree's `HEAD` when
@@ -196,6 +199,7 @@ async fn head_and_branch(p: &Place<'_>, before: Option<&str>) -> (Option<String>
 /// Keeps every commit the session's reflogs name that nothing reaches any more.
 async fn keep_moved_away(
     p: &Place<'_>,
+    dirs: Option<(PathBuf, PathBuf)>,
     before: Option<&str>,
     head: Option<String>,
     out: &mut Salvaged,
@@ -204,9 +208,11 @@ async fn keep_moved_away(
     // acted on them): they still count, and new ones are numbered after them.
     let prefix = format!("{}/kept/{}.{}-", p.run, p.task, p.attempt);
     let (branch, pattern) = (format!("refs/heads/{}", p.branch), format!("{prefix}*"));
+    // Read from the reflogs' files where git named the directories.
+    let of_common = dirs.clone().map(|(_, common)| (common.clone(), common));
     let (mut candidates, of_branch, earlier) = tokio::join!(
-        git::reflog(p.worktree, "HEAD", REFLOG_MAX),
-        git::reflog(p.project, &branch, REFLOG_MAX),
+        git::reflog(dirs, p.worktree, "HEAD", REFLOG_MAX),
+        git::reflog(of_common, p.project, &branch, REFLOG_MAX),
         git::backups(p.project, &pattern),
     );
     candidates.extend(of_branch);

@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 
 mod head;
 mod identity;
+mod reflog;
 mod runner;
 mod serial;
 
 pub use head::Head;
+#[cfg(test)]
+use reflog::by_git as reflog_by_git;
+pub use reflog::reflog;
 use runner::git;
 pub use runner::{GitError, told};
 
@@ -468,16 +472,6 @@ pub async fn is_ancestor(dir: &Path, ancestor: &str, descendant: &str) -> Result
         Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// The commits a ref pointed at, newest first, from its reflog (`HEAD` in a worktree is that
-/// worktree's own); at most `max`, none when the reflog is empty or off.
-pub async fn reflog(dir: &Path, name: &str, max: usize) -> Vec<String> {
-    let n = format!("-n{max}");
-    git(dir, &["reflog", "show", "--format=%H", &n, name, "--"])
-        .await
-        .map(|out| out.lines().map(str::to_owned).collect())
-        .unwrap_or_default()
 }
 
 /// Whether `commit` holds work no branch, tag, remote or `refs/orchestrator/` ref reaches.
