@@ -3,13 +3,16 @@
 //! busy machine. Only the plain layout is read — a `.git` folder or `gitdir:` file, a `HEAD`
 //! that names a branch under `refs/heads/` or holds a commit id. For anything else (the
 //! reftable backend, whose `HEAD` file names `refs/heads/.invalid`; a symbolic `HEAD` outside
-//! `refs/heads/`; a file that cannot be read or parsed) these return `None` and the callers
-//! ask git, as before.
+//! `refs/heads/`; a file that cannot be read or parsed) the file readers ([`read`],
+//! [`users_of`]) return `None`, and the async ones git's callers use ([`head_id`],
+//! [`checked_out_in`]) ask git, as before.
 //!
 //! **Invariant:** a `Some` answer is the one git gives for the same files (the tests compare
 //! both on real repositories).
 
 use std::path::{Path, PathBuf};
+
+use super::GitError;
 
 /// A worktree's `HEAD`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +58,14 @@ fn head_in(git_dir: &Path) -> Option<Head> {
     parse(&std::fs::read_to_string(git_dir.join("HEAD")).ok()?)
 }
 
+/// The git directory of the main worktree `top` (its `.git` folder), which is also the
+/// repository's common one; `None` when `top` is a linked worktree or has no `.git` folder.
+pub fn main_git_dir(top: &Path) -> Option<PathBuf> {
+    let dot = top.join(".git");
+    let is_main = std::fs::symlink_metadata(&dot).ok()?.is_dir() && !dot.join("commondir").exists();
+    is_main.then_some(dot)
+}
+
 /// The `HEAD` of the worktree whose top level is `dir` (blocking; a few small reads).
 pub fn read(dir: &Path) -> Option<Head> {
     head_in(&git_dir_of(dir)?)
@@ -64,10 +75,7 @@ pub fn read(dir: &Path) -> Option<Head> {
 /// out, as `git worktree list` names them (blocking). `None` when `top` is not a main
 /// worktree with a `.git` folder or any `HEAD` cannot be read this way.
 pub fn users_of(top: &Path, branch: &str) -> Option<Vec<PathBuf>> {
-    let common = top.join(".git");
-    if !std::fs::symlink_metadata(&common).ok()?.is_dir() || common.join("commondir").exists() {
-        return None;
-    }
+    let common = main_git_dir(top)?;
     let on = |h: Head| matches!(h, Head::Branch(b) if b == branch);
     let mut found = Vec::new();
     if on(head_in(&common)?) {
@@ -87,6 +95,56 @@ pub fn users_of(top: &Path, branch: &str) -> Option<Vec<PathBuf>> {
         }
     }
     Some(found)
+}
+
+/// The `HEAD` of the worktree whose top level is `dir`, read from its files when it can be
+/// ([`head::read`]; `None` otherwise: ask git).
+pub async fn head(dir: &Path) -> Option<Head> {
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || read(&d))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The commit checked out in the worktree whose top level is `dir`: read from its `HEAD`
+/// file when detached there (the integration worktree always is), else from git.
+pub async fn head_id(dir: &Path) -> Result<String, GitError> {
+    match head(dir).await {
+        Some(Head::Detached(id)) => Ok(id),
+        _ => super::rev_parse(dir, "HEAD").await,
+    }
+}
+
+/// The worktrees of the repository at `top` that have `branch` checked out: read from git's
+/// files where they are plain ([`users_of`]), else from `git worktree list`.
+pub async fn checked_out_in(top: &Path, branch: &str) -> Result<Vec<PathBuf>, GitError> {
+    let (t, b) = (top.to_path_buf(), branch.to_owned());
+    match tokio::task::spawn_blocking(move || users_of(&t, &b)).await {
+        Ok(Some(found)) => Ok(found),
+        _ => checked_out_in_by_git(top, branch).await,
+    }
+}
+
+/// [`checked_out_in`], asking git.
+pub(crate) async fn checked_out_in_by_git(
+    top: &Path,
+    branch: &str,
+) -> Result<Vec<PathBuf>, GitError> {
+    let out = super::runner::git(top, &["worktree", "list", "--porcelain"]).await?;
+    let want = format!("branch refs/heads/{branch}");
+    let mut found = Vec::new();
+    let mut current: Option<&str> = None;
+    for line in out.lines() {
+        if let Some(p) = line.strip_prefix("worktree ") {
+            current = Some(p);
+        } else if line == want
+            && let Some(p) = current
+        {
+            found.push(PathBuf::from(p));
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -151,9 +209,7 @@ mod tests {
         assert_eq!(read(&detached), Some(Head::Detached(id)));
 
         for branch in ["main", "feature", "run", "none"] {
-            let mut by_git = crate::git::checked_out_in_by_git(&top, branch)
-                .await
-                .expect("git");
+            let mut by_git = checked_out_in_by_git(&top, branch).await.expect("git");
             let mut by_files = users_of(&top, branch).expect("read");
             by_git.sort();
             by_files.sort();

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 mod head;
 mod identity;
 mod reflog;
+mod refs;
 mod runner;
 mod serial;
 
-pub use head::Head;
-#[cfg(test)]
-use reflog::by_git as reflog_by_git;
+pub use head::{Head, checked_out_in, head, head_id};
 pub use reflog::reflog;
+pub use refs::refs_matching;
 use runner::git;
 pub use runner::{GitError, told};
 
@@ -188,25 +188,6 @@ pub async fn worktree_add_branch(top: &Path, dir: &Path, branch: &str) -> Result
 /// The commit `rev` names.
 pub async fn rev_parse(dir: &Path, rev: &str) -> Result<String, GitError> {
     git(dir, &["rev-parse", "--verify", rev]).await
-}
-
-/// The `HEAD` of the worktree whose top level is `dir`, read from its files when it can be
-/// ([`head::read`]; `None` otherwise: ask git).
-pub async fn head(dir: &Path) -> Option<Head> {
-    let d = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || head::read(&d))
-        .await
-        .ok()
-        .flatten()
-}
-
-/// The commit checked out in the worktree whose top level is `dir`: read from its `HEAD`
-/// file when detached there (the integration worktree always is), else from git.
-pub async fn head_id(dir: &Path) -> Result<String, GitError> {
-    match head(dir).await {
-        Some(Head::Detached(id)) => Ok(id),
-        _ => rev_parse(dir, "HEAD").await,
-    }
 }
 
 /// The paths that differ between two commits.
@@ -386,22 +367,6 @@ pub async fn worktree_prune(top: &Path) -> Result<(), GitError> {
     Ok(())
 }
 
-/// The refs matching any of `patterns` (full names, or globs such as `refs/heads/x--t1.*`)
-/// with their commits, in one git command.
-pub async fn refs_matching(
-    top: &Path,
-    patterns: &[&str],
-) -> Result<Vec<(String, String)>, GitError> {
-    let mut args = vec!["for-each-ref", "--format=%(refname) %(objectname)"];
-    args.extend_from_slice(patterns);
-    let out = git(top, &args).await?;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(r, c)| (r.to_owned(), c.to_owned()))
-        .collect())
-}
-
 /// Refs under `prefix` (a partial name such as `refs/heads/x--`) with their commits.
 pub async fn refs(top: &Path, prefix: &str) -> Result<Vec<(String, String)>, GitError> {
     let out = git(top, &["for-each-ref", "--format=%(refname) %(objectname)"]).await?;
@@ -423,37 +388,6 @@ pub async fn common_dir(dir: &Path) -> Result<PathBuf, GitError> {
     .await?;
     let p = PathBuf::from(out);
     Ok(tokio::fs::canonicalize(&p).await.unwrap_or(p))
-}
-
-/// The worktrees of the repository at `top` that have `branch` checked out: read from git's
-/// files where they are plain ([`head::users_of`]), else from `git worktree list`.
-pub async fn checked_out_in(top: &Path, branch: &str) -> Result<Vec<PathBuf>, GitError> {
-    let (t, b) = (top.to_path_buf(), branch.to_owned());
-    match tokio::task::spawn_blocking(move || head::users_of(&t, &b)).await {
-        Ok(Some(found)) => Ok(found),
-        _ => checked_out_in_by_git(top, branch).await,
-    }
-}
-
-/// [`checked_out_in`], asking git.
-pub(crate) async fn checked_out_in_by_git(
-    top: &Path,
-    branch: &str,
-) -> Result<Vec<PathBuf>, GitError> {
-    let out = git(top, &["worktree", "list", "--porcelain"]).await?;
-    let want = format!("branch refs/heads/{branch}");
-    let mut found = Vec::new();
-    let mut current: Option<&str> = None;
-    for line in out.lines() {
-        if let Some(p) = line.strip_prefix("worktree ") {
-            current = Some(p);
-        } else if line == want
-            && let Some(p) = current
-        {
-            found.push(PathBuf::from(p));
-        }
-    }
-    Ok(found)
 }
 
 /// The branch checked out in `dir`, if any (`None` when detached).

@@ -129,7 +129,7 @@ mod tests {
             (&top, &common, "refs/heads/task"),
             (&top, &common, "refs/heads/main"),
         ] {
-            let by_git = crate::git::reflog_by_git(dir, name, 200).await;
+            let by_git = by_git(dir, name, 200).await;
             assert!(!by_git.is_empty(), "{name}");
             assert_eq!(read(gd, &common, name, 200), Some(by_git.clone()), "{name}");
             assert_eq!(
