@@ -423,11 +423,12 @@ mod tests {
                 let planner = session(c, "s-plan", Role::Planner);
                 let w1 = session(c, "s-w1", Role::Worker);
                 let run = runs::get(c, &"r1".into())?.expect("run");
-                let tasks: Vec<serde_json::Value> = ["a", "b"]
-                    .iter()
-                    .map(|id| json!({"id": id, "title": "T", "description": "D", "acceptance_criteria": ["ok"]}))
-                    .collect();
-                let plan = serde_json::from_value(json!({"summary": "S", "tasks": tasks})).expect("plan");
+                let task = |id| {
+                    json!({"id": id, "title": "T", "description": "D",
+                           "acceptance_criteria": ["ok"]})
+                };
+                let plan = json!({"summary": "S", "tasks": [task("a"), task("b")]});
+                let plan = serde_json::from_value(plan).expect("plan");
                 apply(c, &run, &planner, Op::SubmitPlan(plan)).expect("plan accepted");
                 apply(c, &run, &w1, Op::Claim).expect("claimed");
                 let again = match apply(c, &run, &w1, Op::Claim) {

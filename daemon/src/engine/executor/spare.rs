@@ -3,10 +3,11 @@
 //! a worktree detached at the run branch's tip, under `<run>/spare-<n>`. A worker starting
 //! afresh takes it: `git worktree move` to its own path, then `git checkout -b <its branch>
 //! <base>`, which writes only the files the branch gained since the spare was made. Taking
-//! one starts the next once the taker's checkout is done, and a worker that comes while it is being made waits for it (its own
-//! `git worktree add` would queue behind it on the repository's worktree lock); one that
-//! cannot be taken is removed and the worker's worktree is made as before (`git worktree
-//! add`). One spare, not more: measured, a second one made the dispatch slower on two cores.
+//! one starts the next once the taker's checkout is done, and a worker that comes while it is
+//! being made waits for it (its own `git worktree add` would queue behind it on the
+//! repository's worktree lock); one that cannot be taken is removed and the worker's worktree
+//! is made as before (`git worktree add`). One spare, not more: measured, a second one made
+//! the dispatch slower on two cores.
 //!
 //! **Invariant:** a spare holds nothing of anyone's (no agent or setup has run in it), so it
 //! is removed whenever it is not used: when execution ends, and, left by a daemon that
