@@ -10,6 +10,7 @@ pub mod fake_http;
 pub mod fake_model;
 pub mod fake_openai;
 pub mod fixtures;
+pub mod hang;
 pub mod http;
 pub mod mcp;
 pub mod misbehave;

@@ -162,9 +162,7 @@ fn main() {
     let worker = !prompt.starts_with("You are the planner");
     if worker && std::env::var("CLAUDE_FAKE_WORKER").as_deref() == Ok("silent") {
         // Never gets going: no `system/init` at all.
-        loop {
-            std::thread::park();
-        }
+        orchestrator_tests::hang::hang()
     }
     let mut connected = connect();
     let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -195,9 +193,7 @@ fn main() {
                 json!({"type": "system", "subtype": "init", "session_id": session,
                        "mcp_servers": [{"name": "orch", "status": "failed"}], "tools": ["Bash"]}),
             );
-            loop {
-                std::thread::park();
-            }
+            orchestrator_tests::hang::hang()
         }
         work(&mcp, &session, resumed.is_some());
         return;
@@ -249,9 +245,7 @@ fn main() {
         }
         "exit" => finish("nothing to do"),
         "crash" => std::process::exit(3),
-        _ => loop {
-            std::thread::park();
-        },
+        _ => orchestrator_tests::hang::hang(),
     }
 }
 
@@ -283,9 +277,7 @@ fn reset_in() -> i64 {
 fn work(mcp: &Mcp, session: &str, resumed: bool) {
     let mode = std::env::var("CLAUDE_FAKE_WORKER").unwrap_or_else(|_| "work".into());
     if mode == "hang" {
-        loop {
-            std::thread::park();
-        }
+        orchestrator_tests::hang::hang()
     }
     let brief = call(mcp, "get_task", json!({}));
     let task = brief["structuredContent"]["task"].clone();

@@ -121,9 +121,7 @@ fn main() {
             );
             std::process::exit(1);
         }
-        "hang" => loop {
-            std::thread::park();
-        },
+        "hang" => orchestrator_tests::hang::hang(),
         other => panic!("unknown step {other}"),
     };
     let text = verdict.to_string();
