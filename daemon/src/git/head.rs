@@ -43,6 +43,11 @@ fn git_dir_of(dir: &Path) -> Option<PathBuf> {
     })
 }
 
+/// Whether `s` is a full commit id (SHA-1 or SHA-256, in hex), as git's files hold them.
+pub(super) fn is_id(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
 fn parse(text: &str) -> Option<Head> {
     let t = text.trim_end();
     if let Some(r) = t.strip_prefix("ref: ") {
@@ -50,8 +55,7 @@ fn parse(text: &str) -> Option<Head> {
         // `.invalid` is what a reftable repository keeps in the file.
         return (!b.is_empty() && b != ".invalid").then(|| Head::Branch(b.to_owned()));
     }
-    let id = matches!(t.len(), 40 | 64) && t.bytes().all(|c| c.is_ascii_hexdigit());
-    id.then(|| Head::Detached(t.to_owned()))
+    is_id(t).then(|| Head::Detached(t.to_owned()))
 }
 
 fn head_in(git_dir: &Path) -> Option<Head> {
@@ -150,20 +154,7 @@ pub(crate) async fn checked_out_in_by_git(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned()
-    }
+    use crate::testing::git;
 
     /// A repository on `main` with a worktree on `feature`, one detached and one on `main`'s
     /// sibling `run`; each answer is compared with git's.
@@ -173,20 +164,7 @@ mod tests {
         let top = dir.path().join("repo");
         std::fs::create_dir(&top).expect("mkdir");
         git(&top, &["init", "-q", "-b", "main"]);
-        git(
-            &top,
-            &[
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "commit",
-                "-q",
-                "--allow-empty",
-                "-m",
-                "a",
-            ],
-        );
+        git(&top, &["commit", "-q", "--allow-empty", "-m", "a"]);
         let (feature, detached, run) = (
             dir.path().join("wt-feature"),
             dir.path().join("wt-detached"),

@@ -10,14 +10,11 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use super::head::is_id;
 use super::runner::git;
 
 /// The most of a reflog's end read: far more than the entries salvage looks at.
 const TAIL_MAX: u64 = 256 << 10;
-
-fn is_id(s: &str) -> bool {
-    matches!(s.len(), 40 | 64) && s.bytes().all(|c| c.is_ascii_hexdigit())
-}
 
 /// The last [`TAIL_MAX`] bytes of `log`, whole lines only; empty when there is no reflog.
 fn tail(log: &Path) -> std::io::Result<String> {
@@ -86,21 +83,7 @@ pub fn read(git_dir: &Path, common: &Path, name: &str, max: usize) -> Option<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args)
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned()
-    }
+    use crate::testing::git;
 
     /// A worktree whose worker committed, reset, detached and switched branches: its `HEAD`'s
     /// reflog and its branch's, read from the files, are git's.

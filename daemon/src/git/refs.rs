@@ -12,10 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::GitError;
-
-fn is_id(s: &str) -> bool {
-    matches!(s.len(), 40 | 64) && s.bytes().all(|c| c.is_ascii_hexdigit())
-}
+use super::head::is_id;
 
 /// What a pattern asks for.
 enum Want<'a> {
@@ -150,21 +147,7 @@ pub(crate) async fn refs_matching_by_git(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args)
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned()
-    }
+    use crate::testing::git;
 
     #[tokio::test]
     async fn refs_read_from_files_are_gits() {
