@@ -341,6 +341,19 @@ mod tests {
         }
     }
 
+    /// Run `r1` with tasks `a` and `b` (no dependencies) submitted by its planner.
+    fn planned(c: &mut Connection) -> Result<RunRow, StoreError> {
+        runs::insert(c, &runs::new_run("r1", "/p"))?;
+        let planner = session(c, "s-plan", Role::Planner);
+        let run = runs::get(c, &"r1".into())?.expect("run");
+        let task =
+            |id| json!({"id": id, "title": "T", "description": "D", "acceptance_criteria": ["ok"]});
+        let plan = json!({"summary": "S", "tasks": [task("a"), task("b")]});
+        let plan = serde_json::from_value(plan).expect("plan");
+        apply(c, &run, &planner, Op::SubmitPlan(plan)).expect("plan accepted");
+        Ok(run)
+    }
+
     /// Calls that arrived together share one commit: a refused one rolls back alone, the
     /// others stand, in order (the second claim gets the next task, not the first's).
     #[tokio::test]
@@ -348,23 +361,11 @@ mod tests {
         let (_dir, db) = open_temp();
         let results = db
             .call(|c| {
-                runs::insert(c, &runs::new_run("r1", "/p"))?;
-                let planner = session(c, "s-plan", Role::Planner);
+                let run = planned(c)?;
                 let (w1, w2) = (
                     session(c, "s-w1", Role::Worker),
                     session(c, "s-w2", Role::Worker),
                 );
-                let run = runs::get(c, &"r1".into())?.expect("run");
-                let tasks: Vec<serde_json::Value> = ["a", "b"]
-                    .iter()
-                    .map(|id| {
-                        json!({"id": id, "title": "T", "description": "D",
-                                     "acceptance_criteria": ["ok"]})
-                    })
-                    .collect();
-                let plan: PlanInput =
-                    serde_json::from_value(json!({"summary": "S", "tasks": tasks})).expect("plan");
-                apply(c, &run, &planner, Op::SubmitPlan(plan)).expect("plan accepted");
                 let done = Op::Complete {
                     summary: "done".into(),
                 };
@@ -419,17 +420,8 @@ mod tests {
         let (_dir, db) = open_temp();
         let said = db
             .call(|c| {
-                runs::insert(c, &runs::new_run("r1", "/p"))?;
-                let planner = session(c, "s-plan", Role::Planner);
+                let run = planned(c)?;
                 let w1 = session(c, "s-w1", Role::Worker);
-                let run = runs::get(c, &"r1".into())?.expect("run");
-                let task = |id| {
-                    json!({"id": id, "title": "T", "description": "D",
-                           "acceptance_criteria": ["ok"]})
-                };
-                let plan = json!({"summary": "S", "tasks": [task("a"), task("b")]});
-                let plan = serde_json::from_value(plan).expect("plan");
-                apply(c, &run, &planner, Op::SubmitPlan(plan)).expect("plan accepted");
                 apply(c, &run, &w1, Op::Claim).expect("claimed");
                 let again = match apply(c, &run, &w1, Op::Claim) {
                     Err(BoardError::Refused(m)) => m,
