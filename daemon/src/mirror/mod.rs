@@ -69,6 +69,11 @@ pub fn safe_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether `dir` exists and is safe to write in ([`safe_dir`]), without creating it.
+fn exists_safely(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir).is_ok() && safe_dir(dir).is_ok()
+}
+
 /// The mirror refusing to write through a link (the error inside the `io::Error`).
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -372,7 +377,7 @@ impl Mirror {
     pub fn task_dirs_now(&self) -> std::io::Result<TaskDirs> {
         let tasks = self.root.join("tasks");
         safe_dir(&tasks)?;
-        let swaps = self.root.join(swap::DIR).join("tasks");
+        let swaps = self.task_swaps();
         let swaps = safe_dir(&swaps).is_ok().then_some(swaps);
         Ok(TaskDirs { tasks, swaps })
     }
@@ -406,8 +411,8 @@ impl Mirror {
     pub fn remove_task_now(&self, id: &str) -> std::io::Result<()> {
         let name = format!("{id}.json");
         // Its swap first: a file left there would only be a stale copy.
-        let swaps = self.root.join(swap::DIR).join("tasks");
-        if safe_dir(&swaps).is_ok() {
+        let swaps = self.task_swaps();
+        if exists_safely(&swaps) {
             let _ = std::fs::remove_file(swaps.join(&name));
         }
         let dir = self.root.join("tasks");
@@ -423,9 +428,7 @@ impl Mirror {
     /// the new run's) would read as the new run's. Only `<id>.json` plain files or links are
     /// removed (a link is unlinked, never followed); anything else there is left. Blocking.
     pub fn prune_tasks_now(&self, keep: &std::collections::HashSet<String>) -> std::io::Result<()> {
-        let swaps = self.root.join(swap::DIR).join("tasks");
-        let dirs = [self.root.join("tasks"), swaps];
-        for dir in dirs {
+        for dir in [self.root.join("tasks"), self.task_swaps()] {
             if std::fs::symlink_metadata(&dir).is_err() {
                 continue; // nothing there: nothing to prune, and nothing to create
             }
@@ -447,6 +450,11 @@ impl Mirror {
             }
         }
         Ok(())
+    }
+
+    /// The task files' swaps' folder (`.swap/tasks/`).
+    fn task_swaps(&self) -> PathBuf {
+        self.root.join(swap::DIR).join("tasks")
     }
 
     /// Writes a JSON file under `codex-reviews/` (a verdict, the ledger).
