@@ -439,7 +439,7 @@ impl Runs {
                 let row = self
                     .inner
                     .db
-                    .call(move |c| crate::store::sessions::session_by_token(c, &h))
+                    .read(move |c| crate::store::sessions::session_by_token(c, &h))
                     .await?;
                 row.filter(|s| s.active && s.expires_at.is_none_or(|t| now < t))
                     .map(|s| {

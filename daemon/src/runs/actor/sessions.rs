@@ -107,6 +107,9 @@ impl RunActor {
         let at = time_text::now();
         let expires_at = at + ttl;
         let (run, s, t) = (self.run.id.clone(), session.clone(), task.clone());
+        // Read before the commit: a revocation meanwhile keeps the token out of memory.
+        let since = self.engine.tokens.generation();
+        let h = hash.clone();
         let event = self
             .db
             .call(move |c| {
@@ -136,7 +139,7 @@ impl RunActor {
                         } else {
                             "claude"
                         },
-                        token_hash: &hash,
+                        token_hash: &h,
                         expires_at,
                         at,
                     },
@@ -162,6 +165,17 @@ impl RunActor {
             })
             .await??;
         let (event, task_row) = event;
+        // The session's first call finds its token in memory, not in the database: a run's
+        // workers start together and would otherwise all ask at once.
+        let caller = crate::board::Caller {
+            session: session.clone(),
+            run: self.run.id.clone(),
+            role,
+            dispatched: task,
+        };
+        self.engine
+            .tokens
+            .remember(hash, caller, Some(expires_at), since);
         self.published(vec![event]).await;
         if let Some(t) = task_row {
             self.behind.send(Job::Task(crate::wire::task(&t)));

@@ -21,6 +21,8 @@ pub struct Load {
     /// The calls after each session's first (which also opens its connection, all sessions
     /// at once): the steady state.
     pub steady: Vec<Duration>,
+    /// Each session's first call alone (its connection opened with all the others').
+    pub first: Vec<Duration>,
     /// This session made its first call.
     warm: bool,
     pub errors: u64,
@@ -32,6 +34,7 @@ impl Load {
     pub fn merge(&mut self, o: Load) {
         self.latencies.extend(o.latencies);
         self.steady.extend(o.steady);
+        self.first.extend(o.first);
         self.errors += o.errors;
         self.completed += o.completed;
         if self.first_error.is_none() {
@@ -65,6 +68,8 @@ pub async fn call(
     load.latencies.push(t.elapsed());
     if load.warm {
         load.steady.push(t.elapsed());
+    } else {
+        load.first.push(t.elapsed());
     }
     load.warm = true;
     match v {

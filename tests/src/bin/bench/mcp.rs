@@ -21,6 +21,12 @@ struct Round {
     p50: f64,
     p99: f64,
     steady_p99: f64,
+    /// The sessions' first calls, which open their connections all at once.
+    first_p99: f64,
+    /// The no-op floor's p99 over all its calls, driven the same way, and over its sessions'
+    /// first calls.
+    floor_p99: f64,
+    floor_first_p99: f64,
     /// The daemon's CPU time per call (user + system): steadier than a rate on shared cores.
     cpu_us: f64,
     /// The no-op server's CPU time per call, the same way.
@@ -100,6 +106,19 @@ fn level_rows(n: usize, all: &[Round]) -> Vec<Row> {
             "ms",
             "≤ 20 ms at 64 sessions",
         ),
+        row(
+            "first calls p99 (one per session)",
+            |r| r.first_p99,
+            "ms",
+            "",
+        ),
+        row("no-op floor p99", |r| r.floor_p99, "ms", ""),
+        row(
+            "no-op floor first calls p99",
+            |r| r.floor_first_p99,
+            "ms",
+            "",
+        ),
         row("daemon CPU per call", |r| r.cpu_us, "µs", ""),
         row("no-op server CPU per call", |r| r.floor_cpu_us, "µs", ""),
         Row::new(
@@ -141,6 +160,7 @@ fn round(n: usize, per_session: usize, least: usize) -> Round {
     let cpu = cpu_seconds(pid) - cpu;
     load.latencies.sort();
     load.steady.sort();
+    load.first.sort();
     let done: usize = runs.iter().map(|r| done_tasks(&sb, r)).sum();
     let exact = load.completed as usize == boards * per_board && done == boards * per_board;
     if !exact {
@@ -168,7 +188,9 @@ fn round(n: usize, per_session: usize, least: usize) -> Round {
         }
     }
     // The anchor: as many no-op calls through the same rmcp transport, same concurrency.
-    let (floor, floor_wall, floor_cpu) = crate::floor::drive(n, load.latencies.len());
+    let (mut floor, floor_wall, floor_cpu) = crate::floor::drive(n, load.latencies.len());
+    floor.latencies.sort();
+    floor.first.sort();
     if floor.errors > 0 {
         eprintln!(
             "bench: mcp floor {n} sessions: {} errors: {:?}",
@@ -181,6 +203,9 @@ fn round(n: usize, per_session: usize, least: usize) -> Round {
         p50: pct(&load.latencies, 0.50),
         p99: pct(&load.latencies, 0.99),
         steady_p99: pct(&load.steady, 0.99),
+        first_p99: pct(&load.first, 0.99),
+        floor_p99: pct(&floor.latencies, 0.99),
+        floor_first_p99: pct(&floor.first, 0.99),
         cpu_us: cpu / load.latencies.len().max(1) as f64 * 1e6,
         floor_cpu_us: floor_cpu / floor.latencies.len().max(1) as f64 * 1e6,
         errors: load.errors,
