@@ -58,7 +58,7 @@ pub async fn salvage(p: &Place<'_>, completed: bool) -> Salvaged {
     let branch = format!("refs/heads/{}", p.branch);
     let (dirs, before) = tokio::join!(
         clear_stale_locks(p, &mut out),
-        git::rev_parse(p.project, &branch)
+        git::ref_id(p.project, &branch)
     );
     let before = before.ok();
     let head = if completed {
@@ -207,13 +207,15 @@ async fn keep_moved_away(
     // Kept already by an earlier salvage of this session (a daemon that stopped before it
     // acted on them): they still count, and new ones are numbered after them.
     let prefix = format!("{}/kept/{}.{}-", p.run, p.task, p.attempt);
-    let (branch, pattern) = (format!("refs/heads/{}", p.branch), format!("{prefix}*"));
+    let branch = format!("refs/heads/{}", p.branch);
+    let pattern = format!("refs/orchestrator/{prefix}*");
+    let patterns = [pattern.as_str()];
     // Read from the reflogs' files where git named the directories.
     let of_common = dirs.clone().map(|(_, common)| (common.clone(), common));
     let (mut candidates, of_branch, earlier) = tokio::join!(
         git::reflog(dirs, p.worktree, "HEAD", REFLOG_MAX),
         git::reflog(of_common, p.project, &branch, REFLOG_MAX),
-        git::backups(p.project, &pattern),
+        git::refs_matching(p.project, &patterns),
     );
     candidates.extend(of_branch);
     candidates.extend(before.map(str::to_owned));

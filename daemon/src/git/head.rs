@@ -1,6 +1,6 @@
-//! What a worktree has checked out, read from git's own files instead of by starting git:
-//! these reads are on the way to every merge, where each git process costs milliseconds on a
-//! busy machine. Only the plain layout is read — a `.git` folder or `gitdir:` file, a `HEAD`
+//! What a worktree has checked out, and where its git directories are, read from git's own
+//! files instead of by starting git: these reads are on the way to every merge, where each
+//! git process costs milliseconds on a busy machine. Only the plain layout is read — a `.git` folder or `gitdir:` file, a `HEAD`
 //! that names a branch under `refs/heads/` or holds a commit id. For anything else (the
 //! reftable backend, whose `HEAD` file names `refs/heads/.invalid`; a symbolic `HEAD` outside
 //! `refs/heads/`; a file that cannot be read or parsed) the file readers ([`read`],
@@ -68,6 +68,18 @@ pub fn main_git_dir(top: &Path) -> Option<PathBuf> {
     let dot = top.join(".git");
     let is_main = std::fs::symlink_metadata(&dot).ok()?.is_dir() && !dot.join("commondir").exists();
     is_main.then_some(dot)
+}
+
+/// The worktree at `dir`'s own git directory and the repository's common one (blocking): a
+/// linked worktree's `commondir` file names the common one, relative to its own.
+pub fn dirs(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let own = git_dir_of(dir)?;
+    let common = match std::fs::read_to_string(own.join("commondir")) {
+        Ok(text) => std::fs::canonicalize(own.join(text.trim_end())).ok()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => own.clone(),
+        Err(_) => return None,
+    };
+    Some((own, common))
 }
 
 /// The `HEAD` of the worktree whose top level is `dir` (blocking; a few small reads).
@@ -181,6 +193,17 @@ mod tests {
         );
         git(&top, &["worktree", "add", "-q", "-b", "run", &path(&run)]);
 
+        for wt in [&top, &feature, &detached] {
+            let by_git = crate::git::git_dirs_by_git(wt).await.expect("git");
+            let by_files = dirs(wt).expect("read");
+            let real = |p: &Path| std::fs::canonicalize(p).expect("canonical");
+            assert_eq!(
+                (real(&by_files.0), real(&by_files.1)),
+                (real(&by_git.0), real(&by_git.1)),
+                "{}",
+                wt.display()
+            );
+        }
         assert_eq!(read(&top), Some(Head::Branch("main".into())));
         assert_eq!(read(&feature), Some(Head::Branch("feature".into())));
         let id = git(&detached, &["rev-parse", "HEAD"]);

@@ -15,7 +15,7 @@ mod serial;
 
 pub use head::{Head, checked_out_in, head, head_id};
 pub use reflog::reflog;
-pub use refs::refs_matching;
+pub use refs::{ref_id, refs_matching};
 use runner::git;
 pub use runner::{GitError, told};
 
@@ -454,8 +454,18 @@ pub async fn attach_head(dir: &Path, branch: &str) -> Result<(), GitError> {
     Ok(())
 }
 
-/// The worktree's own git directory and the repository's common one, in one command.
+/// The worktree's own git directory and the repository's common one: read from its files
+/// where they are plain ([`head::dirs`]), else in one git command.
 pub async fn git_dirs(dir: &Path) -> Result<(PathBuf, PathBuf), GitError> {
+    let d = dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || head::dirs(&d)).await {
+        Ok(Some(dirs)) => Ok(dirs),
+        _ => git_dirs_by_git(dir).await,
+    }
+}
+
+/// [`git_dirs`], asking git.
+pub(crate) async fn git_dirs_by_git(dir: &Path) -> Result<(PathBuf, PathBuf), GitError> {
     let args = [
         "rev-parse",
         "--path-format=absolute",

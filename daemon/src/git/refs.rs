@@ -1,5 +1,6 @@
-//! Refs read from git's files instead of by `git for-each-ref`: a worker's start reads the run
-//! branch's tip and the task's earlier branches. The files backend keeps a ref either loose
+//! Refs read from git's files instead of by `git for-each-ref` or `git rev-parse`: a worker's
+//! start reads the run branch's tip and the task's earlier branches, a finished worker's
+//! salvage its branch's tip and the commits kept for it before. The files backend keeps a ref either loose
 //! (`<common>/refs/heads/…`, a file holding its commit id) or in `packed-refs` (`<id>
 //! <name>` lines; a loose file wins over a packed line). Only full names and names ending in
 //! `*` (no `/` matched) are read this way; a reftable repository, a symbolic ref, any other
@@ -118,14 +119,30 @@ pub async fn refs_matching(
     top: &Path,
     patterns: &[&str],
 ) -> Result<Vec<(String, String)>, GitError> {
+    match from_files(top, patterns).await {
+        Some(found) => Ok(found),
+        None => refs_matching_by_git(top, patterns).await,
+    }
+}
+
+/// [`matching`] in the main worktree `top`'s git directory, off the runtime's workers.
+async fn from_files(top: &Path, patterns: &[&str]) -> Option<Vec<(String, String)>> {
     let (t, p): (PathBuf, Vec<String>) = (top.into(), patterns.iter().map(|&s| s.into()).collect());
-    let read = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let p: Vec<&str> = p.iter().map(String::as_str).collect();
         matching(&super::head::main_git_dir(&t)?, &p)
-    });
-    match read.await {
-        Ok(Some(found)) => Ok(found),
-        _ => refs_matching_by_git(top, patterns).await,
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// The commit the ref `name` (a full name such as `refs/heads/x`) points at: read from git's
+/// files where it is plain, else asked of git (which also words a missing ref's error).
+pub async fn ref_id(top: &Path, name: &str) -> Result<String, GitError> {
+    match from_files(top, &[name]).await.as_deref() {
+        Some([(_, id)]) => Ok(id.clone()),
+        _ => super::rev_parse(top, name).await,
     }
 }
 
@@ -173,6 +190,10 @@ mod tests {
             assert_eq!(matching(&common, &patterns), Some(by_git), "{when}");
         };
         compare("loose").await;
+        let tip = git(top, &["rev-parse", run]);
+        let full = format!("refs/heads/{run}");
+        assert_eq!(ref_id(top, &full).await.expect("read"), tip);
+        assert!(ref_id(top, "refs/heads/none").await.is_err(), "git's error");
         git(top, &["pack-refs", "--all"]);
         compare("packed").await;
         git(top, &["commit", "-q", "--allow-empty", "-m", "b"]);

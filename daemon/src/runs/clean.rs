@@ -277,7 +277,7 @@ impl Cleaner<'_> {
     async fn force_branch(&mut self, branch: &str, n: u64) {
         let name = format!("{}/forced/{branch}", self.run.id);
         let commits = orchestrator_proto::words::count(n, "commit");
-        let tip = git::rev_parse(self.project, &format!("refs/heads/{branch}")).await;
+        let tip = git::ref_id(self.project, &format!("refs/heads/{branch}")).await;
         let done = match (&tip, self.dry_run) {
             (Err(e), _) => Err(format!("cannot read it: {e}")),
             (Ok(_), true) => Ok(()),

@@ -512,7 +512,7 @@ pub(super) async fn tidy(ctx: &Ctx) {
         if removed.is_err() && l.worktree.exists() {
             continue;
         }
-        if let Ok(tip) = git::rev_parse(&ctx.project, &format!("refs/heads/{}", l.branch)).await {
+        if let Ok(tip) = git::ref_id(&ctx.project, &format!("refs/heads/{}", l.branch)).await {
             let name = format!("{}/{}", ctx.run.id, l.branch.replace('/', "_"));
             if git::backup(&ctx.project, &name, &tip).await.is_ok() {
                 let _ = git::delete_branch_at(&ctx.project, &l.branch, &tip).await;

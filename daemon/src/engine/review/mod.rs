@@ -87,7 +87,7 @@ async fn subject(db: &Db, run: &RunRow, kind: ReviewKind) -> Result<Subject, Eng
             })
         }
         ReviewKind::Code => {
-            let tip = crate::git::rev_parse(project, &format!("refs/heads/{}", run.branch))
+            let tip = crate::git::ref_id(project, &format!("refs/heads/{}", run.branch))
                 .await
                 .map_err(EngineError::Branch)?;
             let (stat, diff) = crate::git::diff(project, &run.base_commit, &tip)
