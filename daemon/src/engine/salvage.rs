@@ -43,6 +43,31 @@ pub struct Salvaged {
 /// Makes the session's worktree and commits safe; `completed`: the worker completed its task,
 /// so its worktree's state becomes the branch's.
 pub async fn salvage(p: &Place<'_>, completed: bool) -> Salvaged {
+    let taken = take(p, completed).await;
+    keep(p, taken).await
+}
+
+/// What [`take`] leaves for [`keep`].
+pub struct Taken {
+    out: Salvaged,
+    /// `None` when the worktree is gone.
+    left: Option<Left>,
+}
+
+/// A worktree [`take`] looked at.
+struct Left {
+    /// Its own and the common git directory, when they could be named.
+    dirs: Option<(PathBuf, PathBuf)>,
+    /// The branch's tip before the salvage.
+    before: Option<String>,
+    /// Its `HEAD` once taken.
+    head: Option<String>,
+}
+
+/// [`salvage`]'s first half: stale locks cleared and, for a completed task, the worktree made
+/// the branch's. Once it returns the task's branch holds its result, so a caller may read the
+/// branch while [`keep`] looks for the commits the worker moved away from.
+pub async fn take(p: &Place<'_>, completed: bool) -> Taken {
     let mut out = Salvaged::default();
     if !p.worktree.exists() {
         if completed {
@@ -52,7 +77,7 @@ pub async fn salvage(p: &Place<'_>, completed: bool) -> Salvaged {
                 p.branch
             ));
         }
-        return out;
+        return Taken { out, left: None };
     }
     // Independent reads run side by side: this is on the way to every merge.
     let branch = format!("refs/heads/{}", p.branch);
@@ -66,7 +91,19 @@ pub async fn salvage(p: &Place<'_>, completed: bool) -> Salvaged {
     } else {
         git::rev_parse(p.worktree, "HEAD").await.ok()
     };
-    keep_moved_away(p, dirs, before.as_deref(), head, &mut out).await;
+    Taken {
+        out,
+        left: Some(Left { dirs, before, head }),
+    }
+}
+
+/// [`salvage`]'s second half: every commit the session's reflogs name that nothing reaches
+/// is kept under `refs/orchestrator/`.
+pub async fn keep(p: &Place<'_>, taken: Taken) -> Salvaged {
+    let Taken { mut out, left } = taken;
+    if let Some(Left { dirs, before, head }) = left {
+        keep_moved_away(p, dirs, before.as_deref(), head, &mut out).await;
+    }
     out
 }
 

@@ -94,7 +94,17 @@ pub(super) async fn finish_ended(ctx: &Ctx, f: Finished) {
         worktree: &f.worktree,
         branch: &f.branch,
     };
-    let salvaged = salvage::salvage(&place, t.status == TaskStatus::Done).await;
+    let done = t.status == TaskStatus::Done;
+    let taken = salvage::take(&place, done).await;
+    // The branch holds the result now: what the merge counts on it is read while the commits
+    // the worker moved away from are looked for (both are on the way to every merge).
+    let (salvaged, counts) = tokio::join!(salvage::keep(&place, taken), async {
+        if done {
+            Some(count(ctx, &f).await)
+        } else {
+            None
+        }
+    });
     for n in &salvaged.notes {
         note(
             &ctx.handle,
@@ -104,12 +114,7 @@ pub(super) async fn finish_ended(ctx: &Ctx, f: Finished) {
         )
         .await;
     }
-    if t.status == TaskStatus::Done
-        && !salvaged.kept.is_empty()
-        && git::commits_ahead(&ctx.project, &f.base, &f.branch)
-            .await
-            .is_ok_and(|n| n == 0)
-    {
+    if !salvaged.kept.is_empty() && counts.as_ref().is_some_and(Counts::none_ahead) {
         // Completed, yet the branch holds none of what it committed: never land that as
         // "needed no change".
         let (status, level) = retry_or_fail(t.attempts);
@@ -125,7 +130,11 @@ pub(super) async fn finish_ended(ctx: &Ctx, f: Finished) {
         return;
     }
     match t.status {
-        TaskStatus::Done => merge(ctx, &f, &t).await,
+        TaskStatus::Done => {
+            if let Some(counts) = counts {
+                merge(ctx, &f, &t, counts).await;
+            }
+        }
         TaskStatus::Failed => {} // the worker gave up for good; the loop ends execution
         _ => {
             // Ended without completing (or fail_task retryable): back on the board, bounded.

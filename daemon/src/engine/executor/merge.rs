@@ -163,13 +163,41 @@ pub(super) async fn branch_free(ctx: &Ctx) -> bool {
     }
 }
 
-/// Merges a completed task's branch (`salvage` made it hold the worker's result).
-pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
+/// What a completed task's branch adds: commits beyond its base, and beyond the run's branch.
+pub(super) struct Counts {
+    ahead: Result<u64, git::GitError>,
+    merged_already: Result<u64, git::GitError>,
+}
+
+impl Counts {
+    /// The branch holds no commit beyond its base.
+    pub(super) fn none_ahead(&self) -> bool {
+        self.ahead.as_ref().is_ok_and(|n| *n == 0)
+    }
+}
+
+/// Counts a completed task's branch once `salvage` made it hold the worker's result: on the
+/// branch, not in the worktree, as the branch is what gets merged; whether the run's branch
+/// holds it already is asked at the same time.
+pub(super) async fn count(ctx: &Ctx, f: &Finished) -> Counts {
+    let (ahead, merged_already) = tokio::join!(
+        git::commits_ahead(&ctx.project, &f.base, &f.branch),
+        git::commits_ahead(&ctx.project, &ctx.run.branch, &f.branch)
+    );
+    Counts {
+        ahead,
+        merged_already,
+    }
+}
+
+/// Merges a completed task's branch (`salvage` made it hold the worker's result; `counts` is
+/// what [`count`] read of it since).
+pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow, counts: Counts) {
     let _integration = ctx.integration_lock.lock().await;
     if ctx.blocked().is_some() {
         return; // the task stays done and is merged when the run goes on
     }
-    let (ahead, pre) = tokio::join!(to_merge(ctx, f, t), git::head_id(&ctx.integration));
+    let (ahead, pre) = tokio::join!(to_merge(ctx, f, t, counts), git::head_id(&ctx.integration));
     let Some(ahead) = ahead else {
         return;
     };
@@ -234,13 +262,11 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow) {
 /// The commits the task's branch adds to its base, or `None` when there is nothing to merge
 /// (it needed no change, a previous daemon merged it already, or its branch cannot be read):
 /// each of those is recorded here.
-async fn to_merge(ctx: &Ctx, f: &Finished, t: &TaskRow) -> Option<u64> {
-    // Counted on the branch, not in the worktree: the branch is what gets merged. Whether
-    // the run's branch holds it already is asked at the same time.
-    let (ahead, merged_already) = tokio::join!(
-        git::commits_ahead(&ctx.project, &f.base, &f.branch),
-        git::commits_ahead(&ctx.project, &ctx.run.branch, &f.branch)
-    );
+async fn to_merge(ctx: &Ctx, f: &Finished, t: &TaskRow, counts: Counts) -> Option<u64> {
+    let Counts {
+        ahead,
+        merged_already,
+    } = counts;
     let ahead = match ahead {
         Ok(n) => n,
         Err(e) => {
