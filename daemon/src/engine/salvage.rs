@@ -268,7 +268,10 @@ async fn keep_moved_away(
     let mut kept_now = Vec::new();
     // Usually nothing was dropped: one command says so for all of them.
     let all: Vec<&str> = candidates.iter().map(String::as_str).collect();
-    if !git::any_unreachable(p.project, &all).await.unwrap_or(true) {
+    if !git::any_unreachable(p.project, &all, &[&branch])
+        .await
+        .unwrap_or(true)
+    {
         candidates.clear();
     }
     for commit in candidates {

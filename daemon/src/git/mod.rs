@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 
 mod head;
 mod identity;
+mod reach;
 mod reflog;
 mod refs;
 mod runner;
 mod serial;
 
 pub use head::{Head, checked_out_in, head, head_id};
+pub use reach::{any_unreachable, unreachable};
 pub use reflog::reflog;
 pub use refs::{ref_id, refs_matching};
 use runner::git;
@@ -406,28 +408,6 @@ pub async fn is_ancestor(dir: &Path, ancestor: &str, descendant: &str) -> Result
         Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Ok(false),
         Err(e) => Err(e),
     }
-}
-
-/// Whether `commit` holds work no branch, tag, remote or `refs/orchestrator/` ref reaches.
-pub async fn unreachable(top: &Path, commit: &str) -> Result<bool, GitError> {
-    any_unreachable(top, &[commit]).await
-}
-
-/// Whether any of `commits` holds work no branch, tag, remote or `refs/orchestrator/` ref
-/// reaches (one command for all; [`unreachable`] tells which). A broken ref (one naming a
-/// missing object, or garbage) is passed over: without `--ignore-missing` one such ref
-/// anywhere makes git refuse the whole question, and a caller would keep nothing.
-pub async fn any_unreachable(top: &Path, commits: &[&str]) -> Result<bool, GitError> {
-    let mut args = vec!["rev-list", "-n1", "--ignore-missing"];
-    args.extend_from_slice(commits);
-    args.extend([
-        "--not",
-        "--branches",
-        "--tags",
-        "--remotes",
-        "--glob=refs/orchestrator/*",
-    ]);
-    Ok(!git(top, &args).await?.is_empty())
 }
 
 /// Points `refs/heads/<branch>` at `new`, only if it still points at `old` (`None`: creates
