@@ -3,20 +3,41 @@
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use orchestrator_tests::Sandbox;
+use std::time::Duration;
+
+use orchestrator_tests::{Sandbox, wait};
+
+/// How many spare worktrees the repository at `repo` has.
+fn spares(sb: &Sandbox, repo: &std::path::Path) -> usize {
+    let list = sb.git(repo, &["worktree", "list", "--porcelain"]);
+    list.lines()
+        .filter(|l| l.starts_with("worktree ") && l.contains("/spare-"))
+        .count()
+}
+
+/// Waits until the repository at `repo` has `n` spare worktrees.
+fn spares_become(sb: &Sandbox, repo: &std::path::Path, n: usize, when: &str) {
+    wait::until(when, Duration::from_secs(20), || {
+        (spares(sb, repo) == n).then_some(())
+    });
+}
 
 #[test]
 fn pause_resume_cancel_move_the_run_and_refuse_what_does_not_apply() {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
-    sb.orchestrate_in(&repo, &["start", "Feature"]).ok();
+    sb.orchestrate_in(&repo, &["start", "Feature", "--concurrency", "2"])
+        .ok();
     let status = |sb: &Sandbox| sb.orchestrate_in(&repo, &["status", "--json"]).ok().json();
+    // While the planner works, a spare worktree for each of the first two workers.
+    spares_become(&sb, &repo, 2, "two spares made while planning");
 
     let out = sb.orchestrate_in(&repo, &["resume"]).fails_with(2);
     assert!(out.stderr.contains("not paused"), "{out}");
 
     sb.orchestrate_in(&repo, &["pause"]).ok();
     assert_eq!(status(&sb)["status"], "paused");
+    spares_become(&sb, &repo, 0, "no spare left by a paused run");
     let state = std::fs::read_to_string(repo.join(".orchestrator/state.json")).expect("state");
     assert!(state.contains("\"paused\""), "the mirror follows: {state}");
     let out = sb.orchestrate_in(&repo, &["pause"]).fails_with(2);
@@ -27,8 +48,10 @@ fn pause_resume_cancel_move_the_run_and_refuse_what_does_not_apply() {
     assert_eq!(resumed["status"], "running", "planning again: {resumed}");
     assert_eq!(resumed["phase"], "planning");
 
+    spares_become(&sb, &repo, 2, "spares made again by the resumed planning");
     let run = sb.orchestrate_in(&repo, &["cancel", "--json"]).ok().json();
     assert_eq!(run["status"], "cancelled");
+    spares_become(&sb, &repo, 0, "no spare left by a cancelled run");
     assert!(run["finished_at"].is_string(), "{run}");
     let out = sb.orchestrate_in(&repo, &["pause"]).fails_with(2);
     assert!(out.stderr.contains("cancelled"), "{out}");

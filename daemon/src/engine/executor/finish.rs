@@ -115,19 +115,7 @@ pub(super) async fn finish_ended(ctx: &Ctx, f: Finished) {
         .await;
     }
     if !salvaged.kept.is_empty() && counts.as_ref().is_some_and(Counts::none_ahead) {
-        // Completed, yet the branch holds none of what it committed: never land that as
-        // "needed no change".
-        let (status, level) = retry_or_fail(t.attempts);
-        let failure = format!(
-            "you called complete_task, but your branch holds none of the commits you made (you \
-             reset or switched away from them; they are kept at {}): commit your work on your \
-             task's branch and leave it there",
-            salvaged.kept.join(", ")
-        );
-        update(ctx, &t.id, status, Some(failure), level, EventKind::TaskNotCompleted, format!(
-            "Task {} not completed (attempt {} of {TASK_ATTEMPTS}): its worker completed it, but its branch {} holds none of the commits it made (kept at {})",
-            t.id, t.attempts, f.branch, salvaged.kept.join(", "))).await;
-        return;
+        return nothing_kept_on_the_branch(ctx, &f, &t, &salvaged.kept).await;
     }
     match t.status {
         TaskStatus::Done => {
@@ -160,6 +148,21 @@ pub(super) async fn finish_ended(ctx: &Ctx, f: Finished) {
             .await;
         }
     }
+}
+
+/// Completed, yet the branch holds none of what its worker committed (it reset or switched
+/// away; the commits are `kept`): never landed as "needed no change", the task goes back.
+async fn nothing_kept_on_the_branch(ctx: &Ctx, f: &Finished, t: &TaskRow, kept: &[String]) {
+    let (status, level) = retry_or_fail(t.attempts);
+    let failure = format!(
+        "you called complete_task, but your branch holds none of the commits you made (you \
+         reset or switched away from them; they are kept at {}): commit your work on your \
+         task's branch and leave it there",
+        kept.join(", ")
+    );
+    update(ctx, &t.id, status, Some(failure), level, EventKind::TaskNotCompleted, format!(
+        "Task {} not completed (attempt {} of {TASK_ATTEMPTS}): its worker completed it, but its branch {} holds none of the commits it made (kept at {})",
+        t.id, t.attempts, f.branch, kept.join(", "))).await;
 }
 
 /// Removes a worktree with nothing unmerged; otherwise keeps it and says where.

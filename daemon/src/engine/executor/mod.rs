@@ -49,6 +49,8 @@ mod route;
 mod schedule;
 mod spare;
 
+pub use spare::{FIRST_SPARES, Spares};
+
 pub use dispatch::SETUP_FAILURES;
 use dispatch::*;
 use finish::*;
@@ -295,15 +297,25 @@ impl Finished {
     }
 }
 
+/// How the run's actor steers an execution.
+pub struct Steer {
+    /// Stops it (its workers detach and keep running).
+    pub cancel: CancellationToken,
+    /// Stops new dispatches, letting running workers finish (the usage grace period).
+    pub drain: CancellationToken,
+    /// The user resumed over a usage hold at this time.
+    pub forced_at: Option<time::OffsetDateTime>,
+    /// Worktrees made while the plan was made, for the first workers.
+    pub spares: Option<Arc<Spares>>,
+}
+
 /// Executes the run's plan to the end; never changes the run's status itself.
 pub async fn execute(
     handle: Port,
     db: Db,
     cfg: Arc<EngineConfig>,
     run: RunRow,
-    cancel: CancellationToken,
-    drain: CancellationToken,
-    forced_at: Option<time::OffsetDateTime>,
+    steer: Steer,
 ) -> Executed {
     let (agent, env) = match super::claude_for(&db, &cfg, &run.id).await {
         Ok(x) => x,
@@ -317,13 +329,15 @@ pub async fn execute(
             run.branch
         ));
     }
-    let prep = Prep::for_run(&cfg, &run, &env, &cancel);
+    let prep = Prep::for_run(&cfg, &run, &env, &steer.cancel);
     let codex = match crate::agents::locate(AgentKind::Codex, &env, cfg.codex_bin.as_deref()) {
         Ok(bin) => Some(codex_worker(&cfg, bin, &project).await),
         Err(_) => None,
     };
     let ctx = Ctx {
-        spares: spare::Spares::new(&project, &cfg.data_dir, &run.id, &run.branch),
+        spares: steer
+            .spares
+            .unwrap_or_else(|| Spares::new(&project, &cfg.data_dir, &run.id, &run.branch)),
         claude: agent,
         codex,
         handle,
@@ -333,7 +347,7 @@ pub async fn execute(
         integration,
         env,
         run,
-        cancel: cancel.clone(),
+        cancel: steer.cancel.clone(),
         prep,
         blocked: std::sync::Mutex::new(None),
         outlook: std::sync::Mutex::new(None),
@@ -344,7 +358,7 @@ pub async fn execute(
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: HashMap<TaskId, Vec<String>> = HashMap::new();
     // What a previous daemon (or a pause) left: live workers re-attached, the rest finished.
-    let adopted = reconcile(&ctx, &cancel, &mut running, &mut busy).await;
+    let adopted = reconcile(&ctx, &steer.cancel, &mut running, &mut busy).await;
     super::reap::reap(
         &ctx.handle,
         &ctx.db,
@@ -362,10 +376,10 @@ pub async fn execute(
     let schedule = Schedule {
         finishing: finishing::Finishing::new(Arc::clone(&ctx), told.clone()),
         ctx,
-        cancel,
-        drain,
+        cancel: steer.cancel,
+        drain: steer.drain,
         stopping,
-        forced_at,
+        forced_at: steer.forced_at,
         running,
         busy,
         waits: HashMap::new(),

@@ -36,7 +36,7 @@ pub(super) async fn repair_worktrees(ctx: &Ctx) {
             }
         }
     }
-    ctx.spares.remove_leftovers().await;
+    ctx.spares.sweep().await;
     let _ = git::worktree_prune(&ctx.project).await;
 }
 

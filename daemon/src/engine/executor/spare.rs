@@ -7,7 +7,14 @@
 //! being made waits for it (its own `git worktree add` would queue behind it on the
 //! repository's worktree lock); one that cannot be taken is removed and the worker's worktree
 //! is made as before (`git worktree add`). One spare, not more: measured, a second one made
-//! the dispatch slower on two cores.
+//! the dispatch slower on two cores. The exception is the first batch: while the planner
+//! works (minutes of a remote model's time, the machine idle), the run makes a spare for each
+//! of its first workers ([`Spares::prepare`]), one after the other, and hands them to the
+//! execution; in a large tree its first workers then start without a checkout each.
+//!
+//! Spares are named `spare-<n>` with `n` unique in the daemon, so one being removed by a
+//! closed set never shares a name with one a newer set made. Before its first spare, a set
+//! sweeps away the spares a daemon that stopped left (once: [`Spares::sweep`]).
 //!
 //! **Invariant:** a spare holds nothing of anyone's (no agent or setup has run in it), so it
 //! is removed whenever it is not used: when execution ends, and, left by a daemon that
@@ -23,11 +30,17 @@ use crate::git::{self, GitError};
 /// Spares kept ready at once.
 const KEEP: usize = 1;
 
+/// The most spares made for a first batch: a larger one starts its other workers as before.
+pub const FIRST_SPARES: usize = 8;
+
 /// A spare's folder name starts so; no task, planner or review worktree's does.
 const PREFIX: &str = "spare-";
 
+/// Numbers spares across every set of the daemon.
+static NUMBER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// One run's spare worktrees.
-pub(super) struct Spares {
+pub struct Spares {
     project: PathBuf,
     /// The run's worktree folder.
     dir: PathBuf,
@@ -36,6 +49,8 @@ pub(super) struct Spares {
     state: Mutex<State>,
     /// Told whenever a spare is made or could not be.
     made: tokio::sync::Notify,
+    /// Set once the spares a stopped daemon left are gone.
+    swept: tokio::sync::OnceCell<()>,
 }
 
 #[derive(Default)]
@@ -50,17 +65,19 @@ struct State {
     /// A spare could not be made or taken: none more in this execution.
     broken: bool,
     closed: bool,
-    made: u32,
+    /// Spares wanted beyond [`KEEP`] for the first batch, one fewer with each taken.
+    extra: usize,
 }
 
 impl Spares {
-    pub(super) fn new(project: &Path, data_dir: &Path, run: &str, branch: &str) -> Arc<Spares> {
+    pub fn new(project: &Path, data_dir: &Path, run: &str, branch: &str) -> Arc<Spares> {
         Arc::new(Spares {
             project: project.to_path_buf(),
             dir: crate::layout::run_worktrees(data_dir, run),
             branch: branch.to_owned(),
             state: Mutex::new(State::default()),
             made: tokio::sync::Notify::new(),
+            swept: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -68,6 +85,17 @@ impl Spares {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes `n` spares, one after the other, for the first `n` workers of the next execution
+    /// (called while the planner works).
+    pub fn prepare(self: &Arc<Self>, n: usize) {
+        {
+            let mut s = self.state();
+            s.wanted = true;
+            s.extra = n.saturating_sub(KEEP);
+        }
+        self.refill();
     }
 
     /// Whether tasks still wait to start; while they do, a spare is kept ready.
@@ -87,6 +115,7 @@ impl Spares {
             {
                 let mut s = self.state();
                 if let Some(spare) = s.ready.pop() {
+                    s.extra = s.extra.saturating_sub(1);
                     return Some(spare);
                 }
                 if s.unmade == 0 {
@@ -100,20 +129,20 @@ impl Spares {
     fn refill(self: &Arc<Self>) {
         let mut s = self.state();
         s.making.retain(|m| !m.is_finished());
-        if !s.wanted || s.broken || s.closed || s.ready.len() + s.unmade >= KEEP {
-            return;
+        while s.wanted && !s.broken && !s.closed && s.ready.len() + s.unmade < KEEP + s.extra {
+            s.unmade += 1;
+            let n = NUMBER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let path = self.dir.join(format!("{PREFIX}{n}"));
+            let me = Arc::clone(self);
+            s.making
+                .push(tokio::spawn(async move { me.make(path).await }));
         }
-        s.made += 1;
-        s.unmade += 1;
-        let path = self.dir.join(format!("{PREFIX}{}", s.made));
-        let me = Arc::clone(self);
-        s.making
-            .push(tokio::spawn(async move { me.make(path).await }));
     }
 
     async fn make(&self, path: PathBuf) {
         // However this ends (a panic, the runtime stopping), no worker waits for it after.
         let _said = Said(self);
+        self.sweep().await;
         let tip = format!("refs/heads/{}", self.branch);
         let made = git::worktree_add_detached(&self.project, &path, &tip).await;
         if let Err(e) = &made {
@@ -127,8 +156,8 @@ impl Spares {
         }
     }
 
-    /// No more spares: the one being made is waited for, and every one removed.
-    pub(super) async fn close(&self) {
+    /// No more spares: the ones being made are waited for, and every one removed.
+    pub async fn close(&self) {
         let making = {
             let mut s = self.state();
             s.closed = true;
@@ -143,16 +172,21 @@ impl Spares {
         }
     }
 
-    /// Removes the spares a daemon that stopped left in the run's worktree folder.
-    pub(super) async fn remove_leftovers(&self) {
-        let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
-            return;
-        };
-        while let Ok(Some(e)) = entries.next_entry().await {
-            if e.file_name().to_string_lossy().starts_with(PREFIX) {
-                remove(&self.project, &e.path()).await;
-            }
-        }
+    /// Removes the spares a daemon that stopped (or a closed set) left in the run's worktree
+    /// folder, once per set and before its first spare: never one of its own.
+    pub(super) async fn sweep(&self) {
+        self.swept
+            .get_or_init(|| async {
+                let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
+                    return;
+                };
+                while let Ok(Some(e)) = entries.next_entry().await {
+                    if e.file_name().to_string_lossy().starts_with(PREFIX) {
+                        remove(&self.project, &e.path()).await;
+                    }
+                }
+            })
+            .await;
     }
 
     /// Makes `wt` the worktree of a new branch `branch` at `base`: a spare moved there and
@@ -245,6 +279,27 @@ mod tests {
         wt
     }
 
+    /// The spares' folders present now, oldest first.
+    fn spare_dirs(spares: &Spares) -> Vec<PathBuf> {
+        let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&spares.dir)
+            .map(|d| d.flatten().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| {
+                let n = e.file_name().to_str()?.strip_prefix(PREFIX)?.parse().ok()?;
+                Some((n, e.path()))
+            })
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// The worktree at `wt` was a spare (git keeps its first name for its admin folder).
+    fn from_a_spare(wt: &Path) -> bool {
+        let gitdir = std::fs::read_to_string(wt.join(".git")).expect(".git");
+        gitdir.contains(&format!("worktrees/{PREFIX}"))
+    }
+
     async fn ready(spares: &Spares) -> usize {
         loop {
             let made = {
@@ -267,6 +322,7 @@ mod tests {
         let (p, spares) = project(dir.path());
         spares.want(true);
         assert_eq!(ready(&spares).await, 1);
+        let first = spare_dirs(&spares).remove(0);
         // The run branch moves after the spare was made: the worker still starts at its tip.
         std::fs::write(p.join("b.txt"), "b\n").expect("write");
         git(&p, &["checkout", "-q", "run"]);
@@ -279,14 +335,12 @@ mod tests {
             "the tip's files are checked out"
         );
         assert_eq!(git(&wt, &["status", "--porcelain"]), "");
-        assert!(!spares.dir.join("spare-1").exists(), "the spare was moved");
+        assert!(!first.exists(), "the spare was moved");
         assert_eq!(ready(&spares).await, 1, "the next spare is made");
-        assert!(spares.dir.join("spare-2").is_dir());
+        let next = spare_dirs(&spares);
+        assert!(next.len() == 1 && next[0] != first, "{next:?}");
         spares.close().await;
-        assert!(
-            !spares.dir.join("spare-2").exists(),
-            "closing removes the spares"
-        );
+        assert!(!next[0].exists(), "closing removes the spares");
         let list = git(&p, &["worktree", "list", "--porcelain"]);
         assert!(!list.contains("spare-"), "{list}");
         assert!(wt.is_dir(), "the worker's worktree stays");
@@ -300,8 +354,7 @@ mod tests {
         // At once: the spare is still being made.
         let base = git(&p, &["rev-parse", "run"]);
         let wt = start(&spares, "t1.1", &base).await;
-        let gitdir = std::fs::read_to_string(wt.join(".git")).expect(".git");
-        assert!(gitdir.trim_end().ends_with("worktrees/spare-1"), "{gitdir}");
+        assert!(from_a_spare(&wt));
         spares.close().await;
     }
 
@@ -312,7 +365,7 @@ mod tests {
         spares.want(true);
         assert_eq!(ready(&spares).await, 1);
         // Its folder gone from under git: `worktree move` refuses it.
-        std::fs::remove_dir_all(spares.dir.join("spare-1")).expect("rm");
+        std::fs::remove_dir_all(spare_dirs(&spares).remove(0)).expect("rm");
         let base = git(&p, &["rev-parse", "run"]);
         let wt = start(&spares, "t1.1", &base).await;
         assert!(wt.join("a.txt").is_file());
@@ -332,18 +385,60 @@ mod tests {
         let (p, spares) = project(dir.path());
         spares.want(true);
         assert_eq!(ready(&spares).await, 1);
+        let left = spare_dirs(&spares).remove(0);
         // The next daemon finds it, and a half-made one git never recorded.
         let stray = spares.dir.join("spare-7");
         std::fs::create_dir_all(stray.join("sub")).expect("mkdir");
         let task = spares.dir.join("t1.1");
         std::fs::create_dir_all(&task).expect("mkdir");
         let next = Spares::new(&p, &dir.path().join("data"), "r1", "run");
-        next.remove_leftovers().await;
-        assert!(!spares.dir.join("spare-1").exists());
+        next.sweep().await;
+        assert!(!left.exists());
         assert!(!stray.exists());
         assert!(task.is_dir(), "a task's worktree is not a spare");
         git(&p, &["worktree", "prune"]);
         let list = git(&p, &["worktree", "list", "--porcelain"]);
         assert!(!list.contains("spare-"), "{list}");
+    }
+
+    /// While the planner works, a spare for each first worker; the first batch takes them all,
+    /// and then one is kept ready as before. A set never sweeps its own spares away.
+    #[tokio::test]
+    async fn the_first_batch_starts_from_spares_made_ahead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (p, spares) = project(dir.path());
+        spares.prepare(3);
+        assert_eq!(ready(&spares).await, 3);
+        spares.sweep().await;
+        assert_eq!(spare_dirs(&spares).len(), 3, "its own spares stay");
+        let base = git(&p, &["rev-parse", "run"]);
+        for task in ["t1.1", "t2.1", "t3.1"] {
+            let wt = start(&spares, task, &base).await;
+            assert!(from_a_spare(&wt), "{task}");
+        }
+        assert_eq!(ready(&spares).await, 1, "then one is kept ready");
+        assert_eq!(spare_dirs(&spares).len(), 1);
+        // A closed set's spares are a newer set's leftovers.
+        spares.close().await;
+        let kept = spares.dir.join(format!("{PREFIX}999999"));
+        git(
+            &p,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                &kept.display().to_string(),
+                &base,
+            ],
+        );
+        let next = Spares::new(&p, &dir.path().join("data"), "r1", "run");
+        next.prepare(1);
+        assert_eq!(ready(&next).await, 1);
+        assert!(!kept.exists(), "swept before its first spare");
+        assert_eq!(spare_dirs(&next).len(), 1);
+        next.close().await;
+        let list = git(&p, &["worktree", "list", "--porcelain"]);
+        assert!(!list.contains(PREFIX), "{list}");
     }
 }

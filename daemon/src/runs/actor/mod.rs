@@ -95,6 +95,8 @@ pub struct RunActor {
     /// Why the last Codex review of this actor did not give a verdict, for *completed, not
     /// reviewed*.
     review_gap: Option<String>,
+    /// Worktrees made while the plan is made and reviewed, for the execution's first workers.
+    spares: Option<std::sync::Arc<executor::Spares>>,
 }
 
 impl RunActor {
@@ -131,6 +133,7 @@ impl RunActor {
             grace_until: None,
             forced_at: None,
             review_gap: None,
+            spares: None,
         };
         (actor, handle)
     }
@@ -189,6 +192,10 @@ impl RunActor {
                             self.work_ended().await;
                         }
                     }
+                    if self.working.is_none() {
+                        // The run waits (escalated, paused, stopped): no execution follows.
+                        self.close_spares();
+                    }
                 }
                 changed = account.changed() => {
                     if changed.is_ok() {
@@ -208,6 +215,7 @@ impl RunActor {
                 }
             }
         }
+        self.close_spares();
         // Nothing queued for the mirror is left behind by a clean stop.
         self.behind.flush().await;
         tracing::debug!(run = %self.run.id, status = %self.run.status, "run actor stopped");
@@ -395,6 +403,7 @@ impl RunActor {
         let drain = CancellationToken::new();
         self.drain = Some(drain.clone());
         let forced = self.forced_at;
+        let spares = self.spares_for(phase);
         let (me, db, cfg, run) = (
             self.port.clone(),
             self.db.clone(),
@@ -415,7 +424,13 @@ impl RunActor {
             match phase {
                 Phase::Executing => {
                     let (latch, id) = (cfg.reconcile.clone(), run.id.clone());
-                    let outcome = executor::execute(me, db, cfg, run, cancel, drain, forced).await;
+                    let steer = executor::Steer {
+                        cancel,
+                        drain,
+                        forced_at: forced,
+                        spares,
+                    };
+                    let outcome = executor::execute(me, db, cfg, run, steer).await;
                     // Also when it stopped before reconciling (no claude, no worktree).
                     latch.done(&id);
                     Outcome::Executed(outcome)
@@ -457,6 +472,39 @@ impl RunActor {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// The spares `phase` hands the execution: while the plan is made or reviewed, a spare
+    /// worktree is made for each of the first workers (not for a dry run, which executes
+    /// nothing); executing takes them.
+    fn spares_for(&mut self, phase: Phase) -> Option<std::sync::Arc<executor::Spares>> {
+        match phase {
+            Phase::Planning | Phase::PlanReview if !self.run.options.dry_run => {
+                let spares = self.spares.get_or_insert_with(|| {
+                    executor::Spares::new(
+                        std::path::Path::new(&self.run.project),
+                        &self.engine.data_dir,
+                        &self.run.id,
+                        &self.run.branch,
+                    )
+                });
+                let first = (self.run.options.concurrency as usize).min(executor::FIRST_SPARES);
+                spares.prepare(first);
+                None
+            }
+            Phase::Executing => self.spares.take(),
+            _ => {
+                self.close_spares();
+                None
+            }
+        }
+    }
+
+    /// Removes the spares made for an execution that does not follow, behind the actor.
+    fn close_spares(&mut self) {
+        if let Some(spares) = self.spares.take() {
+            tokio::spawn(async move { spares.close().await });
         }
     }
 

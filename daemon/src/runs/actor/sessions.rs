@@ -113,55 +113,21 @@ impl RunActor {
         let event = self
             .db
             .call(move |c| {
-                let tx = c.savepoint()?;
-                if let Some(t) = &t
-                    && !crate::store::board::task_exists(&tx, &run, t)?
-                {
-                    return Ok(Err(RunError::not_found(format!(
-                        "run {run} has no task {t}"
-                    ))));
-                }
-                let assigned = match &t {
-                    Some(t) if role == Role::Worker => {
-                        crate::store::board::assign_task(&tx, &run, t, &s, at)?
-                    }
-                    _ => false,
-                };
-                crate::store::sessions::insert_session(
-                    &tx,
-                    &crate::store::sessions::NewSession {
-                        id: &s,
-                        run_id: &run,
-                        role,
-                        task_id: t.as_ref(),
-                        agent: if role == Role::Reviewer {
-                            "codex"
-                        } else {
-                            "claude"
-                        },
-                        token_hash: &h,
-                        expires_at,
-                        at,
+                let new = crate::store::sessions::NewSession {
+                    id: &s,
+                    run_id: &run,
+                    role,
+                    task_id: t.as_ref(),
+                    agent: if role == Role::Reviewer {
+                        "codex"
+                    } else {
+                        "claude"
                     },
-                )?;
-                let e = events::append(
-                    &tx,
-                    &run,
+                    token_hash: &h,
+                    expires_at,
                     at,
-                    NewEvent::info(
-                        EventKind::SessionOpened,
-                        format!("Session {s} opened ({})", role.as_str()),
-                    )
-                    .with_data(
-                        serde_json::json!({ "session": s, "role": role.as_str(), "task": t }),
-                    ),
-                )?;
-                let task_row = match (&t, assigned) {
-                    (Some(t), true) => crate::store::board::task(&tx, &run, t)?,
-                    _ => None,
                 };
-                tx.commit()?;
-                Ok(Ok((e, task_row)))
+                record_opened(c, &new)
             })
             .await??;
         let (event, task_row) = event;
@@ -173,9 +139,7 @@ impl RunActor {
             role,
             dispatched: task,
         };
-        self.engine
-            .tokens
-            .remember(hash, caller, Some(expires_at), since);
+        (self.engine.tokens).remember(hash, caller, Some(expires_at), since);
         self.published(vec![event]).await;
         if let Some(t) = task_row {
             self.behind.send(Job::Task(crate::wire::task(&t)));
@@ -249,4 +213,45 @@ impl RunActor {
         self.engine.activity.forget(&session);
         Ok(ended.0)
     }
+}
+
+/// Records a session opened (and, for a worker, its task assigned) in one transaction; the
+/// event and the task's row when assigned. A task the run does not have refuses it.
+fn record_opened(
+    c: &mut rusqlite::Connection,
+    new: &crate::store::sessions::NewSession<'_>,
+) -> Result<
+    Result<(EventRow, Option<crate::store::board::TaskRow>), RunError>,
+    crate::store::StoreError,
+> {
+    let (run, s, role, at) = (new.run_id, new.id, new.role, new.at);
+    let tx = c.savepoint()?;
+    if let Some(t) = new.task_id
+        && !crate::store::board::task_exists(&tx, run, t)?
+    {
+        return Ok(Err(RunError::not_found(format!(
+            "run {run} has no task {t}"
+        ))));
+    }
+    let assigned = match new.task_id {
+        Some(t) if role == Role::Worker => crate::store::board::assign_task(&tx, run, t, s, at)?,
+        _ => false,
+    };
+    crate::store::sessions::insert_session(&tx, new)?;
+    let e = events::append(
+        &tx,
+        run,
+        at,
+        NewEvent::info(
+            EventKind::SessionOpened,
+            format!("Session {s} opened ({})", role.as_str()),
+        )
+        .with_data(serde_json::json!({ "session": s, "role": role.as_str(), "task": new.task_id })),
+    )?;
+    let task_row = match (new.task_id, assigned) {
+        (Some(t), true) => crate::store::board::task(&tx, run, t)?,
+        _ => None,
+    };
+    tx.commit()?;
+    Ok(Ok((e, task_row)))
 }
