@@ -23,6 +23,7 @@ mod cycle;
 mod escalation;
 mod publish;
 mod sessions;
+mod spares;
 mod tasks;
 mod usage;
 mod verbs;
@@ -308,7 +309,12 @@ impl RunActor {
                 let _ = reply.send(port(ended));
             }
             Ask::Note { event, reply } => {
+                let started = event.kind == EventKind::PlannerStarted;
                 let _ = reply.send(port(self.record(event).await));
+                if started {
+                    // Its worktree is made: the spares do not hold its start up.
+                    self.prepare_spares();
+                }
             }
             Ask::TaskUpdate {
                 task,
@@ -472,39 +478,6 @@ impl RunActor {
                 }
                 Ok(())
             }
-        }
-    }
-
-    /// The spares `phase` hands the execution: while the plan is made or reviewed, a spare
-    /// worktree is made for each of the first workers (not for a dry run, which executes
-    /// nothing); executing takes them.
-    fn spares_for(&mut self, phase: Phase) -> Option<std::sync::Arc<executor::Spares>> {
-        match phase {
-            Phase::Planning | Phase::PlanReview if !self.run.options.dry_run => {
-                let spares = self.spares.get_or_insert_with(|| {
-                    executor::Spares::new(
-                        std::path::Path::new(&self.run.project),
-                        &self.engine.data_dir,
-                        &self.run.id,
-                        &self.run.branch,
-                    )
-                });
-                let first = (self.run.options.concurrency as usize).min(executor::FIRST_SPARES);
-                spares.prepare(first);
-                None
-            }
-            Phase::Executing => self.spares.take(),
-            _ => {
-                self.close_spares();
-                None
-            }
-        }
-    }
-
-    /// Removes the spares made for an execution that does not follow, behind the actor.
-    fn close_spares(&mut self) {
-        if let Some(spares) = self.spares.take() {
-            tokio::spawn(async move { spares.close().await });
         }
     }
 
