@@ -17,8 +17,9 @@
 //! sweeps away the spares a daemon that stopped left (once: [`Spares::sweep`]).
 //!
 //! **Invariant:** a spare holds nothing of anyone's (no agent or setup has run in it), so it
-//! is removed whenever it is not used: when execution ends, and, left by a daemon that
-//! stopped, when the next one starts executing the run.
+//! is removed whenever it is not used: when execution ends, when the run waits or ends
+//! instead of executing (the run's actor closes the set it made), and, left by a daemon that
+//! stopped, by the next set's sweep (the next planning or execution of the run).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
