@@ -158,9 +158,7 @@ impl Op {
 /// is the next call's, as if this call had come a moment earlier.
 pub fn nothing_to_read(c: &Connection, caller: &Caller) -> Result<Option<Applied>, StoreError> {
     let run = &caller.run;
-    let Some(session) =
-        sessions::session(c, &caller.session)?.filter(|s| s.run_id == *run && s.active)
-    else {
+    let Some(session) = sessions::active_holding(c, run, &caller.session)? else {
         return Ok(None);
     };
     if rows::count_unread(c, run, &caller.session, session.task_id.as_ref())? > 0 {
@@ -218,8 +216,7 @@ fn apply_one(
         )));
     }
     let sp = tx.savepoint().map_err(StoreError::from)?;
-    let session = sessions::session(&sp, &caller.session)?
-        .filter(|s| s.run_id == run.id && s.active)
+    let session = sessions::active_holding(&sp, &run.id, &caller.session)?
         .ok_or_else(|| refused("your session has ended; stop working"))?;
     let mut a = Apply {
         tx: &sp,
@@ -261,7 +258,7 @@ struct Apply<'a> {
     run: &'a RunRow,
     caller: &'a Caller,
     /// The caller's session row (active, of this run).
-    session: crate::store::sessions::SessionRow,
+    session: crate::store::sessions::Holding,
     at: time::OffsetDateTime,
     out: Changes,
 }
@@ -452,6 +449,34 @@ mod tests {
             "{}",
             said.1
         );
+    }
+
+    /// An ended session's calls are refused, whatever it held; a live one's go on.
+    #[tokio::test]
+    async fn an_ended_session_is_refused_and_told_to_stop() {
+        let (_dir, db) = open_temp();
+        let said = db
+            .call(|c| {
+                let run = planned(c)?;
+                let (w1, w2) = (
+                    session(c, "s-w1", Role::Worker),
+                    session(c, "s-w2", Role::Worker),
+                );
+                apply(c, &run, &w1, Op::Claim).expect("claimed");
+                sessions::end_session(c, &w1.session, time_text::now())?;
+                let refused = |op| match apply(c, &run, &w1, op) {
+                    Err(BoardError::Refused(m)) => m,
+                    other => panic!("{:?}", other.map(|a| a.reply)),
+                };
+                let said = [Op::MyTask, Op::Claim, Op::ReadMessages].map(refused);
+                apply(c, &run, &w2, Op::Claim).expect("a live session claims");
+                Ok(said)
+            })
+            .await
+            .expect("db");
+        for m in said {
+            assert_eq!(m, "your session has ended; stop working");
+        }
     }
 
     /// `read_messages` answers from the read side only when nothing waits and the session

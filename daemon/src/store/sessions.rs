@@ -127,6 +127,33 @@ pub fn session_by_token(c: &Connection, hash: &[u8]) -> Result<Option<SessionRow
         .optional()?)
 }
 
+/// What a board call needs of its caller's session: the task it holds and the one it was
+/// started for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holding {
+    pub task_id: Option<TaskId>,
+    pub dispatched: Option<TaskId>,
+}
+
+/// What session `id` of run `run` holds, while it is active: two columns of one row, read on
+/// every board call (the whole row parses three timestamps).
+pub fn active_holding(
+    c: &Connection,
+    run: &RunId,
+    id: &SessionId,
+) -> Result<Option<Holding>, StoreError> {
+    let sql = "SELECT task_id, dispatched_task FROM sessions \
+               WHERE id = ?1 AND run_id = ?2 AND status = 'active'";
+    Ok(c.prepare_cached(sql)?
+        .query_row(params![id, run], |r| {
+            Ok(Holding {
+                task_id: r.get(0)?,
+                dispatched: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
 pub fn session(c: &Connection, id: &SessionId) -> Result<Option<SessionRow>, StoreError> {
     let sql = format!("{SESSION} WHERE id = ?1");
     Ok(c.prepare_cached(&sql)?
