@@ -9,7 +9,8 @@ use orchestrator_proto::EventKind;
 
 /// Removes the run's worktrees whose creation a crash cut short (no valid HEAD: they hold
 /// nothing; the integration worktree, made ready when the executor started, is not looked
-/// at) and lets git forget worktrees whose folders are gone. Run when the executor starts
+/// at, nor are spares, which may be being made right now and are the spares' own sweep's)
+/// and lets git forget worktrees whose folders are gone. Run when the executor starts
 /// and again when the run's tasks are all merged (a git command the previous daemon left
 /// running may have still been finishing the first time).
 pub(super) async fn repair_worktrees(ctx: &Ctx) {
@@ -18,6 +19,7 @@ pub(super) async fn repair_worktrees(ctx: &Ctx) {
         while let Ok(Some(e)) = entries.next_entry().await {
             let path = e.path();
             if path != ctx.integration
+                && !spare::is_spare(&path)
                 && path.join(".git").is_file()
                 && matches!(git::head_commit(&path).await, Ok(None))
             {

@@ -37,6 +37,14 @@ pub const FIRST_SPARES: usize = 8;
 /// A spare's folder name starts so; no task, planner or review worktree's does.
 const PREFIX: &str = "spare-";
 
+/// Whether `path` is a spare's folder (made, being made, or left by a stopped daemon): the
+/// spares' own sweep removes such folders, nothing else looks at them.
+pub(super) fn is_spare(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(PREFIX))
+}
+
 /// Numbers spares across every set of the daemon.
 static NUMBER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -182,7 +190,7 @@ impl Spares {
                     return;
                 };
                 while let Ok(Some(e)) = entries.next_entry().await {
-                    if e.file_name().to_string_lossy().starts_with(PREFIX) {
+                    if is_spare(&e.path()) {
                         remove(&self.project, &e.path()).await;
                     }
                 }
@@ -392,6 +400,7 @@ mod tests {
         std::fs::create_dir_all(stray.join("sub")).expect("mkdir");
         let task = spares.dir.join("t1.1");
         std::fs::create_dir_all(&task).expect("mkdir");
+        assert!(is_spare(&stray) && !is_spare(&task));
         let next = Spares::new(&p, &dir.path().join("data"), "r1", "run");
         next.sweep().await;
         assert!(!left.exists());
