@@ -1,7 +1,8 @@
 //! What a worktree has checked out, and where its git directories are, read from git's own
 //! files instead of by starting git: these reads are on the way to every merge, where each
-//! git process costs milliseconds on a busy machine. Only the plain layout is read — a `.git` folder or `gitdir:` file, a `HEAD`
-//! that names a branch under `refs/heads/` or holds a commit id. For anything else (the
+//! git process costs milliseconds on a busy machine. Only the plain layout is read — a `.git`
+//! folder or `gitdir:` file, a `HEAD` that names a branch under `refs/heads/` or holds a
+//! commit id. For anything else (the
 //! reftable backend, whose `HEAD` file names `refs/heads/.invalid`; a symbolic `HEAD` outside
 //! `refs/heads/`; a file that cannot be read or parsed) the file readers ([`read`],
 //! [`users_of`]) return `None`, and the async ones git's callers use ([`head_id`],

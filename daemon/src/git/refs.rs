@@ -1,10 +1,13 @@
 //! Refs read from git's files instead of by `git for-each-ref` or `git rev-parse`: a worker's
 //! start reads the run branch's tip and the task's earlier branches, a finished worker's
-//! salvage its branch's tip and the commits kept for it before. The files backend keeps a ref either loose
-//! (`<common>/refs/heads/…`, a file holding its commit id) or in `packed-refs` (`<id>
-//! <name>` lines; a loose file wins over a packed line). Only full names and names ending in
-//! `*` (no `/` matched) are read this way; a reftable repository, a symbolic ref, any other
-//! pattern or a file that cannot be read is left to git.
+//! salvage its branch's tip and the commits kept for it before. The files backend keeps a ref
+//! either loose (`<common>/refs/heads/…`, a file holding its commit id) or in `packed-refs`
+//! (`<id> <name>` lines; a loose file wins over a packed line). Loose files are read first,
+//! `packed-refs` after, as git does: `git pack-refs` (also run by a background `git gc
+//! --auto`) writes `packed-refs` before it deletes the loose files, so a ref it moves is found
+//! in one or the other, never in neither. Only full names and names ending in `*` (no `/`
+//! matched) are read this way; a reftable repository, a symbolic ref, any other pattern or a
+//! file that cannot be read is left to git.
 //!
 //! **Invariant:** an answer is `git for-each-ref`'s for the same patterns, in its order (the
 //! tests compare both with loose, packed and repacked refs).
@@ -94,20 +97,23 @@ pub fn matching(common: &Path, patterns: &[&str]) -> Option<Vec<(String, String)
         .map(|p| Want::of(p))
         .collect::<Option<_>>()?;
     let mut found = BTreeMap::new();
+    for want in &wants {
+        loose_refs(common, want, &mut found)?;
+    }
+    // After the loose files (see the module's note); a loose one wins.
     match std::fs::read_to_string(common.join("packed-refs")) {
         Ok(text) => {
             for line in text.lines().filter(|l| !l.starts_with(['#', '^'])) {
                 let (id, name) = line.split_once(' ')?;
                 if wants.iter().any(|w| w.matches(name)) {
-                    found.insert(name.to_owned(), id.to_owned());
+                    found
+                        .entry(name.to_owned())
+                        .or_insert_with(|| id.to_owned());
                 }
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(_) => return None,
-    }
-    for want in &wants {
-        loose_refs(common, want, &mut found)?;
     }
     Some(found.into_iter().collect())
 }
