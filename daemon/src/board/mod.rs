@@ -257,7 +257,7 @@ struct Apply<'a> {
     tx: &'a Connection,
     run: &'a RunRow,
     caller: &'a Caller,
-    /// The caller's session row (active, of this run).
+    /// What the caller's session (active, of this run) holds.
     session: crate::store::sessions::Holding,
     at: time::OffsetDateTime,
     out: Changes,
@@ -335,6 +335,14 @@ mod tests {
             run,
             role,
             dispatched: None,
+        }
+    }
+
+    /// The refusal `r` is; panics on anything else.
+    fn refusal(r: Result<Applied, BoardError>) -> String {
+        match r {
+            Err(BoardError::Refused(m)) => m,
+            other => panic!("expected a refusal: {:?}", other.map(|a| a.reply)),
         }
     }
 
@@ -420,10 +428,7 @@ mod tests {
                 let run = planned(c)?;
                 let w1 = session(c, "s-w1", Role::Worker);
                 apply(c, &run, &w1, Op::Claim).expect("claimed");
-                let again = match apply(c, &run, &w1, Op::Claim) {
-                    Err(BoardError::Refused(m)) => m,
-                    other => panic!("{:?}", other.map(|a| a.reply)),
-                };
+                let again = refusal(apply(c, &run, &w1, Op::Claim));
                 // The engine takes it back (its worker was stopped, say).
                 let back = rows::Finish {
                     status: TaskStatus::Pending,
@@ -434,10 +439,7 @@ mod tests {
                 let done = Op::Complete {
                     summary: "done".into(),
                 };
-                let completed = match apply(c, &run, &w1, done) {
-                    Err(BoardError::Refused(m)) => m,
-                    other => panic!("{:?}", other.map(|a| a.reply)),
-                };
+                let completed = refusal(apply(c, &run, &w1, done));
                 Ok((again, completed))
             })
             .await
@@ -464,11 +466,8 @@ mod tests {
                 );
                 apply(c, &run, &w1, Op::Claim).expect("claimed");
                 sessions::end_session(c, &w1.session, time_text::now())?;
-                let refused = |op| match apply(c, &run, &w1, op) {
-                    Err(BoardError::Refused(m)) => m,
-                    other => panic!("{:?}", other.map(|a| a.reply)),
-                };
-                let said = [Op::MyTask, Op::Claim, Op::ReadMessages].map(refused);
+                let said = [Op::MyTask, Op::Claim, Op::ReadMessages]
+                    .map(|op| refusal(apply(c, &run, &w1, op)));
                 apply(c, &run, &w2, Op::Claim).expect("a live session claims");
                 Ok(said)
             })

@@ -2,11 +2,10 @@
 //! files instead of by starting git: these reads are on the way to every merge, where each
 //! git process costs milliseconds on a busy machine. Only the plain layout is read — a `.git`
 //! folder or `gitdir:` file, a `HEAD` that names a branch under `refs/heads/` or holds a
-//! commit id. For anything else (the
-//! reftable backend, whose `HEAD` file names `refs/heads/.invalid`; a symbolic `HEAD` outside
-//! `refs/heads/`; a file that cannot be read or parsed) the file readers ([`read`],
-//! [`users_of`]) return `None`, and the async ones git's callers use ([`head_id`],
-//! [`checked_out_in`]) ask git, as before.
+//! commit id. For anything else (the reftable backend, whose `HEAD` file names
+//! `refs/heads/.invalid`; a symbolic `HEAD` outside `refs/heads/`; a file that cannot be read
+//! or parsed) the file readers ([`read`], [`users_of`], [`dirs`]) return `None`, and the async
+//! ones git's callers use ([`head_id`], [`checked_out_in`], `git::git_dirs`) ask git.
 //!
 //! **Invariant:** a `Some` answer is the one git gives for the same files (the tests compare
 //! both on real repositories).

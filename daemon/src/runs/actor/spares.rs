@@ -13,20 +13,18 @@ impl RunActor {
     /// workers (not for a dry run, which executes nothing); executing takes them.
     pub(super) fn spares_for(&mut self, phase: Phase) -> Option<std::sync::Arc<executor::Spares>> {
         match phase {
-            Phase::Planning if !self.run.options.dry_run => {
-                self.spares.get_or_insert_with(|| {
-                    executor::Spares::new(
+            Phase::Planning | Phase::PlanReview if !self.run.options.dry_run => {
+                if self.spares.is_none() {
+                    self.spares = Some(executor::Spares::new(
                         std::path::Path::new(&self.run.project),
                         &self.engine.data_dir,
                         &self.run.id,
                         &self.run.branch,
-                    )
-                });
-                None
-            }
-            Phase::PlanReview if !self.run.options.dry_run => {
-                self.spares_for(Phase::Planning);
-                self.prepare_spares();
+                    ));
+                }
+                if phase == Phase::PlanReview {
+                    self.prepare_spares();
+                }
                 None
             }
             Phase::Executing => self.spares.take(),
