@@ -6,6 +6,12 @@ use std::process::Command;
 
 /// Runs `git args` in `dir` with a fixed identity; panics with git's stderr on failure.
 pub fn git(dir: &Path, home: &Path, args: &[&str]) -> String {
+    try_git(dir, home, args)
+        .unwrap_or_else(|e| panic!("git {args:?} in {} failed: {e}", dir.display()))
+}
+
+/// Runs `git args` in `dir` with a fixed identity: its output, or its stderr when it failed.
+pub fn try_git(dir: &Path, home: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -17,13 +23,11 @@ pub fn git(dir: &Path, home: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
         .output()
         .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {} failed: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// A new repository at `dir` on branch `main` with one commit holding `README.md`.

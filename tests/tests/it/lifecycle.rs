@@ -7,18 +7,24 @@ use std::time::Duration;
 
 use orchestrator_tests::{Sandbox, wait};
 
-/// How many spare worktrees the repository at `repo` has.
-fn spares(sb: &Sandbox, repo: &std::path::Path) -> usize {
-    let list = sb.git(repo, &["worktree", "list", "--porcelain"]);
-    list.lines()
-        .filter(|l| l.starts_with("worktree ") && l.contains("/spare-"))
-        .count()
+/// How many spare worktrees the repository at `repo` has; `None` while git cannot list them
+/// (it fails on a worktree the daemon is adding at that moment: "failed to read
+/// .git/worktrees/spare-3/commondir").
+fn spares(sb: &Sandbox, repo: &std::path::Path) -> Option<usize> {
+    let home = sb.home();
+    let list = orchestrator_tests::repo::try_git(repo, &home, &["worktree", "list", "--porcelain"]);
+    let list = list.ok()?;
+    Some(
+        list.lines()
+            .filter(|l| l.starts_with("worktree ") && l.contains("/spare-"))
+            .count(),
+    )
 }
 
 /// Waits until the repository at `repo` has `n` spare worktrees.
 fn spares_become(sb: &Sandbox, repo: &std::path::Path, n: usize, when: &str) {
     wait::until(when, Duration::from_secs(20), || {
-        (spares(sb, repo) == n).then_some(())
+        (spares(sb, repo) == Some(n)).then_some(())
     });
 }
 

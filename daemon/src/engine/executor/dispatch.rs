@@ -72,10 +72,11 @@ pub(super) async fn dispatch(
     cancel: &CancellationToken,
 ) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, EngineError> {
     let attempt = t.attempts + 1;
+    let starting = ctx.starts.begin();
     if let Some(r) = t.resume.clone()
         && r.worktree.exists()
     {
-        return launch(ctx, t, cancel, attempt, r, true).await;
+        return launch(ctx, t, cancel, attempt, r, true, starting).await;
     }
     // The branch's tip, not the integration worktree's HEAD: a merge under way there (its
     // gate still running) is not the run's until the branch moves. Read with the task's
@@ -110,7 +111,7 @@ pub(super) async fn dispatch(
         base,
         agent: orchestrator_proto::Agent::Claude,
     };
-    launch(ctx, t, cancel, attempt, place, false).await
+    launch(ctx, t, cancel, attempt, place, false, starting).await
 }
 
 /// Where a worker works (or left off): its Claude session, worktree, branch and base commit.
@@ -118,7 +119,8 @@ pub(super) use crate::store::sessions::WorkerPlace as Resume;
 
 /// Opens the worker's session and returns the future that runs it; `resume` works on in the
 /// worktree `place` an interrupted worker left, continuing its session when the same CLI
-/// takes it up (`claude --resume`, `codex exec resume`) and afresh there otherwise.
+/// takes it up (`claude --resume`, `codex exec resume`) and afresh there otherwise. The
+/// worker counts as `starting` until its worktree exists.
 pub(super) async fn launch(
     ctx: &Ctx,
     t: &TaskRow,
@@ -126,6 +128,7 @@ pub(super) async fn launch(
     attempt: u32,
     mut place: Resume,
     resume: bool,
+    starting: super::starts::Starting,
 ) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, EngineError> {
     let choice = super::route::choose(ctx, t, resume.then_some(&place)).await;
     let continuing = resume && place.agent == choice.agent && !place.session.is_empty();
@@ -181,6 +184,7 @@ pub(super) async fn launch(
         prep: (!resume).then(|| ctx.prep.clone()),
         spares: Arc::clone(&ctx.spares),
         said,
+        starting,
         handle: ctx.handle.clone(),
         name: format!("{}.{attempt}", t.id),
         session: grant.session,
@@ -289,6 +293,8 @@ struct Work {
     spares: Arc<super::spare::Spares>,
     /// The log's sentence for its start, said once its worktree exists.
     said: String,
+    /// Counts it as starting until its worktree exists.
+    starting: super::starts::Starting,
     handle: Port,
     /// The worktree's name in setup logs (`<task>.<attempt>`).
     name: String,
@@ -311,6 +317,7 @@ impl Work {
             prep,
             spares,
             said,
+            starting,
             handle,
             name,
             session,
@@ -340,6 +347,7 @@ impl Work {
                 };
             }
         }
+        drop(starting);
         note(&handle, Level::Info, EventKind::TaskDispatched, said).await;
         let mut prepared = None;
         if let Some(prep) = &prep {

@@ -4,7 +4,8 @@
 //! still land one at a time: `merge` holds the integration worktree's lock
 //! (`Ctx::integration_lock`, a fair one), so finishes queue on it in the order the sessions
 //! ended. A finish is done — the loop looks at the board again — as soon as its task is
-//! merged or back; removing its worktree and branch (`merge::tidy`) follows on its own.
+//! merged or back; removing its worktree and branch (`merge::tidy`) follows on its own, started
+//! by the loop once it has dispatched what the finish made ready ([`Finishing::tidy`]).
 //!
 //! **Invariants:** a task being finished is neither an orphan nor ready (the loop asks
 //! [`Finishing::holds`]); its declared files stay taken until it is finished, so no worker
@@ -30,6 +31,8 @@ pub(super) struct Finishing {
     ids: HashMap<tokio::task::Id, TaskId>,
     /// `--verbose`: the git commands of a finish are told like the loop's.
     told: Option<ToolSink>,
+    /// A finish is done whose leftovers have not been tidied.
+    untidy: bool,
 }
 
 impl Finishing {
@@ -40,6 +43,7 @@ impl Finishing {
             tasks: JoinSet::new(),
             ids: HashMap::new(),
             told,
+            untidy: false,
         }
     }
 
@@ -78,9 +82,9 @@ impl Finishing {
         self.tasks.is_empty()
     }
 
-    /// Waits for one finish to be done, its tidying started (forever when nothing runs:
-    /// guard it with [`Finishing::is_empty`]). Cancel-safe: nothing is lost when a `select!`
-    /// drops it.
+    /// Waits for one finish to be done (forever when nothing runs: guard it with
+    /// [`Finishing::is_empty`]); its tidying waits for [`Finishing::tidy`]. Cancel-safe:
+    /// nothing is lost when a `select!` drops it.
     pub(super) async fn next(&mut self) {
         loop {
             let id = match self.tasks.join_next_with_id().await {
@@ -93,13 +97,22 @@ impl Finishing {
             };
             if let Some(task) = self.ids.remove(&id) {
                 self.files.remove(&task);
-                let ctx = Arc::clone(&self.ctx);
-                self.spawn(async move { merge::tidy(&ctx).await });
+                self.untidy = true;
                 return;
             }
             if self.tasks.is_empty() {
                 return; // the last tidy
             }
+        }
+    }
+
+    /// Tidies what the finishes done since the last call left, on its own task: called by
+    /// the loop after its dispatch, so the workers the finishes made ready start first (the
+    /// tidy waits for their worktrees: [`super::starts`]).
+    pub(super) fn tidy(&mut self) {
+        if std::mem::take(&mut self.untidy) {
+            let ctx = Arc::clone(&self.ctx);
+            self.spawn(async move { merge::tidy(&ctx).await });
         }
     }
 

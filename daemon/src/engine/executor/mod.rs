@@ -48,6 +48,7 @@ mod recover;
 mod route;
 mod schedule;
 mod spare;
+mod starts;
 
 pub use spare::{FIRST_SPARES, Spares};
 
@@ -128,6 +129,8 @@ struct Ctx {
     integration_lock: tokio::sync::Mutex<()>,
     /// Worktrees made ahead of need, for workers starting afresh.
     spares: Arc<spare::Spares>,
+    /// Workers whose worktrees are being made; tidying waits for them.
+    starts: Arc<starts::Starts>,
 }
 
 impl Ctx {
@@ -354,6 +357,7 @@ pub async fn execute(
         shares: std::sync::Mutex::new(None),
         landed: std::sync::Mutex::new(Vec::new()),
         integration_lock: tokio::sync::Mutex::new(()),
+        starts: Arc::default(),
     };
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: HashMap<TaskId, Vec<String>> = HashMap::new();

@@ -92,6 +92,8 @@ impl Schedule {
                 Board::Over(done) => return done,
                 Board::Wait { held } => held,
             };
+            // After the dispatch: the workers a merge made ready take the worktree lock first.
+            self.finishing.tidy();
             // After dispatching: a task that could not start just now waits its turn too.
             let wake = self.waits.values().filter_map(|w| w.not_before).min();
             let idle = self.running.is_empty() && self.finishing.is_empty();
