@@ -75,9 +75,10 @@ pub(super) async fn finish(ctx: &Ctx, f: Finished) {
 /// [`finish`] for a session already ended (its token revoked, its cost recorded).
 pub(super) async fn finish_ended(ctx: &Ctx, f: Finished) {
     let id = (ctx.run.id.clone(), f.task.clone());
+    // As last committed: the worker's own calls were, before its session ended.
     let row = ctx
         .db
-        .call(move |c| rows::task(c, &id.0, &id.1))
+        .read(move |c| rows::task(c, &id.0, &id.1))
         .await
         .ok()
         .flatten();

@@ -222,9 +222,12 @@ async fn put_back(ctx: &Ctx, task: &TaskId, resume: Option<Resume>, event: NewEv
         .await;
 }
 
+/// The run's tasks as last committed, from the read connection: a change the loop waits for
+/// (a worker's completion, a merge's update) was committed before it was told, so the loop
+/// need not queue behind the board's writes to see it.
 async fn tasks(db: &Db, run: &RunId) -> Vec<TaskRow> {
     let id = run.to_owned();
-    db.call(move |c| rows::tasks(c, &id))
+    db.read(move |c| rows::tasks(c, &id))
         .await
         .unwrap_or_default()
 }
