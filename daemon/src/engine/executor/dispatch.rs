@@ -72,7 +72,7 @@ pub(super) async fn dispatch(
     cancel: &CancellationToken,
 ) -> Result<impl std::future::Future<Output = Finished> + Send + 'static, EngineError> {
     let attempt = t.attempts + 1;
-    let starting = ctx.starts.begin();
+    let starting = ctx.spares.starts().begin();
     if let Some(r) = t.resume.clone()
         && r.worktree.exists()
     {

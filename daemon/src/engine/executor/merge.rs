@@ -535,7 +535,7 @@ pub(super) async fn tidy(ctx: &Ctx) {
         .unwrap_or_default();
     for l in landed {
         // After any worker being started: its worktree is the one a freed slot waits for.
-        ctx.starts.none().await;
+        ctx.spares.starts().none().await;
         let removed = git::worktree_remove(&ctx.project, &l.worktree, false).await;
         if removed.is_err() && l.worktree.exists() {
             continue;

@@ -127,10 +127,9 @@ struct Ctx {
     /// The integration worktree, one user at a time: a merge with its gate, tidying (which
     /// deletes branches from it), its removal. Fair, so merges land in the order they queued.
     integration_lock: tokio::sync::Mutex<()>,
-    /// Worktrees made ahead of need, for workers starting afresh.
+    /// Worktrees made ahead of need, for workers starting afresh, and the workers whose
+    /// worktrees are being made (`spares.starts()`: spares and tidying wait for them).
     spares: Arc<spare::Spares>,
-    /// Workers whose worktrees are being made; tidying waits for them.
-    starts: Arc<starts::Starts>,
 }
 
 impl Ctx {
@@ -360,7 +359,6 @@ pub async fn execute(
         shares: std::sync::Mutex::new(None),
         landed: std::sync::Mutex::new(Vec::new()),
         integration_lock: tokio::sync::Mutex::new(()),
-        starts: Arc::default(),
     };
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut busy: HashMap<TaskId, Vec<String>> = HashMap::new();

@@ -1,12 +1,14 @@
-//! Workers being started, so tidying gives way to them. A repository runs one worktree
-//! command at a time (`git::serial`), and removing a merged task's worktree holds that turn
-//! for two git processes (`worktree remove` checks the worktree's status first). The merge
-//! that makes a task's dependents ready is also what makes its worktree removable, so without
-//! an order the removal took the turn first about a third of the time, and the freed slot's
-//! next worker waited for it. A worker counts as starting from its dispatch until its
-//! worktree exists (or could not be made); [`Starts::none`] waits until no worker does.
+//! Workers being started, so tidying and spare-making give way to them. A repository runs
+//! one worktree command at a time (`git::serial`), and removing a merged task's worktree holds
+//! that turn for two git processes (`worktree remove` checks the worktree's status first). The
+//! merge that makes a task's dependents ready is also what makes its worktree removable, so
+//! without an order the removal took the turn first about a third of the time, and the freed
+//! slot's next worker waited for it; a spare made beside starting workers did the same. A
+//! worker counts as starting from its dispatch until its worktree exists (or could not be
+//! made); [`Starts::none`] waits until no worker does.
 //!
-//! **Invariant:** a start never waits on a tidy (only tidying waits here), so the two cannot
+//! **Invariant:** a start never waits on what waits here (a tidy, a spare waiting its turn:
+//! `spare::Spares::take` waits only for a spare git is already making), so none of them can
 //! wait on each other.
 
 use std::sync::Arc;
