@@ -137,8 +137,8 @@ impl Spares {
     }
 
     /// A ready spare, taken (the caller starts the next once it has made it its own); while
-    /// one is being made, it is waited for (a `git worktree add` of its own would queue
-    /// behind it anyway).
+    /// git is making one, it is waited for (a `git worktree add` of its own would queue
+    /// behind it anyway), but not one waiting its turn (it waits for the caller).
     async fn take(self: &Arc<Self>) -> Option<PathBuf> {
         loop {
             let made = self.made.notified();
