@@ -338,6 +338,14 @@ mod tests {
         }
     }
 
+    /// Worker sessions `s-w1` and `s-w2` of run `r1`.
+    fn two_workers(c: &Connection) -> (Caller, Caller) {
+        (
+            session(c, "s-w1", Role::Worker),
+            session(c, "s-w2", Role::Worker),
+        )
+    }
+
     /// The refusal `r` is; panics on anything else.
     fn refusal(r: Result<Applied, BoardError>) -> String {
         match r {
@@ -367,10 +375,7 @@ mod tests {
         let results = db
             .call(|c| {
                 let run = planned(c)?;
-                let (w1, w2) = (
-                    session(c, "s-w1", Role::Worker),
-                    session(c, "s-w2", Role::Worker),
-                );
+                let (w1, w2) = two_workers(c);
                 let done = Op::Complete {
                     summary: "done".into(),
                 };
@@ -460,10 +465,7 @@ mod tests {
         let said = db
             .call(|c| {
                 let run = planned(c)?;
-                let (w1, w2) = (
-                    session(c, "s-w1", Role::Worker),
-                    session(c, "s-w2", Role::Worker),
-                );
+                let (w1, w2) = two_workers(c);
                 apply(c, &run, &w1, Op::Claim).expect("claimed");
                 sessions::end_session(c, &w1.session, time_text::now())?;
                 let said = [Op::MyTask, Op::Claim, Op::ReadMessages]
@@ -486,10 +488,7 @@ mod tests {
         let seen = db
             .call(|c| {
                 runs::insert(c, &runs::new_run("r1", "/p"))?;
-                let (w1, w2) = (
-                    session(c, "s-w1", Role::Worker),
-                    session(c, "s-w2", Role::Worker),
-                );
+                let (w1, w2) = two_workers(c);
                 let run = runs::get(c, &"r1".into())?.expect("run");
                 let mut seen = Vec::new();
                 let mut look = |c: &Connection, who: &Caller| -> Result<(), StoreError> {
