@@ -342,7 +342,7 @@ pub async fn execute(
     let ctx = Ctx {
         spares: steer
             .spares
-            .unwrap_or_else(|| Spares::new(&project, &cfg.data_dir, &run.id, &run.branch)),
+            .unwrap_or_else(|| Spares::for_run(&cfg.data_dir, &run)),
         claude: agent,
         codex,
         handle,

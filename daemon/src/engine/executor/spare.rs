@@ -1,6 +1,6 @@
 //! Worktrees made ahead of need. Checking out a fresh worktree is the slow part of starting a
 //! worker (seconds in a large tree), so while tasks wait for a slot the run keeps [`KEEP`]
-//! spares: worktrees detached at the run branch's tip, under `<run>/spare-<n>`. A worker
+//! spares (one for a run of one worker at a time, which never starts two at once): worktrees detached at the run branch's tip, under `<run>/spare-<n>`. A worker
 //! starting afresh takes one: `git worktree move` to its own path, then `git checkout -b <its
 //! branch> <base>`, which writes only the files the branch gained since the spare was made.
 //! Two, because a merge often readies two or three tasks at once: with one, the others each
@@ -65,6 +65,8 @@ pub struct Spares {
     dir: PathBuf,
     /// The run branch, whose tip a spare starts at.
     branch: String,
+    /// Spares kept ready: [`KEEP`], or fewer for a run with fewer workers at a time.
+    keep: usize,
     state: Mutex<State>,
     /// Told whenever a spare is made or could not be.
     made: tokio::sync::Notify,
@@ -90,22 +92,42 @@ struct State {
     /// A spare could not be made or taken: none more in this execution.
     broken: bool,
     closed: bool,
-    /// Spares wanted beyond [`KEEP`] for the first batch, one fewer with each taken.
+    /// Spares wanted beyond those kept for the first batch, one fewer with each taken.
     extra: usize,
 }
 
 impl Spares {
-    pub fn new(project: &Path, data_dir: &Path, run: &str, branch: &str) -> Arc<Spares> {
+    /// The spares of run `run` on `branch`, whose workers run `concurrency` at a time.
+    fn new(
+        project: &Path,
+        data_dir: &Path,
+        run: &str,
+        branch: &str,
+        concurrency: u32,
+    ) -> Arc<Spares> {
         Arc::new(Spares {
             project: project.to_path_buf(),
             dir: crate::layout::run_worktrees(data_dir, run),
             branch: branch.to_owned(),
+            keep: KEEP.min(concurrency.max(1) as usize),
             state: Mutex::new(State::default()),
             made: tokio::sync::Notify::new(),
             swept: tokio::sync::OnceCell::new(),
             starts: Arc::default(),
             closing: CancellationToken::new(),
         })
+    }
+
+    /// The spares of `run`, for its project, branch and concurrency.
+    pub fn for_run(data_dir: &Path, run: &crate::store::RunRow) -> Arc<Spares> {
+        let project = Path::new(&run.project);
+        Spares::new(
+            project,
+            data_dir,
+            &run.id,
+            &run.branch,
+            run.options.concurrency,
+        )
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -120,7 +142,7 @@ impl Spares {
         {
             let mut s = self.state();
             s.wanted = true;
-            s.extra = n.saturating_sub(KEEP);
+            s.extra = n.saturating_sub(self.keep);
         }
         self.refill();
     }
@@ -167,7 +189,7 @@ impl Spares {
         while s.wanted
             && !s.broken
             && !s.closed
-            && s.ready.len() + s.unmade + s.queued < KEEP + s.extra
+            && s.ready.len() + s.unmade + s.queued < self.keep + s.extra
         {
             s.queued += 1;
             let n = NUMBER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -321,7 +343,7 @@ mod tests {
         git(&p, &["add", "a.txt"]);
         git(&p, &["commit", "-qm", "base"]);
         git(&p, &["branch", "run"]);
-        let spares = Spares::new(&p, &dir.join("data"), "r1", "run");
+        let spares = Spares::new(&p, &dir.join("data"), "r1", "run", 4);
         (p, spares)
     }
 
@@ -460,7 +482,7 @@ mod tests {
         let task = spares.dir.join("t1.1");
         std::fs::create_dir_all(&task).expect("mkdir");
         assert!(is_spare(&stray) && !is_spare(&task));
-        let next = Spares::new(&p, &dir.path().join("data"), "r1", "run");
+        let next = Spares::new(&p, &dir.path().join("data"), "r1", "run", 4);
         next.sweep().await;
         assert!(!left.exists());
         assert!(!stray.exists());
@@ -468,6 +490,21 @@ mod tests {
         git(&p, &["worktree", "prune"]);
         let list = git(&p, &["worktree", "list", "--porcelain"]);
         assert!(!list.contains("spare-"), "{list}");
+    }
+
+    /// A run of one worker at a time never starts two at once: one spare is kept for it.
+    #[tokio::test]
+    async fn a_run_of_one_worker_keeps_one_spare() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (p, _) = project(dir.path());
+        let spares = Spares::new(&p, &dir.path().join("data"), "r1", "run", 1);
+        spares.want(true);
+        assert_eq!(ready(&spares).await, 1);
+        let base = git(&p, &["rev-parse", "run"]);
+        assert!(from_a_spare(&start(&spares, "t1.1", &base).await));
+        assert_eq!(ready(&spares).await, 1, "the next one, and only one");
+        assert_eq!(spare_dirs(&spares).len(), 1);
+        spares.close().await;
     }
 
     /// A spare is made after the workers starting now: one that comes meanwhile makes its own
@@ -526,7 +563,7 @@ mod tests {
                 &base,
             ],
         );
-        let next = Spares::new(&p, &dir.path().join("data"), "r1", "run");
+        let next = Spares::new(&p, &dir.path().join("data"), "r1", "run", 4);
         next.prepare(1);
         assert_eq!(ready(&next).await, KEEP);
         assert!(!kept.exists(), "swept before its first spare");

@@ -15,12 +15,8 @@ impl RunActor {
         match phase {
             Phase::Planning | Phase::PlanReview if !self.run.options.dry_run => {
                 if self.spares.is_none() {
-                    self.spares = Some(executor::Spares::new(
-                        std::path::Path::new(&self.run.project),
-                        &self.engine.data_dir,
-                        &self.run.id,
-                        &self.run.branch,
-                    ));
+                    let data_dir = &self.engine.data_dir;
+                    self.spares = Some(executor::Spares::for_run(data_dir, &self.run));
                 }
                 if phase == Phase::PlanReview {
                     self.prepare_spares();
