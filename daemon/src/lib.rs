@@ -3,6 +3,7 @@
 //! the configuration, claims the socket and wires signals; tests call [`run`] directly.
 
 pub mod agents;
+pub mod alloc;
 pub mod api;
 pub mod board;
 pub mod child;

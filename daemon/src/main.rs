@@ -8,6 +8,10 @@ use clap::Parser;
 use orchestratord::{Config, config, socket};
 use tracing_subscriber::EnvFilter;
 
+/// See `orchestratord::alloc`.
+#[global_allocator]
+static ALLOCATOR: orchestratord::alloc::Allocator = orchestratord::alloc::ALLOCATOR;
+
 /// The per-user orchestrator daemon. Normally started by `orchestrate` on demand, or by the
 /// systemd user unit / launchd agent.
 #[derive(Debug, Parser)]
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
     {
         return orchestratord::confine::trampoline(&argv[2..]);
     }
+    orchestratord::alloc::tune();
     let args = Args::parse();
     if args.print_config {
         print!("{}", config::REFERENCE);

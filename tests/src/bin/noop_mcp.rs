@@ -1,8 +1,9 @@
 //! `orchestrator-noop-mcp`: the benchmark's floor for MCP throughput. The same rmcp Streamable
 //! HTTP server the daemon serves — stateless, JSON replies, the same origin and body limits,
-//! the daemon's own bounded accept loop (`orchestratord::mcp::serve`) on a two-worker runtime —
-//! with one tool, `noop`, that does nothing. What the daemon's figure loses against it is the
-//! work of the board itself: authentication, the run's actor, SQLite.
+//! the daemon's own bounded accept loop (`orchestratord::mcp::serve`) on a two-worker runtime,
+//! the daemon's allocator (mimalloc) — with one tool, `noop`, that does nothing. What the
+//! daemon's figure loses against it is the work of the board itself: authentication, the run's
+//! actor, SQLite.
 //!
 //! Binds 127.0.0.1 on any port, prints `http://127.0.0.1:<port>/mcp` on one line, and serves
 //! until stdin closes (the benchmark holds it open).
@@ -15,6 +16,11 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, ServerHandler, tool, tool_handler, tool_router};
 use tokio_util::sync::CancellationToken;
+
+/// The daemon's allocator (`orchestratord::alloc`), so the floor is the same process setup
+/// less the board's work.
+#[global_allocator]
+static ALLOCATOR: orchestratord::alloc::Allocator = orchestratord::alloc::ALLOCATOR;
 
 #[derive(Clone)]
 struct Noop {
@@ -43,6 +49,7 @@ impl ServerHandler for Noop {
 }
 
 fn main() -> std::io::Result<()> {
+    orchestratord::alloc::tune();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
