@@ -1,8 +1,9 @@
 //! Worktrees made ahead of need. Checking out a fresh worktree is the slow part of starting a
 //! worker (seconds in a large tree), so while tasks wait for a slot the run keeps [`KEEP`]
-//! spares (one for a run of one worker at a time, which never starts two at once): worktrees detached at the run branch's tip, under `<run>/spare-<n>`. A worker
-//! starting afresh takes one: `git worktree move` to its own path, then `git checkout -b <its
-//! branch> <base>`, which writes only the files the branch gained since the spare was made.
+//! spares (one for a run of one worker at a time, which never starts two at once): worktrees
+//! detached at the run branch's tip, under `<run>/spare-<n>`. A worker starting afresh takes
+//! one: `git worktree move` to its own path, then `git checkout -b <its branch> <base>`, which
+//! writes only the files the branch gained since the spare was made.
 //! Two, because a merge often readies two or three tasks at once: with one, the others each
 //! made their own worktree, one after the other (a repository runs one worktree command at a
 //! time). Measured on eight runs of a 30-task DAG at concurrency 4, the third of three tasks
