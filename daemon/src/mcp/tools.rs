@@ -229,8 +229,10 @@ fn success(reply: Reply, unread: u32) -> Result<CallToolResult, McpError> {
             if n == 1 { "it" } else { "them" }
         ),
     };
-    let mut r = CallToolResult::structured(v);
-    r.content = vec![ContentBlock::text(text)];
+    // Not `CallToolResult::structured`, which serialises the value once more for a text
+    // that is replaced at once.
+    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+    r.structured_content = Some(v);
     Ok(r)
 }
 
