@@ -164,10 +164,10 @@ fn run_id(sb: &Sandbox, repo: &std::path::Path) -> String {
 fn a_run_is_followed_live_and_its_escalation_answered_from_the_page() {
     let sb = Sandbox::new();
     let repo = sb.repo("app");
-    // a runs long enough to be seen running; c's merge fails the gate until the answer
-    // changes it.
+    // a runs long enough to be seen running, also on a loaded machine where the browser
+    // took 3 s to show the page; c's merge fails the gate until the answer changes it.
     let mut a = task("a", &[], &["a.txt"]);
-    a["description"] = json!("Build a. sleep_ms=3000");
+    a["description"] = json!("Build a. sleep_ms=6000");
     let plan = write_plan(
         &sb,
         vec![

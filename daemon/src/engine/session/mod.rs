@@ -27,16 +27,6 @@ mod reading;
 pub use reading::MAX_LINE;
 use reading::*;
 
-/// How often the stdout file is checked for new lines while the process writes them.
-const FOLLOW: Duration = Duration::from_millis(50);
-
-/// The longest wait between looks at a quiet stdout: each look that finds nothing doubles
-/// the wait from [`FOLLOW`] up to this; a line brings it back. A session thinking for
-/// minutes costs a few looks a second, not twenty (each look is a trip to the blocking
-/// pool; profiled, idle planners' looks were a hundredth of a busy daemon's CPU). The end
-/// of the process is seen at once whatever the wait (`wait` on the child).
-const FOLLOW_IDLE: Duration = Duration::from_millis(400);
-
 /// How often the parse position is written to the database while lines arrive.
 const RECORD_EVERY: Duration = Duration::from_secs(1);
 
@@ -285,7 +275,6 @@ async fn follow(
         pgid,
         detach: watch.detach.cloned(),
     };
-    let mut every = FOLLOW;
     let look = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(look);
     let stop = |sig| pgid.map(|p| nix::sys::signal::killpg(p, sig));
@@ -330,14 +319,8 @@ async fn follow(
                 stopping = false;
             }
             () = &mut look => {
-                let before = r.offset;
                 r.look().await?;
-                every = if r.offset == before {
-                    (every * 2).min(FOLLOW_IDLE)
-                } else {
-                    FOLLOW
-                };
-                look.as_mut().reset(tokio::time::Instant::now() + every);
+                look.as_mut().reset(tokio::time::Instant::now() + r.every);
                 if let Proc::Adopted(id) = &proc
                     && !id.alive()
                 {

@@ -1,12 +1,22 @@
 //! Reading a session's stdout as it grows: complete lines only (a line longer than
 //! [`MAX_LINE`] is skipped, never held whole), each parsed as it arrives into what the session
 //! [`Ended`] with; how far it was read and when the session last showed a sign of life,
-//! recorded now and then; and the watchdogs that judge it.
+//! recorded now and then; how soon to look again; and the watchdogs that judge it.
 
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::agents::stream::{StreamEvent, parse_line};
+
+/// How often the stdout file is looked at for new lines while the process writes them.
+const FOLLOW: Duration = Duration::from_millis(50);
+
+/// The longest wait between looks at a quiet stdout: each look that finds nothing doubles
+/// the wait from [`FOLLOW`] up to this; a line brings it back. A session thinking for
+/// minutes costs a few looks a second, not twenty (each look is a trip to the blocking
+/// pool; profiled, idle planners' looks were a hundredth of a busy daemon's CPU). The end
+/// of the process is seen at once whatever the wait (`wait` on the child).
+const FOLLOW_IDLE: Duration = Duration::from_millis(400);
 
 /// A session's output as it is followed: how far it was read, what it said so far, and when
 /// the session last showed a sign of life.
@@ -16,6 +26,8 @@ pub(super) struct Reading<'w> {
     pub(super) ended: Ended,
     pub(super) offset: u64,
     pub(super) last_sign: Instant,
+    /// How long until the next look ([`FOLLOW`] to [`FOLLOW_IDLE`]).
+    pub(super) every: Duration,
     /// The offset last written to the database, and when.
     pub(super) recorded: (u64, Instant),
     /// The agent said it started (its init line), so the startup watchdog is over.
@@ -39,6 +51,7 @@ impl<'w> Reading<'w> {
             },
             offset,
             last_sign: Instant::now(),
+            every: FOLLOW,
             recorded: (offset, Instant::now()),
             seen_init: started,
             watch,
@@ -66,6 +79,9 @@ impl<'w> Reading<'w> {
         if n > 0 {
             self.offset += n;
             self.last_sign = Instant::now();
+            self.every = FOLLOW;
+        } else {
+            self.every = (self.every * 2).min(FOLLOW_IDLE);
         }
         if !self.seen_init
             && self.ended.agent == crate::agents::AgentKind::Codex
