@@ -455,7 +455,7 @@ impl Runs {
             }
         };
         Ok(caller
-            .filter(|c| self.handle(&c.run).is_some())
+            .filter(|c| self.handle(&c.run).is_some_and(|h| !h.ended()))
             .inspect(|c| self.inner.engine.activity.touch(&c.session)))
     }
 

@@ -75,6 +75,9 @@ pub enum Command {
 pub struct RunHandle {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) events: broadcast::Sender<EventRow>,
+    /// Set by the actor once the run's final status is committed, before it answers: the
+    /// handle leaves the registry only after the actor's last writes, later.
+    pub(super) ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RunHandle {
@@ -86,6 +89,11 @@ impl RunHandle {
             .await
             .map_err(|_| RunError::ShuttingDown)?;
         rx.await.map_err(|_| RunError::ShuttingDown)?
+    }
+
+    /// The run reached a final status (its actor is finishing).
+    pub fn ended(&self) -> bool {
+        self.ended.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// New events of this run from now on.

@@ -98,6 +98,8 @@ pub struct RunActor {
     review_gap: Option<String>,
     /// Worktrees made while the plan is made and reviewed, for the execution's first workers.
     spares: Option<std::sync::Arc<executor::Spares>>,
+    /// The handle's flag: set once the run's final status is committed.
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RunActor {
@@ -112,9 +114,11 @@ impl RunActor {
         let mirror = Mirror::new(std::path::Path::new(&run.project));
         let (port, asks) = Port::new(COMMAND_QUEUE);
         let behind = behind::Behind::start(mirror.clone(), run.id.to_string());
+        let ended = std::sync::Arc::default();
         let handle = RunHandle {
             commands: ctx,
             events: etx.clone(),
+            ended: std::sync::Arc::clone(&ended),
         };
         let actor = Self {
             run,
@@ -135,6 +139,7 @@ impl RunActor {
             forced_at: None,
             review_gap: None,
             spares: None,
+            ended,
         };
         (actor, handle)
     }

@@ -55,6 +55,10 @@ impl RunActor {
                 Ok(e)
             })
             .await?;
+        if !status.is_active() {
+            // Committed: the run's tokens are refused from now on, not once the actor is gone.
+            (self.ended).store(true, std::sync::atomic::Ordering::Release);
+        }
         self.run = next;
         self.published(vec![event]).await;
         if status != from {
