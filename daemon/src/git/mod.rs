@@ -286,6 +286,15 @@ pub async fn merge(dir: &Path, branch: &str, message: &str) -> Result<Merge, Git
     ]);
     match git(dir, &args).await {
         Ok(_) => Ok(Merge::Merged),
+        // Refused before it began (no MERGE_HEAD): untracked files it would overwrite — a
+        // `--setup`'s output that a task committed — or the like. What git said is the error.
+        Err(e @ GitError::Failed { .. })
+            if git(dir, &["rev-parse", "-q", "--verify", "MERGE_HEAD"])
+                .await
+                .is_err() =>
+        {
+            Err(e)
+        }
         Err(GitError::Failed { .. }) => {
             let files = git(dir, &["diff", "--name-only", "--diff-filter=U"])
                 .await
@@ -513,5 +522,37 @@ pub async fn remote_head(top: &Path, remote: &str) -> Result<Option<String>, Git
         Ok(s) => Ok(s.strip_prefix(&format!("{remote}/")).map(str::to_owned)),
         Err(GitError::Failed { .. }) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+    use crate::testing::git;
+
+    /// A conflict is aborted and its files named; a merge git refuses to begin (an untracked
+    /// file it would overwrite) is an error saying what git said, not a failed `--abort`.
+    #[tokio::test]
+    async fn a_conflict_is_aborted_and_a_refused_merge_says_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let top = dir.path();
+        git(top, &["init", "-q", "-b", "main"]);
+        git(top, &["commit", "-q", "--allow-empty", "-m", "base"]);
+        for (branch, text) in [("ours", "a"), ("theirs", "b")] {
+            git(top, &["checkout", "-q", "-b", branch, "main"]);
+            std::fs::write(top.join("f.txt"), text).expect("write");
+            git(top, &["add", "f.txt"]);
+            git(top, &["commit", "-q", "-m", branch]);
+        }
+        git(top, &["checkout", "-q", "ours"]);
+        let merged = merge(top, "theirs", "m").await.expect("a conflict");
+        assert_eq!(merged, Merge::Conflict(vec!["f.txt".into()]));
+        assert_eq!(git(top, &["status", "--porcelain"]), "");
+
+        git(top, &["checkout", "-q", "main"]);
+        std::fs::write(top.join("f.txt"), "untracked").expect("write");
+        let refused = merge(top, "theirs", "m").await.expect_err("refused");
+        assert!(refused.to_string().contains("untracked"), "{refused}");
+        assert!(!refused.to_string().contains("--abort"), "{refused}");
     }
 }
