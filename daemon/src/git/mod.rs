@@ -269,10 +269,13 @@ pub enum Merge {
     Merged,
     /// Aborted (the worktree is clean again); the files in conflict.
     Conflict(Vec<String>),
+    /// Refused before it began (no `MERGE_HEAD`; the worktree untouched): what git said, e.g.
+    /// untracked files the merge would overwrite.
+    Refused(String),
 }
 
 /// Merges `branch` into the worktree's current branch with a merge commit; a conflict is
-/// aborted, leaving the worktree as it was.
+/// aborted, and a merge git would not begin is refused, both leaving the worktree as it was.
 pub async fn merge(dir: &Path, branch: &str, message: &str) -> Result<Merge, GitError> {
     let mut args = identity::args(dir).await;
     args.extend([
@@ -286,14 +289,13 @@ pub async fn merge(dir: &Path, branch: &str, message: &str) -> Result<Merge, Git
     ]);
     match git(dir, &args).await {
         Ok(_) => Ok(Merge::Merged),
-        // Refused before it began (no MERGE_HEAD): untracked files it would overwrite — a
-        // `--setup`'s output that a task committed — or the like. What git said is the error.
-        Err(e @ GitError::Failed { .. })
+        // Not begun: there is nothing to abort, and what git said is the reason.
+        Err(GitError::Failed { stderr, .. })
             if git(dir, &["rev-parse", "-q", "--verify", "MERGE_HEAD"])
                 .await
                 .is_err() =>
         {
-            Err(e)
+            Ok(Merge::Refused(stderr))
         }
         Err(GitError::Failed { .. }) => {
             let files = git(dir, &["diff", "--name-only", "--diff-filter=U"])
@@ -531,7 +533,7 @@ mod merge_tests {
     use crate::testing::git;
 
     /// A conflict is aborted and its files named; a merge git refuses to begin (an untracked
-    /// file it would overwrite) is an error saying what git said, not a failed `--abort`.
+    /// file it would overwrite) says what git said, not that `--abort` found no merge.
     #[tokio::test]
     async fn a_conflict_is_aborted_and_a_refused_merge_says_why() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -551,8 +553,16 @@ mod merge_tests {
 
         git(top, &["checkout", "-q", "main"]);
         std::fs::write(top.join("f.txt"), "untracked").expect("write");
-        let refused = merge(top, "theirs", "m").await.expect_err("refused");
-        assert!(refused.to_string().contains("untracked"), "{refused}");
-        assert!(!refused.to_string().contains("--abort"), "{refused}");
+        let Merge::Refused(said) = merge(top, "theirs", "m").await.expect("refused") else {
+            panic!("a merge over an untracked file is refused");
+        };
+        assert!(
+            said.contains("untracked") && said.contains("f.txt"),
+            "{said}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(top.join("f.txt")).expect("read"),
+            "untracked"
+        );
     }
 }

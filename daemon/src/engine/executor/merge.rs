@@ -244,6 +244,7 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow, counts: Counts) 
             )
             .await;
         }
+        Ok(Merge::Refused(said)) => refused(ctx, t, &said).await,
         Err(e) => {
             update(
                 ctx,
@@ -257,6 +258,32 @@ pub(super) async fn merge(ctx: &Ctx, f: &Finished, t: &TaskRow, counts: Counts) 
             .await;
         }
     }
+}
+
+/// Git would not begin the merge (the integration worktree holds untracked files the task's
+/// branch brings, say): the task fails as a failed merge does, with what git said and, for a
+/// run with a `--setup`, the likely cause and its fix.
+async fn refused(ctx: &Ctx, t: &TaskRow, said: &str) {
+    let fix = if ctx.run.options.setup.is_some() {
+        " If these are files your --setup makes (node_modules/, .venv/, target/), the task \
+         committed them: add them to the project's .gitignore, commit it and start the run \
+         again, or answer telling the workers not to commit them."
+    } else {
+        ""
+    };
+    update(
+        ctx,
+        &t.id,
+        TaskStatus::Failed,
+        Some(format!("git would not begin the merge: {said}{fix}")),
+        Level::Error,
+        EventKind::MergeFailed,
+        format!(
+            "Task {} could not be merged: git would not begin: {said}{fix}",
+            t.id
+        ),
+    )
+    .await;
 }
 
 /// The commits the task's branch adds to its base, or `None` when there is nothing to merge
